@@ -1,0 +1,249 @@
+//! Builds the shared state once, mounts every route, serves, and stops gracefully.
+//! Tests build it on port 0 and get the bound address back.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+
+use actix_cors::Cors;
+use actix_web::dev::Server;
+use actix_web::http::header;
+use actix_web::{App, HttpResponse, web};
+use serde::Serialize;
+use tracing_actix_web::TracingLogger;
+
+use crate::auth::{self, JwtKeys};
+use crate::chat::{self, Chat};
+use crate::cluster::{Bus, InMemoryBus, InMemoryRateLimiter};
+use crate::config::{ConfigError, Settings};
+use crate::db::{self, DbPool};
+use crate::error::ApiError;
+use crate::events::DomainEvent;
+use crate::http::{self, Limits};
+use crate::rooms::{
+    self, Rooms,
+    domain::{Level, MAX_SEATS, MIN_SEATS},
+};
+
+/// Everything handlers share, built once.
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub pool: DbPool,
+    pub jwt: JwtKeys,
+    pub bus: Arc<dyn Bus<DomainEvent>>,
+    pub limits: Limits,
+    pub rooms: Rooms,
+    pub chat: Chat,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("database: {0}")]
+    Database(#[from] db::ConnectError),
+    #[error("JWT secret in {path}: {source}")]
+    Secret {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: String,
+        source: std::io::Error,
+    },
+    #[error("startup task failed: {0}")]
+    Task(String),
+}
+
+/// Events published and not yet read by a slow subscriber before it starts losing them.
+const BUS_CAPACITY: usize = 4096;
+
+impl AppState {
+    pub async fn build(settings: Settings) -> Result<Self, StartError> {
+        let url = settings.database_url()?;
+        let db_settings = settings.database.clone();
+        let pool = tokio::task::spawn_blocking(move || db::connect(&url, &db_settings))
+            .await
+            .map_err(|e| StartError::Task(e.to_string()))??;
+        let secret = auth::token::load_or_create_secret(
+            &settings.auth.jwt_secret,
+            &settings.server.data_dir,
+        )
+        .map_err(|source| StartError::Secret {
+            path: settings
+                .server
+                .data_dir
+                .join("jwt_secret")
+                .display()
+                .to_string(),
+            source,
+        })?;
+        let jwt = JwtKeys::new(&secret, settings.auth.token_ttl_secs);
+        let bus: Arc<dyn Bus<DomainEvent>> = Arc::new(InMemoryBus::new(BUS_CAPACITY));
+        let limits = Limits::new(
+            settings.rate_limit.clone(),
+            Arc::new(InMemoryRateLimiter::new()),
+        );
+        Ok(Self {
+            rooms: Rooms::new(pool.clone(), bus.clone(), settings.rooms.clone()),
+            chat: Chat::new(pool.clone(), bus.clone()),
+            settings: Arc::new(settings),
+            pool,
+            jwt,
+            bus,
+            limits,
+        })
+    }
+}
+
+pub struct Application {
+    server: Server,
+    address: SocketAddr,
+    state: web::Data<AppState>,
+}
+
+impl Application {
+    /// Connects the database (running migrations), binds the port and prepares the server.
+    pub async fn build(settings: Settings) -> Result<Self, StartError> {
+        let address = SocketAddr::new(settings.server.host, settings.server.port);
+        let listener = TcpListener::bind(address).map_err(|source| StartError::Bind {
+            address: address.to_string(),
+            source,
+        })?;
+        let address = listener.local_addr().map_err(|source| StartError::Bind {
+            address: address.to_string(),
+            source,
+        })?;
+        let workers = match settings.server.workers {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        };
+        let state = web::Data::new(AppState::build(settings).await?);
+        let app_state = state.clone();
+        let server = actix_web::HttpServer::new(move || {
+            let settings = &app_state.settings;
+            App::new()
+                .app_data(app_state.clone())
+                .app_data(http::json_config(settings.server.max_body_bytes))
+                .app_data(http::query_config())
+                .app_data(http::path_config())
+                .wrap(cors(&settings.server.cors_origins))
+                .wrap(TracingLogger::default())
+                .configure(routes)
+        })
+        .workers(workers)
+        .listen(listener)
+        .map_err(|source| StartError::Bind {
+            address: address.to_string(),
+            source,
+        })?
+        .run();
+        Ok(Self {
+            server,
+            address,
+            state,
+        })
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    /// Serves until SIGINT/SIGTERM, then finishes the requests in flight.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        tracing::info!(address = %self.address, "listening on http://{}", self.address);
+        self.server.await
+    }
+}
+
+fn cors(origins: &[String]) -> Cors {
+    let base = Cors::default()
+        .allowed_methods(vec!["GET", "POST", "DELETE", "OPTIONS"])
+        .allowed_headers(vec![
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::ACCEPT,
+        ])
+        .max_age(3600);
+    if origins.iter().any(|o| o == "*") {
+        return base.allow_any_origin();
+    }
+    origins
+        .iter()
+        .fold(base, |cors, origin| cors.allowed_origin(origin))
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/healthz").route(web::get().to(healthz)))
+        .service(web::resource("/readyz").route(web::get().to(readyz)))
+        .service(
+            web::scope("/api")
+                .configure(auth::routes)
+                .configure(rooms::routes)
+                .configure(chat::routes)
+                .service(web::resource("/meta").route(web::get().to(meta)))
+                .service(web::resource("/openapi.json").route(web::get().to(openapi)))
+                .default_service(web::to(http::not_found)),
+        )
+        .default_service(web::to(http::not_found));
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+}
+
+/// Ready when the database answers.
+async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    db::run(&state.pool, |conn| {
+        diesel::connection::SimpleConnection::batch_execute(conn, "SELECT 1")
+            .map_err(db::DbError::from)
+    })
+    .await
+    .map_err(|e| {
+        tracing::warn!(error = %e, "not ready: database");
+        ApiError::new(
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+            "NOT_READY",
+            "The database does not answer",
+        )
+    })?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ready" })))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Meta<'a> {
+    version: &'static str,
+    languages: &'a [String],
+    default_language: &'a str,
+    levels: Vec<&'static str>,
+    min_participants: i32,
+    max_participants: i32,
+    default_max_participants: u8,
+}
+
+/// What forms need to offer: languages, levels and seat limits of this server.
+async fn meta(state: web::Data<AppState>) -> HttpResponse {
+    let rooms = state.rooms.settings();
+    HttpResponse::Ok().json(Meta {
+        version: env!("CARGO_PKG_VERSION"),
+        languages: &rooms.languages,
+        default_language: &rooms.default_language,
+        levels: Level::ALL.iter().map(|l| l.as_str()).collect(),
+        min_participants: MIN_SEATS,
+        max_participants: MAX_SEATS,
+        default_max_participants: rooms.default_max_participants,
+    })
+}
+
+pub const OPENAPI_JSON: &str = include_str!("../docs/openapi.json");
+
+async fn openapi() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(OPENAPI_JSON)
+}

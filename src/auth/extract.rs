@@ -1,0 +1,67 @@
+//! `AuthUser`: the signed-in user of a request, from `Authorization: Bearer <jwt>`.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, web};
+
+use super::token::TokenError;
+use super::users::{self, User};
+use crate::app::AppState;
+use crate::db;
+use crate::error::ApiError;
+
+#[derive(Debug, Clone)]
+pub struct AuthUser(pub User);
+
+/// The token of an `Authorization: Bearer …` header, if there is one.
+pub fn bearer_token(req: &HttpRequest) -> Option<&str> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+impl From<TokenError> for ApiError {
+    fn from(err: TokenError) -> Self {
+        match err {
+            TokenError::Expired => {
+                ApiError::unauthorized("TOKEN_EXPIRED", "Your session has expired; sign in again")
+            }
+            TokenError::Invalid => {
+                ApiError::unauthorized("INVALID_TOKEN", "The token is not valid")
+            }
+        }
+    }
+}
+
+impl FromRequest for AuthUser {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let token = bearer_token(req).map(str::to_owned);
+        Box::pin(async move {
+            let state = state.ok_or_else(|| ApiError::internal("AppState is not registered"))?;
+            let token = token.ok_or_else(|| {
+                ApiError::unauthorized(
+                    "UNAUTHENTICATED",
+                    "Sign in first: send Authorization: Bearer <token>",
+                )
+            })?;
+            let claims = state.jwt.verify(&token)?;
+            // The account may be gone (a reset database with a kept secret): the token is dead.
+            db::run(&state.pool, move |conn| users::find(conn, claims.sub))
+                .await
+                .map_err(ApiError::from)?
+                .map(AuthUser)
+                .ok_or_else(|| {
+                    ApiError::unauthorized("INVALID_TOKEN", "The token's account no longer exists")
+                })
+        })
+    }
+}

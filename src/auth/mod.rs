@@ -1,0 +1,13 @@
+//! Accounts: register / login / guest, argon2 password hashes, JWTs, and the `AuthUser`
+//! extractor every protected handler takes.
+
+mod extract;
+mod handlers;
+pub mod password;
+pub mod token;
+pub mod users;
+
+pub use extract::{AuthUser, bearer_token};
+pub use handlers::routes;
+pub use token::{JwtKeys, TokenError};
+pub use users::{User, UserPublic};

@@ -1,0 +1,87 @@
+//! `GET|POST /api/rooms/:id/chat`.
+
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+use validator::Validate;
+
+use super::service::{ChatError, ChatMessageView, ChatText};
+use crate::app::AppState;
+use crate::auth::AuthUser;
+use crate::error::ApiError;
+use crate::http::{method_not_allowed, page_cursor, page_limit};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/rooms/{room_id}/chat")
+            .route(web::get().to(history))
+            .route(web::post().to(post_message))
+            .default_service(web::to(method_not_allowed)),
+    );
+}
+
+impl From<ChatError> for ApiError {
+    fn from(err: ChatError) -> Self {
+        match err {
+            ChatError::RoomNotFound => ApiError::not_found("ROOM_NOT_FOUND", "No such room"),
+            ChatError::RoomEnded => ApiError::conflict("ROOM_ENDED", "This room has ended"),
+            ChatError::NotParticipant => ApiError::forbidden(
+                "NOT_A_PARTICIPANT",
+                "Only people in the room can use its chat",
+            ),
+            ChatError::Db(e) => e.into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct HistoryQuery {
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MessagePage {
+    messages: Vec<ChatMessageView>,
+    next_cursor: Option<String>,
+}
+
+async fn history(
+    state: web::Data<AppState>,
+    path: web::Path<Uuid>,
+    query: web::Query<HistoryQuery>,
+    user: AuthUser,
+) -> Result<HttpResponse, ApiError> {
+    let limit = page_limit(query.limit)?;
+    let after = page_cursor(query.cursor.as_deref())?;
+    let (messages, next) = state
+        .chat
+        .history(path.into_inner(), user.0.uuid(), limit, after)
+        .await?;
+    Ok(HttpResponse::Ok().json(MessagePage {
+        messages,
+        next_cursor: next.map(|c| c.encode()),
+    }))
+}
+
+#[derive(Debug, Deserialize, Validate)]
+#[serde(rename_all = "camelCase")]
+struct PostMessageRequest {
+    #[validate(length(min = 1, max = 1000, message = "must be 1 to 1000 characters"))]
+    message: String,
+}
+
+async fn post_message(
+    state: web::Data<AppState>,
+    path: web::Path<Uuid>,
+    user: AuthUser,
+    body: web::Json<PostMessageRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    body.validate().map_err(|e| ApiError::validation(&e))?;
+    let text = ChatText::parse(&body.message).map_err(|m| ApiError::invalid_field("message", m))?;
+    let message = state.chat.post(path.into_inner(), user.0, text).await?;
+    Ok(HttpResponse::Created().json(message))
+}

@@ -1,0 +1,287 @@
+//! Settings: the embedded `config/default.toml`, then an optional `--config FILE`, then
+//! environment variables `TALKCONNECT__SECTION__KEY`. Errors name the offending key.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use config::{Config, Environment, File, FileFormat};
+use serde::Deserialize;
+
+/// The defaults, compiled in so the binary runs from any folder with nothing configured.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub auth: AuthSettings,
+    pub rooms: RoomSettings,
+    pub rate_limit: RateLimitSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub host: IpAddr,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    pub cors_origins: Vec<String>,
+    pub trust_proxy: bool,
+    pub max_body_bytes: usize,
+    pub workers: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub max_connections: u32,
+    pub connect_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    pub jwt_secret: String,
+    pub token_ttl_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoomSettings {
+    pub languages: Vec<String>,
+    pub default_language: String,
+    pub default_max_participants: u8,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateRule {
+    pub count: u32,
+    pub per_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSettings {
+    pub enabled: bool,
+    pub auth_per_ip: RateRule,
+    pub auth_per_login: RateRule,
+    pub create_room_per_user: RateRule,
+    pub create_room_per_ip: RateRule,
+    pub join_per_user: RateRule,
+    pub join_per_ip: RateRule,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub level: String,
+    pub json: bool,
+}
+
+/// Where the data lives, decided from the URL scheme (never by trial: SQLite accepts any string).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    Sqlite(String),
+    Postgres(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+impl Settings {
+    /// Loads the layered settings from the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_with_env(file, None)
+    }
+
+    /// Loads the layered settings; `env` replaces the process environment (for tests).
+    pub fn load_with_env(
+        file: Option<&Path>,
+        env: Option<std::collections::HashMap<String, String>>,
+    ) -> Result<Self, ConfigError> {
+        let mut builder =
+            Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml));
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError(format!(
+                    "--config: no such file {}",
+                    path.display()
+                )));
+            }
+            builder = builder.add_source(File::from(path).format(FileFormat::Toml));
+        }
+        let mut environment = Environment::with_prefix("TALKCONNECT")
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(true)
+            .list_separator(",")
+            .with_list_parse_key("server.cors_origins")
+            .with_list_parse_key("rooms.languages");
+        if let Some(env) = env {
+            environment = environment.source(Some(env));
+        }
+        let settings: Settings = builder
+            .add_source(environment)
+            .build()
+            .and_then(Config::try_deserialize)
+            .map_err(|e| ConfigError(format!("bad configuration: {e}")))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.database_url()?;
+        let bad = |key: &str, why: &str| Err(ConfigError(format!("{key}: {why}")));
+        if self.database.max_connections == 0 {
+            return bad("database.max_connections", "must be at least 1");
+        }
+        if self.auth.token_ttl_secs == 0 {
+            return bad("auth.token_ttl_secs", "must be at least 1");
+        }
+        if self.rooms.languages.is_empty() {
+            return bad("rooms.languages", "must list at least one language code");
+        }
+        if !self.rooms.languages.contains(&self.rooms.default_language) {
+            return bad("rooms.default_language", "must be one of rooms.languages");
+        }
+        if !(2..=12).contains(&self.rooms.default_max_participants) {
+            return bad("rooms.default_max_participants", "must be between 2 and 12");
+        }
+        let rules = [
+            ("rate_limit.auth_per_ip", self.rate_limit.auth_per_ip),
+            ("rate_limit.auth_per_login", self.rate_limit.auth_per_login),
+            (
+                "rate_limit.create_room_per_user",
+                self.rate_limit.create_room_per_user,
+            ),
+            (
+                "rate_limit.create_room_per_ip",
+                self.rate_limit.create_room_per_ip,
+            ),
+            ("rate_limit.join_per_user", self.rate_limit.join_per_user),
+            ("rate_limit.join_per_ip", self.rate_limit.join_per_ip),
+        ];
+        for (key, rule) in rules {
+            if rule.count == 0 || rule.per_secs == 0 {
+                return bad(key, "count and per_secs must be at least 1");
+            }
+        }
+        Ok(())
+    }
+
+    pub fn database_url(&self) -> Result<DatabaseUrl, ConfigError> {
+        DatabaseUrl::parse(&self.database.url)
+    }
+}
+
+impl DatabaseUrl {
+    pub fn parse(url: &str) -> Result<Self, ConfigError> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err(ConfigError(
+                    "database.url: sqlite:// needs a file path, e.g. sqlite://data/talkconnect.db"
+                        .into(),
+                ));
+            }
+            return Ok(Self::Sqlite(path.to_owned()));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Self::Postgres(url.to_owned()));
+        }
+        let scheme = url.split("://").next().unwrap_or(url);
+        Err(ConfigError(format!(
+            "database.url: unknown scheme '{scheme}' (expected sqlite://PATH or postgres://…)"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> Option<HashMap<String, String>> {
+        Some(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn embedded_defaults_load() {
+        let s = Settings::load_with_env(None, env(&[])).unwrap();
+        assert_eq!(s.server.port, 8080);
+        assert_eq!(
+            s.database_url().unwrap(),
+            DatabaseUrl::Sqlite("data/talkconnect.db".into())
+        );
+        assert!(s.rate_limit.enabled);
+    }
+
+    #[test]
+    fn environment_overrides_nested_keys() {
+        let s = Settings::load_with_env(
+            None,
+            env(&[
+                ("TALKCONNECT__SERVER__PORT", "0"),
+                ("TALKCONNECT__RATE_LIMIT__ENABLED", "false"),
+                (
+                    "TALKCONNECT__SERVER__CORS_ORIGINS",
+                    "http://a.test,http://b.test",
+                ),
+                ("TALKCONNECT__DATABASE__URL", "postgres://u@h/db"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.server.port, 0);
+        assert!(!s.rate_limit.enabled);
+        assert_eq!(
+            s.server.cors_origins,
+            vec!["http://a.test", "http://b.test"]
+        );
+        assert!(matches!(
+            s.database_url().unwrap(),
+            DatabaseUrl::Postgres(_)
+        ));
+    }
+
+    #[test]
+    fn unparsable_value_names_the_key() {
+        let err = Settings::load_with_env(None, env(&[("TALKCONNECT__SERVER__PORT", "eighty")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("server.port"), "{err}");
+    }
+
+    #[test]
+    fn unknown_database_scheme_names_the_key() {
+        let err = Settings::load_with_env(
+            None,
+            env(&[("TALKCONNECT__DATABASE__URL", "mysql://localhost/x")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("database.url") && err.contains("mysql"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn out_of_range_seat_default_is_refused() {
+        let err = Settings::load_with_env(
+            None,
+            env(&[("TALKCONNECT__ROOMS__DEFAULT_MAX_PARTICIPANTS", "40")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("rooms.default_max_participants"), "{err}");
+    }
+}

@@ -1,0 +1,216 @@
+//! The database: one diesel connection type for SQLite and PostgreSQL, its pool, the
+//! embedded migrations, and the two ways services use it (`run` off the async threads,
+//! `write_transaction` for the invariants).
+
+pub mod cursor;
+pub mod schema;
+
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::{NaiveDateTime, SubsecRound, Utc};
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::prelude::*;
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+use crate::config::{DatabaseSettings, DatabaseUrl};
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// Any PostgreSQL advisory-lock key will do, as long as every replica uses the same one.
+const MIGRATION_LOCK_KEY: i64 = 0x7461_6c6b_636f_6e6e;
+
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Postgres(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+pub type DbPool = r2d2::Pool<ConnectionManager>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("no database connection free in time")]
+    PoolTimeout,
+    #[error("the blocking database task failed: {0}")]
+    TaskFailed(String),
+    #[error(transparent)]
+    Query(#[from] diesel::result::Error),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("cannot create the database folder {0}: {1}")]
+    Folder(String, std::io::Error),
+    #[error("cannot open the database: {0}")]
+    Open(#[from] ConnectionError),
+    #[error("cannot build the connection pool: {0}")]
+    Pool(#[from] r2d2::Error),
+    #[error("migrations failed: {0}")]
+    Migrations(String),
+}
+
+/// Opens connections of the variant the URL's scheme names.
+#[derive(Debug, Clone)]
+pub struct ConnectionManager {
+    url: DatabaseUrl,
+}
+
+impl ConnectionManager {
+    fn establish(&self) -> ConnectionResult<DbConnection> {
+        match &self.url {
+            DatabaseUrl::Postgres(url) => PgConnection::establish(url).map(DbConnection::Postgres),
+            DatabaseUrl::Sqlite(path) => {
+                let mut conn = SqliteConnection::establish(path)?;
+                // WAL lets readers go on while one writer commits; writers queue on the busy
+                // timeout instead of failing at once; SQLite leaves foreign keys off by default.
+                conn.batch_execute(
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                     PRAGMA busy_timeout = 15000; PRAGMA foreign_keys = ON;",
+                )
+                .map_err(ConnectionError::CouldntSetupConfiguration)?;
+                Ok(DbConnection::Sqlite(conn))
+            }
+        }
+    }
+}
+
+impl r2d2::ManageConnection for ConnectionManager {
+    type Connection = DbConnection;
+    type Error = ConnectionError;
+
+    fn connect(&self) -> Result<DbConnection, ConnectionError> {
+        self.establish()
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), ConnectionError> {
+        conn.batch_execute("SELECT 1")
+            .map_err(ConnectionError::CouldntSetupConfiguration)
+    }
+
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        diesel::r2d2::R2D2Connection::is_broken(conn)
+    }
+}
+
+/// Creates the SQLite folder if needed, runs the pending migrations, then builds the pool.
+pub fn connect(url: &DatabaseUrl, settings: &DatabaseSettings) -> Result<DbPool, ConnectError> {
+    if let DatabaseUrl::Sqlite(path) = url {
+        if let Some(parent) = Path::new(path)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| ConnectError::Folder(parent.display().to_string(), e))?;
+        }
+    }
+    let manager = ConnectionManager { url: url.clone() };
+    let mut conn = manager.establish()?;
+    run_migrations(&mut conn)?;
+    drop(conn);
+    let pool = r2d2::Pool::builder()
+        .max_size(settings.max_connections)
+        .connection_timeout(Duration::from_secs(settings.connect_timeout_secs.max(1)))
+        .build(manager)?;
+    Ok(pool)
+}
+
+/// Runs the pending migrations of the connection's backend. Under PostgreSQL, replicas that
+/// start together take turns through an advisory lock.
+pub fn run_migrations(conn: &mut DbConnection) -> Result<(), ConnectError> {
+    let failed =
+        |e: Box<dyn std::error::Error + Send + Sync>| ConnectError::Migrations(e.to_string());
+    match conn {
+        DbConnection::Sqlite(c) => {
+            c.run_pending_migrations(SQLITE_MIGRATIONS)
+                .map_err(failed)?;
+        }
+        DbConnection::Postgres(c) => {
+            let lock = format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})");
+            c.batch_execute(&lock)
+                .map_err(|e| ConnectError::Migrations(e.to_string()))?;
+            let result = c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| ());
+            let unlock = format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})");
+            let _ = c.batch_execute(&unlock);
+            result.map_err(failed)?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs synchronous diesel work on the blocking thread pool with a pooled connection.
+pub async fn run<T, E, F>(pool: &DbPool, work: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: From<DbError> + Send + 'static,
+{
+    let pool = pool.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = pool.get().map_err(|_| DbError::PoolTimeout)?;
+        work(&mut conn)
+    })
+    .await
+    .map_err(|e| DbError::TaskFailed(e.to_string()))?
+}
+
+/// A transaction that holds the write lock from its first statement: `BEGIN IMMEDIATE` on
+/// SQLite (so two writers never both read the same seat count), a plain `BEGIN` on
+/// PostgreSQL where the work locks the rows it guards (`lock_room`).
+pub fn write_transaction<T, E, F>(conn: &mut DbConnection, work: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    E: From<DbError>,
+{
+    let begun = match conn {
+        DbConnection::Sqlite(c) => {
+            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
+        }
+        DbConnection::Postgres(c) => AnsiTransactionManager::begin_transaction(c),
+    };
+    begun.map_err(DbError::from)?;
+    match work(conn) {
+        Ok(value) => {
+            <DbConnection as Connection>::TransactionManager::commit_transaction(conn)
+                .map_err(DbError::from)?;
+            Ok(value)
+        }
+        Err(err) => {
+            if let Err(rollback) =
+                <DbConnection as Connection>::TransactionManager::rollback_transaction(conn)
+            {
+                tracing::error!(error = %rollback, "rollback failed");
+            }
+            Err(err)
+        }
+    }
+}
+
+/// Locks one row of `rooms` until the transaction ends (PostgreSQL); SQLite's immediate
+/// transaction already holds the database write lock.
+pub fn lock_room(conn: &mut DbConnection, room_id: &str) -> QueryResult<()> {
+    use schema::rooms;
+    if let DbConnection::Postgres(c) = conn {
+        rooms::table
+            .find(room_id)
+            .select(rooms::id)
+            .for_update()
+            .first::<String>(c)
+            .optional()?;
+    }
+    Ok(())
+}
+
+/// Now, in UTC, at the microsecond precision both backends keep (so cursors round-trip).
+pub fn now() -> NaiveDateTime {
+    Utc::now().naive_utc().trunc_subsecs(6)
+}
+
+/// True when the error is a UNIQUE violation (turned into 409s on purpose).
+pub fn is_unique_violation(err: &diesel::result::Error) -> bool {
+    matches!(
+        err,
+        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
+    )
+}

@@ -1,0 +1,53 @@
+//! Domain events: what happened to rooms, seats and chat, published on the `Bus` after the
+//! change is committed. The realtime layer turns them into Socket.IO events.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::chat::ChatMessageView;
+use crate::rooms::{ParticipantView, RoomView};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
+pub enum DomainEvent {
+    RoomCreated {
+        room: RoomView,
+    },
+    /// Seats taken or freed, host changed.
+    RoomUpdated {
+        room: RoomView,
+    },
+    RoomEnded {
+        room: RoomView,
+        reason: EndReason,
+    },
+    ParticipantJoined {
+        room_id: Uuid,
+        participant: ParticipantView,
+    },
+    ParticipantLeft {
+        room_id: Uuid,
+        user_id: Uuid,
+        new_host_id: Option<Uuid>,
+    },
+    ParticipantKicked {
+        room_id: Uuid,
+        user_id: Uuid,
+    },
+    ChatMessagePosted {
+        message: ChatMessageView,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    /// The last participant left.
+    LastLeft,
+    /// The host ended the room.
+    HostEnded,
+}

@@ -1,0 +1,14 @@
+//! TalkConnect: public voice/video rooms for strangers, in one binary.
+//! The map of modules is docs/ARCHITECTURE.md.
+
+pub mod app;
+pub mod auth;
+pub mod chat;
+pub mod cluster;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod events;
+pub mod http;
+pub mod rooms;
+pub mod telemetry;

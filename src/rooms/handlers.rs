@@ -1,0 +1,288 @@
+//! `/api/rooms…`: create, list, show, end, join, leave, kick.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+use validator::Validate;
+
+use super::domain::{
+    LanguageCode, Level, RoomStatus, RoomTitle, SeatLimit, Topic, fold_for_search,
+};
+use super::model::RoomView;
+use super::queries::RoomFilter;
+use super::rules::{NewRoom, RoomError};
+use crate::app::AppState;
+use crate::auth::AuthUser;
+use crate::error::ApiError;
+use crate::http::{bad_query, client_ip, method_not_allowed, page_cursor, page_limit};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/rooms")
+            .route(web::get().to(list_rooms))
+            .route(web::post().to(create_room))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/rooms/{room_id}")
+            .route(web::get().to(get_room))
+            .route(web::delete().to(end_room))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/rooms/{room_id}/join")
+            .route(web::post().to(join_room))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/rooms/{room_id}/leave")
+            .route(web::post().to(leave_room))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/rooms/{room_id}/kick/{user_id}")
+            .route(web::post().to(kick_user))
+            .default_service(web::to(method_not_allowed)),
+    );
+}
+
+impl From<RoomError> for ApiError {
+    fn from(err: RoomError) -> Self {
+        match err {
+            RoomError::NotFound => ApiError::not_found("ROOM_NOT_FOUND", "No such room"),
+            RoomError::Ended => ApiError::conflict("ROOM_ENDED", "This room has ended"),
+            RoomError::Full => ApiError::conflict("ROOM_FULL", "This room is full"),
+            RoomError::Kicked => ApiError::forbidden(
+                "KICKED",
+                "You were removed from this room and cannot rejoin it",
+            ),
+            RoomError::NotHost => ApiError::forbidden("NOT_HOST", "Only the host may do this"),
+            RoomError::NotInRoom => ApiError::conflict("NOT_IN_ROOM", "You are not in this room"),
+            RoomError::CannotKickSelf => {
+                ApiError::unprocessable("CANNOT_KICK_SELF", "The host cannot kick themself")
+            }
+            RoomError::ParticipantNotFound => ApiError::not_found(
+                "PARTICIPANT_NOT_FOUND",
+                "That user has no seat in this room",
+            ),
+            RoomError::Db(e) => e.into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Validate)]
+#[serde(rename_all = "camelCase")]
+struct CreateRoomRequest {
+    #[validate(length(min = 1, max = 100, message = "must be 1 to 100 characters"))]
+    title: String,
+    #[validate(length(max = 100, message = "must be at most 100 characters"))]
+    topic: Option<String>,
+    language: Option<String>,
+    level: Option<String>,
+    #[validate(range(min = 2, max = 12, message = "must be between 2 and 12"))]
+    max_participants: Option<i64>,
+}
+
+impl CreateRoomRequest {
+    fn parse(self, state: &AppState) -> Result<NewRoom, ApiError> {
+        self.validate().map_err(|e| ApiError::validation(&e))?;
+        let settings = state.rooms.settings();
+        let title =
+            RoomTitle::parse(&self.title).map_err(|m| ApiError::invalid_field("title", m))?;
+        let topic = match self.topic.as_deref() {
+            Some(raw) => Topic::parse(raw).map_err(|m| ApiError::invalid_field("topic", m))?,
+            None => None,
+        };
+        let language = LanguageCode::parse(
+            self.language
+                .as_deref()
+                .unwrap_or(&settings.default_language),
+            &settings.languages,
+        )
+        .map_err(|m| ApiError::invalid_field("language", &m))?;
+        let level = match self.level.as_deref() {
+            Some(raw) => Level::parse(raw).map_err(|m| ApiError::invalid_field("level", &m))?,
+            None => Level::Any,
+        };
+        let seats = SeatLimit::parse(
+            self.max_participants
+                .unwrap_or(i64::from(settings.default_max_participants)),
+        )
+        .map_err(|m| ApiError::invalid_field("maxParticipants", m))?;
+        Ok(NewRoom {
+            title,
+            topic,
+            language,
+            level,
+            seats,
+        })
+    }
+}
+
+async fn create_room(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    user: AuthUser,
+    body: web::Json<CreateRoomRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let new = body.into_inner().parse(&state)?;
+    let rules = &state.limits.settings;
+    let mut hits = vec![(
+        format!("room:create:user:{}", user.0.id),
+        rules.create_room_per_user,
+    )];
+    if let Some(ip) = client_ip(&req, state.settings.server.trust_proxy) {
+        hits.push((format!("room:create:ip:{ip}"), rules.create_room_per_ip));
+    }
+    state.limits.check(&hits).await?;
+    let detail = state.rooms.create(user.0, new).await?;
+    Ok(HttpResponse::Created().json(detail))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListRoomsQuery {
+    status: Option<String>,
+    language: Option<String>,
+    topic: Option<String>,
+    level: Option<String>,
+    q: Option<String>,
+    has_seat: Option<bool>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RoomPage {
+    rooms: Vec<RoomView>,
+    next_cursor: Option<String>,
+}
+
+/// A non-blank text parameter, folded for search.
+fn folded(raw: Option<&str>) -> Option<String> {
+    raw.map(fold_for_search).filter(|s| !s.is_empty())
+}
+
+async fn list_rooms(
+    state: web::Data<AppState>,
+    query: web::Query<ListRoomsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
+    let status = match query.status.as_deref().map(str::trim) {
+        None | Some("") => Some(RoomStatus::Live),
+        Some(s) if s.eq_ignore_ascii_case("all") => None,
+        Some(s) => Some(
+            RoomStatus::parse(s)
+                .ok_or_else(|| bad_query("status", "must be LIVE, ENDED or ALL"))?,
+        ),
+    };
+    let language = match query
+        .language
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        None => None,
+        Some(raw) => Some(
+            LanguageCode::parse(raw, &state.rooms.settings().languages)
+                .map_err(|m| bad_query("language", &m))?
+                .as_str()
+                .to_owned(),
+        ),
+    };
+    let level = match query
+        .level
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        None => None,
+        Some(raw) => Some(Level::parse(raw).map_err(|m| bad_query("level", &m))?),
+    };
+    if query.q.as_deref().is_some_and(|q| q.chars().count() > 100) {
+        return Err(bad_query("q", "must be at most 100 characters"));
+    }
+    let filter = RoomFilter {
+        status,
+        language,
+        topic_key: folded(query.topic.as_deref()),
+        level,
+        text: folded(query.q.as_deref()),
+        has_seat: query.has_seat.unwrap_or(false),
+    };
+    let limit = page_limit(query.limit)?;
+    let after = page_cursor(query.cursor.as_deref())?;
+    let (rooms, next) = state.rooms.list(filter, limit, after).await?;
+    Ok(HttpResponse::Ok().json(RoomPage {
+        rooms,
+        next_cursor: next.map(|c| c.encode()),
+    }))
+}
+
+async fn get_room(
+    state: web::Data<AppState>,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let detail = state.rooms.get(path.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(detail))
+}
+
+async fn end_room(
+    state: web::Data<AppState>,
+    path: web::Path<Uuid>,
+    user: AuthUser,
+) -> Result<HttpResponse, ApiError> {
+    let room = state.rooms.end(path.into_inner(), user.0.uuid()).await?;
+    Ok(HttpResponse::Ok().json(room))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JoinResponse {
+    room: super::model::RoomDetail,
+    participant: super::model::ParticipantView,
+}
+
+async fn join_room(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<Uuid>,
+    user: AuthUser,
+) -> Result<HttpResponse, ApiError> {
+    let rules = &state.limits.settings;
+    let mut hits = vec![(format!("room:join:user:{}", user.0.id), rules.join_per_user)];
+    if let Some(ip) = client_ip(&req, state.settings.server.trust_proxy) {
+        hits.push((format!("room:join:ip:{ip}"), rules.join_per_ip));
+    }
+    state.limits.check(&hits).await?;
+    let (room, participant) = state.rooms.join(path.into_inner(), user.0).await?;
+    Ok(HttpResponse::Ok().json(JoinResponse { room, participant }))
+}
+
+async fn leave_room(
+    state: web::Data<AppState>,
+    path: web::Path<Uuid>,
+    user: AuthUser,
+) -> Result<HttpResponse, ApiError> {
+    let left = state.rooms.leave(path.into_inner(), user.0.uuid()).await?;
+    Ok(HttpResponse::Ok().json(left))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct KickResponse {
+    kicked_user_id: Uuid,
+}
+
+async fn kick_user(
+    state: web::Data<AppState>,
+    path: web::Path<(Uuid, Uuid)>,
+    user: AuthUser,
+) -> Result<HttpResponse, ApiError> {
+    let (room_id, target) = path.into_inner();
+    state.rooms.kick(room_id, user.0.uuid(), target).await?;
+    Ok(HttpResponse::Ok().json(KickResponse {
+        kicked_user_id: target,
+    }))
+}

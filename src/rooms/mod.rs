@@ -1,0 +1,15 @@
+//! Rooms: the REST handlers, the rules (create, join, leave, kick, end, host hand-over) in
+//! one transaction each, the lobby queries, and `Rooms`, the service the realtime layer
+//! calls too.
+
+pub mod domain;
+mod handlers;
+pub mod model;
+pub mod queries;
+pub mod rules;
+mod service;
+
+pub use handlers::routes;
+pub use model::{ParticipantView, RoomDetail, RoomView};
+pub use rules::RoomError;
+pub use service::{LeaveResult, Rooms};

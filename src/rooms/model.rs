@@ -1,0 +1,123 @@
+//! Room and seat rows, and the views clients get of them.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::domain::{Level, Role, RoomStatus};
+use crate::auth::UserPublic;
+use crate::auth::users::parse_stored_id;
+use crate::db::schema::{room_participants, rooms};
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = rooms)]
+pub struct RoomRow {
+    pub id: String,
+    pub title: String,
+    pub topic: Option<String>,
+    pub topic_key: Option<String>,
+    pub search_text: String,
+    pub language: String,
+    pub level: String,
+    pub max_participants: i32,
+    pub participant_count: i32,
+    pub status: String,
+    pub host_id: String,
+    pub created_by: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub ended_at: Option<NaiveDateTime>,
+}
+
+impl RoomRow {
+    pub fn is_live(&self) -> bool {
+        self.status == RoomStatus::Live.as_str()
+    }
+
+    pub fn uuid(&self) -> Uuid {
+        parse_stored_id(&self.id)
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = room_participants)]
+pub struct ParticipantRow {
+    pub id: String,
+    pub room_id: String,
+    pub user_id: String,
+    pub role: String,
+    pub is_muted: bool,
+    pub is_video_off: bool,
+    pub hand_raised: bool,
+    pub is_kicked: bool,
+    pub joined_at: NaiveDateTime,
+    pub left_at: Option<NaiveDateTime>,
+}
+
+impl ParticipantRow {
+    pub fn is_active(&self) -> bool {
+        self.left_at.is_none() && !self.is_kicked
+    }
+}
+
+/// A room as the lobby shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomView {
+    pub id: Uuid,
+    pub title: String,
+    pub topic: Option<String>,
+    pub language: String,
+    pub level: Level,
+    pub max_participants: i32,
+    pub participant_count: i32,
+    pub status: RoomStatus,
+    pub host: UserPublic,
+    /// Who is inside, longest-present first.
+    pub members: Vec<UserPublic>,
+    pub created_at: DateTime<Utc>,
+    /// Changes with every seat taken or freed: clients keep the newest view of a room.
+    pub updated_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
+/// One seat as the room page shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ParticipantView {
+    pub user_id: Uuid,
+    pub display_name: String,
+    pub username: Option<String>,
+    pub is_guest: bool,
+    pub role: Role,
+    pub is_muted: bool,
+    pub is_video_off: bool,
+    pub hand_raised: bool,
+    pub joined_at: DateTime<Utc>,
+}
+
+impl ParticipantView {
+    pub fn new(row: &ParticipantRow, user: &UserPublic) -> Self {
+        Self {
+            user_id: user.id,
+            display_name: user.display_name.clone(),
+            username: user.username.clone(),
+            is_guest: user.is_guest,
+            role: Role::from_stored(&row.role),
+            is_muted: row.is_muted,
+            is_video_off: row.is_video_off,
+            hand_raised: row.hand_raised,
+            joined_at: row.joined_at.and_utc(),
+        }
+    }
+}
+
+/// A room with its seats, for `GET /api/rooms/:id`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomDetail {
+    #[serde(flatten)]
+    pub room: RoomView,
+    pub participants: Vec<ParticipantView>,
+}

@@ -1,0 +1,212 @@
+//! Reads: one room, its seats, the lobby page, and turning rows into views.
+
+use std::collections::HashMap;
+
+use diesel::prelude::*;
+
+use super::domain::{Level, RoomStatus};
+use super::model::{ParticipantRow, ParticipantView, RoomDetail, RoomRow, RoomView};
+use crate::auth::{User, UserPublic};
+use crate::db::cursor::PageCursor;
+use crate::db::schema::{room_participants, rooms, users};
+use crate::db::{DbConnection, DbError};
+
+pub fn find_room(conn: &mut DbConnection, room_id: &str) -> QueryResult<Option<RoomRow>> {
+    rooms::table
+        .find(room_id)
+        .select(RoomRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn find_seat(
+    conn: &mut DbConnection,
+    room_id: &str,
+    user_id: &str,
+) -> QueryResult<Option<ParticipantRow>> {
+    room_participants::table
+        .filter(room_participants::room_id.eq(room_id))
+        .filter(room_participants::user_id.eq(user_id))
+        .select(ParticipantRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Seats currently taken in the rooms, longest-present first, with their users.
+fn active_seats(
+    conn: &mut DbConnection,
+    room_ids: &[&str],
+) -> QueryResult<Vec<(ParticipantRow, User)>> {
+    if room_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    room_participants::table
+        .inner_join(users::table)
+        .filter(room_participants::room_id.eq_any(room_ids))
+        .filter(room_participants::left_at.is_null())
+        .filter(room_participants::is_kicked.eq(false))
+        .order((
+            room_participants::joined_at.asc(),
+            room_participants::id.asc(),
+        ))
+        .select((ParticipantRow::as_select(), User::as_select()))
+        .load(conn)
+}
+
+fn users_by_id(conn: &mut DbConnection, ids: &[&str]) -> QueryResult<HashMap<String, UserPublic>> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    Ok(users::table
+        .filter(users::id.eq_any(ids))
+        .select(User::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(|u| (u.id.clone(), u.public()))
+        .collect())
+}
+
+fn room_view(row: &RoomRow, host: UserPublic, members: Vec<UserPublic>) -> RoomView {
+    RoomView {
+        id: row.uuid(),
+        title: row.title.clone(),
+        topic: row.topic.clone(),
+        language: row.language.clone(),
+        level: Level::from_stored(&row.level),
+        max_participants: row.max_participants,
+        participant_count: row.participant_count,
+        status: RoomStatus::parse(&row.status).unwrap_or(RoomStatus::Ended),
+        host,
+        members,
+        created_at: row.created_at.and_utc(),
+        updated_at: row.updated_at.and_utc(),
+        ended_at: row.ended_at.map(|t| t.and_utc()),
+    }
+}
+
+/// Rooms with their hosts and members, in the order given: two queries for the whole page.
+pub fn details(conn: &mut DbConnection, rows: &[RoomRow]) -> QueryResult<Vec<RoomDetail>> {
+    let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+    let host_ids: Vec<&str> = rows.iter().map(|r| r.host_id.as_str()).collect();
+    let hosts = users_by_id(conn, &host_ids)?;
+    let mut seats: HashMap<String, Vec<(ParticipantRow, User)>> = HashMap::new();
+    for (seat, user) in active_seats(conn, &ids)? {
+        seats
+            .entry(seat.room_id.clone())
+            .or_default()
+            .push((seat, user));
+    }
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let room_seats = seats.remove(&row.id).unwrap_or_default();
+            let host = hosts
+                .get(&row.host_id)
+                .cloned()
+                .unwrap_or_else(|| UserPublic {
+                    id: crate::auth::users::parse_stored_id(&row.host_id),
+                    username: None,
+                    display_name: String::new(),
+                    is_guest: true,
+                });
+            let members = room_seats.iter().map(|(_, u)| u.public()).collect();
+            let participants = room_seats
+                .iter()
+                .map(|(seat, user)| ParticipantView::new(seat, &user.public()))
+                .collect();
+            RoomDetail {
+                room: room_view(row, host, members),
+                participants,
+            }
+        })
+        .collect())
+}
+
+pub fn detail(conn: &mut DbConnection, row: &RoomRow) -> QueryResult<RoomDetail> {
+    details(conn, std::slice::from_ref(row))?
+        .pop()
+        .ok_or(diesel::result::Error::NotFound)
+}
+
+/// The lobby's filters, already parsed.
+#[derive(Debug, Clone, Default)]
+pub struct RoomFilter {
+    /// None = every status.
+    pub status: Option<RoomStatus>,
+    pub language: Option<String>,
+    /// Folded with `fold_for_search`.
+    pub topic_key: Option<String>,
+    pub level: Option<Level>,
+    /// Folded with `fold_for_search`.
+    pub text: Option<String>,
+    pub has_seat: bool,
+}
+
+/// Escapes LIKE wildcards so user text matches literally.
+fn like_pattern(text: &str) -> String {
+    let escaped = text
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+/// One page of rooms, newest first, and the cursor of the next page if there is one.
+pub fn list(
+    conn: &mut DbConnection,
+    filter: &RoomFilter,
+    limit: i64,
+    after: Option<&PageCursor>,
+) -> Result<(Vec<RoomView>, Option<PageCursor>), DbError> {
+    let mut query = rooms::table.select(RoomRow::as_select()).into_boxed();
+    if let Some(status) = filter.status {
+        query = query.filter(rooms::status.eq(status.as_str()));
+    }
+    if let Some(language) = &filter.language {
+        query = query.filter(rooms::language.eq(language.clone()));
+    }
+    if let Some(topic_key) = &filter.topic_key {
+        query = query.filter(rooms::topic_key.eq(topic_key.clone()));
+    }
+    if let Some(level) = filter.level {
+        query = query.filter(rooms::level.eq(level.as_str()));
+    }
+    if let Some(text) = &filter.text {
+        query = query.filter(rooms::search_text.like(like_pattern(text)).escape('\\'));
+    }
+    if filter.has_seat {
+        query = query.filter(rooms::participant_count.lt(rooms::max_participants));
+    }
+    if let Some(cursor) = after {
+        query = query.filter(
+            rooms::created_at.lt(cursor.at).or(rooms::created_at
+                .eq(cursor.at)
+                .and(rooms::id.lt(cursor.id.clone()))),
+        );
+    }
+    let mut rows: Vec<RoomRow> = query
+        .order((rooms::created_at.desc(), rooms::id.desc()))
+        .limit(limit + 1)
+        .load(conn)?;
+    let next = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(|r| PageCursor {
+            at: r.created_at,
+            id: r.id.clone(),
+        })
+    } else {
+        None
+    };
+    let views = details(conn, &rows)?.into_iter().map(|d| d.room).collect();
+    Ok((views, next))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_patterns_escape_wildcards() {
+        assert_eq!(like_pattern("50%_off\\"), "%50\\%\\_off\\\\%");
+    }
+}

@@ -1,0 +1,375 @@
+//! The room rules, each in one write transaction: create, join, leave (with host hand-over
+//! and the room ending when the last person goes), kick and end.
+
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use super::domain::{
+    LanguageCode, Level, Role, RoomStatus, RoomTitle, SeatLimit, Topic, fold_for_search,
+};
+use super::model::{ParticipantRow, RoomRow};
+use super::queries::{find_room, find_seat};
+use crate::auth::User;
+use crate::db::schema::{room_participants, rooms};
+use crate::db::{self, DbConnection, DbError, lock_room, write_transaction};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RoomError {
+    #[error("room not found")]
+    NotFound,
+    #[error("room has ended")]
+    Ended,
+    #[error("room is full")]
+    Full,
+    #[error("kicked from this room")]
+    Kicked,
+    #[error("only the host may do this")]
+    NotHost,
+    #[error("not in this room")]
+    NotInRoom,
+    #[error("the host cannot kick themself")]
+    CannotKickSelf,
+    #[error("that user has no seat in this room")]
+    ParticipantNotFound,
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<diesel::result::Error> for RoomError {
+    fn from(err: diesel::result::Error) -> Self {
+        RoomError::Db(err.into())
+    }
+}
+
+pub struct NewRoom {
+    pub title: RoomTitle,
+    pub topic: Option<Topic>,
+    pub language: LanguageCode,
+    pub level: Level,
+    pub seats: SeatLimit,
+}
+
+pub fn create(conn: &mut DbConnection, host: &User, new: &NewRoom) -> Result<RoomRow, RoomError> {
+    let now = db::now();
+    let topic = new.topic.as_ref().map(|t| t.as_str().to_owned());
+    let room = RoomRow {
+        id: Uuid::new_v4().to_string(),
+        title: new.title.as_str().to_owned(),
+        topic_key: topic.as_deref().map(fold_for_search),
+        search_text: fold_for_search(&format!(
+            "{} {}",
+            new.title.as_str(),
+            topic.as_deref().unwrap_or("")
+        )),
+        topic,
+        language: new.language.as_str().to_owned(),
+        level: new.level.as_str().to_owned(),
+        max_participants: new.seats.get(),
+        participant_count: 1,
+        status: RoomStatus::Live.as_str().to_owned(),
+        host_id: host.id.clone(),
+        created_by: host.id.clone(),
+        created_at: now,
+        updated_at: now,
+        ended_at: None,
+    };
+    let seat = new_seat(&room.id, &host.id, Role::Host, now);
+    write_transaction(conn, |conn| {
+        diesel::insert_into(rooms::table)
+            .values(&room)
+            .execute(conn)?;
+        diesel::insert_into(room_participants::table)
+            .values(&seat)
+            .execute(conn)?;
+        Ok::<_, RoomError>(())
+    })?;
+    Ok(room)
+}
+
+fn new_seat(
+    room_id: &str,
+    user_id: &str,
+    role: Role,
+    now: chrono::NaiveDateTime,
+) -> ParticipantRow {
+    ParticipantRow {
+        id: Uuid::new_v4().to_string(),
+        room_id: room_id.to_owned(),
+        user_id: user_id.to_owned(),
+        role: role.as_str().to_owned(),
+        is_muted: false,
+        is_video_off: false,
+        hand_raised: false,
+        is_kicked: false,
+        joined_at: now,
+        left_at: None,
+    }
+}
+
+/// The room, locked for this transaction, and required to exist.
+fn locked_room(conn: &mut DbConnection, room_id: &str) -> Result<RoomRow, RoomError> {
+    lock_room(conn, room_id)?;
+    find_room(conn, room_id)?.ok_or(RoomError::NotFound)
+}
+
+fn set_participant_count(conn: &mut DbConnection, room_id: &str, count: i32) -> QueryResult<()> {
+    diesel::update(rooms::table.find(room_id))
+        .set((
+            rooms::participant_count.eq(count),
+            rooms::updated_at.eq(db::now()),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+#[derive(Debug)]
+pub struct Joined {
+    pub room: RoomRow,
+    pub seat: ParticipantRow,
+    /// False when the user already had this seat (joining again is not an error).
+    pub newly_joined: bool,
+}
+
+pub fn join(conn: &mut DbConnection, room_id: &str, user_id: &str) -> Result<Joined, RoomError> {
+    write_transaction(conn, |conn| {
+        let mut room = locked_room(conn, room_id)?;
+        if !room.is_live() {
+            return Err(RoomError::Ended);
+        }
+        let existing = find_seat(conn, room_id, user_id)?;
+        match &existing {
+            Some(seat) if seat.is_kicked => return Err(RoomError::Kicked),
+            Some(seat) if seat.is_active() => {
+                return Ok(Joined {
+                    room,
+                    seat: seat.clone(),
+                    newly_joined: false,
+                });
+            }
+            _ => {}
+        }
+        if room.participant_count >= room.max_participants {
+            return Err(RoomError::Full);
+        }
+        let now = db::now();
+        let seat = match existing {
+            // Back after leaving: the same row, a fresh seat.
+            Some(mut seat) => {
+                seat.role = Role::Participant.as_str().to_owned();
+                seat.is_muted = false;
+                seat.is_video_off = false;
+                seat.hand_raised = false;
+                seat.joined_at = now;
+                seat.left_at = None;
+                diesel::update(room_participants::table.find(&seat.id))
+                    .set((
+                        room_participants::role.eq(&seat.role),
+                        room_participants::is_muted.eq(false),
+                        room_participants::is_video_off.eq(false),
+                        room_participants::hand_raised.eq(false),
+                        room_participants::joined_at.eq(now),
+                        room_participants::left_at.eq(None::<chrono::NaiveDateTime>),
+                    ))
+                    .execute(conn)?;
+                seat
+            }
+            None => {
+                let seat = new_seat(room_id, user_id, Role::Participant, now);
+                diesel::insert_into(room_participants::table)
+                    .values(&seat)
+                    .execute(conn)?;
+                seat
+            }
+        };
+        room.participant_count += 1;
+        set_participant_count(conn, room_id, room.participant_count)?;
+        Ok(Joined {
+            room,
+            seat,
+            newly_joined: true,
+        })
+    })
+}
+
+#[derive(Debug)]
+pub struct Left {
+    pub room: RoomRow,
+    /// The seat was the last one: the room is now ENDED.
+    pub room_ended: bool,
+    /// The user who became host because the host left.
+    pub new_host: Option<String>,
+}
+
+/// Frees the user's seat. Used for leaving, for a released seat after the grace period, and
+/// for anything else that takes a person out without banning them.
+pub fn leave(conn: &mut DbConnection, room_id: &str, user_id: &str) -> Result<Left, RoomError> {
+    write_transaction(conn, |conn| {
+        let room = locked_room(conn, room_id)?;
+        let seat = find_seat(conn, room_id, user_id)?
+            .filter(ParticipantRow::is_active)
+            .ok_or(RoomError::NotInRoom)?;
+        let now = db::now();
+        diesel::update(room_participants::table.find(&seat.id))
+            .set((
+                room_participants::left_at.eq(Some(now)),
+                room_participants::hand_raised.eq(false),
+                room_participants::role.eq(Role::Participant.as_str()),
+            ))
+            .execute(conn)?;
+        vacate(conn, room, &seat)
+    })
+}
+
+/// After a seat is emptied: count it, end the room when nobody is left, or hand HOST on.
+fn vacate(
+    conn: &mut DbConnection,
+    mut room: RoomRow,
+    seat: &ParticipantRow,
+) -> Result<Left, RoomError> {
+    let now = db::now();
+    room.participant_count = (room.participant_count - 1).max(0);
+    if room.participant_count == 0 {
+        room.status = RoomStatus::Ended.as_str().to_owned();
+        room.ended_at = Some(now);
+        diesel::update(rooms::table.find(&room.id))
+            .set((
+                rooms::participant_count.eq(0),
+                rooms::status.eq(&room.status),
+                rooms::ended_at.eq(room.ended_at),
+                rooms::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+        return Ok(Left {
+            room,
+            room_ended: true,
+            new_host: None,
+        });
+    }
+    set_participant_count(conn, &room.id, room.participant_count)?;
+    let mut new_host = None;
+    if seat.user_id == room.host_id {
+        // Hand HOST to the longest-present participant: who users expect when the host drops.
+        let next: ParticipantRow = room_participants::table
+            .filter(room_participants::room_id.eq(&room.id))
+            .filter(room_participants::left_at.is_null())
+            .filter(room_participants::is_kicked.eq(false))
+            .order((
+                room_participants::joined_at.asc(),
+                room_participants::id.asc(),
+            ))
+            .select(ParticipantRow::as_select())
+            .first(conn)?;
+        diesel::update(room_participants::table.find(&next.id))
+            .set(room_participants::role.eq(Role::Host.as_str()))
+            .execute(conn)?;
+        diesel::update(rooms::table.find(&room.id))
+            .set(rooms::host_id.eq(&next.user_id))
+            .execute(conn)?;
+        room.host_id = next.user_id.clone();
+        new_host = Some(next.user_id);
+    }
+    Ok(Left {
+        room,
+        room_ended: false,
+        new_host,
+    })
+}
+
+#[derive(Debug)]
+pub struct Kicked {
+    pub room: RoomRow,
+    /// False when the user was already banned from the room (kicking again changes nothing).
+    pub newly_kicked: bool,
+    /// The user held a seat until now.
+    pub was_seated: bool,
+}
+
+pub fn kick(
+    conn: &mut DbConnection,
+    room_id: &str,
+    host_id: &str,
+    target_id: &str,
+) -> Result<Kicked, RoomError> {
+    write_transaction(conn, |conn| {
+        let mut room = locked_room(conn, room_id)?;
+        if !room.is_live() {
+            return Err(RoomError::Ended);
+        }
+        if room.host_id != host_id {
+            return Err(RoomError::NotHost);
+        }
+        if target_id == host_id {
+            return Err(RoomError::CannotKickSelf);
+        }
+        let seat = find_seat(conn, room_id, target_id)?.ok_or(RoomError::ParticipantNotFound)?;
+        if seat.is_kicked {
+            return Ok(Kicked {
+                room,
+                newly_kicked: false,
+                was_seated: false,
+            });
+        }
+        let was_seated = seat.is_active();
+        let now = db::now();
+        diesel::update(room_participants::table.find(&seat.id))
+            .set((
+                room_participants::is_kicked.eq(true),
+                room_participants::hand_raised.eq(false),
+                room_participants::left_at.eq(Some(seat.left_at.unwrap_or(now))),
+            ))
+            .execute(conn)?;
+        if was_seated {
+            // The host stays, so the room never empties here.
+            room = vacate(conn, room, &seat)?.room;
+        }
+        Ok(Kicked {
+            room,
+            newly_kicked: true,
+            was_seated,
+        })
+    })
+}
+
+#[derive(Debug)]
+pub struct Ended {
+    pub room: RoomRow,
+    /// Everyone who still had a seat.
+    pub removed: Vec<String>,
+}
+
+/// The host ends the room: every seat is freed at once.
+pub fn end(conn: &mut DbConnection, room_id: &str, host_id: &str) -> Result<Ended, RoomError> {
+    write_transaction(conn, |conn| {
+        let mut room = locked_room(conn, room_id)?;
+        if !room.is_live() {
+            return Err(RoomError::Ended);
+        }
+        if room.host_id != host_id {
+            return Err(RoomError::NotHost);
+        }
+        let now = db::now();
+        let active = room_participants::table
+            .filter(room_participants::room_id.eq(room_id))
+            .filter(room_participants::left_at.is_null())
+            .filter(room_participants::is_kicked.eq(false));
+        let removed: Vec<String> = active.select(room_participants::user_id).load(conn)?;
+        diesel::update(active)
+            .set((
+                room_participants::left_at.eq(Some(now)),
+                room_participants::hand_raised.eq(false),
+            ))
+            .execute(conn)?;
+        room.status = RoomStatus::Ended.as_str().to_owned();
+        room.participant_count = 0;
+        room.ended_at = Some(now);
+        diesel::update(rooms::table.find(room_id))
+            .set((
+                rooms::status.eq(&room.status),
+                rooms::participant_count.eq(0),
+                rooms::ended_at.eq(room.ended_at),
+                rooms::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+        Ok(Ended { room, removed })
+    })
+}

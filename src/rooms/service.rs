@@ -1,0 +1,192 @@
+//! `Rooms`: runs the rules off the async threads and publishes what changed.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::model::{ParticipantView, RoomDetail, RoomView};
+use super::queries::{self, RoomFilter};
+use super::rules::{self, NewRoom, RoomError};
+use crate::auth::User;
+use crate::cluster::Bus;
+use crate::config::RoomSettings;
+use crate::db::cursor::PageCursor;
+use crate::db::{self, DbPool};
+use crate::events::{DomainEvent, EndReason};
+
+#[derive(Clone)]
+pub struct Rooms {
+    pool: DbPool,
+    bus: Arc<dyn Bus<DomainEvent>>,
+    settings: Arc<RoomSettings>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LeaveResult {
+    pub room_ended: bool,
+    pub new_host_id: Option<Uuid>,
+}
+
+impl Rooms {
+    pub fn new(pool: DbPool, bus: Arc<dyn Bus<DomainEvent>>, settings: RoomSettings) -> Self {
+        Self {
+            pool,
+            bus,
+            settings: Arc::new(settings),
+        }
+    }
+
+    pub fn settings(&self) -> &RoomSettings {
+        &self.settings
+    }
+
+    pub async fn create(&self, host: User, new: NewRoom) -> Result<RoomDetail, RoomError> {
+        let detail = db::run(&self.pool, move |conn| {
+            let row = rules::create(conn, &host, &new)?;
+            Ok::<_, RoomError>(queries::detail(conn, &row)?)
+        })
+        .await?;
+        tracing::info!(room_id = %detail.room.id, "room created");
+        self.bus
+            .publish(DomainEvent::RoomCreated {
+                room: detail.room.clone(),
+            })
+            .await;
+        Ok(detail)
+    }
+
+    pub async fn get(&self, room_id: Uuid) -> Result<RoomDetail, RoomError> {
+        db::run(&self.pool, move |conn| {
+            let row = queries::find_room(conn, &room_id.to_string())?.ok_or(RoomError::NotFound)?;
+            Ok(queries::detail(conn, &row)?)
+        })
+        .await
+    }
+
+    pub async fn list(
+        &self,
+        filter: RoomFilter,
+        limit: i64,
+        after: Option<PageCursor>,
+    ) -> Result<(Vec<RoomView>, Option<PageCursor>), RoomError> {
+        db::run(&self.pool, move |conn| {
+            Ok(queries::list(conn, &filter, limit, after.as_ref())?)
+        })
+        .await
+    }
+
+    /// Takes a seat (or confirms the one the user has) and returns the room and the seat.
+    pub async fn join(
+        &self,
+        room_id: Uuid,
+        user: User,
+    ) -> Result<(RoomDetail, ParticipantView), RoomError> {
+        let (detail, seat, newly_joined) = db::run(&self.pool, move |conn| {
+            let joined = rules::join(conn, &room_id.to_string(), &user.id)?;
+            let detail = queries::detail(conn, &joined.room)?;
+            let seat = ParticipantView::new(&joined.seat, &user.public());
+            Ok::<_, RoomError>((detail, seat, joined.newly_joined))
+        })
+        .await?;
+        if newly_joined {
+            tracing::info!(%room_id, user_id = %seat.user_id, "joined");
+            self.bus
+                .publish(DomainEvent::ParticipantJoined {
+                    room_id,
+                    participant: seat.clone(),
+                })
+                .await;
+            self.bus
+                .publish(DomainEvent::RoomUpdated {
+                    room: detail.room.clone(),
+                })
+                .await;
+        }
+        Ok((detail, seat))
+    }
+
+    /// Frees the user's seat; the room ends when it was the last one.
+    pub async fn leave(&self, room_id: Uuid, user_id: Uuid) -> Result<LeaveResult, RoomError> {
+        let (left, view) = db::run(&self.pool, move |conn| {
+            let left = rules::leave(conn, &room_id.to_string(), &user_id.to_string())?;
+            let view = queries::detail(conn, &left.room)?.room;
+            Ok::<_, RoomError>((left, view))
+        })
+        .await?;
+        let new_host_id = left
+            .new_host
+            .as_deref()
+            .and_then(|id| Uuid::parse_str(id).ok());
+        tracing::info!(%room_id, %user_id, room_ended = left.room_ended, "left");
+        self.bus
+            .publish(DomainEvent::ParticipantLeft {
+                room_id,
+                user_id,
+                new_host_id,
+            })
+            .await;
+        self.publish_room_change(view, left.room_ended, EndReason::LastLeft)
+            .await;
+        Ok(LeaveResult {
+            room_ended: left.room_ended,
+            new_host_id,
+        })
+    }
+
+    pub async fn kick(
+        &self,
+        room_id: Uuid,
+        host_id: Uuid,
+        target_id: Uuid,
+    ) -> Result<(), RoomError> {
+        let (kicked, view) = db::run(&self.pool, move |conn| {
+            let kicked = rules::kick(
+                conn,
+                &room_id.to_string(),
+                &host_id.to_string(),
+                &target_id.to_string(),
+            )?;
+            let view = queries::detail(conn, &kicked.room)?.room;
+            Ok::<_, RoomError>((kicked, view))
+        })
+        .await?;
+        if kicked.newly_kicked {
+            tracing::info!(%room_id, user_id = %target_id, "kicked");
+            self.bus
+                .publish(DomainEvent::ParticipantKicked {
+                    room_id,
+                    user_id: target_id,
+                })
+                .await;
+        }
+        if kicked.was_seated {
+            self.publish_room_change(view, false, EndReason::LastLeft)
+                .await;
+        }
+        Ok(())
+    }
+
+    /// The host ends the room for everyone.
+    pub async fn end(&self, room_id: Uuid, host_id: Uuid) -> Result<RoomView, RoomError> {
+        let view = db::run(&self.pool, move |conn| {
+            let ended = rules::end(conn, &room_id.to_string(), &host_id.to_string())?;
+            Ok::<_, RoomError>(queries::detail(conn, &ended.room)?.room)
+        })
+        .await?;
+        tracing::info!(%room_id, "room ended by its host");
+        self.publish_room_change(view.clone(), true, EndReason::HostEnded)
+            .await;
+        Ok(view)
+    }
+
+    async fn publish_room_change(&self, room: RoomView, ended: bool, reason: EndReason) {
+        let event = if ended {
+            DomainEvent::RoomEnded { room, reason }
+        } else {
+            DomainEvent::RoomUpdated { room }
+        };
+        self.bus.publish(event).await;
+    }
+}

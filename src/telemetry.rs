@@ -1,0 +1,20 @@
+//! Logging with `tracing`: the filter from RUST_LOG or `log.level`, JSON lines if asked.
+
+use tracing_subscriber::EnvFilter;
+
+use crate::config::LogSettings;
+
+/// Installs the global subscriber once; later calls (tests) keep the first one.
+pub fn init(settings: &LogSettings) {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&settings.level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    let _ = if settings.json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
