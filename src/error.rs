@@ -125,7 +125,7 @@ impl ApiError {
                     )
                 })
                 .collect();
-            fields.insert(camel_case(field), Value::Array(messages));
+            fields.insert(camel_case(&field), Value::Array(messages));
         }
         let summary = fields
             .iter()

@@ -141,7 +141,7 @@ async fn register(
     let email = body.email.trim().to_lowercase();
     let username = username.as_str().to_owned();
     let user = db::run(&state.pool, move |conn| {
-        let password_hash = password::hash(&password).map_err(|e| ApiError::internal(e))?;
+        let password_hash = password::hash(&password).map_err(ApiError::internal)?;
         let user = User {
             id: Uuid::new_v4().to_string(),
             username: Some(username),

@@ -60,7 +60,7 @@ pub struct LanguageCode(String);
 impl LanguageCode {
     pub fn parse(raw: &str, known: &[String]) -> Result<Self, String> {
         let code = raw.trim().to_lowercase();
-        if known.iter().any(|k| *k == code) {
+        if known.contains(&code) {
             Ok(Self(code))
         } else {
             Err(format!("must be one of: {}", known.join(", ")))

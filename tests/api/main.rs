@@ -1,0 +1,12 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The REST API, driven over HTTP against the real server, on SQLite and on PostgreSQL.
+
+mod auth;
+mod bad_input;
+mod chat;
+mod events;
+mod helpers;
+mod lobby;
+mod openapi;
+mod platform;
+mod rooms;

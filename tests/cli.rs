@@ -1,0 +1,233 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The `talkconnect` binary as a self-hoster runs it: nothing configured, bad configuration,
+//! `--config`, `migrate`, and the JWT secret kept across restarts.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_talkconnect");
+
+fn workdir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tc-cli-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A command in `dir` with no TALKCONNECT__ variable inherited from the caller.
+fn talkconnect(dir: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("TALKCONNECT__") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("RUST_LOG", "info").env("NO_COLOR", "1");
+    cmd
+}
+
+struct Server {
+    child: Child,
+    address: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the server and reads the bound address from its log.
+fn start(mut cmd: Command) -> Server {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                let address = rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+                let _ = tx.send(address);
+            }
+        }
+    });
+    let address = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the server logs the address it listens on");
+    Server { child, address }
+}
+
+fn http_get(address: &str, path: &str) -> (u16, String) {
+    let port = address.rsplit(':').next().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let response = reqwest::get(format!("http://127.0.0.1:{port}{path}"))
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    })
+}
+
+fn guest_token(address: &str) -> String {
+    let port = address.rsplit(':').next().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let body: serde_json::Value = reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{port}/api/auth/guest"))
+            .json(&serde_json::json!({"displayName": "Lan"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body["token"].as_str().unwrap().to_string()
+    })
+}
+
+fn me_status(address: &str, token: &str) -> u16 {
+    let port = address.rsplit(':').next().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        reqwest::Client::new()
+            .get(format!("http://127.0.0.1:{port}/api/auth/me"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    })
+}
+
+#[test]
+fn with_nothing_configured_it_serves_from_data_and_keeps_its_secret() {
+    let dir = workdir();
+    let mut cmd = talkconnect(&dir);
+    cmd.env("TALKCONNECT__SERVER__PORT", "0");
+    let server = start(cmd);
+    assert!(server.address.starts_with("0.0.0.0:"), "{}", server.address);
+    assert_eq!(http_get(&server.address, "/healthz").0, 200);
+    assert!(dir.join("data/talkconnect.db").is_file());
+    let secret = std::fs::read_to_string(dir.join("data/jwt_secret")).unwrap();
+    assert!(secret.len() >= 32);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.join("data/jwt_secret"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "the secret is readable by its owner only");
+    }
+    let token = guest_token(&server.address);
+    drop(server);
+
+    // A restart keeps the secret, so sessions survive it.
+    let mut cmd = talkconnect(&dir);
+    cmd.env("TALKCONNECT__SERVER__PORT", "0");
+    let server = start(cmd);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("data/jwt_secret")).unwrap(),
+        secret
+    );
+    assert_eq!(me_status(&server.address, &token), 200);
+    drop(server);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_config_file_and_the_environment_override_the_defaults() {
+    let dir = workdir();
+    std::fs::write(
+        dir.join("custom.toml"),
+        "[server]\nhost = \"127.0.0.1\"\nport = 1\ndata_dir = \"state\"\n[database]\nurl = \"sqlite://state/db.sqlite\"\n",
+    )
+    .unwrap();
+    let mut cmd = talkconnect(&dir);
+    cmd.args(["--config", "custom.toml"])
+        .env("TALKCONNECT__SERVER__PORT", "0");
+    let server = start(cmd);
+    assert!(
+        server.address.starts_with("127.0.0.1:"),
+        "{}",
+        server.address
+    );
+    assert!(dir.join("state/db.sqlite").is_file());
+    assert!(dir.join("state/jwt_secret").is_file());
+    drop(server);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn bad_configuration_exits_non_zero_naming_the_key() {
+    let dir = workdir();
+    let cases: [(&str, &str, &str); 4] = [
+        ("TALKCONNECT__SERVER__PORT", "eighty", "server.port"),
+        (
+            "TALKCONNECT__DATABASE__URL",
+            "mysql://localhost/talk",
+            "database.url",
+        ),
+        (
+            "TALKCONNECT__RATE_LIMIT__ENABLED",
+            "perhaps",
+            "rate_limit.enabled",
+        ),
+        (
+            "TALKCONNECT__ROOMS__DEFAULT_MAX_PARTICIPANTS",
+            "30",
+            "rooms.default_max_participants",
+        ),
+    ];
+    for (key, value, named) in cases {
+        let output = talkconnect(&dir).env(key, value).output().unwrap();
+        assert!(!output.status.success(), "{key}={value} should fail");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "one line for {key}={value}: {stderr}");
+        assert!(lines[0].contains(named), "{key}={value}: {stderr}");
+    }
+    let output = talkconnect(&dir)
+        .args(["--config", "missing.toml"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("missing.toml"));
+    assert!(!dir.join("data").exists(), "a refused start writes nothing");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn migrate_creates_the_schema_and_exits() {
+    let dir = workdir();
+    let output = talkconnect(&dir)
+        .arg("migrate")
+        .env("TALKCONNECT__DATABASE__URL", "sqlite://db/fresh.db")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(dir.join("db/fresh.db").is_file());
+    // Twice is fine: nothing left to run.
+    let output = talkconnect(&dir)
+        .arg("migrate")
+        .env("TALKCONNECT__DATABASE__URL", "sqlite://db/fresh.db")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    std::fs::remove_dir_all(dir).unwrap();
+}
