@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::chat::ChatMessageView;
+use crate::rooms::rules::SeatChange;
 use crate::rooms::{ParticipantView, RoomView};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,6 +38,12 @@ pub enum DomainEvent {
     ParticipantKicked {
         room_id: Uuid,
         user_id: Uuid,
+    },
+    /// Mic, camera or raised hand of a seat.
+    SeatChanged {
+        room_id: Uuid,
+        user_id: Uuid,
+        change: SeatChange,
     },
     ChatMessagePosted {
         message: ChatMessageView,

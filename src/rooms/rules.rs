@@ -373,3 +373,56 @@ pub fn end(conn: &mut DbConnection, room_id: &str, host_id: &str) -> Result<Ende
         Ok(Ended { room, removed })
     })
 }
+
+/// A change to one seat's live state: the participant's own mic, camera or hand, or the
+/// host lowering someone else's hand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum SeatChange {
+    Mic { muted: bool },
+    Camera { off: bool },
+    Hand { raised: bool },
+}
+
+/// Applies `change` to `target_id`'s seat on behalf of `actor_id`; returns whether anything
+/// changed. Only the host may act on another seat, and only to lower a hand.
+pub fn change_seat(
+    conn: &mut DbConnection,
+    room_id: &str,
+    actor_id: &str,
+    target_id: &str,
+    change: SeatChange,
+) -> Result<bool, RoomError> {
+    write_transaction(conn, |conn| {
+        let room = find_room(conn, room_id)?.ok_or(RoomError::NotFound)?;
+        if !room.is_live() {
+            return Err(RoomError::Ended);
+        }
+        find_seat(conn, room_id, actor_id)?
+            .filter(ParticipantRow::is_active)
+            .ok_or(RoomError::NotInRoom)?;
+        if actor_id != target_id {
+            let lowering_a_hand = change == SeatChange::Hand { raised: false };
+            if !lowering_a_hand || room.host_id != actor_id {
+                return Err(RoomError::NotHost);
+            }
+        }
+        let seat = find_seat(conn, room_id, target_id)?
+            .filter(ParticipantRow::is_active)
+            .ok_or(RoomError::ParticipantNotFound)?;
+        let target = room_participants::table.find(&seat.id);
+        let updated = match change {
+            SeatChange::Mic { muted } if seat.is_muted != muted => diesel::update(target)
+                .set(room_participants::is_muted.eq(muted))
+                .execute(conn)?,
+            SeatChange::Camera { off } if seat.is_video_off != off => diesel::update(target)
+                .set(room_participants::is_video_off.eq(off))
+                .execute(conn)?,
+            SeatChange::Hand { raised } if seat.hand_raised != raised => diesel::update(target)
+                .set(room_participants::hand_raised.eq(raised))
+                .execute(conn)?,
+            _ => 0,
+        };
+        Ok(updated > 0)
+    })
+}

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::model::{ParticipantView, RoomDetail, RoomView};
 use super::queries::{self, RoomFilter};
-use super::rules::{self, NewRoom, RoomError};
+use super::rules::{self, NewRoom, RoomError, SeatChange};
 use crate::auth::User;
 use crate::cluster::Bus;
 use crate::config::RoomSettings;
@@ -179,6 +179,36 @@ impl Rooms {
         self.publish_room_change(view.clone(), true, EndReason::HostEnded)
             .await;
         Ok(view)
+    }
+
+    /// Changes a seat's mic, camera or hand; the room hears of it only when something changed.
+    pub async fn change_seat(
+        &self,
+        room_id: Uuid,
+        actor_id: Uuid,
+        target_id: Uuid,
+        change: SeatChange,
+    ) -> Result<(), RoomError> {
+        let changed = db::run(&self.pool, move |conn| {
+            rules::change_seat(
+                conn,
+                &room_id.to_string(),
+                &actor_id.to_string(),
+                &target_id.to_string(),
+                change,
+            )
+        })
+        .await?;
+        if changed {
+            self.bus
+                .publish(DomainEvent::SeatChanged {
+                    room_id,
+                    user_id: target_id,
+                    change,
+                })
+                .await;
+        }
+        Ok(())
     }
 
     async fn publish_room_change(&self, room: RoomView, ended: bool, reason: EndReason) {

@@ -10,3 +10,4 @@ mod lobby;
 mod openapi;
 mod platform;
 mod rooms;
+mod seats;
