@@ -51,7 +51,11 @@ impl Servers {
     }
 }
 
-pub fn build(config: Config) -> Servers {
+/// `auth_delay`: how long after the CONNECT answer the "auth" event is emitted. The official
+/// Socket.IO suite attaches its listener for "auth" only after it processed the CONNECT answer,
+/// so when both arrive in one TCP read (Node's `ws` emits them in the same tick) the event is
+/// lost; the reference Node server loses it too (28–30/32). A few ms apart avoids that race.
+pub fn build(config: Config, auth_delay: Duration) -> Servers {
     let echo = Engine::new(
         Config {
             path: "/engine.io/".to_owned(),
@@ -62,11 +66,11 @@ pub fn build(config: Config) -> Servers {
     let io = SocketIo::builder(config).build();
     io.ns("/", {
         let io = io.clone();
-        move |socket, auth| on_connect(io.clone(), socket, auth)
+        move |socket, auth| on_connect(io.clone(), socket, auth, auth_delay)
     });
     io.ns("/custom", {
         let io = io.clone();
-        move |socket, auth| on_connect(io.clone(), socket, auth)
+        move |socket, auth| on_connect(io.clone(), socket, auth, auth_delay)
     });
     // A namespace that only lets in `{"token":"secret"}`.
     io.ns("/private", |socket, auth| async move {
@@ -97,9 +101,22 @@ fn ok(ack: Option<talkconnect::realtime::AckSender>, value: Value) {
     }
 }
 
-async fn on_connect(io: SocketIo, socket: SocketRef, auth: Value) -> Result<(), ConnectError> {
+async fn on_connect(
+    io: SocketIo,
+    socket: SocketRef,
+    auth: Value,
+    auth_delay: Duration,
+) -> Result<(), ConnectError> {
     // The suites read the auth payload back from this event.
-    let _ = socket.emit("auth", &auth);
+    if auth_delay.is_zero() {
+        let _ = socket.emit("auth", &auth);
+    } else {
+        let socket = socket.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(auth_delay).await;
+            let _ = socket.emit("auth", &auth);
+        });
+    }
 
     socket.on_args("message", |socket, args, _ack| async move {
         let _ = socket.emit_args("message-back", args);
@@ -113,7 +130,10 @@ async fn on_connect(io: SocketIo, socket: SocketRef, auth: Value) -> Result<(), 
     // --- used by the project's own tests ---
     socket.on("join", |socket, data, ack| async move {
         socket.join(room_of(&data, "room")).await;
-        ok(ack, json!({"ok": true, "rooms": socket.rooms().await.len()}));
+        ok(
+            ack,
+            json!({"ok": true, "rooms": socket.rooms().await.len()}),
+        );
     });
     socket.on("leave", |socket, data, ack| async move {
         socket.leave(room_of(&data, "room")).await;
@@ -188,7 +208,11 @@ async fn on_connect(io: SocketIo, socket: SocketRef, auth: Value) -> Result<(), 
             let io = io.clone();
             async move {
                 let room = room_of(&data, "room");
-                let left = io.in_(room.clone()).sockets_leave(room.clone()).await.is_ok();
+                let left = io
+                    .in_(room.clone())
+                    .sockets_leave(room.clone())
+                    .await
+                    .is_ok();
                 ok(ack, json!({"ok": left}));
             }
         }

@@ -20,6 +20,9 @@ struct Args {
     /// Packets per second a client may send (0 = unlimited)
     #[arg(long)]
     rate: Option<u32>,
+    /// Delay of the "auth" event after the CONNECT answer (see app.rs: harness race)
+    #[arg(long, default_value_t = 10)]
+    auth_delay_ms: u64,
 }
 
 #[actix_web::main]
@@ -35,7 +38,10 @@ async fn main() -> std::io::Result<()> {
     if let Some(rate) = args.rate {
         config.max_packets_per_second = rate;
     }
-    let servers = std::sync::Arc::new(app::build(config));
+    let servers = std::sync::Arc::new(app::build(
+        config,
+        std::time::Duration::from_millis(args.auth_delay_ms),
+    ));
     let mut server = HttpServer::new({
         let servers = servers.clone();
         move || {

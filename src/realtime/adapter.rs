@@ -75,17 +75,25 @@ pub trait Adapter: Send + Sync + 'static {
     /// Rooms of a local socket (including its own-id room).
     async fn socket_rooms(&self, sid: Sid) -> Vec<Room>;
     /// The targeted sockets, on every node.
-    async fn fetch_sockets(&self, opts: BroadcastOptions)
-    -> Result<Vec<SocketInfo>, AdapterError>;
+    async fn fetch_sockets(&self, opts: BroadcastOptions) -> Result<Vec<SocketInfo>, AdapterError>;
     /// Makes the targeted sockets join `rooms` (socket.io's `socketsJoin`).
-    async fn add_sockets(&self, opts: BroadcastOptions, rooms: Vec<Room>)
-    -> Result<(), AdapterError>;
+    async fn add_sockets(
+        &self,
+        opts: BroadcastOptions,
+        rooms: Vec<Room>,
+    ) -> Result<(), AdapterError>;
     /// Makes the targeted sockets leave `rooms` (socket.io's `socketsLeave`).
-    async fn del_sockets(&self, opts: BroadcastOptions, rooms: Vec<Room>)
-    -> Result<(), AdapterError>;
+    async fn del_sockets(
+        &self,
+        opts: BroadcastOptions,
+        rooms: Vec<Room>,
+    ) -> Result<(), AdapterError>;
     /// Disconnects the targeted sockets; `close` also closes their whole connection.
-    async fn disconnect_sockets(&self, opts: BroadcastOptions, close: bool)
-    -> Result<(), AdapterError>;
+    async fn disconnect_sockets(
+        &self,
+        opts: BroadcastOptions,
+        close: bool,
+    ) -> Result<(), AdapterError>;
     /// Number of nodes sharing this namespace.
     async fn server_count(&self) -> Result<usize, AdapterError> {
         Ok(1)
@@ -232,7 +240,8 @@ impl LocalAdapter {
     pub fn disconnect_local(&self, opts: &BroadcastOptions, close: bool) {
         let targets = self.targets(opts);
         let mut sockets = Vec::with_capacity(targets.len());
-        self.local.for_each(targets, |s| sockets.push(Arc::clone(s)));
+        self.local
+            .for_each(targets, |s| sockets.push(Arc::clone(s)));
         for socket in sockets {
             if close {
                 socket.close_transport();
@@ -320,10 +329,7 @@ impl Adapter for LocalAdapter {
         self.rooms_of(sid)
     }
 
-    async fn fetch_sockets(
-        &self,
-        opts: BroadcastOptions,
-    ) -> Result<Vec<SocketInfo>, AdapterError> {
+    async fn fetch_sockets(&self, opts: BroadcastOptions) -> Result<Vec<SocketInfo>, AdapterError> {
         Ok(self.fetch_local(&opts))
     }
 

@@ -11,11 +11,11 @@ use parking_lot::{Mutex, RwLock};
 use serde_json::Value;
 use tracing::Instrument as _;
 
+use super::Config;
 use super::engine::{CloseReason, Conn, EngineHandler, Message};
 use super::namespace::Namespace;
 use super::packet::{self, Packet, PacketType};
 use super::socket::{DisconnectReason, Socket, SocketRef};
-use super::Config;
 
 /// Per-connection Socket.IO state, stored in the Engine.IO session.
 #[derive(Default)]
@@ -76,7 +76,9 @@ impl SocketIoHandler {
                 }
             }
             PacketType::Event | PacketType::BinaryEvent => {
-                if let (Some(socket), Some(Value::Array(values))) = (client.find(&packet.nsp), packet.data) {
+                if let (Some(socket), Some(Value::Array(values))) =
+                    (client.find(&packet.nsp), packet.data)
+                {
                     socket.on_event(values, packet.id, binary);
                 }
             }
@@ -94,7 +96,12 @@ impl SocketIoHandler {
 
     fn connect(&self, conn: &Arc<Conn<ClientState>>, packet: Packet) {
         let client = conn.data();
-        let ns = self.registry.namespaces.read().get(packet.nsp.as_str()).cloned();
+        let ns = self
+            .registry
+            .namespaces
+            .read()
+            .get(packet.nsp.as_str())
+            .cloned();
         let Some(ns) = ns else {
             conn.send_all(
                 packet::encode_connect_error(&packet.nsp, "Invalid namespace", None).frames(),
@@ -113,7 +120,9 @@ impl SocketIoHandler {
         };
         ns.insert(Arc::clone(&socket));
         let handler = ns.handler.read().clone();
-        let auth = packet.data.unwrap_or_else(|| Value::Object(Default::default()));
+        let auth = packet
+            .data
+            .unwrap_or_else(|| Value::Object(Default::default()));
         let span = tracing::debug_span!("socket.io connect", sid = %socket.id(), nsp = %ns.name);
         tokio::spawn(
             async move {

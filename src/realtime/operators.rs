@@ -53,26 +53,38 @@ impl BroadcastOperator {
     /// Emits `event` with one argument to every target; encoded once.
     pub async fn emit<T: Serialize + ?Sized>(self, event: &str, data: &T) -> Result<(), EmitError> {
         let packet = packet::encode_event(&self.ns.name, event, data, None)?;
-        self.ns.adapter.broadcast(Arc::new(packet), self.opts).await?;
+        self.ns
+            .adapter
+            .broadcast(Arc::new(packet), self.opts)
+            .await?;
         Ok(())
     }
 
     /// Emits `event` with any arguments (binary included) to every target.
     pub async fn emit_args(self, event: &str, args: Args) -> Result<(), EmitError> {
         let packet = packet::encode_event_args(&self.ns.name, event, args, None)?;
-        self.ns.adapter.broadcast(Arc::new(packet), self.opts).await?;
+        self.ns
+            .adapter
+            .broadcast(Arc::new(packet), self.opts)
+            .await?;
         Ok(())
     }
 
     /// Makes the targets join `room`.
     pub async fn sockets_join(self, room: impl Into<Room>) -> Result<(), EmitError> {
-        self.ns.adapter.add_sockets(self.opts, vec![room.into()]).await?;
+        self.ns
+            .adapter
+            .add_sockets(self.opts, vec![room.into()])
+            .await?;
         Ok(())
     }
 
     /// Makes the targets leave `room`.
     pub async fn sockets_leave(self, room: impl Into<Room>) -> Result<(), EmitError> {
-        self.ns.adapter.del_sockets(self.opts, vec![room.into()]).await?;
+        self.ns
+            .adapter
+            .del_sockets(self.opts, vec![room.into()])
+            .await?;
         Ok(())
     }
 

@@ -251,7 +251,11 @@ pub fn encode_connect(nsp: &str, sid: &str) -> EncodedPacket {
 }
 
 pub fn encode_disconnect(nsp: &str) -> EncodedPacket {
-    finish(header(PacketType::Disconnect, nsp, 0, None), b"", Vec::new())
+    finish(
+        header(PacketType::Disconnect, nsp, 0, None),
+        b"",
+        Vec::new(),
+    )
 }
 
 /// `CONNECT_ERROR` with `{"message", "data"?}`.
@@ -340,7 +344,10 @@ mod tests {
     #[test]
     fn decodes_connect_in_all_its_forms() {
         let p = decode("0", MAX).unwrap();
-        assert_eq!((p.kind, p.nsp.as_str(), p.data), (PacketType::Connect, "/", None));
+        assert_eq!(
+            (p.kind, p.nsp.as_str(), p.data),
+            (PacketType::Connect, "/", None)
+        );
         let p = decode(r#"0{"token":"123"}"#, MAX).unwrap();
         assert_eq!(p.data, Some(json!({"token":"123"})));
         let p = decode("0/custom,", MAX).unwrap();
@@ -348,7 +355,10 @@ mod tests {
         let p = decode("0/custom", MAX).unwrap();
         assert_eq!(p.nsp, "/custom");
         let p = decode(r#"0/custom,{"token":"abc"}"#, MAX).unwrap();
-        assert_eq!((p.nsp.as_str(), p.data), ("/custom", Some(json!({"token":"abc"}))));
+        assert_eq!(
+            (p.nsp.as_str(), p.data),
+            ("/custom", Some(json!({"token":"abc"})))
+        );
         assert_eq!(decode("0[1]", MAX), Err(ParseError::InvalidPayload));
     }
 
@@ -361,12 +371,22 @@ mod tests {
         assert_eq!(p.id, Some(456));
         let p = decode(r#"2/custom,7["e"]"#, MAX).unwrap();
         assert_eq!((p.nsp.as_str(), p.id), ("/custom", Some(7)));
-        let p = decode(r#"52-789["m",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#, MAX).unwrap();
-        assert_eq!((p.kind, p.attachments, p.id), (PacketType::BinaryEvent, 2, Some(789)));
+        let p = decode(
+            r#"52-789["m",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#,
+            MAX,
+        )
+        .unwrap();
+        assert_eq!(
+            (p.kind, p.attachments, p.id),
+            (PacketType::BinaryEvent, 2, Some(789))
+        );
         let p = decode("3456[1]", MAX).unwrap();
         assert_eq!((p.kind, p.id), (PacketType::Ack, Some(456)));
         let p = decode("1/custom,", MAX).unwrap();
-        assert_eq!((p.kind, p.nsp.as_str()), (PacketType::Disconnect, "/custom"));
+        assert_eq!(
+            (p.kind, p.nsp.as_str()),
+            (PacketType::Disconnect, "/custom")
+        );
     }
 
     #[test]
@@ -379,11 +399,23 @@ mod tests {
         assert_eq!(decode("2[1]", MAX), Err(ParseError::InvalidPayload));
         assert_eq!(decode("2", MAX), Err(ParseError::InvalidPayload));
         assert_eq!(decode(r#"2abc["m"]"#, MAX), Err(ParseError::InvalidJson));
-        assert_eq!(decode(r#"299999999999999999999999["m"]"#, MAX), Err(ParseError::InvalidAckId));
+        assert_eq!(
+            decode(r#"299999999999999999999999["m"]"#, MAX),
+            Err(ParseError::InvalidAckId)
+        );
         assert_eq!(decode("3[1]", MAX), Err(ParseError::InvalidPayload));
-        assert_eq!(decode(r#"5["m"]"#, MAX), Err(ParseError::InvalidAttachments));
-        assert_eq!(decode(r#"511-["m"]"#, MAX), Err(ParseError::TooManyAttachments));
-        assert_eq!(decode(r#"4{"message":"x"}"#, MAX), Err(ParseError::InvalidPayload));
+        assert_eq!(
+            decode(r#"5["m"]"#, MAX),
+            Err(ParseError::InvalidAttachments)
+        );
+        assert_eq!(
+            decode(r#"511-["m"]"#, MAX),
+            Err(ParseError::TooManyAttachments)
+        );
+        assert_eq!(
+            decode(r#"4{"message":"x"}"#, MAX),
+            Err(ParseError::InvalidPayload)
+        );
         assert_eq!(decode(r#"1{}"#, MAX), Err(ParseError::InvalidPayload));
         assert_eq!(decode("2[\"m\"", MAX), Err(ParseError::InvalidJson));
     }
@@ -391,7 +423,10 @@ mod tests {
     #[test]
     fn encodes_like_the_reference_server() {
         assert_eq!(&*encode_connect("/", "abc").text, r#"40{"sid":"abc"}"#);
-        assert_eq!(&*encode_connect("/custom", "abc").text, r#"40/custom,{"sid":"abc"}"#);
+        assert_eq!(
+            &*encode_connect("/custom", "abc").text,
+            r#"40/custom,{"sid":"abc"}"#
+        );
         assert_eq!(
             &*encode_connect_error("/random", "Invalid namespace", None).text,
             r#"44/random,{"message":"Invalid namespace"}"#
@@ -402,7 +437,10 @@ mod tests {
             r#"42["auth",{}]"#
         );
         let args = Args::new().value(json!(1)).value(json!("2"));
-        assert_eq!(&*encode_ack("/", 456, args).unwrap().text, r#"43456[1,"2"]"#);
+        assert_eq!(
+            &*encode_ack("/", 456, args).unwrap().text,
+            r#"43456[1,"2"]"#
+        );
     }
 
     #[test]
@@ -411,7 +449,10 @@ mod tests {
             .value(json!("x"))
             .push_binary(Bytes::from_static(&[1, 2, 3]))
             .push_binary(Bytes::from_static(&[4]));
-        assert_eq!(args.binary_of(&args.values[1]), Some(&Bytes::from_static(&[1, 2, 3])));
+        assert_eq!(
+            args.binary_of(&args.values[1]),
+            Some(&Bytes::from_static(&[1, 2, 3]))
+        );
         assert_eq!(args.binary_of(&args.values[0]), None);
         let p = encode_event_args("/custom", "m", args, Some(3)).unwrap();
         assert_eq!(

@@ -9,6 +9,7 @@ use parking_lot::RwLock;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::Config;
 use super::adapter::{Adapter, BroadcastOptions, LocalAdapter, LocalNamespace, Room};
 use super::client::{Registry, SocketIoHandler};
 use super::engine::Engine;
@@ -16,7 +17,6 @@ use super::namespace::{AdapterFactory, ConnectError, ConnectHandler, Namespace};
 use super::operators::BroadcastOperator;
 use super::packet::Args;
 use super::socket::{EmitError, SocketRef};
-use super::Config;
 
 /// The Socket.IO server. Cheap to clone; clone it into every actix worker.
 #[derive(Clone)]
@@ -57,7 +57,12 @@ impl SocketIoBuilder {
         );
         // The main namespace always exists, accepting everyone until the app sets a handler.
         let accept_all: ConnectHandler = Arc::new(|_socket, _auth| Box::pin(async { Ok(()) }));
-        let main = Namespace::new(Arc::from("/"), accept_all, &self.factory, Arc::clone(&config));
+        let main = Namespace::new(
+            Arc::from("/"),
+            accept_all,
+            &self.factory,
+            Arc::clone(&config),
+        );
         registry
             .namespaces
             .write()
@@ -149,7 +154,11 @@ impl SocketIo {
     }
 
     /// Emits to every socket of the main namespace.
-    pub async fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<(), EmitError> {
+    pub async fn emit<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        data: &T,
+    ) -> Result<(), EmitError> {
         self.main_ns().emit(event, data).await
     }
 

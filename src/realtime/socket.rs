@@ -188,7 +188,8 @@ impl Socket {
         F: Fn(SocketRef, Args, Option<AckSender>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let handler: EventHandler = Arc::new(move |socket, args, ack| Box::pin(handler(socket, args, ack)));
+        let handler: EventHandler =
+            Arc::new(move |socket, args, ack| Box::pin(handler(socket, args, ack)));
         self.handlers.write().insert(event.into(), handler);
     }
 
@@ -203,7 +204,9 @@ impl Socket {
         F: Fn(SocketRef, DisconnectReason) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        *self.on_disconnect.lock() = Some(Arc::new(move |socket, reason| Box::pin(handler(socket, reason))));
+        *self.on_disconnect.lock() = Some(Arc::new(move |socket, reason| {
+            Box::pin(handler(socket, reason))
+        }));
     }
 
     /// Emits `event` with one argument to this client.
@@ -295,7 +298,8 @@ impl Socket {
     /// The connection stays open for other namespaces.
     pub fn disconnect(self: &Arc<Self>) {
         if self.connected() {
-            self.conn.send_all(packet::encode_disconnect(&self.ns.name).frames());
+            self.conn
+                .send_all(packet::encode_disconnect(&self.ns.name).frames());
         }
         self.conn.data().remove(self);
         self.terminate(DisconnectReason::ServerNamespaceDisconnect, true);
@@ -344,13 +348,19 @@ impl Socket {
 
     /// The connect handler refused: answer CONNECT_ERROR and forget the socket quietly.
     pub(crate) fn refuse(self: &Arc<Self>, message: &str, data: Option<&Value>) {
-        self.conn.send_all(packet::encode_connect_error(&self.ns.name, message, data).frames());
+        self.conn
+            .send_all(packet::encode_connect_error(&self.ns.name, message, data).frames());
         self.conn.data().remove(self);
         self.terminate(DisconnectReason::ServerNamespaceDisconnect, false);
     }
 
     /// An EVENT for this socket: run its handler in its own task.
-    pub(crate) fn on_event(self: &Arc<Self>, mut values: Vec<Value>, id: Option<u64>, binary: Vec<Bytes>) {
+    pub(crate) fn on_event(
+        self: &Arc<Self>,
+        mut values: Vec<Value>,
+        id: Option<u64>,
+        binary: Vec<Bytes>,
+    ) {
         if !self.connected() || values.is_empty() {
             return;
         }
@@ -366,7 +376,8 @@ impl Socket {
             id,
         });
         let fut = handler(Arc::clone(self), Args { values, binary }, ack);
-        let span = tracing::debug_span!("socket.io event", sid = %self.id, nsp = %self.ns.name, event);
+        let span =
+            tracing::debug_span!("socket.io event", sid = %self.id, nsp = %self.ns.name, event);
         tokio::spawn(guarded(fut).instrument(span));
     }
 
@@ -395,9 +406,14 @@ impl Socket {
         self.ns.remove(self.id);
         self.acks.lock().clear();
         self.handlers.write().clear();
-        let handler = self.on_disconnect.lock().take().filter(|_| run_handler && was_connected);
+        let handler = self
+            .on_disconnect
+            .lock()
+            .take()
+            .filter(|_| run_handler && was_connected);
         let socket = Arc::clone(self);
-        let span = tracing::debug_span!("socket.io disconnect", sid = %self.id, nsp = %self.ns.name);
+        let span =
+            tracing::debug_span!("socket.io disconnect", sid = %self.id, nsp = %self.ns.name);
         tokio::spawn(
             async move {
                 socket.ns.adapter.del_all(socket.id).await;

@@ -268,7 +268,8 @@ impl<D> Conn<D> {
                 Heartbeat::PingDue => {
                     st.queue.push_back(Frame::PING);
                     st.heartbeat = Heartbeat::AwaitingPong;
-                    st.deadline = now + self.limits.ping_timeout;
+                    // From the scheduled time, so timer lateness does not add up.
+                    st.deadline += self.limits.ping_timeout;
                     false
                 }
                 Heartbeat::AwaitingPong => true,
@@ -279,14 +280,28 @@ impl<D> Conn<D> {
             Beat::TimedOut
         } else {
             self.writable.notify_one();
-            Beat::Wait(now + self.limits.ping_timeout)
+            Beat::Wait(self.state.lock().deadline)
         }
     }
 
     // --- long-polling bookkeeping ---
 
+    /// Closes the session if its pong is overdue, even if the timer task has not run yet.
+    fn check_pong_deadline(&self) {
+        let expired = {
+            let st = self.state.lock();
+            st.closed.is_none()
+                && st.heartbeat == Heartbeat::AwaitingPong
+                && Instant::now() >= st.deadline
+        };
+        if expired {
+            self.close(CloseReason::PingTimeout);
+        }
+    }
+
     /// Marks a GET as active. Errors tell the handler what to answer.
     pub(crate) fn begin_get(&self) -> Result<(), PollError> {
+        self.check_pong_deadline();
         let overlap = {
             let mut st = self.state.lock();
             if st.closed.is_some() {
@@ -307,6 +322,14 @@ impl<D> Conn<D> {
             return Err(PollError::Overlap);
         }
         Ok(())
+    }
+
+    pub(crate) fn upgrading(&self) -> bool {
+        self.state.lock().upgrading
+    }
+
+    pub(crate) fn get_pending(&self) -> bool {
+        self.state.lock().get_active
     }
 
     pub(crate) fn end_get(&self) {
@@ -330,6 +353,7 @@ impl<D> Conn<D> {
     }
 
     pub(crate) fn begin_post(&self) -> Result<(), PollError> {
+        self.check_pong_deadline();
         let overlap = {
             let mut st = self.state.lock();
             if st.closed.is_some() {

@@ -14,8 +14,8 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, web};
 use parking_lot::Mutex;
 
-pub use conn::{CloseReason, Conn, Handshake, TransportKind};
 use conn::Limits;
+pub use conn::{CloseReason, Conn, Handshake, TransportKind};
 pub use packet::{Frame, Message};
 
 use crate::realtime::config::Config;
@@ -127,10 +127,12 @@ impl<H: EngineHandler> Engine<H> {
             paths.push(bare);
         }
         let engine = Arc::clone(self);
-        cfg.service(web::resource(paths).to(move |req: HttpRequest, body: web::Payload| {
-            let engine = Arc::clone(&engine);
-            async move { engine.dispatch(req, body).await }
-        }));
+        cfg.service(
+            web::resource(paths).to(move |req: HttpRequest, body: web::Payload| {
+                let engine = Arc::clone(&engine);
+                async move { engine.dispatch(req, body).await }
+            }),
+        );
     }
 
     /// Number of open sessions.
@@ -236,8 +238,7 @@ impl<H: EngineHandler> Engine<H> {
 
     /// The `0{...}` open packet.
     fn open_packet(&self, sid: Sid, transport: TransportKind) -> Frame {
-        let upgrades = if transport == TransportKind::Polling && self.config.transports.websocket
-        {
+        let upgrades = if transport == TransportKind::Polling && self.config.transports.websocket {
             r#"["websocket"]"#
         } else {
             "[]"

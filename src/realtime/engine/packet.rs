@@ -15,9 +15,13 @@ pub enum Packet {
     Open,
     Close,
     /// `2`, or `2probe` when `probe` is set (only valid during an upgrade).
-    Ping { probe: bool },
+    Ping {
+        probe: bool,
+    },
     /// `3`, or `3probe`.
-    Pong { probe: bool },
+    Pong {
+        probe: bool,
+    },
     Message(Message),
     Upgrade,
     Noop,
@@ -110,7 +114,11 @@ pub fn decode_payload(body: Bytes) -> Result<Vec<Packet>, DecodeError> {
 
 /// Encodes frames into one long-polling response body.
 pub fn encode_payload<'a>(frames: impl IntoIterator<Item = &'a Frame> + Clone) -> String {
-    let len: usize = frames.clone().into_iter().map(|f| f.encoded_len() + 1).sum();
+    let len: usize = frames
+        .clone()
+        .into_iter()
+        .map(|f| f.encoded_len() + 1)
+        .sum();
     let mut out = String::with_capacity(len);
     for (i, frame) in frames.into_iter().enumerate() {
         if i > 0 {

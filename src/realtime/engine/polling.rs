@@ -13,6 +13,13 @@ use super::conn::{Beat, PollError};
 use super::packet::{self, Frame};
 use super::{CloseReason, Conn, Engine, EngineError, EngineHandler, TransportKind};
 
+/// How long a client `close` waits for a GET that is still in flight.
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// How long a poll that starts during an upgrade waits for the upgrade to complete.
+const UPGRADE_GRACE_STEP: std::time::Duration = std::time::Duration::from_millis(5);
+const UPGRADE_GRACE_STEPS: u32 = 10;
+
 fn payload_response(frames: &[Frame]) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; charset=UTF-8")
@@ -28,7 +35,10 @@ fn poll_error(err: PollError) -> HttpResponse {
 }
 
 /// Opens a session over polling; the response carries the open packet.
-pub(super) fn handshake<H: EngineHandler>(engine: &Arc<Engine<H>>, req: &HttpRequest) -> HttpResponse {
+pub(super) fn handshake<H: EngineHandler>(
+    engine: &Arc<Engine<H>>,
+    req: &HttpRequest,
+) -> HttpResponse {
     let conn = engine.open(TransportKind::Polling, req);
     let open = engine.open_packet(conn.sid(), TransportKind::Polling);
     let span = tracing::debug_span!("engine.io", sid = %conn.sid());
@@ -79,6 +89,19 @@ pub(super) async fn get<D>(conn: Arc<Conn<D>>) -> HttpResponse {
         return poll_error(err);
     }
     let _guard = GetGuard(&conn);
+    if conn.upgrading() {
+        // A poll that starts while a websocket is probing may race with the `5` that completes
+        // the upgrade on another worker: wait briefly, then answer as if it came after it.
+        for _ in 0..UPGRADE_GRACE_STEPS {
+            tokio::time::sleep(UPGRADE_GRACE_STEP).await;
+            if !conn.upgrading() {
+                break;
+            }
+        }
+        if conn.transport() != TransportKind::Polling {
+            return EngineError::BadRequest.response();
+        }
+    }
     loop {
         let notified = conn.writable.notified();
         tokio::pin!(notified);
@@ -123,6 +146,11 @@ pub(super) async fn post<H: EngineHandler>(
         }
     };
     for packet in packets {
+        if packet == packet::Packet::Close && !conn.get_pending() {
+            // The client's pending GET may still be on its way through another worker; give
+            // it a moment so it ends with `noop`, as on a single-threaded server.
+            tokio::time::sleep(CLOSE_GRACE).await;
+        }
         if !engine.on_packet(&conn, packet) {
             break;
         }
