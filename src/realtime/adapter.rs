@@ -360,3 +360,161 @@ impl Adapter for LocalAdapter {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::OnceLock;
+
+    use super::*;
+    use crate::realtime::Config;
+    use crate::realtime::client::ClientState;
+    use crate::realtime::engine::{Conn, Frame, Handshake, Limits, TransportKind};
+    use crate::realtime::namespace::{AdapterFactory, ConnectHandler};
+    use crate::realtime::packet::encode_event;
+    use crate::realtime::socket::Socket;
+
+    struct Fixture {
+        ns: Arc<Namespace>,
+        adapter: Arc<LocalAdapter>,
+        sockets: Vec<SocketRef>,
+    }
+
+    fn fixture(n: usize) -> Fixture {
+        let slot: Arc<OnceLock<Arc<LocalAdapter>>> = Arc::default();
+        let factory: AdapterFactory = {
+            let slot = Arc::clone(&slot);
+            Arc::new(move |local| {
+                let adapter = Arc::new(LocalAdapter::new(local));
+                let _ = slot.set(Arc::clone(&adapter));
+                adapter as Arc<dyn Adapter>
+            })
+        };
+        let accept: ConnectHandler = Arc::new(|_, _| Box::pin(async { Ok(()) }));
+        let ns = Namespace::new(
+            Arc::from("/"),
+            accept,
+            &factory,
+            Arc::new(Config::default()),
+        );
+        let limits = Limits {
+            ping_interval: std::time::Duration::from_secs(30),
+            ping_timeout: std::time::Duration::from_secs(30),
+            rate: 0.0,
+            burst: 1.0,
+            max_buffered: 100,
+        };
+        let sockets = (0..n)
+            .map(|_| {
+                let conn = Arc::new(Conn::new(
+                    Sid::random(),
+                    TransportKind::Websocket,
+                    Handshake::default(),
+                    limits,
+                    ClientState::default(),
+                ));
+                let socket = Socket::new(Arc::clone(&ns), conn);
+                ns.insert(Arc::clone(&socket));
+                assert!(socket.accept());
+                socket
+            })
+            .collect();
+        let adapter = slot.get().cloned().unwrap();
+        Fixture {
+            ns,
+            adapter,
+            sockets,
+        }
+    }
+
+    fn opts(rooms: &[&str], except: &[&str]) -> BroadcastOptions {
+        BroadcastOptions {
+            rooms: rooms.iter().map(|r| Room::from(*r)).collect(),
+            except: except.iter().map(|r| Room::from(*r)).collect(),
+            flags: BroadcastFlags::default(),
+        }
+    }
+
+    fn sorted(mut v: Vec<Sid>) -> Vec<Sid> {
+        v.sort();
+        v
+    }
+
+    #[tokio::test]
+    async fn targets_follow_rooms_except_and_own_id_rooms() {
+        let f = fixture(3);
+        let [a, b, c] = [f.sockets[0].id(), f.sockets[1].id(), f.sockets[2].id()];
+        f.adapter.add_all(a, vec!["r".into(), "x".into()]).await;
+        f.adapter.add_all(b, vec!["r".into()]).await;
+        assert_eq!(
+            sorted(f.adapter.targets(&opts(&["r"], &[]))),
+            sorted(vec![a, b])
+        );
+        assert_eq!(f.adapter.targets(&opts(&["r"], &["x"])), vec![b]);
+        assert_eq!(f.adapter.targets(&opts(&["r"], &[a.as_str()])), vec![b]);
+        assert_eq!(f.adapter.targets(&opts(&[c.as_str()], &[])), vec![c]);
+        assert_eq!(sorted(f.adapter.targets(&opts(&[], &["r"]))), vec![c]);
+        assert_eq!(f.adapter.targets(&opts(&["nobody"], &[])), vec![]);
+        assert_eq!(f.adapter.socket_rooms(a).await.len(), 3);
+        f.adapter.del(a, "r".into()).await;
+        assert_eq!(f.adapter.targets(&opts(&["r"], &[])), vec![b]);
+        f.adapter.del_all(b).await;
+        assert_eq!(f.adapter.targets(&opts(&["r"], &[])), vec![]);
+        assert!(
+            f.adapter.index.read().rooms.get("r").is_none(),
+            "empty rooms are dropped"
+        );
+    }
+
+    #[tokio::test]
+    async fn broadcast_shares_one_encoding_with_every_target() {
+        let f = fixture(3);
+        for s in &f.sockets {
+            s.conn_for_tests().drain();
+        }
+        f.adapter.add_all(f.sockets[0].id(), vec!["r".into()]).await;
+        f.adapter.add_all(f.sockets[1].id(), vec!["r".into()]).await;
+        let packet = Arc::new(encode_event("/", "hi", &1, None).unwrap());
+        f.adapter
+            .broadcast(Arc::clone(&packet), opts(&["r"], &[]))
+            .await
+            .unwrap();
+        let expected = Frame::Text(packet.text.clone());
+        for s in &f.sockets[..2] {
+            let frames = s.conn_for_tests().drain();
+            assert_eq!(frames.len(), 1);
+            match (&frames[0], &expected) {
+                (Frame::Text(got), Frame::Text(want)) => {
+                    assert_eq!(got, want);
+                    // Same buffer, not a copy.
+                    assert_eq!(got.as_bytes().as_ptr(), want.as_bytes().as_ptr());
+                }
+                _ => panic!("expected text"),
+            }
+        }
+        assert!(f.sockets[2].conn_for_tests().drain().is_empty());
+        f.adapter
+            .add_sockets(opts(&["r"], &[]), vec!["s".into()])
+            .await
+            .unwrap();
+        assert_eq!(
+            f.adapter
+                .fetch_sockets(opts(&["s"], &[]))
+                .await
+                .unwrap()
+                .len(),
+            2
+        );
+        f.adapter
+            .del_sockets(opts(&[], &[]), vec!["s".into()])
+            .await
+            .unwrap();
+        assert!(
+            f.adapter
+                .fetch_sockets(opts(&["s"], &[]))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(f.ns.sockets.read().len(), 3);
+    }
+}

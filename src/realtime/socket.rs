@@ -312,6 +312,11 @@ impl Socket {
 
     // --- crate-internal ---
 
+    #[cfg(test)]
+    pub(crate) fn conn_for_tests(&self) -> &Conn<ClientState> {
+        &self.conn
+    }
+
     fn send_or_fail(&self, packet: &EncodedPacket) -> Result<(), EmitError> {
         if self.send_encoded(packet) {
             Ok(())

@@ -14,7 +14,7 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, web};
 use parking_lot::Mutex;
 
-use conn::Limits;
+pub(crate) use conn::Limits;
 pub use conn::{CloseReason, Conn, Handshake, TransportKind};
 pub use packet::{Frame, Message};
 
