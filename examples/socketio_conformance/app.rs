@@ -235,3 +235,39 @@ async fn on_connect(
     });
     Ok(())
 }
+
+/// Only the events of bench/realtime/node-server.mjs, so both servers run the same app.
+pub fn build_bench(config: Config) -> Servers {
+    let echo = Engine::new(
+        Config {
+            path: "/engine.io/".to_owned(),
+            ..config.clone()
+        },
+        Echo,
+    );
+    let io = SocketIo::builder(config).build();
+    io.ns("/", |socket: SocketRef, auth: Value| async move {
+        let _ = socket.emit("auth", &auth);
+        socket.on_args("message", |socket, args, _ack| async move {
+            let _ = socket.emit_args("message-back", args);
+        });
+        socket.on_args("message-with-ack", |_socket, args, ack| async move {
+            if let Some(ack) = ack {
+                let _ = ack.send_args(args);
+            }
+        });
+        socket.on("join", |socket, data, ack| async move {
+            socket.join(room_of(&data, "room")).await;
+            ok(ack, json!({"ok": true, "rooms": socket.rooms().await.len()}));
+        });
+        socket.on("to-room", |socket, data, ack| async move {
+            let result = socket
+                .to(room_of(&data, "room"))
+                .emit("room-message", &data["payload"])
+                .await;
+            ok(ack, json!({"ok": result.is_ok()}));
+        });
+        Ok(())
+    });
+    Servers { io, echo }
+}

@@ -20,6 +20,14 @@ struct Args {
     /// Packets per second a client may send (0 = unlimited)
     #[arg(long)]
     rate: Option<u32>,
+    /// Override the suites' 300 ms ping interval (benchmarks use the default 25000)
+    #[arg(long)]
+    ping_interval_ms: Option<u64>,
+    #[arg(long)]
+    ping_timeout_ms: Option<u64>,
+    /// Register only the benchmark's events (same app as bench/realtime/node-server.mjs)
+    #[arg(long)]
+    bench_app: bool,
     /// Delay of the "auth" event after the CONNECT answer (see app.rs: harness race)
     #[arg(long, default_value_t = 10)]
     auth_delay_ms: u64,
@@ -35,13 +43,20 @@ async fn main() -> std::io::Result<()> {
         .init();
     let args = Args::parse();
     let mut config = app::suite_config();
+    if let Some(ms) = args.ping_interval_ms {
+        config.ping_interval = std::time::Duration::from_millis(ms);
+    }
+    if let Some(ms) = args.ping_timeout_ms {
+        config.ping_timeout = std::time::Duration::from_millis(ms);
+    }
     if let Some(rate) = args.rate {
         config.max_packets_per_second = rate;
     }
-    let servers = std::sync::Arc::new(app::build(
-        config,
-        std::time::Duration::from_millis(args.auth_delay_ms),
-    ));
+    let servers = std::sync::Arc::new(if args.bench_app {
+        app::build_bench(config)
+    } else {
+        app::build(config, std::time::Duration::from_millis(args.auth_delay_ms))
+    });
     let mut server = HttpServer::new({
         let servers = servers.clone();
         move || {

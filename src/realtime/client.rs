@@ -28,7 +28,7 @@ struct Inner {
     /// One socket per connected (or connecting) namespace; usually one.
     sockets: Vec<SocketRef>,
     /// A binary packet waiting for its attachments.
-    partial: Option<(Packet, Vec<Bytes>)>,
+    partial: Option<Box<(Packet, Vec<Bytes>)>>,
     /// A CONNECT was received (stops the connect timeout).
     connect_seen: bool,
     closed: bool,
@@ -179,7 +179,7 @@ impl EngineHandler for SocketIoHandler {
                         match packet::decode(&text, max_attachments) {
                             Ok(p) if p.attachments > 0 => {
                                 let n = p.attachments;
-                                inner.partial = Some((p, Vec::with_capacity(n)));
+                                inner.partial = Some(Box::new((p, Vec::with_capacity(n))));
                                 Ok(None)
                             }
                             Ok(p) => Ok(Some((p, Vec::new()))),
@@ -189,10 +189,10 @@ impl EngineHandler for SocketIoHandler {
                 }
                 Message::Binary(data) => match inner.partial.as_mut() {
                     None => Err("unexpected binary attachment"),
-                    Some((p, parts)) => {
-                        parts.push(data);
-                        if parts.len() == p.attachments {
-                            Ok(inner.partial.take())
+                    Some(partial) => {
+                        partial.1.push(data);
+                        if partial.1.len() == partial.0.attachments {
+                            Ok(inner.partial.take().map(|b| *b))
                         } else {
                             Ok(None)
                         }

@@ -1,6 +1,7 @@
 //! A Socket.IO socket: one client in one namespace. Holds the app's event handlers, pending
 //! server→client acks and typed extensions; sends through its Engine.IO session.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -87,7 +88,8 @@ pub struct Socket {
     pub(crate) ns: Arc<Namespace>,
     conn: Arc<Conn<ClientState>>,
     state: Mutex<State>,
-    handlers: RwLock<HashMap<Box<str>, EventHandler>>,
+    /// Few per socket: a vector is smaller and as fast as a map here.
+    handlers: RwLock<Vec<(Cow<'static, str>, EventHandler)>>,
     on_disconnect: Mutex<Option<DisconnectHandler>>,
     acks: Mutex<HashMap<u64, oneshot::Sender<Args>>>,
     next_ack: AtomicU64,
@@ -131,7 +133,7 @@ impl Socket {
             ns,
             conn,
             state: Mutex::new(State::Connecting(Vec::new())),
-            handlers: RwLock::new(HashMap::new()),
+            handlers: RwLock::new(Vec::new()),
             on_disconnect: Mutex::new(None),
             acks: Mutex::new(HashMap::new()),
             next_ack: AtomicU64::new(0),
@@ -170,7 +172,7 @@ impl Socket {
 
     /// Registers the handler of `event`; `data` is the first argument (`null` if none).
     /// Events without a handler are ignored.
-    pub fn on<F, Fut>(&self, event: impl Into<Box<str>>, handler: F)
+    pub fn on<F, Fut>(&self, event: impl Into<Cow<'static, str>>, handler: F)
     where
         F: Fn(SocketRef, Value, Option<AckSender>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
@@ -179,23 +181,31 @@ impl Socket {
             let data = args.values.into_iter().next().unwrap_or(Value::Null);
             Box::pin(handler(socket, data, ack))
         });
-        self.handlers.write().insert(event.into(), handler);
+        self.set_handler(event.into(), handler);
     }
 
     /// Registers the handler of `event` receiving every argument and binary attachment.
-    pub fn on_args<F, Fut>(&self, event: impl Into<Box<str>>, handler: F)
+    pub fn on_args<F, Fut>(&self, event: impl Into<Cow<'static, str>>, handler: F)
     where
         F: Fn(SocketRef, Args, Option<AckSender>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
         let handler: EventHandler =
             Arc::new(move |socket, args, ack| Box::pin(handler(socket, args, ack)));
-        self.handlers.write().insert(event.into(), handler);
+        self.set_handler(event.into(), handler);
+    }
+
+    fn set_handler(&self, event: Cow<'static, str>, handler: EventHandler) {
+        let mut handlers = self.handlers.write();
+        match handlers.iter_mut().find(|(name, _)| *name == event) {
+            Some(slot) => slot.1 = handler,
+            None => handlers.push((event, handler)),
+        }
     }
 
     /// Removes the handler of `event`.
     pub fn off(&self, event: &str) {
-        self.handlers.write().remove(event);
+        self.handlers.write().retain(|(name, _)| name != event);
     }
 
     /// Registers the disconnect handler (runs once, after the socket left its rooms).
@@ -372,7 +382,13 @@ impl Socket {
         let Value::String(event) = values.remove(0) else {
             return;
         };
-        let Some(handler) = self.handlers.read().get(event.as_str()).cloned() else {
+        let handler = self
+            .handlers
+            .read()
+            .iter()
+            .find(|(name, _)| *name == event.as_str())
+            .map(|(_, h)| Arc::clone(h));
+        let Some(handler) = handler else {
             tracing::trace!(event, "no handler, ignored");
             return;
         };

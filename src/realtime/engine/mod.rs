@@ -215,11 +215,14 @@ impl<H: EngineHandler> Engine<H> {
 
     /// Creates and registers a session.
     fn open(&self, transport: TransportKind, req: &HttpRequest) -> Arc<Conn<H::Data>> {
+        let peer_addr = req.peer_addr();
         let info = req.connection_info();
-        let handshake = Handshake {
-            peer_addr: req.peer_addr(),
-            real_ip: info.realip_remote_addr().map(Box::from),
-        };
+        // Kept only when a proxy header names another client than the TCP peer.
+        let real_ip = info
+            .realip_remote_addr()
+            .filter(|ip| peer_addr.is_none_or(|peer| *ip != peer.ip().to_string()))
+            .map(Box::from);
+        let handshake = Handshake { peer_addr, real_ip };
         let mut sessions = self.sessions.lock();
         let mut sid = Sid::random();
         while sessions.contains_key(&sid) {

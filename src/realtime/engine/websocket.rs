@@ -129,7 +129,9 @@ async fn run_transport<H: EngineHandler>(
     stream: &mut AggregatedMessageStream,
     owns_heartbeat: bool,
 ) {
-    let mut deadline = Instant::now() + engine.config.ping_interval;
+    // One timer for the connection's life, moved with `reset`.
+    let heartbeat = tokio::time::sleep(engine.config.ping_interval);
+    tokio::pin!(heartbeat);
     // Frames queued before this transport became active.
     for frame in conn.drain() {
         if !write(session, frame).await {
@@ -190,10 +192,10 @@ async fn run_transport<H: EngineHandler>(
                     }
                 }
             }
-            _ = tokio::time::sleep_until(deadline), if owns_heartbeat => {
+            _ = &mut heartbeat, if owns_heartbeat => {
                 match conn.heartbeat(Instant::now()) {
                     Beat::TimedOut => return,
-                    Beat::Wait(next) => deadline = next,
+                    Beat::Wait(next) => heartbeat.as_mut().reset(next),
                 }
             }
         }
