@@ -10,5 +10,6 @@ pub mod db;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod realtime;
 pub mod rooms;
 pub mod telemetry;

@@ -1,0 +1,318 @@
+//! Engine.IO v4 server: the HTTP long-polling and WebSocket transports, the upgrade between
+//! them and the heartbeat. It hands whole messages to an [`EngineHandler`] and knows nothing
+//! of Socket.IO; mount it with [`Engine::configure`].
+
+mod conn;
+pub mod packet;
+mod polling;
+mod websocket;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix_web::http::{Method, StatusCode};
+use actix_web::{HttpRequest, HttpResponse, web};
+use parking_lot::Mutex;
+
+pub(crate) use conn::Limits;
+pub use conn::{CloseReason, Conn, Handshake, TransportKind};
+pub use packet::{Frame, Message};
+
+use crate::realtime::config::Config;
+use crate::realtime::sid::Sid;
+
+/// What the layer above Engine.IO implements. Callbacks are synchronous and must not block:
+/// spawn a task for anything slow.
+pub trait EngineHandler: Send + Sync + 'static {
+    /// Per-session state of the layer above, created with the session.
+    type Data: Default + Send + Sync + 'static;
+
+    /// A session opened (after the handshake was sent).
+    fn on_open(&self, conn: &Arc<Conn<Self::Data>>);
+    /// A `message` packet arrived.
+    fn on_message(&self, conn: &Arc<Conn<Self::Data>>, message: Message);
+    /// The session closed; called exactly once, after it left the session table.
+    fn on_close(&self, conn: &Arc<Conn<Self::Data>>, reason: CloseReason);
+}
+
+/// The Engine.IO protocol errors, answered as `{"code":..,"message":..}` like the reference server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EngineError {
+    UnknownTransport,
+    UnknownSid,
+    BadHandshakeMethod,
+    BadRequest,
+    UnsupportedProtocolVersion,
+}
+
+impl EngineError {
+    fn code(self) -> u8 {
+        match self {
+            EngineError::UnknownTransport => 0,
+            EngineError::UnknownSid => 1,
+            EngineError::BadHandshakeMethod => 2,
+            EngineError::BadRequest => 3,
+            EngineError::UnsupportedProtocolVersion => 5,
+        }
+    }
+
+    fn message(self) -> &'static str {
+        match self {
+            EngineError::UnknownTransport => "Transport unknown",
+            EngineError::UnknownSid => "Session ID unknown",
+            EngineError::BadHandshakeMethod => "Bad handshake method",
+            EngineError::BadRequest => "Bad request",
+            EngineError::UnsupportedProtocolVersion => "Unsupported protocol version",
+        }
+    }
+
+    pub(crate) fn response(self) -> HttpResponse {
+        HttpResponse::build(StatusCode::BAD_REQUEST)
+            .content_type("application/json")
+            .body(format!(
+                r#"{{"code":{},"message":"{}"}}"#,
+                self.code(),
+                self.message()
+            ))
+    }
+}
+
+/// The Engine.IO server for one mount path.
+pub struct Engine<H: EngineHandler> {
+    pub(crate) config: Config,
+    pub(crate) handler: H,
+    sessions: Mutex<HashMap<Sid, Arc<Conn<H::Data>>>>,
+}
+
+/// The query parameters of an Engine.IO request.
+struct Query<'a> {
+    transport: Option<&'a str>,
+    sid: Option<&'a str>,
+    eio: Option<&'a str>,
+}
+
+fn parse_query(qs: &str) -> Query<'_> {
+    let mut q = Query {
+        transport: None,
+        sid: None,
+        eio: None,
+    };
+    for pair in qs.split('&') {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        match k {
+            "transport" => q.transport = Some(v),
+            "sid" => q.sid = Some(v),
+            "EIO" => q.eio = Some(v),
+            _ => {}
+        }
+    }
+    q
+}
+
+impl<H: EngineHandler> Engine<H> {
+    pub fn new(config: Config, handler: H) -> Arc<Engine<H>> {
+        Arc::new(Engine {
+            config,
+            handler,
+            sessions: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Registers the transports at `config.path` (with and without the trailing slash).
+    pub fn configure(self: &Arc<Self>, cfg: &mut web::ServiceConfig) {
+        let path = self.config.normalized_path();
+        let bare = path.trim_end_matches('/').to_owned();
+        let mut paths = vec![path];
+        if !bare.is_empty() {
+            paths.push(bare);
+        }
+        let engine = Arc::clone(self);
+        cfg.service(
+            web::resource(paths).to(move |req: HttpRequest, body: web::Payload| {
+                let engine = Arc::clone(&engine);
+                async move { engine.dispatch(req, body).await }
+            }),
+        );
+    }
+
+    /// Number of open sessions.
+    pub fn session_count(&self) -> usize {
+        self.sessions.lock().len()
+    }
+
+    /// Looks a session up by id.
+    pub fn session(&self, sid: Sid) -> Option<Arc<Conn<H::Data>>> {
+        self.sessions.lock().get(&sid).cloned()
+    }
+
+    /// Closes every session (graceful shutdown).
+    pub fn close_all(&self) {
+        let all: Vec<_> = self.sessions.lock().values().cloned().collect();
+        for conn in all {
+            conn.close(CloseReason::ServerClose);
+        }
+    }
+
+    async fn dispatch(self: Arc<Self>, req: HttpRequest, body: web::Payload) -> HttpResponse {
+        let query = parse_query(req.query_string());
+        let transport = match query.transport {
+            Some("polling") if self.config.transports.polling => TransportKind::Polling,
+            Some("websocket") if self.config.transports.websocket => TransportKind::Websocket,
+            _ => return EngineError::UnknownTransport.response(),
+        };
+        if query.eio != Some("4") {
+            return EngineError::UnsupportedProtocolVersion.response();
+        }
+        let sid = match query.sid {
+            None => None,
+            Some(s) => match s.parse::<Sid>() {
+                Ok(sid) => Some(sid),
+                Err(_) => return EngineError::UnknownSid.response(),
+            },
+        };
+        match (transport, sid) {
+            (TransportKind::Polling, None) => {
+                if req.method() != Method::GET {
+                    return EngineError::BadHandshakeMethod.response();
+                }
+                polling::handshake(&self, &req)
+            }
+            (TransportKind::Polling, Some(sid)) => {
+                let Some(conn) = self.session(sid) else {
+                    return EngineError::UnknownSid.response();
+                };
+                match *req.method() {
+                    Method::GET => polling::get(conn).await,
+                    Method::POST => polling::post(&self, conn, body).await,
+                    _ => EngineError::BadRequest.response(),
+                }
+            }
+            (TransportKind::Websocket, sid) => {
+                if req.method() != Method::GET {
+                    return EngineError::BadHandshakeMethod.response();
+                }
+                let conn = match sid {
+                    None => None,
+                    Some(sid) => match self.session(sid) {
+                        Some(conn) => Some(conn),
+                        None => return EngineError::UnknownSid.response(),
+                    },
+                };
+                websocket::accept(self, &req, body, conn)
+            }
+        }
+    }
+
+    fn limits(&self) -> Limits {
+        Limits {
+            ping_interval: self.config.ping_interval,
+            ping_timeout: self.config.ping_timeout,
+            rate: self.config.max_packets_per_second as f32,
+            burst: self.config.packet_burst.max(1) as f32,
+            max_buffered: self.config.max_buffered_frames,
+        }
+    }
+
+    /// Creates and registers a session.
+    fn open(&self, transport: TransportKind, req: &HttpRequest) -> Arc<Conn<H::Data>> {
+        let peer_addr = req.peer_addr();
+        let info = req.connection_info();
+        // Kept only when a proxy header names another client than the TCP peer.
+        let real_ip = info
+            .realip_remote_addr()
+            .filter(|ip| peer_addr.is_none_or(|peer| *ip != peer.ip().to_string()))
+            .map(Box::from);
+        let handshake = Handshake { peer_addr, real_ip };
+        let mut sessions = self.sessions.lock();
+        let mut sid = Sid::random();
+        while sessions.contains_key(&sid) {
+            sid = Sid::random();
+        }
+        let conn = Arc::new(Conn::new(
+            sid,
+            transport,
+            handshake,
+            self.limits(),
+            H::Data::default(),
+        ));
+        sessions.insert(sid, Arc::clone(&conn));
+        conn
+    }
+
+    /// The `0{...}` open packet.
+    fn open_packet(&self, sid: Sid, transport: TransportKind) -> Frame {
+        let upgrades = if transport == TransportKind::Polling && self.config.transports.websocket {
+            r#"["websocket"]"#
+        } else {
+            "[]"
+        };
+        Frame::Text(
+            format!(
+                r#"0{{"sid":"{sid}","upgrades":{upgrades},"pingInterval":{},"pingTimeout":{},"maxPayload":{}}}"#,
+                self.config.ping_interval.as_millis(),
+                self.config.ping_timeout.as_millis(),
+                self.config.max_payload
+            )
+            .into(),
+        )
+    }
+
+    /// Removes a closed session and tells the handler; run by the session's owner task.
+    fn finalize(&self, conn: &Arc<Conn<H::Data>>) {
+        let removed = self.sessions.lock().remove(&conn.sid()).is_some();
+        if removed {
+            let reason = conn.close_reason().unwrap_or(CloseReason::ServerClose);
+            self.handler.on_close(conn, reason);
+        }
+    }
+
+    /// Handles one packet from the client on the active transport. Returns false when the
+    /// session was closed because of it.
+    fn on_packet(&self, conn: &Arc<Conn<H::Data>>, packet: packet::Packet) -> bool {
+        use packet::Packet;
+        if !conn.take_token() {
+            tracing::warn!(sid = %conn.sid(), "client exceeded its packet rate, closing");
+            conn.close(CloseReason::RateLimited);
+            return false;
+        }
+        match packet {
+            Packet::Pong { probe: false } => conn.on_pong(),
+            Packet::Message(message) => self.handler.on_message(conn, message),
+            Packet::Close => {
+                conn.close(CloseReason::TransportClose);
+                return false;
+            }
+            Packet::Noop => {}
+            // A v4 client never pings, opens or upgrades on an established transport.
+            Packet::Ping { .. } | Packet::Pong { probe: true } | Packet::Open | Packet::Upgrade => {
+                conn.close(CloseReason::ParseError);
+                return false;
+            }
+        }
+        !conn.is_closed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_parsing_takes_the_engine_parameters() {
+        let q = parse_query("EIO=4&transport=polling&t=abc&sid=xyz");
+        assert_eq!(q.eio, Some("4"));
+        assert_eq!(q.transport, Some("polling"));
+        assert_eq!(q.sid, Some("xyz"));
+        let q = parse_query("");
+        assert!(q.eio.is_none() && q.transport.is_none() && q.sid.is_none());
+    }
+
+    #[test]
+    fn errors_carry_the_reference_codes() {
+        assert_eq!(EngineError::UnknownTransport.code(), 0);
+        assert_eq!(EngineError::UnknownSid.code(), 1);
+        assert_eq!(EngineError::BadHandshakeMethod.code(), 2);
+        assert_eq!(EngineError::BadRequest.code(), 3);
+        assert_eq!(EngineError::UnsupportedProtocolVersion.code(), 5);
+    }
+}

@@ -1,0 +1,159 @@
+//! HTTP long-polling transport: handshake, GET (server → client) and POST (client → server),
+//! plus the task that drives the heartbeat of sessions opened over polling.
+
+use std::sync::Arc;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use bytes::BytesMut;
+use futures_util::StreamExt as _;
+use tokio::time::Instant;
+use tracing::Instrument as _;
+
+use super::conn::{Beat, PollError};
+use super::packet::{self, Frame};
+use super::{CloseReason, Conn, Engine, EngineError, EngineHandler, TransportKind};
+
+/// How long a client `close` waits for a GET that is still in flight.
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// How long a poll that starts during an upgrade waits for the upgrade to complete.
+const UPGRADE_GRACE_STEP: std::time::Duration = std::time::Duration::from_millis(5);
+const UPGRADE_GRACE_STEPS: u32 = 10;
+
+fn payload_response(frames: &[Frame]) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; charset=UTF-8")
+        .insert_header(("Cache-Control", "no-store"))
+        .body(packet::encode_payload(frames))
+}
+
+fn poll_error(err: PollError) -> HttpResponse {
+    match err {
+        PollError::Closed => EngineError::UnknownSid.response(),
+        PollError::WrongTransport | PollError::Overlap => EngineError::BadRequest.response(),
+    }
+}
+
+/// Opens a session over polling; the response carries the open packet.
+pub(super) fn handshake<H: EngineHandler>(
+    engine: &Arc<Engine<H>>,
+    req: &HttpRequest,
+) -> HttpResponse {
+    let conn = engine.open(TransportKind::Polling, req);
+    let open = engine.open_packet(conn.sid(), TransportKind::Polling);
+    let span = tracing::debug_span!("engine.io", sid = %conn.sid());
+    actix_web::rt::spawn(drive_heartbeat(Arc::clone(engine), Arc::clone(&conn)).instrument(span));
+    engine.handler.on_open(&conn);
+    payload_response(&[open])
+}
+
+/// Owner task of a session opened over polling: pings, detects the timeout, and removes the
+/// session once closed (whichever transport it ends on).
+async fn drive_heartbeat<H: EngineHandler>(engine: Arc<Engine<H>>, conn: Arc<Conn<H::Data>>) {
+    loop {
+        match conn.heartbeat(Instant::now()) {
+            Beat::TimedOut => break,
+            Beat::Wait(deadline) => {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(deadline) => {}
+                    _ = conn.closed.notified() => {}
+                }
+                if conn.is_closed() {
+                    break;
+                }
+            }
+        }
+    }
+    engine.finalize(&conn);
+}
+
+struct GetGuard<'a, D>(&'a Conn<D>);
+
+impl<D> Drop for GetGuard<'_, D> {
+    fn drop(&mut self) {
+        self.0.end_get();
+    }
+}
+
+struct PostGuard<'a, D>(&'a Conn<D>);
+
+impl<D> Drop for PostGuard<'_, D> {
+    fn drop(&mut self) {
+        self.0.end_post();
+    }
+}
+
+/// A long-poll: answers as soon as something is queued (the heartbeat guarantees it will be).
+pub(super) async fn get<D>(conn: Arc<Conn<D>>) -> HttpResponse {
+    if let Err(err) = conn.begin_get() {
+        return poll_error(err);
+    }
+    let _guard = GetGuard(&conn);
+    if conn.upgrading() {
+        // A poll that starts while a websocket is probing may race with the `5` that completes
+        // the upgrade on another worker: wait briefly, then answer as if it came after it.
+        for _ in 0..UPGRADE_GRACE_STEPS {
+            tokio::time::sleep(UPGRADE_GRACE_STEP).await;
+            if !conn.upgrading() {
+                break;
+            }
+        }
+        if conn.transport() != TransportKind::Polling {
+            return EngineError::BadRequest.response();
+        }
+    }
+    loop {
+        let notified = conn.writable.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if let Some(frames) = conn.poll_ready() {
+            return payload_response(&frames);
+        }
+        notified.await;
+    }
+}
+
+/// Client → server packets.
+pub(super) async fn post<H: EngineHandler>(
+    engine: &Arc<Engine<H>>,
+    conn: Arc<Conn<H::Data>>,
+    mut body: web::Payload,
+) -> HttpResponse {
+    if let Err(err) = conn.begin_post() {
+        return poll_error(err);
+    }
+    let _guard = PostGuard(&conn);
+    let max = engine.config.max_payload;
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = body.next().await {
+        let Ok(chunk) = chunk else {
+            conn.close(CloseReason::TransportError);
+            return EngineError::BadRequest.response();
+        };
+        if buf.len() + chunk.len() > max {
+            tracing::warn!(sid = %conn.sid(), "polling payload over max_payload, closing");
+            conn.close(CloseReason::PayloadTooLarge);
+            return HttpResponse::PayloadTooLarge().finish();
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    let packets = match packet::decode_payload(buf.freeze()) {
+        Ok(packets) => packets,
+        Err(err) => {
+            tracing::debug!(sid = %conn.sid(), %err, "invalid polling payload, closing");
+            conn.close(CloseReason::ParseError);
+            return EngineError::BadRequest.response();
+        }
+    };
+    for packet in packets {
+        if packet == packet::Packet::Close && !conn.get_pending() {
+            // The client's pending GET may still be on its way through another worker; give
+            // it a moment so it ends with `noop`, as on a single-threaded server.
+            tokio::time::sleep(CLOSE_GRACE).await;
+        }
+        if !engine.on_packet(&conn, packet) {
+            break;
+        }
+    }
+    HttpResponse::Ok().content_type("text/html").body("ok")
+}
