@@ -9,16 +9,18 @@ use actix_web::dev::Server;
 use actix_web::http::header;
 use actix_web::{App, HttpResponse, web};
 use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 use tracing_actix_web::TracingLogger;
 
 use crate::auth::{self, JwtKeys};
 use crate::chat::{self, Chat};
-use crate::cluster::{Bus, InMemoryBus, InMemoryRateLimiter};
+use crate::cluster::{Bus, InMemoryBus, InMemoryPresence, InMemoryRateLimiter, Presence};
 use crate::config::{ConfigError, Settings};
 use crate::db::{self, DbPool};
 use crate::error::ApiError;
 use crate::events::DomainEvent;
 use crate::http::{self, Limits};
+use crate::realtime::{SocketIo, gateway};
 use crate::rooms::{
     self, Rooms,
     domain::{Level, MAX_SEATS, MIN_SEATS},
@@ -33,6 +35,8 @@ pub struct AppState {
     pub limits: Limits,
     pub rooms: Rooms,
     pub chat: Chat,
+    pub presence: Arc<dyn Presence>,
+    pub io: SocketIo,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -84,9 +88,12 @@ impl AppState {
             settings.rate_limit.clone(),
             Arc::new(InMemoryRateLimiter::new()),
         );
+        let io = SocketIo::new(gateway::protocol_config(&settings.realtime));
         Ok(Self {
             rooms: Rooms::new(pool.clone(), bus.clone(), settings.rooms.clone()),
             chat: Chat::new(pool.clone(), bus.clone()),
+            presence: Arc::new(InMemoryPresence::new()),
+            io,
             settings: Arc::new(settings),
             pool,
             jwt,
@@ -100,6 +107,7 @@ pub struct Application {
     server: Server,
     address: SocketAddr,
     state: web::Data<AppState>,
+    shutdown: CancellationToken,
 }
 
 impl Application {
@@ -119,6 +127,8 @@ impl Application {
             n => n,
         };
         let state = web::Data::new(AppState::build(settings).await?);
+        let shutdown = CancellationToken::new();
+        gateway::install(state.clone(), shutdown.clone());
         let app_state = state.clone();
         let server = actix_web::HttpServer::new(move || {
             let settings = &app_state.settings;
@@ -129,9 +139,12 @@ impl Application {
                 .app_data(http::path_config())
                 .wrap(cors(&settings.server.cors_origins))
                 .wrap(TracingLogger::default())
+                .configure(|cfg| app_state.io.configure(cfg))
                 .configure(routes)
         })
         .workers(workers)
+        .disable_signals()
+        .shutdown_timeout(10)
         .listen(listener)
         .map_err(|source| StartError::Bind {
             address: address.to_string(),
@@ -142,6 +155,7 @@ impl Application {
             server,
             address,
             state,
+            shutdown,
         })
     }
 
@@ -153,10 +167,48 @@ impl Application {
         self.state.clone()
     }
 
-    /// Serves until SIGINT/SIGTERM, then finishes the requests in flight.
+    /// Serves until SIGINT/SIGTERM, then finishes the requests in flight, closes the
+    /// sockets and stops the background tasks.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         tracing::info!(address = %self.address, "listening on http://{}", self.address);
-        self.server.await
+        let handle = self.server.handle();
+        let state = self.state.clone();
+        let shutdown = self.shutdown.clone();
+        tokio::spawn(async move {
+            stop_signal().await;
+            tracing::info!("stopping: closing sockets, finishing requests");
+            // Sockets first: open websockets would otherwise hold the graceful stop.
+            state.io.close();
+            shutdown.cancel();
+            handle.stop(true).await;
+        });
+        let result = self.server.await;
+        self.state.io.close();
+        self.shutdown.cancel();
+        result
+    }
+}
+
+/// SIGINT or SIGTERM.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 

@@ -18,6 +18,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub rooms: RoomSettings,
     pub rate_limit: RateLimitSettings,
+    pub realtime: RealtimeSettings,
     pub log: LogSettings,
 }
 
@@ -73,6 +74,21 @@ pub struct RateLimitSettings {
     pub create_room_per_ip: RateRule,
     pub join_per_user: RateRule,
     pub join_per_ip: RateRule,
+    pub chat_per_user: RateRule,
+    pub events_per_user: RateRule,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RealtimeSettings {
+    pub ping_interval_ms: u64,
+    pub ping_timeout_ms: u64,
+    pub max_payload_bytes: usize,
+    pub connect_timeout_ms: u64,
+    pub max_packets_per_second: u32,
+    pub packet_burst: u32,
+    pub seat_grace_secs: u64,
+    pub allow_anonymous_lobby: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -165,11 +181,26 @@ impl Settings {
             ),
             ("rate_limit.join_per_user", self.rate_limit.join_per_user),
             ("rate_limit.join_per_ip", self.rate_limit.join_per_ip),
+            ("rate_limit.chat_per_user", self.rate_limit.chat_per_user),
+            (
+                "rate_limit.events_per_user",
+                self.rate_limit.events_per_user,
+            ),
         ];
         for (key, rule) in rules {
             if rule.count == 0 || rule.per_secs == 0 {
                 return bad(key, "count and per_secs must be at least 1");
             }
+        }
+        let realtime = &self.realtime;
+        if realtime.ping_interval_ms == 0 || realtime.ping_timeout_ms == 0 {
+            return bad(
+                "realtime.ping_interval_ms",
+                "ping interval and timeout must be at least 1 ms",
+            );
+        }
+        if realtime.max_payload_bytes < 1024 {
+            return bad("realtime.max_payload_bytes", "must be at least 1024");
         }
         Ok(())
     }

@@ -43,6 +43,7 @@ mod client;
 mod config;
 pub mod engine;
 mod extensions;
+pub mod gateway;
 mod namespace;
 mod operators;
 pub mod packet;

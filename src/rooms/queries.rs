@@ -128,6 +128,28 @@ pub fn detail(conn: &mut DbConnection, row: &RoomRow) -> QueryResult<RoomDetail>
         .ok_or(diesel::result::Error::NotFound)
 }
 
+/// (room, user) of every seat held in a live room.
+pub fn active_seats_of_live_rooms(
+    conn: &mut DbConnection,
+) -> Result<Vec<(uuid::Uuid, uuid::Uuid)>, DbError> {
+    let rows: Vec<(String, String)> = room_participants::table
+        .inner_join(rooms::table)
+        .filter(rooms::status.eq(RoomStatus::Live.as_str()))
+        .filter(room_participants::left_at.is_null())
+        .filter(room_participants::is_kicked.eq(false))
+        .select((room_participants::room_id, room_participants::user_id))
+        .load(conn)?;
+    Ok(rows
+        .iter()
+        .map(|(room, user)| {
+            (
+                crate::auth::users::parse_stored_id(room),
+                crate::auth::users::parse_stored_id(user),
+            )
+        })
+        .collect())
+}
+
 /// The lobby's filters, already parsed.
 #[derive(Debug, Clone, Default)]
 pub struct RoomFilter {
