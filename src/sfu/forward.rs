@@ -373,7 +373,7 @@ pub(crate) enum DownlinkCmd {
     SetLeg {
         source: SourceId,
         track: Arc<TrackLocalStaticRTP>,
-        mapping: LegMapping,
+        mapping: Box<LegMapping>,
     },
     RemoveLeg {
         source: SourceId,
@@ -387,7 +387,7 @@ pub(crate) async fn run_downlink(
     cancel: CancellationToken,
     metrics: Arc<SfuMetrics>,
 ) {
-    let mut legs: HashMap<SourceId, (Arc<TrackLocalStaticRTP>, LegMapping)> = HashMap::new();
+    let mut legs: HashMap<SourceId, (Arc<TrackLocalStaticRTP>, Box<LegMapping>)> = HashMap::new();
     loop {
         tokio::select! {
             biased;

@@ -746,7 +746,7 @@ impl Room {
             let _ = sub.downlink.send(DownlinkCmd::SetLeg {
                 source,
                 track: Arc::clone(&subscription.track),
-                mapping,
+                mapping: Box::new(mapping),
             });
             let _ = forwarder.send(ForwarderCmd::AddSubscriber {
                 peer: sub.peer,
