@@ -55,8 +55,14 @@ fn cpu_ticks() -> (u64, u64) {
         };
         let name = &stat[open + 1..close];
         let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
-        let ticks: u64 = fields.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
-            + fields.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        let ticks: u64 = fields
+            .get(11)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+            + fields
+                .get(12)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
         if name.starts_with("sfu") {
             sfu += ticks;
         } else {
@@ -147,10 +153,13 @@ fn main() {
 
         let received = || -> (u64, u64) {
             everyone.iter().fold((0, 0), |(pk, lost), c| {
-                names.iter().filter(|n| **n != c.user).fold((pk, lost), |(pk, lost), n| {
-                    let r = c.state.received_from(n);
-                    (pk + r.audio + r.video, lost + r.lost)
-                })
+                names
+                    .iter()
+                    .filter(|n| **n != c.user)
+                    .fold((pk, lost), |(pk, lost), n| {
+                        let r = c.state.received_from(n);
+                        (pk + r.audio + r.video, lost + r.lost)
+                    })
             })
         };
         let s0 = handle.stats();
@@ -194,7 +203,11 @@ fn main() {
             loss * 100.0,
             sfu_cpu * 100.0,
             load_cpu * 100.0,
-            if forwarded > 0.0 { sfu_cpu * 1e6 / forwarded } else { 0.0 },
+            if forwarded > 0.0 {
+                sfu_cpu * 1e6 / forwarded
+            } else {
+                0.0
+            },
             sfu_cpu * 100.0 / streams.max(1.0),
         );
         // The report is this tool's output.

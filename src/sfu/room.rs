@@ -166,6 +166,9 @@ struct Participant {
     muted: HashSet<MediaKind>,
     published: HashMap<SourceId, Publication>,
     subscriptions: HashMap<SourceId, Subscription>,
+    /// Subscriptions waiting for the client's first offer to be applied: transceivers added
+    /// before it would be matched to the client's own m-lines.
+    deferred: Vec<(String, SourceId)>,
     downlink_queue: mpsc::Sender<DownlinkPacket>,
     downlink: mpsc::UnboundedSender<DownlinkCmd>,
 }
@@ -367,6 +370,7 @@ impl Room {
                 muted: HashSet::new(),
                 published: HashMap::new(),
                 subscriptions: HashMap::new(),
+                deferred: Vec::new(),
                 downlink_queue: queue_tx,
                 downlink: downlink_tx,
             },
@@ -414,6 +418,12 @@ impl Room {
             .get_mut(subscriber)
             .ok_or(SfuError::UnknownParticipant)?;
         if sub.subscriptions.contains_key(&source) {
+            return Ok(());
+        }
+        if sub.awaits_client_offer {
+            if !sub.deferred.iter().any(|(_, s)| *s == source) {
+                sub.deferred.push((publisher.to_owned(), source));
+            }
             return Ok(());
         }
         let ssrc = loop {
@@ -485,6 +495,7 @@ impl Room {
         let Some(sub) = self.participants.get_mut(subscriber) else {
             return;
         };
+        sub.deferred.retain(|(_, s)| *s != source);
         let Some(subscription) = sub.subscriptions.remove(&source) else {
             return;
         };
@@ -580,16 +591,9 @@ impl Room {
             .unmarshal()
             .map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
         if p.offer_in_flight {
-            // Glare: the server is the polite side. Roll back our offer, take the client's,
-            // and offer again once it is answered.
-            let rollback =
-                RTCSessionDescription::rollback(None).map_err(|e| internal("rollback", e))?;
-            if let Err(e) = p.pc.set_local_description(rollback).await {
-                tracing::warn!(user, error = %e, "sfu: rollback failed");
-                return Err(SfuError::NegotiationInProgress);
-            }
-            p.offer_in_flight = false;
-            p.negotiation_needed = true;
+            // Glare: the server is the impolite side. The browser (polite) applies the pending
+            // server offer, answers it, and sends its own offer again.
+            return Err(SfuError::NegotiationInProgress);
         }
         if let Err(e) = p.pc.set_remote_description(offer).await {
             return Err(SfuError::InvalidSdp(e.to_string()));
@@ -610,15 +614,18 @@ impl Room {
             .await
             .map_err(|e| internal("set_local_description(answer)", e))?;
         p.awaits_client_offer = false;
-        if !p.subscriptions.is_empty() {
-            p.negotiation_needed = true;
-        }
+        let deferred = std::mem::take(&mut p.deferred);
         let sdp = self.local_sdp(user).await;
         let tracks = self.track_map(user).await;
         self.emit(
             user,
             SfuEventKind::Signal(ServerSignal::Answer(DescriptionPayload { sdp, tracks })),
         );
+        for (publisher, source) in deferred {
+            if let Err(e) = self.subscribe(user, &publisher, source).await {
+                tracing::debug!(user, error = %e, "sfu: deferred subscription dropped");
+            }
+        }
         self.refresh_legs(user).await;
         self.maybe_offer(user).await;
         Ok(())
@@ -639,13 +646,7 @@ impl Room {
             Err(e) => Err(e),
         };
         if let Err(e) = applied {
-            // Start over: withdraw the offer and make a fresh one.
-            if let Ok(rollback) = RTCSessionDescription::rollback(None) {
-                let _ = p.pc.set_local_description(rollback).await;
-            }
-            p.offer_in_flight = false;
-            p.negotiation_needed = true;
-            self.maybe_offer(user).await;
+            // The offer stays outstanding: the client may still send a valid answer.
             return Err(SfuError::InvalidSdp(e.to_string()));
         }
         p.offer_in_flight = false;

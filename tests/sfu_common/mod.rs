@@ -220,6 +220,17 @@ impl Client {
     /// Joins `room` through the handle. `publish` adds an Opus and a VP8 track and sends the
     /// client offer; otherwise the client only answers server offers.
     pub async fn join(sfu: &SfuHandle, room: &str, user: &str, publish: bool) -> Client {
+        let mut client = Self::join_held(sfu, room, user, publish).await;
+        if publish {
+            client.publish().await;
+        }
+        client.start_signaling();
+        client
+    }
+
+    /// Joins without publishing and without starting the signaling loop, so a test can
+    /// interleave messages by hand (`next_event`, `publish`, `start_signaling`).
+    pub async fn join_held(sfu: &SfuHandle, room: &str, user: &str, publish: bool) -> Client {
         let state = Arc::new(ClientState::default());
         let (cand_tx, cand_rx) = mpsc::unbounded_channel();
         let mut engine = MediaEngine::default();
@@ -265,7 +276,7 @@ impl Client {
         sfu.join(room, user, JoinOptions { publish }, events_tx)
             .await
             .expect("join");
-        let mut client = Client {
+        Client {
             user: user.to_owned(),
             room: room.to_owned(),
             pc,
@@ -276,15 +287,67 @@ impl Client {
             candidates: Some(cand_rx),
             events: Some(events_rx),
             tasks: vec![],
-        };
-        if publish {
-            client.publish().await;
         }
-        client.start_signaling();
-        client
     }
 
-    async fn publish(&mut self) {
+    /// The next SFU event, before the signaling loop runs.
+    pub async fn next_event(&mut self) -> SfuEvent {
+        let events = self.events.as_mut().expect("signaling loop not started");
+        tokio::time::timeout(Duration::from_secs(20), events.recv())
+            .await
+            .expect("an SFU event in time")
+            .expect("events channel open")
+    }
+
+    /// Adds an Opus and a VP8 track and sends the client offer; returns the SFU's verdict.
+    pub async fn try_publish(&mut self) -> Result<(), talkconnect::sfu::SfuError> {
+        self.add_tracks().await;
+        let offer = self.pc.create_offer(None).await.expect("offer");
+        self.pc
+            .set_local_description(offer)
+            .await
+            .expect("set local offer");
+        let sdp = self.pc.local_description().await.expect("local").sdp;
+        self.sfu
+            .signal(
+                &self.room,
+                &self.user,
+                ClientSignal::Offer(SdpPayload { sdp }),
+            )
+            .await
+    }
+
+    /// Drops a pending local offer (what a polite browser does on collision).
+    pub async fn rollback_local(&self) {
+        let rollback = RTCSessionDescription::rollback(None).unwrap();
+        self.pc
+            .set_local_description(rollback)
+            .await
+            .expect("rollback");
+    }
+
+    /// Offers again with the tracks already added.
+    pub async fn resend_offer(&self) -> Result<(), talkconnect::sfu::SfuError> {
+        let offer = self.pc.create_offer(None).await.expect("offer");
+        self.pc
+            .set_local_description(offer)
+            .await
+            .expect("set local offer");
+        let sdp = self.pc.local_description().await.expect("local").sdp;
+        self.sfu
+            .signal(
+                &self.room,
+                &self.user,
+                ClientSignal::Offer(SdpPayload { sdp }),
+            )
+            .await
+    }
+
+    pub async fn publish(&mut self) {
+        self.try_publish().await.expect("publish offer accepted");
+    }
+
+    async fn add_tracks(&mut self) {
         for (kind, codec) in [(RtpCodecKind::Audio, opus()), (RtpCodecKind::Video, vp8())] {
             let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
                 format!("{}-stream", self.user),
@@ -326,24 +389,10 @@ impl Client {
                 _ => self.video = Some(track),
             }
         }
-        let offer = self.pc.create_offer(None).await.expect("offer");
-        self.pc
-            .set_local_description(offer)
-            .await
-            .expect("set local offer");
-        let sdp = self.pc.local_description().await.expect("local").sdp;
-        self.sfu
-            .signal(
-                &self.room,
-                &self.user,
-                ClientSignal::Offer(SdpPayload { sdp }),
-            )
-            .await
-            .expect("publish offer accepted");
     }
 
     /// Answers server offers, applies server answers and candidates, and trickles ours.
-    fn start_signaling(&mut self) {
+    pub fn start_signaling(&mut self) {
         let mut events = self.events.take().expect("events");
         let mut candidates = self.candidates.take().expect("candidates");
         let pc = Arc::clone(&self.pc);
@@ -355,42 +404,7 @@ impl Client {
                 tokio::select! {
                     event = events.recv() => {
                         let Some(event) = event else { break };
-                        match event.kind {
-                            SfuEventKind::Signal(ServerSignal::Offer(offer)) => {
-                                *state.tracks.lock().unwrap() = offer.tracks.clone();
-                                *state.last_offer_sdp.lock().unwrap() = offer.sdp.clone();
-                                let desc = RTCSessionDescription::offer(offer.sdp).unwrap();
-                                pc.set_remote_description(desc).await.expect("apply server offer");
-                                let answer = pc.create_answer(None).await.expect("answer");
-                                pc.set_local_description(answer).await.expect("set answer");
-                                let sdp = pc.local_description().await.expect("local").sdp;
-                                if let Err(e) = sfu.signal(&room, &user, ClientSignal::Answer(SdpPayload { sdp })).await {
-                                    state.errors.lock().unwrap().push(format!("answer: {e}"));
-                                }
-                                state.offers.fetch_add(1, Ordering::SeqCst);
-                            }
-                            SfuEventKind::Signal(ServerSignal::Answer(answer)) => {
-                                *state.tracks.lock().unwrap() = answer.tracks.clone();
-                                let desc = RTCSessionDescription::answer(answer.sdp).unwrap();
-                                pc.set_remote_description(desc).await.expect("apply server answer");
-                            }
-                            SfuEventKind::Signal(ServerSignal::Candidate(c)) => {
-                                let init = RTCIceCandidateInit {
-                                    candidate: c.candidate,
-                                    sdp_mid: c.sdp_mid,
-                                    sdp_mline_index: c.sdp_m_line_index,
-                                    username_fragment: c.username_fragment,
-                                    url: None,
-                                };
-                                if let Err(e) = pc.add_ice_candidate(init).await {
-                                    state.errors.lock().unwrap().push(format!("candidate: {e}"));
-                                }
-                            }
-                            SfuEventKind::Connected => {}
-                            SfuEventKind::Closed(reason) => {
-                                *state.closed.lock().unwrap() = Some(reason);
-                            }
-                        }
+                        handle_event(&pc, &sfu, &room, &user, &state, event).await;
                     }
                     candidate = candidates.recv() => {
                         let Some(c) = candidate else { break };
@@ -407,6 +421,19 @@ impl Client {
                 }
             }
         }));
+    }
+
+    /// Applies one SFU event the way the signaling loop does.
+    pub async fn handle(&self, event: SfuEvent) {
+        handle_event(
+            &self.pc,
+            &self.sfu,
+            &self.room,
+            &self.user,
+            &self.state,
+            event,
+        )
+        .await;
     }
 
     /// Sends generated media: 50 Opus packets/s and `video_pps` VP8 packets/s (a keyframe-like
@@ -486,4 +513,57 @@ pub async fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> b
 
 pub fn has_kind(tracks: &[TrackInfo], user: &str, kind: MediaKind) -> bool {
     tracks.iter().any(|t| t.user_id == user && t.kind == kind)
+}
+
+async fn handle_event(
+    pc: &Arc<dyn PeerConnection>,
+    sfu: &SfuHandle,
+    room: &str,
+    user: &str,
+    state: &Arc<ClientState>,
+    event: SfuEvent,
+) {
+    match event.kind {
+        SfuEventKind::Signal(ServerSignal::Offer(offer)) => {
+            *state.tracks.lock().unwrap() = offer.tracks.clone();
+            *state.last_offer_sdp.lock().unwrap() = offer.sdp.clone();
+            let desc = RTCSessionDescription::offer(offer.sdp).unwrap();
+            pc.set_remote_description(desc)
+                .await
+                .expect("apply server offer");
+            let answer = pc.create_answer(None).await.expect("answer");
+            pc.set_local_description(answer).await.expect("set answer");
+            let sdp = pc.local_description().await.expect("local").sdp;
+            if let Err(e) = sfu
+                .signal(room, user, ClientSignal::Answer(SdpPayload { sdp }))
+                .await
+            {
+                state.errors.lock().unwrap().push(format!("answer: {e}"));
+            }
+            state.offers.fetch_add(1, Ordering::SeqCst);
+        }
+        SfuEventKind::Signal(ServerSignal::Answer(answer)) => {
+            *state.tracks.lock().unwrap() = answer.tracks.clone();
+            let desc = RTCSessionDescription::answer(answer.sdp).unwrap();
+            pc.set_remote_description(desc)
+                .await
+                .expect("apply server answer");
+        }
+        SfuEventKind::Signal(ServerSignal::Candidate(c)) => {
+            let init = RTCIceCandidateInit {
+                candidate: c.candidate,
+                sdp_mid: c.sdp_mid,
+                sdp_mline_index: c.sdp_m_line_index,
+                username_fragment: c.username_fragment,
+                url: None,
+            };
+            if let Err(e) = pc.add_ice_candidate(init).await {
+                state.errors.lock().unwrap().push(format!("candidate: {e}"));
+            }
+        }
+        SfuEventKind::Connected => {}
+        SfuEventKind::Closed(reason) => {
+            *state.closed.lock().unwrap() = Some(reason);
+        }
+    }
 }
