@@ -231,6 +231,23 @@ impl Client {
     /// Joins without publishing and without starting the signaling loop, so a test can
     /// interleave messages by hand (`next_event`, `publish`, `start_signaling`).
     pub async fn join_held(sfu: &SfuHandle, room: &str, user: &str, publish: bool) -> Client {
+        Self::join_held_on(sfu, room, user, publish, false).await
+    }
+
+    /// Joins receive-only over ICE-TCP alone: no UDP socket, TCP network types only.
+    pub async fn join_tcp_only(sfu: &SfuHandle, room: &str, user: &str) -> Client {
+        let mut client = Self::join_held_on(sfu, room, user, false, true).await;
+        client.start_signaling();
+        client
+    }
+
+    async fn join_held_on(
+        sfu: &SfuHandle,
+        room: &str,
+        user: &str,
+        publish: bool,
+        tcp_only: bool,
+    ) -> Client {
         let state = Arc::new(ClientState::default());
         let (cand_tx, cand_rx) = mpsc::unbounded_channel();
         let mut engine = MediaEngine::default();
@@ -255,19 +272,26 @@ impl Client {
         let registry = register_default_interceptors(Registry::new(), &mut engine)
             .unwrap()
             .with(Slot::from(14_000usize), KeyframeRequestMarker::default());
+        let mut settings = SettingEngineBuilder::new()
+            .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled);
+        if tcp_only {
+            settings = settings.with_network_types(vec![rtc::ice::network_type::NetworkType::Tcp4]);
+        }
+        let (udp, tcp) = if tcp_only {
+            (vec![], vec!["127.0.0.1:0".to_owned()])
+        } else {
+            (vec!["127.0.0.1:0".to_owned()], vec![])
+        };
         let pc = PeerConnectionBuilder::new()
             .with_media_engine(engine)
             .with_interceptor_registry(registry)
-            .with_setting_engine(
-                SettingEngineBuilder::new()
-                    .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
-                    .build(),
-            )
+            .with_setting_engine(settings.build())
             .with_handler(Arc::new(ClientHandler {
                 candidates: cand_tx,
                 state: Arc::clone(&state),
             }))
-            .with_udp_addrs(vec!["127.0.0.1:0".to_owned()])
+            .with_udp_addrs(udp)
+            .with_tcp_addrs(tcp)
             .build()
             .await
             .expect("client peer connection");
