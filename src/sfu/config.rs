@@ -22,6 +22,10 @@ pub struct SfuConfig {
     /// Public address announced instead of the bound host address, for servers behind a 1:1
     /// NAT (cloud VMs). Host candidates and SDP `a=candidate` lines are rewritten to it.
     pub announced_ip: Option<IpAddr>,
+    /// Single-port mode: when set, every participant's UDP media shares this one port on
+    /// `bind_ip` (demultiplexed by ICE ufrag, then remote address); the port range is then
+    /// only used for ICE-TCP. Needs a concrete `bind_ip` or an `announced_ip`.
+    pub single_udp_port: Option<u16>,
     /// Also listen for ICE-TCP (passive) on the participant's port number, as a fallback
     /// for networks that block UDP.
     pub ice_tcp: bool,
@@ -64,6 +68,7 @@ impl Default for SfuConfig {
             udp_port_min: 40000,
             udp_port_max: 40999,
             announced_ip: None,
+            single_udp_port: None,
             ice_tcp: false,
             ice_servers: Vec::new(),
             worker_threads: 2,
@@ -98,6 +103,15 @@ impl SfuConfig {
         }
         if self.worker_threads == 0 {
             return Err("sfu worker_threads must be at least 1".to_owned());
+        }
+        if self.single_udp_port.is_some()
+            && self.bind_ip.is_unspecified()
+            && self.announced_ip.is_none()
+        {
+            return Err(
+                "sfu single_udp_port needs a concrete bind_ip or an announced_ip to advertise"
+                    .to_owned(),
+            );
         }
         if self.max_participants_per_room == 0 || self.subscriber_queue_packets == 0 {
             return Err("sfu limits must be at least 1".to_owned());

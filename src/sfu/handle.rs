@@ -4,6 +4,7 @@
 
 use super::config::{IceServer, SfuConfig};
 use super::error::SfuError;
+use super::mux::UdpMux;
 use super::ports::PortPool;
 use super::room::{Reply, RoomCmd, RoomEntry, SfuShared, spawn_room};
 use super::signal::{ClientSignal, CloseReason, MediaKind, SfuEvent};
@@ -63,12 +64,23 @@ impl Sfu {
             .thread_name("sfu")
             .enable_all()
             .build()?;
+        let cancel = CancellationToken::new();
+        let mux = match config.single_udp_port {
+            Some(port) => {
+                let _enter = runtime.enter();
+                let mux = UdpMux::bind(std::net::SocketAddr::new(config.bind_ip, port))?;
+                runtime.spawn(Arc::clone(&mux).run(cancel.clone()));
+                Some(mux)
+            }
+            None => None,
+        };
         let shared = SfuShared {
+            mux,
             ports: PortPool::new(config.udp_port_min, config.udp_port_max),
             config: Arc::new(config),
             metrics: Arc::new(SfuMetrics::default()),
             rooms: Arc::new(Mutex::new(HashMap::new())),
-            cancel: CancellationToken::new(),
+            cancel,
         };
         let handle = SfuHandle {
             shared,
@@ -261,6 +273,11 @@ impl SfuHandle {
         self.shared.config.ice_servers.clone()
     }
 
+    /// The shared UDP address in single-port mode.
+    pub fn single_port_addr(&self) -> Option<std::net::SocketAddr> {
+        self.shared.mux.as_ref().map(|mux| mux.local_addr())
+    }
+
     /// Current counters.
     pub fn stats(&self) -> SfuStats {
         let m = &self.shared.metrics;
@@ -274,6 +291,7 @@ impl SfuHandle {
             dropped_packets: m.dropped_packets.load(Ordering::Relaxed),
             keyframe_requests: m.keyframe_requests.load(Ordering::Relaxed),
             relayed_nacks: m.relayed_nacks.load(Ordering::Relaxed),
+            mux_routes: self.shared.mux.as_ref().map_or(0, |mux| mux.route_count()),
         }
     }
 

@@ -7,6 +7,7 @@ mod config;
 mod error;
 mod forward;
 mod handle;
+mod mux;
 mod peer;
 mod ports;
 mod room;

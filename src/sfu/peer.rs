@@ -3,6 +3,7 @@
 
 use super::config::SfuConfig;
 use super::error::{SfuError, internal};
+use super::mux::{MuxRuntime, UdpMux, ice_credential};
 use super::rtcp::{FEEDBACK_MARKER_SLOT, FeedbackMarker};
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::Slot;
@@ -116,25 +117,37 @@ fn media_engine() -> Result<MediaEngine, SfuError> {
 pub(crate) async fn build_peer_connection(
     config: &SfuConfig,
     port: u16,
+    mux: Option<&Arc<UdpMux>>,
     handler: Arc<dyn PeerConnectionEventHandler>,
 ) -> Result<Arc<dyn PeerConnection>, SfuError> {
     let mut engine = media_engine()?;
     let registry = register_default_interceptors(Registry::new(), &mut engine)
         .map_err(|e| internal("register interceptors", e))?
         .with(Slot::from(FEEDBACK_MARKER_SLOT), FeedbackMarker::default());
-    let settings = SettingEngineBuilder::new()
-        .with_multicast_dns_mode(MulticastDnsMode::Disabled)
-        .build();
-    let addrs: Vec<SocketAddr> = config.bind_addrs(port);
+    let mut settings =
+        SettingEngineBuilder::new().with_multicast_dns_mode(MulticastDnsMode::Disabled);
+    let mut addrs: Vec<SocketAddr> = config.bind_addrs(port);
     let tcp_addrs = if config.ice_tcp {
         addrs.clone()
     } else {
         vec![]
     };
-    let pc = PeerConnectionBuilder::new()
+    let mut builder = PeerConnectionBuilder::new();
+    if let Some(mux) = mux {
+        // A fixed ufrag is what the shared socket routes STUN requests by. The driver still
+        // binds a placeholder socket, which the mux runtime swaps for a view of the shared one.
+        let ufrag = ice_credential(16);
+        settings = settings.with_ice_credentials(ufrag.clone(), ice_credential(32));
+        builder = builder.with_runtime(Arc::new(MuxRuntime {
+            mux: Arc::clone(mux),
+            ufrag,
+        }));
+        addrs = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
+    }
+    let pc = builder
         .with_media_engine(engine)
         .with_interceptor_registry(registry)
-        .with_setting_engine(settings)
+        .with_setting_engine(settings.build())
         .with_handler(handler)
         .with_udp_addrs(addrs)
         .with_tcp_addrs(tcp_addrs)
@@ -147,43 +160,58 @@ pub(crate) async fn build_peer_connection(
     Ok(Arc::new(pc))
 }
 
-/// Rewrites the address of a host candidate that names one of our bound, non-loopback
-/// addresses to `announced` (1:1 NAT). Loopback and other candidates pass unchanged.
-pub(crate) fn announce_candidate(candidate: &str, announced: Option<IpAddr>) -> String {
-    let Some(announced) = announced else {
-        return candidate.to_owned();
-    };
-    let mut fields: Vec<&str> = candidate.split(' ').collect();
+/// How our candidates are presented to browsers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct CandidateRewrite {
+    /// 1:1 NAT: the public address of our non-loopback host candidates.
+    pub announced: Option<IpAddr>,
+    /// Single-port mode: every UDP host candidate becomes this address.
+    pub single_port: Option<SocketAddr>,
+}
+
+/// Rewrites a host candidate: in single-port mode every UDP host candidate names the shared
+/// address; otherwise one naming a bound, non-loopback address gets the announced IP (1:1
+/// NAT). Other candidates pass unchanged.
+pub(crate) fn announce_candidate(candidate: &str, rewrite: &CandidateRewrite) -> String {
+    let mut fields: Vec<String> = candidate.split(' ').map(str::to_owned).collect();
     // candidate:<foundation> <component> <transport> <priority> <address> <port> typ <type> …
-    let is_host = fields.get(6) == Some(&"typ") && fields.get(7) == Some(&"host");
-    let announced_text = announced.to_string();
-    if let Some(address) = fields.get(4).and_then(|a| a.parse::<IpAddr>().ok())
-        && is_host
+    let is_host =
+        fields.get(6).is_some_and(|f| f == "typ") && fields.get(7).is_some_and(|f| f == "host");
+    if !is_host || fields.len() < 8 {
+        return candidate.to_owned();
+    }
+    let udp = fields[2].eq_ignore_ascii_case("udp");
+    if let (Some(shared), true) = (rewrite.single_port, udp) {
+        fields[4] = shared.ip().to_string();
+        fields[5] = shared.port().to_string();
+        return fields.join(" ");
+    }
+    if let (Some(announced), Ok(address)) = (rewrite.announced, fields[4].parse::<IpAddr>())
         && !address.is_loopback()
         && address.is_ipv4() == announced.is_ipv4()
     {
-        fields[4] = &announced_text;
+        fields[4] = announced.to_string();
         return fields.join(" ");
     }
     candidate.to_owned()
 }
 
 /// Applies [`announce_candidate`] to every `a=candidate:` line of an SDP.
-pub(crate) fn announce_sdp(sdp: &str, announced: Option<IpAddr>) -> String {
-    if announced.is_none() {
+pub(crate) fn announce_sdp(sdp: &str, rewrite: &CandidateRewrite) -> String {
+    if *rewrite == CandidateRewrite::default() {
         return sdp.to_owned();
     }
     let mut out = String::with_capacity(sdp.len());
     for line in sdp.split_inclusive('\n') {
-        if let Some(rest) = line.strip_prefix("a=") {
-            if rest.starts_with("candidate:") {
-                let trimmed = rest.trim_end_matches(['\r', '\n']);
-                let ending = &rest[trimmed.len()..];
-                out.push_str("a=");
-                out.push_str(&announce_candidate(trimmed, announced));
-                out.push_str(ending);
-                continue;
-            }
+        if let Some(rest) = line.strip_prefix("a=")
+            && rest.starts_with("candidate:")
+        {
+            let trimmed = rest.trim_end_matches(['\r', '\n']);
+            let ending = &rest[trimmed.len()..];
+            out.push_str("a=");
+            out.push_str(&announce_candidate(trimmed, rewrite));
+            out.push_str(ending);
+            continue;
         }
         out.push_str(line);
     }
@@ -196,9 +224,33 @@ mod tests {
 
     const HOST: &str = "candidate:1 1 udp 2130706431 10.0.0.5 40000 typ host";
 
+    fn nat(ip: [u8; 4]) -> CandidateRewrite {
+        CandidateRewrite {
+            announced: Some(IpAddr::from(ip)),
+            single_port: None,
+        }
+    }
+
+    #[test]
+    fn single_port_rewrites_udp_host_candidates_only() {
+        let rewrite = CandidateRewrite {
+            announced: None,
+            single_port: Some(SocketAddr::from(([198, 51, 100, 9], 3478))),
+        };
+        assert_eq!(
+            announce_candidate(
+                "candidate:1 1 udp 2130706431 127.0.0.1 50123 typ host",
+                &rewrite
+            ),
+            "candidate:1 1 udp 2130706431 198.51.100.9 3478 typ host"
+        );
+        let tcp = "candidate:2 1 tcp 1 127.0.0.1 40001 typ host tcptype passive";
+        assert_eq!(announce_candidate(tcp, &rewrite), tcp);
+    }
+
     #[test]
     fn host_candidate_gets_public_address() {
-        let public = Some(IpAddr::from([203, 0, 113, 7]));
+        let public = &nat([203, 0, 113, 7]);
         assert_eq!(
             announce_candidate(HOST, public),
             "candidate:1 1 udp 2130706431 203.0.113.7 40000 typ host"
@@ -207,13 +259,13 @@ mod tests {
         assert_eq!(announce_candidate(loopback, public), loopback);
         let srflx = "candidate:2 1 udp 1 198.51.100.1 4000 typ srflx raddr 10.0.0.5 rport 40000";
         assert_eq!(announce_candidate(srflx, public), srflx);
-        assert_eq!(announce_candidate(HOST, None), HOST);
+        assert_eq!(announce_candidate(HOST, &CandidateRewrite::default()), HOST);
     }
 
     #[test]
     fn sdp_candidate_lines_are_rewritten_and_the_rest_kept() {
         let sdp = format!("v=0\r\na=mid:0\r\na={HOST}\r\na=end-of-candidates\r\n");
-        let out = announce_sdp(&sdp, Some(IpAddr::from([203, 0, 113, 7])));
+        let out = announce_sdp(&sdp, &nat([203, 0, 113, 7]));
         assert!(out.contains("203.0.113.7 40000 typ host\r\n"));
         assert!(!out.contains("10.0.0.5"));
         assert!(out.starts_with("v=0\r\na=mid:0\r\n"));

@@ -8,7 +8,10 @@ use super::forward::{
     DownlinkCmd, DownlinkPacket, Forwarder, ForwarderCmd, LegMapping, SourceId, run_downlink,
     run_leg_feedback,
 };
-use super::peer::{FORWARDED_EXTENSIONS, announce_candidate, announce_sdp, build_peer_connection};
+use super::mux::UdpMux;
+use super::peer::{
+    CandidateRewrite, FORWARDED_EXTENSIONS, announce_candidate, announce_sdp, build_peer_connection,
+};
 use super::ports::{PortLease, PortPool};
 use super::signal::{
     ClientSignal, CloseReason, DescriptionPayload, IceCandidate, MediaKind, ServerSignal, SfuEvent,
@@ -105,6 +108,19 @@ pub(crate) struct SfuShared {
     pub metrics: Arc<SfuMetrics>,
     pub rooms: RoomRegistry,
     pub cancel: CancellationToken,
+    pub mux: Option<Arc<UdpMux>>,
+}
+
+impl SfuShared {
+    fn candidate_rewrite(&self) -> CandidateRewrite {
+        CandidateRewrite {
+            announced: self.config.announced_ip,
+            single_port: self.mux.as_ref().map(|mux| {
+                let ip = self.config.announced_ip.unwrap_or(self.config.bind_ip);
+                std::net::SocketAddr::new(ip, mux.local_addr().port())
+            }),
+        }
+    }
 }
 
 struct Publication {
@@ -335,7 +351,13 @@ impl Room {
                 self.shared.config.keyframe_request_min_interval_ms,
             ),
         });
-        let pc = build_peer_connection(&self.shared.config, port.port(), handler).await?;
+        let pc = build_peer_connection(
+            &self.shared.config,
+            port.port(),
+            self.shared.mux.as_ref(),
+            handler,
+        )
+        .await?;
         let (queue_tx, queue_rx) = mpsc::channel(self.shared.config.subscriber_queue_packets);
         let (downlink_tx, downlink_rx) = mpsc::unbounded_channel();
         spawn_counted(
@@ -542,7 +564,7 @@ impl Room {
     /// The local description as sent: host addresses announced, first mid remembered for
     /// trickled candidates.
     async fn local_sdp(&mut self, user: &str) -> String {
-        let announced = self.shared.config.announced_ip;
+        let rewrite = self.shared.candidate_rewrite();
         let Some(p) = self.participants.get_mut(user) else {
             return String::new();
         };
@@ -555,7 +577,7 @@ impl Room {
             .lines()
             .find_map(|l| l.strip_prefix("a=mid:"))
             .map(|m| m.trim().to_owned());
-        announce_sdp(&sdp, announced)
+        announce_sdp(&sdp, &rewrite)
     }
 
     async fn track_map(&self, user: &str) -> Vec<TrackInfo> {
@@ -782,7 +804,7 @@ impl Room {
         if candidate.candidate.is_empty() {
             return;
         }
-        let text = announce_candidate(&candidate.candidate, self.shared.config.announced_ip);
+        let text = announce_candidate(&candidate.candidate, &self.shared.candidate_rewrite());
         self.emit(
             user,
             SfuEventKind::Signal(ServerSignal::Candidate(IceCandidate {

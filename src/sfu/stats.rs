@@ -44,6 +44,8 @@ pub struct SfuStats {
     pub keyframe_requests: u64,
     /// NACKs relayed to publishers.
     pub relayed_nacks: u64,
+    /// Routing entries of the shared socket in single-port mode (0 otherwise).
+    pub mux_routes: usize,
 }
 
 /// Counts one spawned task for as long as it lives.

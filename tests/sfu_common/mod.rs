@@ -58,6 +58,7 @@ pub struct ClientState {
     pub closed: Mutex<Option<CloseReason>>,
     pub keyframe_requests: AtomicU64,
     pub errors: Mutex<Vec<String>>,
+    pub server_candidates: Mutex<Vec<String>>,
 }
 
 impl ClientState {
@@ -574,6 +575,11 @@ async fn handle_event(
                 .expect("apply server answer");
         }
         SfuEventKind::Signal(ServerSignal::Candidate(c)) => {
+            state
+                .server_candidates
+                .lock()
+                .unwrap()
+                .push(c.candidate.clone());
             let init = RTCIceCandidateInit {
                 candidate: c.candidate,
                 sdp_mid: c.sdp_mid,
