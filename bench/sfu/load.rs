@@ -34,6 +34,12 @@ struct Args {
     /// Core for SFU threads; the load generator gets every other core.
     #[arg(long, default_value_t = 0)]
     sfu_core: usize,
+    /// Worker threads of the SFU runtime.
+    #[arg(long, default_value_t = 1)]
+    sfu_threads: usize,
+    /// Worker threads of the load generator's runtime.
+    #[arg(long, default_value_t = 1)]
+    load_threads: usize,
     /// Skip pinning.
     #[arg(long)]
     no_pin: bool,
@@ -70,6 +76,24 @@ fn cpu_ticks() -> (u64, u64) {
         }
     }
     (sfu, rest)
+}
+
+/// Kernel UDP counters (RcvbufErrors, SndbufErrors): datagrams dropped by full socket buffers.
+fn udp_buffer_errors() -> (u64, u64) {
+    let snmp = std::fs::read_to_string("/proc/net/snmp").unwrap_or_default();
+    let mut lines = snmp.lines().filter(|l| l.starts_with("Udp:"));
+    let (Some(names), Some(values)) = (lines.next(), lines.next()) else {
+        return (0, 0);
+    };
+    let pick = |key: &str| -> u64 {
+        names
+            .split_whitespace()
+            .position(|n| n == key)
+            .and_then(|i| values.split_whitespace().nth(i))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (pick("RcvbufErrors"), pick("SndbufErrors"))
 }
 
 fn pin_threads(sfu_core: usize) {
@@ -110,14 +134,15 @@ fn main() {
         .try_init();
     let args = Args::parse();
     let sfu = Sfu::start(SfuConfig {
-        worker_threads: 1,
+        worker_threads: args.sfu_threads,
         subscriber_queue_packets: 2048,
+        max_participants_per_room: 1000,
         ..SfuConfig::loopback(43000, 43999)
     })
     .expect("sfu");
     let handle = sfu.handle();
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+        .worker_threads(args.load_threads)
         .thread_name("load")
         .enable_all()
         .build()
@@ -162,15 +187,25 @@ fn main() {
                     })
             })
         };
+        let sent = || -> u64 {
+            publishers
+                .iter()
+                .map(|p| p.state.sent_packets.load(std::sync::atomic::Ordering::Relaxed))
+                .sum()
+        };
+        let sent0 = sent();
         let s0 = handle.stats();
         let (r0, l0) = received();
         let (c0_sfu, c0_rest) = cpu_ticks();
+        let (rcvbuf0, sndbuf0) = udp_buffer_errors();
         let t0 = Instant::now();
         tokio::time::sleep(Duration::from_secs(args.seconds)).await;
         let elapsed = t0.elapsed().as_secs_f64();
+        let sent1 = sent();
         let s1 = handle.stats();
         let (r1, l1) = received();
         let (c1_sfu, c1_rest) = cpu_ticks();
+        let (rcvbuf1, sndbuf1) = udp_buffer_errors();
 
         let ticks = 100.0; // USER_HZ
         let sfu_cpu = (c1_sfu - c0_sfu) as f64 / ticks / elapsed;
@@ -180,7 +215,7 @@ fn main() {
         let delivered = (r1 - r0) as f64 / elapsed;
         let lost = (l1 - l0) as f64 / elapsed;
         let receivers_per_pub = (args.subscribers + args.publishers - 1) as f64;
-        let offered = args.publishers as f64 * f64::from(50 + args.video_pps) * receivers_per_pub;
+        let offered = (sent1 - sent0) as f64 / elapsed * receivers_per_pub;
         let streams = args.publishers as f64 * 2.0 * receivers_per_pub;
         let loss = if offered > 0.0 {
             (1.0 - delivered / offered).max(0.0)
@@ -191,7 +226,8 @@ fn main() {
         let line = format!(
             "pubs={} subs={} streams={} offered_pps={:.0} forwarded_pps={:.0} delivered_pps={:.0} \
              sfu_dropped_pps={:.0} seq_gaps_pps={:.0} loss={:.2}% sfu_cpu={:.0}% load_cpu={:.0}% \
-             sfu_us_per_pkt={:.1} sfu_cpu_per_stream={:.2}%",
+             sfu_us_per_pkt={:.1} sfu_cpu_per_stream={:.2}% kernel_rcvbuf_drops_pps={:.0} \
+             kernel_sndbuf_drops_pps={:.0} missing_before_fanout_pps={:.0}",
             args.publishers,
             args.subscribers,
             streams,
@@ -209,6 +245,9 @@ fn main() {
                 0.0
             },
             sfu_cpu * 100.0 / streams.max(1.0),
+            (rcvbuf1 - rcvbuf0) as f64 / elapsed,
+            (sndbuf1 - sndbuf0) as f64 / elapsed,
+            (offered - forwarded - dropped).max(0.0),
         );
         // The report is this tool's output.
         std::io::Write::write_all(&mut std::io::stdout(), format!("{line}\n").as_bytes()).ok();

@@ -59,6 +59,8 @@ pub struct ClientState {
     pub keyframe_requests: AtomicU64,
     pub errors: Mutex<Vec<String>>,
     pub server_candidates: Mutex<Vec<String>>,
+    /// RTP packets this publisher handed to its connection.
+    pub sent_packets: AtomicU64,
 }
 
 impl ClientState {
@@ -468,6 +470,7 @@ impl Client {
             panic!("start_media needs a publishing client");
         };
         let label = self.user.clone().into_bytes();
+        let state = Arc::clone(&self.state);
         self.tasks.push(tokio::spawn(async move {
             let audio_ssrc = audio.ssrcs().await[0];
             let video_ssrc = video.ssrcs().await[0];
@@ -493,7 +496,9 @@ impl Client {
                     payload: Bytes::from(payload),
                 };
                 aseq = aseq.wrapping_add(1);
-                let _ = audio.write_rtp(packet).await;
+                if audio.write_rtp(packet).await.is_ok() {
+                    state.sent_packets.fetch_add(1, Ordering::Relaxed);
+                }
                 for i in 0..per_tick {
                     // VP8 descriptor (S=1, PID 0) then a frame header: P=0 (key) once a second.
                     let key = n % 50 == 1 && i == 0;
@@ -513,7 +518,9 @@ impl Client {
                         payload: Bytes::from(payload),
                     };
                     vseq = vseq.wrapping_add(1);
-                    let _ = video.write_rtp(packet).await;
+                    if video.write_rtp(packet).await.is_ok() {
+                        state.sent_packets.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
             }
         }));
