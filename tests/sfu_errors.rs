@@ -55,6 +55,26 @@ async fn bad_inputs_get_typed_errors_and_the_room_goes_on() {
         .expect_err("garbage offer");
     assert!(matches!(err, SfuError::InvalidSdp(_)), "{err:?}");
     assert_eq!(err.code(), "SFU_INVALID_SDP");
+    // Too many sending m-lines, and an oversized SDP, are refused before anything is built.
+    let mut many = String::from("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n");
+    for mid in 0..5 {
+        many.push_str(&format!(
+            "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:{mid}\r\na=sendonly\r\na=rtpmap:111 opus/48000/2\r\n"
+        ));
+    }
+    let err = h
+        .signal("r", "mallory", offer(&many))
+        .await
+        .expect_err("5 sending m-lines");
+    assert!(
+        matches!(&err, SfuError::InvalidSdp(m) if m.contains("sending media sections")),
+        "{err:?}"
+    );
+    let huge = format!("v=0\r\n{}", "a=x\r\n".repeat(100_000));
+    assert!(matches!(
+        h.signal("r", "mallory", offer(&huge)).await,
+        Err(SfuError::InvalidSdp(_))
+    ));
     assert_eq!(
         h.signal(
             "r",

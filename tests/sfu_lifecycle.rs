@@ -56,6 +56,7 @@ async fn join_leave_cycles_return_every_counter_to_zero_and_rss_stays_flat() {
                 && s.runtime_tasks == 0
         })
         .await;
+        tracing::debug!(cycle, rss = rss_kib(), "cycle done");
         if cycle == 9 {
             rss_after_warmup = rss_kib();
         }

@@ -190,7 +190,11 @@ fn main() {
         let sent = || -> u64 {
             publishers
                 .iter()
-                .map(|p| p.state.sent_packets.load(std::sync::atomic::Ordering::Relaxed))
+                .map(|p| {
+                    p.state
+                        .sent_packets
+                        .load(std::sync::atomic::Ordering::Relaxed)
+                })
                 .sum()
         };
         let sent0 = sent();

@@ -39,6 +39,13 @@ use webrtc::rtp_transceiver::{RtpSender, RtpTransceiver};
 
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, SfuError>>;
 
+/// Sending m-lines one client offer may carry: microphone, camera and room to spare
+/// (screen share). More is refused rather than turned into forwarders for everyone.
+const MAX_PUBLISHED_SECTIONS: usize = 4;
+
+/// Largest SDP accepted from a client (a 50-person room's offer is about 60 KiB).
+const MAX_SDP_BYTES: usize = 256 * 1024;
+
 /// What the room owner can be asked to do.
 pub(crate) enum RoomCmd {
     Join {
@@ -607,11 +614,26 @@ impl Room {
         if !p.offer_budget.take() {
             return Err(SfuError::RateLimited);
         }
+        if sdp.len() > MAX_SDP_BYTES {
+            return Err(SfuError::InvalidSdp(format!(
+                "longer than {MAX_SDP_BYTES} bytes"
+            )));
+        }
         let offer =
             RTCSessionDescription::offer(sdp).map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
-        offer
+        let parsed = offer
             .unmarshal()
             .map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
+        let sending = parsed
+            .media_descriptions
+            .iter()
+            .filter(|m| m.attribute("sendonly").is_some() || m.attribute("sendrecv").is_some())
+            .count();
+        if sending > MAX_PUBLISHED_SECTIONS {
+            return Err(SfuError::InvalidSdp(format!(
+                "{sending} sending media sections, at most {MAX_PUBLISHED_SECTIONS} allowed"
+            )));
+        }
         if p.offer_in_flight {
             // Glare: the server is the impolite side. The browser (polite) applies the pending
             // server offer, answers it, and sends its own offer again.
@@ -771,11 +793,13 @@ impl Room {
                 track: Arc::clone(&subscription.track),
                 mapping: Box::new(mapping),
             });
-            let _ = forwarder.send(ForwarderCmd::AddSubscriber {
-                peer: sub.peer,
-                queue: sub.downlink_queue.clone(),
-            });
+            // Until the subscriber is connected it could not decrypt anything: it joins the
+            // fan-out (and asks for a keyframe) when it reports Connected.
             if sub.connected {
+                let _ = forwarder.send(ForwarderCmd::AddSubscriber {
+                    peer: sub.peer,
+                    queue: sub.downlink_queue.clone(),
+                });
                 let _ = forwarder.send(ForwarderCmd::KeyframeRequest);
             }
         }
@@ -834,7 +858,12 @@ impl Room {
                             .map(|pb| pb.forwarder.clone())
                     })
                     .collect();
+                let (peer, queue) = (p.peer, p.downlink_queue.clone());
                 for forwarder in forwarders {
+                    let _ = forwarder.send(ForwarderCmd::AddSubscriber {
+                        peer,
+                        queue: queue.clone(),
+                    });
                     let _ = forwarder.send(ForwarderCmd::KeyframeRequest);
                 }
                 if let Some(p) = self.participants.get_mut(user) {

@@ -555,31 +555,47 @@ async fn handle_event(
     state: &Arc<ClientState>,
     event: SfuEvent,
 ) {
+    // Errors are recorded, not panicked on: a renegotiation can race with the test closing
+    // this client, and a panic's backtrace would distort memory measurements.
+    let record = |what: &str, e: &dyn std::fmt::Display| {
+        state.errors.lock().unwrap().push(format!("{what}: {e}"));
+    };
     match event.kind {
         SfuEventKind::Signal(ServerSignal::Offer(offer)) => {
             *state.tracks.lock().unwrap() = offer.tracks.clone();
             *state.last_offer_sdp.lock().unwrap() = offer.sdp.clone();
             let desc = RTCSessionDescription::offer(offer.sdp).unwrap();
-            pc.set_remote_description(desc)
-                .await
-                .expect("apply server offer");
-            let answer = pc.create_answer(None).await.expect("answer");
-            pc.set_local_description(answer).await.expect("set answer");
-            let sdp = pc.local_description().await.expect("local").sdp;
+            if let Err(e) = pc.set_remote_description(desc).await {
+                return record("apply server offer", &e);
+            }
+            let answer = match pc.create_answer(None).await {
+                Ok(answer) => answer,
+                Err(e) => return record("create answer", &e),
+            };
+            if let Err(e) = pc.set_local_description(answer).await {
+                return record("set answer", &e);
+            }
+            let Some(local) = pc.local_description().await else {
+                return record("local description", &"missing");
+            };
             if let Err(e) = sfu
-                .signal(room, user, ClientSignal::Answer(SdpPayload { sdp }))
+                .signal(
+                    room,
+                    user,
+                    ClientSignal::Answer(SdpPayload { sdp: local.sdp }),
+                )
                 .await
             {
-                state.errors.lock().unwrap().push(format!("answer: {e}"));
+                record("answer", &e);
             }
             state.offers.fetch_add(1, Ordering::SeqCst);
         }
         SfuEventKind::Signal(ServerSignal::Answer(answer)) => {
             *state.tracks.lock().unwrap() = answer.tracks.clone();
             let desc = RTCSessionDescription::answer(answer.sdp).unwrap();
-            pc.set_remote_description(desc)
-                .await
-                .expect("apply server answer");
+            if let Err(e) = pc.set_remote_description(desc).await {
+                record("apply server answer", &e);
+            }
         }
         SfuEventKind::Signal(ServerSignal::Candidate(c)) => {
             state
