@@ -12,4 +12,5 @@ pub mod events;
 pub mod http;
 pub mod realtime;
 pub mod rooms;
+pub mod sfu;
 pub mod telemetry;

@@ -1,0 +1,170 @@
+//! SFU configuration: where media sockets bind, what address is announced, and which
+//! STUN/TURN servers browsers are told about. Every field has a serde default so a partial
+//! `[sfu]` table (or none) works.
+
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+
+/// Networking and limits of the embedded SFU.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SfuConfig {
+    /// Address media sockets bind to. `0.0.0.0` binds one socket per non-loopback interface
+    /// (webrtc-rs skips loopback for wildcards); a concrete address binds exactly that one.
+    pub bind_ip: IpAddr,
+    /// Also bind and announce 127.0.0.1 (needed when browser and server share a machine,
+    /// and by the tests). Ignored when `bind_ip` is already a loopback address.
+    pub allow_loopback: bool,
+    /// First UDP port of the media range (inclusive). Each participant uses one port.
+    pub udp_port_min: u16,
+    /// Last UDP port of the media range (inclusive).
+    pub udp_port_max: u16,
+    /// Public address announced instead of the bound host address, for servers behind a 1:1
+    /// NAT (cloud VMs). Host candidates and SDP `a=candidate` lines are rewritten to it.
+    pub announced_ip: Option<IpAddr>,
+    /// Single-port mode: when set, every participant's UDP media shares this one port on
+    /// `bind_ip` (demultiplexed by ICE ufrag, then remote address); the port range is then
+    /// only used for ICE-TCP. Needs a concrete `bind_ip` or an `announced_ip`.
+    pub single_udp_port: Option<u16>,
+    /// Also listen for ICE-TCP (passive) on the participant's port number, as a fallback
+    /// for networks that block UDP.
+    pub ice_tcp: bool,
+    /// STUN/TURN servers handed to browsers (the SFU itself has a public address and needs none).
+    pub ice_servers: Vec<IceServer>,
+    /// Worker threads of the SFU's own tokio runtime.
+    pub worker_threads: usize,
+    /// Most participants one room accepts.
+    pub max_participants_per_room: usize,
+    /// Client offers allowed in a burst before `RateLimited`; refilled by one every
+    /// `offer_refill_ms`.
+    pub offer_burst: u32,
+    /// Milliseconds to earn back one client offer.
+    pub offer_refill_ms: u64,
+    /// Minimum gap between two keyframe requests sent to one publisher track.
+    pub keyframe_request_min_interval_ms: u64,
+    /// Packets queued towards one subscriber before new ones are dropped (its loss, nobody else's).
+    pub subscriber_queue_packets: usize,
+}
+
+/// A STUN or TURN server as the browser's `RTCPeerConnection` configuration wants it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct IceServer {
+    /// `stun:host:port`, `turn:host:port?transport=udp`, `turns:…`
+    pub urls: Vec<String>,
+    /// TURN username, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// TURN credential, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+impl Default for SfuConfig {
+    fn default() -> Self {
+        Self {
+            bind_ip: IpAddr::from([0, 0, 0, 0]),
+            allow_loopback: false,
+            udp_port_min: 40000,
+            udp_port_max: 40999,
+            announced_ip: None,
+            single_udp_port: None,
+            ice_tcp: false,
+            ice_servers: Vec::new(),
+            worker_threads: 2,
+            max_participants_per_room: 50,
+            offer_burst: 5,
+            offer_refill_ms: 2000,
+            keyframe_request_min_interval_ms: 300,
+            subscriber_queue_packets: 1024,
+        }
+    }
+}
+
+impl SfuConfig {
+    /// A configuration for tests and single-machine use: loopback only, ports from `range`.
+    pub fn loopback(udp_port_min: u16, udp_port_max: u16) -> Self {
+        Self {
+            bind_ip: IpAddr::from([127, 0, 0, 1]),
+            allow_loopback: true,
+            udp_port_min,
+            udp_port_max,
+            ..Self::default()
+        }
+    }
+
+    /// Checks what serde cannot: a non-empty port range, at least one worker thread.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.udp_port_min == 0 || self.udp_port_min > self.udp_port_max {
+            return Err(format!(
+                "sfu udp port range {}..={} is empty or starts at 0",
+                self.udp_port_min, self.udp_port_max
+            ));
+        }
+        if self.worker_threads == 0 {
+            return Err("sfu worker_threads must be at least 1".to_owned());
+        }
+        if self.single_udp_port.is_some()
+            && self.bind_ip.is_unspecified()
+            && self.announced_ip.is_none()
+        {
+            return Err(
+                "sfu single_udp_port needs a concrete bind_ip or an announced_ip to advertise"
+                    .to_owned(),
+            );
+        }
+        if self.max_participants_per_room == 0 || self.subscriber_queue_packets == 0 {
+            return Err("sfu limits must be at least 1".to_owned());
+        }
+        Ok(())
+    }
+
+    /// The addresses one participant's sockets bind on `port`.
+    pub(crate) fn bind_addrs(&self, port: u16) -> Vec<std::net::SocketAddr> {
+        let mut addrs = vec![std::net::SocketAddr::new(self.bind_ip, port)];
+        let loopback = IpAddr::from([127, 0, 0, 1]);
+        if self.allow_loopback && !self.bind_ip.is_loopback() {
+            addrs.push(std::net::SocketAddr::new(loopback, port));
+        }
+        addrs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partial_config_takes_defaults() {
+        let config: SfuConfig = serde_json::from_str(r#"{"udpPortMin":1}"#).unwrap_or_default();
+        assert_eq!(
+            config,
+            SfuConfig::default(),
+            "unknown camelCase key is rejected"
+        );
+        let config: SfuConfig =
+            serde_json::from_str(r#"{"udp_port_min":5000,"udp_port_max":5010}"#)
+                .expect("snake_case keys parse");
+        assert_eq!(config.udp_port_min, 5000);
+        assert_eq!(config.worker_threads, 2);
+        assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn empty_range_is_invalid() {
+        let config = SfuConfig::loopback(5010, 5000);
+        assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn wildcard_with_loopback_binds_both() {
+        let config = SfuConfig {
+            allow_loopback: true,
+            ..SfuConfig::default()
+        };
+        let addrs = config.bind_addrs(4000);
+        assert_eq!(addrs.len(), 2);
+        assert!(addrs.iter().any(|a| a.ip().is_loopback()));
+        assert_eq!(SfuConfig::loopback(1, 2).bind_addrs(7).len(), 1);
+    }
+}

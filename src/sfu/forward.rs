@@ -1,0 +1,580 @@
+//! Media fan-out. One forwarder task per published track polls it without pause and hands
+//! each packet, as an `Arc`, to the downlink queue of every subscriber; one downlink task per
+//! subscriber rewrites the packet for its leg (SSRC, payload type, extension ids) and writes it
+//! to that subscriber's connection. A slow subscriber fills only its own queue.
+
+use super::signal::MediaKind;
+use super::stats::SfuMetrics;
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::{NackPair, TransportLayerNack};
+use rtc::rtp;
+use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+
+/// Identifies one published track across the SFU.
+pub(crate) type SourceId = u64;
+
+/// A packet on its way to one subscriber.
+pub(crate) struct DownlinkPacket {
+    pub source: SourceId,
+    pub packet: Arc<rtp::Packet>,
+}
+
+/// How one subscriber leg differs from its publisher on the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LegMapping {
+    /// The leg's own SSRC.
+    pub ssrc: u32,
+    /// Publisher payload type → subscriber payload type (0 = not forwardable).
+    pub payload_types: [u8; 128],
+    /// Publisher extension id → subscriber extension id (0 = drop).
+    pub extensions: [u8; 256],
+}
+
+impl LegMapping {
+    /// Builds the mapping from both sides' negotiated parameters. `None` when no publisher
+    /// codec has a counterpart on the subscriber side (nothing could be forwarded).
+    pub(crate) fn negotiate(
+        ssrc: u32,
+        publisher_codecs: &[(u8, RTCRtpCodec)],
+        subscriber_codecs: &[(u8, RTCRtpCodec)],
+        publisher_extensions: &[(u16, String)],
+        subscriber_extensions: &[(u16, String)],
+        forwarded_uris: &[&str],
+    ) -> Option<Self> {
+        let mut payload_types = [0u8; 128];
+        let mut any = false;
+        for (pub_pt, pub_codec) in publisher_codecs {
+            if let Some((sub_pt, _)) = subscriber_codecs
+                .iter()
+                .find(|(_, sub_codec)| same_codec(pub_codec, sub_codec))
+                && let Some(slot) = payload_types.get_mut(usize::from(*pub_pt))
+                && *sub_pt < 128
+            {
+                *slot = *sub_pt;
+                any = true;
+            }
+        }
+        if !any {
+            return None;
+        }
+        let mut extensions = [0u8; 256];
+        for (pub_id, uri) in publisher_extensions {
+            if !forwarded_uris.contains(&uri.as_str()) {
+                continue;
+            }
+            if let Some((sub_id, _)) = subscriber_extensions.iter().find(|(_, u)| u == uri)
+                && let (Ok(pub_id), Ok(sub_id)) = (u8::try_from(*pub_id), u8::try_from(*sub_id))
+            {
+                extensions[usize::from(pub_id)] = sub_id;
+            }
+        }
+        Some(Self {
+            ssrc,
+            payload_types,
+            extensions,
+        })
+    }
+
+    /// The packet as this leg must send it, or `None` when its payload type has no mapping.
+    pub(crate) fn rewrite(&self, source: &rtp::Packet) -> Option<rtp::Packet> {
+        let payload_type = *self
+            .payload_types
+            .get(usize::from(source.header.payload_type))?;
+        if payload_type == 0 {
+            return None;
+        }
+        let extensions: Vec<rtp::header::Extension> = source
+            .header
+            .extensions
+            .iter()
+            .filter_map(|ext| {
+                let id = self.extensions[usize::from(ext.id)];
+                (id != 0).then(|| rtp::header::Extension {
+                    id,
+                    payload: ext.payload.clone(),
+                })
+            })
+            .collect();
+        let one_byte = extensions
+            .iter()
+            .all(|e| (1..=14).contains(&e.id) && (1..=16).contains(&e.payload.len()));
+        let header = rtp::header::Header {
+            version: 2,
+            padding: false,
+            extension: !extensions.is_empty(),
+            marker: source.header.marker,
+            payload_type,
+            sequence_number: source.header.sequence_number,
+            timestamp: source.header.timestamp,
+            ssrc: self.ssrc,
+            csrc: source.header.csrc.clone(),
+            extension_profile: if one_byte {
+                rtp::header::EXTENSION_PROFILE_ONE_BYTE
+            } else {
+                rtp::header::EXTENSION_PROFILE_TWO_BYTE
+            },
+            extensions,
+            extensions_padding: 0,
+        };
+        Some(rtp::Packet {
+            header,
+            payload: source.payload.clone(),
+        })
+    }
+}
+
+/// Same codec for forwarding purposes: MIME type and clock rate, and for H.264 the same
+/// packetization mode and profile (the level may differ).
+pub(crate) fn same_codec(a: &RTCRtpCodec, b: &RTCRtpCodec) -> bool {
+    if !a.mime_type.eq_ignore_ascii_case(&b.mime_type) || a.clock_rate != b.clock_rate {
+        return false;
+    }
+    if !a.mime_type.eq_ignore_ascii_case("video/H264") {
+        return true;
+    }
+    let fmtp = |codec: &RTCRtpCodec, key: &str| -> String {
+        codec
+            .sdp_fmtp_line
+            .split(';')
+            .filter_map(|kv| kv.trim().split_once('='))
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.to_ascii_lowercase())
+            .unwrap_or_default()
+    };
+    let mode = |codec: &RTCRtpCodec| {
+        let m = fmtp(codec, "packetization-mode");
+        if m.is_empty() { "0".to_owned() } else { m }
+    };
+    let profile = |codec: &RTCRtpCodec| {
+        fmtp(codec, "profile-level-id")
+            .chars()
+            .take(4)
+            .collect::<String>()
+    };
+    mode(a) == mode(b) && profile(a) == profile(b)
+}
+
+/// Drops packets already forwarded (a publisher answering a relayed NACK for a packet the SFU
+/// had): a 1024-packet window behind the highest sequence number seen.
+#[derive(Debug, Default)]
+pub(crate) struct SeqWindow {
+    highest: Option<u16>,
+    bits: [u64; 16],
+}
+
+impl SeqWindow {
+    const SIZE: u16 = 1024;
+
+    fn bit(seq: u16) -> (usize, u64) {
+        let i = usize::from(seq % Self::SIZE);
+        (i / 64, 1u64 << (i % 64))
+    }
+
+    fn set(&mut self, seq: u16) {
+        let (w, b) = Self::bit(seq);
+        self.bits[w] |= b;
+    }
+
+    fn clear(&mut self, seq: u16) {
+        let (w, b) = Self::bit(seq);
+        self.bits[w] &= !b;
+    }
+
+    fn get(&self, seq: u16) -> bool {
+        let (w, b) = Self::bit(seq);
+        self.bits[w] & b != 0
+    }
+
+    /// Records `seq`; true when it was seen before.
+    pub(crate) fn is_duplicate(&mut self, seq: u16) -> bool {
+        let Some(highest) = self.highest else {
+            self.highest = Some(seq);
+            self.set(seq);
+            return false;
+        };
+        let ahead = seq.wrapping_sub(highest);
+        if ahead == 0 {
+            return true;
+        }
+        if ahead < 0x8000 {
+            for step in 1..=ahead.min(Self::SIZE) {
+                self.clear(highest.wrapping_add(step));
+            }
+            self.highest = Some(seq);
+            self.set(seq);
+            return false;
+        }
+        let behind = highest.wrapping_sub(seq);
+        if behind >= Self::SIZE {
+            return false;
+        }
+        let seen = self.get(seq);
+        self.set(seq);
+        seen
+    }
+}
+
+/// Commands to a forwarder, from the room owner and from subscriber feedback readers.
+pub(crate) enum ForwarderCmd {
+    AddSubscriber {
+        peer: u64,
+        queue: mpsc::Sender<DownlinkPacket>,
+    },
+    RemoveSubscriber {
+        peer: u64,
+    },
+    SetMuted(bool),
+    KeyframeRequest,
+    Nack(Vec<NackPair>),
+}
+
+pub(crate) struct Forwarder {
+    pub source: SourceId,
+    pub kind: MediaKind,
+    pub media_ssrc: u32,
+    pub track: Arc<dyn TrackRemote>,
+    pub commands: mpsc::UnboundedReceiver<ForwarderCmd>,
+    pub cancel: CancellationToken,
+    pub metrics: Arc<SfuMetrics>,
+    pub keyframe_interval: Duration,
+    pub muted: bool,
+}
+
+impl Forwarder {
+    /// Polls the publisher's track until it ends, the room drops the forwarder, or shutdown.
+    pub(crate) async fn run(mut self) {
+        let mut subscribers: Vec<(u64, mpsc::Sender<DownlinkPacket>)> = Vec::new();
+        let mut seen = SeqWindow::default();
+        let mut last_keyframe_request: Option<Instant> = None;
+        let mut keyframe_due: Option<Instant> = None;
+        loop {
+            let due = keyframe_due;
+            tokio::select! {
+                biased;
+                () = self.cancel.cancelled() => break,
+                command = self.commands.recv() => match command {
+                    None => break,
+                    Some(ForwarderCmd::AddSubscriber { peer, queue }) => {
+                        subscribers.retain(|(p, _)| *p != peer);
+                        subscribers.push((peer, queue));
+                    }
+                    Some(ForwarderCmd::RemoveSubscriber { peer }) => {
+                        subscribers.retain(|(p, _)| *p != peer);
+                    }
+                    Some(ForwarderCmd::SetMuted(muted)) => {
+                        let unmuted = self.muted && !muted;
+                        self.muted = muted;
+                        if unmuted {
+                            keyframe_due = Some(keyframe_due.unwrap_or_else(Instant::now));
+                        }
+                    }
+                    Some(ForwarderCmd::KeyframeRequest) => {
+                        let earliest = last_keyframe_request
+                            .map_or_else(Instant::now, |t| t + self.keyframe_interval);
+                        keyframe_due = Some(keyframe_due.map_or(earliest, |d| d.min(earliest)));
+                    }
+                    Some(ForwarderCmd::Nack(nacks)) => self.relay_nack(nacks).await,
+                },
+                () = sleep_until_opt(due) => {
+                    keyframe_due = None;
+                    if self.kind == MediaKind::Video && !self.muted {
+                        last_keyframe_request = Some(Instant::now());
+                        self.request_keyframe().await;
+                    }
+                }
+                event = self.track.poll() => match event {
+                    None | Some(TrackRemoteEvent::OnEnded) => break,
+                    Some(TrackRemoteEvent::OnRtpPacket(packet)) => {
+                        if self.muted || seen.is_duplicate(packet.header.sequence_number) {
+                            continue;
+                        }
+                        self.fan_out(packet, &mut subscribers);
+                    }
+                    Some(_) => {}
+                },
+            }
+        }
+        tracing::debug!(source = self.source, "sfu: forwarder ended");
+    }
+
+    fn fan_out(
+        &self,
+        packet: rtp::Packet,
+        subscribers: &mut Vec<(u64, mpsc::Sender<DownlinkPacket>)>,
+    ) {
+        if subscribers.is_empty() {
+            return;
+        }
+        let packet = Arc::new(packet);
+        let mut closed = false;
+        for (_, queue) in subscribers.iter() {
+            match queue.try_send(DownlinkPacket {
+                source: self.source,
+                packet: Arc::clone(&packet),
+            }) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    self.metrics.dropped_packets.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => closed = true,
+            }
+        }
+        if closed {
+            subscribers.retain(|(_, q)| !q.is_closed());
+        }
+    }
+
+    async fn request_keyframe(&self) {
+        self.metrics
+            .keyframe_requests
+            .fetch_add(1, Ordering::Relaxed);
+        let pli = PictureLossIndication {
+            sender_ssrc: 0,
+            media_ssrc: self.media_ssrc,
+        };
+        if let Err(e) = self.track.write_rtcp(vec![Box::new(pli)]).await {
+            tracing::debug!(error = %e, "sfu: PLI to publisher not sent");
+        }
+    }
+
+    async fn relay_nack(&self, nacks: Vec<NackPair>) {
+        self.metrics.relayed_nacks.fetch_add(1, Ordering::Relaxed);
+        let nack = TransportLayerNack {
+            sender_ssrc: 0,
+            media_ssrc: self.media_ssrc,
+            nacks,
+        };
+        if let Err(e) = self.track.write_rtcp(vec![Box::new(nack)]).await {
+            tracing::debug!(error = %e, "sfu: NACK to publisher not sent");
+        }
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Changes to a subscriber's set of legs.
+pub(crate) enum DownlinkCmd {
+    SetLeg {
+        source: SourceId,
+        track: Arc<TrackLocalStaticRTP>,
+        mapping: Box<LegMapping>,
+    },
+    RemoveLeg {
+        source: SourceId,
+    },
+}
+
+/// Writes queued packets of every leg into one subscriber's connection.
+pub(crate) async fn run_downlink(
+    mut packets: mpsc::Receiver<DownlinkPacket>,
+    mut commands: mpsc::UnboundedReceiver<DownlinkCmd>,
+    cancel: CancellationToken,
+    metrics: Arc<SfuMetrics>,
+) {
+    let mut legs: HashMap<SourceId, (Arc<TrackLocalStaticRTP>, Box<LegMapping>)> = HashMap::new();
+    loop {
+        tokio::select! {
+            biased;
+            () = cancel.cancelled() => break,
+            command = commands.recv() => match command {
+                None => break,
+                Some(DownlinkCmd::SetLeg { source, track, mapping }) => {
+                    legs.insert(source, (track, mapping));
+                }
+                Some(DownlinkCmd::RemoveLeg { source }) => {
+                    legs.remove(&source);
+                }
+            },
+            queued = packets.recv() => {
+                let Some(queued) = queued else { break };
+                let Some((track, mapping)) = legs.get(&queued.source) else {
+                    metrics.dropped_packets.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                };
+                let Some(packet) = mapping.rewrite(&queued.packet) else {
+                    metrics.dropped_packets.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                };
+                if track.write_rtp(packet).await.is_ok() {
+                    metrics.forwarded_packets.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    metrics.dropped_packets.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}
+
+/// Reads one leg's feedback (PLI/FIR/NACK marked by [`super::rtcp::FeedbackMarker`]) and
+/// relays it to the publisher's forwarder. Ends when the leg is removed or its connection closes.
+pub(crate) async fn run_leg_feedback(
+    track: Arc<TrackLocalStaticRTP>,
+    forwarder: mpsc::UnboundedSender<ForwarderCmd>,
+    cancel: CancellationToken,
+) {
+    loop {
+        let event = tokio::select! {
+            () = cancel.cancelled() => break,
+            event = track.poll() => event,
+        };
+        let Some(TrackLocalEvent::OnRtcpPacket(packets)) = event else {
+            break;
+        };
+        for packet in packets {
+            let any = packet.as_any();
+            if any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() {
+                let _ = forwarder.send(ForwarderCmd::KeyframeRequest);
+            } else if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
+                let _ = forwarder.send(ForwarderCmd::Nack(nack.nacks.clone()));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn codec(mime: &str, fmtp: &str) -> RTCRtpCodec {
+        RTCRtpCodec {
+            mime_type: mime.to_owned(),
+            clock_rate: if mime.starts_with("audio") {
+                48000
+            } else {
+                90000
+            },
+            channels: 0,
+            sdp_fmtp_line: fmtp.to_owned(),
+            rtcp_feedback: vec![],
+        }
+    }
+
+    fn mapping() -> LegMapping {
+        LegMapping::negotiate(
+            0xabcd,
+            &[
+                (100, codec("video/VP8", "")),
+                (
+                    101,
+                    codec("video/H264", "packetization-mode=1;profile-level-id=42e01f"),
+                ),
+            ],
+            &[
+                (96, codec("video/vp8", "")),
+                (
+                    102,
+                    codec("video/H264", "profile-level-id=42e034;packetization-mode=1"),
+                ),
+            ],
+            &[
+                (3, "urn:3gpp:video-orientation".into()),
+                (4, "urn:ietf:params:rtp-hdrext:sdes:mid".into()),
+            ],
+            &[
+                (13, "urn:3gpp:video-orientation".into()),
+                (1, "urn:ietf:params:rtp-hdrext:sdes:mid".into()),
+            ],
+            &super::super::peer::FORWARDED_EXTENSIONS,
+        )
+        .expect("VP8 maps")
+    }
+
+    #[test]
+    fn rewrite_changes_ssrc_pt_and_extension_ids_and_drops_mid() {
+        let map = mapping();
+        let packet = rtp::Packet {
+            header: rtp::header::Header {
+                version: 2,
+                extension: true,
+                marker: true,
+                payload_type: 100,
+                sequence_number: 7,
+                timestamp: 9000,
+                ssrc: 1,
+                extension_profile: rtp::header::EXTENSION_PROFILE_ONE_BYTE,
+                extensions: vec![
+                    rtp::header::Extension {
+                        id: 3,
+                        payload: Bytes::from_static(&[1]),
+                    },
+                    rtp::header::Extension {
+                        id: 4,
+                        payload: Bytes::from_static(b"0"),
+                    },
+                ],
+                ..Default::default()
+            },
+            payload: Bytes::from_static(&[0x10, 0, 0, 0]),
+        };
+        let out = map.rewrite(&packet).expect("forwardable");
+        assert_eq!(out.header.ssrc, 0xabcd);
+        assert_eq!(out.header.payload_type, 96);
+        assert_eq!(out.header.sequence_number, 7);
+        assert!(out.header.marker);
+        assert_eq!(out.header.extensions.len(), 1, "mid dropped");
+        assert_eq!(out.header.extensions[0].id, 13);
+        assert_eq!(out.payload, packet.payload);
+        let mut h264 = packet.clone();
+        h264.header.payload_type = 101;
+        assert_eq!(
+            map.rewrite(&h264).map(|p| p.header.payload_type),
+            Some(102),
+            "same profile, other level"
+        );
+        h264.header.payload_type = 55;
+        assert!(map.rewrite(&h264).is_none(), "unknown payload type");
+        let mut no_ext = packet;
+        no_ext.header.extensions.clear();
+        assert!(!map.rewrite(&no_ext).expect("ok").header.extension);
+    }
+
+    #[test]
+    fn no_common_codec_gives_no_mapping() {
+        let none = LegMapping::negotiate(
+            1,
+            &[(100, codec("video/VP8", ""))],
+            &[(
+                102,
+                codec("video/H264", "packetization-mode=1;profile-level-id=42e01f"),
+            )],
+            &[],
+            &[],
+            &[],
+        );
+        assert!(none.is_none());
+        assert!(!same_codec(
+            &codec("video/H264", "packetization-mode=1;profile-level-id=42e01f"),
+            &codec("video/H264", "packetization-mode=0;profile-level-id=42e01f")
+        ));
+    }
+
+    #[test]
+    fn seq_window_drops_repeats_only() {
+        let mut w = SeqWindow::default();
+        assert!(!w.is_duplicate(65530));
+        assert!(!w.is_duplicate(65533));
+        assert!(!w.is_duplicate(2), "wraps forward");
+        assert!(!w.is_duplicate(65531), "late but new");
+        assert!(w.is_duplicate(65531), "second copy");
+        assert!(w.is_duplicate(2));
+        assert!(!w.is_duplicate(3000), "big jump");
+        assert!(!w.is_duplicate(2), "too old to judge: forwarded");
+    }
+}

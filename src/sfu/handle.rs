@@ -1,0 +1,314 @@
+//! The SFU's public face: [`Sfu`] owns the SFU's tokio runtime; [`SfuHandle`] is the cheap
+//! cloneable way in. Its async methods only send a command to the room's owner task and await
+//! the reply, so they work from any runtime (actix workers included).
+
+use super::config::{IceServer, SfuConfig};
+use super::error::SfuError;
+use super::mux::UdpMux;
+use super::ports::PortPool;
+use super::room::{Reply, RoomCmd, RoomEntry, SfuShared, spawn_room};
+use super::signal::{ClientSignal, CloseReason, MediaKind, SfuEvent};
+use super::stats::{SfuMetrics, SfuStats};
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+/// How a participant joins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JoinOptions {
+    /// The client will send an `sfu:offer` with its microphone/camera. The server then waits
+    /// for that offer before sending offers of its own (so the two never collide). A
+    /// receive-only client passes `false` and gets a server offer as soon as there is media.
+    pub publish: bool,
+}
+
+impl Default for JoinOptions {
+    fn default() -> Self {
+        Self { publish: true }
+    }
+}
+
+/// Why the SFU could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SfuStartError {
+    /// The configuration is inconsistent.
+    #[error("invalid SFU configuration: {0}")]
+    Config(String),
+    /// The runtime could not be created.
+    #[error("SFU runtime: {0}")]
+    Runtime(#[from] std::io::Error),
+}
+
+/// The running SFU. Dropping it stops every room and its runtime.
+pub struct Sfu {
+    runtime: Option<tokio::runtime::Runtime>,
+    handle: SfuHandle,
+}
+
+/// Cheap cloneable access to the SFU from any thread or runtime.
+#[derive(Clone)]
+pub struct SfuHandle {
+    shared: SfuShared,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Sfu {
+    /// Starts the SFU on its own multi-thread runtime.
+    pub fn start(config: SfuConfig) -> Result<Self, SfuStartError> {
+        config.validate().map_err(SfuStartError::Config)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(config.worker_threads)
+            .thread_name("sfu")
+            .enable_all()
+            .build()?;
+        let cancel = CancellationToken::new();
+        let mux = match config.single_udp_port {
+            Some(port) => {
+                let _enter = runtime.enter();
+                let mux = UdpMux::bind(std::net::SocketAddr::new(config.bind_ip, port))?;
+                runtime.spawn(Arc::clone(&mux).run(cancel.clone()));
+                Some(mux)
+            }
+            None => None,
+        };
+        let shared = SfuShared {
+            mux,
+            ports: PortPool::new(config.udp_port_min, config.udp_port_max),
+            config: Arc::new(config),
+            metrics: Arc::new(SfuMetrics::default()),
+            rooms: Arc::new(Mutex::new(HashMap::new())),
+            cancel,
+        };
+        let handle = SfuHandle {
+            shared,
+            runtime: runtime.handle().clone(),
+        };
+        tracing::info!(
+            ports = %format!("{}-{}", handle.shared.config.udp_port_min, handle.shared.config.udp_port_max),
+            "sfu: started"
+        );
+        Ok(Self {
+            runtime: Some(runtime),
+            handle,
+        })
+    }
+
+    /// A handle to give to the gateway.
+    pub fn handle(&self) -> SfuHandle {
+        self.handle.clone()
+    }
+
+    /// Closes every participant (they get `Closed(Shutdown)`), waits up to two seconds for
+    /// rooms to finish, then stops the runtime.
+    pub async fn shutdown(mut self) {
+        self.handle.shutdown().await;
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl Drop for Sfu {
+    fn drop(&mut self) {
+        self.handle.shared.cancel.cancel();
+        if let Some(runtime) = self.runtime.take() {
+            // Never blocks, so dropping the SFU inside an async context is fine.
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl SfuHandle {
+    async fn call<T>(
+        &self,
+        room_id: &str,
+        command: impl FnOnce(Reply<T>) -> RoomCmd,
+    ) -> Result<T, SfuError> {
+        if self.shared.cancel.is_cancelled() {
+            return Err(SfuError::ShuttingDown);
+        }
+        let commands = self
+            .shared
+            .rooms
+            .lock()
+            .map_err(|_| SfuError::Internal)?
+            .get(room_id)
+            .map(|entry| entry.commands.clone())
+            .ok_or(SfuError::UnknownRoom)?;
+        let (reply, answer) = oneshot::channel();
+        commands
+            .send(command(reply))
+            .map_err(|_| SfuError::UnknownRoom)?;
+        answer.await.map_err(|_| SfuError::UnknownRoom)?
+    }
+
+    /// Adds `user_id` to `room_id` (creating the room on first join) with a fresh server-side
+    /// peer connection. Everything the SFU wants to tell this participant arrives on `events`.
+    pub async fn join(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        options: JoinOptions,
+        events: mpsc::UnboundedSender<SfuEvent>,
+    ) -> Result<(), SfuError> {
+        // A room that just emptied may still be registered for an instant; it answers
+        // `UnknownRoom` and the next attempt creates a fresh one.
+        for _ in 0..3 {
+            if self.shared.cancel.is_cancelled() {
+                return Err(SfuError::ShuttingDown);
+            }
+            let commands = {
+                let mut rooms = self.shared.rooms.lock().map_err(|_| SfuError::Internal)?;
+                match rooms.get(room_id) {
+                    Some(entry) if !entry.commands.is_closed() => entry.commands.clone(),
+                    _ => {
+                        let id = self.shared.metrics.next_id();
+                        let _enter = self.runtime.enter();
+                        let commands = spawn_room(room_id.to_owned(), id, self.shared.clone());
+                        rooms.insert(
+                            room_id.to_owned(),
+                            RoomEntry {
+                                id,
+                                commands: commands.clone(),
+                            },
+                        );
+                        commands
+                    }
+                }
+            };
+            let (reply, answer) = oneshot::channel();
+            let sent = commands.send(RoomCmd::Join {
+                user: user_id.to_owned(),
+                publish: options.publish,
+                events: events.clone(),
+                reply,
+            });
+            if sent.is_err() {
+                continue;
+            }
+            match answer.await {
+                Ok(Err(SfuError::UnknownRoom)) | Err(_) => continue,
+                Ok(result) => return result,
+            }
+        }
+        Err(SfuError::Internal)
+    }
+
+    /// Hands a client signaling message to the participant's connection.
+    pub async fn signal(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        signal: ClientSignal,
+    ) -> Result<(), SfuError> {
+        let user = user_id.to_owned();
+        self.call(room_id, |reply| RoomCmd::Signal {
+            user,
+            signal,
+            reply,
+        })
+        .await
+    }
+
+    /// Stops (or resumes) forwarding the participant's microphone or camera to everyone,
+    /// without renegotiation. Resuming video requests a keyframe.
+    pub async fn set_muted(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        kind: MediaKind,
+        muted: bool,
+    ) -> Result<(), SfuError> {
+        let user = user_id.to_owned();
+        self.call(room_id, |reply| RoomCmd::SetMuted {
+            user,
+            kind,
+            muted,
+            reply,
+        })
+        .await
+    }
+
+    /// The participant leaves: its connection closes and its tracks leave the others.
+    pub async fn leave(&self, room_id: &str, user_id: &str) -> Result<(), SfuError> {
+        self.remove(room_id, user_id, CloseReason::Left).await
+    }
+
+    /// Like [`leave`](Self::leave), reported to the participant as `Kicked`.
+    pub async fn kick(&self, room_id: &str, user_id: &str) -> Result<(), SfuError> {
+        self.remove(room_id, user_id, CloseReason::Kicked).await
+    }
+
+    /// The gateway lost the participant's socket for good (after its grace period).
+    pub async fn disconnect(&self, room_id: &str, user_id: &str) -> Result<(), SfuError> {
+        self.remove(room_id, user_id, CloseReason::ConnectionFailed)
+            .await
+    }
+
+    async fn remove(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        reason: CloseReason,
+    ) -> Result<(), SfuError> {
+        let user = user_id.to_owned();
+        self.call(room_id, |reply| RoomCmd::Leave {
+            user,
+            reason,
+            reply,
+        })
+        .await
+    }
+
+    /// Ends the room: every participant is closed (`RoomEnded`) and the room goes away.
+    pub async fn end_room(&self, room_id: &str) -> Result<(), SfuError> {
+        self.call(room_id, |reply| RoomCmd::End { reply }).await
+    }
+
+    /// STUN/TURN servers for the browser's `RTCPeerConnection({iceServers})`.
+    pub fn ice_servers(&self) -> Vec<IceServer> {
+        self.shared.config.ice_servers.clone()
+    }
+
+    /// The shared UDP address in single-port mode.
+    pub fn single_port_addr(&self) -> Option<std::net::SocketAddr> {
+        self.shared.mux.as_ref().map(|mux| mux.local_addr())
+    }
+
+    /// Current counters.
+    pub fn stats(&self) -> SfuStats {
+        let m = &self.shared.metrics;
+        SfuStats {
+            rooms: m.rooms.load(Ordering::Relaxed),
+            peers: m.peers.load(Ordering::Relaxed),
+            tasks: m.tasks.load(Ordering::Relaxed),
+            runtime_tasks: self.runtime.metrics().num_alive_tasks(),
+            leased_ports: self.shared.ports.leased(),
+            forwarded_packets: m.forwarded_packets.load(Ordering::Relaxed),
+            dropped_packets: m.dropped_packets.load(Ordering::Relaxed),
+            keyframe_requests: m.keyframe_requests.load(Ordering::Relaxed),
+            relayed_nacks: m.relayed_nacks.load(Ordering::Relaxed),
+            mux_routes: self.shared.mux.as_ref().map_or(0, |mux| mux.route_count()),
+        }
+    }
+
+    /// Cancels everything (one token) and waits up to two seconds for the rooms to close.
+    pub async fn shutdown(&self) {
+        self.shared.cancel.cancel();
+        let metrics = Arc::clone(&self.shared.metrics);
+        let (done, finished) = oneshot::channel();
+        self.runtime.spawn(async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+            while metrics.rooms.load(Ordering::Relaxed) > 0
+                && tokio::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            let _ = done.send(());
+        });
+        let _ = finished.await;
+    }
+}

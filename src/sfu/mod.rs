@@ -1,0 +1,25 @@
+//! Embedded WebRTC SFU on webrtc-rs: one server-side peer connection per participant, each
+//! participant's tracks forwarded to every other participant of the room, keyframe requests,
+//! mute, and the UDP/NAT configuration. Knows nothing of rooms-the-product, HTTP or Socket.IO:
+//! the gateway drives it through [`SfuHandle`] and relays [`SfuEvent`]s as `sfu:*` events.
+
+mod config;
+mod error;
+mod forward;
+mod handle;
+mod mux;
+mod peer;
+mod ports;
+mod room;
+mod rtcp;
+mod signal;
+mod stats;
+
+pub use config::{IceServer, SfuConfig};
+pub use error::SfuError;
+pub use handle::{JoinOptions, Sfu, SfuHandle, SfuStartError};
+pub use signal::{
+    ClientSignal, CloseReason, DescriptionPayload, IceCandidate, MediaKind, SdpPayload,
+    ServerSignal, SfuEvent, SfuEventKind, TrackInfo,
+};
+pub use stats::SfuStats;

@@ -1,0 +1,357 @@
+//! Single-port mode: every participant's ICE/DTLS/SRTP traffic over ONE UDP socket.
+//! webrtc-rs 0.21.1 has no UDP mux, so each connection gets its own [`MuxRuntime`], whose
+//! `wrap_udp_socket` throws away the placeholder socket the driver bound and hands back a
+//! virtual [`MuxSocket`] on the shared socket. Datagrams are routed to a connection by the
+//! ICE username fragment of STUN requests (each connection's ufrag is fixed at build time),
+//! then by remote address. Host candidates are rewritten to the shared address.
+
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::io::{self, IoSliceMut};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use webrtc::runtime::{
+    AsyncInterval, AsyncTcpListener, AsyncTcpStream, AsyncUdpSocket, JoinHandle, RecvMeta, Runtime,
+    TokioRuntime, Transmit,
+};
+
+/// Datagrams queued per connection before the demuxer drops (that connection's loss only).
+const ENDPOINT_QUEUE: usize = 2048;
+
+type Datagram = (SocketAddr, Bytes);
+
+struct Endpoint {
+    id: u64,
+    queue: mpsc::Sender<Datagram>,
+}
+
+#[derive(Default)]
+struct Routes {
+    by_ufrag: HashMap<String, Arc<Endpoint>>,
+    by_remote: HashMap<SocketAddr, Arc<Endpoint>>,
+}
+
+/// The shared socket and its routing table.
+pub(crate) struct UdpMux {
+    socket: tokio::net::UdpSocket,
+    local_addr: SocketAddr,
+    routes: Mutex<Routes>,
+    next_id: AtomicU64,
+}
+
+impl std::fmt::Debug for UdpMux {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UdpMux")
+            .field("local_addr", &self.local_addr)
+            .finish()
+    }
+}
+
+impl UdpMux {
+    /// Binds the shared socket; call inside the SFU runtime's context.
+    pub(crate) fn bind(addr: SocketAddr) -> io::Result<Arc<Self>> {
+        let std_socket = std::net::UdpSocket::bind(addr)?;
+        std_socket.set_nonblocking(true)?;
+        let local_addr = std_socket.local_addr()?;
+        Ok(Arc::new(Self {
+            socket: tokio::net::UdpSocket::from_std(std_socket)?,
+            local_addr,
+            routes: Mutex::new(Routes::default()),
+            next_id: AtomicU64::new(1),
+        }))
+    }
+
+    pub(crate) fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Reads the shared socket until cancelled and routes every datagram.
+    pub(crate) async fn run(self: Arc<Self>, cancel: CancellationToken) {
+        let mut buf = vec![0u8; 2048];
+        loop {
+            let received = tokio::select! {
+                () = cancel.cancelled() => break,
+                received = self.socket.recv_from(&mut buf) => received,
+            };
+            match received {
+                Ok((n, from)) => self.dispatch(&buf[..n], from),
+                Err(e) => tracing::debug!(error = %e, "sfu mux: recv error"),
+            }
+        }
+    }
+
+    fn dispatch(&self, data: &[u8], from: SocketAddr) {
+        let endpoint = {
+            let Ok(mut routes) = self.routes.lock() else {
+                return;
+            };
+            // A STUN request names its connection; it also (re)binds the sender's address.
+            let by_ufrag =
+                stun_request_ufrag(data).and_then(|ufrag| routes.by_ufrag.get(ufrag).cloned());
+            match by_ufrag {
+                Some(endpoint) => {
+                    routes.by_remote.insert(from, Arc::clone(&endpoint));
+                    Some(endpoint)
+                }
+                None => routes.by_remote.get(&from).cloned(),
+            }
+        };
+        if let Some(endpoint) = endpoint {
+            let _ = endpoint
+                .queue
+                .try_send((from, Bytes::copy_from_slice(data)));
+        }
+    }
+
+    fn register(self: &Arc<Self>, ufrag: &str) -> MuxSocket {
+        let (tx, rx) = mpsc::channel(ENDPOINT_QUEUE);
+        let endpoint = Arc::new(Endpoint {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            queue: tx,
+        });
+        if let Ok(mut routes) = self.routes.lock() {
+            routes
+                .by_ufrag
+                .insert(ufrag.to_owned(), Arc::clone(&endpoint));
+        }
+        MuxSocket {
+            mux: Arc::clone(self),
+            endpoint,
+            ufrag: ufrag.to_owned(),
+            incoming: Mutex::new(rx),
+        }
+    }
+
+    fn route_outgoing(&self, destination: SocketAddr, endpoint: &Arc<Endpoint>) {
+        if let Ok(mut routes) = self.routes.lock() {
+            routes
+                .by_remote
+                .entry(destination)
+                .or_insert_with(|| Arc::clone(endpoint));
+        }
+    }
+
+    /// Routes currently held (for tests: they must go away with their connections).
+    pub(crate) fn route_count(&self) -> usize {
+        self.routes
+            .lock()
+            .map(|r| r.by_ufrag.len() + r.by_remote.len())
+            .unwrap_or(0)
+    }
+}
+
+/// The local ufrag of a STUN Binding request (`USERNAME` = "<our ufrag>:<their ufrag>").
+pub(crate) fn stun_request_ufrag(data: &[u8]) -> Option<&str> {
+    const MAGIC: [u8; 4] = [0x21, 0x12, 0xa4, 0x42];
+    if data.len() < 20 || data[0] > 1 || data[4..8] != MAGIC {
+        return None;
+    }
+    let mut attrs = data.get(20..)?;
+    while attrs.len() >= 4 {
+        let kind = u16::from_be_bytes([attrs[0], attrs[1]]);
+        let len = usize::from(u16::from_be_bytes([attrs[2], attrs[3]]));
+        let value = attrs.get(4..4 + len)?;
+        if kind == 0x0006 {
+            let username = std::str::from_utf8(value).ok()?;
+            return username.split(':').next();
+        }
+        let padded = 4 + len.div_ceil(4) * 4;
+        attrs = attrs.get(padded..)?;
+    }
+    None
+}
+
+/// One connection's view of the shared socket.
+pub(crate) struct MuxSocket {
+    mux: Arc<UdpMux>,
+    endpoint: Arc<Endpoint>,
+    ufrag: String,
+    incoming: Mutex<mpsc::Receiver<Datagram>>,
+}
+
+impl std::fmt::Debug for MuxSocket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MuxSocket")
+            .field("ufrag", &self.ufrag)
+            .finish()
+    }
+}
+
+impl Drop for MuxSocket {
+    fn drop(&mut self) {
+        let id = self.endpoint.id;
+        if let Ok(mut routes) = self.mux.routes.lock() {
+            if routes.by_ufrag.get(&self.ufrag).is_some_and(|e| e.id == id) {
+                routes.by_ufrag.remove(&self.ufrag);
+            }
+            routes.by_remote.retain(|_, e| e.id != id);
+        }
+    }
+}
+
+impl AsyncUdpSocket for MuxSocket {
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        Ok(self.mux.local_addr)
+    }
+
+    fn poll_send(&self, cx: &mut Context<'_>, transmit: &Transmit<'_>) -> Poll<io::Result<usize>> {
+        // Our own connectivity checks bind the peer's address too, so replies that carry no
+        // USERNAME (binding responses) still find their way back.
+        if transmit.contents.first().is_some_and(|b| *b <= 1) {
+            self.mux
+                .route_outgoing(transmit.destination, &self.endpoint);
+        }
+        self.mux
+            .socket
+            .poll_send_to(cx, transmit.contents, transmit.destination)
+    }
+
+    fn poll_recv(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &mut [IoSliceMut<'_>],
+        meta: &mut [RecvMeta],
+    ) -> Poll<io::Result<usize>> {
+        let Ok(mut incoming) = self.incoming.lock() else {
+            return Poll::Ready(Err(io::Error::other("mux socket poisoned")));
+        };
+        let mut filled = 0;
+        let slots = bufs.len().min(meta.len());
+        while filled < slots {
+            let next = if filled == 0 {
+                match incoming.poll_recv(cx) {
+                    Poll::Ready(next) => next,
+                    Poll::Pending => return Poll::Pending,
+                }
+            } else {
+                incoming.try_recv().ok()
+            };
+            let Some((from, data)) = next else {
+                if filled == 0 {
+                    return Poll::Ready(Err(io::Error::other("sfu mux closed")));
+                }
+                break;
+            };
+            let n = data.len().min(bufs[filled].len());
+            bufs[filled][..n].copy_from_slice(&data[..n]);
+            let mut received = RecvMeta::default();
+            received.addr = from;
+            received.len = n;
+            received.stride = n.max(1);
+            meta[filled] = received;
+            filled += 1;
+        }
+        Poll::Ready(Ok(filled))
+    }
+}
+
+/// The tokio runtime, except that UDP sockets become views of the shared socket.
+#[derive(Debug)]
+pub(crate) struct MuxRuntime {
+    pub mux: Arc<UdpMux>,
+    pub ufrag: String,
+}
+
+impl Runtime for MuxRuntime {
+    fn spawn(&self, future: Pin<Box<dyn Future<Output = ()> + Send>>) -> Box<dyn JoinHandle> {
+        TokioRuntime.spawn(future)
+    }
+
+    fn wrap_udp_socket(&self, socket: std::net::UdpSocket) -> io::Result<Arc<dyn AsyncUdpSocket>> {
+        // The driver bound a placeholder; the shared socket carries the traffic.
+        drop(socket);
+        Ok(Arc::new(self.mux.register(&self.ufrag)))
+    }
+
+    fn wrap_tcp_listener(
+        &self,
+        listener: std::net::TcpListener,
+    ) -> io::Result<Arc<dyn AsyncTcpListener>> {
+        TokioRuntime.wrap_tcp_listener(listener)
+    }
+
+    fn connect_tcp<'a>(
+        &'a self,
+        remote_addr: SocketAddr,
+    ) -> Pin<Box<dyn Future<Output = io::Result<Arc<dyn AsyncTcpStream>>> + Send + 'a>> {
+        Box::pin(async move { TokioRuntime.connect_tcp(remote_addr).await })
+    }
+
+    fn resolve_host<'a>(
+        &'a self,
+        host: &'a str,
+    ) -> Pin<Box<dyn Future<Output = io::Result<Vec<SocketAddr>>> + Send + 'a>> {
+        Box::pin(async move { TokioRuntime.resolve_host(host).await })
+    }
+
+    fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>> {
+        TokioRuntime.sleep(duration)
+    }
+
+    fn interval(&self, period: Duration) -> Box<dyn AsyncInterval> {
+        TokioRuntime.interval(period)
+    }
+
+    fn block_on(&self, future: Pin<Box<dyn Future<Output = ()> + '_>>) {
+        TokioRuntime.block_on(future);
+    }
+}
+
+/// A random ICE credential of `len` characters from the ICE alphabet.
+pub(crate) fn ice_credential(len: usize) -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::thread_rng();
+    (0..len)
+        .map(|_| char::from(ALPHABET[rng.gen_range(0..ALPHABET.len())]))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn binding_request(username: &str) -> Vec<u8> {
+        let mut msg = vec![0x00, 0x01, 0, 0, 0x21, 0x12, 0xa4, 0x42];
+        msg.extend_from_slice(&[7; 12]);
+        // a PRIORITY attribute first, then USERNAME (padded)
+        msg.extend_from_slice(&[0x00, 0x24, 0x00, 0x04, 1, 2, 3, 4]);
+        let len = username.len() as u16;
+        msg.extend_from_slice(&[0x00, 0x06]);
+        msg.extend_from_slice(&len.to_be_bytes());
+        msg.extend_from_slice(username.as_bytes());
+        while msg.len() % 4 != 0 {
+            msg.push(0);
+        }
+        msg
+    }
+
+    #[test]
+    fn ufrag_is_read_from_binding_requests_only() {
+        assert_eq!(
+            stun_request_ufrag(&binding_request("srvA:cliB")),
+            Some("srvA")
+        );
+        assert_eq!(stun_request_ufrag(&binding_request("abc:d1")), Some("abc"));
+        let mut dtls = binding_request("srvA:cliB");
+        dtls[0] = 22;
+        assert_eq!(stun_request_ufrag(&dtls), None, "DTLS record");
+        assert_eq!(stun_request_ufrag(&[0; 8]), None, "too short");
+        let truncated = &binding_request("srvA:cliB")[..30];
+        assert_eq!(stun_request_ufrag(truncated), None);
+    }
+
+    #[test]
+    fn credentials_use_the_ice_alphabet() {
+        let ufrag = ice_credential(16);
+        assert_eq!(ufrag.len(), 16);
+        assert!(ufrag.chars().all(|c| c.is_ascii_alphanumeric()));
+        assert_ne!(ufrag, ice_credential(16));
+    }
+}

@@ -1,0 +1,279 @@
+//! Building one server-side peer connection: codecs, interceptors, sockets, and the
+//! rewriting of host addresses to the announced public IP.
+
+use super::config::SfuConfig;
+use super::error::{SfuError, internal};
+use super::mux::{MuxRuntime, UdpMux, ice_credential};
+use super::rtcp::{FEEDBACK_MARKER_SLOT, FeedbackMarker};
+use rtc::ice::mdns::MulticastDnsMode;
+use rtc::interceptor::Slot;
+use rtc::peer_connection::configuration::media_engine::{
+    MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8,
+};
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
+};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use webrtc::peer_connection::{
+    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, Registry,
+    SettingEngineBuilder, register_default_interceptors,
+};
+
+/// Header extensions whose value means the same on every hop and is therefore forwarded
+/// (remapped to the subscriber's id). Everything else (mid, rid, transport-cc, …) is hop-by-hop.
+pub(crate) const FORWARDED_EXTENSIONS: [&str; 2] = [
+    "urn:ietf:params:rtp-hdrext:ssrc-audio-level",
+    "urn:3gpp:video-orientation",
+];
+
+/// Opus for audio; VP8 first for video, H.264 (constrained baseline, packetization-mode 1)
+/// where offered. No RTX: retransmissions then come on the media SSRC, which keeps forwarding
+/// one SSRC per track.
+fn media_engine() -> Result<MediaEngine, SfuError> {
+    let mut engine = MediaEngine::default();
+    let video_feedback = vec![
+        RTCPFeedback {
+            typ: "ccm".to_owned(),
+            parameter: "fir".to_owned(),
+        },
+        RTCPFeedback {
+            typ: "nack".to_owned(),
+            parameter: String::new(),
+        },
+        RTCPFeedback {
+            typ: "nack".to_owned(),
+            parameter: "pli".to_owned(),
+        },
+    ];
+    let codecs = [
+        (
+            RtpCodecKind::Audio,
+            MIME_TYPE_OPUS,
+            48000,
+            2,
+            "minptime=10;useinbandfec=1",
+            111,
+        ),
+        (RtpCodecKind::Video, MIME_TYPE_VP8, 90000, 0, "", 96),
+        (
+            RtpCodecKind::Video,
+            MIME_TYPE_H264,
+            90000,
+            0,
+            "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+            102,
+        ),
+        (
+            RtpCodecKind::Video,
+            MIME_TYPE_H264,
+            90000,
+            0,
+            "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f",
+            108,
+        ),
+    ];
+    for (kind, mime, clock_rate, channels, fmtp, payload_type) in codecs {
+        let feedback = if kind == RtpCodecKind::Video {
+            video_feedback.clone()
+        } else {
+            vec![]
+        };
+        engine
+            .register_codec(
+                RTCRtpCodecParameters {
+                    rtp_codec: RTCRtpCodec {
+                        mime_type: mime.to_owned(),
+                        clock_rate,
+                        channels,
+                        sdp_fmtp_line: fmtp.to_owned(),
+                        rtcp_feedback: feedback,
+                    },
+                    payload_type,
+                },
+                kind,
+            )
+            .map_err(|e| internal("register codec", e))?;
+    }
+    for (uri, kind) in [
+        (FORWARDED_EXTENSIONS[0], RtpCodecKind::Audio),
+        (FORWARDED_EXTENSIONS[1], RtpCodecKind::Video),
+    ] {
+        engine
+            .register_header_extension(
+                RTCRtpHeaderExtensionCapability {
+                    uri: uri.to_owned(),
+                },
+                kind,
+                None,
+            )
+            .map_err(|e| internal("register header extension", e))?;
+    }
+    Ok(engine)
+}
+
+/// Builds a connection bound on `port` (UDP, and TCP when ICE-TCP is on) with mDNS off and
+/// the feedback marker appended to the default interceptors.
+pub(crate) async fn build_peer_connection(
+    config: &SfuConfig,
+    port: u16,
+    mux: Option<&Arc<UdpMux>>,
+    handler: Arc<dyn PeerConnectionEventHandler>,
+) -> Result<Arc<dyn PeerConnection>, SfuError> {
+    let mut engine = media_engine()?;
+    let registry = register_default_interceptors(Registry::new(), &mut engine)
+        .map_err(|e| internal("register interceptors", e))?
+        .with(Slot::from(FEEDBACK_MARKER_SLOT), FeedbackMarker::default());
+    let mut settings =
+        SettingEngineBuilder::new().with_multicast_dns_mode(MulticastDnsMode::Disabled);
+    let mut addrs: Vec<SocketAddr> = config.bind_addrs(port);
+    let tcp_addrs = if config.ice_tcp {
+        addrs.clone()
+    } else {
+        vec![]
+    };
+    let mut builder = PeerConnectionBuilder::new();
+    if let Some(mux) = mux {
+        // A fixed ufrag is what the shared socket routes STUN requests by. The driver still
+        // binds a placeholder socket, which the mux runtime swaps for a view of the shared one.
+        let ufrag = ice_credential(16);
+        settings = settings.with_ice_credentials(ufrag.clone(), ice_credential(32));
+        builder = builder.with_runtime(Arc::new(MuxRuntime {
+            mux: Arc::clone(mux),
+            ufrag,
+        }));
+        addrs = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
+    }
+    let pc = builder
+        .with_media_engine(engine)
+        .with_interceptor_registry(registry)
+        .with_setting_engine(settings.build())
+        .with_handler(handler)
+        .with_udp_addrs(addrs)
+        .with_tcp_addrs(tcp_addrs)
+        .build()
+        .await
+        .map_err(|e| {
+            tracing::warn!(port, error = %e, "sfu: peer connection could not bind");
+            SfuError::NoFreePort
+        })?;
+    Ok(Arc::new(pc))
+}
+
+/// How our candidates are presented to browsers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct CandidateRewrite {
+    /// 1:1 NAT: the public address of our non-loopback host candidates.
+    pub announced: Option<IpAddr>,
+    /// Single-port mode: every UDP host candidate becomes this address.
+    pub single_port: Option<SocketAddr>,
+}
+
+/// Rewrites a host candidate: in single-port mode every UDP host candidate names the shared
+/// address; otherwise one naming a bound, non-loopback address gets the announced IP (1:1
+/// NAT). Other candidates pass unchanged.
+pub(crate) fn announce_candidate(candidate: &str, rewrite: &CandidateRewrite) -> String {
+    let mut fields: Vec<String> = candidate.split(' ').map(str::to_owned).collect();
+    // candidate:<foundation> <component> <transport> <priority> <address> <port> typ <type> …
+    let is_host =
+        fields.get(6).is_some_and(|f| f == "typ") && fields.get(7).is_some_and(|f| f == "host");
+    if !is_host || fields.len() < 8 {
+        return candidate.to_owned();
+    }
+    let udp = fields[2].eq_ignore_ascii_case("udp");
+    if let (Some(shared), true) = (rewrite.single_port, udp) {
+        fields[4] = shared.ip().to_string();
+        fields[5] = shared.port().to_string();
+        return fields.join(" ");
+    }
+    if let (Some(announced), Ok(address)) = (rewrite.announced, fields[4].parse::<IpAddr>())
+        && !address.is_loopback()
+        && address.is_ipv4() == announced.is_ipv4()
+    {
+        fields[4] = announced.to_string();
+        return fields.join(" ");
+    }
+    candidate.to_owned()
+}
+
+/// Applies [`announce_candidate`] to every `a=candidate:` line of an SDP.
+pub(crate) fn announce_sdp(sdp: &str, rewrite: &CandidateRewrite) -> String {
+    if *rewrite == CandidateRewrite::default() {
+        return sdp.to_owned();
+    }
+    let mut out = String::with_capacity(sdp.len());
+    for line in sdp.split_inclusive('\n') {
+        if let Some(rest) = line.strip_prefix("a=")
+            && rest.starts_with("candidate:")
+        {
+            let trimmed = rest.trim_end_matches(['\r', '\n']);
+            let ending = &rest[trimmed.len()..];
+            out.push_str("a=");
+            out.push_str(&announce_candidate(trimmed, rewrite));
+            out.push_str(ending);
+            continue;
+        }
+        out.push_str(line);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOST: &str = "candidate:1 1 udp 2130706431 10.0.0.5 40000 typ host";
+
+    fn nat(ip: [u8; 4]) -> CandidateRewrite {
+        CandidateRewrite {
+            announced: Some(IpAddr::from(ip)),
+            single_port: None,
+        }
+    }
+
+    #[test]
+    fn single_port_rewrites_udp_host_candidates_only() {
+        let rewrite = CandidateRewrite {
+            announced: None,
+            single_port: Some(SocketAddr::from(([198, 51, 100, 9], 3478))),
+        };
+        assert_eq!(
+            announce_candidate(
+                "candidate:1 1 udp 2130706431 127.0.0.1 50123 typ host",
+                &rewrite
+            ),
+            "candidate:1 1 udp 2130706431 198.51.100.9 3478 typ host"
+        );
+        let tcp = "candidate:2 1 tcp 1 127.0.0.1 40001 typ host tcptype passive";
+        assert_eq!(announce_candidate(tcp, &rewrite), tcp);
+    }
+
+    #[test]
+    fn host_candidate_gets_public_address() {
+        let public = &nat([203, 0, 113, 7]);
+        assert_eq!(
+            announce_candidate(HOST, public),
+            "candidate:1 1 udp 2130706431 203.0.113.7 40000 typ host"
+        );
+        let loopback = "candidate:1 1 udp 2130706431 127.0.0.1 40000 typ host";
+        assert_eq!(announce_candidate(loopback, public), loopback);
+        let srflx = "candidate:2 1 udp 1 198.51.100.1 4000 typ srflx raddr 10.0.0.5 rport 40000";
+        assert_eq!(announce_candidate(srflx, public), srflx);
+        assert_eq!(announce_candidate(HOST, &CandidateRewrite::default()), HOST);
+    }
+
+    #[test]
+    fn sdp_candidate_lines_are_rewritten_and_the_rest_kept() {
+        let sdp = format!("v=0\r\na=mid:0\r\na={HOST}\r\na=end-of-candidates\r\n");
+        let out = announce_sdp(&sdp, &nat([203, 0, 113, 7]));
+        assert!(out.contains("203.0.113.7 40000 typ host\r\n"));
+        assert!(!out.contains("10.0.0.5"));
+        assert!(out.starts_with("v=0\r\na=mid:0\r\n"));
+        assert!(out.ends_with("a=end-of-candidates\r\n"));
+    }
+
+    #[test]
+    fn media_engine_registers() {
+        assert!(media_engine().is_ok());
+    }
+}

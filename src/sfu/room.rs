@@ -1,0 +1,1103 @@
+//! One owner task per room: it alone holds the room's peer connections, publications and
+//! subscriptions, and changes them in response to commands (from `SfuHandle`) and to events
+//! (from webrtc-rs handlers, which only post messages here and never touch the state).
+
+use super::config::SfuConfig;
+use super::error::{SfuError, internal};
+use super::forward::{
+    DownlinkCmd, DownlinkPacket, Forwarder, ForwarderCmd, LegMapping, SourceId, run_downlink,
+    run_leg_feedback,
+};
+use super::mux::UdpMux;
+use super::peer::{
+    CandidateRewrite, FORWARDED_EXTENSIONS, announce_candidate, announce_sdp, build_peer_connection,
+};
+use super::ports::{PortLease, PortPool};
+use super::signal::{
+    ClientSignal, CloseReason, DescriptionPayload, IceCandidate, MediaKind, ServerSignal, SfuEvent,
+    SfuEventKind, TrackInfo,
+};
+use super::stats::{SfuMetrics, spawn_counted};
+use rtc::media_stream::MediaStreamTrack;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_remote::TrackRemote;
+use webrtc::peer_connection::{
+    PeerConnection, PeerConnectionEventHandler, RTCIceCandidateInit, RTCPeerConnectionIceEvent,
+    RTCPeerConnectionState, RTCSessionDescription,
+};
+use webrtc::rtp_transceiver::{RtpSender, RtpTransceiver};
+
+pub(crate) type Reply<T> = oneshot::Sender<Result<T, SfuError>>;
+
+/// Sending m-lines one client offer may carry: microphone, camera and room to spare
+/// (screen share). More is refused rather than turned into forwarders for everyone.
+const MAX_PUBLISHED_SECTIONS: usize = 4;
+
+/// Largest SDP accepted from a client (a 50-person room's offer is about 60 KiB).
+const MAX_SDP_BYTES: usize = 256 * 1024;
+
+/// What the room owner can be asked to do.
+pub(crate) enum RoomCmd {
+    Join {
+        user: String,
+        publish: bool,
+        events: mpsc::UnboundedSender<SfuEvent>,
+        reply: Reply<()>,
+    },
+    Signal {
+        user: String,
+        signal: ClientSignal,
+        reply: Reply<()>,
+    },
+    SetMuted {
+        user: String,
+        kind: MediaKind,
+        muted: bool,
+        reply: Reply<()>,
+    },
+    Leave {
+        user: String,
+        reason: CloseReason,
+        reply: Reply<()>,
+    },
+    End {
+        reply: Reply<()>,
+    },
+    // Posted by webrtc-rs handlers; `peer` tells a stale connection from the current one.
+    LocalCandidate {
+        user: String,
+        peer: u64,
+        candidate: RTCIceCandidateInit,
+    },
+    PeerState {
+        user: String,
+        peer: u64,
+        state: RTCPeerConnectionState,
+    },
+    TrackOpened {
+        user: String,
+        peer: u64,
+        opened: OpenedTrack,
+    },
+}
+
+/// A publisher track whose forwarder is already running.
+pub(crate) struct OpenedTrack {
+    source: SourceId,
+    kind: MediaKind,
+    track: Arc<dyn TrackRemote>,
+    forwarder: mpsc::UnboundedSender<ForwarderCmd>,
+}
+
+/// Entry of a live room in the SFU's registry.
+pub(crate) struct RoomEntry {
+    pub id: u64,
+    pub commands: mpsc::UnboundedSender<RoomCmd>,
+}
+
+pub(crate) type RoomRegistry = Arc<Mutex<HashMap<String, RoomEntry>>>;
+
+/// What every room shares with the SFU.
+#[derive(Clone)]
+pub(crate) struct SfuShared {
+    pub config: Arc<SfuConfig>,
+    pub ports: Arc<PortPool>,
+    pub metrics: Arc<SfuMetrics>,
+    pub rooms: RoomRegistry,
+    pub cancel: CancellationToken,
+    pub mux: Option<Arc<UdpMux>>,
+}
+
+impl SfuShared {
+    fn candidate_rewrite(&self) -> CandidateRewrite {
+        CandidateRewrite {
+            announced: self.config.announced_ip,
+            single_port: self.mux.as_ref().map(|mux| {
+                let ip = self.config.announced_ip.unwrap_or(self.config.bind_ip);
+                std::net::SocketAddr::new(ip, mux.local_addr().port())
+            }),
+        }
+    }
+}
+
+struct Publication {
+    source: SourceId,
+    kind: MediaKind,
+    forwarder: mpsc::UnboundedSender<ForwarderCmd>,
+    codec: RTCRtpCodec,
+    codecs: Vec<(u8, RTCRtpCodec)>,
+    extensions: Vec<(u16, String)>,
+}
+
+struct Subscription {
+    publisher: String,
+    kind: MediaKind,
+    track_id: String,
+    ssrc: u32,
+    track: Arc<TrackLocalStaticRTP>,
+    sender: Arc<dyn RtpSender>,
+    transceiver: Arc<dyn RtpTransceiver>,
+    ready: bool,
+}
+
+/// Client offers allowed per participant: a token bucket.
+struct OfferBudget {
+    tokens: f64,
+    burst: f64,
+    refill: Duration,
+    last: Instant,
+}
+
+impl OfferBudget {
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let earned = now.duration_since(self.last).as_secs_f64() / self.refill.as_secs_f64();
+        self.tokens = (self.tokens + earned).min(self.burst);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+struct Participant {
+    peer: u64,
+    pc: Arc<dyn PeerConnection>,
+    port: PortLease,
+    events: mpsc::UnboundedSender<SfuEvent>,
+    cancel: CancellationToken,
+    /// Wait for the client's publish offer before the first server offer (avoids glare).
+    awaits_client_offer: bool,
+    negotiation_needed: bool,
+    offer_in_flight: bool,
+    connected: bool,
+    first_mid: Option<String>,
+    offer_budget: OfferBudget,
+    muted: HashSet<MediaKind>,
+    published: HashMap<SourceId, Publication>,
+    subscriptions: HashMap<SourceId, Subscription>,
+    /// Subscriptions waiting for the client's first offer to be applied: transceivers added
+    /// before it would be matched to the client's own m-lines.
+    deferred: Vec<(String, SourceId)>,
+    downlink_queue: mpsc::Sender<DownlinkPacket>,
+    downlink: mpsc::UnboundedSender<DownlinkCmd>,
+}
+
+pub(crate) struct Room {
+    id: String,
+    registry_id: u64,
+    shared: SfuShared,
+    commands: mpsc::WeakUnboundedSender<RoomCmd>,
+    participants: HashMap<String, Participant>,
+}
+
+/// Starts the owner task of room `id` on the current (SFU) runtime.
+pub(crate) fn spawn_room(
+    id: String,
+    registry_id: u64,
+    shared: SfuShared,
+) -> mpsc::UnboundedSender<RoomCmd> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let room = Room {
+        id,
+        registry_id,
+        commands: tx.downgrade(),
+        shared: shared.clone(),
+        participants: HashMap::new(),
+    };
+    shared.metrics.rooms.fetch_add(1, Ordering::Relaxed);
+    let metrics = Arc::clone(&shared.metrics);
+    spawn_counted(&metrics, room.run(rx));
+    tx
+}
+
+impl Room {
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<RoomCmd>) {
+        let cancel = self.shared.cancel.clone();
+        loop {
+            let command = tokio::select! {
+                biased;
+                () = cancel.cancelled() => None,
+                command = commands.recv() => command,
+            };
+            let Some(command) = command else {
+                self.remove_all(CloseReason::Shutdown).await;
+                break;
+            };
+            self.handle(command).await;
+            if self.participants.is_empty() {
+                break;
+            }
+        }
+        self.unregister();
+        commands.close();
+        while let Ok(command) = commands.try_recv() {
+            reject_closed(command);
+        }
+        self.shared.metrics.rooms.fetch_sub(1, Ordering::Relaxed);
+        tracing::debug!(room = %self.id, "sfu: room closed");
+    }
+
+    fn unregister(&self) {
+        if let Ok(mut rooms) = self.shared.rooms.lock()
+            && rooms
+                .get(&self.id)
+                .is_some_and(|e| e.id == self.registry_id)
+        {
+            rooms.remove(&self.id);
+        }
+    }
+
+    async fn handle(&mut self, command: RoomCmd) {
+        match command {
+            RoomCmd::Join {
+                user,
+                publish,
+                events,
+                reply,
+            } => {
+                let result = self.join(&user, publish, events).await;
+                let _ = reply.send(result);
+            }
+            RoomCmd::Signal {
+                user,
+                signal,
+                reply,
+            } => {
+                let result = match signal {
+                    ClientSignal::Offer(offer) => self.client_offer(&user, offer.sdp).await,
+                    ClientSignal::Answer(answer) => self.client_answer(&user, answer.sdp).await,
+                    ClientSignal::Candidate(candidate) => {
+                        self.client_candidate(&user, candidate).await
+                    }
+                };
+                let _ = reply.send(result);
+            }
+            RoomCmd::SetMuted {
+                user,
+                kind,
+                muted,
+                reply,
+            } => {
+                let _ = reply.send(self.set_muted(&user, kind, muted));
+            }
+            RoomCmd::Leave {
+                user,
+                reason,
+                reply,
+            } => {
+                let result = if self.participants.contains_key(&user) {
+                    self.remove_participant(&user, reason).await;
+                    Ok(())
+                } else {
+                    Err(SfuError::UnknownParticipant)
+                };
+                let _ = reply.send(result);
+            }
+            RoomCmd::End { reply } => {
+                self.remove_all(CloseReason::RoomEnded).await;
+                let _ = reply.send(Ok(()));
+            }
+            RoomCmd::LocalCandidate {
+                user,
+                peer,
+                candidate,
+            } => self.local_candidate(&user, peer, candidate),
+            RoomCmd::PeerState { user, peer, state } => self.peer_state(&user, peer, state).await,
+            RoomCmd::TrackOpened { user, peer, opened } => {
+                self.track_opened(&user, peer, opened).await;
+            }
+        }
+    }
+
+    fn emit(&self, user: &str, kind: SfuEventKind) {
+        if let Some(p) = self.participants.get(user) {
+            let _ = p.events.send(SfuEvent {
+                room_id: self.id.clone(),
+                user_id: user.to_owned(),
+                kind,
+            });
+        }
+    }
+
+    async fn join(
+        &mut self,
+        user: &str,
+        publish: bool,
+        events: mpsc::UnboundedSender<SfuEvent>,
+    ) -> Result<(), SfuError> {
+        if self.participants.contains_key(user) {
+            return Err(SfuError::AlreadyJoined);
+        }
+        if self.participants.len() >= self.shared.config.max_participants_per_room {
+            return Err(SfuError::RoomFull);
+        }
+        let port = self.shared.ports.lease().ok_or(SfuError::NoFreePort)?;
+        let peer = self.shared.metrics.next_id();
+        let cancel = self.shared.cancel.child_token();
+        let handler = Arc::new(PeerHandler {
+            user: user.to_owned(),
+            peer,
+            room: self.commands.clone(),
+            metrics: Arc::clone(&self.shared.metrics),
+            cancel: cancel.clone(),
+            keyframe_interval: Duration::from_millis(
+                self.shared.config.keyframe_request_min_interval_ms,
+            ),
+        });
+        let pc = build_peer_connection(
+            &self.shared.config,
+            port.port(),
+            self.shared.mux.as_ref(),
+            handler,
+        )
+        .await?;
+        let (queue_tx, queue_rx) = mpsc::channel(self.shared.config.subscriber_queue_packets);
+        let (downlink_tx, downlink_rx) = mpsc::unbounded_channel();
+        spawn_counted(
+            &self.shared.metrics,
+            run_downlink(
+                queue_rx,
+                downlink_rx,
+                cancel.clone(),
+                Arc::clone(&self.shared.metrics),
+            ),
+        );
+        let config = &self.shared.config;
+        self.participants.insert(
+            user.to_owned(),
+            Participant {
+                peer,
+                pc,
+                port,
+                events,
+                cancel,
+                awaits_client_offer: publish,
+                negotiation_needed: false,
+                offer_in_flight: false,
+                connected: false,
+                first_mid: None,
+                offer_budget: OfferBudget {
+                    tokens: f64::from(config.offer_burst),
+                    burst: f64::from(config.offer_burst),
+                    refill: Duration::from_millis(config.offer_refill_ms.max(1)),
+                    last: Instant::now(),
+                },
+                muted: HashSet::new(),
+                published: HashMap::new(),
+                subscriptions: HashMap::new(),
+                deferred: Vec::new(),
+                downlink_queue: queue_tx,
+                downlink: downlink_tx,
+            },
+        );
+        self.shared.metrics.peers.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(room = %self.id, user, peer, "sfu: participant joined");
+
+        let sources: Vec<(String, SourceId)> = self
+            .participants
+            .iter()
+            .filter(|(other, _)| other.as_str() != user)
+            .flat_map(|(other, p)| p.published.keys().map(|s| (other.clone(), *s)))
+            .collect();
+        for (publisher, source) in sources {
+            if let Err(e) = self.subscribe(user, &publisher, source).await {
+                tracing::warn!(room = %self.id, user, error = %e, "sfu: subscribe on join failed");
+            }
+        }
+        self.maybe_offer(user).await;
+        Ok(())
+    }
+
+    /// Adds a send-only transceiver for `publisher`'s `source` to `subscriber`'s connection.
+    async fn subscribe(
+        &mut self,
+        subscriber: &str,
+        publisher: &str,
+        source: SourceId,
+    ) -> Result<(), SfuError> {
+        let (kind, codec, forwarder) = {
+            let publication = self
+                .participants
+                .get(publisher)
+                .and_then(|p| p.published.get(&source))
+                .ok_or(SfuError::UnknownParticipant)?;
+            (
+                publication.kind,
+                publication.codec.clone(),
+                publication.forwarder.clone(),
+            )
+        };
+        let metrics = Arc::clone(&self.shared.metrics);
+        let sub = self
+            .participants
+            .get_mut(subscriber)
+            .ok_or(SfuError::UnknownParticipant)?;
+        if sub.subscriptions.contains_key(&source) {
+            return Ok(());
+        }
+        if sub.awaits_client_offer {
+            if !sub.deferred.iter().any(|(_, s)| *s == source) {
+                sub.deferred.push((publisher.to_owned(), source));
+            }
+            return Ok(());
+        }
+        let ssrc = loop {
+            let candidate = rand::random::<u32>();
+            if candidate != 0 {
+                break candidate;
+            }
+        };
+        // Stream id = publisher's user id, so the browser's `event.streams[0].id` names the
+        // owner; the track id is unique per subscription so a rejoin never reuses one.
+        let track_id = format!("{publisher}-{kind}-{source}");
+        let rtc_kind = match kind {
+            MediaKind::Audio => RtpCodecKind::Audio,
+            MediaKind::Video => RtpCodecKind::Video,
+        };
+        let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+            publisher.to_owned(),
+            track_id.clone(),
+            track_id.clone(),
+            rtc_kind,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                },
+                codec,
+                ..Default::default()
+            }],
+        )));
+        let transceiver = sub
+            .pc
+            .add_transceiver_from_track(
+                Arc::clone(&track) as Arc<dyn webrtc::media_stream::track_local::TrackLocal>,
+                Some(RTCRtpTransceiverInit {
+                    direction: RTCRtpTransceiverDirection::Sendonly,
+                    streams: vec![],
+                    send_encodings: vec![],
+                }),
+            )
+            .await
+            .map_err(|e| internal("add transceiver", e))?;
+        let sender = transceiver
+            .sender()
+            .await
+            .map_err(|e| internal("transceiver sender", e))?
+            .ok_or(SfuError::Internal)?;
+        spawn_counted(
+            &metrics,
+            run_leg_feedback(Arc::clone(&track), forwarder, sub.cancel.child_token()),
+        );
+        sub.subscriptions.insert(
+            source,
+            Subscription {
+                publisher: publisher.to_owned(),
+                kind,
+                track_id,
+                ssrc,
+                track,
+                sender,
+                transceiver,
+                ready: false,
+            },
+        );
+        sub.negotiation_needed = true;
+        Ok(())
+    }
+
+    async fn unsubscribe(&mut self, subscriber: &str, source: SourceId) {
+        let Some(sub) = self.participants.get_mut(subscriber) else {
+            return;
+        };
+        sub.deferred.retain(|(_, s)| *s != source);
+        let Some(subscription) = sub.subscriptions.remove(&source) else {
+            return;
+        };
+        let _ = sub.downlink.send(DownlinkCmd::RemoveLeg { source });
+        if let Err(e) = sub.pc.remove_track(&subscription.sender).await {
+            tracing::debug!(error = %e, "sfu: remove_track failed");
+        }
+        sub.negotiation_needed = true;
+    }
+
+    /// Sends a server offer when one is needed and none is outstanding.
+    async fn maybe_offer(&mut self, user: &str) {
+        let Some(p) = self.participants.get_mut(user) else {
+            return;
+        };
+        if !p.negotiation_needed || p.offer_in_flight || p.awaits_client_offer {
+            return;
+        }
+        if p.subscriptions.is_empty() && p.pc.current_local_description().await.is_none() {
+            // Nothing to receive yet and nothing negotiated: an offer would be empty.
+            return;
+        }
+        let offer = match p.pc.create_offer(None).await {
+            Ok(offer) => offer,
+            Err(e) => {
+                tracing::warn!(user, error = %e, "sfu: create_offer failed");
+                return;
+            }
+        };
+        if let Err(e) = p.pc.set_local_description(offer).await {
+            tracing::warn!(user, error = %e, "sfu: set_local_description(offer) failed");
+            return;
+        }
+        p.negotiation_needed = false;
+        p.offer_in_flight = true;
+        let sdp = self.local_sdp(user).await;
+        let tracks = self.track_map(user).await;
+        self.emit(
+            user,
+            SfuEventKind::Signal(ServerSignal::Offer(DescriptionPayload { sdp, tracks })),
+        );
+    }
+
+    /// The local description as sent: host addresses announced, first mid remembered for
+    /// trickled candidates.
+    async fn local_sdp(&mut self, user: &str) -> String {
+        let rewrite = self.shared.candidate_rewrite();
+        let Some(p) = self.participants.get_mut(user) else {
+            return String::new();
+        };
+        let sdp =
+            p.pc.local_description()
+                .await
+                .map(|d| d.sdp)
+                .unwrap_or_default();
+        p.first_mid = sdp
+            .lines()
+            .find_map(|l| l.strip_prefix("a=mid:"))
+            .map(|m| m.trim().to_owned());
+        announce_sdp(&sdp, &rewrite)
+    }
+
+    async fn track_map(&self, user: &str) -> Vec<TrackInfo> {
+        let Some(p) = self.participants.get(user) else {
+            return vec![];
+        };
+        let mut tracks = Vec::with_capacity(p.subscriptions.len());
+        for subscription in p.subscriptions.values() {
+            if let Ok(Some(mid)) = subscription.transceiver.mid().await {
+                tracks.push(TrackInfo {
+                    mid,
+                    user_id: subscription.publisher.clone(),
+                    kind: subscription.kind,
+                    track_id: subscription.track_id.clone(),
+                });
+            }
+        }
+        tracks.sort_by(|a, b| a.mid.cmp(&b.mid));
+        tracks
+    }
+
+    async fn client_offer(&mut self, user: &str, sdp: String) -> Result<(), SfuError> {
+        let p = self
+            .participants
+            .get_mut(user)
+            .ok_or(SfuError::UnknownParticipant)?;
+        if !p.offer_budget.take() {
+            return Err(SfuError::RateLimited);
+        }
+        if sdp.len() > MAX_SDP_BYTES {
+            return Err(SfuError::InvalidSdp(format!(
+                "longer than {MAX_SDP_BYTES} bytes"
+            )));
+        }
+        let offer =
+            RTCSessionDescription::offer(sdp).map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
+        let parsed = offer
+            .unmarshal()
+            .map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
+        let sending = parsed
+            .media_descriptions
+            .iter()
+            .filter(|m| m.attribute("sendonly").is_some() || m.attribute("sendrecv").is_some())
+            .count();
+        if sending > MAX_PUBLISHED_SECTIONS {
+            return Err(SfuError::InvalidSdp(format!(
+                "{sending} sending media sections, at most {MAX_PUBLISHED_SECTIONS} allowed"
+            )));
+        }
+        if p.offer_in_flight {
+            // Glare: the server is the impolite side. The browser (polite) applies the pending
+            // server offer, answers it, and sends its own offer again.
+            return Err(SfuError::NegotiationInProgress);
+        }
+        if let Err(e) = p.pc.set_remote_description(offer).await {
+            return Err(SfuError::InvalidSdp(e.to_string()));
+        }
+        let answer = match p.pc.create_answer(None).await {
+            Ok(answer) => answer,
+            Err(e) => {
+                let _ =
+                    p.pc.set_remote_description(
+                        RTCSessionDescription::rollback(None)
+                            .map_err(|e| internal("rollback", e))?,
+                    )
+                    .await;
+                return Err(SfuError::InvalidSdp(e.to_string()));
+            }
+        };
+        p.pc.set_local_description(answer)
+            .await
+            .map_err(|e| internal("set_local_description(answer)", e))?;
+        p.awaits_client_offer = false;
+        let deferred = std::mem::take(&mut p.deferred);
+        let sdp = self.local_sdp(user).await;
+        let tracks = self.track_map(user).await;
+        self.emit(
+            user,
+            SfuEventKind::Signal(ServerSignal::Answer(DescriptionPayload { sdp, tracks })),
+        );
+        for (publisher, source) in deferred {
+            if let Err(e) = self.subscribe(user, &publisher, source).await {
+                tracing::debug!(user, error = %e, "sfu: deferred subscription dropped");
+            }
+        }
+        self.refresh_legs(user).await;
+        self.maybe_offer(user).await;
+        Ok(())
+    }
+
+    async fn client_answer(&mut self, user: &str, sdp: String) -> Result<(), SfuError> {
+        let p = self
+            .participants
+            .get_mut(user)
+            .ok_or(SfuError::UnknownParticipant)?;
+        if !p.offer_in_flight {
+            return Err(SfuError::UnexpectedAnswer);
+        }
+        let answer =
+            RTCSessionDescription::answer(sdp).map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
+        let applied = match answer.unmarshal() {
+            Ok(_) => p.pc.set_remote_description(answer).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = applied {
+            // The offer stays outstanding: the client may still send a valid answer.
+            return Err(SfuError::InvalidSdp(e.to_string()));
+        }
+        p.offer_in_flight = false;
+        self.refresh_legs(user).await;
+        self.maybe_offer(user).await;
+        Ok(())
+    }
+
+    async fn client_candidate(
+        &mut self,
+        user: &str,
+        candidate: IceCandidate,
+    ) -> Result<(), SfuError> {
+        let p = self
+            .participants
+            .get(user)
+            .ok_or(SfuError::UnknownParticipant)?;
+        if p.pc.remote_description().await.is_none() {
+            return Err(SfuError::CandidateBeforeDescription);
+        }
+        if candidate.candidate.trim().is_empty() {
+            return Ok(());
+        }
+        p.pc.add_ice_candidate(RTCIceCandidateInit {
+            candidate: candidate.candidate,
+            sdp_mid: candidate.sdp_mid,
+            sdp_mline_index: candidate.sdp_m_line_index,
+            username_fragment: candidate.username_fragment,
+            url: None,
+        })
+        .await
+        .map_err(|e| SfuError::InvalidCandidate(e.to_string()))
+    }
+
+    /// After a negotiation completed: every subscription whose m-line is now sending gets its
+    /// wire mapping, joins its publisher's fan-out, and (once connected) asks for a keyframe.
+    async fn refresh_legs(&mut self, user: &str) {
+        let Some(sub) = self.participants.get(user) else {
+            return;
+        };
+        let mut ready = Vec::new();
+        for (source, subscription) in &sub.subscriptions {
+            if subscription.ready {
+                continue;
+            }
+            let sending = matches!(
+                subscription.transceiver.current_direction().await,
+                Ok(RTCRtpTransceiverDirection::Sendonly | RTCRtpTransceiverDirection::Sendrecv)
+            );
+            if !sending {
+                continue;
+            }
+            let Ok(params) = subscription.sender.get_parameters().await else {
+                continue;
+            };
+            let Some(publication) = self
+                .participants
+                .get(&subscription.publisher)
+                .and_then(|p| p.published.get(source))
+            else {
+                continue;
+            };
+            let sub_codecs: Vec<(u8, RTCRtpCodec)> = params
+                .rtp_parameters
+                .codecs
+                .iter()
+                .map(|c| (c.payload_type, c.rtp_codec.clone()))
+                .collect();
+            let sub_exts: Vec<(u16, String)> = params
+                .rtp_parameters
+                .header_extensions
+                .iter()
+                .map(|h| (h.id, h.uri.clone()))
+                .collect();
+            match LegMapping::negotiate(
+                subscription.ssrc,
+                &publication.codecs,
+                &sub_codecs,
+                &publication.extensions,
+                &sub_exts,
+                &FORWARDED_EXTENSIONS,
+            ) {
+                Some(mapping) => ready.push((*source, mapping, publication.forwarder.clone())),
+                None => tracing::warn!(
+                    room = %self.id, user, source,
+                    "sfu: subscriber shares no codec with the publisher; track not forwarded"
+                ),
+            }
+        }
+        let Some(sub) = self.participants.get_mut(user) else {
+            return;
+        };
+        for (source, mapping, forwarder) in ready {
+            let Some(subscription) = sub.subscriptions.get_mut(&source) else {
+                continue;
+            };
+            subscription.ready = true;
+            let _ = sub.downlink.send(DownlinkCmd::SetLeg {
+                source,
+                track: Arc::clone(&subscription.track),
+                mapping: Box::new(mapping),
+            });
+            // Until the subscriber is connected it could not decrypt anything: it joins the
+            // fan-out (and asks for a keyframe) when it reports Connected.
+            if sub.connected {
+                let _ = forwarder.send(ForwarderCmd::AddSubscriber {
+                    peer: sub.peer,
+                    queue: sub.downlink_queue.clone(),
+                });
+                let _ = forwarder.send(ForwarderCmd::KeyframeRequest);
+            }
+        }
+    }
+
+    fn set_muted(&mut self, user: &str, kind: MediaKind, muted: bool) -> Result<(), SfuError> {
+        let p = self
+            .participants
+            .get_mut(user)
+            .ok_or(SfuError::UnknownParticipant)?;
+        if muted {
+            p.muted.insert(kind);
+        } else {
+            p.muted.remove(&kind);
+        }
+        for publication in p.published.values().filter(|pb| pb.kind == kind) {
+            let _ = publication.forwarder.send(ForwarderCmd::SetMuted(muted));
+        }
+        Ok(())
+    }
+
+    fn local_candidate(&self, user: &str, peer: u64, candidate: RTCIceCandidateInit) {
+        let Some(p) = self.participants.get(user).filter(|p| p.peer == peer) else {
+            return;
+        };
+        if candidate.candidate.is_empty() {
+            return;
+        }
+        let text = announce_candidate(&candidate.candidate, &self.shared.candidate_rewrite());
+        self.emit(
+            user,
+            SfuEventKind::Signal(ServerSignal::Candidate(IceCandidate {
+                candidate: text,
+                sdp_mid: p.first_mid.clone().or(Some("0".to_owned())),
+                sdp_m_line_index: Some(0),
+                username_fragment: None,
+            })),
+        );
+    }
+
+    async fn peer_state(&mut self, user: &str, peer: u64, state: RTCPeerConnectionState) {
+        let Some(p) = self.participants.get(user).filter(|p| p.peer == peer) else {
+            return;
+        };
+        match state {
+            RTCPeerConnectionState::Connected if !p.connected => {
+                // Keyframes requested before the subscriber could decrypt would be wasted.
+                let forwarders: Vec<_> = p
+                    .subscriptions
+                    .iter()
+                    .filter(|(_, s)| s.ready)
+                    .filter_map(|(source, s)| {
+                        self.participants
+                            .get(&s.publisher)
+                            .and_then(|pb| pb.published.get(source))
+                            .map(|pb| pb.forwarder.clone())
+                    })
+                    .collect();
+                let (peer, queue) = (p.peer, p.downlink_queue.clone());
+                for forwarder in forwarders {
+                    let _ = forwarder.send(ForwarderCmd::AddSubscriber {
+                        peer,
+                        queue: queue.clone(),
+                    });
+                    let _ = forwarder.send(ForwarderCmd::KeyframeRequest);
+                }
+                if let Some(p) = self.participants.get_mut(user) {
+                    p.connected = true;
+                }
+                self.emit(user, SfuEventKind::Connected);
+            }
+            RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
+                self.remove_participant(user, CloseReason::ConnectionFailed)
+                    .await;
+            }
+            _ => {}
+        }
+    }
+
+    async fn track_opened(&mut self, user: &str, peer: u64, opened: OpenedTrack) {
+        let Some(p) = self.participants.get_mut(user).filter(|p| p.peer == peer) else {
+            return; // dropping `opened` closes the forwarder's command channel: it ends
+        };
+        let track_id = opened.track.track_id().await;
+        let mut codecs = Vec::new();
+        let mut extensions = Vec::new();
+        for receiver in p.pc.get_receivers().await {
+            if receiver.track().track_id().await != track_id {
+                continue;
+            }
+            if let Ok(params) = receiver.get_parameters().await {
+                codecs = params
+                    .rtp_parameters
+                    .codecs
+                    .iter()
+                    .map(|c| (c.payload_type, c.rtp_codec.clone()))
+                    .collect();
+                extensions = params
+                    .rtp_parameters
+                    .header_extensions
+                    .iter()
+                    .map(|h| (h.id, h.uri.clone()))
+                    .collect();
+            }
+        }
+        let ssrc = opened.track.ssrcs().await.first().copied().unwrap_or(0);
+        let codec = match opened.track.codec(ssrc).await {
+            Some(codec) => codec,
+            None => match codecs.first() {
+                Some((_, codec)) => codec.clone(),
+                None => {
+                    tracing::warn!(user, "sfu: published track without codec ignored");
+                    return;
+                }
+            },
+        };
+        if p.muted.contains(&opened.kind) {
+            let _ = opened.forwarder.send(ForwarderCmd::SetMuted(true));
+        }
+        tracing::info!(room = %self.id, user, source = opened.source, kind = %opened.kind,
+            codec = %codec.mime_type, "sfu: track published");
+        p.published.insert(
+            opened.source,
+            Publication {
+                source: opened.source,
+                kind: opened.kind,
+                forwarder: opened.forwarder,
+                codec,
+                codecs,
+                extensions,
+            },
+        );
+        let others: Vec<String> = self
+            .participants
+            .keys()
+            .filter(|u| u.as_str() != user)
+            .cloned()
+            .collect();
+        for other in others {
+            if let Err(e) = self.subscribe(&other, user, opened.source).await {
+                tracing::warn!(room = %self.id, subscriber = %other, error = %e, "sfu: subscribe failed");
+            }
+            self.maybe_offer(&other).await;
+        }
+    }
+
+    /// Drops every trace of `user`: its connection is closed, its tracks leave the other
+    /// participants' connections (renegotiated at once), its tasks end.
+    async fn remove_participant(&mut self, user: &str, reason: CloseReason) {
+        let Some(p) = self.participants.get(user) else {
+            return;
+        };
+        let _ = p.events.send(SfuEvent {
+            room_id: self.id.clone(),
+            user_id: user.to_owned(),
+            kind: SfuEventKind::Closed(reason),
+        });
+        let Some(p) = self.participants.remove(user) else {
+            return;
+        };
+        tracing::info!(room = %self.id, user, ?reason, "sfu: participant removed");
+        p.cancel.cancel();
+        let published: Vec<(SourceId, String)> = p
+            .published
+            .values()
+            .map(|pb| (pb.source, user.to_owned()))
+            .collect();
+        // Its own subscriptions: leave the publishers' fan-out lists.
+        for (source, subscription) in &p.subscriptions {
+            if let Some(pb) = self
+                .participants
+                .get(&subscription.publisher)
+                .and_then(|pp| pp.published.get(source))
+            {
+                let _ = pb
+                    .forwarder
+                    .send(ForwarderCmd::RemoveSubscriber { peer: p.peer });
+            }
+        }
+        let metrics = Arc::clone(&self.shared.metrics);
+        let Participant { pc, port, .. } = p;
+        spawn_counted(&metrics, async move {
+            if let Err(e) = pc.close().await {
+                tracing::debug!(error = %e, "sfu: close failed");
+            }
+            drop(pc);
+            drop(port);
+        });
+        self.shared.metrics.peers.fetch_sub(1, Ordering::Relaxed);
+
+        let others: Vec<String> = self.participants.keys().cloned().collect();
+        for other in others {
+            for (source, _) in &published {
+                self.unsubscribe(&other, *source).await;
+            }
+            self.maybe_offer(&other).await;
+        }
+    }
+
+    async fn remove_all(&mut self, reason: CloseReason) {
+        let users: Vec<String> = self.participants.keys().cloned().collect();
+        for user in users {
+            self.remove_participant(&user, reason).await;
+        }
+    }
+}
+
+/// Answers commands that arrived after the room decided to close. A `Join` gets
+/// `UnknownRoom`, which tells `SfuHandle::join` to create the room afresh.
+fn reject_closed(command: RoomCmd) {
+    match command {
+        RoomCmd::Join { reply, .. } | RoomCmd::End { reply } => {
+            let _ = reply.send(Err(SfuError::UnknownRoom));
+        }
+        RoomCmd::Signal { reply, .. }
+        | RoomCmd::SetMuted { reply, .. }
+        | RoomCmd::Leave { reply, .. } => {
+            let _ = reply.send(Err(SfuError::UnknownParticipant));
+        }
+        RoomCmd::LocalCandidate { .. }
+        | RoomCmd::PeerState { .. }
+        | RoomCmd::TrackOpened { .. } => {}
+    }
+}
+
+/// webrtc-rs calls these inline on the connection's driver task: each one only posts a
+/// message to the room (or spawns the forwarder) and returns. It holds no connection.
+struct PeerHandler {
+    user: String,
+    peer: u64,
+    room: mpsc::WeakUnboundedSender<RoomCmd>,
+    metrics: Arc<SfuMetrics>,
+    cancel: CancellationToken,
+    keyframe_interval: Duration,
+}
+
+impl PeerHandler {
+    fn post(&self, command: RoomCmd) {
+        if let Some(room) = self.room.upgrade() {
+            let _ = room.send(command);
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for PeerHandler {
+    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
+        if let Ok(candidate) = event.candidate.to_json() {
+            self.post(RoomCmd::LocalCandidate {
+                user: self.user.clone(),
+                peer: self.peer,
+                candidate,
+            });
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        self.post(RoomCmd::PeerState {
+            user: self.user.clone(),
+            peer: self.peer,
+            state,
+        });
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let kind = match track.kind().await {
+            RtpCodecKind::Audio => MediaKind::Audio,
+            RtpCodecKind::Video => MediaKind::Video,
+            _ => return,
+        };
+        let media_ssrc = track.ssrcs().await.first().copied().unwrap_or(0);
+        let source = self.metrics.next_id();
+        let (tx, rx) = mpsc::unbounded_channel();
+        // Start polling at once: the track's queue holds only 256 events.
+        spawn_counted(
+            &self.metrics,
+            Forwarder {
+                source,
+                kind,
+                media_ssrc,
+                track: Arc::clone(&track),
+                commands: rx,
+                cancel: self.cancel.clone(),
+                metrics: Arc::clone(&self.metrics),
+                keyframe_interval: self.keyframe_interval,
+                muted: false,
+            }
+            .run(),
+        );
+        self.post(RoomCmd::TrackOpened {
+            user: self.user.clone(),
+            peer: self.peer,
+            opened: OpenedTrack {
+                source,
+                kind,
+                track,
+                forwarder: tx,
+            },
+        });
+    }
+}

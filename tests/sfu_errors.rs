@@ -1,0 +1,149 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Bad input gets a typed error through the public API, and the room carries on.
+
+mod sfu_common;
+
+use sfu_common::{Client, wait_for};
+use std::time::Duration;
+use talkconnect::sfu::{
+    ClientSignal, IceCandidate, JoinOptions, SdpPayload, Sfu, SfuConfig, SfuError,
+};
+use tokio::sync::mpsc;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_inputs_get_typed_errors_and_the_room_goes_on() {
+    let sfu = Sfu::start(SfuConfig::loopback(42100, 42149)).expect("sfu starts");
+    let h = sfu.handle();
+    let offer = |sdp: &str| {
+        ClientSignal::Offer(SdpPayload {
+            sdp: sdp.to_owned(),
+        })
+    };
+
+    assert_eq!(
+        h.signal("nowhere", "x", offer("v=0")).await,
+        Err(SfuError::UnknownRoom)
+    );
+    assert_eq!(h.end_room("nowhere").await, Err(SfuError::UnknownRoom));
+
+    let (tx, _rx) = mpsc::unbounded_channel();
+    h.join("r", "mallory", JoinOptions::default(), tx.clone())
+        .await
+        .expect("join");
+    assert_eq!(
+        h.join("r", "mallory", JoinOptions::default(), tx.clone())
+            .await,
+        Err(SfuError::AlreadyJoined)
+    );
+    assert_eq!(
+        h.signal("r", "ghost", offer("v=0")).await,
+        Err(SfuError::UnknownParticipant)
+    );
+    let candidate = ClientSignal::Candidate(IceCandidate {
+        candidate: "candidate:1 1 udp 2130706431 127.0.0.1 9 typ host".into(),
+        sdp_mid: Some("0".into()),
+        sdp_m_line_index: Some(0),
+        username_fragment: None,
+    });
+    assert_eq!(
+        h.signal("r", "mallory", candidate).await,
+        Err(SfuError::CandidateBeforeDescription)
+    );
+    let err = h
+        .signal("r", "mallory", offer("this is not sdp"))
+        .await
+        .expect_err("garbage offer");
+    assert!(matches!(err, SfuError::InvalidSdp(_)), "{err:?}");
+    assert_eq!(err.code(), "SFU_INVALID_SDP");
+    // Too many sending m-lines, and an oversized SDP, are refused before anything is built.
+    let mut many = String::from("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n");
+    for mid in 0..5 {
+        many.push_str(&format!(
+            "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:{mid}\r\na=sendonly\r\na=rtpmap:111 opus/48000/2\r\n"
+        ));
+    }
+    let err = h
+        .signal("r", "mallory", offer(&many))
+        .await
+        .expect_err("5 sending m-lines");
+    assert!(
+        matches!(&err, SfuError::InvalidSdp(m) if m.contains("sending media sections")),
+        "{err:?}"
+    );
+    let huge = format!("v=0\r\n{}", "a=x\r\n".repeat(100_000));
+    assert!(matches!(
+        h.signal("r", "mallory", offer(&huge)).await,
+        Err(SfuError::InvalidSdp(_))
+    ));
+    assert_eq!(
+        h.signal(
+            "r",
+            "mallory",
+            ClientSignal::Answer(SdpPayload { sdp: "v=0".into() })
+        )
+        .await,
+        Err(SfuError::UnexpectedAnswer)
+    );
+    // A flood of renegotiations is cut off by the offer budget.
+    let mut limited = false;
+    for _ in 0..20 {
+        if h.signal("r", "mallory", offer("v=0\r\n")).await == Err(SfuError::RateLimited) {
+            limited = true;
+            break;
+        }
+    }
+    assert!(limited, "offer flood must hit RateLimited");
+    assert!(matches!(
+        ClientSignal::from_event("sfu:offer", serde_json::json!([1, 2])),
+        Err(SfuError::MalformedMessage(_))
+    ));
+
+    // The room still works: a real publisher and subscriber exchange media.
+    let mut alice = Client::join(&h, "r", "alice", true).await;
+    alice.start_media(50, 200);
+    let bob = Client::join(&h, "r", "bob", false).await;
+    wait_for(
+        "media still flows in the room",
+        Duration::from_secs(20),
+        || bob.state.received_from("alice").video >= 10,
+    )
+    .await;
+    // Mallory's subscription to alice exists although its own negotiation was garbage.
+    assert_eq!(h.stats().peers, 3);
+
+    h.end_room("r").await.expect("end room");
+    wait_for("room fully gone", Duration::from_secs(20), || {
+        let s = h.stats();
+        s.rooms == 0 && s.peers == 0 && s.tasks == 0 && s.leased_ports == 0
+    })
+    .await;
+    alice.close().await;
+    bob.close().await;
+    sfu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn port_range_exhaustion_is_an_error_not_a_panic() {
+    let sfu = Sfu::start(SfuConfig::loopback(42150, 42151)).expect("sfu starts");
+    let h = sfu.handle();
+    let (tx, _rx) = mpsc::unbounded_channel();
+    h.join("r", "a", JoinOptions::default(), tx.clone())
+        .await
+        .expect("a");
+    h.join("r", "b", JoinOptions::default(), tx.clone())
+        .await
+        .expect("b");
+    assert_eq!(
+        h.join("r", "c", JoinOptions::default(), tx.clone()).await,
+        Err(SfuError::NoFreePort)
+    );
+    h.leave("r", "a").await.expect("a leaves");
+    wait_for("a's port comes back", Duration::from_secs(10), || {
+        h.stats().leased_ports == 1
+    })
+    .await;
+    h.join("r", "c", JoinOptions::default(), tx)
+        .await
+        .expect("c gets a's port");
+    sfu.shutdown().await;
+}
