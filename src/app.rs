@@ -23,6 +23,7 @@ use crate::rooms::{
     self, Rooms,
     domain::{Level, MAX_SEATS, MIN_SEATS},
 };
+use crate::web_ui;
 
 /// Everything handlers share, built once.
 pub struct AppState {
@@ -156,6 +157,11 @@ impl Application {
     /// Serves until SIGINT/SIGTERM, then finishes the requests in flight.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         tracing::info!(address = %self.address, "listening on http://{}", self.address);
+        if !web_ui::ui_built() {
+            tracing::warn!(
+                "the web app is not embedded (built without web/dist): see the page at /"
+            );
+        }
         self.server.await
     }
 }
@@ -189,7 +195,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .service(web::resource("/openapi.json").route(web::get().to(openapi)))
                 .default_service(web::to(http::not_found)),
         )
-        .default_service(web::to(http::not_found));
+        .default_service(web::to(web_ui::serve));
 }
 
 async fn healthz() -> HttpResponse {

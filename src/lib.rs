@@ -12,3 +12,4 @@ pub mod events;
 pub mod http;
 pub mod rooms;
 pub mod telemetry;
+pub mod web_ui;
