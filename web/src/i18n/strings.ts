@@ -4,7 +4,7 @@
 export const en = {
   'app.title': 'TalkConnect — practise languages with strangers',
   'a11y.skipToContent': 'Skip to content',
-  'lang.label': 'Language',
+  'lang.label': 'Interface language',
   'user.guest': 'guest',
   'nav.signOut': 'Sign out',
   'nav.backToLobby': 'Back to the lobby',
@@ -152,7 +152,7 @@ export type MessageKey = keyof typeof en;
 export const vi: Record<MessageKey, string> = {
   'app.title': 'TalkConnect — luyện ngoại ngữ cùng người lạ',
   'a11y.skipToContent': 'Bỏ qua, đến nội dung chính',
-  'lang.label': 'Ngôn ngữ',
+  'lang.label': 'Ngôn ngữ giao diện',
   'user.guest': 'khách',
   'nav.signOut': 'Đăng xuất',
   'nav.backToLobby': 'Về sảnh',
