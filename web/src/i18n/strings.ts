@@ -54,6 +54,8 @@ export const en = {
   'lobby.full': 'Full',
   'lobby.joinRoom': 'Join {title}',
   'lobby.roomFull': '{title} is full',
+  'lobby.removed': 'Removed by the host',
+  'lobby.removedFrom': 'The host removed you from {title}',
 
   'create.title': 'Create a room',
   'create.roomTitle': 'Title',
@@ -202,6 +204,8 @@ export const vi: Record<MessageKey, string> = {
   'lobby.full': 'Đã đầy',
   'lobby.joinRoom': 'Vào phòng {title}',
   'lobby.roomFull': 'Phòng {title} đã đầy',
+  'lobby.removed': 'Bạn đã bị mời ra',
+  'lobby.removedFrom': 'Chủ phòng đã mời bạn ra khỏi phòng {title}',
 
   'create.title': 'Tạo phòng',
   'create.roomTitle': 'Tên phòng',

@@ -1,6 +1,6 @@
-// The room this page is in. REST is the source of truth on entry (join, then chat history);
-// the socket's `room:join` puts us in the Socket.IO room (again after every reconnect, with
-// a fresh snapshot) and its events change the state. While the socket is down the room is
+// The room this page is in. On entry the server's own view is loaded (the seat taken with
+// `room:join`, or over REST while the socket is down; then the chat history over REST);
+// after every reconnect `room:join` brings a fresh snapshot, and socket events change it. While the socket is down the room is
 // re-read over REST every few seconds, so the page never shows a stale room for long.
 import { signal } from '@preact/signals';
 
@@ -26,6 +26,8 @@ export const messages = signal<ChatMessage[]>([]);
 /** Cursor of older history, null when everything is loaded. */
 export const olderCursor = signal<string | null>(null);
 export const chatLoading = signal(false);
+/** Rooms this page was removed from: the lobby shows them as closed to us. */
+export const kickedFrom = signal<ReadonlySet<string>>(new Set());
 
 const CHAT_PAGE = 30;
 const OFFLINE_RESYNC_MS = 5000;
@@ -51,22 +53,40 @@ export async function enterRoom(roomId: string): Promise<void> {
   roomPhase.value = 'joining';
   roomFailure.value = null;
   try {
-    const joined = await api.join(roomId);
+    const seat = await takeSeat(roomId);
     if (activeRoomId !== roomId) return;
-    currentRoom.value = joined.room;
+    currentRoom.value = seat.room;
     roomPhase.value = 'in';
+    // Connected while REST was answering: the reconnect hook saw no room yet.
+    if (!seat.viaSocket && isConnected()) void joinOverSocket(roomId);
   } catch (err) {
     if (activeRoomId !== roomId) return;
     activeRoomId = null;
     roomPhase.value = 'failed';
     roomFailure.value = errorCode(err);
+    if (roomFailure.value === 'KICKED') markKicked(roomId);
     return;
   }
   await loadLatestChat(roomId);
-  if (isConnected()) void joinOverSocket(roomId);
   resyncTimer = setInterval(() => {
     if (!isConnected() && activeRoomId === roomId) void resyncOverRest(roomId);
   }, OFFLINE_RESYNC_MS);
+}
+
+/** The seat, and the room as the server has it. With the live connection up, `room:join`
+ * takes the seat and puts this socket in the room in one step (so the others hear about
+ * us at once); without it, or when it does not answer, REST does, and the socket joins
+ * the room when it connects. */
+async function takeSeat(roomId: string): Promise<{ room: RoomDetail; viaSocket: boolean }> {
+  if (isConnected()) {
+    try {
+      return { room: (await request(ClientEvent.roomJoin, { roomId })).room, viaSocket: true };
+    } catch (err) {
+      const code = errorCode(err);
+      if (code !== 'TIMEOUT' && code !== 'REALTIME_OFFLINE') throw err;
+    }
+  }
+  return { room: (await api.join(roomId)).room, viaSocket: false };
 }
 
 async function joinOverSocket(roomId: string): Promise<void> {
@@ -137,11 +157,16 @@ function handleGone(err: unknown): void {
 
 /** Leaves the room view for the lobby with a message (kicked, ended…). */
 export function exitRoom(key: MessageKey, kind: 'info' | 'error'): void {
+  if (key === 'notice.kicked' && activeRoomId) markKicked(activeRoomId);
   activeRoomId = null;
   roomPhase.value = 'idle';
   reset();
   showNotice(kind, key);
   navigate('/');
+}
+
+function markKicked(roomId: string): void {
+  kickedFrom.value = new Set([...kickedFrom.value, roomId]);
 }
 
 /** The person leaves: free the seat (socket when connected, else REST), back to the lobby. */

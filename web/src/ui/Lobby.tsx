@@ -18,6 +18,7 @@ import {
   refreshLobby,
   setFilters,
 } from '../state/lobbyStore';
+import { kickedFrom } from '../state/roomStore';
 import { session } from '../state/session';
 import { CreateRoomDialog } from './CreateRoom';
 import { levelLabel } from './labels';
@@ -175,6 +176,7 @@ export function Lobby() {
 
 function RoomCard({ room }: { room: Room }) {
   const free = hasFreeSeat(room);
+  const kicked = kickedFrom.value.has(room.id);
   const titleId = `room-title-${room.id}`;
   return (
     <li class="room-card" data-room-id={room.id} aria-labelledby={titleId}>
@@ -206,11 +208,17 @@ function RoomCard({ room }: { room: Room }) {
       <button
         type="button"
         class="button primary join"
-        disabled={!free}
-        aria-label={free ? t('lobby.joinRoom', { title: room.title }) : t('lobby.roomFull', { title: room.title })}
+        disabled={!free || kicked}
+        aria-label={
+          kicked
+            ? t('lobby.removedFrom', { title: room.title })
+            : free
+              ? t('lobby.joinRoom', { title: room.title })
+              : t('lobby.roomFull', { title: room.title })
+        }
         onClick={() => navigate(roomPath(room.id))}
       >
-        {free ? t('lobby.join') : t('lobby.full')}
+        {kicked ? t('lobby.removed') : free ? t('lobby.join') : t('lobby.full')}
       </button>
     </li>
   );
