@@ -58,7 +58,7 @@ pub async fn serve(req: HttpRequest) -> HttpResponse {
     if is_server_path(path) {
         return http::not_found().await;
     }
-    if let Some(file) = find(path).filter(|f| f.path != "index.html") {
+    if let Some(file) = find(path) {
         return file_response(&req, file);
     }
     if looks_like_file(path) {
