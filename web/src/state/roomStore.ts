@@ -48,6 +48,8 @@ function reset(): void {
 
 export async function enterRoom(roomId: string): Promise<void> {
   if (activeRoomId === roomId && roomPhase.value !== 'failed') return;
+  // Opened another room's link from inside a room: give up the old seat.
+  if (activeRoomId) void leaveRoom({ navigateHome: false });
   reset();
   activeRoomId = roomId;
   roomPhase.value = 'joining';

@@ -1,4 +1,4 @@
-import { useEffect } from 'preact/hooks';
+import { useEffect, useRef } from 'preact/hooks';
 
 import { t } from '../i18n';
 import { navigate, route } from '../router';
@@ -12,10 +12,14 @@ import { SignIn } from './SignIn';
 
 export function App() {
   const current = route.value;
+  const firstRoute = useRef(true);
 
-  // Leaving the room page (back button, logo) gives up the seat.
   useEffect(() => {
+    // Leaving the room page (back button, logo) gives up the seat.
     if (current.name !== 'room' && activeRoom()) void leaveRoom({ navigateHome: false });
+    // A new page: screen readers and keyboards start at its content, not at the old button.
+    if (!firstRoute.current) document.getElementById('main')?.focus();
+    firstRoute.current = false;
   }, [current]);
 
   return (

@@ -2,6 +2,7 @@ import { LANGS, lang, setLang, t, type Lang } from '../i18n';
 import { navigate } from '../router';
 import { signOut } from '../state/app';
 import { session } from '../state/session';
+import { Icon } from './Icon';
 
 const LANG_LABEL: Record<Lang, string> = { en: 'EN', vi: 'VI' };
 const LANG_NAME: Record<Lang, string> = { en: 'English', vi: 'Tiếng Việt' };
@@ -18,7 +19,7 @@ export function Header() {
           navigate('/');
         }}
       >
-        <span aria-hidden="true">💬</span> TalkConnect
+        <Icon name="chat" /> TalkConnect
       </a>
       <div class="topbar-right">
         <div class="lang-switch" role="group" aria-label={t('lang.label')}>

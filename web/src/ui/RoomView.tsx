@@ -19,6 +19,7 @@ import {
 } from '../state/roomStore';
 import { session } from '../state/session';
 import { Avatar } from './Avatar';
+import { Icon } from './Icon';
 import { ChatPanel } from './Chat';
 import { levelLabel } from './labels';
 
@@ -94,7 +95,7 @@ function InRoom({ room }: { room: RoomDetail }) {
           </p>
         </div>
         <button type="button" class="button" onClick={() => void copyLink()}>
-          <span aria-hidden="true">🔗</span> {copied ? t('room.linkCopied') : t('room.copyLink')}
+          <Icon name="link" /> {copied ? t('room.linkCopied') : t('room.copyLink')}
         </button>
       </header>
 
@@ -145,7 +146,7 @@ function InRoom({ room }: { room: RoomDetail }) {
           title={live ? undefined : t('room.needsLive')}
           onClick={() => act(() => setMuted(!mine?.isMuted))}
         >
-          <span aria-hidden="true">{mine?.isMuted ? '🔇' : '🎤'}</span>
+          <Icon name={mine?.isMuted ? 'micOff' : 'mic'} />
           <span>{mine?.isMuted ? t('room.unmute') : t('room.mute')}</span>
         </button>
         <button
@@ -156,7 +157,7 @@ function InRoom({ room }: { room: RoomDetail }) {
           title={live ? undefined : t('room.needsLive')}
           onClick={() => act(() => setVideoOff(!mine?.isVideoOff))}
         >
-          <span aria-hidden="true">{mine?.isVideoOff ? '🚫' : '📷'}</span>
+          <Icon name={mine?.isVideoOff ? 'videoOff' : 'video'} />
           <span>{mine?.isVideoOff ? t('room.cameraOn') : t('room.cameraOff')}</span>
         </button>
         <button
@@ -167,11 +168,11 @@ function InRoom({ room }: { room: RoomDetail }) {
           title={live ? undefined : t('room.needsLive')}
           onClick={() => act(() => setHandRaised(!mine?.handRaised))}
         >
-          <span aria-hidden="true">✋</span>
+          <Icon name="hand" />
           <span>{mine?.handRaised ? t('room.lowerHand') : t('room.raiseHand')}</span>
         </button>
         <button type="button" class="control leave" onClick={() => void leaveRoom()}>
-          <span aria-hidden="true">🚪</span>
+          <Icon name="leave" />
           <span>{t('room.leave')}</span>
         </button>
       </nav>
@@ -190,9 +191,21 @@ function Tile({ p, isMe }: { p: Participant; isMe: boolean }) {
       </span>
       <span class="tile-state">
         {p.role === 'HOST' && <span class="badge">{t('room.host')}</span>}
-        {p.isMuted && <span title={t('room.micOff')} aria-label={t('room.micOff')}>🔇</span>}
-        {p.isVideoOff && <span title={t('room.cameraIsOff')} aria-label={t('room.cameraIsOff')}>🚫</span>}
-        {p.handRaised && <span title={t('room.handRaised')} aria-label={t('room.handRaised')}>✋</span>}
+        {p.isMuted && (
+          <span title={t('room.micOff')} role="img" aria-label={t('room.micOff')}>
+            <Icon name="micOff" />
+          </span>
+        )}
+        {p.isVideoOff && (
+          <span title={t('room.cameraIsOff')} role="img" aria-label={t('room.cameraIsOff')}>
+            <Icon name="videoOff" />
+          </span>
+        )}
+        {p.handRaised && (
+          <span title={t('room.handRaised')} role="img" aria-label={t('room.handRaised')}>
+            <Icon name="hand" />
+          </span>
+        )}
       </span>
     </li>
   );
@@ -221,12 +234,10 @@ function PersonRow(props: {
         {isMe && ` (${t('room.you')})`}
         {p.role === 'HOST' && <span class="badge">{t('room.host')}</span>}
       </span>
-      <span class="person-state" aria-label={states.join(', ')}>
-        <span aria-hidden="true">
-          {p.isMuted ? '🔇' : '🎤'}
-          {p.isVideoOff ? '🚫' : '📷'}
-          {p.handRaised ? '✋' : ''}
-        </span>
+      <span class="person-state" role="img" aria-label={states.join(', ')} title={states.join(', ')}>
+        <Icon name={p.isMuted ? 'micOff' : 'mic'} />
+        <Icon name={p.isVideoOff ? 'videoOff' : 'video'} />
+        {p.handRaised && <Icon name="hand" />}
       </span>
       {canModerate && p.handRaised && (
         <button
