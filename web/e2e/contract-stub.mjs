@@ -205,8 +205,10 @@ export async function startContractStub(backendUrl, { port = 0 } = {}) {
     },
     async stop() {
       io.disconnectSockets(true);
-      await new Promise((resolve) => io.close(() => resolve()));
-      httpServer.closeAllConnections?.();
+      const closed = new Promise((resolve) => io.close(() => resolve()));
+      // Keep-alive connections of the pages would hold the port open otherwise.
+      httpServer.closeAllConnections();
+      await Promise.race([closed, new Promise((resolve) => setTimeout(resolve, 5000))]);
     },
   };
 }
