@@ -25,6 +25,7 @@ use crate::rooms::{
     self, Rooms,
     domain::{Level, MAX_SEATS, MIN_SEATS},
 };
+use crate::web_ui;
 
 /// Everything handlers share, built once.
 pub struct AppState {
@@ -171,6 +172,11 @@ impl Application {
     /// sockets and stops the background tasks.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         tracing::info!(address = %self.address, "listening on http://{}", self.address);
+        if !web_ui::ui_built() {
+            tracing::warn!(
+                "the web app is not embedded (built without web/dist): see the page at /"
+            );
+        }
         let handle = self.server.handle();
         let state = self.state.clone();
         let shutdown = self.shutdown.clone();
@@ -241,7 +247,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .service(web::resource("/openapi.json").route(web::get().to(openapi)))
                 .default_service(web::to(http::not_found)),
         )
-        .default_service(web::to(http::not_found));
+        .default_service(web::to(web_ui::serve));
 }
 
 async fn healthz() -> HttpResponse {

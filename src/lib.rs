@@ -14,3 +14,4 @@ pub mod realtime;
 pub mod rooms;
 pub mod sfu;
 pub mod telemetry;
+pub mod web_ui;

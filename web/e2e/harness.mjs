@@ -1,0 +1,161 @@
+// Helpers for the browser tests: the REAL server binary on a free port with a fresh SQLite
+// database, and Debian's headless Chromium driven by playwright-core (no browser download).
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { chromium } from 'playwright-core';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const repo = resolve(here, '..', '..');
+export const ARTIFACTS = join(here, 'artifacts');
+
+export const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+  '--use-fake-device-for-media-stream',
+  '--use-fake-ui-for-media-stream',
+];
+
+/** The server binary: $TALKCONNECT_BIN, else the debug build in the cargo target dir. */
+export function serverBinary() {
+  const candidates = [
+    process.env.TALKCONNECT_BIN,
+    process.env.CARGO_TARGET_DIR && join(process.env.CARGO_TARGET_DIR, 'debug', 'talkconnect'),
+    join(repo, 'target', 'debug', 'talkconnect'),
+    join(homedir(), '.cache', 'talkconnect-target', 'debug', 'talkconnect'),
+  ].filter(Boolean);
+  const found = candidates.find((p) => existsSync(p));
+  if (!found) {
+    throw new Error(`talkconnect binary not found (tried ${candidates.join(', ')}); run cargo build or set TALKCONNECT_BIN`);
+  }
+  return found;
+}
+
+/**
+ * Starts the binary on 127.0.0.1 with port 0 (or `port`, to restart on the same address),
+ * rate limits off, and resolves once it logs "listening on http://…".
+ */
+export async function startServer({ dir, port = 0 } = {}) {
+  const workdir = dir ?? mkdtempSync(join(tmpdir(), 'tc-e2e-'));
+  mkdirSync(join(workdir, 'data'), { recursive: true });
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TALKCONNECT__')));
+  Object.assign(env, {
+    TALKCONNECT__SERVER__HOST: '127.0.0.1',
+    TALKCONNECT__SERVER__PORT: String(port),
+    TALKCONNECT__SERVER__WORKERS: '2',
+    TALKCONNECT__SERVER__DATA_DIR: join(workdir, 'data'),
+    TALKCONNECT__DATABASE__URL: `sqlite://${join(workdir, 'data', 'talkconnect.db')}`,
+    TALKCONNECT__RATE_LIMIT__ENABLED: 'false',
+    TALKCONNECT__LOG__LEVEL: 'info',
+    NO_COLOR: '1',
+    RUST_LOG: 'info',
+  });
+  const child = spawn(serverBinary(), [], { cwd: workdir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  const address = await new Promise((resolveAddress, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start in 30 s:\n${log}`)), 30000);
+    const onData = (chunk) => {
+      log += chunk.toString();
+      // Strip ANSI colours in case the subscriber adds them.
+      const match = /listening on (http:\/\/[\d.:]+)/.exec(log.replace(/\x1b\[[0-9;]*m/g, ''));
+      if (match) {
+        clearTimeout(timer);
+        resolveAddress(match[1]);
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited with ${code}:\n${log}`));
+    });
+  });
+  child.removeAllListeners('exit');
+  return {
+    url: address,
+    port: Number(new URL(address).port),
+    dir: workdir,
+    log: () => log,
+    async stop() {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(timer);
+    },
+    cleanup() {
+      rmSync(workdir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function launchBrowser() {
+  const executablePath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+  if (!existsSync(executablePath)) throw new Error(`${executablePath} is missing: apt-get install -y chromium`);
+  return chromium.launch({ executablePath, headless: true, args: CHROMIUM_ARGS });
+}
+
+/** Does the server speak Engine.IO at /socket.io/ (the realtime server is mounted)? */
+export async function realtimeAvailable(url) {
+  try {
+    const res = await fetch(`${url}/socket.io/?EIO=4&transport=polling`);
+    const text = await res.text();
+    return res.ok && text.startsWith('0{');
+  } catch {
+    return false;
+  }
+}
+
+export async function screenshot(page, name) {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const path = join(ARTIFACTS, `${name}.png`);
+  await page.screenshot({ path, fullPage: true });
+  return path;
+}
+
+/** Signs in as a guest from the form on the current page. */
+export async function signInAsGuest(page, name) {
+  await page.getByLabel(/Display name|Tên hiển thị/).first().fill(name);
+  await page.getByRole('button', { name: /Continue as guest|Vào với tư cách khách/ }).click();
+  await page.locator('.whoami-name', { hasText: name }).waitFor({ timeout: 10000 });
+}
+
+/** Calls the REST API with the token the page keeps in localStorage. */
+export async function apiAs(page, method, path, body) {
+  return page.evaluate(
+    async ({ method, path, body }) => {
+      const session = JSON.parse(localStorage.getItem('talkconnect.session') ?? 'null');
+      const res = await fetch(path, {
+        method,
+        headers: {
+          ...(session ? { Authorization: `Bearer ${session.token}` } : {}),
+          ...(body ? { 'Content-Type': 'application/json' } : {}),
+        },
+        body: body ? JSON.stringify(body) : undefined,
+      });
+      return { status: res.status, body: await res.json().catch(() => null) };
+    },
+    { method, path, body },
+  );
+}
+
+export async function createRoom(page, { title, topic = '', seats } = {}) {
+  await page.getByRole('button', { name: /^(Create a room|Tạo phòng)$/ }).first().click();
+  const dialog = page.locator('dialog[open]');
+  await dialog.getByLabel(/^(Title|Tên phòng)$/).fill(title);
+  if (topic) await dialog.getByLabel(/^(Topic|Chủ đề)$/).fill(topic);
+  if (seats) await dialog.getByLabel(/^(Seats|Số chỗ)$/).selectOption(String(seats));
+  await dialog.getByRole('button', { name: /Create and enter|Tạo và vào phòng/ }).click();
+  await page.waitForURL(/\/r\/[0-9a-f-]{36}$/, { timeout: 10000 });
+  await page.locator('.room .room-name', { hasText: title }).waitFor({ timeout: 10000 });
+  return page.url().split('/r/')[1];
+}

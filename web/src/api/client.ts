@@ -1,0 +1,117 @@
+// REST calls (docs/openapi.json). Every failure becomes an ApiError with the server's
+// stable code, or NETWORK_ERROR when the server could not be reached.
+import type {
+  ChatMessage,
+  ErrorBody,
+  JoinResult,
+  LeaveResult,
+  LobbyFilters,
+  MessagePage,
+  Meta,
+  NewRoom,
+  RoomDetail,
+  RoomPage,
+  Session,
+  UserPrivate,
+} from './types';
+
+export class ApiError extends Error {
+  readonly code: string;
+  readonly status: number;
+  readonly details?: Record<string, unknown>;
+
+  constructor(status: number, body: ErrorBody) {
+    super(body.message);
+    this.name = 'ApiError';
+    this.code = body.code;
+    this.status = status;
+    this.details = body.details;
+  }
+}
+
+/** Codes that mean the stored token is no good any more: sign out. */
+export const SESSION_CODES = new Set(['INVALID_TOKEN', 'TOKEN_EXPIRED', 'UNAUTHENTICATED']);
+
+let tokenSource: () => string | null = () => null;
+let onSessionInvalid: (code: string) => void = () => {};
+
+/** Wires the client to the session: where the token comes from, who hears it went bad. */
+export function configureApi(options: {
+  token: () => string | null;
+  onSessionInvalid: (code: string) => void;
+}): void {
+  tokenSource = options.token;
+  onSessionInvalid = options.onSessionInvalid;
+}
+
+async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const headers: Record<string, string> = { Accept: 'application/json' };
+  const token = tokenSource();
+  if (token) headers.Authorization = `Bearer ${token}`;
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  let response: Response;
+  try {
+    response = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch {
+    throw new ApiError(0, { code: 'NETWORK_ERROR', message: 'The server could not be reached' });
+  }
+  let parsed: unknown = null;
+  const text = await response.text();
+  if (text) {
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      parsed = null;
+    }
+  }
+  if (!response.ok) {
+    const error = (parsed as { error?: ErrorBody } | null)?.error ?? {
+      code: response.status >= 500 ? 'SERVICE_UNAVAILABLE' : 'UNKNOWN',
+      message: `HTTP ${response.status}`,
+    };
+    if (token && SESSION_CODES.has(error.code)) onSessionInvalid(error.code);
+    throw new ApiError(response.status, error);
+  }
+  return parsed as T;
+}
+
+const id = encodeURIComponent;
+
+export function lobbyQuery(filters: LobbyFilters, cursor?: string | null, limit = 50): string {
+  const params = new URLSearchParams({ status: 'LIVE', limit: String(limit) });
+  if (filters.language) params.set('language', filters.language);
+  if (filters.topic.trim()) params.set('topic', filters.topic.trim());
+  if (filters.q.trim()) params.set('q', filters.q.trim().slice(0, 100));
+  if (filters.hasSeat) params.set('hasSeat', 'true');
+  if (cursor) params.set('cursor', cursor);
+  return params.toString();
+}
+
+export const api = {
+  meta: () => request<Meta>('GET', '/api/meta'),
+  guest: (displayName: string) => request<Session>('POST', '/api/auth/guest', { displayName }),
+  login: (login: string, password: string) =>
+    request<Session>('POST', '/api/auth/login', { login, password }),
+  register: (body: { username: string; email: string; password: string; displayName?: string }) =>
+    request<Session>('POST', '/api/auth/register', body),
+  me: () => request<UserPrivate>('GET', '/api/auth/me'),
+  rooms: (filters: LobbyFilters, cursor?: string | null) =>
+    request<RoomPage>('GET', `/api/rooms?${lobbyQuery(filters, cursor)}`),
+  room: (roomId: string) => request<RoomDetail>('GET', `/api/rooms/${id(roomId)}`),
+  createRoom: (room: NewRoom) => request<RoomDetail>('POST', '/api/rooms', room),
+  join: (roomId: string) => request<JoinResult>('POST', `/api/rooms/${id(roomId)}/join`),
+  leave: (roomId: string) => request<LeaveResult>('POST', `/api/rooms/${id(roomId)}/leave`),
+  kick: (roomId: string, userId: string) =>
+    request<{ kickedUserId: string }>('POST', `/api/rooms/${id(roomId)}/kick/${id(userId)}`),
+  chat: (roomId: string, cursor?: string | null, limit = 30) => {
+    const params = new URLSearchParams({ limit: String(limit) });
+    if (cursor) params.set('cursor', cursor);
+    return request<MessagePage>('GET', `/api/rooms/${id(roomId)}/chat?${params}`);
+  },
+  sendChat: (roomId: string, message: string) =>
+    request<ChatMessage>('POST', `/api/rooms/${id(roomId)}/chat`, { message }),
+};

@@ -1,0 +1,47 @@
+// Server error codes (REST and socket acks) → translated, plain messages.
+import { ApiError } from './api/client';
+import { t, type MessageKey } from './i18n';
+
+const CODE_KEYS: Record<string, MessageKey> = {
+  ROOM_FULL: 'error.roomFull',
+  ROOM_ENDED: 'error.roomEnded',
+  KICKED: 'error.kicked',
+  ROOM_NOT_FOUND: 'error.roomNotFound',
+  INVALID_ID: 'error.roomNotFound',
+  NOT_HOST: 'error.notHost',
+  NOT_A_PARTICIPANT: 'error.notAParticipant',
+  NOT_IN_ROOM: 'error.notAParticipant',
+  PARTICIPANT_NOT_FOUND: 'error.participantNotFound',
+  CANNOT_KICK_SELF: 'error.cannotKickSelf',
+  INVALID_CREDENTIALS: 'error.invalidCredentials',
+  USERNAME_TAKEN: 'error.usernameTaken',
+  EMAIL_TAKEN: 'error.emailTaken',
+  VALIDATION_FAILED: 'error.validation',
+  INVALID_BODY: 'error.validation',
+  RATE_LIMITED: 'error.rateLimited',
+  TOKEN_EXPIRED: 'error.sessionExpired',
+  INVALID_TOKEN: 'error.sessionExpired',
+  UNAUTHENTICATED: 'error.signInFirst',
+  SERVICE_UNAVAILABLE: 'error.busy',
+  NOT_READY: 'error.busy',
+  NETWORK_ERROR: 'error.network',
+  TIMEOUT: 'error.timeout',
+  REALTIME_OFFLINE: 'error.realtimeOffline',
+};
+
+export function errorKey(code: string): MessageKey {
+  return CODE_KEYS[code] ?? 'error.unknown';
+}
+
+export function errorCode(err: unknown): string {
+  return err instanceof ApiError ? err.code : 'UNKNOWN';
+}
+
+/** The message to show a person for any failure. */
+export function errorMessage(err: unknown): string {
+  const code = errorCode(err);
+  if (code === 'VALIDATION_FAILED' && err instanceof ApiError && err.details) {
+    return t('error.validationFields', { fields: Object.keys(err.details).join(', ') });
+  }
+  return t(errorKey(code));
+}

@@ -1,0 +1,103 @@
+// The Socket.IO contract with the server, in ONE place: event names and payloads.
+// A rename on the server is one edit here.
+import type { ChatMessage, Participant, Room, RoomDetail, UserPublic } from '../api/types';
+
+/** Client → server; every one answers through an ack. */
+export const ClientEvent = {
+  roomJoin: 'room:join',
+  roomLeave: 'room:leave',
+  chatMessage: 'chat:message',
+  toggleMic: 'media:toggle-mic',
+  toggleVideo: 'media:toggle-video',
+  handRaise: 'hand:raise',
+  handLower: 'hand:lower',
+  roomKick: 'room:kick',
+} as const;
+
+/** Server → client. */
+export const ServerEvent = {
+  listUpdate: 'room:list-update',
+  userJoined: 'room:user-joined',
+  userLeft: 'room:user-left',
+  userKicked: 'room:user-kicked',
+  roomEnded: 'room:ended',
+  chatMessage: 'chat:message',
+  userMuted: 'media:user-muted',
+  userVideo: 'media:user-video',
+  handRaised: 'hand:raised',
+  handLowered: 'hand:lowered',
+} as const;
+
+/** Messages of `connect_error` that mean the token is no good: sign out. */
+export const CONNECT_ERROR_SESSION_CODES = ['INVALID_TOKEN', 'TOKEN_EXPIRED'];
+
+export type AckError = { ok: false; error: { code: string; message: string } };
+export type Ack<T extends object = object> = ({ ok: true } & T) | AckError;
+
+export interface ListUpdate {
+  action: 'created' | 'updated' | 'ended';
+  room: Room;
+}
+export interface UserJoined {
+  roomId: string;
+  user: UserPublic;
+  participant: Participant;
+}
+export interface UserLeft {
+  roomId: string;
+  userId: string;
+  newHostId: string | null;
+}
+export interface UserKicked {
+  roomId: string;
+  userId: string;
+}
+export interface RoomEnded {
+  roomId: string;
+  reason: 'last_left' | 'host_ended';
+}
+export interface ChatBroadcast {
+  roomId: string;
+  message: ChatMessage;
+  sender: UserPublic;
+}
+export interface UserMuted {
+  roomId: string;
+  userId: string;
+  isMuted: boolean;
+}
+export interface UserVideo {
+  roomId: string;
+  userId: string;
+  isVideoOff: boolean;
+}
+export interface HandChange {
+  roomId: string;
+  userId: string;
+}
+
+export interface ServerToClient {
+  [ServerEvent.listUpdate]: (p: ListUpdate) => void;
+  [ServerEvent.userJoined]: (p: UserJoined) => void;
+  [ServerEvent.userLeft]: (p: UserLeft) => void;
+  [ServerEvent.userKicked]: (p: UserKicked) => void;
+  [ServerEvent.roomEnded]: (p: RoomEnded) => void;
+  [ServerEvent.chatMessage]: (p: ChatBroadcast) => void;
+  [ServerEvent.userMuted]: (p: UserMuted) => void;
+  [ServerEvent.userVideo]: (p: UserVideo) => void;
+  [ServerEvent.handRaised]: (p: HandChange) => void;
+  [ServerEvent.handLowered]: (p: HandChange) => void;
+}
+
+type WithAck<P, R extends object = object> = (payload: P, ack: (answer: Ack<R>) => void) => void;
+
+export interface ClientToServer {
+  [ClientEvent.roomJoin]: WithAck<{ roomId: string }, { room: RoomDetail; participant: Participant }>;
+  [ClientEvent.roomLeave]: WithAck<{ roomId: string }, { roomEnded: boolean; newHostId: string | null }>;
+  [ClientEvent.chatMessage]: WithAck<{ roomId: string; message: string }, { message: ChatMessage }>;
+  [ClientEvent.toggleMic]: WithAck<{ roomId: string; isMuted: boolean }>;
+  [ClientEvent.toggleVideo]: WithAck<{ roomId: string; isVideoOff: boolean }>;
+  [ClientEvent.handRaise]: WithAck<{ roomId: string }>;
+  [ClientEvent.handLower]: WithAck<{ roomId: string; userId?: string }>;
+  [ClientEvent.roomKick]: WithAck<{ roomId: string; userId: string }>;
+}

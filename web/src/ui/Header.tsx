@@ -1,0 +1,53 @@
+import { LANGS, lang, setLang, t, type Lang } from '../i18n';
+import { navigate } from '../router';
+import { signOut } from '../state/app';
+import { session } from '../state/session';
+import { Icon } from './Icon';
+
+const LANG_LABEL: Record<Lang, string> = { en: 'EN', vi: 'VI' };
+const LANG_NAME: Record<Lang, string> = { en: 'English', vi: 'Tiếng Việt' };
+
+export function Header() {
+  const user = session.value?.user;
+  return (
+    <header class="topbar">
+      <a
+        class="brand"
+        href="/"
+        onClick={(e) => {
+          e.preventDefault();
+          navigate('/');
+        }}
+      >
+        <Icon name="chat" /> TalkConnect
+      </a>
+      <div class="topbar-right">
+        <div class="lang-switch" role="group" aria-label={t('lang.label')}>
+          {LANGS.map((code) => (
+            <button
+              type="button"
+              key={code}
+              lang={code}
+              aria-pressed={lang.value === code}
+              aria-label={LANG_NAME[code]}
+              onClick={() => setLang(code)}
+            >
+              {LANG_LABEL[code]}
+            </button>
+          ))}
+        </div>
+        {user && (
+          <div class="whoami">
+            <span class="whoami-name" title={user.displayName}>
+              {user.displayName}
+              {user.isGuest && <span class="badge">{t('user.guest')}</span>}
+            </span>
+            <button type="button" class="button ghost small" onClick={() => void signOut()}>
+              {t('nav.signOut')}
+            </button>
+          </div>
+        )}
+      </div>
+    </header>
+  );
+}

@@ -1,0 +1,20 @@
+import { describe, expect, it } from 'vitest';
+
+import { ClientEvent, ServerEvent } from '../src/realtime/events';
+
+describe('realtime contract', () => {
+  it('names the events of the contract, each once', () => {
+    expect(Object.values(ClientEvent).sort()).toEqual(
+      [
+        'chat:message', 'hand:lower', 'hand:raise', 'media:toggle-mic', 'media:toggle-video',
+        'room:join', 'room:kick', 'room:leave',
+      ].sort(),
+    );
+    expect(Object.values(ServerEvent).sort()).toEqual(
+      [
+        'chat:message', 'hand:lowered', 'hand:raised', 'media:user-muted', 'media:user-video',
+        'room:ended', 'room:list-update', 'room:user-joined', 'room:user-kicked', 'room:user-left',
+      ].sort(),
+    );
+  });
+});
