@@ -23,7 +23,8 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
 #[derive(Parser)]
@@ -114,7 +115,13 @@ async fn next_text(ws: &mut Ws) -> Result<String, Error> {
 
 /// Websocket + Engine.IO open + Socket.IO CONNECT to "/".
 async fn connect(url: &str) -> Result<Ws, Error> {
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("{url}/socket.io/?EIO=4&transport=websocket")).await?;
+    // Small realtime frames: no Nagle delay (Node's `ws` does the same on its side).
+    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(
+        format!("{url}/socket.io/?EIO=4&transport=websocket"),
+        None,
+        true,
+    )
+    .await?;
     let open = next_text(&mut ws).await?;
     if !open.starts_with('0') {
         return Err(format!("unexpected open packet {open}").into());
@@ -214,13 +221,25 @@ async fn main() -> Result<(), Error> {
             let start = Instant::now();
             let sockets = connect_many(&cli.url, conns, cli.concurrency).await;
             let connected = sockets.len();
-            println!("idle: {connected}/{conns} sockets connected in {:.1}s", start.elapsed().as_secs_f64());
-            let deadline = Instant::now() + Duration::from_secs(settle_secs) + Duration::from_secs(2);
+            println!(
+                "idle: {connected}/{conns} sockets connected in {:.1}s",
+                start.elapsed().as_secs_f64()
+            );
+            let deadline =
+                Instant::now() + Duration::from_secs(settle_secs) + Duration::from_secs(2);
             let zero = Arc::new(AtomicU64::new(0));
             let window = Arc::new(AtomicUsize::new(0));
             let tasks: Vec<_> = sockets
                 .into_iter()
-                .map(|ws| tokio::spawn(hold(ws, deadline, Arc::clone(&zero), None, Arc::clone(&window))))
+                .map(|ws| {
+                    tokio::spawn(hold(
+                        ws,
+                        deadline,
+                        Arc::clone(&zero),
+                        None,
+                        Arc::clone(&window),
+                    ))
+                })
                 .collect();
             tokio::time::sleep(Duration::from_secs(settle_secs)).await;
             if let (Some(pid), Some((rss0, _))) = (cli.server_pid, before) {
@@ -235,11 +254,17 @@ async fn main() -> Result<(), Error> {
                 let _ = t.await;
             }
         }
-        Mode::Broadcast { clients, rate, warmup_secs, secs } => {
+        Mode::Broadcast {
+            clients,
+            rate,
+            warmup_secs,
+            secs,
+        } => {
             let receivers = connect_many(&cli.url, clients, cli.concurrency).await;
             let mut joined = Vec::with_capacity(receivers.len());
             for mut ws in receivers {
-                ws.send(Message::text(r#"421["join",{"room":"bench"}]"#)).await?;
+                ws.send(Message::text(r#"421["join",{"room":"bench"}]"#))
+                    .await?;
                 loop {
                     let t = next_text(&mut ws).await?;
                     if t.starts_with("431") {
@@ -260,22 +285,36 @@ async fn main() -> Result<(), Error> {
             let tasks: Vec<_> = joined
                 .into_iter()
                 .map(|ws| {
-                    tokio::spawn(hold(ws, end, Arc::clone(&deliveries), Some(Arc::clone(&latencies)), Arc::clone(&window)))
+                    tokio::spawn(hold(
+                        ws,
+                        end,
+                        Arc::clone(&deliveries),
+                        Some(Arc::clone(&latencies)),
+                        Arc::clone(&window),
+                    ))
                 })
                 .collect();
             let mut sender = connect(&cli.url).await?;
             let send_until = Instant::now() + Duration::from_secs(warmup_secs + secs);
             let sender_task = tokio::spawn(async move {
-                let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate)));
+                let mut tick =
+                    tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate)));
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
                 while Instant::now() < send_until {
                     tick.tick().await;
-                    let msg = format!(r#"42["to-room",{{"room":"bench","payload":{{"t":{}}}}}]"#, now_micros());
+                    let msg = format!(
+                        r#"42["to-room",{{"room":"bench","payload":{{"t":{}}}}}]"#,
+                        now_micros()
+                    );
                     if sender.send(Message::text(msg)).await.is_err() {
                         break;
                     }
                     // Drain pings so the sender stays connected.
-                    while let Some(Some(Ok(Message::Text(t)))) = tokio::time::timeout(Duration::ZERO, sender.next()).await.ok() {
+                    while let Some(Some(Ok(Message::Text(t)))) =
+                        tokio::time::timeout(Duration::ZERO, sender.next())
+                            .await
+                            .ok()
+                    {
                         if t.as_str() == "2" {
                             let _ = sender.send(Message::text("3")).await;
                         }
@@ -315,7 +354,12 @@ async fn main() -> Result<(), Error> {
                 lat.len()
             );
         }
-        Mode::Ack { clients, rate, warmup_secs, secs } => {
+        Mode::Ack {
+            clients,
+            rate,
+            warmup_secs,
+            secs,
+        } => {
             let sockets = connect_many(&cli.url, clients, cli.concurrency).await;
             let n = sockets.len();
             println!("ack: {n} sockets, {rate} acked emits/s in total");
@@ -380,9 +424,11 @@ async fn main() -> Result<(), Error> {
             }
             all.sort_unstable();
             println!(
-                "ack: round trip p50 {:.2} ms, p99 {:.2} ms ({} samples)",
+                "ack: round trip p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms ({} samples)",
                 percentile(&all, 0.5),
                 percentile(&all, 0.99),
+                percentile(&all, 0.999),
+                percentile(&all, 1.0),
                 all.len()
             );
             if let (Some((_, c0)), Some((_, c1))) = (cpu0, cpu1) {

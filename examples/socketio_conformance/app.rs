@@ -258,7 +258,10 @@ pub fn build_bench(config: Config) -> Servers {
         });
         socket.on("join", |socket, data, ack| async move {
             socket.join(room_of(&data, "room")).await;
-            ok(ack, json!({"ok": true, "rooms": socket.rooms().await.len()}));
+            ok(
+                ack,
+                json!({"ok": true, "rooms": socket.rooms().await.len()}),
+            );
         });
         socket.on("to-room", |socket, data, ack| async move {
             let result = socket
