@@ -310,10 +310,8 @@ async fn main() -> Result<(), Error> {
                         break;
                     }
                     // Drain pings so the sender stays connected.
-                    while let Some(Some(Ok(Message::Text(t)))) =
-                        tokio::time::timeout(Duration::ZERO, sender.next())
-                            .await
-                            .ok()
+                    while let Ok(Some(Ok(Message::Text(t)))) =
+                        tokio::time::timeout(Duration::ZERO, sender.next()).await
                     {
                         if t.as_str() == "2" {
                             let _ = sender.send(Message::text("3")).await;
