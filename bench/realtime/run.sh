@@ -22,7 +22,7 @@ LOAD_CORE=${LOAD_CORE:-1}
 
 # 10k sockets need 10k descriptors on each side.
 ulimit -n "$(ulimit -Hn)"
-echo "fd limit: $(ulimit -n)"
+echo "fd limit: $(ulimit -n); $(uptime)"
 
 cargo build --release --quiet --example socketio_conformance --example realtime_loadgen --example actix_ws_floor
 (cd bench/realtime && npm ci --silent --no-audit --no-fund)
