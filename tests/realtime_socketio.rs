@@ -247,6 +247,8 @@ async fn malformed_socket_io_packets_close_only_the_offender() {
         r#"44{"message":"x"}"#,
         "4999-[]",
         "42[\"unterminated\"",
+        "4é",
+        "42é[\"message\"]",
     ] {
         let mut ws = server.sio_client().await;
         send_text(&mut ws, bad).await;
