@@ -18,10 +18,13 @@ use talkconnect::realtime::{
     Room, Sid, SocketInfo, SocketIo,
 };
 
+/// The adapters of one namespace on every node, by node id.
+type Subscribers = Vec<(usize, Weak<BusAdapter>)>;
+
 /// Stands in for Redis pub/sub: the adapters of every node, by namespace.
 #[derive(Default)]
 struct Bus {
-    nodes: Mutex<HashMap<String, Vec<(usize, Weak<BusAdapter>)>>>,
+    nodes: Mutex<HashMap<String, Subscribers>>,
 }
 
 struct BusAdapter {
