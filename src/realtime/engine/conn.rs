@@ -129,9 +129,9 @@ pub(crate) enum Beat {
 pub struct Conn<D> {
     sid: Sid,
     state: Mutex<State>,
-    /// Wakes the active writer (websocket task or pending GET) when frames are queued.
+    /// Wakes a pending polling GET when frames are queued (the websocket writer has a waker).
     pub(crate) writable: Notify,
-    /// Wakes the session's owner task when the session closes.
+    /// Wakes the tasks that wait for the end of the session (owner, websocket reader).
     pub(crate) closed: Notify,
     handshake: Handshake,
     pub(crate) limits: Limits,
