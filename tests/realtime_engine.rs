@@ -114,6 +114,7 @@ async fn polling_invalid_packet_closes_the_session() {
         b"4ok\x1e",
         b"bnot-base64!",
         &[b'4', 0xff, 0xfe],
+        "é4".as_bytes(),
     ] {
         let sid = server.polling_session(E).await;
         let (status, _) = server.post(&q(&sid), body.to_vec()).await;
@@ -164,7 +165,7 @@ async fn websocket_echoes_text_and_binary() {
 #[actix_web::test]
 async fn websocket_invalid_packet_closes_it() {
     let server = TestServer::start().await;
-    for bad in ["abc", "", "7", "bAQID", "2", "0", "5"] {
+    for bad in ["abc", "", "7", "bAQID", "2", "0", "5", "é4", "€"] {
         let (mut ws, _) = server.ws_session(E).await;
         send_text(&mut ws, bad).await;
         assert!(closed(&mut ws).await, "{bad:?} should close");

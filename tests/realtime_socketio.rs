@@ -147,6 +147,32 @@ async fn invalid_handshake_and_missing_handshake_close_the_connection() {
 }
 
 #[actix_web::test]
+async fn a_client_refused_everywhere_is_closed_at_connect_timeout() {
+    let server = TestServer::start().await;
+    let (mut ws, _) = server.ws_session(S).await;
+    send_text(&mut ws, "40/random").await;
+    assert_eq!(
+        next_text(&mut ws).await,
+        r#"44/random,{"message":"Invalid namespace"}"#
+    );
+    // Pings are answered, so only connect_timeout (1 s) can end it.
+    loop {
+        match tokio::time::timeout(WAIT, futures_util::StreamExt::next(&mut ws)).await {
+            Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t)))) if t.as_str() == "2" => {
+                send_text(&mut ws, "3").await
+            }
+            Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t)))) => {
+                panic!("unexpected {t}")
+            }
+            Ok(Some(Ok(_))) => {}
+            Ok(None) | Ok(Some(Err(_))) => break,
+            Err(_) => panic!("not closed"),
+        }
+    }
+    server.stop().await;
+}
+
+#[actix_web::test]
 async fn disconnect_from_main_namespace_sends_nothing_back() {
     let server = TestServer::start().await;
     let mut ws = server.sio_client().await;
@@ -247,6 +273,8 @@ async fn malformed_socket_io_packets_close_only_the_offender() {
         r#"44{"message":"x"}"#,
         "4999-[]",
         "42[\"unterminated\"",
+        "4é",
+        "42é[\"message\"]",
     ] {
         let mut ws = server.sio_client().await;
         send_text(&mut ws, bad).await;

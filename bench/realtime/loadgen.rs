@@ -115,9 +115,13 @@ async fn next_text(ws: &mut Ws) -> Result<String, Error> {
 
 /// Websocket + Engine.IO open + Socket.IO CONNECT to "/".
 async fn connect(url: &str) -> Result<Ws, Error> {
-    let (mut ws, _) =
-        tokio_tungstenite::connect_async(format!("{url}/socket.io/?EIO=4&transport=websocket"))
-            .await?;
+    // Small realtime frames: no Nagle delay (Node's `ws` does the same on its side).
+    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(
+        format!("{url}/socket.io/?EIO=4&transport=websocket"),
+        None,
+        true,
+    )
+    .await?;
     let open = next_text(&mut ws).await?;
     if !open.starts_with('0') {
         return Err(format!("unexpected open packet {open}").into());
@@ -306,10 +310,8 @@ async fn main() -> Result<(), Error> {
                         break;
                     }
                     // Drain pings so the sender stays connected.
-                    while let Some(Some(Ok(Message::Text(t)))) =
-                        tokio::time::timeout(Duration::ZERO, sender.next())
-                            .await
-                            .ok()
+                    while let Ok(Some(Ok(Message::Text(t)))) =
+                        tokio::time::timeout(Duration::ZERO, sender.next()).await
                     {
                         if t.as_str() == "2" {
                             let _ = sender.send(Message::text("3")).await;
@@ -420,9 +422,11 @@ async fn main() -> Result<(), Error> {
             }
             all.sort_unstable();
             println!(
-                "ack: round trip p50 {:.2} ms, p99 {:.2} ms ({} samples)",
+                "ack: round trip p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms ({} samples)",
                 percentile(&all, 0.5),
                 percentile(&all, 0.99),
+                percentile(&all, 0.999),
+                percentile(&all, 1.0),
                 all.len()
             );
             if let (Some((_, c0)), Some((_, c1))) = (cpu0, cpu1) {

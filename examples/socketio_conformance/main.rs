@@ -25,6 +25,9 @@ struct Args {
     ping_interval_ms: Option<u64>,
     #[arg(long)]
     ping_timeout_ms: Option<u64>,
+    /// Leave Nagle's algorithm on (for comparison)
+    #[arg(long)]
+    nagle: bool,
     /// Register only the benchmark's events (same app as bench/realtime/node-server.mjs)
     #[arg(long)]
     bench_app: bool,
@@ -42,6 +45,7 @@ async fn main() -> std::io::Result<()> {
         )
         .init();
     let args = Args::parse();
+    let nagle = args.nagle;
     let mut config = app::suite_config();
     if let Some(ms) = args.ping_interval_ms {
         config.ping_interval = std::time::Duration::from_millis(ms);
@@ -62,6 +66,12 @@ async fn main() -> std::io::Result<()> {
         move || {
             let servers = servers.clone();
             App::new().configure(move |cfg| servers.configure(cfg))
+        }
+    })
+    // Realtime frames are small: send them at once (Node's `ws` sets TCP_NODELAY too).
+    .on_connect(move |conn, _ext| {
+        if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+            let _ = tcp.set_nodelay(!nagle);
         }
     })
     .bind((args.host.as_str(), args.port))?;

@@ -104,15 +104,14 @@ pub trait Adapter: Send + Sync + 'static {
 #[derive(Clone)]
 pub struct LocalNamespace {
     pub(crate) ns: Weak<Namespace>,
+    pub(crate) name: Arc<str>,
 }
 
 impl LocalNamespace {
-    /// The namespace name (`/`, `/custom`).
-    pub fn name(&self) -> String {
-        self.ns
-            .upgrade()
-            .map(|ns| ns.name.to_string())
-            .unwrap_or_default()
+    /// The namespace name (`/`, `/custom`); known already when the adapter is built, so a
+    /// cluster adapter can subscribe to the namespace's channel then.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// A local socket by id.
@@ -208,7 +207,7 @@ impl LocalAdapter {
     }
 
     pub fn fetch_local(&self, opts: &BroadcastOptions) -> Vec<SocketInfo> {
-        let nsp = self.local.name();
+        let nsp = self.local.name().to_owned();
         self.targets(opts)
             .into_iter()
             .map(|sid| SocketInfo {

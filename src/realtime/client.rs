@@ -29,8 +29,6 @@ struct Inner {
     sockets: Vec<SocketRef>,
     /// A binary packet waiting for its attachments.
     partial: Option<Box<(Packet, Vec<Bytes>)>>,
-    /// A CONNECT was received (stops the connect timeout).
-    connect_seen: bool,
     closed: bool,
 }
 
@@ -113,7 +111,6 @@ impl SocketIoHandler {
             if inner.closed || inner.sockets.iter().any(|s| s.nsp() == packet.nsp) {
                 return;
             }
-            inner.connect_seen = true;
             let socket = Socket::new(Arc::clone(&ns), Arc::clone(conn));
             inner.sockets.push(Arc::clone(&socket));
             socket
@@ -159,8 +156,10 @@ impl EngineHandler for SocketIoHandler {
         tokio::spawn(async move {
             tokio::time::sleep(timeout).await;
             if let Some(conn) = weak.upgrade() {
-                if !conn.data().inner.lock().connect_seen {
-                    tracing::debug!(sid = %conn.sid(), "no CONNECT within connect_timeout, closing");
+                // Like the reference server: no namespace joined by then (none asked, or all
+                // refused) and the connection goes.
+                if conn.data().inner.lock().sockets.is_empty() {
+                    tracing::debug!(sid = %conn.sid(), "no namespace within connect_timeout, closing");
                     conn.close(CloseReason::ServerClose);
                 }
             }

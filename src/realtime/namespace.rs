@@ -56,10 +56,13 @@ impl Namespace {
         config: Arc<super::Config>,
     ) -> Arc<Namespace> {
         Arc::new_cyclic(|weak| Namespace {
+            adapter: factory(LocalNamespace {
+                ns: weak.clone(),
+                name: Arc::clone(&name),
+            }),
             name,
             handler: RwLock::new(handler),
             sockets: RwLock::new(HashMap::new()),
-            adapter: factory(LocalNamespace { ns: weak.clone() }),
             config,
         })
     }

@@ -421,6 +421,50 @@ mod tests {
     }
 
     #[test]
+    fn never_panics_on_arbitrary_input() {
+        use rand::Rng as _;
+        let mut rng = rand::thread_rng();
+        let alphabet = [
+            "0",
+            "1",
+            "2",
+            "3",
+            "4",
+            "5",
+            "6",
+            "-",
+            "/",
+            ",",
+            "[",
+            "]",
+            "{",
+            "}",
+            "\"",
+            "é",
+            "€",
+            "9",
+            "a",
+            ":",
+            "nsp",
+            "_placeholder",
+            "99999999999999999999",
+        ];
+        for _ in 0..20_000 {
+            let len = rng.gen_range(0..10);
+            let s: String = (0..len)
+                .map(|_| alphabet[rng.gen_range(0..alphabet.len())])
+                .collect();
+            let _ = decode(&s, MAX);
+        }
+        assert!(decode("2é", MAX).is_err());
+        assert!(decode("é", MAX).is_err());
+        assert_eq!(
+            decode("2/é,[\"x\"]", MAX).map(|p| p.nsp),
+            Ok("/é".to_owned())
+        );
+    }
+
+    #[test]
     fn encodes_like_the_reference_server() {
         assert_eq!(&*encode_connect("/", "abc").text, r#"40{"sid":"abc"}"#);
         assert_eq!(

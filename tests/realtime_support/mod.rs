@@ -56,6 +56,29 @@ impl TestServer {
         }
     }
 
+    /// Serves an app-built `SocketIo` (for tests of the app-facing API).
+    pub async fn serve(io: talkconnect::realtime::SocketIo) -> TestServer {
+        let served = io.clone();
+        let server = HttpServer::new(move || {
+            let io = served.clone();
+            App::new().configure(move |cfg| io.configure(cfg))
+        })
+        .workers(2)
+        .disable_signals()
+        .bind(("127.0.0.1", 0))
+        .unwrap();
+        let addr = server.addrs()[0];
+        let server = server.run();
+        let handle = server.handle();
+        actix_web::rt::spawn(server);
+        TestServer {
+            addr,
+            http: reqwest::Client::new(),
+            io,
+            handle,
+        }
+    }
+
     pub fn url(&self, path_and_query: &str) -> String {
         format!("http://{}{}", self.addr, path_and_query)
     }

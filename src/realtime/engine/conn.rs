@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::task::Waker;
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -79,8 +80,32 @@ enum Heartbeat {
     AwaitingPong,
 }
 
+/// A frame only the websocket writer sends, outside the Engine.IO queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum WsControl {
+    /// `3probe` during an upgrade.
+    PongProbe,
+    /// Answer to a websocket-level ping.
+    Pong(bytes::Bytes),
+    /// End this websocket (upgrade abandoned, or the transport failed).
+    Close,
+}
+
+/// What the websocket writer should send next.
+pub(crate) struct WsOutput {
+    pub control: Vec<WsControl>,
+    pub frames: VecDeque<Frame>,
+    /// Send a close frame after the rest and end.
+    pub close: bool,
+}
+
 struct State {
     queue: VecDeque<Frame>,
+    /// The websocket writer (response body) waiting for frames.
+    ws_waker: Option<Waker>,
+    ws_control: Vec<WsControl>,
+    /// Which websocket owns the writer slot; bumped by each upgrade attempt.
+    ws_gen: u32,
     closed: Option<CloseReason>,
     transport: TransportKind,
     upgrading: bool,
@@ -104,9 +129,9 @@ pub(crate) enum Beat {
 pub struct Conn<D> {
     sid: Sid,
     state: Mutex<State>,
-    /// Wakes the active writer (websocket task or pending GET) when frames are queued.
+    /// Wakes a pending polling GET when frames are queued (the websocket writer has a waker).
     pub(crate) writable: Notify,
-    /// Wakes the session's owner task when the session closes.
+    /// Wakes the tasks that wait for the end of the session (owner, websocket reader).
     pub(crate) closed: Notify,
     handshake: Handshake,
     pub(crate) limits: Limits,
@@ -135,6 +160,9 @@ impl<D> Conn<D> {
             sid,
             state: Mutex::new(State {
                 queue: VecDeque::new(),
+                ws_waker: None,
+                ws_control: Vec::new(),
+                ws_gen: 0,
                 closed: None,
                 transport,
                 upgrading: false,
@@ -185,20 +213,80 @@ impl<D> Conn<D> {
     /// Queues frames contiguously (a Socket.IO packet and its attachments).
     /// Returns false when the session is closed.
     pub fn send_all(&self, frames: impl IntoIterator<Item = Frame>) -> bool {
-        let overflow = {
+        let (overflow, waker) = {
             let mut st = self.state.lock();
             if st.closed.is_some() {
                 return false;
             }
             st.queue.extend(frames);
-            st.queue.len() > self.limits.max_buffered
+            let waker = match st.transport {
+                TransportKind::Websocket => st.ws_waker.take(),
+                TransportKind::Polling => None,
+            };
+            (st.queue.len() > self.limits.max_buffered, waker)
         };
         if overflow {
             self.close(CloseReason::SlowClient);
             return false;
         }
-        self.writable.notify_one();
+        match waker {
+            Some(waker) => waker.wake(),
+            None => self.writable.notify_one(),
+        }
         true
+    }
+
+    /// Wakes whichever writer is waiting.
+    fn wake_writers(&self) {
+        let waker = self.state.lock().ws_waker.take();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        self.writable.notify_one();
+    }
+
+    /// Called by the websocket writer: registers its waker and takes what it should send.
+    pub(crate) fn ws_poll(&self, generation: u32, waker: &Waker) -> WsOutput {
+        let mut st = self.state.lock();
+        if st.ws_gen != generation {
+            // A newer websocket took over: this one just ends.
+            return WsOutput {
+                control: Vec::new(),
+                frames: VecDeque::new(),
+                close: true,
+            };
+        }
+        match &st.ws_waker {
+            Some(w) if w.will_wake(waker) => {}
+            _ => st.ws_waker = Some(waker.clone()),
+        }
+        let control = std::mem::take(&mut st.ws_control);
+        let frames = if st.transport == TransportKind::Websocket {
+            std::mem::take(&mut st.queue)
+        } else {
+            VecDeque::new()
+        };
+        let close = st.closed.is_some() || control.contains(&WsControl::Close);
+        WsOutput {
+            control,
+            frames,
+            close,
+        }
+    }
+
+    /// Queues a control frame for websocket `generation` (ignored if it no longer owns the writer).
+    pub(crate) fn ws_control(&self, generation: u32, control: WsControl) {
+        let waker = {
+            let mut st = self.state.lock();
+            if st.ws_gen != generation {
+                return;
+            }
+            st.ws_control.push(control);
+            st.ws_waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
     }
 
     /// Closes the session; idempotent. The owner task then removes it and tells the layer above.
@@ -219,11 +307,12 @@ impl<D> Conn<D> {
             }
         }
         tracing::debug!(sid = %self.sid, reason = reason.as_str(), "engine.io session closed");
-        self.writable.notify_one();
-        self.closed.notify_one();
+        self.wake_writers();
+        self.closed.notify_waiters();
     }
 
     /// Takes every queued frame.
+    #[cfg(test)]
     pub(crate) fn drain(&self) -> VecDeque<Frame> {
         std::mem::take(&mut self.state.lock().queue)
     }
@@ -279,7 +368,7 @@ impl<D> Conn<D> {
             self.close(CloseReason::PingTimeout);
             Beat::TimedOut
         } else {
-            self.writable.notify_one();
+            self.wake_writers();
             Beat::Wait(self.state.lock().deadline)
         }
     }
@@ -383,13 +472,17 @@ impl<D> Conn<D> {
     // --- upgrade bookkeeping ---
 
     /// A websocket with this sid opened: allowed only for a polling session not yet upgrading.
-    pub(crate) fn begin_upgrade(&self) -> bool {
+    /// Returns the generation that identifies this websocket's writer.
+    pub(crate) fn begin_upgrade(&self) -> Option<u32> {
         let mut st = self.state.lock();
         if st.closed.is_some() || st.transport != TransportKind::Polling || st.upgrading {
-            return false;
+            return None;
         }
         st.upgrading = true;
-        true
+        st.ws_gen = st.ws_gen.wrapping_add(1);
+        st.ws_control.clear();
+        st.ws_waker = None;
+        Some(st.ws_gen)
     }
 
     /// `2probe` answered: end the pending poll with a noop.
@@ -404,7 +497,7 @@ impl<D> Conn<D> {
             st.transport = TransportKind::Websocket;
             st.upgrading = false;
         }
-        self.writable.notify_one();
+        self.wake_writers();
     }
 
     pub(crate) fn cancel_upgrade(&self) {
@@ -496,14 +589,14 @@ mod tests {
     #[test]
     fn upgrade_moves_the_session_to_websocket_once() {
         let c = conn(TransportKind::Polling);
-        assert!(c.begin_upgrade());
-        assert!(!c.begin_upgrade());
+        assert_eq!(c.begin_upgrade(), Some(1));
+        assert_eq!(c.begin_upgrade(), None);
         assert_eq!(c.poll_ready(), Some(vec![Frame::NOOP]));
         c.finish_upgrade();
         assert_eq!(c.transport(), TransportKind::Websocket);
         assert_eq!(c.begin_get(), Err(PollError::WrongTransport));
         assert_eq!(c.begin_post(), Err(PollError::WrongTransport));
-        assert!(!c.begin_upgrade());
+        assert_eq!(c.begin_upgrade(), None);
     }
 
     #[test]

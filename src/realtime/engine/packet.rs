@@ -81,7 +81,8 @@ impl Frame {
 /// `b`-prefixed base64 binary is accepted only when `allow_base64` (polling).
 pub fn decode_text(text: ByteString, allow_base64: bool) -> Result<Packet, DecodeError> {
     let first = *text.as_bytes().first().ok_or(DecodeError::Empty)?;
-    let rest = &text[1..];
+    // A multi-byte first character is no packet type; `get` avoids slicing inside it.
+    let rest = text.get(1..).ok_or(DecodeError::UnknownType)?;
     Ok(match first {
         b'0' => Packet::Open,
         b'1' => Packet::Close,
@@ -180,6 +181,26 @@ mod tests {
             decode_text(bs("b!!!"), true),
             Err(DecodeError::InvalidBase64)
         );
+    }
+
+    #[test]
+    fn never_panics_on_arbitrary_input() {
+        use rand::Rng as _;
+        let mut rng = rand::thread_rng();
+        assert_eq!(decode_text(bs("é4"), true), Err(DecodeError::UnknownType));
+        let alphabet = [
+            "0", "1", "2", "3", "4", "5", "6", "b", "é", "\x1e", "probe", "A", "=", "€",
+        ];
+        for _ in 0..5000 {
+            let len = rng.gen_range(0..8);
+            let s: String = (0..len)
+                .map(|_| alphabet[rng.gen_range(0..alphabet.len())])
+                .collect();
+            let _ = decode_text(ByteString::from(s.clone()), true);
+            let _ = decode_payload(Bytes::from(s));
+            let raw: Vec<u8> = (0..len).map(|_| rng.r#gen::<u8>()).collect();
+            let _ = decode_payload(Bytes::from(raw));
+        }
     }
 
     #[test]

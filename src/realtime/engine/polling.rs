@@ -50,16 +50,19 @@ pub(super) fn handshake<H: EngineHandler>(
 /// Owner task of a session opened over polling: pings, detects the timeout, and removes the
 /// session once closed (whichever transport it ends on).
 async fn drive_heartbeat<H: EngineHandler>(engine: Arc<Engine<H>>, conn: Arc<Conn<H::Data>>) {
-    loop {
+    let closed = conn.closed.notified();
+    tokio::pin!(closed);
+    closed.as_mut().enable();
+    let sleep = tokio::time::sleep(engine.config.ping_interval);
+    tokio::pin!(sleep);
+    while !conn.is_closed() {
         match conn.heartbeat(Instant::now()) {
             Beat::TimedOut => break,
             Beat::Wait(deadline) => {
+                sleep.as_mut().reset(deadline);
                 tokio::select! {
-                    _ = tokio::time::sleep_until(deadline) => {}
-                    _ = conn.closed.notified() => {}
-                }
-                if conn.is_closed() {
-                    break;
+                    _ = &mut sleep => {}
+                    _ = &mut closed => break,
                 }
             }
         }

@@ -1,180 +1,328 @@
 //! WebSocket transport: a fresh session over websocket, or the probe/upgrade of a polling
-//! session. One task per connection reads, writes and (for fresh sessions) pings.
+//! session. Frames are decoded and encoded with actix-http's websocket codec directly: the
+//! response body pulls frames from the session queue (no per-connection channel), and one
+//! reader task per connection decodes, dispatches and (for fresh sessions) pings.
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
-use actix_ws::{AggregatedMessage, AggregatedMessageStream, ProtocolError, Session};
+use actix_codec::{Decoder as _, Encoder as _};
+use actix_http::body::{BodyStream, MessageBody as _};
+use actix_http::ws::{self, Codec, Item, ProtocolError};
+use actix_web::{HttpRequest, HttpResponse, web};
+use bytes::{Bytes, BytesMut};
+use bytestring::ByteString;
+use futures_util::{Stream, StreamExt as _};
 use tokio::time::Instant;
 use tracing::Instrument as _;
 
-use super::conn::Beat;
+use super::conn::{Beat, WsControl};
 use super::packet::{self, Frame, Message, Packet};
 use super::{CloseReason, Conn, Engine, EngineError, EngineHandler, TransportKind};
 
 pub(super) fn accept<H: EngineHandler>(
     engine: Arc<Engine<H>>,
-    req: &actix_web::HttpRequest,
-    body: actix_web::web::Payload,
+    req: &HttpRequest,
+    body: web::Payload,
     existing: Option<Arc<Conn<H::Data>>>,
-) -> actix_web::HttpResponse {
-    let (response, session, stream) = match actix_ws::handle(req, body) {
-        Ok(parts) => parts,
-        Err(_) => return EngineError::BadRequest.response(),
+) -> HttpResponse {
+    let Ok(mut builder) = ws::handshake(req.head()) else {
+        return EngineError::BadRequest.response();
     };
-    let max = engine.config.max_payload;
-    let stream = stream
-        .max_frame_size(max)
-        .aggregate_continuations()
-        .max_continuation_size(max);
-    match existing {
-        None => {
-            let conn = engine.open(TransportKind::Websocket, req);
-            let span = tracing::debug_span!("engine.io", sid = %conn.sid());
-            actix_web::rt::spawn(run_fresh(engine, conn, session, stream).instrument(span));
-        }
-        Some(conn) if conn.begin_upgrade() => {
-            let span = tracing::debug_span!("engine.io", sid = %conn.sid());
-            actix_web::rt::spawn(run_upgrade(engine, conn, session, stream).instrument(span));
-        }
-        Some(_) => {
-            // Already upgraded or upgrading: refuse this second websocket.
-            actix_web::rt::spawn(async move {
-                let _ = session.close(None).await;
-            });
-        }
+    let reader = FrameReader::new(body, engine.config.max_payload);
+    let (conn, generation, fresh) = match existing {
+        None => (engine.open(TransportKind::Websocket, req), 0, true),
+        Some(conn) => match conn.begin_upgrade() {
+            Some(generation) => (conn, generation, false),
+            None => {
+                // Already upgraded or upgrading: complete the handshake, then close at once.
+                return respond(&mut builder, CloseOnly(Some(encode_close())));
+            }
+        },
+    };
+    let writer = WsWriter {
+        conn: Arc::clone(&conn),
+        generation,
+        codec: Codec::new(),
+        done: false,
+    };
+    let span = tracing::debug_span!("engine.io", sid = %conn.sid());
+    if fresh {
+        // The open packet is the first thing the writer sends.
+        let open = engine.open_packet(conn.sid(), TransportKind::Websocket);
+        conn.send(open);
+        actix_web::rt::spawn(run_fresh(engine, conn, reader).instrument(span));
+    } else {
+        actix_web::rt::spawn(run_upgrade(engine, conn, generation, reader).instrument(span));
     }
-    response
+    respond(&mut builder, writer)
 }
 
-async fn write(session: &mut Session, frame: Frame) -> bool {
-    match frame {
-        Frame::Text(text) => session.text(text).await.is_ok(),
-        Frame::Binary(data) => session.binary(data).await.is_ok(),
+fn respond<S>(builder: &mut actix_http::ResponseBuilder, body: S) -> HttpResponse
+where
+    S: Stream<Item = Result<Bytes, std::io::Error>> + 'static,
+{
+    match builder.message_body(BodyStream::new(body).boxed()) {
+        Ok(response) => response.into(),
+        Err(_) => EngineError::BadRequest.response(),
+    }
+}
+
+fn encode_close() -> Bytes {
+    let mut buf = BytesMut::new();
+    let _ = Codec::new().encode(ws::Message::Close(None), &mut buf);
+    buf.freeze()
+}
+
+/// Body of a refused websocket: one close frame.
+struct CloseOnly(Option<Bytes>);
+
+impl Stream for CloseOnly {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Poll::Ready(self.get_mut().0.take().map(Ok))
+    }
+}
+
+/// The response body of a websocket: encodes what the session queued, when it is the active
+/// transport, plus the control frames of this websocket.
+struct WsWriter<D> {
+    conn: Arc<Conn<D>>,
+    generation: u32,
+    codec: Codec,
+    done: bool,
+}
+
+impl<D> Stream for WsWriter<D> {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(None);
+        }
+        let out = this.conn.ws_poll(this.generation, cx.waker());
+        let mut buf = BytesMut::new();
+        for control in out.control {
+            let msg = match control {
+                WsControl::PongProbe => ws::Message::Text(ByteString::from_static("3probe")),
+                WsControl::Pong(data) => ws::Message::Pong(data),
+                WsControl::Close => continue,
+            };
+            let _ = this.codec.encode(msg, &mut buf);
+        }
+        for frame in out.frames {
+            let msg = match frame {
+                Frame::Text(text) => ws::Message::Text(text),
+                Frame::Binary(data) => ws::Message::Binary(data),
+            };
+            let _ = this.codec.encode(msg, &mut buf);
+        }
+        if out.close {
+            let _ = this.codec.encode(ws::Message::Close(None), &mut buf);
+            this.done = true;
+        }
+        if buf.is_empty() {
+            if this.done {
+                Poll::Ready(None)
+            } else {
+                Poll::Pending
+            }
+        } else {
+            Poll::Ready(Some(Ok(buf.freeze())))
+        }
+    }
+}
+
+/// What the reader got from the client.
+enum Incoming {
+    Text(ByteString),
+    Binary(Bytes),
+    Ping(Bytes),
+    /// Close frame or end of stream.
+    Closed,
+    TooLarge,
+    Invalid,
+}
+
+/// Decodes client frames from the request payload, reassembling continuations.
+struct FrameReader {
+    payload: web::Payload,
+    buf: BytesMut,
+    codec: Codec,
+    partial: Option<(bool, BytesMut)>,
+    max: usize,
+}
+
+impl FrameReader {
+    fn new(payload: web::Payload, max: usize) -> FrameReader {
+        FrameReader {
+            payload,
+            buf: BytesMut::new(),
+            codec: Codec::new().max_size(max),
+            partial: None,
+            max,
+        }
+    }
+
+    fn text(data: Bytes) -> Incoming {
+        match ByteString::try_from(data) {
+            Ok(text) => Incoming::Text(text),
+            Err(_) => Incoming::Invalid,
+        }
+    }
+
+    fn append(&mut self, data: &[u8]) -> bool {
+        match &mut self.partial {
+            Some((_, acc)) if acc.len() + data.len() <= self.max => {
+                acc.extend_from_slice(data);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    async fn next(&mut self) -> Incoming {
+        loop {
+            match self.codec.decode(&mut self.buf) {
+                Ok(Some(frame)) => {
+                    if self.buf.is_empty() && self.buf.capacity() > 4096 {
+                        // Do not keep a large buffer around for an idle connection.
+                        self.buf = BytesMut::new();
+                    }
+                    match frame {
+                        ws::Frame::Text(data) => return FrameReader::text(data),
+                        ws::Frame::Binary(data) => return Incoming::Binary(data),
+                        ws::Frame::Ping(data) => return Incoming::Ping(data),
+                        ws::Frame::Pong(_) => {}
+                        ws::Frame::Close(_) => return Incoming::Closed,
+                        ws::Frame::Continuation(item) => match item {
+                            Item::FirstText(data) => {
+                                self.partial = Some((true, BytesMut::from(&data[..])))
+                            }
+                            Item::FirstBinary(data) => {
+                                self.partial = Some((false, BytesMut::from(&data[..])))
+                            }
+                            Item::Continue(data) => {
+                                if !self.append(&data) {
+                                    return Incoming::TooLarge;
+                                }
+                            }
+                            Item::Last(data) => {
+                                if !self.append(&data) {
+                                    return Incoming::TooLarge;
+                                }
+                                if let Some((is_text, acc)) = self.partial.take() {
+                                    let data = acc.freeze();
+                                    return if is_text {
+                                        FrameReader::text(data)
+                                    } else {
+                                        Incoming::Binary(data)
+                                    };
+                                }
+                            }
+                        },
+                    }
+                    continue;
+                }
+                Ok(None) => {}
+                Err(ProtocolError::Overflow) => return Incoming::TooLarge,
+                Err(_) => return Incoming::Invalid,
+            }
+            match self.payload.next().await {
+                Some(Ok(chunk)) => self.buf.extend_from_slice(&chunk),
+                _ => return Incoming::Closed,
+            }
+        }
     }
 }
 
 async fn run_fresh<H: EngineHandler>(
     engine: Arc<Engine<H>>,
     conn: Arc<Conn<H::Data>>,
-    mut session: Session,
-    mut stream: AggregatedMessageStream,
+    mut reader: FrameReader,
 ) {
-    let open = engine.open_packet(conn.sid(), TransportKind::Websocket);
-    if write(&mut session, open).await {
-        engine.handler.on_open(&conn);
-        run_transport(&engine, &conn, &mut session, &mut stream, true).await;
-    } else {
-        conn.close(CloseReason::TransportClose);
-    }
-    flush_and_close(&conn, session).await;
+    engine.handler.on_open(&conn);
+    run_transport(&engine, &conn, 0, &mut reader, true).await;
     engine.finalize(&conn);
 }
 
 async fn run_upgrade<H: EngineHandler>(
     engine: Arc<Engine<H>>,
     conn: Arc<Conn<H::Data>>,
-    mut session: Session,
-    mut stream: AggregatedMessageStream,
+    generation: u32,
+    mut reader: FrameReader,
 ) {
-    let deadline = Instant::now() + engine.config.upgrade_timeout;
+    let deadline = tokio::time::sleep(engine.config.upgrade_timeout);
+    tokio::pin!(deadline);
     let upgraded = loop {
         tokio::select! {
-            msg = stream.recv() => match msg {
-                Some(Ok(AggregatedMessage::Text(text))) if &*text == "2probe" => {
-                    if !write(&mut session, Frame::PONG_PROBE).await {
-                        break false;
-                    }
+            incoming = reader.next() => match incoming {
+                Incoming::Text(text) if &*text == "2probe" => {
+                    conn.ws_control(generation, WsControl::PongProbe);
                     conn.probe_answered();
                 }
-                Some(Ok(AggregatedMessage::Text(text))) if &*text == "5" => {
+                Incoming::Text(text) if &*text == "5" => {
                     conn.finish_upgrade();
                     break true;
                 }
-                Some(Ok(AggregatedMessage::Ping(data))) => {
-                    if session.pong(&data).await.is_err() {
-                        break false;
-                    }
-                }
+                Incoming::Ping(data) => conn.ws_control(generation, WsControl::Pong(data)),
                 _ => break false,
             },
-            _ = tokio::time::sleep_until(deadline) => break false,
+            _ = &mut deadline => break false,
         }
     };
     if !upgraded || conn.is_closed() {
         conn.cancel_upgrade();
-        let _ = session.close(None).await;
+        conn.ws_control(generation, WsControl::Close);
         return;
     }
     tracing::debug!("upgraded to websocket");
     // The polling owner task keeps the heartbeat and removes the session when it closes.
-    run_transport(&engine, &conn, &mut session, &mut stream, false).await;
-    flush_and_close(&conn, session).await;
+    run_transport(&engine, &conn, generation, &mut reader, false).await;
 }
 
-/// Sends what is still queued (e.g. a DISCONNECT before a server close), then the close frame.
-async fn flush_and_close<D>(conn: &Conn<D>, mut session: Session) {
-    for frame in conn.drain() {
-        if !write(&mut session, frame).await {
-            return;
-        }
-    }
-    let _ = session.close(None).await;
-}
-
-/// The read/write loop of an active websocket transport; returns once the session is closed.
+/// The read loop of an active websocket transport; returns once the session is closed.
 async fn run_transport<H: EngineHandler>(
     engine: &Engine<H>,
     conn: &Arc<Conn<H::Data>>,
-    session: &mut Session,
-    stream: &mut AggregatedMessageStream,
+    generation: u32,
+    reader: &mut FrameReader,
     owns_heartbeat: bool,
 ) {
+    let closed = conn.closed.notified();
+    tokio::pin!(closed);
+    closed.as_mut().enable();
     // One timer for the connection's life, moved with `reset`.
     let heartbeat = tokio::time::sleep(engine.config.ping_interval);
     tokio::pin!(heartbeat);
-    // Frames queued before this transport became active.
-    for frame in conn.drain() {
-        if !write(session, frame).await {
-            conn.close(CloseReason::TransportClose);
-            return;
-        }
+    if conn.is_closed() {
+        return;
     }
     loop {
         tokio::select! {
-            biased;
-            _ = conn.writable.notified() => {
-                if conn.is_closed() {
-                    return;
-                }
-                for frame in conn.drain() {
-                    if !write(session, frame).await {
-                        conn.close(CloseReason::TransportClose);
-                        return;
-                    }
-                }
-            }
-            msg = stream.recv() => {
-                let packet = match msg {
-                    Some(Ok(AggregatedMessage::Text(text))) => packet::decode_text(text, false),
-                    Some(Ok(AggregatedMessage::Binary(data))) => {
-                        Ok(Packet::Message(Message::Binary(data)))
-                    }
-                    Some(Ok(AggregatedMessage::Ping(data))) => {
-                        let _ = session.pong(&data).await;
+            _ = &mut closed => return,
+            incoming = reader.next() => {
+                let packet = match incoming {
+                    Incoming::Text(text) => packet::decode_text(text, false),
+                    Incoming::Binary(data) => Ok(Packet::Message(Message::Binary(data))),
+                    Incoming::Ping(data) => {
+                        conn.ws_control(generation, WsControl::Pong(data));
                         continue;
                     }
-                    Some(Ok(AggregatedMessage::Pong(_))) => continue,
-                    Some(Ok(AggregatedMessage::Close(_))) | None => {
+                    Incoming::Closed => {
                         conn.close(CloseReason::TransportClose);
                         return;
                     }
-                    Some(Err(ProtocolError::Overflow)) => {
+                    Incoming::TooLarge => {
                         tracing::warn!("websocket message over max_payload, closing");
                         conn.close(CloseReason::PayloadTooLarge);
                         return;
                     }
-                    Some(Err(err)) => {
-                        tracing::debug!(%err, "websocket protocol error, closing");
+                    Incoming::Invalid => {
+                        tracing::debug!("websocket protocol error, closing");
                         conn.close(CloseReason::TransportError);
                         return;
                     }
