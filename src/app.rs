@@ -143,6 +143,12 @@ impl Application {
                 .configure(|cfg| app_state.io.configure(cfg))
                 .configure(routes)
         })
+        // Small realtime frames go out at once instead of waiting for Nagle's timer.
+        .on_connect(|conn, _| {
+            if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+                let _ = tcp.set_nodelay(true);
+            }
+        })
         .workers(workers)
         .disable_signals()
         .shutdown_timeout(10)
