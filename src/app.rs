@@ -38,6 +38,7 @@ pub struct AppState {
     pub chat: Chat,
     pub presence: Arc<dyn Presence>,
     pub io: SocketIo,
+    pub media: gateway::Media,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +59,8 @@ pub enum StartError {
     },
     #[error("startup task failed: {0}")]
     Task(String),
+    #[error("media: {0}")]
+    Media(#[from] crate::sfu::SfuStartError),
 }
 
 /// Events published and not yet read by a slow subscriber before it starts losing them.
@@ -90,11 +93,14 @@ impl AppState {
             Arc::new(InMemoryRateLimiter::new()),
         );
         let io = SocketIo::new(gateway::protocol_config(&settings.realtime));
+        let media = gateway::Media::start(settings.media.mode, &settings.sfu)?;
+        tracing::info!(media = %media, "media");
         Ok(Self {
             rooms: Rooms::new(pool.clone(), bus.clone(), settings.rooms.clone()),
             chat: Chat::new(pool.clone(), bus.clone()),
             presence: Arc::new(InMemoryPresence::new()),
             io,
+            media,
             settings: Arc::new(settings),
             pool,
             jwt,
@@ -250,6 +256,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .configure(rooms::routes)
                 .configure(chat::routes)
                 .service(web::resource("/meta").route(web::get().to(meta)))
+                .service(web::resource("/ice-servers").route(web::get().to(ice_servers)))
                 .service(web::resource("/openapi.json").route(web::get().to(openapi)))
                 .default_service(web::to(http::not_found)),
         )
@@ -288,6 +295,7 @@ struct Meta<'a> {
     min_participants: i32,
     max_participants: i32,
     default_max_participants: u8,
+    media_mode: crate::config::MediaMode,
 }
 
 /// What forms need to offer: languages, levels and seat limits of this server.
@@ -301,7 +309,13 @@ async fn meta(state: web::Data<AppState>) -> HttpResponse {
         min_participants: MIN_SEATS,
         max_participants: MAX_SEATS,
         default_max_participants: rooms.default_max_participants,
+        media_mode: state.media.mode(),
     })
+}
+
+/// STUN/TURN servers for the browser's `RTCPeerConnection`.
+async fn ice_servers(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "iceServers": state.media.ice_servers() }))
 }
 
 pub const OPENAPI_JSON: &str = include_str!("../docs/openapi.json");

@@ -19,7 +19,25 @@ pub struct Settings {
     pub rooms: RoomSettings,
     pub rate_limit: RateLimitSettings,
     pub realtime: RealtimeSettings,
+    pub media: MediaSettings,
+    pub sfu: crate::sfu::SfuConfig,
     pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaSettings {
+    pub mode: MediaMode,
+}
+
+/// How browsers exchange audio and video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MediaMode {
+    /// Through the embedded SFU: no participant sees another's address.
+    Sfu,
+    /// Browser to browser over the `webrtc:*` relay: participants see each other's addresses.
+    Mesh,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -191,6 +209,11 @@ impl Settings {
             if rule.count == 0 || rule.per_secs == 0 {
                 return bad(key, "count and per_secs must be at least 1");
             }
+        }
+        if self.media.mode == MediaMode::Sfu {
+            self.sfu
+                .validate()
+                .map_err(|why| ConfigError(format!("sfu: {why}")))?;
         }
         let realtime = &self.realtime;
         if realtime.ping_interval_ms == 0 || realtime.ping_timeout_ms == 0 {

@@ -52,6 +52,11 @@ export async function startServer({ env = {}, dataDir, port } = {}) {
       TALKCONNECT__SERVER__DATA_DIR: dataDir,
       TALKCONNECT__DATABASE__URL: `sqlite://${path.join(dataDir, "talkconnect.db")}`,
       TALKCONNECT__RATE_LIMIT__ENABLED: "false",
+      // Media on loopback, in a UDP port block of its own so servers side by side never collide.
+      TALKCONNECT__SFU__BIND_IP: "127.0.0.1",
+      TALKCONNECT__SFU__ALLOW_LOOPBACK: "true",
+      TALKCONNECT__SFU__UDP_PORT_MIN: String(41000 + (port % 400) * 20),
+      TALKCONNECT__SFU__UDP_PORT_MAX: String(41000 + (port % 400) * 20 + 19),
       ...env,
     },
   });

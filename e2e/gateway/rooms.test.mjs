@@ -200,7 +200,27 @@ describe("inside a room", () => {
 });
 
 describe("webrtc relay (mesh mode)", () => {
+  test("is refused in SFU mode (the default): strangers' addresses stay private", async () => {
+    const host = await guest(server, "Host");
+    const peer = await guest(server, "Peer");
+    const roomId = await room(server, host, { title: "SFU room" });
+    const hostSocket = await connect(server, host);
+    const peerSocket = await connect(server, peer);
+    await call(hostSocket, "room:join", { roomId });
+    await call(peerSocket, "room:join", { roomId });
+    const offers = record(peerSocket, "webrtc:offer");
+    const refused = await call(hostSocket, "webrtc:offer", { targetUserId: peer.id, sdp: "v=0" });
+    assert.equal(refused.ok, false);
+    assert.equal(refused.error.code, "WRONG_MEDIA_MODE");
+    const sentinel = next(peerSocket, "chat:message");
+    await call(hostSocket, "chat:message", { roomId, message: "sentinel" });
+    await sentinel;
+    assert.deepEqual(offers, []);
+  });
+
   test("reaches only the target, only inside the same room", async () => {
+    const server = await startServer({ env: { TALKCONNECT__MEDIA__MODE: "mesh" } });
+    after(() => server.stop());
     const host = await guest(server, "Host");
     const peer = await guest(server, "Peer");
     const stranger = await guest(server, "Stranger");
@@ -237,6 +257,44 @@ describe("webrtc relay (mesh mode)", () => {
     assert.deepEqual(offersToHost, [], "an offer goes to its target only");
     const missingTarget = await call(hostSocket, "webrtc:offer", { sdp: "x" });
     assert.equal(missingTarget.error.code, "INVALID_BODY");
+    const sfuJoin = await call(hostSocket, "sfu:join", { roomId });
+    assert.equal(sfuJoin.error.code, "WRONG_MEDIA_MODE");
+  });
+});
+
+describe("sfu signaling", () => {
+  test("a participant joins the SFU from inside its room; bad signaling gets a clear error", async () => {
+    const host = await guest(server, "Host");
+    const outsider = await guest(server, "Outsider");
+    const roomId = await room(server, host, { title: "Media" });
+    const hostSocket = await connect(server, host);
+    const outsiderSocket = await connect(server, outsider);
+    await call(hostSocket, "room:join", { roomId });
+
+    const early = await call(hostSocket, "sfu:candidate", { candidate: "candidate:1 1 udp 1 127.0.0.1 9 typ host" });
+    assert.equal(early.error.code, "SFU_NOT_JOINED");
+    const notInside = await call(outsiderSocket, "sfu:join", { roomId });
+    assert.equal(notInside.error.code, "NOT_IN_ROOM");
+
+    const joined = await call(hostSocket, "sfu:join", { roomId });
+    assert.equal(joined.ok, true, JSON.stringify(joined));
+    assert.deepEqual(joined.iceServers, []);
+    const badSdp = await call(hostSocket, "sfu:offer", { sdp: "this is not SDP" });
+    assert.equal(badSdp.ok, false);
+    assert.equal(badSdp.error.code, "SFU_INVALID_SDP");
+    const malformed = await call(hostSocket, "sfu:offer", { nope: 1 });
+    assert.equal(malformed.error.code, "SFU_MALFORMED_MESSAGE");
+    const candidateFirst = await call(hostSocket, "sfu:candidate", { candidate: "candidate:1 1 udp 1 127.0.0.1 9 typ host" });
+    assert.equal(candidateFirst.error.code, "SFU_CANDIDATE_BEFORE_DESCRIPTION");
+    const unexpected = await call(hostSocket, "sfu:answer", { sdp: "v=0" });
+    assert.equal(unexpected.ok, false);
+    // The room goes on: chat still works, and leaving closes the media session.
+    const echo = next(hostSocket, "chat:message");
+    await call(hostSocket, "chat:message", { roomId, message: "still here" });
+    await echo;
+    const closed = next(hostSocket, "sfu:closed");
+    await call(hostSocket, "room:leave", { roomId });
+    assert.equal((await closed).reason, "left");
   });
 });
 

@@ -17,6 +17,13 @@ async fn health_readiness_and_meta(backend: Backend) {
     assert!(meta["languages"].as_array().unwrap().contains(&json!("vi")));
     assert_eq!(meta["defaultMaxParticipants"], 6);
     assert_eq!(meta["levels"][0], "any");
+    assert_eq!(
+        meta["mediaMode"], "sfu",
+        "the SFU is the default: no IP leaks between strangers"
+    );
+    let (status, ice) = app.get("/api/ice-servers", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(ice, json!({"iceServers": []}));
 }
 
 #[tokio::test]

@@ -28,6 +28,10 @@ use crate::error::ApiError;
 use crate::events::DomainEvent;
 use crate::rooms::RoomError;
 use crate::rooms::rules::SeatChange;
+use crate::sfu::MediaKind;
+
+mod media;
+pub use media::Media;
 
 const LOBBY: &str = "lobby";
 
@@ -254,15 +258,6 @@ struct KickRequest {
     user_id: Uuid,
 }
 
-/// A `webrtc:*` relay: the target and whatever the browsers exchange (SDP, candidates).
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RelayRequest {
-    target_user_id: Uuid,
-    #[serde(flatten)]
-    payload: serde_json::Map<String, Value>,
-}
-
 fn register_handlers(state: &web::Data<AppState>, socket: &SocketRef) {
     on(
         state,
@@ -338,10 +333,15 @@ fn register_handlers(state: &web::Data<AppState>, socket: &SocketRef) {
         "media:toggle-mic",
         event_rule,
         |call: Call<MicRequest>| async move {
-            let change = SeatChange::Mic {
-                muted: call.input.is_muted,
-            };
-            change_own_seat(&call, call.input.room_id, change).await
+            let muted = call.input.is_muted;
+            let answer =
+                change_own_seat(&call, call.input.room_id, SeatChange::Mic { muted }).await?;
+            let room = call.room(call.input.room_id)?;
+            call.state
+                .media
+                .set_muted(room, call.user_id(), MediaKind::Audio, muted)
+                .await;
+            Ok(answer)
         },
     );
     on(
@@ -350,10 +350,15 @@ fn register_handlers(state: &web::Data<AppState>, socket: &SocketRef) {
         "media:toggle-video",
         event_rule,
         |call: Call<VideoRequest>| async move {
-            let change = SeatChange::Camera {
-                off: call.input.is_video_off,
-            };
-            change_own_seat(&call, call.input.room_id, change).await
+            let off = call.input.is_video_off;
+            let answer =
+                change_own_seat(&call, call.input.room_id, SeatChange::Camera { off }).await?;
+            let room = call.room(call.input.room_id)?;
+            call.state
+                .media
+                .set_muted(room, call.user_id(), MediaKind::Video, off)
+                .await;
+            Ok(answer)
         },
     );
     on(
@@ -385,15 +390,7 @@ fn register_handlers(state: &web::Data<AppState>, socket: &SocketRef) {
             Ok(json!({}))
         },
     );
-    for event in ["webrtc:offer", "webrtc:answer", "webrtc:ice-candidate"] {
-        on(
-            state,
-            socket,
-            event,
-            event_rule,
-            move |call: Call<RelayRequest>| relay(call, event),
-        );
-    }
+    media::register(state, socket);
     let state = state.clone();
     socket.on_disconnect(move |socket, reason| {
         let state = state.clone();
@@ -403,7 +400,9 @@ fn register_handlers(state: &web::Data<AppState>, socket: &SocketRef) {
             else {
                 return;
             };
-            let left = state.presence.socket_left(room_id, user.uuid(), &socket.id().to_string()).await;
+            let socket_id = socket.id().to_string();
+            state.media.socket_gone(room_id, user.uuid(), &socket_id).await;
+            let left = state.presence.socket_left(room_id, user.uuid(), &socket_id).await;
             tracing::debug!(%room_id, user_id = %user.id, reason = reason.as_str(), sockets_left = left, "socket gone");
         }
     });
@@ -455,49 +454,6 @@ async fn exit_room(state: &AppState, socket: &SocketRef, user_id: Uuid, room_id:
         .presence
         .socket_left(room_id, user_id, &socket.id().to_string())
         .await;
-}
-
-/// Mesh-mode signaling: delivered only to the target's sockets inside the sender's room.
-async fn relay(call: Call<RelayRequest>, event: &'static str) -> Result<Value, ApiError> {
-    let room_id = call
-        .socket
-        .extensions()
-        .get::<InRoom>()
-        .map(|r| r.0)
-        .ok_or_else(|| ApiError::conflict("NOT_IN_ROOM", "Join a room first"))?;
-    let target = call.input.target_user_id;
-    let inside = room_room(room_id);
-    let targets: Vec<String> = call
-        .state
-        .io
-        .in_(user_room(target))
-        .fetch_sockets()
-        .await
-        .map_err(ApiError::internal)?
-        .into_iter()
-        .filter(|s| s.rooms.iter().any(|r| **r == *inside.as_str()))
-        .map(|s| s.id.to_string())
-        .collect();
-    if targets.is_empty() {
-        return Err(ApiError::not_found(
-            "PARTICIPANT_NOT_FOUND",
-            "That user is not connected to this room",
-        ));
-    }
-    let sender = call.user_id();
-    let mut payload = call.input.payload;
-    payload.insert("targetUserId".into(), json!(target));
-    payload.insert("senderUserId".into(), json!(sender));
-    payload.insert("roomId".into(), json!(room_id));
-    let mut operator = call.state.io.to(targets[0].clone());
-    for id in &targets[1..] {
-        operator = operator.to(id.clone());
-    }
-    operator
-        .emit(event, &Value::Object(payload))
-        .await
-        .map_err(ApiError::internal)?;
-    Ok(json!({}))
 }
 
 /// Turns what the services publish into what the browsers hear.
@@ -564,6 +520,7 @@ async fn deliver(state: &AppState, event: &DomainEvent) -> Result<(), super::Emi
             forget_room_on_sockets(state, io.in_(inside.clone()), room.id).await;
             io.in_(inside.clone()).local().sockets_leave(inside).await?;
             state.presence.room_ended(room.id).await;
+            state.media.room_gone(room.id).await;
         }
         DomainEvent::ParticipantJoined {
             room_id,
@@ -600,6 +557,7 @@ async fn deliver(state: &AppState, event: &DomainEvent) -> Result<(), super::Emi
                 )
                 .await?;
             remove_user_from_room(state, *room_id, *user_id).await?;
+            state.media.seat_gone(*room_id, *user_id, false).await;
         }
         DomainEvent::ParticipantKicked { room_id, user_id } => {
             io.to(room_room(*room_id))
@@ -611,6 +569,7 @@ async fn deliver(state: &AppState, event: &DomainEvent) -> Result<(), super::Emi
                 )
                 .await?;
             remove_user_from_room(state, *room_id, *user_id).await?;
+            state.media.seat_gone(*room_id, *user_id, true).await;
         }
         DomainEvent::SeatChanged {
             room_id,
