@@ -334,14 +334,7 @@ fn register_handlers(state: &web::Data<AppState>, socket: &SocketRef) {
         event_rule,
         |call: Call<MicRequest>| async move {
             let muted = call.input.is_muted;
-            let answer =
-                change_own_seat(&call, call.input.room_id, SeatChange::Mic { muted }).await?;
-            let room = call.room(call.input.room_id)?;
-            call.state
-                .media
-                .set_muted(room, call.user_id(), MediaKind::Audio, muted)
-                .await;
-            Ok(answer)
+            change_own_seat(&call, call.input.room_id, SeatChange::Mic { muted }).await
         },
     );
     on(
@@ -351,14 +344,7 @@ fn register_handlers(state: &web::Data<AppState>, socket: &SocketRef) {
         event_rule,
         |call: Call<VideoRequest>| async move {
             let off = call.input.is_video_off;
-            let answer =
-                change_own_seat(&call, call.input.room_id, SeatChange::Camera { off }).await?;
-            let room = call.room(call.input.room_id)?;
-            call.state
-                .media
-                .set_muted(room, call.user_id(), MediaKind::Video, off)
-                .await;
-            Ok(answer)
+            change_own_seat(&call, call.input.room_id, SeatChange::Camera { off }).await
         },
     );
     on(
@@ -418,6 +404,18 @@ async fn change_own_seat<T>(
         .rooms
         .change_seat(room_id, call.user_id(), call.user_id(), change)
         .await?;
+    // A muted microphone or camera also stops being forwarded by the SFU.
+    let media = match change {
+        SeatChange::Mic { muted } => Some((MediaKind::Audio, muted)),
+        SeatChange::Camera { off } => Some((MediaKind::Video, off)),
+        SeatChange::Hand { .. } => None,
+    };
+    if let Some((kind, muted)) = media {
+        call.state
+            .media
+            .set_muted(room_id, call.user_id(), kind, muted)
+            .await;
+    }
     Ok(json!({}))
 }
 
