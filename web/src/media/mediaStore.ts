@@ -174,11 +174,11 @@ async function prepareLocal(roomId: string): Promise<void> {
 }
 
 async function startSession(): Promise<void> {
-  const gen = ++generation;
-  const roomId = room;
   clearTimeout(restartTimer);
   restartTimer = undefined;
   endSession();
+  const gen = ++generation;
+  const roomId = room;
   if (!roomId || !local || mediaPhase.value === 'unavailable') return;
   if (mediaPhase.value !== 'reconnecting') mediaPhase.value = 'starting';
   await local;

@@ -81,7 +81,8 @@ function RemoteAudio({ userId, track }: { userId: string; track: MediaStreamTrac
       el.srcObject = null;
     };
   }, [track]);
-  return <audio ref={ref} autoplay data-user-id={userId} />;
+  // No `autoplay`: registerAudio() calls play() itself, to learn when the browser refuses.
+  return <audio ref={ref} data-user-id={userId} />;
 }
 
 /** What is happening with our media, and what to do about it. */
