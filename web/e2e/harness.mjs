@@ -72,6 +72,8 @@ export async function startServer({ dir, port = 0, env: extraEnv = {} } = {}) {
     TALKCONNECT__LOG__LEVEL: 'info',
     NO_COLOR: '1',
     RUST_LOG: 'info',
+    // Every room page now starts media: keep the SFU on loopback, on ports of the tests' own.
+    ...sfuEnv(47200, 47299),
     ...extraEnv,
   });
   const child = spawn(serverBinary(), [], { cwd: workdir, env, stdio: ['ignore', 'pipe', 'pipe'] });

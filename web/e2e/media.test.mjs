@@ -2,7 +2,8 @@
 // (fake camera and microphone), each decoding the two others (RTCPeerConnection.getStats in
 // the page: framesDecoded and audio bytesReceived rising); camera and microphone off;
 // someone leaving; a person who refused the camera (audio-only) and one who refused both
-// (listen-only); autoplay refused until a tap; a reload; a server restart (media comes back).
+// (listen-only); a second tab taking the media over; autoplay refused until a tap; a reload;
+// a server restart (media comes back); a server in mesh mode.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
@@ -237,6 +238,23 @@ describe('audio and video through the SFU', () => {
     await em.context().close();
   });
 
+  it('a second tab takes the camera and microphone over; the first can take them back', STEP, async () => {
+    const anTab2 = await an.context().newPage();
+    await anTab2.goto(`${server.url}/r/${roomId}`);
+    await videoOn(anTab2, ids.binh).waitFor(MEDIA);
+    // The first tab is told, with a way back; Bình now gets An's media from the second tab.
+    await an.getByTestId('media-replaced').waitFor(LIVE);
+    assert.equal(await an.evaluate(() => window.__talkconnect.pc), null);
+    await expectFlowing(binh, [ids.an]);
+    await screenshot(an, 'media-replaced');
+    await an.getByRole('button', { name: 'Use them here' }).click();
+    await anTab2.getByTestId('media-replaced').waitFor(LIVE);
+    await an.getByTestId('media-replaced').waitFor({ state: 'detached', ...LIVE });
+    await expectFlowing(an, [ids.binh]);
+    await expectFlowing(binh, [ids.an]);
+    await anTab2.close();
+  });
+
   it('a page nobody has touched yet: the sound waits for a tap on "Enable sound"', STEP, async () => {
     // Signed in over REST and opened straight on the room link: no click, no key press yet.
     // Headless Chromium lets every page play sound (its --autoplay-policy flag has no effect
@@ -302,5 +320,26 @@ describe('audio and video through the SFU', () => {
     await expectFlowing(binh, [ids.an], { timeout: 45000 });
     await an.context().close();
     await binh.context().close();
+  });
+});
+
+describe('a server in mesh mode', () => {
+  it('says media is not available here, and asks for no camera', STEP, async () => {
+    const mesh = await startServer({ env: { TALKCONNECT__MEDIA__MODE: 'mesh' } });
+    try {
+      const page = await newPage();
+      await page.goto(mesh.url);
+      await signInAsGuest(page, 'Mesh User');
+      await createRoom(page, { title: 'Mesh room' });
+      const notice = page.getByTestId('media-notice');
+      await notice.waitFor(LIVE);
+      assert.equal(await notice.getAttribute('data-notice'), 'media.meshMode');
+      assert.equal(await page.evaluate(() => window.__talkconnect.pc), null);
+      assert.equal(await page.locator('.tile video').count(), 0);
+      await page.context().close();
+    } finally {
+      await mesh.stop();
+      mesh.cleanup();
+    }
   });
 });
