@@ -213,7 +213,8 @@ async function startSession(): Promise<void> {
       },
     );
     session = s;
-    mediaPhase.value = 'connecting';
+    // Listen-only: nothing to connect until someone publishes (the server offers then).
+    mediaPhase.value = publish ? 'connecting' : 'connected';
     if (publish && stream) s.publish(stream.getTracks(), stream);
     const buffered = joining.events;
     joining = null;
@@ -224,7 +225,14 @@ async function startSession(): Promise<void> {
     const code = (err as { code?: string }).code ?? 'join failed';
     // No answer: the server may have joined us all the same.
     if (code === 'TIMEOUT') serverSession = true;
-    if (gen === generation) restartLater(code);
+    if (gen !== generation) return;
+    if (code === 'WRONG_MEDIA_MODE') {
+      // The server switched to mesh mode since /api/meta was read: nothing to retry.
+      mediaNotice.value = 'media.meshMode';
+      mediaPhase.value = 'unavailable';
+      return;
+    }
+    restartLater(code);
   }
 }
 
