@@ -194,7 +194,8 @@ async function startSession(): Promise<void> {
     serverSession = true;
     if (gen !== generation) return;
     mark('sfuJoinAck');
-    const pc = new RTCPeerConnection({ iceServers: ack.iceServers });
+    // max-bundle: one ICE transport from the start (the server bundles everything anyway).
+    const pc = new RTCPeerConnection({ iceServers: ack.iceServers, bundlePolicy: 'max-bundle' });
     const s: SfuSession = new SfuSession(
       pc,
       {
