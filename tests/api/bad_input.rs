@@ -104,7 +104,10 @@ async fn malformed_bodies_answer_clear_errors(backend: Backend) {
     let send = |body: Vec<u8>, content_type: &'static str| {
         // A fresh connection each time: the server closes a connection whose body it did not
         // read, and a pooled one could be picked up just as it closes.
-        let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap();
         let url = url.clone();
         let token = host.token.clone();
         async move {
