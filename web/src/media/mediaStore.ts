@@ -72,6 +72,10 @@ let restartTimer: ReturnType<typeof setTimeout> | undefined;
 let restartAttempts = 0;
 let meshMode = false;
 
+/** A mic/camera switch on its way to the server: the track follows it, not the older state. */
+const pendingMuted = signal<boolean | null>(null);
+const pendingVideoOff = signal<boolean | null>(null);
+
 const levels = new AudioLevels((set) => (speaking.value = set));
 const audioElements = new Set<HTMLAudioElement>();
 
@@ -85,13 +89,16 @@ export function startMedia(): void {
     const epoch = live && joined && joined.roomId === roomId ? joined.epoch : null;
     untracked(() => follow(phase === 'in' ? roomId : null, epoch));
   });
-  // Tracks follow the room state (isMuted / isVideoOff), also after a snapshot or re-join.
+  // Tracks follow the room state (isMuted / isVideoOff), also after a snapshot or re-join;
+  // a switch still on its way wins (a mute takes effect at once, whatever else changes).
   effect(() => {
     const stream = localStream.value;
     const me = currentRoom.value?.participants.find((p) => p.userId === currentUserId());
     if (!stream || !me) return;
-    stream.getAudioTracks().forEach((t) => (t.enabled = !me.isMuted));
-    stream.getVideoTracks().forEach((t) => (t.enabled = !me.isVideoOff));
+    const muted = pendingMuted.value ?? me.isMuted;
+    const videoOff = pendingVideoOff.value ?? me.isVideoOff;
+    stream.getAudioTracks().forEach((t) => (t.enabled = !muted));
+    stream.getVideoTracks().forEach((t) => (t.enabled = !videoOff));
   });
   // Speaking indicators: our microphone and every remote audio track.
   effect(() => {
@@ -362,30 +369,27 @@ function stopAll(): void {
   serverSession = false;
 }
 
-/** Our microphone on/off: the track at once, then the server (and through it, everyone). */
+/** Our microphone on/off: the track at once, then the server (and through it, everyone). On
+ * failure the track goes back to what the server has. */
 export async function toggleMic(): Promise<void> {
   const me = currentRoom.value?.participants.find((p) => p.userId === currentUserId());
   if (!me) return;
-  const next = !me.isMuted;
-  localStream.value?.getAudioTracks().forEach((t) => (t.enabled = !next));
+  pendingMuted.value = !me.isMuted;
   try {
-    await setMuted(next);
-  } catch (err) {
-    localStream.value?.getAudioTracks().forEach((t) => (t.enabled = !me.isMuted));
-    throw err;
+    await setMuted(!me.isMuted);
+  } finally {
+    pendingMuted.value = null;
   }
 }
 
 export async function toggleCamera(): Promise<void> {
   const me = currentRoom.value?.participants.find((p) => p.userId === currentUserId());
   if (!me) return;
-  const next = !me.isVideoOff;
-  localStream.value?.getVideoTracks().forEach((t) => (t.enabled = !next));
+  pendingVideoOff.value = !me.isVideoOff;
   try {
-    await setVideoOff(next);
-  } catch (err) {
-    localStream.value?.getVideoTracks().forEach((t) => (t.enabled = !me.isVideoOff));
-    throw err;
+    await setVideoOff(!me.isVideoOff);
+  } finally {
+    pendingVideoOff.value = null;
   }
 }
 
