@@ -305,10 +305,10 @@ export const vi: Record<MessageKey, string> = {
   'media.micBusy': 'Micro đang được ứng dụng khác sử dụng: mọi người thấy bạn nhưng không nghe được bạn.',
   'media.micError': 'Không bật được micro: mọi người thấy bạn nhưng không nghe được bạn.',
   'media.listenOnlyDenied':
-    'Camera và micro bị chặn: bạn chỉ xem và nghe, và vẫn thấy, nghe được mọi người. Để tham gia, hãy cho phép chúng cho trang này trong cài đặt trình duyệt rồi tải lại trang.',
+    'Camera và micro bị chặn: bạn vào phòng ở chế độ chỉ xem và nghe, vẫn thấy và nghe được mọi người. Để nói chuyện, hãy cho phép chúng cho trang này trong cài đặt trình duyệt rồi tải lại trang.',
   'media.listenOnlyMissing':
-    'Không tìm thấy camera hay micro: bạn chỉ xem và nghe, và vẫn thấy, nghe được mọi người.',
-  'media.insecure': 'Camera và micro chỉ hoạt động trên trang bảo mật (https): bạn chỉ xem và nghe.',
+    'Không tìm thấy camera hay micro: bạn vào phòng ở chế độ chỉ xem và nghe, vẫn thấy và nghe được mọi người.',
+  'media.insecure': 'Camera và micro chỉ hoạt động trên trang bảo mật (https): bạn vào phòng ở chế độ chỉ xem và nghe.',
   'media.meshMode':
     'Máy chủ này chạy ở chế độ mesh: ứng dụng chưa có âm thanh và hình ảnh ở chế độ này. Bạn vẫn nhắn tin được.',
   'media.noWebrtc': 'Trình duyệt này không gọi thoại hay video được. Bạn vẫn nhắn tin được.',
