@@ -39,11 +39,26 @@ export function serverBinary() {
   return found;
 }
 
+/** For media tests: Chromium gathers no candidate on loopback without this flag. */
+export const MEDIA_ARGS = ['--allow-loopback-in-peer-connection'];
+
+/** The SFU on loopback with its own UDP port range (media tests). */
+export function sfuEnv(portMin, portMax) {
+  return {
+    TALKCONNECT__SFU__BIND_IP: '127.0.0.1',
+    TALKCONNECT__SFU__ALLOW_LOOPBACK: 'true',
+    TALKCONNECT__SFU__UDP_PORT_MIN: String(portMin),
+    TALKCONNECT__SFU__UDP_PORT_MAX: String(portMax),
+    TALKCONNECT__SFU__ICE_TCP: 'false',
+  };
+}
+
 /**
  * Starts the binary on 127.0.0.1 with port 0 (or `port`, to restart on the same address),
- * rate limits off, and resolves once it logs "listening on http://…".
+ * rate limits off, and resolves once it logs "listening on http://…". `env` adds settings
+ * (TALKCONNECT__SECTION__KEY).
  */
-export async function startServer({ dir, port = 0 } = {}) {
+export async function startServer({ dir, port = 0, env: extraEnv = {} } = {}) {
   const workdir = dir ?? mkdtempSync(join(tmpdir(), 'tc-e2e-'));
   mkdirSync(join(workdir, 'data'), { recursive: true });
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TALKCONNECT__')));
@@ -57,6 +72,9 @@ export async function startServer({ dir, port = 0 } = {}) {
     TALKCONNECT__LOG__LEVEL: 'info',
     NO_COLOR: '1',
     RUST_LOG: 'info',
+    // Every room page now starts media: keep the SFU on loopback, on ports of the tests' own.
+    ...sfuEnv(47200, 47299),
+    ...extraEnv,
   });
   const child = spawn(serverBinary(), [], { cwd: workdir, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
@@ -98,10 +116,11 @@ export async function startServer({ dir, port = 0 } = {}) {
   };
 }
 
-export async function launchBrowser() {
+export async function launchBrowser({ extraArgs = [], fakeUi = true } = {}) {
   const executablePath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
   if (!existsSync(executablePath)) throw new Error(`${executablePath} is missing: apt-get install -y chromium`);
-  return chromium.launch({ executablePath, headless: true, args: CHROMIUM_ARGS });
+  const args = CHROMIUM_ARGS.filter((a) => fakeUi || a !== '--use-fake-ui-for-media-stream');
+  return chromium.launch({ executablePath, headless: true, args: [...args, ...extraArgs] });
 }
 
 /** Does the server speak Engine.IO at /socket.io/ (the realtime server is mounted)? */

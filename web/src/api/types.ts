@@ -99,6 +99,8 @@ export interface Meta {
   minParticipants: number;
   maxParticipants: number;
   defaultMaxParticipants: number;
+  /** How media flows: through the server's SFU (default) or browser to browser (opt-in). */
+  mediaMode?: 'sfu' | 'mesh';
 }
 
 export interface ErrorBody {

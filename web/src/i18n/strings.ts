@@ -107,6 +107,36 @@ export const en = {
   'room.kickConfirm': 'Remove {name}?',
   'room.kickYes': 'Yes, remove',
 
+  'room.noMic': 'No microphone',
+  'room.noCamera': 'No camera',
+  'room.speaking': 'speaking',
+  'room.videoOf': 'Video of {name}',
+
+  'media.connecting': 'Connecting audio and video…',
+  'media.reconnecting': 'Audio and video are reconnecting…',
+  'media.cameraDenied':
+    'Camera blocked: you joined with your microphone only. To be seen, allow the camera for this site in your browser settings, then reload the page.',
+  'media.cameraMissing': 'No camera found: you joined with your microphone only.',
+  'media.cameraBusy': 'Your camera is in use by another app: you joined with your microphone only.',
+  'media.cameraError': 'The camera could not start: you joined with your microphone only.',
+  'media.micDenied':
+    'Microphone blocked: the others can see you but not hear you. Allow the microphone for this site in your browser settings, then reload the page.',
+  'media.micMissing': 'No microphone found: the others can see you but not hear you.',
+  'media.micBusy': 'Your microphone is in use by another app: the others can see you but not hear you.',
+  'media.micError': 'The microphone could not start: the others can see you but not hear you.',
+  'media.listenOnlyDenied':
+    'Camera and microphone blocked: you are only watching and listening, and you still see and hear everyone. To take part, allow them for this site in your browser settings, then reload the page.',
+  'media.listenOnlyMissing':
+    'No camera or microphone found: you are only watching and listening, and you still see and hear everyone.',
+  'media.insecure':
+    'The camera and microphone only work on a secure (https) page: you are only watching and listening.',
+  'media.meshMode': 'This server runs in mesh mode: audio and video are not available in this app. Chat still works.',
+  'media.noWebrtc': 'This browser cannot make audio or video calls. Chat still works.',
+  'media.replaced': 'Your camera and microphone are in use in another tab of this room.',
+  'media.useHere': 'Use them here',
+  'media.soundBlocked': 'Your browser is holding back the sound until you allow it.',
+  'media.enableSound': 'Enable sound',
+
   'chat.title': 'Chat',
   'chat.log': 'Chat messages',
   'chat.empty': 'No messages yet. Say hello!',
@@ -256,6 +286,36 @@ export const vi: Record<MessageKey, string> = {
   'room.kickLabel': 'Mời {name} ra khỏi phòng',
   'room.kickConfirm': 'Mời {name} ra khỏi phòng?',
   'room.kickYes': 'Đồng ý',
+
+  'room.noMic': 'Không có micro',
+  'room.noCamera': 'Không có camera',
+  'room.speaking': 'đang nói',
+  'room.videoOf': 'Hình của {name}',
+
+  'media.connecting': 'Đang kết nối âm thanh và hình ảnh…',
+  'media.reconnecting': 'Đang kết nối lại âm thanh và hình ảnh…',
+  'media.cameraDenied':
+    'Camera bị chặn: bạn vào phòng chỉ với micro. Để mọi người thấy bạn, hãy cho phép camera cho trang này trong cài đặt trình duyệt rồi tải lại trang.',
+  'media.cameraMissing': 'Không tìm thấy camera: bạn vào phòng chỉ với micro.',
+  'media.cameraBusy': 'Camera đang được ứng dụng khác sử dụng: bạn vào phòng chỉ với micro.',
+  'media.cameraError': 'Không bật được camera: bạn vào phòng chỉ với micro.',
+  'media.micDenied':
+    'Micro bị chặn: mọi người thấy bạn nhưng không nghe được bạn. Hãy cho phép micro cho trang này trong cài đặt trình duyệt rồi tải lại trang.',
+  'media.micMissing': 'Không tìm thấy micro: mọi người thấy bạn nhưng không nghe được bạn.',
+  'media.micBusy': 'Micro đang được ứng dụng khác sử dụng: mọi người thấy bạn nhưng không nghe được bạn.',
+  'media.micError': 'Không bật được micro: mọi người thấy bạn nhưng không nghe được bạn.',
+  'media.listenOnlyDenied':
+    'Camera và micro bị chặn: bạn vào phòng ở chế độ chỉ xem và nghe, vẫn thấy và nghe được mọi người. Để nói chuyện, hãy cho phép chúng cho trang này trong cài đặt trình duyệt rồi tải lại trang.',
+  'media.listenOnlyMissing':
+    'Không tìm thấy camera hay micro: bạn vào phòng ở chế độ chỉ xem và nghe, vẫn thấy và nghe được mọi người.',
+  'media.insecure': 'Camera và micro chỉ hoạt động trên trang bảo mật (https): bạn vào phòng ở chế độ chỉ xem và nghe.',
+  'media.meshMode':
+    'Máy chủ này chạy ở chế độ mesh: ứng dụng chưa có âm thanh và hình ảnh ở chế độ này. Bạn vẫn nhắn tin được.',
+  'media.noWebrtc': 'Trình duyệt này không gọi thoại hay video được. Bạn vẫn nhắn tin được.',
+  'media.replaced': 'Camera và micro của bạn đang được dùng ở một thẻ khác của phòng này.',
+  'media.useHere': 'Dùng ở thẻ này',
+  'media.soundBlocked': 'Trình duyệt đang tạm chặn âm thanh cho tới khi bạn cho phép.',
+  'media.enableSound': 'Bật âm thanh',
 
   'chat.title': 'Trò chuyện',
   'chat.log': 'Tin nhắn',

@@ -12,6 +12,11 @@ export const ClientEvent = {
   handRaise: 'hand:raise',
   handLower: 'hand:lower',
   roomKick: 'room:kick',
+  sfuJoin: 'sfu:join',
+  sfuLeave: 'sfu:leave',
+  sfuOffer: 'sfu:offer',
+  sfuAnswer: 'sfu:answer',
+  sfuCandidate: 'sfu:candidate',
 } as const;
 
 /** Server → client. */
@@ -26,6 +31,11 @@ export const ServerEvent = {
   userVideo: 'media:user-video',
   handRaised: 'hand:raised',
   handLowered: 'hand:lowered',
+  sfuOffer: 'sfu:offer',
+  sfuAnswer: 'sfu:answer',
+  sfuCandidate: 'sfu:candidate',
+  sfuConnected: 'sfu:connected',
+  sfuClosed: 'sfu:closed',
 } as const;
 
 /** Messages of `connect_error` that mean the token is no good: sign out. */
@@ -76,6 +86,40 @@ export interface HandChange {
   userId: string;
 }
 
+// Media through the server's SFU (docs/SFU.md): one peer connection per participant.
+
+/** One m-line the server sends us: whose track it is (`userId` = the publisher). */
+export interface SfuTrackInfo {
+  mid: string;
+  userId: string;
+  kind: 'audio' | 'video';
+  trackId: string;
+}
+/** The server's offer (renegotiation) or its answer to our offer. */
+export interface SfuDescription {
+  roomId: string;
+  sdp: string;
+  /** Everything this connection receives, one entry per live m-line. */
+  tracks: SfuTrackInfo[];
+}
+export interface SfuCandidate {
+  roomId?: string;
+  candidate: string;
+  sdpMid?: string | null;
+  sdpMLineIndex?: number | null;
+  usernameFragment?: string | null;
+}
+export type SfuCloseReason = 'left' | 'kicked' | 'roomEnded' | 'connectionFailed' | 'shutdown' | 'replaced';
+export interface SfuClosed {
+  roomId: string;
+  reason: SfuCloseReason;
+}
+export interface IceServerConfig {
+  urls: string | string[];
+  username?: string;
+  credential?: string;
+}
+
 export interface ServerToClient {
   [ServerEvent.listUpdate]: (p: ListUpdate) => void;
   [ServerEvent.userJoined]: (p: UserJoined) => void;
@@ -87,6 +131,11 @@ export interface ServerToClient {
   [ServerEvent.userVideo]: (p: UserVideo) => void;
   [ServerEvent.handRaised]: (p: HandChange) => void;
   [ServerEvent.handLowered]: (p: HandChange) => void;
+  [ServerEvent.sfuOffer]: (p: SfuDescription) => void;
+  [ServerEvent.sfuAnswer]: (p: SfuDescription) => void;
+  [ServerEvent.sfuCandidate]: (p: SfuCandidate) => void;
+  [ServerEvent.sfuConnected]: (p: { roomId: string }) => void;
+  [ServerEvent.sfuClosed]: (p: SfuClosed) => void;
 }
 
 type WithAck<P, R extends object = object> = (payload: P, ack: (answer: Ack<R>) => void) => void;
@@ -100,4 +149,9 @@ export interface ClientToServer {
   [ClientEvent.handRaise]: WithAck<{ roomId: string }>;
   [ClientEvent.handLower]: WithAck<{ roomId: string; userId?: string }>;
   [ClientEvent.roomKick]: WithAck<{ roomId: string; userId: string }>;
+  [ClientEvent.sfuJoin]: WithAck<{ roomId: string; publish: boolean }, { iceServers: IceServerConfig[] }>;
+  [ClientEvent.sfuLeave]: WithAck<{ roomId: string }>;
+  [ClientEvent.sfuOffer]: WithAck<{ sdp: string }>;
+  [ClientEvent.sfuAnswer]: WithAck<{ sdp: string }>;
+  [ClientEvent.sfuCandidate]: WithAck<Omit<SfuCandidate, 'roomId'>>;
 }

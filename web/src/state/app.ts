@@ -4,6 +4,7 @@ import { effect } from '@preact/signals';
 
 import { api, configureApi } from '../api/client';
 import type { Session } from '../api/types';
+import { startMedia } from '../media/mediaStore';
 import { startRealtime } from '../realtime/socket';
 import { showNotice } from './notice';
 import { dropRoom, leaveRoom } from './roomStore';
@@ -28,6 +29,7 @@ export async function signOut(): Promise<void> {
 
 export function startApp(): void {
   configureApi({ token: () => session.value?.token ?? null, onSessionInvalid: expireSession });
+  startMedia();
   let connectedWith: string | null | undefined;
   effect(() => {
     const token = session.value?.token ?? null;

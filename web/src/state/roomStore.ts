@@ -9,6 +9,7 @@ import type { ChatMessage, RoomDetail } from '../api/types';
 import { errorCode } from '../errors';
 import type { MessageKey } from '../i18n';
 import { navigate } from '../router';
+import { mark, resetMarks } from '../media/timeline';
 import { ClientEvent, ServerEvent } from '../realtime/events';
 import { isConnected, onConnected, onServer, request } from '../realtime/socket';
 import { mergeMessages } from './chat';
@@ -26,6 +27,10 @@ export const messages = signal<ChatMessage[]>([]);
 /** Cursor of older history, null when everything is loaded. */
 export const olderCursor = signal<string | null>(null);
 export const chatLoading = signal(false);
+/** The socket is inside this room: set after each `room:join` ack over the socket (the
+ * first one and every re-join after a reconnect, each with a new `epoch`), null when not.
+ * Media (the SFU session) follows it. */
+export const socketJoin = signal<{ roomId: string; epoch: number } | null>(null);
 /** Rooms this page was removed from: the lobby shows them as closed to us. */
 export const kickedFrom = signal<ReadonlySet<string>>(new Set());
 
@@ -33,12 +38,14 @@ const CHAT_PAGE = 30;
 const OFFLINE_RESYNC_MS = 5000;
 
 let activeRoomId: string | null = null;
+let joinEpoch = 0;
 let resyncTimer: ReturnType<typeof setInterval> | undefined;
 
 export const activeRoom = (): string | null => activeRoomId;
 
 function reset(): void {
   currentRoom.value = null;
+  socketJoin.value = null;
   messages.value = [];
   olderCursor.value = null;
   chatLoading.value = false;
@@ -51,6 +58,7 @@ export async function enterRoom(roomId: string): Promise<void> {
   // Opened another room's link from inside a room: give up the old seat.
   if (activeRoomId) void leaveRoom({ navigateHome: false });
   reset();
+  resetMarks();
   activeRoomId = roomId;
   roomPhase.value = 'joining';
   roomFailure.value = null;
@@ -59,6 +67,7 @@ export async function enterRoom(roomId: string): Promise<void> {
     if (activeRoomId !== roomId) return;
     currentRoom.value = seat.room;
     roomPhase.value = 'in';
+    if (seat.viaSocket) socketEntered(roomId);
     // Connected while REST was answering: the reconnect hook saw no room yet.
     if (!seat.viaSocket && isConnected()) void joinOverSocket(roomId);
   } catch (err) {
@@ -94,7 +103,9 @@ async function takeSeat(roomId: string): Promise<{ room: RoomDetail; viaSocket: 
 async function joinOverSocket(roomId: string): Promise<void> {
   try {
     const ack = await request(ClientEvent.roomJoin, { roomId });
-    if (activeRoomId === roomId) currentRoom.value = ack.room;
+    if (activeRoomId !== roomId) return;
+    currentRoom.value = ack.room;
+    socketEntered(roomId);
   } catch (err) {
     if (activeRoomId !== roomId) return;
     const code = errorCode(err);
@@ -102,6 +113,11 @@ async function joinOverSocket(roomId: string): Promise<void> {
     else if (code === 'ROOM_ENDED' || code === 'ROOM_NOT_FOUND') exitRoom('notice.roomEnded', 'info');
     // Other failures (timeout): the next reconnect or the REST resync tries again.
   }
+}
+
+function socketEntered(roomId: string): void {
+  mark('roomJoinAck');
+  socketJoin.value = { roomId, epoch: ++joinEpoch };
 }
 
 /** The newest page of history, merged with what we have (entry and catch-up). */

@@ -44,6 +44,12 @@ const PATHS: Record<string, JSX.Element> = {
       <path d="M16 17l5-5-5-5M21 12H9" />
     </>
   ),
+  sound: (
+    <>
+      <path d="M11 5L6 9H2v6h4l5 4V5z" />
+      <path d="M19.07 4.93a10 10 0 0 1 0 14.14M15.54 8.46a5 5 0 0 1 0 7.07" />
+    </>
+  ),
   link: (
     <>
       <path d="M10 13a5 5 0 0 0 7.54.54l3-3a5 5 0 0 0-7.07-7.07l-1.72 1.71" />

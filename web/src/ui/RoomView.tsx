@@ -5,6 +5,8 @@ import { errorKey, errorMessage } from '../errors';
 import { languageName, t } from '../i18n';
 import { navigate, roomLink } from '../router';
 import { connection } from '../realtime/socket';
+import { localAccess, localStream, remoteMedia, speaking, toggleCamera, toggleMic } from '../media/mediaStore';
+import { gridColumns, tileView } from '../media/tracks';
 import { isHost, orderedParticipants } from '../state/room';
 import {
   currentRoom,
@@ -14,13 +16,12 @@ import {
   roomFailure,
   roomPhase,
   setHandRaised,
-  setMuted,
-  setVideoOff,
 } from '../state/roomStore';
 import { session } from '../state/session';
 import { Avatar } from './Avatar';
 import { Icon } from './Icon';
 import { ChatPanel } from './Chat';
+import { MediaStatus, RemoteAudios, VideoView } from './Media';
 import { levelLabel } from './labels';
 
 export function RoomView({ roomId }: { roomId: string }) {
@@ -63,6 +64,9 @@ function InRoom({ room }: { room: RoomDetail }) {
   const [actionError, setActionError] = useState<string | null>(null);
   const [copied, setCopied] = useState(false);
   const participants = orderedParticipants(room);
+  const access = localAccess.value;
+  const noMic = !!access && access.audio !== 'ok';
+  const noCamera = !!access && access.video !== 'ok';
 
   const act = (action: () => Promise<void>) => {
     setActionError(null);
@@ -101,11 +105,20 @@ function InRoom({ room }: { room: RoomDetail }) {
 
       <div class="room-body">
         <section class="stage" aria-label={t('room.stage')}>
-          <ul class="tiles" data-count={participants.length}>
+          <MediaStatus />
+          <ul
+            class="tiles"
+            data-count={participants.length}
+            style={{
+              '--cols-narrow': String(gridColumns(participants.length, true)),
+              '--cols-wide': String(gridColumns(participants.length, false)),
+            }}
+          >
             {participants.map((p) => (
               <Tile key={p.userId} p={p} isMe={p.userId === me} />
             ))}
           </ul>
+          <RemoteAudios />
         </section>
 
         <aside class="side">
@@ -140,25 +153,27 @@ function InRoom({ room }: { room: RoomDetail }) {
       <nav class="controls" aria-label={t('room.controls')}>
         <button
           type="button"
-          class={`control ${mine?.isMuted ? 'off' : ''}`}
+          class={`control ${mine?.isMuted || noMic ? 'off' : ''}`}
           aria-pressed={!!mine?.isMuted}
-          disabled={!live}
-          title={live ? undefined : t('room.needsLive')}
-          onClick={() => act(() => setMuted(!mine?.isMuted))}
+          disabled={!live || noMic}
+          title={noMic ? t('room.noMic') : live ? undefined : t('room.needsLive')}
+          data-testid="toggle-mic"
+          onClick={() => act(toggleMic)}
         >
-          <Icon name={mine?.isMuted ? 'micOff' : 'mic'} />
-          <span>{mine?.isMuted ? t('room.unmute') : t('room.mute')}</span>
+          <Icon name={mine?.isMuted || noMic ? 'micOff' : 'mic'} />
+          <span>{noMic ? t('room.noMic') : mine?.isMuted ? t('room.unmute') : t('room.mute')}</span>
         </button>
         <button
           type="button"
-          class={`control ${mine?.isVideoOff ? 'off' : ''}`}
+          class={`control ${mine?.isVideoOff || noCamera ? 'off' : ''}`}
           aria-pressed={!!mine?.isVideoOff}
-          disabled={!live}
-          title={live ? undefined : t('room.needsLive')}
-          onClick={() => act(() => setVideoOff(!mine?.isVideoOff))}
+          disabled={!live || noCamera}
+          title={noCamera ? t('room.noCamera') : live ? undefined : t('room.needsLive')}
+          data-testid="toggle-camera"
+          onClick={() => act(toggleCamera)}
         >
-          <Icon name={mine?.isVideoOff ? 'videoOff' : 'video'} />
-          <span>{mine?.isVideoOff ? t('room.cameraOn') : t('room.cameraOff')}</span>
+          <Icon name={mine?.isVideoOff || noCamera ? 'videoOff' : 'video'} />
+          <span>{noCamera ? t('room.noCamera') : mine?.isVideoOff ? t('room.cameraOn') : t('room.cameraOff')}</span>
         </button>
         <button
           type="button"
@@ -180,29 +195,54 @@ function InRoom({ room }: { room: RoomDetail }) {
   );
 }
 
-/** A placeholder video tile: initials until real media arrives. */
+/** A participant's tile: their video (ours mirrored and muted), else their initials; badges
+ * for host, muted mic, camera off and raised hand; a ring while they speak. */
 function Tile({ p, isMe }: { p: Participant; isMe: boolean }) {
+  const videoTrack = isMe ? localStream.value?.getVideoTracks()[0] : remoteMedia.value[p.userId]?.video;
+  const view = tileView({
+    isMe,
+    isVideoOff: p.isVideoOff,
+    isMuted: p.isMuted,
+    hasVideo: !!videoTrack,
+    speaking: speaking.value.has(p.userId),
+  });
+  const classes = ['tile', p.handRaised && 'hand', view.speaking && 'speaking', view.showVideo && 'with-video'];
   return (
-    <li class={`tile ${p.handRaised ? 'hand' : ''}`} data-user-id={p.userId}>
-      <Avatar name={p.displayName} />
+    <li
+      class={classes.filter(Boolean).join(' ')}
+      data-user-id={p.userId}
+      data-video={view.showVideo ? 'on' : 'off'}
+      data-speaking={view.speaking ? 'true' : 'false'}
+    >
+      {view.showVideo && videoTrack ? (
+        <VideoView
+          track={videoTrack}
+          mirrored={view.mirrored}
+          label={t('room.videoOf', { name: p.displayName })}
+          publisher={isMe ? undefined : p.userId}
+        />
+      ) : (
+        <Avatar name={p.displayName} />
+      )}
       <span class="tile-name">
         {p.displayName}
         {isMe && ` (${t('room.you')})`}
+        {view.speaking && <span class="visually-hidden">, {t('room.speaking')}</span>}
       </span>
       <span class="tile-state">
         {p.role === 'HOST' && <span class="badge">{t('room.host')}</span>}
-        {p.isMuted && (
-          <span title={t('room.micOff')} role="img" aria-label={t('room.micOff')}>
+        {view.mutedBadge && (
+          <span class="tile-badge" title={t('room.micOff')} role="img" aria-label={t('room.micOff')} data-testid="muted-badge">
             <Icon name="micOff" />
           </span>
         )}
-        {p.isVideoOff && (
-          <span title={t('room.cameraIsOff')} role="img" aria-label={t('room.cameraIsOff')}>
+        {view.cameraOffBadge && (
+          <span class="tile-badge" title={t('room.cameraIsOff')} role="img" aria-label={t('room.cameraIsOff')}>
             <Icon name="videoOff" />
           </span>
         )}
         {p.handRaised && (
-          <span title={t('room.handRaised')} role="img" aria-label={t('room.handRaised')}>
+          <span class="tile-badge" title={t('room.handRaised')} role="img" aria-label={t('room.handRaised')}>
             <Icon name="hand" />
           </span>
         )}

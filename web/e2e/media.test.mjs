@@ -1,0 +1,345 @@
+// Browser tests of audio and video through the server's SFU: three Chromium pages in one room
+// (fake camera and microphone), each decoding the two others (RTCPeerConnection.getStats in
+// the page: framesDecoded and audio bytesReceived rising); camera and microphone off;
+// someone leaving; a person who refused the camera (audio-only) and one who refused both
+// (listen-only); a second tab taking the media over; autoplay refused until a tap; a reload;
+// a server restart (media comes back); a server in mesh mode.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+
+import {
+  MEDIA_ARGS,
+  createRoom,
+  launchBrowser,
+  realtimeAvailable,
+  screenshot,
+  sfuEnv,
+  signInAsGuest,
+  startServer,
+} from './harness.mjs';
+
+const STEP = { timeout: 120000 };
+const LIVE = { timeout: 10000 };
+const MEDIA = { timeout: 30000 };
+// A UDP port range of its own, so other test servers on this machine do not collide.
+const env = sfuEnv(Number(process.env.TC_E2E_SFU_PORT_MIN ?? 47100), Number(process.env.TC_E2E_SFU_PORT_MAX ?? 47199));
+
+let server = await startServer({ env });
+if (!(await realtimeAvailable(server.url))) {
+  await server.stop();
+  server.cleanup();
+  throw new Error('the binary does not serve /socket.io/');
+}
+let browser;
+/** Without --use-fake-ui-for-media-stream: permissions are really asked, and refused
+ * headless unless the context grants them. */
+let strictBrowser;
+
+before(async () => {
+  browser = await launchBrowser({ extraArgs: MEDIA_ARGS });
+  strictBrowser = await launchBrowser({ extraArgs: MEDIA_ARGS, fakeUi: false });
+});
+
+after(async () => {
+  await browser?.close();
+  await strictBrowser?.close();
+  await server?.stop();
+  server?.cleanup();
+});
+
+async function newPage(b = browser, options = {}) {
+  const context = await b.newContext({ viewport: { width: 1100, height: 800 }, locale: 'en-US', ...options });
+  const page = await context.newPage();
+  page.on('pageerror', (err) => console.error(`[page error] ${err.message}`));
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') console.error(`[console] ${msg.text()}`);
+  });
+  return page;
+}
+
+const userId = (page) => page.evaluate(() => JSON.parse(localStorage.getItem('talkconnect.session')).user.id);
+
+/** Per remote publisher: video frames decoded and audio bytes received (getStats in the page). */
+function remoteStats(page) {
+  return page.evaluate(async () => {
+    const tc = window.__talkconnect;
+    const pc = tc?.pc;
+    if (!pc) return {};
+    const byTrack = {};
+    (await pc.getStats()).forEach((r) => {
+      if (r.type === 'inbound-rtp') {
+        byTrack[r.trackIdentifier] = { framesDecoded: r.framesDecoded ?? 0, bytesReceived: r.bytesReceived ?? 0 };
+      }
+    });
+    const out = {};
+    for (const [id, t] of Object.entries(tc.remote)) {
+      out[id] = {
+        framesDecoded: t.video ? (byTrack[t.video]?.framesDecoded ?? 0) : null,
+        audioBytes: t.audio ? (byTrack[t.audio]?.bytesReceived ?? 0) : null,
+      };
+    }
+    return out;
+  });
+}
+
+/**
+ * Waits until two samples a second apart show every listed publisher's media arriving:
+ * video frames decoded rising (`video: true`) and audio bytes rising (`audio: true`).
+ * Returns the two samples (printed for the report).
+ */
+async function expectFlowing(page, publishers, { video = true, audio = true, timeout = 30000 } = {}) {
+  const deadline = Date.now() + timeout;
+  let before = await remoteStats(page);
+  let last;
+  while (Date.now() < deadline) {
+    await page.waitForTimeout(1000);
+    const now = await remoteStats(page);
+    const ok = publishers.every((id) => {
+      const a = before[id];
+      const b = now[id];
+      if (!a || !b) return false;
+      if (video && !(b.framesDecoded > a.framesDecoded && a.framesDecoded > 0)) return false;
+      if (audio && !(b.audioBytes > a.audioBytes && a.audioBytes > 0)) return false;
+      return true;
+    });
+    last = { before, now };
+    if (ok) return last;
+    before = now;
+  }
+  assert.fail(`media not flowing from ${publishers.join(', ')}: ${JSON.stringify(last)}`);
+}
+
+const tile = (page, id) => page.locator(`.tile[data-user-id="${id}"]`);
+const videoOn = (page, id) => page.locator(`.tile[data-user-id="${id}"][data-video="on"] video`);
+
+async function enterAs(b, name, roomId, contextOptions) {
+  const page = await newPage(b, contextOptions);
+  await page.goto(`${server.url}/r/${roomId}`);
+  await signInAsGuest(page, name);
+  await page.locator('.room .room-name').waitFor(LIVE);
+  return page;
+}
+
+describe('audio and video through the SFU', () => {
+  let an; // creates the room
+  let binh;
+  let chi;
+  let ids;
+  let roomId;
+
+  it('three people see and hear each other', STEP, async () => {
+    an = await newPage();
+    await an.goto(server.url);
+    await signInAsGuest(an, 'An Nguyen');
+    roomId = await createRoom(an, { title: 'Media room', topic: 'Cameras' });
+    binh = await enterAs(browser, 'Bình Trần', roomId);
+    chi = await enterAs(browser, 'Chi Lê', roomId);
+    ids = { an: await userId(an), binh: await userId(binh), chi: await userId(chi) };
+
+    const all = { an, binh, chi };
+    for (const [who, page] of Object.entries(all)) {
+      const others = Object.keys(all).filter((o) => o !== who).map((o) => ids[o]);
+      // Own preview plus the two others, all as live video.
+      await videoOn(page, ids[who]).waitFor(MEDIA);
+      for (const id of others) await videoOn(page, id).waitFor(MEDIA);
+      const { before: s1, now: s2 } = await expectFlowing(page, others);
+      console.log(`[media] ${who} receives ${JSON.stringify(Object.fromEntries(others.map((id) => [id, [s1[id], s2[id]]])))}`);
+      assert.equal(await page.locator('.tile-video.mirrored').count(), 1, 'only the own preview is mirrored');
+      assert.equal(await page.locator('.remote-audio audio').count(), 2, 'one audio player per remote participant');
+    }
+    // Speaking rings from the audio levels (the fake microphones beep).
+    await an.locator(`.tile.speaking[data-user-id="${ids.binh}"], .tile.speaking[data-user-id="${ids.chi}"]`).first().waitFor(LIVE);
+    await screenshot(an, 'media-room');
+    await chi.setViewportSize({ width: 390, height: 844 });
+    await screenshot(chi, 'media-room-phone');
+    await chi.setViewportSize({ width: 1100, height: 800 });
+  });
+
+  it('camera off shows the initials to the others; mute shows the badge and silences the track', STEP, async () => {
+    await binh.getByRole('button', { name: 'Camera off' }).click();
+    for (const page of [an, chi]) {
+      await page.locator(`.tile[data-user-id="${ids.binh}"][data-video="off"] .avatar`).waitFor(LIVE);
+      assert.equal(await videoOn(page, ids.binh).count(), 0);
+      await page
+        .locator('.person', { hasText: 'Bình Trần' })
+        .locator('[aria-label*="Camera off"]')
+        .waitFor(LIVE);
+    }
+    assert.equal(await binh.evaluate(() => window.__talkconnect.pc.getSenders().find((s) => s.track?.kind === 'video').track.enabled), false);
+    // Own tile: initials too, and the button offers to turn it back on.
+    await binh.locator(`.tile[data-user-id="${ids.binh}"][data-video="off"]`).waitFor(LIVE);
+    await binh.getByRole('button', { name: 'Camera on' }).waitFor(LIVE);
+
+    await binh.getByRole('button', { name: 'Mute', exact: true }).click();
+    await an.locator(`.tile[data-user-id="${ids.binh}"] [data-testid="muted-badge"]`).waitFor(LIVE);
+    assert.equal(await binh.evaluate(() => window.__talkconnect.pc.getSenders().find((s) => s.track?.kind === 'audio').track.enabled), false);
+    await screenshot(an, 'media-camera-off');
+
+    // Back on: the others decode Bình's video again (the SFU asks for a keyframe).
+    await binh.getByRole('button', { name: 'Camera on' }).click();
+    await binh.getByRole('button', { name: 'Unmute' }).click();
+    await videoOn(an, ids.binh).waitFor(LIVE);
+    await expectFlowing(an, [ids.binh]);
+    assert.equal(await an.locator(`.tile[data-user-id="${ids.binh}"] [data-testid="muted-badge"]`).count(), 0);
+  });
+
+  it('someone leaves: the others lose the tile and the media', STEP, async () => {
+    await chi.getByRole('button', { name: 'Leave' }).click();
+    await chi.getByRole('heading', { name: /Live rooms/ }).waitFor(LIVE);
+    assert.equal(await chi.evaluate(() => window.__talkconnect.pc), null, 'the peer connection is gone');
+    for (const page of [an, binh]) {
+      await tile(page, ids.chi).waitFor({ state: 'detached', ...LIVE });
+      await page.waitForFunction((id) => !(id in window.__talkconnect.remote), ids.chi, LIVE);
+      assert.equal(await page.locator('.remote-audio audio').count(), 1);
+    }
+    await chi.context().close();
+  });
+
+  it('camera refused: joins with the microphone only, says so, still sees everyone', STEP, async () => {
+    const dung = await enterAs(strictBrowser, 'Dũng Phạm', roomId, { permissions: ['microphone'] });
+    const dungId = await userId(dung);
+    const notice = dung.getByTestId('media-notice');
+    await notice.waitFor(MEDIA);
+    assert.equal(await notice.getAttribute('data-notice'), 'media.cameraDenied');
+    assert.match(await notice.textContent(), /Camera blocked: you joined with your microphone only/);
+    await screenshot(dung, 'media-camera-denied');
+    assert.ok(await dung.getByRole('button', { name: 'No camera' }).isDisabled());
+    // Dũng sees and hears An and Bình…
+    for (const id of [ids.an, ids.binh]) await videoOn(dung, id).waitFor(MEDIA);
+    await expectFlowing(dung, [ids.an, ids.binh]);
+    // …and they hear Dũng and see the initials (camera off for everyone).
+    await an.locator(`.tile[data-user-id="${dungId}"][data-video="off"] .avatar`).waitFor(LIVE);
+    await expectFlowing(an, [dungId], { video: false });
+    await dung.getByRole('button', { name: 'Leave' }).click();
+    await tile(an, dungId).waitFor({ state: 'detached', ...LIVE });
+    await dung.context().close();
+  });
+
+  it('camera and microphone refused: listens only, and sees everyone', STEP, async () => {
+    const em = await enterAs(strictBrowser, 'Em Vũ', roomId, { permissions: [] });
+    const emId = await userId(em);
+    const notice = em.getByTestId('media-notice');
+    await notice.waitFor(MEDIA);
+    assert.equal(await notice.getAttribute('data-notice'), 'media.listenOnlyDenied');
+    for (const id of [ids.an, ids.binh]) await videoOn(em, id).waitFor(MEDIA);
+    await expectFlowing(em, [ids.an, ids.binh]);
+    assert.equal(
+      await em.evaluate(() => window.__talkconnect.pc.getSenders().filter((s) => s.track).length),
+      0,
+      'nothing published',
+    );
+    await an.locator(`.tile[data-user-id="${emId}"][data-video="off"] [data-testid="muted-badge"]`).waitFor(LIVE);
+    await screenshot(em, 'media-listen-only');
+    // The notice in Vietnamese too.
+    await em.getByRole('button', { name: 'Tiếng Việt' }).click();
+    assert.match(await notice.textContent(), /Camera và micro bị chặn/);
+    await em.getByRole('button', { name: 'Rời phòng' }).click();
+    await tile(an, emId).waitFor({ state: 'detached', ...LIVE });
+    await em.context().close();
+  });
+
+  it('a second tab takes the camera and microphone over; the first can take them back', STEP, async () => {
+    const anTab2 = await an.context().newPage();
+    await anTab2.goto(`${server.url}/r/${roomId}`);
+    await videoOn(anTab2, ids.binh).waitFor(MEDIA);
+    // The first tab is told, with a way back; Bình now gets An's media from the second tab.
+    await an.getByTestId('media-replaced').waitFor(LIVE);
+    assert.equal(await an.evaluate(() => window.__talkconnect.pc), null);
+    await expectFlowing(binh, [ids.an]);
+    await screenshot(an, 'media-replaced');
+    await an.getByRole('button', { name: 'Use them here' }).click();
+    await anTab2.getByTestId('media-replaced').waitFor(LIVE);
+    await an.getByTestId('media-replaced').waitFor({ state: 'detached', ...LIVE });
+    await expectFlowing(an, [ids.binh]);
+    await expectFlowing(binh, [ids.an]);
+    await anTab2.close();
+  });
+
+  it('a page nobody has touched yet: the sound waits for a tap on "Enable sound"', STEP, async () => {
+    // Signed in over REST and opened straight on the room link: no click, no key press yet.
+    // Headless Chromium lets every page play sound (its --autoplay-policy flag has no effect
+    // headless), so the page gets the policy of mobile Safari/Chrome from an init script:
+    // play() with sound is refused until the first user gesture.
+    const res = await fetch(`${server.url}/api/auth/guest`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ displayName: 'Giang Đỗ' }),
+    });
+    const session = await res.json();
+    const context = await browser.newContext({ locale: 'en-US' });
+    await context.addInitScript((value) => {
+      if (!localStorage.getItem('talkconnect.session')) localStorage.setItem('talkconnect.session', value);
+      // Playwright's evaluate() counts as a gesture for navigator.userActivation: watch for
+      // real (trusted) taps and keys instead.
+      let touched = false;
+      const touch = (e) => (touched ||= e.isTrusted);
+      window.addEventListener('pointerdown', touch, true);
+      window.addEventListener('keydown', touch, true);
+      const play = HTMLMediaElement.prototype.play;
+      HTMLMediaElement.prototype.play = function () {
+        if (!this.muted && !touched) {
+          return Promise.reject(new DOMException('play() needs a user gesture', 'NotAllowedError'));
+        }
+        return play.call(this);
+      };
+    }, JSON.stringify(session));
+    const giang = await context.newPage();
+    await giang.goto(`${server.url}/r/${roomId}`);
+    const blocked = giang.getByTestId('sound-blocked');
+    await blocked.waitFor(MEDIA);
+    await videoOn(giang, ids.an).waitFor(MEDIA);
+    await giang.locator('.remote-audio audio').nth(1).waitFor({ state: 'attached', ...MEDIA });
+    await screenshot(giang, 'media-sound-blocked');
+    assert.equal(await giang.evaluate(() => [...document.querySelectorAll('.remote-audio audio')].every((a) => a.paused)), true);
+    await giang.getByRole('button', { name: 'Enable sound' }).click();
+    await blocked.waitFor({ state: 'detached', ...LIVE });
+    await giang.waitForFunction(() => [...document.querySelectorAll('.remote-audio audio')].every((a) => !a.paused), null, LIVE);
+    await expectFlowing(giang, [ids.an, ids.binh]);
+    await giang.getByRole('button', { name: 'Leave' }).click();
+    await tile(an, session.user.id).waitFor({ state: 'detached', ...LIVE });
+    await context.close();
+  });
+
+  it('a reload keeps the seat and brings the media back', STEP, async () => {
+    await binh.reload();
+    await binh.locator('.room .room-name').waitFor(LIVE);
+    await videoOn(binh, ids.an).waitFor(MEDIA);
+    await expectFlowing(binh, [ids.an]);
+    await expectFlowing(an, [ids.binh]);
+  });
+
+  it('media comes back after the server restarts (socket re-join restarts the SFU session)', STEP, async () => {
+    const { dir, port } = server;
+    await server.stop();
+    await an.getByText('Connection lost. Reconnecting…').waitFor(LIVE);
+    server = await startServer({ dir, port, env });
+    for (const page of [an, binh]) {
+      await page.waitForFunction(() => document.documentElement.dataset.realtime === 'connected', null, MEDIA);
+    }
+    await expectFlowing(an, [ids.binh], { timeout: 45000 });
+    await expectFlowing(binh, [ids.an], { timeout: 45000 });
+    await an.context().close();
+    await binh.context().close();
+  });
+});
+
+describe('a server in mesh mode', () => {
+  it('says media is not available here, and asks for no camera', STEP, async () => {
+    const mesh = await startServer({ env: { TALKCONNECT__MEDIA__MODE: 'mesh' } });
+    try {
+      const page = await newPage();
+      await page.goto(mesh.url);
+      await signInAsGuest(page, 'Mesh User');
+      await createRoom(page, { title: 'Mesh room' });
+      const notice = page.getByTestId('media-notice');
+      await notice.waitFor(LIVE);
+      assert.equal(await notice.getAttribute('data-notice'), 'media.meshMode');
+      assert.equal(await page.evaluate(() => window.__talkconnect.pc), null);
+      assert.equal(await page.locator('.tile video').count(), 0);
+      await page.context().close();
+    } finally {
+      await mesh.stop();
+      mesh.cleanup();
+    }
+  });
+});

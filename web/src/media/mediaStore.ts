@@ -1,0 +1,450 @@
+// Audio and video of the room this page is in, through the server's SFU (docs/SFU.md).
+//
+// * Entering a room asks for the microphone and camera (both, else each alone; refusals are
+//   explained, and a person with neither still receives everyone).
+// * Every time the socket (re)enters the room (`socketJoin`: first entry, re-join after a
+//   reconnect) a new SFU session starts: `sfu:join` → RTCPeerConnection → our offer → the
+//   server's answer, then the server's offers as people come and go (negotiation.ts).
+// * `sfu:closed`: replaced by another tab (stop, offer to take it back), kicked / room ended
+//   (the room store leaves the page), connection failed / server shutting down (start again
+//   with backoff while still in the room).
+// * Mic and camera buttons switch `track.enabled` at once AND tell the server, which stops
+//   forwarding and tells everyone (`isMuted` / `isVideoOff` in the room state, which then
+//   keeps the tracks in step, also after a re-join).
+import { batch, effect, signal, untracked } from '@preact/signals';
+
+import type { MessageKey } from '../i18n';
+import { ClientEvent, ServerEvent, type SfuClosed } from '../realtime/events';
+import { connection, onServer, request } from '../realtime/socket';
+import { loadMeta } from '../state/lobbyStore';
+import { currentRoom, roomPhase, setMuted, setVideoOff, socketJoin } from '../state/roomStore';
+import { currentUserId } from '../state/session';
+import { AudioLevels } from './audioLevels';
+import { acquireLocalMedia, mediaNoticeKey, publishes, type LocalAccess } from './devices';
+import { SfuSession } from './negotiation';
+import { mark, marks } from './timeline';
+import { remoteTracksFrom, sameRemoteMap, type RemoteMap } from './tracks';
+
+export type MediaPhase =
+  /** Not in a room. */
+  | 'off'
+  /** Asking for the camera/microphone, or joining the SFU. */
+  | 'starting'
+  /** Negotiated; ICE/DTLS under way. */
+  | 'connecting'
+  | 'connected'
+  /** Lost (socket down, connection failed): a new session starts when possible. */
+  | 'reconnecting'
+  /** Another tab of ours took the media over. */
+  | 'replaced'
+  /** No media on this page: mesh mode, or no WebRTC in this browser. */
+  | 'unavailable';
+
+export const mediaPhase = signal<MediaPhase>('off');
+/** Our camera/microphone (null: none, or not yet). */
+export const localStream = signal<MediaStream | null>(null);
+export const localAccess = signal<LocalAccess | null>(null);
+/** Why media is limited or missing, shown above the tiles. */
+export const mediaNotice = signal<MessageKey | null>(null);
+/** Remote tracks by publisher user id. */
+export const remoteMedia = signal<RemoteMap<MediaStreamTrack>>({});
+/** User ids (ours included) whose audio level says they are speaking. */
+export const speaking = signal<ReadonlySet<string>>(new Set());
+/** The browser refused to start remote audio without a gesture: show "enable sound". */
+export const audioBlocked = signal(false);
+
+const MAX_RESTART_DELAY_MS = 10000;
+const LEAVE_WAIT_MS = 1500;
+
+let room: string | null = null;
+let local: Promise<void> | null = null;
+let session: SfuSession | null = null;
+/** The socket-join epoch the current session belongs to. */
+let sessionEpoch = -1;
+/** Bumped by every start and stop: a slower, older start gives up when it sees a newer one. */
+let generation = 0;
+/** The server holds a session of ours on this socket (leave it before joining again). */
+let serverSession = false;
+/** Server events that came while our `sfu:join` was out: replayed into the new session. */
+let joining: { gen: number; events: (() => void)[] } | null = null;
+let leaveWaiter: (() => void) | null = null;
+let restartTimer: ReturnType<typeof setTimeout> | undefined;
+let restartAttempts = 0;
+let meshMode = false;
+
+/** A mic/camera switch on its way to the server: the track follows it, not the older state. */
+const pendingMuted = signal<boolean | null>(null);
+const pendingVideoOff = signal<boolean | null>(null);
+
+const levels = new AudioLevels((set) => (speaking.value = set));
+const audioElements = new Set<HTMLAudioElement>();
+
+/** Starts following the room store (once, at start). */
+export function startMedia(): void {
+  effect(() => {
+    const phase = roomPhase.value;
+    const roomId = currentRoom.value?.id ?? null;
+    const joined = socketJoin.value;
+    const live = connection.value === 'connected';
+    const epoch = live && joined && joined.roomId === roomId ? joined.epoch : null;
+    untracked(() => follow(phase === 'in' ? roomId : null, epoch));
+  });
+  // Tracks follow the room state (isMuted / isVideoOff), also after a snapshot or re-join;
+  // a switch still on its way wins (a mute takes effect at once, whatever else changes).
+  effect(() => {
+    const stream = localStream.value;
+    const me = currentRoom.value?.participants.find((p) => p.userId === currentUserId());
+    if (!stream || !me) return;
+    const muted = pendingMuted.value ?? me.isMuted;
+    const videoOff = pendingVideoOff.value ?? me.isVideoOff;
+    stream.getAudioTracks().forEach((t) => (t.enabled = !muted));
+    stream.getVideoTracks().forEach((t) => (t.enabled = !videoOff));
+  });
+  // Speaking indicators: our microphone and every remote audio track.
+  effect(() => {
+    const watch = new Map<string, MediaStreamTrack>();
+    const me = currentUserId();
+    const mic = localStream.value?.getAudioTracks()[0];
+    if (me && mic) watch.set(me, mic);
+    for (const [userId, tracks] of Object.entries(remoteMedia.value)) {
+      if (tracks.audio) watch.set(userId, tracks.audio);
+    }
+    levels.sync(watch);
+  });
+  onServer(ServerEvent.sfuOffer, (p) => deliver(p.roomId, (s) => s.handleOffer(p.sdp, p.tracks)));
+  onServer(ServerEvent.sfuAnswer, (p) => deliver(p.roomId, (s) => s.handleAnswer(p.sdp, p.tracks)));
+  onServer(ServerEvent.sfuCandidate, (p) => {
+    const { roomId, ...candidate } = p;
+    deliver(roomId ?? room, (s) => s.handleCandidate(candidate));
+  });
+  onServer(ServerEvent.sfuConnected, (p) => {
+    if (p.roomId !== room || !session) return;
+    connectedNow();
+  });
+  onServer(ServerEvent.sfuClosed, closedByServer);
+  exposeForTests();
+}
+
+/** Where we should be: `roomId` (null = no room), the socket inside it at `epoch` (null = not). */
+function follow(roomId: string | null, epoch: number | null): void {
+  if (roomId !== room) {
+    stopAll();
+    if (!roomId) return;
+    room = roomId;
+    mediaPhase.value = 'starting';
+    local = prepareLocal(roomId);
+  }
+  if (epoch === null) {
+    if (session || mediaPhase.value === 'connected' || mediaPhase.value === 'connecting') {
+      endSession();
+      mediaPhase.value = 'reconnecting';
+    }
+    // The socket went away: the server dropped its session of ours with it.
+    serverSession = false;
+    sessionEpoch = -1;
+    return;
+  }
+  if (epoch !== sessionEpoch && mediaPhase.value !== 'replaced') {
+    sessionEpoch = epoch;
+    void startSession();
+  }
+}
+
+/** Mesh or not, and the camera/microphone: once per room entry. */
+async function prepareLocal(roomId: string): Promise<void> {
+  const meta = await loadMeta();
+  if (room !== roomId) return;
+  if (meta?.mediaMode === 'mesh') {
+    meshMode = true;
+    mediaNotice.value = 'media.meshMode';
+    mediaPhase.value = 'unavailable';
+    return;
+  }
+  meshMode = false;
+  if (typeof RTCPeerConnection === 'undefined') {
+    mediaNotice.value = 'media.noWebrtc';
+    mediaPhase.value = 'unavailable';
+    return;
+  }
+  const md = typeof navigator !== 'undefined' ? navigator.mediaDevices : undefined;
+  const got = await acquireLocalMedia<MediaStreamTrack, MediaStream>(md?.getUserMedia ? (c) => md.getUserMedia(c) : null);
+  if (room !== roomId) {
+    got.stream?.getTracks().forEach((t) => t.stop());
+    return;
+  }
+  mark('localMedia');
+  batch(() => {
+    localStream.value = got.stream;
+    localAccess.value = got.access;
+    mediaNotice.value = mediaNoticeKey(got.access);
+  });
+}
+
+async function startSession(): Promise<void> {
+  clearTimeout(restartTimer);
+  restartTimer = undefined;
+  endSession();
+  const gen = ++generation;
+  const roomId = room;
+  if (!roomId || !local || mediaPhase.value === 'unavailable') return;
+  if (mediaPhase.value !== 'reconnecting') mediaPhase.value = 'starting';
+  await local;
+  if (gen !== generation || meshMode || (mediaPhase.value as MediaPhase) === 'unavailable') return;
+  const access = localAccess.value;
+  const stream = localStream.value;
+  const publish = !!access && publishes(access) && !!stream;
+  try {
+    if (serverSession) await leaveServerSession(roomId);
+    if (gen !== generation) return;
+    joining = { gen, events: [] };
+    const ack = await request(ClientEvent.sfuJoin, { roomId, publish });
+    serverSession = true;
+    if (gen !== generation) return;
+    mark('sfuJoinAck');
+    // max-bundle: one ICE transport from the start (the server bundles everything anyway).
+    const pc = new RTCPeerConnection({ iceServers: ack.iceServers, bundlePolicy: 'max-bundle' });
+    const s: SfuSession = new SfuSession(
+      pc,
+      {
+        offer: async (sdp) => void (await request(ClientEvent.sfuOffer, { sdp })),
+        answer: async (sdp) => void (await request(ClientEvent.sfuAnswer, { sdp })),
+        candidate: async (c) =>
+          void (await request(ClientEvent.sfuCandidate, c as Parameters<typeof request<'sfu:candidate'>>[1])),
+      },
+      {
+        onRemoteChange: () => s === session && refreshRemote(),
+        onFailure: (reason) => s === session && restartLater(reason),
+        onConnectionState: (state) => {
+          if (s !== session) return;
+          if (state === 'connected') connectedNow();
+        },
+      },
+    );
+    session = s;
+    // Listen-only: nothing to connect until someone publishes (the server offers then).
+    mediaPhase.value = publish ? 'connecting' : 'connected';
+    if (publish && stream) s.publish(stream.getTracks(), stream);
+    const buffered = joining.events;
+    joining = null;
+    buffered.forEach((replay) => replay());
+    void syncSeatWithDevices();
+  } catch (err) {
+    if (joining?.gen === gen) joining = null;
+    const code = (err as { code?: string }).code ?? 'join failed';
+    // No answer: the server may have joined us all the same.
+    if (code === 'TIMEOUT') serverSession = true;
+    if (gen !== generation) return;
+    if (code === 'WRONG_MEDIA_MODE') {
+      // The server switched to mesh mode since /api/meta was read: nothing to retry.
+      mediaNotice.value = 'media.meshMode';
+      mediaPhase.value = 'unavailable';
+      return;
+    }
+    restartLater(code);
+  }
+}
+
+/** The server forwards what it forwarded before only if told again (a new session starts
+ * unmuted), and a person without a microphone or camera shows as muted / camera off. */
+async function syncSeatWithDevices(): Promise<void> {
+  const me = currentRoom.value?.participants.find((p) => p.userId === currentUserId());
+  const access = localAccess.value;
+  if (!me || !access) return;
+  const changes: Promise<void>[] = [];
+  if (me.isMuted || access.audio !== 'ok') changes.push(setMuted(true));
+  if (me.isVideoOff || access.video !== 'ok') changes.push(setVideoOff(true));
+  await Promise.allSettled(changes);
+}
+
+/** Ends the server's session on this socket and waits for its last event (`sfu:closed
+ * {reason:left}`), so nothing of the old session reaches the new one. */
+async function leaveServerSession(roomId: string): Promise<void> {
+  const closed = new Promise<void>((resolve) => {
+    leaveWaiter = resolve;
+    setTimeout(resolve, LEAVE_WAIT_MS);
+  });
+  try {
+    await request(ClientEvent.sfuLeave, { roomId });
+    await closed;
+  } catch {
+    // Not joined any more: nothing to wait for.
+  } finally {
+    leaveWaiter = null;
+    serverSession = false;
+  }
+}
+
+function deliver(roomId: string | null | undefined, apply: (s: SfuSession) => void): void {
+  if (!roomId || roomId !== room) return;
+  if (joining) {
+    joining.events.push(() => session && apply(session));
+    return;
+  }
+  if (session) apply(session);
+}
+
+function closedByServer(p: SfuClosed): void {
+  if (p.roomId !== room) return;
+  if (p.reason === 'left') {
+    // Our own leave (or a re-join on this socket): only the waiter cares.
+    leaveWaiter?.();
+    return;
+  }
+  if (joining) return; // The previous session's end, while the next one is being set up.
+  serverSession = false;
+  endSession();
+  switch (p.reason) {
+    case 'replaced':
+      mediaPhase.value = 'replaced';
+      break;
+    case 'kicked':
+    case 'roomEnded':
+      // The room store hears it too and leaves the page.
+      mediaPhase.value = 'off';
+      break;
+    default:
+      restartLater(p.reason);
+  }
+}
+
+function connectedNow(): void {
+  restartAttempts = 0;
+  mark('connected');
+  if (mediaPhase.value === 'connecting' || mediaPhase.value === 'reconnecting') mediaPhase.value = 'connected';
+}
+
+/** Starts a new session after a pause that grows with each failure in a row. */
+function restartLater(reason: string): void {
+  if (!room || restartTimer) return;
+  endSession();
+  mediaPhase.value = 'reconnecting';
+  const delay = Math.min(MAX_RESTART_DELAY_MS, 500 * 2 ** restartAttempts);
+  restartAttempts++;
+  console.info(`[media] session ended (${reason}); again in ${delay} ms`);
+  restartTimer = setTimeout(() => {
+    restartTimer = undefined;
+    if (room && sessionEpoch >= 0 && connection.value === 'connected') void startSession();
+  }, delay);
+}
+
+/** "Use camera and microphone here" after another tab took them. */
+export function takeMediaBack(): void {
+  if (!room || mediaPhase.value !== 'replaced') return;
+  mediaPhase.value = 'starting';
+  restartAttempts = 0;
+  if (sessionEpoch >= 0) void startSession();
+}
+
+function refreshRemote(): void {
+  if (!session) return;
+  const next = remoteTracksFrom(session.receivers(), session.labels, currentUserId());
+  if (!sameRemoteMap(next, remoteMedia.value)) remoteMedia.value = next;
+}
+
+function endSession(): void {
+  generation++;
+  joining = null;
+  session?.close();
+  session = null;
+  if (Object.keys(remoteMedia.value).length > 0) remoteMedia.value = {};
+}
+
+function stopAll(): void {
+  clearTimeout(restartTimer);
+  restartTimer = undefined;
+  restartAttempts = 0;
+  endSession();
+  localStream.value?.getTracks().forEach((t) => t.stop());
+  batch(() => {
+    localStream.value = null;
+    localAccess.value = null;
+    mediaNotice.value = null;
+    audioBlocked.value = false;
+    mediaPhase.value = 'off';
+  });
+  room = null;
+  local = null;
+  sessionEpoch = -1;
+  // Leaving the room (room:leave, kick, end) closes the server's session too.
+  serverSession = false;
+}
+
+/** Our microphone on/off: the track at once, then the server (and through it, everyone). On
+ * failure the track goes back to what the server has. */
+export async function toggleMic(): Promise<void> {
+  const me = currentRoom.value?.participants.find((p) => p.userId === currentUserId());
+  if (!me) return;
+  pendingMuted.value = !me.isMuted;
+  try {
+    await setMuted(!me.isMuted);
+  } finally {
+    pendingMuted.value = null;
+  }
+}
+
+export async function toggleCamera(): Promise<void> {
+  const me = currentRoom.value?.participants.find((p) => p.userId === currentUserId());
+  if (!me) return;
+  pendingVideoOff.value = !me.isVideoOff;
+  try {
+    await setVideoOff(!me.isVideoOff);
+  } finally {
+    pendingVideoOff.value = null;
+  }
+}
+
+/** An <audio> element of a remote participant: started now, or after a gesture. */
+export function registerAudio(el: HTMLAudioElement): () => void {
+  audioElements.add(el);
+  playAudio(el);
+  return () => audioElements.delete(el);
+}
+
+export function playAudio(el: HTMLAudioElement): void {
+  el.play().then(
+    () => {
+      if (audioBlocked.value && [...audioElements].every((a) => !a.paused)) audioBlocked.value = false;
+    },
+    (err: unknown) => {
+      // NotAllowedError: autoplay needs a gesture (mobile Safari, Chrome without interaction).
+      if ((err as { name?: string })?.name === 'NotAllowedError') audioBlocked.value = true;
+    },
+  );
+}
+
+/** The "enable sound" button (a user gesture): start every remote audio and the meters. */
+export function unlockAudio(): void {
+  levels.resume();
+  audioBlocked.value = false;
+  audioElements.forEach((el) => playAudio(el));
+}
+
+// A first tap or key anywhere also lets the audio meters run (AudioContext starts suspended).
+if (typeof document !== 'undefined') {
+  const wake = () => levels.resume();
+  document.addEventListener('pointerdown', wake, { capture: true, passive: true });
+  document.addEventListener('keydown', wake, { capture: true });
+}
+
+/** For the browser tests and the benchmark: the live peer connection and the timestamps. */
+function exposeForTests(): void {
+  if (typeof window === 'undefined') return;
+  (window as unknown as { __talkconnect: object }).__talkconnect = {
+    get pc() {
+      return session?.pc ?? null;
+    },
+    get phase() {
+      return mediaPhase.value;
+    },
+    get remote() {
+      return Object.fromEntries(
+        Object.entries(remoteMedia.value).map(([id, t]) => [id, { audio: t.audio?.id ?? null, video: t.video?.id ?? null }]),
+      );
+    },
+    get speaking() {
+      return [...speaking.value];
+    },
+    levels: () => levels.levels(),
+    marks,
+  };
+}
