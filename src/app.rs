@@ -130,6 +130,12 @@ impl AppState {
         settings: Settings,
         shutdown: CancellationToken,
     ) -> Result<Self, StartError> {
+        // Redis first: a wrong redis.url fails before migrations touch the database.
+        let mode = if settings.cluster_mode() {
+            Mode::cluster(&settings, shutdown).await?
+        } else {
+            Mode::embedded(&settings)
+        };
         let url = settings.database_url()?;
         let db_settings = settings.database.clone();
         let pool = tokio::task::spawn_blocking(move || db::connect(&url, &db_settings))
@@ -149,11 +155,6 @@ impl AppState {
             source,
         })?;
         let jwt = JwtKeys::new(&secret, settings.auth.token_ttl_secs);
-        let mode = if settings.cluster_mode() {
-            Mode::cluster(&settings, shutdown).await?
-        } else {
-            Mode::embedded(&settings)
-        };
         let limits = Limits::new(settings.rate_limit.clone(), mode.limiter);
         Ok(Self {
             rooms: Rooms::new(pool.clone(), mode.bus.clone(), settings.rooms.clone()),
