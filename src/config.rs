@@ -274,7 +274,7 @@ impl Settings {
         if matches!(self.database_url()?, DatabaseUrl::Sqlite(_)) {
             return bad(
                 "database.url",
-                "must be postgres://… when redis.url is set: with SQLite each replica would have its own database",
+                "must be a PostgreSQL URL (postgres://…) when redis.url is set: with SQLite each replica would have its own database",
             );
         }
         Ok(())
