@@ -146,10 +146,10 @@ impl RedisAdapter {
         redis: Arc<Redis>,
         request_timeout: Duration,
     ) -> impl Fn(LocalNamespace) -> Arc<dyn Adapter> + Send + Sync + 'static {
-        move |local| RedisAdapter::new(Arc::clone(&redis), local, request_timeout)
+        move |local| RedisAdapter::build(Arc::clone(&redis), local, request_timeout)
     }
 
-    fn new(
+    fn build(
         redis: Arc<Redis>,
         local: LocalNamespace,
         request_timeout: Duration,
