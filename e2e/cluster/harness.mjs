@@ -3,7 +3,7 @@
 // them behind a proxy. REST and Socket.IO helpers come from the gateway harness.
 import { spawn, spawnSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -176,4 +176,62 @@ export async function readyz(replica) {
   const response = await fetch(replica.url + "/readyz");
   const body = await response.json();
   return { status: response.status, code: body.error?.code ?? body.status };
+}
+
+export function nginxInstalled() {
+  return spawnSync("nginx", ["-v"], { encoding: "utf8" }).status === 0;
+}
+
+/**
+ * nginx with deploy/nginx.conf in front of `replicas`, on a free port: the shipped file with
+ * only its listen port and upstream servers replaced, wrapped in a minimal main config.
+ */
+export async function startNginx(replicas) {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "tc-nginx-"));
+  const port = await freePort();
+  let site = readFileSync(path.join(repo, "deploy/nginx.conf"), "utf8");
+  site = site.replace(/^\s*listen 8080;/m, `    listen 127.0.0.1:${port};`);
+  site = site.replace(/^\s*(# )?server 127\.0\.0\.1:808\d.*$/gm, "");
+  const servers = replicas.map((r) => `    server 127.0.0.1:${r.port} max_fails=1 fail_timeout=5s;`).join("\n");
+  site = site.replace(/^(\s*(# )?ip_hash;)$/m, `$1\n${servers}`);
+  writeFileSync(path.join(dir, "site.conf"), site);
+  writeFileSync(
+    path.join(dir, "nginx.conf"),
+    [
+      "worker_processes 1;",
+      `pid ${dir}/nginx.pid;`,
+      `error_log ${dir}/error.log warn;`,
+      "events { worker_connections 1024; }",
+      "http {",
+      `  access_log off;`,
+      `  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy;`,
+      `  fastcgi_temp_path ${dir}/fastcgi; uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;`,
+      `  include ${dir}/site.conf;`,
+      "}",
+    ].join("\n"),
+  );
+  const child = spawn("nginx", ["-p", dir, "-c", path.join(dir, "nginx.conf"), "-g", "daemon off;"], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let log = "";
+  child.stderr.on("data", (c) => (log += c.toString()));
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  const url = `http://127.0.0.1:${port}`;
+  await eventually(async () => {
+    if (child.exitCode !== null) throw new Error(`nginx exited: ${log}`);
+    try {
+      return (await fetch(url + "/healthz")).status === 200;
+    } catch {
+      return false;
+    }
+  }, "nginx answers", 10_000);
+  return {
+    url,
+    port,
+    async stop() {
+      if (child.exitCode === null) child.kill("SIGTERM");
+      await exited;
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
