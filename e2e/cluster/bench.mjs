@@ -59,10 +59,11 @@ async function lobbyLatency(a, b) {
       toA.push(e.a - t0);
     }
   }
+  const hop = toB.map((x, i) => x - toA[i]).sort((x, y) => x - y);
   toB.sort((x, y) => x - y);
   toA.sort((x, y) => x - y);
   for (const w of [...watchersB, watcherA]) w.close();
-  return { toB, toA };
+  return { toB, toA, hop };
 }
 
 async function roomBroadcast(a, b) {
@@ -119,9 +120,10 @@ async function main() {
     const env = { TALKCONNECT__REALTIME__SEAT_GRACE_SECS: "600" };
     const a = await c.replica(env);
     const b = await c.replica(env);
-    const { toB, toA } = await lobbyLatency(a, b);
+    const { toB, toA, hop } = await lobbyLatency(a, b);
     console.log(`lobby update, POST on A -> lobby socket on B (n=${toB.length}): p50 ${ms(pct(toB, 50))} ms, p99 ${ms(pct(toB, 99))} ms`);
     console.log(`lobby update, POST on A -> lobby socket on A (n=${toA.length}): p50 ${ms(pct(toA, 50))} ms, p99 ${ms(pct(toA, 99))} ms`);
+    console.log(`lobby update, arrival on B minus arrival on A, same room: p50 ${ms(pct(hop, 50))} ms, p99 ${ms(pct(hop, 99))} ms`);
     const r = await roomBroadcast(a, b);
     console.log(
       `room chat (12 members, 6 on A, 6 on B, ${SECONDS} s): ${r.messagesPerSec.toFixed(0)} messages/s, ` +

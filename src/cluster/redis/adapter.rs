@@ -12,7 +12,7 @@
 //!   of subscribers of the request channel) or `cluster.request_timeout_ms`;
 //! * `sockets_join`, `sockets_leave` and `disconnect_sockets` are applied locally and sent as
 //!   requests that are not answered (as the reference adapter does);
-//! * every message carries the sender's uid (the node id); a replica drops its own.
+//! * every message carries the sender's uid (the instance id); a replica drops its own.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -155,7 +155,7 @@ impl RedisAdapter {
         request_timeout: Duration,
     ) -> Arc<dyn Adapter> {
         let nsp = local.name().to_owned();
-        let uid = redis.node_id().to_owned();
+        let uid = redis.instance_id().to_owned();
         let adapter = Arc::new_cyclic(|me: &Weak<RedisAdapter>| {
             let weak = me.clone();
             let on_broadcast: Handler = Arc::new(move |payload: &[u8]| {

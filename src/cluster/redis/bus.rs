@@ -1,7 +1,8 @@
 //! The `Bus` over Redis pub/sub: an event published on one replica reaches the subscribers
 //! of every replica. Local subscribers get it at once, in process (so a replica keeps
 //! serving its own users while Redis is away); the other replicas get it from the channel
-//! `<prefix>bus`, as `{"node": <sender>, "event": <serde JSON>}`, and drop their own.
+//! `<prefix>bus`, as `{"node": <sender instance id>, "event": <serde JSON>}`, and drop their
+//! own.
 
 use std::sync::Arc;
 
@@ -49,7 +50,7 @@ where
         let (local, _) = broadcast::channel(capacity.max(1));
         let channel = redis.key("bus");
         let sender = local.clone();
-        let node = redis.node_id().to_owned();
+        let node = redis.instance_id().to_owned();
         redis
             .hub()
             .subscribe(
@@ -88,7 +89,7 @@ where
             return;
         }
         let payload = match serde_json::to_vec(&Outgoing {
-            node: self.redis.node_id(),
+            node: self.redis.instance_id(),
             event: &*event,
         }) {
             Ok(payload) => payload,

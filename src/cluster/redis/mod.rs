@@ -39,6 +39,9 @@ pub struct Redis {
     hub: Arc<PubSubHub>,
     prefix: String,
     node_id: String,
+    /// `<node_id>#<random>`: tells this process's messages from every other's, even if two
+    /// replicas were given the same `cluster.node_id` or a replica restarts under its name.
+    instance_id: String,
     timeout: Duration,
 }
 
@@ -73,11 +76,16 @@ impl Redis {
         } else {
             cluster.node_id.clone()
         };
+        let instance_id = format!(
+            "{node_id}#{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
         let redis = Redis {
             pool,
             hub: PubSubHub::new(client, timeout),
             prefix: settings.key_prefix.clone(),
             node_id,
+            instance_id,
             timeout,
         };
         let unreachable = |reason: String| RedisStartError::Unreachable {
@@ -90,6 +98,17 @@ impl Redis {
             .map_err(|e| unreachable(e.to_string()))?;
         if pong != "PONG" {
             return Err(unreachable(format!("unexpected answer to PING: {pong}")));
+        }
+        let announced: i64 = redis
+            .query(redis::cmd("EXISTS").arg(redis.key(&format!("node:{}", redis.node_id))))
+            .await
+            .unwrap_or(0);
+        if announced > 0 {
+            tracing::warn!(
+                node_id = %redis.node_id,
+                "cluster.node_id is announced already: another replica with this name is running, \
+                 or this one restarted within cluster.presence_ttl_secs"
+            );
         }
         let redis = Arc::new(redis);
         tokio::spawn(Arc::clone(&redis.hub).run(shutdown));
@@ -104,6 +123,11 @@ impl Redis {
 
     pub fn node_id(&self) -> &str {
         &self.node_id
+    }
+
+    /// This process's id on the bus and in the adapter (`<node_id>#<random>`).
+    pub fn instance_id(&self) -> &str {
+        &self.instance_id
     }
 
     pub fn hub(&self) -> &Arc<PubSubHub> {
