@@ -13,7 +13,7 @@ use realtime_support::*;
 use talkconnect::cluster::redis::{Redis, RedisAdapter, RedisPresence, RedisRateLimiter};
 use talkconnect::cluster::{Presence, RateLimiter};
 use talkconnect::config::{ClusterSettings, RateRule, RedisSettings};
-use talkconnect::realtime::{Config, SocketIo};
+use talkconnect::realtime::{AdapterError, Config, EmitError, SocketIo};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -222,19 +222,34 @@ async fn the_adapter_reaches_sockets_on_the_other_server() {
     assert_eq!(next_text(&mut c).await, r#"42["direct",3]"#);
 
     // socketsJoin from node 1 puts node 2's socket in "r": it hears the room from then on.
+    // It returns once node 2 confirmed, so the next broadcast reaches the socket.
     io1.in_("other").sockets_join("r").await.unwrap();
-    for _ in 0..100 {
-        if io1.in_("r").fetch_sockets().await.unwrap().len() == 3 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    assert_eq!(io1.in_("r").fetch_sockets().await.unwrap().len(), 3);
     io1.to("r").emit("news", &4).await.unwrap();
     assert_eq!(next_text(&mut c).await, r#"42["news",4]"#);
 
     // disconnectSockets from node 1 disconnects the member on node 2.
     io1.in_("other").disconnect_sockets().await.unwrap();
     assert_eq!(next_text(&mut c).await, "41");
+
+    // A replica that never answers (a bare subscriber of the request channel): requests wait
+    // for it until the timeout. fetchSockets returns what the others know; a join/leave
+    // reports the timeout, applied everywhere else.
+    let mut mute = redis::Client::open(URL)
+        .unwrap()
+        .get_async_pubsub()
+        .await
+        .unwrap();
+    mute.subscribe(format!("{prefix}sio-req#/#")).await.unwrap();
+    assert_eq!(io1.server_count().await.unwrap(), 3);
+    assert_eq!(io1.in_("r").fetch_sockets().await.unwrap().len(), 2);
+    let err = io1.in_("r").sockets_leave("r").await.unwrap_err();
+    assert!(
+        matches!(err, EmitError::Adapter(AdapterError::Timeout)),
+        "{err:?}"
+    );
+    assert!(io2.in_("r").local().fetch_sockets().await.unwrap().is_empty());
+    drop(mute);
     s1.stop().await;
     s2.stop().await;
 }

@@ -10,8 +10,9 @@
 //! * `fetch_sockets` is a request on `<p>sio-req#<nsp>#` answered by every other replica on
 //!   the requester's `<p>sio-res#<nsp>#<uid>#`, gathered until each has answered (the count
 //!   of subscribers of the request channel) or `cluster.request_timeout_ms`;
-//! * `sockets_join`, `sockets_leave` and `disconnect_sockets` are applied locally and sent as
-//!   requests that are not answered (as the reference adapter does);
+//! * `sockets_join`, `sockets_leave` and `disconnect_sockets` are applied locally, then sent
+//!   as requests on the same channel; each other replica applies them and answers `done`, so
+//!   when the call returns the change holds everywhere (or it answers `Timeout`);
 //! * every message carries the sender's uid (the instance id); a replica drops its own.
 
 use std::collections::{HashMap, HashSet};
@@ -89,19 +90,24 @@ enum Message {
     },
     Join {
         uid: String,
+        id: u64,
         opts: WireOpts,
         rooms: Vec<String>,
     },
     Leave {
         uid: String,
+        id: u64,
         opts: WireOpts,
         rooms: Vec<String>,
     },
     Disconnect {
         uid: String,
+        id: u64,
         opts: WireOpts,
         close: bool,
     },
+    /// A join, leave or disconnect request was applied.
+    Done { uid: String, id: u64 },
 }
 
 impl Message {
@@ -112,7 +118,8 @@ impl Message {
             | Message::FetchReply { uid, .. }
             | Message::Join { uid, .. }
             | Message::Leave { uid, .. }
-            | Message::Disconnect { uid, .. } => uid,
+            | Message::Disconnect { uid, .. }
+            | Message::Done { uid, .. } => uid,
         }
     }
 }
@@ -121,6 +128,13 @@ struct Pending {
     remaining: usize,
     sockets: Vec<SocketInfo>,
     done: Option<oneshot::Sender<()>>,
+}
+
+/// What the other replicas answered to a request.
+struct Gathered {
+    sockets: Vec<SocketInfo>,
+    /// Replicas that did not answer in time.
+    missing: usize,
 }
 
 pub struct RedisAdapter {
@@ -286,36 +300,126 @@ impl RedisAdapter {
                 });
             }
             Message::FetchReply { id, sockets, .. } => {
-                let mut pending = self.pending.lock();
-                if let Some(request) = pending.get_mut(&id) {
-                    request.sockets.extend(sockets.into_iter().filter_map(|s| {
+                let sockets = sockets
+                    .into_iter()
+                    .filter_map(|s| {
                         Some(SocketInfo {
                             id: s.id.parse().ok()?,
                             nsp: self.nsp.clone(),
                             rooms: s.rooms.iter().map(|r| Room::from(r.as_str())).collect(),
                         })
-                    }));
-                    request.remaining = request.remaining.saturating_sub(1);
-                    if request.remaining == 0 {
-                        if let Some(done) = request.done.take() {
-                            let _ = done.send(());
-                        }
-                    }
-                }
+                    })
+                    .collect();
+                self.answered(id, sockets);
             }
-            Message::Join { opts, rooms, .. } => {
+            Message::Done { id, .. } => self.answered(id, Vec::new()),
+            Message::Join {
+                uid,
+                id,
+                opts,
+                rooms,
+            } => {
                 let rooms: Vec<Room> = rooms.iter().map(|r| Room::from(r.as_str())).collect();
                 tokio::spawn(async move {
                     self.join_local(&opts.options(), rooms).await;
+                    self.reply_done(&uid, id).await;
                 });
             }
-            Message::Leave { opts, rooms, .. } => {
+            Message::Leave {
+                uid,
+                id,
+                opts,
+                rooms,
+            } => {
                 let rooms: Vec<Room> = rooms.iter().map(|r| Room::from(r.as_str())).collect();
                 self.local.del_local(&opts.options(), &rooms);
+                tokio::spawn(async move { self.reply_done(&uid, id).await });
             }
-            Message::Disconnect { opts, close, .. } => {
+            Message::Disconnect {
+                uid,
+                id,
+                opts,
+                close,
+            } => {
                 self.local.disconnect_local(&opts.options(), close);
+                tokio::spawn(async move { self.reply_done(&uid, id).await });
             }
+        }
+    }
+
+    async fn reply_done(&self, requester: &str, id: u64) {
+        let done = Message::Done {
+            uid: self.uid.clone(),
+            id,
+        };
+        if let Err(e) = self.send(&self.res_channel(requester), &done).await {
+            tracing::warn!(error = %e, "adapter request not acknowledged");
+        }
+    }
+
+    /// One replica answered request `id`.
+    fn answered(&self, id: u64, sockets: Vec<SocketInfo>) {
+        let mut pending = self.pending.lock();
+        if let Some(request) = pending.get_mut(&id) {
+            request.sockets.extend(sockets);
+            request.remaining = request.remaining.saturating_sub(1);
+            if request.remaining == 0 {
+                if let Some(done) = request.done.take() {
+                    let _ = done.send(());
+                }
+            }
+        }
+    }
+
+    /// Publishes a request to the other replicas and gathers their answers until all have
+    /// answered or the timeout. `Ok(None)` when there is no other replica; `Err` when Redis
+    /// could not be asked; `missing` counts the replicas that did not answer in time.
+    async fn request(
+        &self,
+        build: impl FnOnce(u64) -> Message,
+    ) -> Result<Option<Gathered>, AdapterError> {
+        if !self.redis.is_up() {
+            return Err(AdapterError::Backend(
+                "Redis is unreachable: other replicas not reached".into(),
+            ));
+        }
+        let others = self.other_nodes().await?;
+        if others == 0 {
+            return Ok(None);
+        }
+        let id = self.next_request.fetch_add(1, Ordering::Relaxed);
+        let (done, answered) = oneshot::channel();
+        self.pending.lock().insert(
+            id,
+            Pending {
+                remaining: others,
+                sockets: Vec::new(),
+                done: Some(done),
+            },
+        );
+        if let Err(e) = self.send(&self.req_channel, &build(id)).await {
+            self.pending.lock().remove(&id);
+            return Err(e);
+        }
+        let _ = tokio::time::timeout(self.request_timeout, answered).await;
+        let request = self.pending.lock().remove(&id);
+        Ok(request.map(|r| Gathered {
+            sockets: r.sockets,
+            missing: r.remaining,
+        }))
+    }
+
+    /// A join/leave/disconnect request: an error when a replica did not confirm.
+    async fn command(&self, build: impl FnOnce(u64) -> Message) -> Result<(), AdapterError> {
+        match self.request(build).await? {
+            Some(gathered) if gathered.missing > 0 => {
+                tracing::warn!(
+                    missing = gathered.missing,
+                    "adapter request: some replicas did not confirm in time"
+                );
+                Err(AdapterError::Timeout)
+            }
+            _ => Ok(()),
         }
     }
 
@@ -418,50 +522,32 @@ impl Adapter for RedisAdapter {
 
     async fn fetch_sockets(&self, opts: BroadcastOptions) -> Result<Vec<SocketInfo>, AdapterError> {
         let mut sockets = self.local.fetch_local(&opts);
-        if opts.flags.local || !self.redis.is_up() {
+        if opts.flags.local {
             return Ok(sockets);
         }
-        let others = match self.other_nodes().await {
-            Ok(n) => n,
-            Err(e) => {
-                tracing::warn!(error = %e, "fetchSockets: other replicas not asked");
-                return Ok(sockets);
-            }
-        };
-        if others == 0 {
-            return Ok(sockets);
-        }
-        let id = self.next_request.fetch_add(1, Ordering::Relaxed);
-        let (done, answered) = oneshot::channel();
-        self.pending.lock().insert(
-            id,
-            Pending {
-                remaining: others,
-                sockets: Vec::new(),
-                done: Some(done),
-            },
-        );
-        let request = Message::Fetch {
-            uid: self.uid.clone(),
-            id,
-            opts: WireOpts::from(&opts),
-        };
-        if let Err(e) = self.send(&self.req_channel, &request).await {
-            self.pending.lock().remove(&id);
-            tracing::warn!(error = %e, "fetchSockets: other replicas not asked");
-            return Ok(sockets);
-        }
-        let timed_out = tokio::time::timeout(self.request_timeout, answered)
+        let wire = WireOpts::from(&opts);
+        let uid = self.uid.clone();
+        // What the replicas that answered know is more useful than an error (the mesh relay
+        // still reaches them); a replica that did not answer is logged.
+        match self
+            .request(|id| Message::Fetch {
+                uid,
+                id,
+                opts: wire,
+            })
             .await
-            .is_err();
-        if let Some(request) = self.pending.lock().remove(&id) {
-            if timed_out {
-                tracing::warn!(
-                    missing = request.remaining,
-                    "fetchSockets: some replicas did not answer in time"
-                );
+        {
+            Ok(Some(gathered)) => {
+                if gathered.missing > 0 {
+                    tracing::warn!(
+                        missing = gathered.missing,
+                        "fetchSockets: some replicas did not answer in time"
+                    );
+                }
+                sockets.extend(gathered.sockets);
             }
-            sockets.extend(request.sockets);
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "fetchSockets: other replicas not asked"),
         }
         Ok(sockets)
     }
@@ -475,12 +561,15 @@ impl Adapter for RedisAdapter {
         if opts.flags.local {
             return Ok(());
         }
-        let message = Message::Join {
-            uid: self.uid.clone(),
-            opts: WireOpts::from(&opts),
-            rooms: rooms.iter().map(|r| r.to_string()).collect(),
-        };
-        self.send(&self.req_channel, &message).await
+        let (uid, wire) = (self.uid.clone(), WireOpts::from(&opts));
+        let rooms = rooms.iter().map(|r| r.to_string()).collect();
+        self.command(|id| Message::Join {
+            uid,
+            id,
+            opts: wire,
+            rooms,
+        })
+        .await
     }
 
     async fn del_sockets(
@@ -492,12 +581,15 @@ impl Adapter for RedisAdapter {
         if opts.flags.local {
             return Ok(());
         }
-        let message = Message::Leave {
-            uid: self.uid.clone(),
-            opts: WireOpts::from(&opts),
-            rooms: rooms.iter().map(|r| r.to_string()).collect(),
-        };
-        self.send(&self.req_channel, &message).await
+        let (uid, wire) = (self.uid.clone(), WireOpts::from(&opts));
+        let rooms = rooms.iter().map(|r| r.to_string()).collect();
+        self.command(|id| Message::Leave {
+            uid,
+            id,
+            opts: wire,
+            rooms,
+        })
+        .await
     }
 
     async fn disconnect_sockets(
@@ -509,12 +601,14 @@ impl Adapter for RedisAdapter {
         if opts.flags.local {
             return Ok(());
         }
-        let message = Message::Disconnect {
-            uid: self.uid.clone(),
-            opts: WireOpts::from(&opts),
+        let (uid, wire) = (self.uid.clone(), WireOpts::from(&opts));
+        self.command(|id| Message::Disconnect {
+            uid,
+            id,
+            opts: wire,
             close,
-        };
-        self.send(&self.req_channel, &message).await
+        })
+        .await
     }
 
     async fn server_count(&self) -> Result<usize, AdapterError> {
