@@ -248,8 +248,104 @@ async fn the_adapter_reaches_sockets_on_the_other_server() {
         matches!(err, EmitError::Adapter(AdapterError::Timeout)),
         "{err:?}"
     );
-    assert!(io2.in_("r").local().fetch_sockets().await.unwrap().is_empty());
+    assert!(
+        io2.in_("r")
+            .local()
+            .fetch_sockets()
+            .await
+            .unwrap()
+            .is_empty()
+    );
     drop(mute);
     s1.stop().await;
     s2.stop().await;
+}
+
+fn room_view(id: Uuid, count: i32, updated_at: &str, status: &str) -> talkconnect::rooms::RoomView {
+    let host = serde_json::json!({
+        "id": Uuid::new_v4(), "username": null, "displayName": "Host", "isGuest": true
+    });
+    serde_json::from_value(serde_json::json!({
+        "id": id, "title": "T", "topic": null, "language": "en", "level": "any",
+        "maxParticipants": 6, "participantCount": count, "status": status,
+        "host": host, "members": [], "createdAt": "2026-01-01T00:00:00Z",
+        "updatedAt": updated_at, "endedAt": null,
+    }))
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seat_cache_keeps_the_newest_view_and_never_revives_an_ended_room() {
+    use talkconnect::cluster::redis::seats;
+    use talkconnect::events::{DomainEvent, EndReason};
+    let prefix = prefix();
+    let Some(redis) = replica(&prefix, "a").await else {
+        return;
+    };
+    let apply = |event: DomainEvent| {
+        let redis = Arc::clone(&redis);
+        async move {
+            let mut pipe = redis::pipe();
+            for cmd in seats::commands(&event, &redis) {
+                pipe.add_command(cmd).ignore();
+            }
+            redis.pipe::<()>(&pipe).await.unwrap();
+        }
+    };
+    let count = |id: Uuid| {
+        let redis = Arc::clone(&redis);
+        async move {
+            redis
+                .query::<Option<i64>>(
+                    redis::cmd("HGET")
+                        .arg(redis.key(&format!("room:{id}")))
+                        .arg("count"),
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let id = Uuid::new_v4();
+    let t = |s: u32| format!("2026-01-01T00:00:{s:02}Z");
+    apply(DomainEvent::RoomCreated {
+        room: room_view(id, 1, &t(1), "LIVE"),
+    })
+    .await;
+    apply(DomainEvent::RoomUpdated {
+        room: room_view(id, 3, &t(3), "LIVE"),
+    })
+    .await;
+    // A view published earlier by another replica arrives late: ignored.
+    apply(DomainEvent::RoomUpdated {
+        room: room_view(id, 2, &t(2), "LIVE"),
+    })
+    .await;
+    assert_eq!(count(id).await, Some(3));
+    let live: Vec<String> = redis
+        .query(redis::cmd("SMEMBERS").arg(redis.key("rooms:live")))
+        .await
+        .unwrap();
+    assert_eq!(live, vec![id.to_string()]);
+    apply(DomainEvent::RoomEnded {
+        room: room_view(id, 0, &t(5), "ENDED"),
+        reason: EndReason::LastLeft,
+    })
+    .await;
+    apply(DomainEvent::RoomUpdated {
+        room: room_view(id, 4, &t(4), "LIVE"),
+    })
+    .await;
+    assert_eq!(count(id).await, None, "ended stays ended");
+    // Rebuilt from the database's live rooms: a room the cache missed appears, the ended one
+    // stays out.
+    let other = Uuid::new_v4();
+    seats::rebuild(&redis, &[room_view(other, 2, &t(9), "LIVE")])
+        .await
+        .unwrap();
+    assert_eq!(count(other).await, Some(2));
+    let live: Vec<String> = redis
+        .query(redis::cmd("SMEMBERS").arg(redis.key("rooms:live")))
+        .await
+        .unwrap();
+    assert_eq!(live, vec![other.to_string()]);
 }
