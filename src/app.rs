@@ -3,6 +3,7 @@
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_cors::Cors;
 use actix_web::dev::Server;
@@ -14,7 +15,12 @@ use tracing_actix_web::TracingLogger;
 
 use crate::auth::{self, JwtKeys};
 use crate::chat::{self, Chat};
-use crate::cluster::{Bus, InMemoryBus, InMemoryPresence, InMemoryRateLimiter, Presence};
+use crate::cluster::redis::{
+    Redis, RedisAdapter, RedisBus, RedisPresence, RedisRateLimiter, RedisStartError, seats,
+};
+use crate::cluster::{
+    Bus, InMemoryBus, InMemoryPresence, InMemoryRateLimiter, Presence, RateLimiter,
+};
 use crate::config::{ConfigError, Settings};
 use crate::db::{self, DbPool};
 use crate::error::ApiError;
@@ -39,6 +45,8 @@ pub struct AppState {
     pub presence: Arc<dyn Presence>,
     pub io: SocketIo,
     pub media: gateway::Media,
+    /// Set in cluster mode (`redis.url`): the replicas' shared Redis.
+    pub redis: Option<Arc<Redis>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -61,13 +69,76 @@ pub enum StartError {
     Task(String),
     #[error("media: {0}")]
     Media(#[from] crate::sfu::SfuStartError),
+    #[error(transparent)]
+    Redis(#[from] RedisStartError),
 }
 
 /// Events published and not yet read by a slow subscriber before it starts losing them.
 const BUS_CAPACITY: usize = 4096;
 
+/// The parts that differ between one process and a cluster (docs/CLUSTER.md).
+struct Mode {
+    bus: Arc<dyn Bus<DomainEvent>>,
+    presence: Arc<dyn Presence>,
+    limiter: Arc<dyn RateLimiter>,
+    io: SocketIo,
+    redis: Option<Arc<Redis>>,
+}
+
+impl Mode {
+    fn embedded(settings: &Settings) -> Mode {
+        Mode {
+            bus: Arc::new(InMemoryBus::new(BUS_CAPACITY)),
+            presence: Arc::new(InMemoryPresence::new()),
+            limiter: Arc::new(InMemoryRateLimiter::new()),
+            io: SocketIo::new(gateway::protocol_config(&settings.realtime)),
+            redis: None,
+        }
+    }
+
+    /// Redis for events, presence, rate limits and Socket.IO broadcasts.
+    async fn cluster(settings: &Settings, shutdown: CancellationToken) -> Result<Mode, StartError> {
+        let redis = Redis::connect(&settings.redis, &settings.cluster, shutdown.clone()).await?;
+        let cluster = &settings.cluster;
+        let bus = RedisBus::new(
+            Arc::clone(&redis),
+            BUS_CAPACITY,
+            Some(Arc::new(seats::commands)),
+        )
+        .await;
+        let presence = RedisPresence::new(
+            Arc::clone(&redis),
+            Duration::from_secs(cluster.presence_ttl_secs),
+        );
+        presence.start_heartbeat(cluster.media_address.clone(), shutdown);
+        let io = SocketIo::builder(gateway::protocol_config(&settings.realtime))
+            .adapter(RedisAdapter::factory(
+                Arc::clone(&redis),
+                Duration::from_millis(cluster.request_timeout_ms),
+            ))
+            .build();
+        Ok(Mode {
+            bus: Arc::new(bus),
+            presence,
+            limiter: Arc::new(RedisRateLimiter::new(Arc::clone(&redis))),
+            io,
+            redis: Some(redis),
+        })
+    }
+}
+
 impl AppState {
-    pub async fn build(settings: Settings) -> Result<Self, StartError> {
+    /// Builds the state; background work (Redis pub/sub, heartbeats) stops with `shutdown`.
+    pub async fn build(
+        settings: Settings,
+        shutdown: CancellationToken,
+    ) -> Result<Self, StartError> {
+        // Redis first: a wrong redis.url fails before migrations touch the database.
+        let mode = if settings.cluster_mode() {
+            Mode::cluster(&settings, shutdown).await?
+        } else {
+            Mode::embedded(&settings)
+        };
         let url = settings.database_url()?;
         let db_settings = settings.database.clone();
         let pool = tokio::task::spawn_blocking(move || db::connect(&url, &db_settings))
@@ -87,24 +158,20 @@ impl AppState {
             source,
         })?;
         let jwt = JwtKeys::new(&secret, settings.auth.token_ttl_secs);
-        let bus: Arc<dyn Bus<DomainEvent>> = Arc::new(InMemoryBus::new(BUS_CAPACITY));
-        let limits = Limits::new(
-            settings.rate_limit.clone(),
-            Arc::new(InMemoryRateLimiter::new()),
-        );
-        let io = SocketIo::new(gateway::protocol_config(&settings.realtime));
+        let limits = Limits::new(settings.rate_limit.clone(), mode.limiter);
         let media = gateway::Media::start(settings.media.mode, &settings.sfu)?;
         tracing::info!(media = %media, "media");
         Ok(Self {
-            rooms: Rooms::new(pool.clone(), bus.clone(), settings.rooms.clone()),
-            chat: Chat::new(pool.clone(), bus.clone()),
-            presence: Arc::new(InMemoryPresence::new()),
-            io,
+            rooms: Rooms::new(pool.clone(), mode.bus.clone(), settings.rooms.clone()),
+            chat: Chat::new(pool.clone(), mode.bus.clone()),
+            presence: mode.presence,
+            io: mode.io,
             media,
+            redis: mode.redis,
             settings: Arc::new(settings),
             pool,
             jwt,
-            bus,
+            bus: mode.bus,
             limits,
         })
     }
@@ -133,8 +200,8 @@ impl Application {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
             n => n,
         };
-        let state = web::Data::new(AppState::build(settings).await?);
         let shutdown = CancellationToken::new();
+        let state = web::Data::new(AppState::build(settings, shutdown.clone()).await?);
         gateway::install(state.clone(), shutdown.clone());
         let app_state = state.clone();
         let server = actix_web::HttpServer::new(move || {
@@ -197,6 +264,7 @@ impl Application {
             tracing::info!("stopping: closing sockets, finishing requests");
             // Sockets first: open websockets would otherwise hold the graceful stop.
             state.io.close();
+            state.presence.node_stopping().await;
             shutdown.cancel();
             handle.stop(true).await;
         });
@@ -267,8 +335,17 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
 }
 
-/// Ready when the database answers.
+/// Ready when the database answers and, in cluster mode, Redis too.
 async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    if let Some(redis) = &state.redis {
+        if !redis.ready().await {
+            return Err(ApiError::new(
+                actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+                "REDIS_UNAVAILABLE",
+                "Redis does not answer: this replica cannot reach the others",
+            ));
+        }
+    }
     db::run(&state.pool, |conn| {
         diesel::connection::SimpleConnection::batch_execute(conn, "SELECT 1")
             .map_err(db::DbError::from)

@@ -21,6 +21,8 @@ pub struct Settings {
     pub realtime: RealtimeSettings,
     pub media: MediaSettings,
     pub sfu: crate::sfu::SfuConfig,
+    pub redis: RedisSettings,
+    pub cluster: ClusterSettings,
     pub log: LogSettings,
 }
 
@@ -107,6 +109,26 @@ pub struct RealtimeSettings {
     pub packet_burst: u32,
     pub seat_grace_secs: u64,
     pub allow_anonymous_lobby: bool,
+}
+
+/// Redis: set `url` and the binary runs as one replica of a cluster.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSettings {
+    pub url: String,
+    pub key_prefix: String,
+    pub pool_size: usize,
+    pub timeout_ms: u64,
+}
+
+/// This replica's place in a cluster (used only when `redis.url` is set).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSettings {
+    pub node_id: String,
+    pub media_address: String,
+    pub presence_ttl_secs: u64,
+    pub request_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -225,7 +247,65 @@ impl Settings {
         if realtime.max_payload_bytes < 1024 {
             return bad("realtime.max_payload_bytes", "must be at least 1024");
         }
+        self.validate_cluster()
+    }
+
+    /// Cluster mode (`redis.url` set) needs what every replica must share.
+    fn validate_cluster(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, why: &str| Err(ConfigError(format!("{key}: {why}")));
+        let cluster = &self.cluster;
+        if !cluster.node_id.is_empty()
+            && (cluster.node_id.len() > 64
+                || !cluster
+                    .node_id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)))
+        {
+            return bad(
+                "cluster.node_id",
+                "use at most 64 letters, digits, '-', '_' or '.'",
+            );
+        }
+        if cluster.presence_ttl_secs < 3 {
+            return bad("cluster.presence_ttl_secs", "must be at least 3");
+        }
+        if cluster.request_timeout_ms == 0 {
+            return bad("cluster.request_timeout_ms", "must be at least 1");
+        }
+        if self.redis.pool_size == 0 {
+            return bad("redis.pool_size", "must be at least 1");
+        }
+        if self.redis.timeout_ms == 0 {
+            return bad("redis.timeout_ms", "must be at least 1");
+        }
+        if !self.cluster_mode() {
+            return Ok(());
+        }
+        let url = self.redis.url.trim();
+        if !(url.starts_with("redis://") || url.starts_with("redis+unix://")) {
+            return bad(
+                "redis.url",
+                "expected redis://[:password@]host[:port][/db] or redis+unix:///path",
+            );
+        }
+        if self.auth.jwt_secret.trim().is_empty() {
+            return bad(
+                "auth.jwt_secret",
+                "must be set when redis.url is set: every replica signs and checks the same tokens",
+            );
+        }
+        if matches!(self.database_url()?, DatabaseUrl::Sqlite(_)) {
+            return bad(
+                "database.url",
+                "must be a PostgreSQL URL (postgres://…) when redis.url is set: with SQLite each replica would have its own database",
+            );
+        }
         Ok(())
+    }
+
+    /// Several replicas share Redis and PostgreSQL (`redis.url` is set).
+    pub fn cluster_mode(&self) -> bool {
+        !self.redis.url.trim().is_empty()
     }
 
     pub fn database_url(&self) -> Result<DatabaseUrl, ConfigError> {
@@ -325,6 +405,35 @@ mod tests {
         assert!(
             err.contains("database.url") && err.contains("mysql"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn cluster_mode_needs_a_shared_secret_and_postgres() {
+        let redis = ("TALKCONNECT__REDIS__URL", "redis://127.0.0.1:6379");
+        let pg = ("TALKCONNECT__DATABASE__URL", "postgres://u@h/db");
+        let secret = ("TALKCONNECT__AUTH__JWT_SECRET", "shared");
+        let err = Settings::load_with_env(None, env(&[redis, pg]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("auth.jwt_secret:"), "{err}");
+        let err = Settings::load_with_env(None, env(&[redis, secret]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("database.url:"), "{err}");
+        let err = Settings::load_with_env(
+            None,
+            env(&[("TALKCONNECT__REDIS__URL", "http://x"), pg, secret]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("redis.url:"), "{err}");
+        let s = Settings::load_with_env(None, env(&[redis, pg, secret])).unwrap();
+        assert!(s.cluster_mode());
+        assert!(
+            !Settings::load_with_env(None, env(&[]))
+                .unwrap()
+                .cluster_mode()
         );
     }
 

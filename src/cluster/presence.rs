@@ -25,6 +25,10 @@ pub trait Presence: Send + Sync {
     /// Seats unattended for longer than `grace`; they are forgotten here and the caller
     /// releases them.
     async fn take_expired(&self, grace: Duration) -> Vec<(Uuid, Uuid)>;
+    /// This process is stopping gracefully: its sockets are gone. In one process the seats
+    /// are put on the clock again at the next start; in a cluster the other replicas take
+    /// over at once.
+    async fn node_stopping(&self) {}
 }
 
 #[derive(Default)]

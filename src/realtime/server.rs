@@ -181,6 +181,11 @@ impl SocketIo {
             .map_or(0, |ns| ns.sockets.read().len())
     }
 
+    /// Number of nodes serving the main namespace (1 with the local adapter).
+    pub async fn server_count(&self) -> Result<usize, super::AdapterError> {
+        self.main.adapter.server_count().await
+    }
+
     /// Number of open Engine.IO sessions on this node.
     pub fn connection_count(&self) -> usize {
         self.engine.session_count()

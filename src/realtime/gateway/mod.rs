@@ -72,6 +72,9 @@ pub fn install(state: web::Data<AppState>, shutdown: CancellationToken) {
         async move { on_connect(state, socket, auth).await }
     });
     tokio::spawn(relay_domain_events(state.clone(), shutdown.clone()));
+    if state.redis.is_some() {
+        tokio::spawn(resync_after_redis_outage(state.clone(), shutdown.clone()));
+    }
     tokio::spawn(release_unattended_seats(state, shutdown));
 }
 
@@ -679,4 +682,127 @@ async fn release_unattended_seats(state: web::Data<AppState>, shutdown: Cancella
             }
         }
     }
+}
+
+/// Cluster mode: while Redis was away, the other replicas' events were lost, and Redis may
+/// have lost presence and the seat-count cache (a restart without persistence). When the
+/// pub/sub link comes back, this replica tells its lobby sockets every live room (as
+/// `updated`) and every room it had announced that ended meanwhile (as `ended`), rebuilds the
+/// seat-count cache, and, one presence period later (when every replica's heartbeat has
+/// restored its sockets), puts the seats of live rooms back on the grace clock.
+async fn resync_after_redis_outage(state: web::Data<AppState>, shutdown: CancellationToken) {
+    let Some(redis) = state.redis.clone() else {
+        return;
+    };
+    let mut epochs = redis.hub().epochs();
+    let mut seen = *epochs.borrow_and_update();
+    let mut events = state.bus.subscribe();
+    // Rooms this replica's lobby sockets may be showing.
+    let mut announced: std::collections::HashSet<Uuid> = match live_rooms(&state).await {
+        Ok(rooms) => rooms.iter().map(|r| r.id).collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not list the live rooms");
+            Default::default()
+        }
+    };
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            event = events.recv() => match event {
+                Ok(event) => match &*event {
+                    DomainEvent::RoomCreated { room } | DomainEvent::RoomUpdated { room } => {
+                        announced.insert(room.id);
+                    }
+                    DomainEvent::RoomEnded { room, .. } => {
+                        announced.remove(&room.id);
+                    }
+                    _ => {}
+                },
+                Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => return,
+            },
+            changed = epochs.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let epoch = *epochs.borrow_and_update();
+                if epoch > seen {
+                    seen = epoch;
+                    match resync_lobby(&state, &redis, &announced).await {
+                        Ok(live) => announced = live,
+                        Err(e) => tracing::warn!(error = %e, "lobby not resynchronised after the Redis outage"),
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn live_rooms(state: &AppState) -> Result<Vec<crate::rooms::RoomView>, RoomError> {
+    let filter = crate::rooms::queries::RoomFilter {
+        status: Some(crate::rooms::domain::RoomStatus::Live),
+        ..Default::default()
+    };
+    let mut rooms = Vec::new();
+    let mut cursor = None;
+    loop {
+        let (page, next) = state
+            .rooms
+            .list(filter.clone(), crate::http::MAX_PAGE, cursor)
+            .await?;
+        rooms.extend(page);
+        match next {
+            Some(next) => cursor = Some(next),
+            None => return Ok(rooms),
+        }
+    }
+}
+
+async fn resync_lobby(
+    state: &web::Data<AppState>,
+    redis: &crate::cluster::redis::Redis,
+    announced: &std::collections::HashSet<Uuid>,
+) -> Result<std::collections::HashSet<Uuid>, RoomError> {
+    let rooms = live_rooms(state).await?;
+    let live: std::collections::HashSet<Uuid> = rooms.iter().map(|r| r.id).collect();
+    let lobby = |action: &'static str, room: &crate::rooms::RoomView| {
+        let update = json!({ "action": action, "room": room });
+        let io = state.io.clone();
+        async move { io.to(LOBBY).local().emit("room:list-update", &update).await }
+    };
+    for gone in announced.difference(&live) {
+        if let Ok(detail) = state.rooms.get(*gone).await {
+            let _ = lobby("ended", &detail.room).await;
+        }
+    }
+    for room in &rooms {
+        let _ = lobby("updated", room).await;
+    }
+    if let Err(e) = crate::cluster::redis::seats::rebuild(redis, &rooms).await {
+        tracing::warn!(error = %e, "seat-count cache not rebuilt");
+    }
+    tracing::info!(
+        live = rooms.len(),
+        ended = announced.difference(&live).count(),
+        "Redis is back: lobby resynchronised"
+    );
+    let state = state.clone();
+    let wait = Duration::from_secs(state.settings.cluster.presence_ttl_secs);
+    tokio::spawn(async move {
+        tokio::time::sleep(wait).await;
+        match db::run(
+            &state.pool,
+            crate::rooms::queries::active_seats_of_live_rooms,
+        )
+        .await
+        {
+            Ok(seats) => {
+                for (room_id, user_id) in seats {
+                    state.presence.seat_taken(room_id, user_id).await;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "seats not put back on the clock"),
+        }
+    });
+    Ok(live)
 }

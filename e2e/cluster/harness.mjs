@@ -1,0 +1,237 @@
+// A cluster for end-to-end tests: several processes of the real talkconnect binary on free
+// ports, sharing one fresh PostgreSQL database and one Redis key prefix, as a community runs
+// them behind a proxy. REST and Socket.IO helpers come from the gateway harness.
+import { spawn, spawnSync } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+import { binary, freePort } from "../gateway/harness.mjs";
+
+export { api, call, closeAll, connect, guest, next, record, room, settle } from "../gateway/harness.mjs";
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const PG = process.env.TALKCONNECT_TEST_POSTGRES_URL || "postgres://postgres@127.0.0.1:5432";
+const REDIS_HOST = "127.0.0.1";
+const REDIS_PORT = "6379";
+export const REDIS_URL = `redis://${REDIS_HOST}:${REDIS_PORT}`;
+
+function run(cmd, args) {
+  return spawnSync(cmd, args, { encoding: "utf8" });
+}
+
+export function redisUp() {
+  const r = run("redis-cli", ["-h", REDIS_HOST, "-p", REDIS_PORT, "ping"]);
+  return r.status === 0 && r.stdout.trim() === "PONG";
+}
+
+function postgresUp() {
+  return run("pg_isready", ["-h", "127.0.0.1", "-p", "5432", "-q"]).status === 0;
+}
+
+/**
+ * Whether the services are here. Under CI a missing service fails the test (never skips);
+ * elsewhere the caller skips with the returned reason.
+ */
+export function servicesMissing() {
+  const missing = [];
+  if (!postgresUp()) missing.push("PostgreSQL on 127.0.0.1:5432");
+  if (!redisUp()) missing.push("Redis on 127.0.0.1:6379");
+  if (missing.length === 0) return null;
+  const reason = `${missing.join(" and ")} not reachable (run scripts/services)`;
+  if (process.env.CI === "true") throw new Error(reason);
+  return reason;
+}
+
+/** Redis stopped at once, as a crash would (no save). */
+export function stopRedis() {
+  run("redis-cli", ["-h", REDIS_HOST, "-p", REDIS_PORT, "shutdown", "nosave"]);
+}
+
+/** Redis started again the way scripts/services starts it. */
+export function startRedis() {
+  const r = run(path.join(repo, "scripts/services"), []);
+  if (r.status !== 0) throw new Error(`scripts/services failed: ${r.stderr}`);
+}
+
+export function redisCli(...args) {
+  const r = run("redis-cli", ["-h", REDIS_HOST, "-p", REDIS_PORT, ...args]);
+  if (r.status !== 0) throw new Error(`redis-cli ${args.join(" ")}: ${r.stderr}`);
+  return r.stdout.trim();
+}
+
+/** Waits until `check()` is truthy (polling), or fails after `ms`. */
+export async function eventually(check, what, ms = 30_000) {
+  const until = Date.now() + ms;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > until) throw new Error(`not within ${ms} ms: ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/**
+ * A fresh cluster context: its own PostgreSQL database and Redis key prefix. `replica()`
+ * starts one more process of the binary on it.
+ */
+export async function cluster(name) {
+  const db = `tc_cluster_${name.replace(/\W/g, "_")}_${randomUUID().slice(0, 8)}`;
+  const created = run("psql", [`${PG}/postgres`, "-q", "-c", `CREATE DATABASE ${db}`]);
+  if (created.status !== 0) throw new Error(`CREATE DATABASE: ${created.stderr}`);
+  const prefix = `tc-test:${db}:`;
+  const replicas = [];
+  const secret = randomUUID();
+  return {
+    prefix,
+    replicas,
+    /** Starts a replica; `env` adds TALKCONNECT__ settings. */
+    async replica(env = {}) {
+      const r = await startReplica({
+        TALKCONNECT__DATABASE__URL: `${PG}/${db}`,
+        TALKCONNECT__REDIS__URL: REDIS_URL,
+        TALKCONNECT__REDIS__KEY_PREFIX: prefix,
+        TALKCONNECT__AUTH__JWT_SECRET: secret,
+        TALKCONNECT__CLUSTER__NODE_ID: `${name.replace(/\W/g, "-")}-${replicas.length + 1}`,
+        ...env,
+      });
+      replicas.push(r);
+      return r;
+    },
+    async close() {
+      for (const r of replicas) await r.stop();
+      run("psql", [`${PG}/postgres`, "-q", "-c", `DROP DATABASE IF EXISTS ${db} WITH (FORCE)`]);
+      if (redisUp()) {
+        const keys = run("redis-cli", ["-h", REDIS_HOST, "-p", REDIS_PORT, "--scan", "--pattern", `${prefix}*`]);
+        const list = keys.stdout.split("\n").filter(Boolean);
+        for (let i = 0; i < list.length; i += 200) redisCli("del", ...list.slice(i, i + 200));
+      }
+    },
+  };
+}
+
+async function startReplica(env) {
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), "tc-cluster-"));
+  const port = await freePort();
+  const child = spawn(binary(), [], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: {
+      ...process.env,
+      RUST_LOG: process.env.RUST_LOG || "warn,talkconnect=info",
+      NO_COLOR: "1",
+      TALKCONNECT__SERVER__HOST: "127.0.0.1",
+      TALKCONNECT__SERVER__PORT: String(port),
+      TALKCONNECT__SERVER__DATA_DIR: dataDir,
+      TALKCONNECT__SERVER__WORKERS: "2",
+      TALKCONNECT__RATE_LIMIT__ENABLED: "false",
+      ...env,
+    },
+  });
+  let log = "";
+  child.stderr.on("data", (chunk) => {
+    log += chunk.toString();
+    if (process.env.TC_E2E_VERBOSE) process.stderr.write(chunk);
+  });
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  await new Promise((resolve, reject) => {
+    let buffer = "";
+    const timer = setTimeout(() => reject(new Error("the replica did not start within 60 s")), 60_000);
+    child.stdout.on("data", (chunk) => {
+      buffer += chunk.toString();
+      if (process.env.TC_E2E_VERBOSE) process.stderr.write(chunk);
+      if (buffer.includes("listening on http://")) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`the replica exited with ${code}: ${log}${buffer}`));
+    });
+  });
+  child.stdout.resume();
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    node: env.TALKCONNECT__CLUSTER__NODE_ID,
+    log: () => log,
+    /** SIGKILL: no graceful stop, nothing handed over. */
+    async kill() {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+      await exited;
+    },
+    /** SIGTERM: the graceful stop. */
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+      await exited;
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** GET /readyz: {status, code}. */
+export async function readyz(replica) {
+  const response = await fetch(replica.url + "/readyz");
+  const body = await response.json();
+  return { status: response.status, code: body.error?.code ?? body.status };
+}
+
+export function nginxInstalled() {
+  return spawnSync("nginx", ["-v"], { encoding: "utf8" }).status === 0;
+}
+
+/**
+ * nginx with deploy/nginx.conf in front of `replicas`, on a free port: the shipped file with
+ * only its listen port and upstream servers replaced, wrapped in a minimal main config.
+ */
+export async function startNginx(replicas) {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "tc-nginx-"));
+  const port = await freePort();
+  let site = readFileSync(path.join(repo, "deploy/nginx.conf"), "utf8");
+  site = site.replace(/^\s*listen 8080;/m, `    listen 127.0.0.1:${port};`);
+  site = site.replace(/^\s*(# )?server 127\.0\.0\.1:808\d.*$/gm, "");
+  const servers = replicas.map((r) => `    server 127.0.0.1:${r.port} max_fails=1 fail_timeout=5s;`).join("\n");
+  site = site.replace(/^(\s*(# )?ip_hash;)$/m, `$1\n${servers}`);
+  writeFileSync(path.join(dir, "site.conf"), site);
+  writeFileSync(
+    path.join(dir, "nginx.conf"),
+    [
+      "worker_processes 1;",
+      `pid ${dir}/nginx.pid;`,
+      `error_log ${dir}/error.log warn;`,
+      "events { worker_connections 1024; }",
+      "http {",
+      `  access_log off;`,
+      `  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy;`,
+      `  fastcgi_temp_path ${dir}/fastcgi; uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;`,
+      `  include ${dir}/site.conf;`,
+      "}",
+    ].join("\n"),
+  );
+  const child = spawn("nginx", ["-p", dir, "-c", path.join(dir, "nginx.conf"), "-g", "daemon off;"], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let log = "";
+  child.stderr.on("data", (c) => (log += c.toString()));
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  const url = `http://127.0.0.1:${port}`;
+  await eventually(async () => {
+    if (child.exitCode !== null) throw new Error(`nginx exited: ${log}`);
+    try {
+      return (await fetch(url + "/healthz")).status === 200;
+    } catch {
+      return false;
+    }
+  }, "nginx answers", 10_000);
+  return {
+    url,
+    port,
+    async stop() {
+      if (child.exitCode === null) child.kill("SIGTERM");
+      await exited;
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
