@@ -74,8 +74,9 @@ describe("cluster", { skip: skip ?? false }, () => {
 
   test("chat, media state, hands, mesh signaling and kicks reach room members on other replicas", async () => {
     const c = await newCluster("room");
-    const a = await c.replica();
-    const b = await c.replica();
+    // Mesh mode: the webrtc:* relay between browsers is what this test follows across replicas.
+    const a = await c.replica({ TALKCONNECT__MEDIA__MODE: "mesh" });
+    const b = await c.replica({ TALKCONNECT__MEDIA__MODE: "mesh" });
     const host = await guest(a, "Host");
     const visitor = await guest(b, "Visitor");
     const roomId = await room(a, host, { title: "Split room" });

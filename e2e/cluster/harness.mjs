@@ -126,6 +126,11 @@ async function startReplica(env) {
       TALKCONNECT__SERVER__DATA_DIR: dataDir,
       TALKCONNECT__SERVER__WORKERS: "2",
       TALKCONNECT__RATE_LIMIT__ENABLED: "false",
+      // Media on loopback, in a UDP port block of its own so replicas side by side never collide.
+      TALKCONNECT__SFU__BIND_IP: "127.0.0.1",
+      TALKCONNECT__SFU__ALLOW_LOOPBACK: "true",
+      TALKCONNECT__SFU__UDP_PORT_MIN: String(43000 + (port % 200) * 20),
+      TALKCONNECT__SFU__UDP_PORT_MAX: String(43000 + (port % 200) * 20 + 19),
       ...env,
     },
   });
