@@ -16,10 +16,12 @@ use tracing_actix_web::TracingLogger;
 use crate::auth::{self, JwtKeys};
 use crate::chat::{self, Chat};
 use crate::cluster::redis::{
-    Redis, RedisAdapter, RedisBus, RedisPresence, RedisRateLimiter, RedisStartError, seats,
+    Redis, RedisAdapter, RedisBus, RedisPlacement, RedisPresence, RedisRateLimiter,
+    RedisStartError, seats,
 };
 use crate::cluster::{
-    Bus, InMemoryBus, InMemoryPresence, InMemoryRateLimiter, Presence, RateLimiter,
+    Bus, InMemoryBus, InMemoryPresence, InMemoryRateLimiter, LocalPlacement, MediaPlacement,
+    Presence, RateLimiter,
 };
 use crate::config::{ConfigError, Settings};
 use crate::db::{self, DbPool};
@@ -44,7 +46,7 @@ pub struct AppState {
     pub chat: Chat,
     pub presence: Arc<dyn Presence>,
     pub io: SocketIo,
-    pub media: gateway::Media,
+    pub media: Arc<gateway::Media>,
     /// Set in cluster mode (`redis.url`): the replicas' shared Redis.
     pub redis: Option<Arc<Redis>>,
 }
@@ -82,6 +84,7 @@ struct Mode {
     presence: Arc<dyn Presence>,
     limiter: Arc<dyn RateLimiter>,
     io: SocketIo,
+    placement: Arc<dyn MediaPlacement>,
     redis: Option<Arc<Redis>>,
 }
 
@@ -92,6 +95,7 @@ impl Mode {
             presence: Arc::new(InMemoryPresence::new()),
             limiter: Arc::new(InMemoryRateLimiter::new()),
             io: SocketIo::new(gateway::protocol_config(&settings.realtime)),
+            placement: Arc::new(LocalPlacement),
             redis: None,
         }
     }
@@ -117,7 +121,14 @@ impl Mode {
                 Duration::from_millis(cluster.request_timeout_ms),
             ))
             .build();
+        let placement = RedisPlacement::new(
+            Arc::clone(&redis),
+            Duration::from_secs(cluster.media_lease_secs),
+            Duration::from_millis(cluster.request_timeout_ms),
+        )
+        .await;
         Ok(Mode {
+            placement,
             bus: Arc::new(bus),
             presence,
             limiter: Arc::new(RedisRateLimiter::new(Arc::clone(&redis))),
@@ -159,7 +170,13 @@ impl AppState {
         })?;
         let jwt = JwtKeys::new(&secret, settings.auth.token_ttl_secs);
         let limits = Limits::new(settings.rate_limit.clone(), mode.limiter);
-        let media = gateway::Media::start(settings.media.mode, &settings.sfu)?;
+        let media = gateway::Media::start(
+            settings.media.mode,
+            &settings.sfu,
+            mode.io.clone(),
+            mode.placement,
+        )
+        .await?;
         tracing::info!(media = %media, "media");
         Ok(Self {
             rooms: Rooms::new(pool.clone(), mode.bus.clone(), settings.rooms.clone()),

@@ -129,6 +129,7 @@ pub struct ClusterSettings {
     pub media_address: String,
     pub presence_ttl_secs: u64,
     pub request_timeout_ms: u64,
+    pub media_lease_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -268,6 +269,9 @@ impl Settings {
         }
         if cluster.presence_ttl_secs < 3 {
             return bad("cluster.presence_ttl_secs", "must be at least 3");
+        }
+        if cluster.media_lease_secs < 3 {
+            return bad("cluster.media_lease_secs", "must be at least 3");
         }
         if cluster.request_timeout_ms == 0 {
             return bad("cluster.request_timeout_ms", "must be at least 1");

@@ -32,6 +32,7 @@ async fn replica(prefix: &str, node: &str) -> Option<Arc<Redis>> {
         media_address: String::new(),
         presence_ttl_secs: 3,
         request_timeout_ms: 2000,
+        media_lease_secs: 10,
     };
     match Redis::connect(&settings, &cluster, CancellationToken::new()).await {
         Ok(redis) => Some(redis),
@@ -348,4 +349,73 @@ async fn the_seat_cache_keeps_the_newest_view_and_never_revives_an_ended_room() 
         .await
         .unwrap();
     assert_eq!(live, vec![other.to_string()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_media_has_one_owner_that_answers_the_others_and_can_be_taken_over() {
+    use talkconnect::cluster::placement::{MediaPlacement, Owner, PlacementError};
+    use talkconnect::cluster::redis::RedisPlacement;
+
+    let prefix = prefix();
+    let Some(a) = replica(&prefix, "a").await else {
+        return;
+    };
+    let b = replica(&prefix, "b").await.unwrap();
+    let a_id = a.instance_id().to_owned();
+    let lease = Duration::from_secs(3);
+    let timeout = Duration::from_secs(2);
+    let pa = RedisPlacement::new(a, lease, timeout).await;
+    let pb = RedisPlacement::new(b, lease, timeout).await;
+    pa.serve(Arc::new(|request: serde_json::Value| {
+        Box::pin(async move { serde_json::json!({ "echo": request, "by": "a" }) })
+    }))
+    .await;
+
+    let room = Uuid::new_v4();
+    assert_eq!(
+        pa.owner(room).await.unwrap(),
+        Owner::Here,
+        "the first to ask claims the room"
+    );
+    assert_eq!(
+        pb.owner(room).await.unwrap(),
+        Owner::Elsewhere(a_id.clone())
+    );
+    assert!(pb.is_owner(room, &a_id).await);
+
+    let reply = pb
+        .call(&a_id, serde_json::json!({ "op": "ping" }))
+        .await
+        .unwrap();
+    assert_eq!(
+        reply,
+        serde_json::json!({ "echo": { "op": "ping" }, "by": "a" })
+    );
+    // Nobody listens on a made-up replica's channel.
+    assert!(matches!(
+        pb.call("gone#0000", serde_json::json!({})).await,
+        Err(PlacementError::Unreachable)
+    ));
+
+    assert!(
+        pa.keep(&[room]).await.is_empty(),
+        "the owner keeps its room"
+    );
+    assert_eq!(
+        pb.keep(&[room]).await,
+        vec![room],
+        "a replica that does not own it loses it"
+    );
+
+    // The owner gives the room up: the next one to ask takes it.
+    pa.vacate(room).await;
+    assert!(!pb.is_owner(room, &a_id).await);
+    assert_eq!(pb.owner(room).await.unwrap(), Owner::Here);
+    assert_eq!(pa.keep(&[room]).await, vec![room], "A's claim is gone");
+
+    // A dead owner's lease runs out by itself.
+    let other = Uuid::new_v4();
+    assert_eq!(pa.owner(other).await.unwrap(), Owner::Here);
+    tokio::time::sleep(lease + Duration::from_millis(500)).await;
+    assert_eq!(pb.owner(other).await.unwrap(), Owner::Here);
 }

@@ -59,6 +59,7 @@ async fn node(redis_url: &str, prefix: &str, id: &str) -> (SocketIo, std::net::S
             media_address: String::new(),
             presence_ttl_secs: 10,
             request_timeout_ms: 2000,
+            media_lease_secs: 10,
         },
         CancellationToken::new(),
     )

@@ -1,5 +1,6 @@
 // Helpers for the browser tests: the REAL server binary on a free port with a fresh SQLite
 // database, and Debian's headless Chromium driven by playwright-core (no browser download).
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
@@ -110,6 +111,13 @@ export async function startServer({ dir, port = 0, env: extraEnv = {} } = {}) {
       await exited;
       clearTimeout(timer);
     },
+    /** SIGKILL: a crash, nothing handed over. */
+    async kill() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGKILL');
+      await exited;
+    },
     cleanup() {
       rmSync(workdir, { recursive: true, force: true });
     },
@@ -177,4 +185,54 @@ export async function createRoom(page, { title, topic = '', seats } = {}) {
   await page.waitForURL(/\/r\/[0-9a-f-]{36}$/, { timeout: 10000 });
   await page.locator('.room .room-name', { hasText: title }).waitFor({ timeout: 10000 });
   return page.url().split('/r/')[1];
+}
+
+/** Per remote publisher: video frames decoded and audio bytes received (getStats in the page). */
+export function remoteStats(page) {
+  return page.evaluate(async () => {
+    const tc = window.__talkconnect;
+    const pc = tc?.pc;
+    if (!pc) return {};
+    const byTrack = {};
+    (await pc.getStats()).forEach((r) => {
+      if (r.type === 'inbound-rtp') {
+        byTrack[r.trackIdentifier] = { framesDecoded: r.framesDecoded ?? 0, bytesReceived: r.bytesReceived ?? 0 };
+      }
+    });
+    const out = {};
+    for (const [id, t] of Object.entries(tc.remote)) {
+      out[id] = {
+        framesDecoded: t.video ? (byTrack[t.video]?.framesDecoded ?? 0) : null,
+        audioBytes: t.audio ? (byTrack[t.audio]?.bytesReceived ?? 0) : null,
+      };
+    }
+    return out;
+  });
+}
+
+/**
+ * Waits until two samples a second apart show every listed publisher's media arriving:
+ * video frames decoded rising (`video: true`) and audio bytes rising (`audio: true`).
+ * Returns the two samples (printed for the report).
+ */
+export async function expectFlowing(page, publishers, { video = true, audio = true, timeout = 30000 } = {}) {
+  const deadline = Date.now() + timeout;
+  let before = await remoteStats(page);
+  let last;
+  while (Date.now() < deadline) {
+    await page.waitForTimeout(1000);
+    const now = await remoteStats(page);
+    const ok = publishers.every((id) => {
+      const a = before[id];
+      const b = now[id];
+      if (!a || !b) return false;
+      if (video && !(b.framesDecoded > a.framesDecoded && a.framesDecoded > 0)) return false;
+      if (audio && !(b.audioBytes > a.audioBytes && a.audioBytes > 0)) return false;
+      return true;
+    });
+    last = { before, now };
+    if (ok) return last;
+    before = now;
+  }
+  assert.fail(`media not flowing from ${publishers.join(', ')}: ${JSON.stringify(last)}`);
 }

@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import {
   MEDIA_ARGS,
   createRoom,
+  expectFlowing,
   launchBrowser,
   realtimeAvailable,
   screenshot,
@@ -58,56 +59,6 @@ async function newPage(b = browser, options = {}) {
 }
 
 const userId = (page) => page.evaluate(() => JSON.parse(localStorage.getItem('talkconnect.session')).user.id);
-
-/** Per remote publisher: video frames decoded and audio bytes received (getStats in the page). */
-function remoteStats(page) {
-  return page.evaluate(async () => {
-    const tc = window.__talkconnect;
-    const pc = tc?.pc;
-    if (!pc) return {};
-    const byTrack = {};
-    (await pc.getStats()).forEach((r) => {
-      if (r.type === 'inbound-rtp') {
-        byTrack[r.trackIdentifier] = { framesDecoded: r.framesDecoded ?? 0, bytesReceived: r.bytesReceived ?? 0 };
-      }
-    });
-    const out = {};
-    for (const [id, t] of Object.entries(tc.remote)) {
-      out[id] = {
-        framesDecoded: t.video ? (byTrack[t.video]?.framesDecoded ?? 0) : null,
-        audioBytes: t.audio ? (byTrack[t.audio]?.bytesReceived ?? 0) : null,
-      };
-    }
-    return out;
-  });
-}
-
-/**
- * Waits until two samples a second apart show every listed publisher's media arriving:
- * video frames decoded rising (`video: true`) and audio bytes rising (`audio: true`).
- * Returns the two samples (printed for the report).
- */
-async function expectFlowing(page, publishers, { video = true, audio = true, timeout = 30000 } = {}) {
-  const deadline = Date.now() + timeout;
-  let before = await remoteStats(page);
-  let last;
-  while (Date.now() < deadline) {
-    await page.waitForTimeout(1000);
-    const now = await remoteStats(page);
-    const ok = publishers.every((id) => {
-      const a = before[id];
-      const b = now[id];
-      if (!a || !b) return false;
-      if (video && !(b.framesDecoded > a.framesDecoded && a.framesDecoded > 0)) return false;
-      if (audio && !(b.audioBytes > a.audioBytes && a.audioBytes > 0)) return false;
-      return true;
-    });
-    last = { before, now };
-    if (ok) return last;
-    before = now;
-  }
-  assert.fail(`media not flowing from ${publishers.join(', ')}: ${JSON.stringify(last)}`);
-}
 
 const tile = (page, id) => page.locator(`.tile[data-user-id="${id}"]`);
 const videoOn = (page, id) => page.locator(`.tile[data-user-id="${id}"][data-video="on"] video`);

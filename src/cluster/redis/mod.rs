@@ -5,6 +5,7 @@
 
 pub mod adapter;
 pub mod bus;
+pub mod placement;
 pub mod presence;
 pub mod pubsub;
 pub mod rate_limit;
@@ -20,6 +21,7 @@ use crate::config::{ClusterSettings, RedisSettings};
 
 pub use adapter::RedisAdapter;
 pub use bus::RedisBus;
+pub use placement::RedisPlacement;
 pub use presence::RedisPresence;
 pub use pubsub::PubSubHub;
 pub use rate_limit::RedisRateLimiter;

@@ -74,6 +74,10 @@ pub fn install(state: web::Data<AppState>, shutdown: CancellationToken) {
     tokio::spawn(relay_domain_events(state.clone(), shutdown.clone()));
     if state.redis.is_some() {
         tokio::spawn(resync_after_redis_outage(state.clone(), shutdown.clone()));
+        let lease = Duration::from_secs(state.settings.cluster.media_lease_secs);
+        let media = Arc::clone(&state.media);
+        let until = shutdown.clone();
+        tokio::spawn(async move { media.keep_placement(lease, until).await });
     }
     tokio::spawn(release_unattended_seats(state, shutdown));
 }
