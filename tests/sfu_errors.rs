@@ -147,3 +147,30 @@ async fn port_range_exhaustion_is_an_error_not_a_panic() {
         .expect("c gets a's port");
     sfu.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_port_held_by_another_program_is_skipped() {
+    // Another program (here: a plain socket) sits on the first port of the range.
+    let squatter = std::net::UdpSocket::bind("127.0.0.1:42160").expect("port 42160 is free");
+    let sfu = Sfu::start(SfuConfig::loopback(42160, 42162)).expect("sfu starts");
+    let h = sfu.handle();
+    let (tx, _rx) = mpsc::unbounded_channel();
+    h.join("r", "a", JoinOptions::default(), tx.clone())
+        .await
+        .expect("a gets the next port");
+    h.join("r", "b", JoinOptions::default(), tx.clone())
+        .await
+        .expect("b gets the last one");
+    assert_eq!(
+        h.stats().leased_ports,
+        2,
+        "the busy port is not kept leased"
+    );
+    assert_eq!(
+        h.join("r", "c", JoinOptions::default(), tx).await,
+        Err(SfuError::NoFreePort),
+        "only the squatted port is left"
+    );
+    drop(squatter);
+    sfu.shutdown().await;
+}

@@ -45,6 +45,8 @@ const MAX_PUBLISHED_SECTIONS: usize = 4;
 
 /// Largest SDP accepted from a client (a 50-person room's offer is about 60 KiB).
 const MAX_SDP_BYTES: usize = 256 * 1024;
+/// Ports of the range tried when another program holds them, before a join gives up.
+const BUSY_PORT_ATTEMPTS: usize = 16;
 
 /// What the room owner can be asked to do.
 pub(crate) enum RoomCmd {
@@ -345,7 +347,6 @@ impl Room {
         if self.participants.len() >= self.shared.config.max_participants_per_room {
             return Err(SfuError::RoomFull);
         }
-        let port = self.shared.ports.lease().ok_or(SfuError::NoFreePort)?;
         let peer = self.shared.metrics.next_id();
         let cancel = self.shared.cancel.child_token();
         let handler = Arc::new(PeerHandler {
@@ -358,13 +359,25 @@ impl Room {
                 self.shared.config.keyframe_request_min_interval_ms,
             ),
         });
-        let pc = build_peer_connection(
-            &self.shared.config,
-            port.port(),
-            self.shared.mux.as_ref(),
-            handler,
-        )
-        .await?;
+        // A port of the range that another program holds cannot be bound: try the next ones,
+        // keeping the busy ones leased meanwhile so they are not handed out again at once.
+        let mut busy = Vec::new();
+        let (port, pc) = loop {
+            let port = self.shared.ports.lease().ok_or(SfuError::NoFreePort)?;
+            match build_peer_connection(
+                &self.shared.config,
+                port.port(),
+                self.shared.mux.as_ref(),
+                Arc::clone(&handler) as Arc<dyn PeerConnectionEventHandler>,
+            )
+            .await
+            {
+                Ok(pc) => break (port, pc),
+                Err(SfuError::NoFreePort) if busy.len() < BUSY_PORT_ATTEMPTS => busy.push(port),
+                Err(e) => return Err(e),
+            }
+        };
+        drop(busy);
         let (queue_tx, queue_rx) = mpsc::channel(self.shared.config.subscriber_queue_packets);
         let (downlink_tx, downlink_rx) = mpsc::unbounded_channel();
         spawn_counted(
