@@ -104,7 +104,9 @@ export async function startServer({ dir, port = 0, env: extraEnv = {} } = {}) {
     dir: workdir,
     log: () => log,
     async stop() {
-      if (child.exitCode !== null) return;
+      // A child that already died (kill() below, or a crash) has a signalCode and no
+      // exitCode; waiting for its 'exit' again would hang the run.
+      if (child.exitCode !== null || child.signalCode !== null) return;
       const exited = new Promise((r) => child.once('exit', r));
       child.kill('SIGTERM');
       const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
