@@ -390,6 +390,17 @@ impl<D> Conn<D> {
 
     /// Marks a GET as active. Errors tell the handler what to answer.
     pub(crate) fn begin_get(&self) -> Result<(), PollError> {
+        self.begin_request(|st| &mut st.get_active)
+    }
+
+    /// Marks a POST as active. Errors tell the handler what to answer.
+    pub(crate) fn begin_post(&self) -> Result<(), PollError> {
+        self.begin_request(|st| &mut st.post_active)
+    }
+
+    /// A polling request starts: refused on a closed or upgraded connection; a second request
+    /// of the same kind while one is active closes the connection (the protocol's overlap).
+    fn begin_request(&self, active: impl FnOnce(&mut State) -> &mut bool) -> Result<(), PollError> {
         self.check_pong_deadline();
         let overlap = {
             let mut st = self.state.lock();
@@ -399,12 +410,7 @@ impl<D> Conn<D> {
             if st.transport != TransportKind::Polling {
                 return Err(PollError::WrongTransport);
             }
-            if st.get_active {
-                true
-            } else {
-                st.get_active = true;
-                false
-            }
+            std::mem::replace(active(&mut st), true)
         };
         if overlap {
             self.close(CloseReason::Overlap);
@@ -439,30 +445,6 @@ impl<D> Conn<D> {
             return Some(vec![Frame::NOOP]);
         }
         None
-    }
-
-    pub(crate) fn begin_post(&self) -> Result<(), PollError> {
-        self.check_pong_deadline();
-        let overlap = {
-            let mut st = self.state.lock();
-            if st.closed.is_some() {
-                return Err(PollError::Closed);
-            }
-            if st.transport != TransportKind::Polling {
-                return Err(PollError::WrongTransport);
-            }
-            if st.post_active {
-                true
-            } else {
-                st.post_active = true;
-                false
-            }
-        };
-        if overlap {
-            self.close(CloseReason::Overlap);
-            return Err(PollError::Overlap);
-        }
-        Ok(())
     }
 
     pub(crate) fn end_post(&self) {
