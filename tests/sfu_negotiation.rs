@@ -7,7 +7,9 @@ mod sfu_common;
 use sfu_common::{Client, wait_for};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-use talkconnect::sfu::{ServerSignal, Sfu, SfuConfig, SfuError, SfuEventKind};
+use talkconnect::sfu::{
+    ClientSignal, CloseReason, SdpPayload, ServerSignal, Sfu, SfuConfig, SfuError, SfuEventKind,
+};
 
 const LONG: Duration = Duration::from_secs(20);
 
@@ -60,6 +62,66 @@ async fn client_offer_during_pending_server_offer_is_answered_then_reoffered() {
     .await;
     assert!(x.state.offers.load(Ordering::SeqCst) >= 1);
     for c in [alice, bob, carol, x] {
+        c.close().await;
+    }
+    sfu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_answers_is_dropped_and_the_room_goes_on() {
+    let sfu = Sfu::start(SfuConfig {
+        answer_timeout_ms: 600,
+        ..SfuConfig::loopback(42350, 42369)
+    })
+    .expect("sfu starts");
+    let h = sfu.handle();
+    let mut alice = Client::join(&h, "t", "alice", true).await;
+    alice.start_media(50, 300);
+    let bob = Client::join(&h, "t", "bob", false).await;
+
+    // x joins receive-only: the server offers alice's tracks and x never answers.
+    let mut x = Client::join_held(&h, "t", "x", false).await;
+    let first = x.next_event().await;
+    assert!(
+        matches!(first.kind, SfuEventKind::Signal(ServerSignal::Offer(_))),
+        "server offers first: {first:?}"
+    );
+    let closed = loop {
+        let event = x.next_event().await;
+        if let SfuEventKind::Closed(reason) = event.kind {
+            break reason;
+        }
+    };
+    assert_eq!(closed, CloseReason::AnswerTimeout);
+    assert_eq!(
+        h.signal(
+            "t",
+            "x",
+            ClientSignal::Answer(SdpPayload { sdp: String::new() })
+        )
+        .await,
+        Err(SfuError::UnknownParticipant),
+        "x's SFU state is gone"
+    );
+
+    // Those who answer stay, well past several timeouts, and keep receiving.
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let before = bob.state.received_from("alice").video;
+    wait_for("bob still receives alice", LONG, || {
+        bob.state.received_from("alice").video > before + 20
+    })
+    .await;
+    assert_eq!(*bob.state.closed.lock().unwrap(), None);
+    assert_eq!(*alice.state.closed.lock().unwrap(), None);
+
+    // x can come back, and with a client that answers it stays.
+    drop(x);
+    let x = Client::join(&h, "t", "x", false).await;
+    wait_for("x receives alice after rejoining", LONG, || {
+        x.state.received_from("alice").video > 10
+    })
+    .await;
+    for c in [alice, bob, x] {
         c.close().await;
     }
     sfu.shutdown().await;

@@ -44,6 +44,10 @@ pub struct SfuConfig {
     pub keyframe_request_min_interval_ms: u64,
     /// Packets queued towards one subscriber before new ones are dropped (its loss, nobody else's).
     pub subscriber_queue_packets: usize,
+    /// Milliseconds a client has to answer a server offer. A client that does not is dropped
+    /// with `answerTimeout` (its browser starts a fresh session) instead of staying stuck on
+    /// what was negotiated before.
+    pub answer_timeout_ms: u64,
 }
 
 /// A STUN or TURN server as the browser's `RTCPeerConnection` configuration wants it.
@@ -77,6 +81,7 @@ impl Default for SfuConfig {
             offer_refill_ms: 2000,
             keyframe_request_min_interval_ms: 300,
             subscriber_queue_packets: 1024,
+            answer_timeout_ms: 15_000,
         }
     }
 }

@@ -91,6 +91,12 @@ pub(crate) enum RoomCmd {
         peer: u64,
         opened: OpenedTrack,
     },
+    /// Posted `answer_timeout_ms` after server offer number `offer` went out.
+    AnswerDue {
+        user: String,
+        peer: u64,
+        offer: u64,
+    },
 }
 
 /// A publisher track whose forwarder is already running.
@@ -185,6 +191,8 @@ struct Participant {
     awaits_client_offer: bool,
     negotiation_needed: bool,
     offer_in_flight: bool,
+    /// Server offers sent so far: tells the answer deadline of the current one from older ones.
+    offers_sent: u64,
     connected: bool,
     first_mid: Option<String>,
     offer_budget: OfferBudget,
@@ -322,6 +330,16 @@ impl Room {
             RoomCmd::TrackOpened { user, peer, opened } => {
                 self.track_opened(&user, peer, opened).await;
             }
+            RoomCmd::AnswerDue { user, peer, offer } => {
+                let unanswered = self
+                    .participants
+                    .get(&user)
+                    .is_some_and(|p| p.peer == peer && p.offer_in_flight && p.offers_sent == offer);
+                if unanswered {
+                    self.remove_participant(&user, CloseReason::AnswerTimeout)
+                        .await;
+                }
+            }
         }
     }
 
@@ -401,6 +419,7 @@ impl Room {
                 awaits_client_offer: publish,
                 negotiation_needed: false,
                 offer_in_flight: false,
+                offers_sent: 0,
                 connected: false,
                 first_mid: None,
                 offer_budget: OfferBudget {
@@ -573,12 +592,39 @@ impl Room {
         }
         p.negotiation_needed = false;
         p.offer_in_flight = true;
+        p.offers_sent += 1;
+        self.answer_deadline(user);
         let sdp = self.local_sdp(user).await;
         let tracks = self.track_map(user).await;
         self.emit(
             user,
             SfuEventKind::Signal(ServerSignal::Offer(DescriptionPayload { sdp, tracks })),
         );
+    }
+
+    /// Reminds the room when the participant's current offer should have been answered; the
+    /// reminder dies with the participant.
+    fn answer_deadline(&self, user: &str) {
+        let Some(p) = self.participants.get(user) else {
+            return;
+        };
+        let (commands, cancel) = (self.commands.clone(), p.cancel.child_token());
+        let due = RoomCmd::AnswerDue {
+            user: user.to_owned(),
+            peer: p.peer,
+            offer: p.offers_sent,
+        };
+        let wait = Duration::from_millis(self.shared.config.answer_timeout_ms);
+        spawn_counted(&self.shared.metrics, async move {
+            tokio::select! {
+                () = cancel.cancelled() => {}
+                () = tokio::time::sleep(wait) => {
+                    if let Some(commands) = commands.upgrade() {
+                        let _ = commands.send(due);
+                    }
+                }
+            }
+        });
     }
 
     /// The local description as sent: host addresses announced, first mid remembered for
@@ -1034,7 +1080,8 @@ fn reject_closed(command: RoomCmd) {
         }
         RoomCmd::LocalCandidate { .. }
         | RoomCmd::PeerState { .. }
-        | RoomCmd::TrackOpened { .. } => {}
+        | RoomCmd::TrackOpened { .. }
+        | RoomCmd::AnswerDue { .. } => {}
     }
 }
 

@@ -153,6 +153,8 @@ pub enum CloseReason {
     RoomEnded,
     /// ICE/DTLS failed or the connection closed from the client side.
     ConnectionFailed,
+    /// The client did not answer a server offer in time (`sfu.answer_timeout_ms`).
+    AnswerTimeout,
     /// The SFU is shutting down.
     Shutdown,
 }
