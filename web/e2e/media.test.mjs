@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test';
 
 import {
   MEDIA_ARGS,
+  apiAs,
   createRoom,
   expectFlowing,
   launchBrowser,
@@ -71,6 +72,25 @@ async function enterAs(b, name, roomId, contextOptions) {
   await signInAsGuest(page, name);
   await page.locator('.room .room-name').waitFor(LIVE);
   return page;
+}
+
+/** A second tab of `page` (user `pageId`) opens `roomUrl` and takes the media over: the first
+ * tab holds no connection and says so, `other` receives from the second; then back. */
+async function secondTabTakesOver(page, pageId, other, otherId, roomUrl, shot) {
+  const tab2 = await page.context().newPage();
+  await tab2.goto(roomUrl);
+  await videoOn(tab2, otherId).waitFor(MEDIA);
+  await page.getByTestId('media-replaced').waitFor(LIVE);
+  assert.equal(await page.evaluate(() => window.__talkconnect.pc), null);
+  assert.deepEqual(await page.evaluate(() => Object.keys(window.__talkconnect.peers)), []);
+  await expectFlowing(other, [pageId]);
+  await screenshot(page, shot);
+  await page.getByRole('button', { name: 'Use them here' }).click();
+  await tab2.getByTestId('media-replaced').waitFor(LIVE);
+  await page.getByTestId('media-replaced').waitFor({ state: 'detached', ...LIVE });
+  await expectFlowing(page, [otherId]);
+  await expectFlowing(other, [pageId]);
+  await tab2.close();
 }
 
 /** Reloads `page` (user `pageId`) in the room: media flows both ways with `other` again. */
@@ -201,20 +221,7 @@ describe('audio and video through the SFU', () => {
   });
 
   it('a second tab takes the camera and microphone over; the first can take them back', STEP, async () => {
-    const anTab2 = await an.context().newPage();
-    await anTab2.goto(`${server.url}/r/${roomId}`);
-    await videoOn(anTab2, ids.binh).waitFor(MEDIA);
-    // The first tab is told, with a way back; Bình now gets An's media from the second tab.
-    await an.getByTestId('media-replaced').waitFor(LIVE);
-    assert.equal(await an.evaluate(() => window.__talkconnect.pc), null);
-    await expectFlowing(binh, [ids.an]);
-    await screenshot(an, 'media-replaced');
-    await an.getByRole('button', { name: 'Use them here' }).click();
-    await anTab2.getByTestId('media-replaced').waitFor(LIVE);
-    await an.getByTestId('media-replaced').waitFor({ state: 'detached', ...LIVE });
-    await expectFlowing(an, [ids.binh]);
-    await expectFlowing(binh, [ids.an]);
-    await anTab2.close();
+    await secondTabTakesOver(an, ids.an, binh, ids.binh, `${server.url}/r/${roomId}`, 'media-replaced');
   });
 
   it('a page nobody has touched yet: the sound waits for a tap on "Enable sound"', STEP, async () => {
@@ -287,11 +294,13 @@ describe('a server in mesh mode: browser to browser', () => {
   let binh;
   let chi;
   let ids;
+  let roomId;
   /** Socket.IO frames naming an `sfu:*` event, per page (there must be none). */
   const sfuFrames = [];
 
   before(async () => {
-    mesh = await startServer({ env: { TALKCONNECT__MEDIA__MODE: 'mesh' } });
+    // A short seat grace period: a closed page's seat (and tile) goes in 2 s.
+    mesh = await startServer({ env: { TALKCONNECT__MEDIA__MODE: 'mesh', TALKCONNECT__REALTIME__SEAT_GRACE_SECS: '2' } });
   });
 
   after(async () => {
@@ -319,7 +328,7 @@ describe('a server in mesh mode: browser to browser', () => {
 
   it('three people see and hear each other over one peer connection per pair, told that IPs are visible', STEP, async () => {
     an = await meshPage('An Mesh');
-    const roomId = await createRoom(an, { title: 'Mesh room' });
+    roomId = await createRoom(an, { title: 'Mesh room' });
     binh = await meshPage('Bình Mesh', roomId);
     chi = await meshPage('Chi Mesh', roomId);
     ids = { an: await userId(an), binh: await userId(binh), chi: await userId(chi) };
@@ -374,6 +383,11 @@ describe('a server in mesh mode: browser to browser', () => {
     assert.equal(await tile(an, ids.binh).locator('[data-testid="muted-badge"]').count(), 0);
   });
 
+  it('a second tab takes the media over (tabs of one browser agree), the first takes it back', STEP, async () => {
+    await secondTabTakesOver(an, ids.an, chi, ids.chi, `${mesh.url}/r/${roomId}`, 'media-mesh-replaced');
+    await expectFlowing(binh, [ids.an]);
+  });
+
   it('someone leaves: the others close the connection and lose the tile', STEP, async () => {
     await chi.getByRole('button', { name: 'Leave' }).click();
     await chi.getByRole('heading', { name: /Live rooms/ }).waitFor(LIVE);
@@ -390,8 +404,27 @@ describe('a server in mesh mode: browser to browser', () => {
   it('a reload opens a new connection that replaces the old one', STEP, async () => {
     await reloadAndFlow(binh, ids.binh, an, ids.an);
     assert.deepEqual(await peersOf(an), [ids.binh]);
+  });
+
+  it('a kicked participant: connections closed on both sides', STEP, async () => {
+    const res = await apiAs(an, 'POST', `/api/rooms/${roomId}/kick/${ids.binh}`);
+    assert.equal(res.status, 200);
+    await tile(an, ids.binh).waitFor({ state: 'detached', ...LIVE });
+    await an.waitForFunction((id) => !(id in window.__talkconnect.peers), ids.binh, LIVE);
+    await binh.waitForFunction(() => Object.keys(window.__talkconnect.peers).length === 0, null, LIVE);
+    await binh.context().close();
+  });
+
+  it('a page that closes: its tile and connection go when its seat is released', STEP, async () => {
+    const dung = await meshPage('Dũng Mesh', roomId);
+    const dungId = await userId(dung);
+    await videoOn(an, dungId).waitFor(MEDIA);
+    await expectFlowing(an, [dungId]);
+    await dung.context().close();
+    await tile(an, dungId).waitFor({ state: 'detached', timeout: 20000 });
+    await an.waitForFunction((id) => !(id in window.__talkconnect.peers), dungId, LIVE);
+    assert.equal(await an.locator('.remote-audio audio').count(), 0);
     assert.deepEqual(sfuFrames, [], 'no sfu:* event in mesh mode');
     await an.context().close();
-    await binh.context().close();
   });
 });

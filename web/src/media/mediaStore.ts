@@ -15,6 +15,8 @@
 //   keeps the tracks in step, also after a re-join).
 // * Mesh mode: the same local media and tiles; every socket (re)join keeps the connections
 //   that are up and opens again the others; the room's participants decide who we connect to.
+//   The server relays to every tab of a user, so tabs of this browser agree over a
+//   BroadcastChannel that the newest one holds the media (the others show "use them here").
 import { batch, effect, signal, untracked } from '@preact/signals';
 
 import { api } from '../api/client';
@@ -82,6 +84,8 @@ let meshMode = false;
 /** Mesh messages that came before our mesh session was ready (local media still starting). */
 let meshInbox: [MeshSignalKind, MeshSignalIn][] = [];
 const MESH_INBOX_MAX = 500;
+/** Tabs of this browser: "I hold the media of room X now" (mesh mode). */
+const tabs = typeof BroadcastChannel !== 'undefined' ? new BroadcastChannel('talkconnect.mesh-media') : null;
 const MESH_EVENTS = {
   offer: ClientEvent.meshOffer,
   answer: ClientEvent.meshAnswer,
@@ -150,6 +154,7 @@ export function startMedia(): void {
   onServer(ServerEvent.meshOffer, (p) => meshReceived('offer', p));
   onServer(ServerEvent.meshAnswer, (p) => meshReceived('answer', p));
   onServer(ServerEvent.meshCandidate, (p) => meshReceived('candidate', p));
+  tabs?.addEventListener('message', (e: MessageEvent<{ roomId?: unknown }>) => anotherTabTookOver(e.data?.roomId));
   exposeForTests();
 }
 
@@ -300,6 +305,7 @@ async function startMesh(gen: number, stream: MediaStream | null): Promise<void>
       onRemoteChange: () => session === mesh && refreshRemote(),
     });
     session = mesh;
+    tabs?.postMessage({ roomId: room });
     // Connected to the room; each connection's own state shows in its tile's media.
     mediaPhase.value = 'connected';
     mesh.sync(currentRoom.value?.participants.map((p) => p.userId) ?? []);
@@ -315,7 +321,15 @@ function meshReceived(kind: MeshSignalKind, msg: MeshSignalIn): void {
   if (!room || msg.roomId !== room) return;
   if (session instanceof MeshSession) session.receive(kind, msg);
   // Our session is still starting (camera prompt, /api/ice-servers): kept for it.
-  else if (meshInbox.length < MESH_INBOX_MAX) meshInbox.push([kind, msg]);
+  else if (['starting', 'reconnecting'].includes(mediaPhase.value) && meshInbox.length < MESH_INBOX_MAX) meshInbox.push([kind, msg]);
+}
+
+/** Another tab of this browser took the room's media (mesh mode). */
+function anotherTabTookOver(roomId: unknown): void {
+  if (roomId !== room || !(session instanceof MeshSession)) return;
+  endSession();
+  meshInbox = [];
+  mediaPhase.value = 'replaced';
 }
 
 /** The server forwards what it forwarded before only if told again (a new session starts
