@@ -295,12 +295,13 @@ describe('a server in mesh mode: browser to browser', () => {
   let chi;
   let ids;
   let roomId;
+  // A short seat grace period: a closed page's seat (and tile) goes in 8 s, not 15.
+  const meshEnv = { TALKCONNECT__MEDIA__MODE: 'mesh', TALKCONNECT__REALTIME__SEAT_GRACE_SECS: '8' };
   /** Socket.IO frames naming an `sfu:*` event, per page (there must be none). */
   const sfuFrames = [];
 
   before(async () => {
-    // A short seat grace period: a closed page's seat (and tile) goes in 2 s.
-    mesh = await startServer({ env: { TALKCONNECT__MEDIA__MODE: 'mesh', TALKCONNECT__REALTIME__SEAT_GRACE_SECS: '2' } });
+    mesh = await startServer({ env: meshEnv });
   });
 
   after(async () => {
@@ -404,6 +405,27 @@ describe('a server in mesh mode: browser to browser', () => {
   it('a reload opens a new connection that replaces the old one', STEP, async () => {
     await reloadAndFlow(binh, ids.binh, an, ids.an);
     assert.deepEqual(await peersOf(an), [ids.binh]);
+  });
+
+  it('the server restarts: media between browsers goes on, and signaling works again after', STEP, async () => {
+    const { dir, port } = mesh;
+    await mesh.stop();
+    await an.getByText('Connection lost. Reconnecting…').waitFor(LIVE);
+    // No server: the browsers still hear and see each other.
+    await expectFlowing(an, [ids.binh]);
+    mesh = await startServer({ dir, port, env: meshEnv });
+    for (const page of [an, binh]) {
+      await page.waitForFunction(() => document.documentElement.dataset.realtime === 'connected', null, MEDIA);
+    }
+    // Someone new after the restart: connections are made both ways through the new server.
+    const giang = await meshPage('Giang Mesh', roomId);
+    const giangId = await userId(giang);
+    await expectFlowing(giang, [ids.an, ids.binh]);
+    await expectFlowing(an, [ids.binh, giangId]);
+    await expectFlowing(binh, [ids.an, giangId]);
+    await giang.getByRole('button', { name: 'Leave' }).click();
+    await tile(an, giangId).waitFor({ state: 'detached', ...LIVE });
+    await giang.context().close();
   });
 
   it('a kicked participant: connections closed on both sides', STEP, async () => {
