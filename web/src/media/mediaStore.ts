@@ -84,6 +84,7 @@ let meshMode = false;
 /** Mesh messages that came before our mesh session was ready (local media still starting). */
 let meshInbox: [MeshSignalKind, MeshSignalIn][] = [];
 const MESH_INBOX_MAX = 500;
+const starting = new Set<MediaPhase>(['starting', 'reconnecting']);
 /** Tabs of this browser: "I hold the media of room X now" (mesh mode). */
 const tabs = typeof BroadcastChannel !== 'undefined' ? new BroadcastChannel('talkconnect.mesh-media') : null;
 const MESH_EVENTS = {
@@ -320,8 +321,10 @@ async function startMesh(gen: number, stream: MediaStream | null): Promise<void>
 function meshReceived(kind: MeshSignalKind, msg: MeshSignalIn): void {
   if (!room || msg.roomId !== room) return;
   if (session instanceof MeshSession) session.receive(kind, msg);
-  // Our session is still starting (camera prompt, /api/ice-servers): kept for it.
-  else if (['starting', 'reconnecting'].includes(mediaPhase.value) && meshInbox.length < MESH_INBOX_MAX) meshInbox.push([kind, msg]);
+  else if (starting.has(mediaPhase.value) && meshInbox.length < MESH_INBOX_MAX) {
+    // Our session is still starting (camera prompt, /api/ice-servers): kept for it.
+    meshInbox.push([kind, msg]);
+  }
 }
 
 /** Another tab of this browser took the room's media (mesh mode). */
