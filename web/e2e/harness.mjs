@@ -189,24 +189,41 @@ export async function createRoom(page, { title, topic = '', seats } = {}) {
   return page.url().split('/r/')[1];
 }
 
-/** Per remote publisher: video frames decoded and audio bytes received (getStats in the page). */
+/** Per remote publisher: video frames decoded and audio bytes received (getStats in the page,
+ * over the SFU's one peer connection or, in mesh mode, every peer connection). */
 export function remoteStats(page) {
   return page.evaluate(async () => {
     const tc = window.__talkconnect;
-    const pc = tc?.pc;
-    if (!pc) return {};
+    const pcs = tc?.pc ? [tc.pc] : Object.values(tc?.peers ?? {});
+    if (pcs.length === 0) return {};
     const byTrack = {};
-    (await pc.getStats()).forEach((r) => {
-      if (r.type === 'inbound-rtp') {
-        byTrack[r.trackIdentifier] = { framesDecoded: r.framesDecoded ?? 0, bytesReceived: r.bytesReceived ?? 0 };
-      }
-    });
+    for (const pc of pcs) {
+      (await pc.getStats()).forEach((r) => {
+        if (r.type === 'inbound-rtp') {
+          byTrack[r.trackIdentifier] = { framesDecoded: r.framesDecoded ?? 0, bytesReceived: r.bytesReceived ?? 0 };
+        }
+      });
+    }
     const out = {};
     for (const [id, t] of Object.entries(tc.remote)) {
       out[id] = {
         framesDecoded: t.video ? (byTrack[t.video]?.framesDecoded ?? 0) : null,
         audioBytes: t.audio ? (byTrack[t.audio]?.bytesReceived ?? 0) : null,
       };
+    }
+    return out;
+  });
+}
+
+/** Mesh mode: bytes of audio we send to each other participant (outbound-rtp, getStats). */
+export function meshAudioSent(page) {
+  return page.evaluate(async () => {
+    const out = {};
+    for (const [id, pc] of Object.entries(window.__talkconnect?.peers ?? {})) {
+      out[id] = 0;
+      (await pc.getStats()).forEach((r) => {
+        if (r.type === 'outbound-rtp' && r.kind === 'audio') out[id] += r.bytesSent ?? 0;
+      });
     }
     return out;
   });

@@ -3,15 +3,18 @@
 // the page: framesDecoded and audio bytesReceived rising); camera and microphone off;
 // someone leaving; a person who refused the camera (audio-only) and one who refused both
 // (listen-only); a second tab taking the media over; autoplay refused until a tap; a reload;
-// a server restart (media comes back); a server in mesh mode.
+// a server restart (media comes back). Then a server in mesh mode: the same three pages, each
+// with one peer connection per other participant (webrtc:* relay, no sfu:* traffic).
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
 import {
   MEDIA_ARGS,
+  apiAs,
   createRoom,
   expectFlowing,
   launchBrowser,
+  meshAudioSent,
   realtimeAvailable,
   screenshot,
   sfuEnv,
@@ -69,6 +72,34 @@ async function enterAs(b, name, roomId, contextOptions) {
   await signInAsGuest(page, name);
   await page.locator('.room .room-name').waitFor(LIVE);
   return page;
+}
+
+/** A second tab of `page` (user `pageId`) opens `roomUrl` and takes the media over: the first
+ * tab holds no connection and says so, `other` receives from the second; then back. */
+async function secondTabTakesOver(page, pageId, other, otherId, roomUrl, shot) {
+  const tab2 = await page.context().newPage();
+  await tab2.goto(roomUrl);
+  await videoOn(tab2, otherId).waitFor(MEDIA);
+  await page.getByTestId('media-replaced').waitFor(LIVE);
+  assert.equal(await page.evaluate(() => window.__talkconnect.pc), null);
+  assert.deepEqual(await page.evaluate(() => Object.keys(window.__talkconnect.peers)), []);
+  await expectFlowing(other, [pageId]);
+  await screenshot(page, shot);
+  await page.getByRole('button', { name: 'Use them here' }).click();
+  await tab2.getByTestId('media-replaced').waitFor(LIVE);
+  await page.getByTestId('media-replaced').waitFor({ state: 'detached', ...LIVE });
+  await expectFlowing(page, [otherId]);
+  await expectFlowing(other, [pageId]);
+  await tab2.close();
+}
+
+/** Reloads `page` (user `pageId`) in the room: media flows both ways with `other` again. */
+async function reloadAndFlow(page, pageId, other, otherId) {
+  await page.reload();
+  await page.locator('.room .room-name').waitFor(LIVE);
+  await videoOn(page, otherId).waitFor(MEDIA);
+  await expectFlowing(page, [otherId]);
+  await expectFlowing(other, [pageId]);
 }
 
 describe('audio and video through the SFU', () => {
@@ -190,20 +221,7 @@ describe('audio and video through the SFU', () => {
   });
 
   it('a second tab takes the camera and microphone over; the first can take them back', STEP, async () => {
-    const anTab2 = await an.context().newPage();
-    await anTab2.goto(`${server.url}/r/${roomId}`);
-    await videoOn(anTab2, ids.binh).waitFor(MEDIA);
-    // The first tab is told, with a way back; Bình now gets An's media from the second tab.
-    await an.getByTestId('media-replaced').waitFor(LIVE);
-    assert.equal(await an.evaluate(() => window.__talkconnect.pc), null);
-    await expectFlowing(binh, [ids.an]);
-    await screenshot(an, 'media-replaced');
-    await an.getByRole('button', { name: 'Use them here' }).click();
-    await anTab2.getByTestId('media-replaced').waitFor(LIVE);
-    await an.getByTestId('media-replaced').waitFor({ state: 'detached', ...LIVE });
-    await expectFlowing(an, [ids.binh]);
-    await expectFlowing(binh, [ids.an]);
-    await anTab2.close();
+    await secondTabTakesOver(an, ids.an, binh, ids.binh, `${server.url}/r/${roomId}`, 'media-replaced');
   });
 
   it('a page nobody has touched yet: the sound waits for a tap on "Enable sound"', STEP, async () => {
@@ -252,11 +270,7 @@ describe('audio and video through the SFU', () => {
   });
 
   it('a reload keeps the seat and brings the media back', STEP, async () => {
-    await binh.reload();
-    await binh.locator('.room .room-name').waitFor(LIVE);
-    await videoOn(binh, ids.an).waitFor(MEDIA);
-    await expectFlowing(binh, [ids.an]);
-    await expectFlowing(an, [ids.binh]);
+    await reloadAndFlow(binh, ids.binh, an, ids.an);
   });
 
   it('media comes back after the server restarts (socket re-join restarts the SFU session)', STEP, async () => {
@@ -274,23 +288,165 @@ describe('audio and video through the SFU', () => {
   });
 });
 
-describe('a server in mesh mode', () => {
-  it('says media is not available here, and asks for no camera', STEP, async () => {
-    const mesh = await startServer({ env: { TALKCONNECT__MEDIA__MODE: 'mesh' } });
-    try {
-      const page = await newPage();
-      await page.goto(mesh.url);
-      await signInAsGuest(page, 'Mesh User');
-      await createRoom(page, { title: 'Mesh room' });
-      const notice = page.getByTestId('media-notice');
+describe('a server in mesh mode: browser to browser', () => {
+  let mesh;
+  let an;
+  let binh;
+  let chi;
+  let ids;
+  let roomId;
+  // A short seat grace period: a closed page's seat (and tile) goes in 8 s, not 15.
+  const meshEnv = { TALKCONNECT__MEDIA__MODE: 'mesh', TALKCONNECT__REALTIME__SEAT_GRACE_SECS: '8' };
+  /** Socket.IO frames naming an `sfu:*` event, per page (there must be none). */
+  const sfuFrames = [];
+
+  before(async () => {
+    mesh = await startServer({ env: meshEnv });
+  });
+
+  after(async () => {
+    await mesh?.stop();
+    mesh?.cleanup();
+  });
+
+  async function meshPage(name, roomId) {
+    const page = await newPage();
+    const watch = (text) => typeof text === 'string' && text.includes('"sfu:') && sfuFrames.push(`${name}: ${text}`);
+    page.on('websocket', (ws) => {
+      ws.on('framesent', (f) => watch(f.payload));
+      ws.on('framereceived', (f) => watch(f.payload));
+    });
+    page.on('request', (r) => r.url().includes('/socket.io/') && watch(r.postData()));
+    page.on('response', async (r) => {
+      if (r.url().includes('/socket.io/')) watch(await r.text().catch(() => ''));
+    });
+    await page.goto(roomId ? `${mesh.url}/r/${roomId}` : mesh.url);
+    await signInAsGuest(page, name);
+    return page;
+  }
+
+  const peersOf = (page) => page.evaluate(() => Object.keys(window.__talkconnect.peers).sort());
+
+  it('three people see and hear each other over one peer connection per pair, told that IPs are visible', STEP, async () => {
+    an = await meshPage('An Mesh');
+    roomId = await createRoom(an, { title: 'Mesh room' });
+    binh = await meshPage('Bình Mesh', roomId);
+    chi = await meshPage('Chi Mesh', roomId);
+    ids = { an: await userId(an), binh: await userId(binh), chi: await userId(chi) };
+    const all = { an, binh, chi };
+    for (const [who, page] of Object.entries(all)) {
+      const others = Object.keys(all).filter((o) => o !== who).map((o) => ids[o]);
+      const notice = page.getByTestId('media-mode-notice');
       await notice.waitFor(LIVE);
       assert.equal(await notice.getAttribute('data-notice'), 'media.meshMode');
-      assert.equal(await page.evaluate(() => window.__talkconnect.pc), null);
-      assert.equal(await page.locator('.tile video').count(), 0);
-      await page.context().close();
-    } finally {
-      await mesh.stop();
-      mesh.cleanup();
+      assert.match(await notice.textContent(), /can see your IP address/);
+      await videoOn(page, ids[who]).waitFor(MEDIA);
+      for (const id of others) await videoOn(page, id).waitFor(MEDIA);
+      const { before: s1, now: s2 } = await expectFlowing(page, others);
+      console.log(`[mesh] ${who} receives ${JSON.stringify(Object.fromEntries(others.map((id) => [id, [s1[id], s2[id]]])))}`);
+      assert.deepEqual(await peersOf(page), [...others].sort(), 'one peer connection per other participant');
+      assert.equal(await page.evaluate(() => window.__talkconnect.pc), null, 'no SFU connection');
+      assert.equal(await page.locator('.tile-video.mirrored').count(), 1, 'only the own preview is mirrored');
+      assert.equal(await page.locator('.remote-audio audio').count(), 2, 'one audio player per remote participant');
     }
+    await an.locator(`.tile.speaking[data-user-id="${ids.binh}"], .tile.speaking[data-user-id="${ids.chi}"]`).first().waitFor(LIVE);
+    await screenshot(an, 'media-mesh-room');
+    assert.deepEqual(sfuFrames, [], 'no sfu:* event in mesh mode');
+  });
+
+  it('mute stops sending audio to everyone and marks the tile; camera off shows the initials', STEP, async () => {
+    const sent = () => meshAudioSent(binh);
+    // Sending before the mute (so the check below can tell the difference)…
+    const a = await sent();
+    await binh.waitForTimeout(1500);
+    const b = await sent();
+    for (const id of [ids.an, ids.chi]) assert.ok(b[id] > a[id], `audio flows to ${id}: ${a[id]} → ${b[id]}`);
+
+    await binh.getByRole('button', { name: 'Mute', exact: true }).click();
+    for (const page of [an, chi]) await tile(page, ids.binh).locator('[data-testid="muted-badge"]').waitFor(LIVE);
+    await binh.waitForTimeout(500); // packets already on their way
+    const c = await sent();
+    await binh.waitForTimeout(1500);
+    const d = await sent();
+    for (const id of [ids.an, ids.chi]) assert.equal(d[id], c[id], `nothing sent to ${id} while muted`);
+
+    await binh.getByRole('button', { name: 'Camera off' }).click();
+    for (const page of [an, chi]) {
+      await page.locator(`.tile[data-user-id="${ids.binh}"][data-video="off"] .avatar`).waitFor(LIVE);
+    }
+    await screenshot(an, 'media-mesh-muted');
+
+    await binh.getByRole('button', { name: 'Unmute' }).click();
+    await binh.getByRole('button', { name: 'Camera on' }).click();
+    await videoOn(an, ids.binh).waitFor(LIVE);
+    await expectFlowing(an, [ids.binh]);
+    await expectFlowing(chi, [ids.binh]);
+    assert.equal(await tile(an, ids.binh).locator('[data-testid="muted-badge"]').count(), 0);
+  });
+
+  it('a second tab takes the media over (tabs of one browser agree), the first takes it back', STEP, async () => {
+    await secondTabTakesOver(an, ids.an, chi, ids.chi, `${mesh.url}/r/${roomId}`, 'media-mesh-replaced');
+    await expectFlowing(binh, [ids.an]);
+  });
+
+  it('someone leaves: the others close the connection and lose the tile', STEP, async () => {
+    await chi.getByRole('button', { name: 'Leave' }).click();
+    await chi.getByRole('heading', { name: /Live rooms/ }).waitFor(LIVE);
+    assert.deepEqual(await peersOf(chi), [], 'all connections closed');
+    for (const page of [an, binh]) {
+      await tile(page, ids.chi).waitFor({ state: 'detached', ...LIVE });
+      await page.waitForFunction((id) => !(id in window.__talkconnect.peers), ids.chi, LIVE);
+      await page.waitForFunction((id) => !(id in window.__talkconnect.remote), ids.chi, LIVE);
+      assert.equal(await page.locator('.remote-audio audio').count(), 1);
+    }
+    await chi.context().close();
+  });
+
+  it('a reload opens a new connection that replaces the old one', STEP, async () => {
+    await reloadAndFlow(binh, ids.binh, an, ids.an);
+    assert.deepEqual(await peersOf(an), [ids.binh]);
+  });
+
+  it('the server restarts: media between browsers goes on, and signaling works again after', STEP, async () => {
+    const { dir, port } = mesh;
+    await mesh.stop();
+    await an.getByText('Connection lost. Reconnecting…').waitFor(LIVE);
+    // No server: the browsers still hear and see each other.
+    await expectFlowing(an, [ids.binh]);
+    mesh = await startServer({ dir, port, env: meshEnv });
+    for (const page of [an, binh]) {
+      await page.waitForFunction(() => document.documentElement.dataset.realtime === 'connected', null, MEDIA);
+    }
+    // Someone new after the restart: connections are made both ways through the new server.
+    const giang = await meshPage('Giang Mesh', roomId);
+    const giangId = await userId(giang);
+    await expectFlowing(giang, [ids.an, ids.binh]);
+    await expectFlowing(an, [ids.binh, giangId]);
+    await expectFlowing(binh, [ids.an, giangId]);
+    await giang.getByRole('button', { name: 'Leave' }).click();
+    await tile(an, giangId).waitFor({ state: 'detached', ...LIVE });
+    await giang.context().close();
+  });
+
+  it('a kicked participant: connections closed on both sides', STEP, async () => {
+    const res = await apiAs(an, 'POST', `/api/rooms/${roomId}/kick/${ids.binh}`);
+    assert.equal(res.status, 200);
+    await tile(an, ids.binh).waitFor({ state: 'detached', ...LIVE });
+    await an.waitForFunction((id) => !(id in window.__talkconnect.peers), ids.binh, LIVE);
+    await binh.waitForFunction(() => Object.keys(window.__talkconnect.peers).length === 0, null, LIVE);
+    await binh.context().close();
+  });
+
+  it('a page that closes: its tile and connection go when its seat is released', STEP, async () => {
+    const dung = await meshPage('Dũng Mesh', roomId);
+    const dungId = await userId(dung);
+    await videoOn(an, dungId).waitFor(MEDIA);
+    await expectFlowing(an, [dungId]);
+    await dung.context().close();
+    await tile(an, dungId).waitFor({ state: 'detached', timeout: 20000 });
+    await an.waitForFunction((id) => !(id in window.__talkconnect.peers), dungId, LIVE);
+    assert.equal(await an.locator('.remote-audio audio').count(), 0);
+    assert.deepEqual(sfuFrames, [], 'no sfu:* event in mesh mode');
+    await an.context().close();
   });
 });

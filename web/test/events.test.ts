@@ -9,6 +9,7 @@ describe('realtime contract', () => {
         'chat:message', 'hand:lower', 'hand:raise', 'media:toggle-mic', 'media:toggle-video',
         'room:join', 'room:kick', 'room:leave',
         'sfu:join', 'sfu:leave', 'sfu:offer', 'sfu:answer', 'sfu:candidate',
+        'webrtc:offer', 'webrtc:answer', 'webrtc:ice-candidate',
       ].sort(),
     );
     expect(Object.values(ServerEvent).sort()).toEqual(
@@ -16,6 +17,7 @@ describe('realtime contract', () => {
         'chat:message', 'hand:lowered', 'hand:raised', 'media:user-muted', 'media:user-video',
         'room:ended', 'room:list-update', 'room:user-joined', 'room:user-kicked', 'room:user-left',
         'sfu:offer', 'sfu:answer', 'sfu:candidate', 'sfu:connected', 'sfu:closed',
+        'webrtc:offer', 'webrtc:answer', 'webrtc:ice-candidate',
       ].sort(),
     );
   });

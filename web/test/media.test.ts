@@ -2,6 +2,7 @@ import { describe, expect, it, vi } from 'vitest';
 
 import { acquireLocalMedia, classifyMediaError, mediaNoticeKey, publishes } from '../src/media/devices';
 import { SfuSession, type PeerLike, type SignalSender } from '../src/media/negotiation';
+import { FakePc } from './fakePc';
 import { DEFAULT_SPEAKING, SILENT, nextSpeaking, rmsLevel, smooth, type SpeakingState } from '../src/media/speaking';
 import { gridColumns, publisherOf, remoteTracksFrom, sameRemoteMap, tileView } from '../src/media/tracks';
 import type { SfuTrackInfo } from '../src/realtime/events';
@@ -193,81 +194,6 @@ describe('camera and microphone access', () => {
     expect(mediaNoticeKey(got.access)).toBe('media.insecure');
   });
 });
-
-/** Just enough of RTCPeerConnection's signaling state machine. */
-class FakePc {
-  signalingState: RTCSignalingState = 'stable';
-  connectionState: RTCPeerConnectionState = 'new';
-  localDescription: { type: string; sdp: string } | null = null;
-  remoteDescription: { type: string; sdp: string } | null = null;
-  onicecandidate: ((e: unknown) => void) | null = null;
-  ontrack: ((e: unknown) => void) | null = null;
-  onconnectionstatechange: (() => void) | null = null;
-  transceivers: { mid: string | null; receiver: { track: { kind: string; id: string } } }[] = [];
-  added: RTCIceCandidateInit[] = [];
-  log: string[] = [];
-  closed = false;
-  private offers = 0;
-  private stableLocal: { type: string; sdp: string } | null = null;
-
-  async setLocalDescription(desc?: { type: string }) {
-    await Promise.resolve();
-    if (desc?.type === 'rollback') {
-      this.signalingState = 'stable';
-      this.localDescription = this.stableLocal;
-      this.log.push('rollback');
-      return;
-    }
-    if (this.signalingState === 'stable') {
-      this.localDescription = { type: 'offer', sdp: `offer-${++this.offers}` };
-      this.signalingState = 'have-local-offer';
-    } else if (this.signalingState === 'have-remote-offer') {
-      this.localDescription = { type: 'answer', sdp: `answer-to-${this.remoteDescription?.sdp}` };
-      this.stableLocal = this.localDescription;
-      this.signalingState = 'stable';
-    } else {
-      throw Object.assign(new Error('bad state'), { name: 'InvalidStateError' });
-    }
-    this.log.push(`local:${this.localDescription.type}`);
-  }
-
-  async setRemoteDescription(desc: { type: string; sdp: string }) {
-    await Promise.resolve();
-    if (desc.type === 'offer') {
-      if (this.signalingState !== 'stable') throw Object.assign(new Error('glare'), { name: 'InvalidStateError' });
-      this.signalingState = 'have-remote-offer';
-    } else {
-      if (this.signalingState !== 'have-local-offer') throw Object.assign(new Error('no offer'), { name: 'InvalidStateError' });
-      this.signalingState = 'stable';
-      this.stableLocal = this.localDescription;
-    }
-    this.remoteDescription = desc;
-    this.log.push(`remote:${desc.type}:${desc.sdp}`);
-  }
-
-  async addIceCandidate(c: RTCIceCandidateInit) {
-    if (!this.remoteDescription) throw new Error('no remote description');
-    this.added.push(c);
-  }
-
-  addTransceiver(track: { kind: string }) {
-    const t = { mid: String(this.transceivers.length), receiver: { track: { kind: track.kind, id: `recv-${this.transceivers.length}` } } };
-    this.transceivers.push(t);
-    return t;
-  }
-
-  getTransceivers() {
-    return this.transceivers;
-  }
-
-  close() {
-    this.closed = true;
-  }
-
-  candidate(text: string) {
-    this.onicecandidate?.({ candidate: { candidate: text, toJSON: () => ({ candidate: text, sdpMid: '0', sdpMLineIndex: 0 }) } });
-  }
-}
 
 function harness(options: { offerErrors?: string[] } = {}) {
   const pc = new FakePc();

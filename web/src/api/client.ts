@@ -14,6 +14,7 @@ import type {
   Session,
   UserPrivate,
 } from './types';
+import type { IceServerConfig } from '../realtime/events';
 
 export class ApiError extends Error {
   readonly code: string;
@@ -93,6 +94,7 @@ export function lobbyQuery(filters: LobbyFilters, cursor?: string | null, limit 
 
 export const api = {
   meta: () => request<Meta>('GET', '/api/meta'),
+  iceServers: () => request<{ iceServers: IceServerConfig[] }>('GET', '/api/ice-servers'),
   guest: (displayName: string) => request<Session>('POST', '/api/auth/guest', { displayName }),
   login: (login: string, password: string) =>
     request<Session>('POST', '/api/auth/login', { login, password }),

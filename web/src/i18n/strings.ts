@@ -130,7 +130,8 @@ export const en = {
     'No camera or microphone found: you are only watching and listening, and you still see and hear everyone.',
   'media.insecure':
     'The camera and microphone only work on a secure (https) page: you are only watching and listening.',
-  'media.meshMode': 'This server runs in mesh mode: audio and video are not available in this app. Chat still works.',
+  'media.meshMode':
+    'This server runs in mesh mode: audio and video go directly between browsers, so everyone in this room can see your IP address.',
   'media.noWebrtc': 'This browser cannot make audio or video calls. Chat still works.',
   'media.replaced': 'Your camera and microphone are in use in another tab of this room.',
   'media.useHere': 'Use them here',
@@ -310,7 +311,7 @@ export const vi: Record<MessageKey, string> = {
     'Không tìm thấy camera hay micro: bạn vào phòng ở chế độ chỉ xem và nghe, vẫn thấy và nghe được mọi người.',
   'media.insecure': 'Camera và micro chỉ hoạt động trên trang bảo mật (https): bạn vào phòng ở chế độ chỉ xem và nghe.',
   'media.meshMode':
-    'Máy chủ này chạy ở chế độ mesh: ứng dụng chưa có âm thanh và hình ảnh ở chế độ này. Bạn vẫn nhắn tin được.',
+    'Máy chủ này chạy ở chế độ mesh: âm thanh và hình ảnh được truyền trực tiếp giữa các trình duyệt, nên mọi người trong phòng đều có thể thấy địa chỉ IP của bạn.',
   'media.noWebrtc': 'Trình duyệt này không gọi thoại hay video được. Bạn vẫn nhắn tin được.',
   'media.replaced': 'Camera và micro của bạn đang được dùng ở một thẻ khác của phòng này.',
   'media.useHere': 'Dùng ở thẻ này',

@@ -1,4 +1,6 @@
-// Audio and video of the room this page is in, through the server's SFU (docs/SFU.md).
+// Audio and video of the room this page is in: through the server's SFU (docs/SFU.md), or
+// in mesh mode browser to browser (mesh.ts). Both are a MediaTransport; the UI only reads
+// the signals below.
 //
 // * Entering a room asks for the microphone and camera (both, else each alone; refusals are
 //   explained, and a person with neither still receives everyone).
@@ -11,19 +13,25 @@
 // * Mic and camera buttons switch `track.enabled` at once AND tell the server, which stops
 //   forwarding and tells everyone (`isMuted` / `isVideoOff` in the room state, which then
 //   keeps the tracks in step, also after a re-join).
+// * Mesh mode: the same local media and tiles; every socket (re)join keeps the connections
+//   that are up and opens again the others; the room's participants decide who we connect to.
+//   The server relays to every tab of a user, so tabs of this browser agree over a
+//   BroadcastChannel that the newest one holds the media (the others show "use them here").
 import { batch, effect, signal, untracked } from '@preact/signals';
 
+import { api } from '../api/client';
 import type { MessageKey } from '../i18n';
-import { ClientEvent, ServerEvent, type SfuClosed } from '../realtime/events';
+import { ClientEvent, ServerEvent, type MeshSignalIn, type SfuClosed } from '../realtime/events';
 import { connection, onServer, request } from '../realtime/socket';
 import { loadMeta } from '../state/lobbyStore';
 import { currentRoom, roomPhase, setMuted, setVideoOff, socketJoin } from '../state/roomStore';
 import { currentUserId } from '../state/session';
 import { AudioLevels } from './audioLevels';
 import { acquireLocalMedia, mediaNoticeKey, publishes, type LocalAccess } from './devices';
+import { MeshSession, type MeshSignalKind } from './mesh';
 import { SfuSession } from './negotiation';
 import { mark, marks } from './timeline';
-import { remoteTracksFrom, sameRemoteMap, type RemoteMap } from './tracks';
+import { sameRemoteMap, type MediaTransport, type RemoteMap } from './tracks';
 
 export type MediaPhase =
   /** Not in a room. */
@@ -46,6 +54,8 @@ export const localStream = signal<MediaStream | null>(null);
 export const localAccess = signal<LocalAccess | null>(null);
 /** Why media is limited or missing, shown above the tiles. */
 export const mediaNotice = signal<MessageKey | null>(null);
+/** What the server's media mode means for this room (mesh: the others see your IP address). */
+export const mediaModeNotice = signal<MessageKey | null>(null);
 /** Remote tracks by publisher user id. */
 export const remoteMedia = signal<RemoteMap<MediaStreamTrack>>({});
 /** User ids (ours included) whose audio level says they are speaking. */
@@ -58,7 +68,7 @@ const LEAVE_WAIT_MS = 1500;
 
 let room: string | null = null;
 let local: Promise<void> | null = null;
-let session: SfuSession | null = null;
+let session: MediaTransport | null = null;
 /** The socket-join epoch the current session belongs to. */
 let sessionEpoch = -1;
 /** Bumped by every start and stop: a slower, older start gives up when it sees a newer one. */
@@ -71,6 +81,17 @@ let leaveWaiter: (() => void) | null = null;
 let restartTimer: ReturnType<typeof setTimeout> | undefined;
 let restartAttempts = 0;
 let meshMode = false;
+/** Mesh messages that came before our mesh session was ready (local media still starting). */
+let meshInbox: [MeshSignalKind, MeshSignalIn][] = [];
+const MESH_INBOX_MAX = 500;
+const starting = new Set<MediaPhase>(['starting', 'reconnecting']);
+/** Tabs of this browser: "I hold the media of room X now" (mesh mode). */
+const tabs = typeof BroadcastChannel !== 'undefined' ? new BroadcastChannel('talkconnect.mesh-media') : null;
+const MESH_EVENTS = {
+  offer: ClientEvent.meshOffer,
+  answer: ClientEvent.meshAnswer,
+  candidate: ClientEvent.meshCandidate,
+} as const;
 
 /** A mic/camera switch on its way to the server: the track follows it, not the older state. */
 const pendingMuted = signal<boolean | null>(null);
@@ -99,6 +120,15 @@ export function startMedia(): void {
     const videoOff = pendingVideoOff.value ?? me.isVideoOff;
     stream.getAudioTracks().forEach((t) => (t.enabled = !muted));
     stream.getVideoTracks().forEach((t) => (t.enabled = !videoOff));
+    untracked(() => {
+      session?.setSending('audio', !muted);
+      session?.setSending('video', !videoOff);
+    });
+  });
+  // Mesh: one connection per other participant of the room.
+  effect(() => {
+    const ids = currentRoom.value?.participants.map((p) => p.userId) ?? [];
+    untracked(() => session instanceof MeshSession && session.sync(ids));
   });
   // Speaking indicators: our microphone and every remote audio track.
   effect(() => {
@@ -122,6 +152,10 @@ export function startMedia(): void {
     connectedNow();
   });
   onServer(ServerEvent.sfuClosed, closedByServer);
+  onServer(ServerEvent.meshOffer, (p) => meshReceived('offer', p));
+  onServer(ServerEvent.meshAnswer, (p) => meshReceived('answer', p));
+  onServer(ServerEvent.meshCandidate, (p) => meshReceived('candidate', p));
+  tabs?.addEventListener('message', (e: MessageEvent<{ roomId?: unknown }>) => anotherTabTookOver(e.data?.roomId));
   exposeForTests();
 }
 
@@ -135,6 +169,11 @@ function follow(roomId: string | null, epoch: number | null): void {
     local = prepareLocal(roomId);
   }
   if (epoch === null) {
+    // Mesh: the media goes browser to browser and carries on while the socket is away.
+    if (session instanceof MeshSession) {
+      sessionEpoch = -1;
+      return;
+    }
     if (session || mediaPhase.value === 'connected' || mediaPhase.value === 'connecting') {
       endSession();
       mediaPhase.value = 'reconnecting';
@@ -146,6 +185,13 @@ function follow(roomId: string | null, epoch: number | null): void {
   }
   if (epoch !== sessionEpoch && mediaPhase.value !== 'replaced') {
     sessionEpoch = epoch;
+    if (session instanceof MeshSession) {
+      // Back after a reconnect: messages may have been lost meanwhile.
+      session.resync();
+      session.sync(currentRoom.value?.participants.map((p) => p.userId) ?? []);
+      void syncSeatWithDevices();
+      return;
+    }
     void startSession();
   }
 }
@@ -154,13 +200,8 @@ function follow(roomId: string | null, epoch: number | null): void {
 async function prepareLocal(roomId: string): Promise<void> {
   const meta = await loadMeta();
   if (room !== roomId) return;
-  if (meta?.mediaMode === 'mesh') {
-    meshMode = true;
-    mediaNotice.value = 'media.meshMode';
-    mediaPhase.value = 'unavailable';
-    return;
-  }
-  meshMode = false;
+  meshMode = meta?.mediaMode === 'mesh';
+  mediaModeNotice.value = meshMode ? 'media.meshMode' : null;
   if (typeof RTCPeerConnection === 'undefined') {
     mediaNotice.value = 'media.noWebrtc';
     mediaPhase.value = 'unavailable';
@@ -189,10 +230,11 @@ async function startSession(): Promise<void> {
   if (!roomId || !local || mediaPhase.value === 'unavailable') return;
   if (mediaPhase.value !== 'reconnecting') mediaPhase.value = 'starting';
   await local;
-  if (gen !== generation || meshMode || (mediaPhase.value as MediaPhase) === 'unavailable') return;
+  if (gen !== generation || (mediaPhase.value as MediaPhase) === 'unavailable') return;
   const access = localAccess.value;
   const stream = localStream.value;
   const publish = !!access && publishes(access) && !!stream;
+  if (meshMode) return startMesh(gen, publish ? stream : null);
   try {
     if (serverSession) await leaveServerSession(roomId);
     if (gen !== generation) return;
@@ -219,6 +261,7 @@ async function startSession(): Promise<void> {
           if (state === 'connected') connectedNow();
         },
       },
+      currentUserId() ?? undefined,
     );
     session = s;
     // Listen-only: nothing to connect until someone publishes (the server offers then).
@@ -235,13 +278,61 @@ async function startSession(): Promise<void> {
     if (code === 'TIMEOUT') serverSession = true;
     if (gen !== generation) return;
     if (code === 'WRONG_MEDIA_MODE') {
-      // The server switched to mesh mode since /api/meta was read: nothing to retry.
-      mediaNotice.value = 'media.meshMode';
-      mediaPhase.value = 'unavailable';
+      // The server switched to mesh mode since /api/meta was read.
+      meshMode = true;
+      mediaModeNotice.value = 'media.meshMode';
+      void startSession();
       return;
     }
     restartLater(code);
   }
+}
+
+/** Mesh mode: connections to everyone else in the room, signaled over `webrtc:*`. */
+async function startMesh(gen: number, stream: MediaStream | null): Promise<void> {
+  try {
+    const { iceServers } = await api.iceServers();
+    if (gen !== generation) return;
+    const me = currentRoom.value?.participants.find((p) => p.userId === currentUserId());
+    const mesh: MeshSession = new MeshSession({
+      self: currentUserId() ?? '',
+      iceServers,
+      local: stream ? { tracks: stream.getTracks(), stream } : null,
+      sending: {
+        audio: !(pendingMuted.value ?? me?.isMuted ?? false),
+        video: !(pendingVideoOff.value ?? me?.isVideoOff ?? false),
+      },
+      send: async (kind, targetUserId, signal) => void (await request(MESH_EVENTS[kind], { targetUserId, ...signal })),
+      onRemoteChange: () => session === mesh && refreshRemote(),
+    });
+    session = mesh;
+    tabs?.postMessage({ roomId: room });
+    // Connected to the room; each connection's own state shows in its tile's media.
+    mediaPhase.value = 'connected';
+    mesh.sync(currentRoom.value?.participants.map((p) => p.userId) ?? []);
+    for (const [kind, msg] of meshInbox.splice(0)) mesh.receive(kind, msg);
+    void syncSeatWithDevices();
+  } catch (err) {
+    if (gen !== generation) return;
+    restartLater((err as { code?: string }).code ?? 'mesh start failed');
+  }
+}
+
+function meshReceived(kind: MeshSignalKind, msg: MeshSignalIn): void {
+  if (!room || msg.roomId !== room) return;
+  if (session instanceof MeshSession) session.receive(kind, msg);
+  else if (starting.has(mediaPhase.value) && meshInbox.length < MESH_INBOX_MAX) {
+    // Our session is still starting (camera prompt, /api/ice-servers): kept for it.
+    meshInbox.push([kind, msg]);
+  }
+}
+
+/** Another tab of this browser took the room's media (mesh mode). */
+function anotherTabTookOver(roomId: unknown): void {
+  if (roomId !== room || !(session instanceof MeshSession)) return;
+  endSession();
+  meshInbox = [];
+  mediaPhase.value = 'replaced';
 }
 
 /** The server forwards what it forwarded before only if told again (a new session starts
@@ -277,10 +368,10 @@ async function leaveServerSession(roomId: string): Promise<void> {
 function deliver(roomId: string | null | undefined, apply: (s: SfuSession) => void): void {
   if (!roomId || roomId !== room) return;
   if (joining) {
-    joining.events.push(() => session && apply(session));
+    joining.events.push(() => session instanceof SfuSession && apply(session));
     return;
   }
-  if (session) apply(session);
+  if (session instanceof SfuSession) apply(session);
 }
 
 function closedByServer(p: SfuClosed): void {
@@ -337,7 +428,7 @@ export function takeMediaBack(): void {
 
 function refreshRemote(): void {
   if (!session) return;
-  const next = remoteTracksFrom(session.receivers(), session.labels, currentUserId());
+  const next = session.remote();
   if (!sameRemoteMap(next, remoteMedia.value)) remoteMedia.value = next;
 }
 
@@ -355,10 +446,12 @@ function stopAll(): void {
   restartAttempts = 0;
   endSession();
   localStream.value?.getTracks().forEach((t) => t.stop());
+  meshInbox = [];
   batch(() => {
     localStream.value = null;
     localAccess.value = null;
     mediaNotice.value = null;
+    mediaModeNotice.value = null;
     audioBlocked.value = false;
     mediaPhase.value = 'off';
   });
@@ -426,12 +519,19 @@ if (typeof document !== 'undefined') {
   document.addEventListener('keydown', wake, { capture: true });
 }
 
-/** For the browser tests and the benchmark: the live peer connection and the timestamps. */
+/** For the browser tests and the benchmark: the live peer connection(s) and the timestamps. */
 function exposeForTests(): void {
   if (typeof window === 'undefined') return;
   (window as unknown as { __talkconnect: object }).__talkconnect = {
+    /** The SFU's peer connection (null in mesh mode). */
     get pc() {
-      return session?.pc ?? null;
+      return session instanceof SfuSession ? session.pc : null;
+    },
+    /** Mesh mode: the peer connection with each other participant, by user id. */
+    get peers() {
+      return session instanceof MeshSession
+        ? Object.fromEntries([...session.peers].map(([id, p]) => [id, p.pc]))
+        : {};
     },
     get phase() {
       return mediaPhase.value;

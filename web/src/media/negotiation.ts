@@ -11,7 +11,8 @@
 // * Trickle ICE: our candidates go out only once the server holds a description of ours (its
 //   ack of our first offer or answer); the server's candidates wait for its description.
 import type { SfuTrackInfo } from '../realtime/events';
-import type { ReceiverView } from './tracks';
+import { SerialPeer } from './serialPeer';
+import { remoteTracksFrom, type MediaKindName, type MediaTransport, type ReceiverView, type RemoteMap } from './tracks';
 
 /** What the session needs of an RTCPeerConnection (tests use a fake). */
 export type PeerLike = Pick<
@@ -52,13 +53,11 @@ const RATE_LIMIT_RETRY_MS = 1500;
 
 const codeOf = (err: unknown): string => (err as { code?: string } | null)?.code ?? String(err);
 
-export class SfuSession {
+export class SfuSession extends SerialPeer<PeerLike> implements MediaTransport {
   /** The server's `tracks` of its last description (null before the first). */
   labels: SfuTrackInfo[] | null = null;
   private readonly streamIds = new Map<string, string>();
   private readonly own = new Set<RTCRtpTransceiver>();
-  private chain: Promise<void> = Promise.resolve();
-  private closed = false;
   /** The server holds a description of ours: our candidates may go. */
   private serverHasOurs = false;
   private readonly localCandidates: RTCIceCandidateInit[] = [];
@@ -68,10 +67,13 @@ export class SfuSession {
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
-    readonly pc: PeerLike,
+    pc: PeerLike,
     private readonly send: SignalSender,
     private readonly hooks: SessionHooks,
+    /** Our user id: the server never sends us our own tracks, but never map them anyway. */
+    private readonly self?: string,
   ) {
+    super(pc);
     pc.onicecandidate = (e) => {
       if (this.closed || !e.candidate || !e.candidate.candidate) return;
       const c = e.candidate.toJSON();
@@ -140,7 +142,7 @@ export class SfuSession {
   handleCandidate(candidate: RTCIceCandidateInit): void {
     if (!candidate.candidate) return;
     this.enqueue(async () => {
-      if (this.pc.remoteDescription) await this.addRemote(candidate);
+      if (this.pc.remoteDescription) await this.addRemoteCandidate(candidate);
       else this.remoteCandidates.push(candidate);
     });
   }
@@ -156,24 +158,19 @@ export class SfuSession {
     }));
   }
 
-  /** Ends the session (the peer connection too). Idempotent. */
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
+  remote(): RemoteMap<MediaStreamTrack> {
+    return remoteTracksFrom(this.receivers(), this.labels, this.self);
+  }
+
+  /** The server stops forwarding a muted track (`media:toggle-*`); `track.enabled` does the rest. */
+  setSending(_kind: MediaKindName, _on: boolean): void {}
+
+  protected detach(): void {
     clearTimeout(this.retryTimer);
-    this.pc.onicecandidate = null;
-    this.pc.ontrack = null;
-    this.pc.onconnectionstatechange = null;
-    this.pc.close();
   }
 
-  get isClosed(): boolean {
-    return this.closed;
-  }
-
-  /** Resolves when every step queued so far has run (tests). */
-  settled(): Promise<void> {
-    return this.chain;
+  protected stepFailed(err: unknown): void {
+    this.fail(codeOf(err));
   }
 
   private async makeOffer(): Promise<void> {
@@ -214,26 +211,7 @@ export class SfuSession {
   }
 
   private async flushRemoteCandidates(): Promise<void> {
-    for (const c of this.remoteCandidates.splice(0)) await this.addRemote(c);
-  }
-
-  private async addRemote(c: RTCIceCandidateInit): Promise<void> {
-    try {
-      await this.pc.addIceCandidate(c);
-    } catch {
-      // A candidate for an m-line that went away, or a malformed one: skip it.
-    }
-  }
-
-  private enqueue(step: () => Promise<void>): void {
-    this.chain = this.chain.then(async () => {
-      if (this.closed) return;
-      try {
-        await step();
-      } catch (err) {
-        if (!this.closed) this.fail(codeOf(err));
-      }
-    });
+    for (const c of this.remoteCandidates.splice(0)) await this.addRemoteCandidate(c);
   }
 
   private fail(reason: string): void {

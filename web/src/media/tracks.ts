@@ -27,6 +27,17 @@ export interface RemoteTracks<T> {
 
 export type RemoteMap<T> = Record<string, RemoteTracks<T>>;
 
+/** What the media store needs of a transport, whichever the server's mode: the SFU's one
+ * connection (negotiation.ts) or one connection per participant (mesh.ts). */
+export interface MediaTransport {
+  /** Remote tracks by publisher user id. */
+  remote(): RemoteMap<MediaStreamTrack>;
+  /** Our microphone or camera switched on/off (beyond `track.enabled`, which the store sets). */
+  setSending(kind: MediaKindName, on: boolean): void;
+  /** Ends it, peer connections included. Idempotent. */
+  close(): void;
+}
+
 /** The publisher of the track on `mid`: the server's list first (it is the complete and
  * current one), else the stream id the browser saw in `ontrack`. */
 export function publisherOf(mid: string | null, labels: readonly SfuTrackInfo[], streamId?: string | null): string | null {

@@ -17,6 +17,9 @@ export const ClientEvent = {
   sfuOffer: 'sfu:offer',
   sfuAnswer: 'sfu:answer',
   sfuCandidate: 'sfu:candidate',
+  meshOffer: 'webrtc:offer',
+  meshAnswer: 'webrtc:answer',
+  meshCandidate: 'webrtc:ice-candidate',
 } as const;
 
 /** Server → client. */
@@ -36,6 +39,9 @@ export const ServerEvent = {
   sfuCandidate: 'sfu:candidate',
   sfuConnected: 'sfu:connected',
   sfuClosed: 'sfu:closed',
+  meshOffer: 'webrtc:offer',
+  meshAnswer: 'webrtc:answer',
+  meshCandidate: 'webrtc:ice-candidate',
 } as const;
 
 /** Messages of `connect_error` that mean the token is no good: sign out. */
@@ -114,6 +120,23 @@ export interface SfuClosed {
   roomId: string;
   reason: SfuCloseReason;
 }
+// Mesh mode: the server relays `webrtc:*` between two browsers of one room (media/mesh.ts).
+
+/** What one browser sends another. `from`/`to` name peer connections (a fresh id per
+ * connection), so a message meant for a connection that was replaced is dropped. */
+export interface MeshSignal {
+  from: string;
+  /** The receiving connection, once known (absent on the first offer of a new connection). */
+  to?: string;
+  sdp?: string;
+  candidate?: RTCIceCandidateInit;
+}
+/** As it arrives: the server adds who sent it, and the room. */
+export interface MeshSignalIn extends MeshSignal {
+  roomId: string;
+  senderUserId: string;
+  targetUserId: string;
+}
 export interface IceServerConfig {
   urls: string | string[];
   username?: string;
@@ -136,6 +159,9 @@ export interface ServerToClient {
   [ServerEvent.sfuCandidate]: (p: SfuCandidate) => void;
   [ServerEvent.sfuConnected]: (p: { roomId: string }) => void;
   [ServerEvent.sfuClosed]: (p: SfuClosed) => void;
+  [ServerEvent.meshOffer]: (p: MeshSignalIn) => void;
+  [ServerEvent.meshAnswer]: (p: MeshSignalIn) => void;
+  [ServerEvent.meshCandidate]: (p: MeshSignalIn) => void;
 }
 
 type WithAck<P, R extends object = object> = (payload: P, ack: (answer: Ack<R>) => void) => void;
@@ -154,4 +180,7 @@ export interface ClientToServer {
   [ClientEvent.sfuOffer]: WithAck<{ sdp: string }>;
   [ClientEvent.sfuAnswer]: WithAck<{ sdp: string }>;
   [ClientEvent.sfuCandidate]: WithAck<Omit<SfuCandidate, 'roomId'>>;
+  [ClientEvent.meshOffer]: WithAck<MeshSignal & { targetUserId: string }>;
+  [ClientEvent.meshAnswer]: WithAck<MeshSignal & { targetUserId: string }>;
+  [ClientEvent.meshCandidate]: WithAck<MeshSignal & { targetUserId: string }>;
 }

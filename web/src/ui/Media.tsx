@@ -6,6 +6,7 @@ import { useEffect, useRef } from 'preact/hooks';
 import { t } from '../i18n';
 import {
   audioBlocked,
+  mediaModeNotice,
   mediaNotice,
   mediaPhase,
   registerAudio,
@@ -89,6 +90,7 @@ function RemoteAudio({ userId, track }: { userId: string; track: MediaStreamTrac
 export function MediaStatus() {
   const phase = mediaPhase.value;
   const notice = mediaNotice.value;
+  const modeNotice = mediaModeNotice.value;
   const blocked = audioBlocked.value;
   const progress =
     phase === 'starting' || phase === 'connecting'
@@ -112,6 +114,11 @@ export function MediaStatus() {
           <button type="button" class="button small" onClick={takeMediaBack}>
             {t('media.useHere')}
           </button>
+        </p>
+      )}
+      {modeNotice && (
+        <p class="media-line warn" data-testid="media-mode-notice" data-notice={modeNotice}>
+          {t(modeNotice)}
         </p>
       )}
       {notice && (
