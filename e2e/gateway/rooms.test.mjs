@@ -257,6 +257,9 @@ describe("webrtc relay (mesh mode)", () => {
     assert.deepEqual(offersToHost, [], "an offer goes to its target only");
     const missingTarget = await call(hostSocket, "webrtc:offer", { sdp: "x" });
     assert.equal(missingTarget.error.code, "INVALID_BODY");
+    const toSelf = await call(hostSocket, "webrtc:offer", { targetUserId: host.id, sdp: "v=0 self" });
+    assert.equal(toSelf.error.code, "INVALID_TARGET");
+    assert.deepEqual(offersToHost, [], "nothing comes back to the sender");
     const sfuJoin = await call(hostSocket, "sfu:join", { roomId });
     assert.equal(sfuJoin.error.code, "WRONG_MEDIA_MODE");
   });

@@ -706,6 +706,12 @@ async fn relay(call: Call<RelayRequest>, event: &'static str) -> Result<Value, A
     }
     let room_id = inside(&call, None)?;
     let target = call.input.target_user_id;
+    if target == call.user_id() {
+        return Err(ApiError::bad_request(
+            "INVALID_TARGET",
+            "targetUserId is your own id: signaling goes to another participant",
+        ));
+    }
     let room = room_room(room_id);
     let targets: Vec<String> = call
         .state
