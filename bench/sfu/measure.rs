@@ -36,9 +36,10 @@ pub struct LoadArgs {
     pub no_pin: bool,
 }
 
-/// Logs errors only unless RUST_LOG says otherwise.
+/// Logs errors only unless RUST_LOG says otherwise, to stderr: stdout is the report.
 pub fn init_tracing() {
     let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "error".into()),

@@ -18,6 +18,8 @@ port=${JANUS_PORT:-8088}
 # address (traffic between local addresses still goes over the loopback device).
 hostip=${HOST_IP:-$(ip -4 -o route get 1.1.1.1 | sed -E 's/.* src ([0-9.]+).*/\1/')}
 only=${ONLY:-}
+# The tools' logs (stderr; webrtc-rs complains when queues overflow under overload).
+logdir=${LOG_DIR:-/tmp/sfu-janus-bench}; mkdir -p "$logdir"
 
 if ! command -v janus >/dev/null; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y janus
@@ -57,14 +59,17 @@ for subs in "${subs_list[@]}"; do
   echo "# subs=$subs $(cut -d' ' -f1-3 /proc/loadavg | sed 's/^/loadavg=/')"
   if [ -z "$ours_done" ]; then
     line=$("$bin/sfu_load" --publishers "$pubs" --subscribers "$subs" --video-pps "$pps" \
-      --seconds "$secs" || echo "ours failed loss=100%")
+      --seconds "$secs" 2>>"$logdir/ours.log" | grep 'pubs=' | tail -1 || true)
+    [ -n "$line" ] || line="failed (see $logdir/ours.log) loss=100%"
     echo "ours $line"
     if passed "$line"; then echo "# ours: loss passed 1% at subs=$subs"; ours_done=1; fi
   fi
   if [ -z "$janus_done" ]; then
     line=$(taskset -c 1 "$bin/sfu_janus_load" --janus-url "http://127.0.0.1:$port/janus" \
-      --janus-pid "$janus_pid" --client-ip "$hostip" --no-pin --publishers "$pubs" --subscribers "$subs" \
-      --video-pps "$pps" --seconds "$secs" || echo "janus failed loss=100%")
+      --janus-pid "$janus_pid" --client-ip "$hostip" --no-pin --publishers "$pubs" \
+      --subscribers "$subs" --video-pps "$pps" --seconds "$secs" 2>>"$logdir/janus.log" \
+      | grep 'pubs=' | tail -1 || true)
+    [ -n "$line" ] || line="janus failed (see $logdir/janus.log) loss=100%"
     echo "$line"
     if passed "$line"; then echo "# janus: loss passed 1% at subs=$subs"; janus_done=1; fi
   fi
