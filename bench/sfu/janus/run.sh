@@ -5,7 +5,9 @@
 #
 # usage: bench/sfu/janus/run.sh [publishers] [video_pps] [seconds] [subscriber counts…]
 #   defaults: 4 200 8 1 4 8 16 32 64 96 128
-#   ONLY=janus or ONLY=ours runs one side; JANUS_PORT (8088) is the HTTP API port.
+#   ONLY=janus or ONLY=ours runs one side; JANUS_PORT (8088) is the HTTP API port;
+#   JANUS_EVENT_LOOPS=N gives Janus N shared event loops (default 1, like our SFU's single
+#   runtime thread); JANUS_EVENT_LOOPS=0 keeps Janus's own default, a thread per handle.
 # Needs: Debian's `janus` package (installed with apt-get when missing; needs root), taskset.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -37,8 +39,10 @@ janus_pid=
 cleanup() { [ -n "$janus_pid" ] && kill "$janus_pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
 for f in "$here"/*.jcfg; do
-  sed -e "s|@LIBDIR@|$libdir|g" -e "s|@PORT@|$port|g" -e "s|@HOSTIP@|$hostip|g" "$f" \
-    > "$tmp/$(basename "$f")"
+  loops=()
+  [ "${JANUS_EVENT_LOOPS:-1}" != 0 ] && loops=(-e "s|#event_loops = N|event_loops = ${JANUS_EVENT_LOOPS:-1}|")
+  sed -e "s|@LIBDIR@|$libdir|g" -e "s|@PORT@|$port|g" -e "s|@HOSTIP@|$hostip|g" "${loops[@]}" \
+    "$f" > "$tmp/$(basename "$f")"
 done
 if [ "$only" != ours ]; then
   taskset -c 0 janus -C "$tmp/janus.jcfg" -F "$tmp" -L "$tmp/janus.log" -N &
