@@ -53,8 +53,11 @@ fn transaction() -> String {
     format!("{:016x}", rand::random::<u64>())
 }
 
+/// POSTs a Janus API request (with a fresh transaction unless it has one); panics on an error.
 async fn post(http: &reqwest::Client, url: &str, mut body: Value) -> Value {
-    body["transaction"] = json!(transaction());
+    if body["transaction"].is_null() {
+        body["transaction"] = json!(transaction());
+    }
     let reply: Value = http
         .post(url)
         .json(&body)
@@ -132,16 +135,7 @@ impl Session {
         }
         let id = transaction();
         request["transaction"] = json!(id);
-        let reply: Value = self
-            .http
-            .post(handle)
-            .json(&request)
-            .send()
-            .await
-            .expect("janus message")
-            .json()
-            .await
-            .expect("janus message reply");
+        let reply = post(&self.http, handle, request.clone()).await;
         match reply["janus"].as_str() {
             Some("success") => return reply,
             Some("ack") => {}
@@ -156,7 +150,7 @@ impl Session {
             tracing::debug!(%event, "janus event");
             if event["transaction"] == json!(id) {
                 let error = &event["plugindata"]["data"]["error"];
-                assert!(error.is_null(), "janus: {body} -> {event}", body = request);
+                assert!(error.is_null(), "janus: {request} -> {event}");
                 return event;
             }
         }
