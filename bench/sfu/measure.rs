@@ -1,0 +1,284 @@
+//! The measuring side of the SFU load tools (`sfu_load` against our SFU, `sfu_janus_load`
+//! against Janus): CPU ticks from /proc, kernel UDP buffer drops, core pinning, the warm-up
+//! wait, the counters of the measurement window and the one-line report.
+#![allow(dead_code)] // each tool uses its part
+
+use crate::client::{ClientState, wait_for};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+/// The load both tools generate, and where it runs.
+#[derive(clap::Args, Debug)]
+pub struct LoadArgs {
+    /// Publishers (each sends Opus at 50 pps plus VP8 at --video-pps).
+    #[arg(long, default_value_t = 1)]
+    pub publishers: usize,
+    /// Receive-only subscribers (publishers also receive each other).
+    #[arg(long, default_value_t = 4)]
+    pub subscribers: usize,
+    /// VP8 packets per second per publisher.
+    #[arg(long, default_value_t = 100)]
+    pub video_pps: u32,
+    /// VP8 payload bytes.
+    #[arg(long, default_value_t = 1000)]
+    pub payload: usize,
+    /// Measurement window after warm-up.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Core for SFU threads; the load generator gets every other core.
+    #[arg(long, default_value_t = 0)]
+    pub sfu_core: usize,
+    /// Worker threads of the load generator's runtime.
+    #[arg(long, default_value_t = 1)]
+    pub load_threads: usize,
+    /// Skip pinning.
+    #[arg(long)]
+    pub no_pin: bool,
+}
+
+/// Logs errors only unless RUST_LOG says otherwise, to stderr: stdout is the report.
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "error".into()),
+        )
+        .try_init();
+}
+
+/// The load generator's runtime (threads named `load`).
+pub fn load_runtime(threads: usize) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .thread_name("load")
+        .enable_all()
+        .build()
+        .expect("client runtime")
+}
+
+/// Name and utime+stime ticks of one /proc `stat` line.
+fn stat_ticks(stat: &str) -> Option<(String, u64)> {
+    let (open, close) = (stat.find('(')?, stat.rfind(')')?);
+    let fields: Vec<&str> = stat.get(close + 2..)?.split(' ').collect();
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    Some((stat[open + 1..close].to_owned(), field(11) + field(12)))
+}
+
+/// (utime+stime ticks of this process's threads named `sfu…`, of all its other threads).
+pub fn own_cpu_ticks() -> (u64, u64) {
+    let mut sfu = 0;
+    let mut rest = 0;
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return (0, 0);
+    };
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        let Some((name, ticks)) = stat_ticks(&stat) else {
+            continue;
+        };
+        if name.starts_with("sfu") {
+            sfu += ticks;
+        } else {
+            rest += ticks;
+        }
+    }
+    (sfu, rest)
+}
+
+/// utime+stime ticks of a whole process (all its threads, live and exited).
+pub fn process_cpu_ticks(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| stat_ticks(&s))
+        .map_or(0, |(_, ticks)| ticks)
+}
+
+/// Kernel UDP counters (RcvbufErrors, SndbufErrors): datagrams dropped by full socket buffers.
+pub fn udp_buffer_errors() -> (u64, u64) {
+    let snmp = std::fs::read_to_string("/proc/net/snmp").unwrap_or_default();
+    let mut lines = snmp.lines().filter(|l| l.starts_with("Udp:"));
+    let (Some(names), Some(values)) = (lines.next(), lines.next()) else {
+        return (0, 0);
+    };
+    let pick = |key: &str| -> u64 {
+        names
+            .split_whitespace()
+            .position(|n| n == key)
+            .and_then(|i| values.split_whitespace().nth(i))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (pick("RcvbufErrors"), pick("SndbufErrors"))
+}
+
+/// Pins this process's threads named `sfu…` to `sfu_core` and every other thread to the
+/// other cores.
+pub fn pin_threads(sfu_core: usize) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let others: Vec<String> = (0..cores)
+        .filter(|c| *c != sfu_core)
+        .map(|c| c.to_string())
+        .collect();
+    let others = if others.is_empty() {
+        sfu_core.to_string()
+    } else {
+        others.join(",")
+    };
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return;
+    };
+    for task in tasks.flatten() {
+        let tid = task.file_name().to_string_lossy().to_string();
+        let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        let cpus = if name.starts_with("sfu") {
+            sfu_core.to_string()
+        } else {
+            others.clone()
+        };
+        let _ = std::process::Command::new("taskset")
+            .args(["-pc", &cpus, &tid])
+            .stdout(std::process::Stdio::null())
+            .status();
+    }
+}
+
+/// Who sends and who receives: publishers' names and send counters, and every receiving
+/// connection's user and counters (a publisher receives everyone but itself).
+pub struct Load<'a> {
+    pub names: Vec<String>,
+    pub senders: Vec<&'a ClientState>,
+    pub receivers: Vec<(&'a str, &'a ClientState)>,
+}
+
+impl Load<'_> {
+    /// Waits until every receiver gets video from every other publisher, then 2 s more.
+    pub async fn warm_up(&self) {
+        wait_for("warm-up", Duration::from_secs(120), || {
+            self.receivers.iter().all(|(user, state)| {
+                self.names
+                    .iter()
+                    .filter(|n| n.as_str() != *user)
+                    .all(|n| state.received_from(n).video > 0)
+            })
+        })
+        .await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+
+    /// (packets received from other publishers, sequence gaps), over all receivers.
+    fn received(&self) -> (u64, u64) {
+        self.receivers
+            .iter()
+            .fold((0, 0), |(pk, lost), (user, state)| {
+                self.names.iter().filter(|n| n.as_str() != *user).fold(
+                    (pk, lost),
+                    |(pk, lost), n| {
+                        let r = state.received_from(n);
+                        (pk + r.audio + r.video, lost + r.lost)
+                    },
+                )
+            })
+    }
+
+    fn sent(&self) -> u64 {
+        self.senders
+            .iter()
+            .map(|s| s.sent_packets.load(Ordering::Relaxed))
+            .sum()
+    }
+}
+
+/// Counters at one instant. `forwarded`/`dropped` are the SFU's own counters when it has
+/// them (Janus has none: then forwarded is estimated from what the clients received).
+pub struct Snapshot {
+    at: Instant,
+    sent: u64,
+    received: u64,
+    lost: u64,
+    sfu_ticks: u64,
+    load_ticks: u64,
+    rcvbuf: u64,
+    sndbuf: u64,
+    forwarded: Option<(u64, u64)>,
+}
+
+impl Snapshot {
+    /// `cpu` is (SFU ticks, load generator ticks); `forwarded` (forwarded, dropped) if known.
+    pub fn take(load: &Load<'_>, cpu: (u64, u64), forwarded: Option<(u64, u64)>) -> Snapshot {
+        let (received, lost) = load.received();
+        let (rcvbuf, sndbuf) = udp_buffer_errors();
+        Snapshot {
+            at: Instant::now(),
+            sent: load.sent(),
+            received,
+            lost,
+            sfu_ticks: cpu.0,
+            load_ticks: cpu.1,
+            rcvbuf,
+            sndbuf,
+            forwarded,
+        }
+    }
+}
+
+/// The report line of one window between two snapshots.
+pub fn report(publishers: usize, subscribers: usize, s0: &Snapshot, s1: &Snapshot) -> String {
+    let elapsed = s1.at.duration_since(s0.at).as_secs_f64();
+    let rate = |a: u64, b: u64| b.saturating_sub(a) as f64 / elapsed;
+    let ticks = 100.0; // USER_HZ
+    let sfu_cpu = rate(s0.sfu_ticks, s1.sfu_ticks) / ticks;
+    let load_cpu = rate(s0.load_ticks, s1.load_ticks) / ticks;
+    let delivered = rate(s0.received, s1.received);
+    let (forwarded, dropped) = match (s0.forwarded, s1.forwarded) {
+        (Some((f0, d0)), Some((f1, d1))) => (rate(f0, f1), rate(d0, d1)),
+        _ => (delivered, 0.0),
+    };
+    let lost = rate(s0.lost, s1.lost);
+    let receivers_per_pub = (subscribers + publishers - 1) as f64;
+    let offered = rate(s0.sent, s1.sent) * receivers_per_pub;
+    let streams = publishers as f64 * 2.0 * receivers_per_pub;
+    let loss = if offered > 0.0 {
+        (1.0 - delivered / offered).max(0.0)
+    } else {
+        0.0
+    };
+    format!(
+        "pubs={} subs={} streams={} offered_pps={:.0} forwarded_pps={:.0} delivered_pps={:.0} \
+         sfu_dropped_pps={:.0} seq_gaps_pps={:.0} loss={:.2}% sfu_cpu={:.0}% load_cpu={:.0}% \
+         sfu_us_per_pkt={:.1} sfu_cpu_per_stream={:.2}% kernel_rcvbuf_drops_pps={:.0} \
+         kernel_sndbuf_drops_pps={:.0} missing_before_fanout_pps={:.0}",
+        publishers,
+        subscribers,
+        streams,
+        offered,
+        forwarded,
+        delivered,
+        dropped,
+        lost,
+        loss * 100.0,
+        sfu_cpu * 100.0,
+        load_cpu * 100.0,
+        if forwarded > 0.0 {
+            sfu_cpu * 1e6 / forwarded
+        } else {
+            0.0
+        },
+        sfu_cpu * 100.0 / streams.max(1.0),
+        rate(s0.rcvbuf, s1.rcvbuf),
+        rate(s0.sndbuf, s1.sndbuf),
+        (offered - forwarded - dropped).max(0.0),
+    )
+}
+
+/// Writes the report line to stdout (the tools' output).
+pub fn print_line(line: &str) {
+    std::io::Write::write_all(&mut std::io::stdout(), format!("{line}\n").as_bytes()).ok();
+}

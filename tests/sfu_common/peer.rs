@@ -1,0 +1,448 @@
+//! The media side of a webrtc-rs test client, independent of how it signals: a peer
+//! connection with Opus and VP8, counting what it receives per publisher, and a generator of
+//! labelled media. Used by the SFU tests' `Client` (signals through `SfuHandle`) and by the Janus
+//! load client (`bench/sfu/janus_load.rs`, signals over Janus's HTTP API).
+
+use bytes::Bytes;
+use rtc::interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
+    RTCRtpEncodingParameters, RtpCodecKind,
+};
+use rtc::sansio::Protocol;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use talkconnect::sfu::{CloseReason, TrackInfo};
+use tokio::sync::mpsc;
+use webrtc::media_stream::Track;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::peer_connection::{
+    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
+    RTCIceCandidateInit, RTCPeerConnectionIceEvent, RTCPeerConnectionState, Registry,
+    SettingEngineBuilder, register_default_interceptors,
+};
+
+pub const OPUS_PT: u8 = 111;
+pub const VP8_PT: u8 = 96;
+
+/// Packets one subscriber received from one publisher.
+#[derive(Debug, Default, Clone)]
+pub struct Received {
+    pub audio: u64,
+    pub video: u64,
+    /// Packets whose payload did not name the publisher the stream id claims.
+    pub mislabelled: u64,
+    /// Sequence-number gaps seen (lost packets), per kind summed.
+    pub lost: u64,
+}
+
+#[derive(Default)]
+pub struct ClientState {
+    pub received: Mutex<HashMap<String, Received>>,
+    pub tracks: Mutex<Vec<TrackInfo>>,
+    pub offers: AtomicU64,
+    pub last_offer_sdp: Mutex<String>,
+    pub connected: AtomicBool,
+    pub closed: Mutex<Option<CloseReason>>,
+    pub keyframe_requests: AtomicU64,
+    pub errors: Mutex<Vec<String>>,
+    pub server_candidates: Mutex<Vec<String>>,
+    /// RTP packets this publisher handed to its connection.
+    pub sent_packets: AtomicU64,
+}
+
+impl ClientState {
+    pub fn received_from(&self, user: &str) -> Received {
+        self.received
+            .lock()
+            .unwrap()
+            .get(user)
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+/// Marks inbound PLI/FIR for the application, so a publisher can count keyframe requests.
+#[derive(Default)]
+struct KeyframeRequestMarker {
+    read: VecDeque<TaggedPacket>,
+    write: VecDeque<TaggedPacket>,
+}
+
+impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestMarker {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = rtc::shared::error::Error;
+    type Time = Instant;
+    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
+        if let Packet::Rtcp(packets) = &msg.message.packet {
+            let wanted: Vec<Box<dyn rtc::rtcp::Packet>> = packets
+                .iter()
+                .filter(|p| {
+                    p.as_any().is::<PictureLossIndication>() || p.as_any().is::<FullIntraRequest>()
+                })
+                .cloned()
+                .collect();
+            if wanted.is_empty() {
+                return Ok(());
+            }
+            msg.message.packet = Packet::Rtcp(wanted);
+            msg.message.add(Attribute::DeliverToApplication);
+        }
+        self.read.push_back(msg);
+        Ok(())
+    }
+    fn poll_read(&mut self) -> Option<TaggedPacket> {
+        self.read.pop_front()
+    }
+    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        self.write.push_back(msg);
+        Ok(())
+    }
+    fn poll_write(&mut self) -> Option<TaggedPacket> {
+        self.write.pop_front()
+    }
+}
+
+impl Interceptor for KeyframeRequestMarker {
+    fn bind_local_stream(&mut self, _: &StreamInfo) {}
+    fn unbind_local_stream(&mut self, _: &StreamInfo) {}
+    fn bind_remote_stream(&mut self, _: &StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _: &StreamInfo) {}
+}
+
+fn opus() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_OPUS.to_owned(),
+        clock_rate: 48000,
+        channels: 2,
+        sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+        rtcp_feedback: vec![],
+    }
+}
+
+fn vp8() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_VP8.to_owned(),
+        clock_rate: 90000,
+        channels: 0,
+        sdp_fmtp_line: String::new(),
+        rtcp_feedback: vec![
+            RTCPFeedback {
+                typ: "nack".into(),
+                parameter: String::new(),
+            },
+            RTCPFeedback {
+                typ: "nack".into(),
+                parameter: "pli".into(),
+            },
+        ],
+    }
+}
+
+/// How a receiver tells which publisher a remote track comes from.
+#[derive(Clone, Debug)]
+pub enum Attribution {
+    /// The track's stream id is the publisher's user id (our SFU).
+    StreamId,
+    /// The longest of these names found in the track's first packet (SFUs that do not carry
+    /// the publisher's name in the SDP; the generator puts it into every payload).
+    Payload(Vec<String>),
+}
+
+impl Attribution {
+    fn label_in(&self, payload: &[u8]) -> Option<String> {
+        let Attribution::Payload(names) = self else {
+            return None;
+        };
+        names
+            .iter()
+            .filter(|n| payload.windows(n.len().max(1)).any(|w| w == n.as_bytes()))
+            .max_by_key(|n| n.len())
+            .cloned()
+    }
+}
+
+struct ClientHandler {
+    candidates: mpsc::UnboundedSender<RTCIceCandidateInit>,
+    state: Arc<ClientState>,
+    attribution: Attribution,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for ClientHandler {
+    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
+        if let Ok(c) = event.candidate.to_json() {
+            let _ = self.candidates.send(c);
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        if state == RTCPeerConnectionState::Connected {
+            self.state.connected.store(true, Ordering::SeqCst);
+        }
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let state = Arc::clone(&self.state);
+        let attribution = self.attribution.clone();
+        tokio::spawn(async move {
+            let mut publisher = track.stream_id().await.to_string();
+            let kind = track.kind().await;
+            let mut last_seq: Option<u16> = None;
+            let mut attributed = matches!(attribution, Attribution::StreamId);
+            while let Some(event) = track.poll().await {
+                let TrackRemoteEvent::OnRtpPacket(packet) = event else {
+                    continue;
+                };
+                if !attributed {
+                    if let Some(name) = attribution.label_in(&packet.payload) {
+                        publisher = name;
+                    }
+                    attributed = true;
+                }
+                let seq = packet.header.sequence_number;
+                let gap = last_seq.map_or(0, |l| u64::from(seq.wrapping_sub(l).wrapping_sub(1)));
+                let gap = if gap > 1000 { 0 } else { gap };
+                last_seq = Some(seq);
+                let labelled = packet
+                    .payload
+                    .windows(publisher.len().max(1))
+                    .any(|w| w == publisher.as_bytes());
+                let mut received = state.received.lock().unwrap();
+                let entry = received.entry(publisher.clone()).or_default();
+                entry.lost += gap;
+                if !labelled {
+                    entry.mislabelled += 1;
+                }
+                match kind {
+                    RtpCodecKind::Audio => entry.audio += 1,
+                    _ => entry.video += 1,
+                }
+            }
+        });
+    }
+}
+
+/// A webrtc-rs peer connection with its local tracks (once added) and its tasks.
+pub struct Peer {
+    pub user: String,
+    pub pc: Arc<dyn PeerConnection>,
+    pub state: Arc<ClientState>,
+    /// Local ICE candidates, for the signaling loop to trickle.
+    pub candidates: Option<mpsc::UnboundedReceiver<RTCIceCandidateInit>>,
+    pub tasks: Vec<tokio::task::JoinHandle<()>>,
+    audio: Option<Arc<TrackLocalStaticRTP>>,
+    video: Option<Arc<TrackLocalStaticRTP>>,
+}
+
+impl Peer {
+    /// A peer connection on a UDP port of `ip` (or, with `tcp_only`, ICE-TCP alone).
+    pub async fn new(user: &str, ip: &str, tcp_only: bool, attribution: Attribution) -> Peer {
+        let state = Arc::new(ClientState::default());
+        let (cand_tx, cand_rx) = mpsc::unbounded_channel();
+        let mut engine = MediaEngine::default();
+        engine
+            .register_codec(
+                RTCRtpCodecParameters {
+                    rtp_codec: opus(),
+                    payload_type: OPUS_PT,
+                },
+                RtpCodecKind::Audio,
+            )
+            .unwrap();
+        engine
+            .register_codec(
+                RTCRtpCodecParameters {
+                    rtp_codec: vp8(),
+                    payload_type: VP8_PT,
+                },
+                RtpCodecKind::Video,
+            )
+            .unwrap();
+        let registry = register_default_interceptors(Registry::new(), &mut engine)
+            .unwrap()
+            .with(Slot::from(14_000usize), KeyframeRequestMarker::default());
+        let mut settings = SettingEngineBuilder::new()
+            .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled);
+        if tcp_only {
+            settings = settings.with_network_types(vec![rtc::ice::network_type::NetworkType::Tcp4]);
+        }
+        let (udp, tcp) = if tcp_only {
+            (vec![], vec![format!("{ip}:0")])
+        } else {
+            (vec![format!("{ip}:0")], vec![])
+        };
+        let pc = PeerConnectionBuilder::new()
+            .with_media_engine(engine)
+            .with_interceptor_registry(registry)
+            .with_setting_engine(settings.build())
+            .with_handler(Arc::new(ClientHandler {
+                candidates: cand_tx,
+                state: Arc::clone(&state),
+                attribution,
+            }))
+            .with_udp_addrs(udp)
+            .with_tcp_addrs(tcp)
+            .build()
+            .await
+            .expect("client peer connection");
+        Peer {
+            user: user.to_owned(),
+            pc: Arc::new(pc),
+            state,
+            candidates: Some(cand_rx),
+            tasks: vec![],
+            audio: None,
+            video: None,
+        }
+    }
+
+    /// Adds an Opus and a VP8 track (stream id `<user>-stream`).
+    pub async fn add_tracks(&mut self) {
+        for (kind, codec) in [(RtpCodecKind::Audio, opus()), (RtpCodecKind::Video, vp8())] {
+            let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+                format!("{}-stream", self.user),
+                format!("{}-{kind}", self.user),
+                format!("{}-{kind}", self.user),
+                kind,
+                vec![RTCRtpEncodingParameters {
+                    rtp_coding_parameters: RTCRtpCodingParameters {
+                        ssrc: Some(rand::random::<u32>() | 1),
+                        ..Default::default()
+                    },
+                    codec,
+                    ..Default::default()
+                }],
+            )));
+            self.pc
+                .add_track(Arc::clone(&track) as Arc<dyn TrackLocal>)
+                .await
+                .expect("add_track");
+            // Count keyframe requests reaching this publisher.
+            let state = Arc::clone(&self.state);
+            let reader = Arc::clone(&track);
+            self.tasks.push(tokio::spawn(async move {
+                while let Some(TrackLocalEvent::OnRtcpPacket(packets)) = reader.poll().await {
+                    let n = packets
+                        .iter()
+                        .filter(|p| {
+                            p.as_any().is::<PictureLossIndication>()
+                                || p.as_any().is::<FullIntraRequest>()
+                        })
+                        .count();
+                    state
+                        .keyframe_requests
+                        .fetch_add(n as u64, Ordering::SeqCst);
+                }
+            }));
+            match kind {
+                RtpCodecKind::Audio => self.audio = Some(track),
+                _ => self.video = Some(track),
+            }
+        }
+    }
+
+    /// Sends generated media: 50 Opus packets/s and `video_pps` VP8 packets/s (a keyframe-like
+    /// packet every second), each payload naming the publisher so receivers can check labels.
+    pub fn start_media(&mut self, video_pps: u32, payload_len: usize) {
+        let (Some(audio), Some(video)) = (self.audio.clone(), self.video.clone()) else {
+            panic!("start_media needs a publishing client");
+        };
+        let label = self.user.clone().into_bytes();
+        let state = Arc::clone(&self.state);
+        self.tasks.push(tokio::spawn(async move {
+            let audio_ssrc = audio.ssrcs().await[0];
+            let video_ssrc = video.ssrcs().await[0];
+            let mut tick = tokio::time::interval(Duration::from_millis(20));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            let per_tick = (video_pps / 50).max(1);
+            let (mut aseq, mut vseq, mut n) = (0u16, 0u16, 0u32);
+            loop {
+                tick.tick().await;
+                n += 1;
+                let mut payload = vec![0xfcu8, 0xff, 0xfe];
+                payload.extend_from_slice(&label);
+                let packet = rtp::Packet {
+                    header: rtp::header::Header {
+                        version: 2,
+                        payload_type: OPUS_PT,
+                        sequence_number: aseq,
+                        timestamp: n * 960,
+                        ssrc: audio_ssrc,
+                        marker: aseq == 0,
+                        ..Default::default()
+                    },
+                    payload: Bytes::from(payload),
+                };
+                aseq = aseq.wrapping_add(1);
+                if audio.write_rtp(packet).await.is_ok() {
+                    state.sent_packets.fetch_add(1, Ordering::Relaxed);
+                }
+                for i in 0..per_tick {
+                    // VP8 descriptor (S=1, PID 0) then a frame header: P=0 (key) once a second.
+                    let key = n % 50 == 1 && i == 0;
+                    let mut payload = vec![0x10, if key { 0x00 } else { 0x01 }, 0x9d, 0x01, 0x2a];
+                    payload.extend_from_slice(&label);
+                    payload.resize(payload_len.max(payload.len()), 0x55);
+                    let packet = rtp::Packet {
+                        header: rtp::header::Header {
+                            version: 2,
+                            payload_type: VP8_PT,
+                            sequence_number: vseq,
+                            timestamp: n * 1800,
+                            ssrc: video_ssrc,
+                            marker: i + 1 == per_tick,
+                            ..Default::default()
+                        },
+                        payload: Bytes::from(payload),
+                    };
+                    vseq = vseq.wrapping_add(1);
+                    if video.write_rtp(packet).await.is_ok() {
+                        state.sent_packets.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }));
+    }
+
+    /// Creates an offer, applies it locally and returns its SDP.
+    pub async fn local_offer(&self) -> String {
+        local_offer(&self.pc).await
+    }
+
+    pub async fn close(self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        let _ = self.pc.close().await;
+    }
+}
+
+/// Creates an offer on `pc`, applies it locally and returns its SDP.
+pub async fn local_offer(pc: &Arc<dyn PeerConnection>) -> String {
+    let offer = pc.create_offer(None).await.expect("offer");
+    pc.set_local_description(offer)
+        .await
+        .expect("set local offer");
+    pc.local_description().await.expect("local").sdp
+}
+
+/// Polls `cond` every 20 ms until it holds; panics with `what` after `timeout`.
+pub async fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
