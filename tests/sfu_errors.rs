@@ -174,3 +174,29 @@ async fn a_port_held_by_another_program_is_skipped() {
     drop(squatter);
     sfu.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_port_whose_tcp_side_is_held_is_skipped_when_ice_tcp_is_on() {
+    // The UDP port is free but another program holds the same TCP port (an outgoing
+    // connection can, the range lies among the ephemeral ports): without the ICE-TCP listener
+    // the participant would lose its fallback, so the whole port is skipped.
+    let squatter = std::net::TcpListener::bind("127.0.0.1:42170").expect("port 42170 is free");
+    let sfu = Sfu::start(SfuConfig {
+        ice_tcp: true,
+        ..SfuConfig::loopback(42170, 42171)
+    })
+    .expect("sfu starts");
+    let h = sfu.handle();
+    let (tx, _rx) = mpsc::unbounded_channel();
+    h.join("r", "a", JoinOptions::default(), tx.clone())
+        .await
+        .expect("a gets the port whose TCP side is free");
+    assert_eq!(h.stats().leased_ports, 1);
+    assert_eq!(
+        h.join("r", "b", JoinOptions::default(), tx).await,
+        Err(SfuError::NoFreePort),
+        "the port with a held TCP side is not handed out"
+    );
+    drop(squatter);
+    sfu.shutdown().await;
+}

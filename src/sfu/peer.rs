@@ -132,6 +132,15 @@ pub(crate) async fn build_peer_connection(
     } else {
         vec![]
     };
+    // webrtc-rs skips an address it cannot bind and fails only when none is left, so a port
+    // that another program holds on one address (often an outgoing TCP connection: the range
+    // lies among the kernel's ephemeral ports) would leave the participant without that
+    // candidate. Probe every address first, so such a port is skipped as a whole.
+    let udp_probe = if mux.is_none() { &addrs[..] } else { &[] };
+    if let Some(err) = probe_binds(udp_probe, &tcp_addrs) {
+        tracing::info!(port, error = %err, "sfu: port held by another program, skipped");
+        return Err(SfuError::NoFreePort);
+    }
     let mut builder = PeerConnectionBuilder::new();
     if let Some(mux) = mux {
         // A fixed ufrag is what the shared socket routes STUN requests by. The driver still
@@ -158,6 +167,13 @@ pub(crate) async fn build_peer_connection(
             SfuError::NoFreePort
         })?;
     Ok(Arc::new(pc))
+}
+
+/// Binds and releases each address: the first error, if one cannot be bound now.
+fn probe_binds(udp: &[SocketAddr], tcp: &[SocketAddr]) -> Option<std::io::Error> {
+    let udp = udp.iter().map(|a| std::net::UdpSocket::bind(a).map(drop));
+    let tcp = tcp.iter().map(|a| std::net::TcpListener::bind(a).map(drop));
+    udp.chain(tcp).find_map(Result::err)
 }
 
 /// How our candidates are presented to browsers.
