@@ -144,9 +144,26 @@ describe('sign-in, rooms and chat (REST)', () => {
     await guest.reload();
     await guest.locator('.chat-message', { hasText: 'numbered 35' }).waitFor();
     assert.equal(await guest.locator('.chat-message', { hasText: 'Hello <b>everyone</b>' }).count(), 0);
-    await guest.getByRole('button', { name: 'Load older messages' }).click();
+    // The button, clicked where it is: a real click would first scroll it into view, and
+    // scrolling to the top loads older messages by itself (checked below), so the button
+    // could be gone before the click lands.
+    await guest.getByRole('button', { name: 'Load older messages' }).dispatchEvent('click');
     await guest.locator('.chat-message', { hasText: 'Hello <b>everyone</b>' }).waitFor();
     assert.equal(await guest.locator('.chat-message', { hasText: /^.*numbered 1$/ }).count(), 1);
+    assert.equal(await guest.getByRole('button', { name: 'Load older messages' }).count(), 0, 'nothing older is left');
+
+    // Scrolling up to the top of the chat loads the next older page.
+    for (let i = 1; i <= 35; i++) {
+      const res = await apiAs(host, 'POST', `/api/rooms/${roomId}/chat`, { message: `second batch ${i}` });
+      assert.equal(res.status, 201);
+    }
+    await guest.reload();
+    await guest.locator('.chat-message', { hasText: 'second batch 35' }).waitFor();
+    assert.equal(await guest.locator('.chat-message', { hasText: /second batch 1$/ }).count(), 0);
+    await guest.locator('.chat-log').evaluate((el) => {
+      el.scrollTop = 0;
+    });
+    await guest.locator('.chat-message', { hasText: /second batch 1$/ }).waitFor();
   });
 
   it('full, kicked and ended rooms say so plainly', STEP, async () => {
