@@ -130,7 +130,7 @@ describe('audio and video through the SFU', () => {
       assert.equal(await page.locator('.remote-audio audio').count(), 2, 'one audio player per remote participant');
     }
     // Speaking rings from the audio levels (the fake microphones beep).
-    await an.locator(`.tile.speaking[data-user-id="${ids.binh}"], .tile.speaking[data-user-id="${ids.chi}"]`).first().waitFor(LIVE);
+    await an.locator(`.tile.speaking[data-user-id="${ids.binh}"], .tile.speaking[data-user-id="${ids.chi}"]`).first().waitFor(MEDIA);
     await screenshot(an, 'media-room');
     await chi.setViewportSize({ width: 390, height: 844 });
     await screenshot(chi, 'media-room-phone');
@@ -349,7 +349,7 @@ describe('a server in mesh mode: browser to browser', () => {
       assert.equal(await page.locator('.tile-video.mirrored').count(), 1, 'only the own preview is mirrored');
       assert.equal(await page.locator('.remote-audio audio').count(), 2, 'one audio player per remote participant');
     }
-    await an.locator(`.tile.speaking[data-user-id="${ids.binh}"], .tile.speaking[data-user-id="${ids.chi}"]`).first().waitFor(LIVE);
+    await an.locator(`.tile.speaking[data-user-id="${ids.binh}"], .tile.speaking[data-user-id="${ids.chi}"]`).first().waitFor(MEDIA);
     await screenshot(an, 'media-mesh-room');
     assert.deepEqual(sfuFrames, [], 'no sfu:* event in mesh mode');
   });
