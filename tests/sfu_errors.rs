@@ -148,11 +148,35 @@ async fn port_range_exhaustion_is_an_error_not_a_panic() {
     sfu.shutdown().await;
 }
 
+/// Something else holding port P (UDP and TCP bound to 127.0.0.1:P by this process), with
+/// P + 1 and P + 2 free on both: ports the kernel hands out, not fixed ones, which outgoing
+/// connections of other tests could be holding (the range is among the ephemeral ports).
+fn squat_with_two_free_after() -> (std::net::UdpSocket, std::net::TcpListener, u16) {
+    for _ in 0..200 {
+        let Ok(tcp) = std::net::TcpListener::bind("127.0.0.1:0") else {
+            continue;
+        };
+        let port = tcp.local_addr().unwrap().port();
+        let Ok(udp) = std::net::UdpSocket::bind(("127.0.0.1", port)) else {
+            continue;
+        };
+        let free = |p: u16| {
+            std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok()
+                && std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()
+        };
+        if port < u16::MAX - 2 && free(port + 1) && free(port + 2) {
+            return (udp, tcp, port);
+        }
+    }
+    panic!("no free port with two free ones after it");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_port_held_by_another_program_is_skipped() {
-    // Another program (here: a plain socket) sits on the first port of the range.
-    let squatter = std::net::UdpSocket::bind("127.0.0.1:42160").expect("port 42160 is free");
-    let sfu = Sfu::start(SfuConfig::loopback(42160, 42162)).expect("sfu starts");
+    // Another program (here: a plain UDP socket) sits on the first port of the range.
+    let (squatter, tcp, p) = squat_with_two_free_after();
+    drop(tcp);
+    let sfu = Sfu::start(SfuConfig::loopback(p, p + 2)).expect("sfu starts");
     let h = sfu.handle();
     let (tx, _rx) = mpsc::unbounded_channel();
     h.join("r", "a", JoinOptions::default(), tx.clone())
@@ -180,10 +204,11 @@ async fn a_port_whose_tcp_side_is_held_is_skipped_when_ice_tcp_is_on() {
     // The UDP port is free but another program holds the same TCP port (an outgoing
     // connection can, the range lies among the ephemeral ports): without the ICE-TCP listener
     // the participant would lose its fallback, so the whole port is skipped.
-    let squatter = std::net::TcpListener::bind("127.0.0.1:42170").expect("port 42170 is free");
+    let (udp, squatter, p) = squat_with_two_free_after();
+    drop(udp);
     let sfu = Sfu::start(SfuConfig {
         ice_tcp: true,
-        ..SfuConfig::loopback(42170, 42171)
+        ..SfuConfig::loopback(p, p + 1)
     })
     .expect("sfu starts");
     let h = sfu.handle();
