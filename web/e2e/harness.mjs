@@ -2,7 +2,7 @@
 // database, and Debian's headless Chromium driven by playwright-core (no browser download).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -40,8 +40,46 @@ export function serverBinary() {
   return found;
 }
 
-/** For media tests: Chromium gathers no candidate on loopback without this flag. */
-export const MEDIA_ARGS = ['--allow-loopback-in-peer-connection'];
+/**
+ * A voice for the fake microphones (16-bit mono WAV, 2 s, looped by Chromium). Chromium's own fake microphone only beeps for a few milliseconds now and then,
+ * which a speaking indicator sampling ten times a second catches by chance.
+ */
+function fakeVoiceFile() {
+  const rate = 48000;
+  const samples = rate * 2;
+  const wav = Buffer.alloc(44 + samples * 2);
+  wav.write('RIFF', 0);
+  wav.writeUInt32LE(36 + samples * 2, 4);
+  wav.write('WAVEfmt ', 8);
+  wav.writeUInt32LE(16, 16);
+  wav.writeUInt16LE(1, 20); // PCM
+  wav.writeUInt16LE(1, 22); // mono
+  wav.writeUInt32LE(rate, 24);
+  wav.writeUInt32LE(rate * 2, 28);
+  wav.writeUInt16LE(2, 32);
+  wav.writeUInt16LE(16, 34);
+  wav.write('data', 36);
+  wav.writeUInt32LE(samples * 2, 40);
+  // Syllables: 300 ms of a tone gliding 180 → 420 Hz, then 200 ms of silence. A steady tone
+  // would be taken for noise and suppressed by the browser's audio processing.
+  let phase = 0;
+  for (let i = 0; i < samples; i++) {
+    const inSyllable = (i % (rate / 2)) / rate; // seconds into the current 500 ms
+    const on = inSyllable < 0.3;
+    phase += (2 * Math.PI * (180 + 800 * inSyllable)) / rate;
+    const value = on ? 0.5 * Math.sin(phase) * Math.sin((Math.PI * inSyllable) / 0.3) : 0;
+    wav.writeInt16LE(Math.round(value * 32767), 44 + i * 2);
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'tc-voice-'));
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'voice.wav');
+  writeFileSync(file, wav);
+  return file;
+}
+
+/** For media tests: Chromium gathers no candidate on loopback without the first flag; the
+ * second gives the fake microphones a steady voice. */
+export const MEDIA_ARGS = ['--allow-loopback-in-peer-connection', `--use-file-for-fake-audio-capture=${fakeVoiceFile()}`];
 
 /** The SFU on loopback with its own UDP port range (media tests). */
 export function sfuEnv(portMin, portMax) {
