@@ -41,8 +41,9 @@ export function serverBinary() {
 }
 
 /**
- * A voice for the fake microphones (16-bit mono WAV, 2 s, looped by Chromium). Chromium's own fake microphone only beeps for a few milliseconds now and then,
- * which a speaking indicator sampling ten times a second catches by chance.
+ * A voice for the fake microphones (16-bit mono WAV, 2 s, looped by Chromium). Chromium's
+ * own fake microphone only beeps for a few milliseconds now and then, which a speaking
+ * indicator sampling ten times a second catches by chance.
  */
 function fakeVoiceFile() {
   const rate = 48000;

@@ -129,7 +129,7 @@ describe('audio and video through the SFU', () => {
       assert.equal(await page.locator('.tile-video.mirrored').count(), 1, 'only the own preview is mirrored');
       assert.equal(await page.locator('.remote-audio audio').count(), 2, 'one audio player per remote participant');
     }
-    // Speaking rings from the audio levels (the fake microphones beep).
+    // Speaking rings from the audio levels (the fake microphones speak: harness.mjs).
     await an.locator(`.tile.speaking[data-user-id="${ids.binh}"], .tile.speaking[data-user-id="${ids.chi}"]`).first().waitFor(MEDIA);
     await screenshot(an, 'media-room');
     await chi.setViewportSize({ width: 390, height: 844 });
