@@ -1,198 +1,18 @@
-//! Builds the shared state once, mounts every route, serves, and stops gracefully.
-//! Tests build it on port 0 and get the bound address back.
+//! Composes the app and serves it: the shared state, the gateway on the Socket.IO server,
+//! every route, and a graceful stop. Tests build it on port 0 and get the bound address back.
 
 use std::net::{SocketAddr, TcpListener};
-use std::sync::Arc;
-use std::time::Duration;
 
 use actix_cors::Cors;
 use actix_web::dev::Server;
 use actix_web::http::header;
-use actix_web::{App, HttpResponse, web};
-use serde::Serialize;
+use actix_web::{App, web};
 use tokio_util::sync::CancellationToken;
 use tracing_actix_web::TracingLogger;
 
-use crate::auth::{self, JwtKeys};
-use crate::chat::{self, Chat};
-use crate::cluster::redis::{
-    Redis, RedisAdapter, RedisBus, RedisPlacement, RedisPresence, RedisRateLimiter,
-    RedisStartError, seats,
-};
-use crate::cluster::{
-    Bus, InMemoryBus, InMemoryPresence, InMemoryRateLimiter, LocalPlacement, MediaPlacement,
-    Presence, RateLimiter,
-};
-use crate::config::{ConfigError, Settings};
-use crate::db::{self, DbPool};
-use crate::error::ApiError;
-use crate::events::DomainEvent;
-use crate::http::{self, Limits};
-use crate::realtime::{SocketIo, gateway};
-use crate::rooms::{
-    self, Rooms,
-    domain::{Level, MAX_SEATS, MIN_SEATS},
-};
-use crate::web_ui;
-
-/// Everything handlers share, built once.
-pub struct AppState {
-    pub settings: Arc<Settings>,
-    pub pool: DbPool,
-    pub jwt: JwtKeys,
-    pub bus: Arc<dyn Bus<DomainEvent>>,
-    pub limits: Limits,
-    pub rooms: Rooms,
-    pub chat: Chat,
-    pub presence: Arc<dyn Presence>,
-    pub io: SocketIo,
-    pub media: Arc<gateway::Media>,
-    /// Set in cluster mode (`redis.url`): the replicas' shared Redis.
-    pub redis: Option<Arc<Redis>>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    #[error("database: {0}")]
-    Database(#[from] db::ConnectError),
-    #[error("JWT secret in {path}: {source}")]
-    Secret {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("cannot listen on {address}: {source}")]
-    Bind {
-        address: String,
-        source: std::io::Error,
-    },
-    #[error("startup task failed: {0}")]
-    Task(String),
-    #[error("media: {0}")]
-    Media(#[from] crate::sfu::SfuStartError),
-    #[error(transparent)]
-    Redis(#[from] RedisStartError),
-}
-
-/// Events published and not yet read by a slow subscriber before it starts losing them.
-const BUS_CAPACITY: usize = 4096;
-
-/// The parts that differ between one process and a cluster (docs/CLUSTER.md).
-struct Mode {
-    bus: Arc<dyn Bus<DomainEvent>>,
-    presence: Arc<dyn Presence>,
-    limiter: Arc<dyn RateLimiter>,
-    io: SocketIo,
-    placement: Arc<dyn MediaPlacement>,
-    redis: Option<Arc<Redis>>,
-}
-
-impl Mode {
-    fn embedded(settings: &Settings) -> Mode {
-        Mode {
-            bus: Arc::new(InMemoryBus::new(BUS_CAPACITY)),
-            presence: Arc::new(InMemoryPresence::new()),
-            limiter: Arc::new(InMemoryRateLimiter::new()),
-            io: SocketIo::new(gateway::protocol_config(&settings.realtime)),
-            placement: Arc::new(LocalPlacement),
-            redis: None,
-        }
-    }
-
-    /// Redis for events, presence, rate limits and Socket.IO broadcasts.
-    async fn cluster(settings: &Settings, shutdown: CancellationToken) -> Result<Mode, StartError> {
-        let redis = Redis::connect(&settings.redis, &settings.cluster, shutdown.clone()).await?;
-        let cluster = &settings.cluster;
-        let bus = RedisBus::new(
-            Arc::clone(&redis),
-            BUS_CAPACITY,
-            Some(Arc::new(seats::commands)),
-        )
-        .await;
-        let presence = RedisPresence::new(
-            Arc::clone(&redis),
-            Duration::from_secs(cluster.presence_ttl_secs),
-        );
-        presence.start_heartbeat(cluster.media_address.clone(), shutdown);
-        let io = SocketIo::builder(gateway::protocol_config(&settings.realtime))
-            .adapter(RedisAdapter::factory(
-                Arc::clone(&redis),
-                Duration::from_millis(cluster.request_timeout_ms),
-            ))
-            .build();
-        let placement = RedisPlacement::new(
-            Arc::clone(&redis),
-            Duration::from_secs(cluster.media_lease_secs),
-            Duration::from_millis(cluster.request_timeout_ms),
-        )
-        .await;
-        Ok(Mode {
-            placement,
-            bus: Arc::new(bus),
-            presence,
-            limiter: Arc::new(RedisRateLimiter::new(Arc::clone(&redis))),
-            io,
-            redis: Some(redis),
-        })
-    }
-}
-
-impl AppState {
-    /// Builds the state; background work (Redis pub/sub, heartbeats) stops with `shutdown`.
-    pub async fn build(
-        settings: Settings,
-        shutdown: CancellationToken,
-    ) -> Result<Self, StartError> {
-        // Redis first: a wrong redis.url fails before migrations touch the database.
-        let mode = if settings.cluster_mode() {
-            Mode::cluster(&settings, shutdown).await?
-        } else {
-            Mode::embedded(&settings)
-        };
-        let url = settings.database_url()?;
-        let db_settings = settings.database.clone();
-        let pool = tokio::task::spawn_blocking(move || db::connect(&url, &db_settings))
-            .await
-            .map_err(|e| StartError::Task(e.to_string()))??;
-        let secret = auth::token::load_or_create_secret(
-            &settings.auth.jwt_secret,
-            &settings.server.data_dir,
-        )
-        .map_err(|source| StartError::Secret {
-            path: settings
-                .server
-                .data_dir
-                .join("jwt_secret")
-                .display()
-                .to_string(),
-            source,
-        })?;
-        let jwt = JwtKeys::new(&secret, settings.auth.token_ttl_secs);
-        let limits = Limits::new(settings.rate_limit.clone(), mode.limiter);
-        let media = gateway::Media::start(
-            settings.media.mode,
-            &settings.sfu,
-            mode.io.clone(),
-            mode.placement,
-        )
-        .await?;
-        tracing::info!(media = %media, "media");
-        Ok(Self {
-            rooms: Rooms::new(pool.clone(), mode.bus.clone(), settings.rooms.clone()),
-            chat: Chat::new(pool.clone(), mode.bus.clone()),
-            presence: mode.presence,
-            io: mode.io,
-            media,
-            redis: mode.redis,
-            settings: Arc::new(settings),
-            pool,
-            jwt,
-            bus: mode.bus,
-            limits,
-        })
-    }
-}
+use crate::config::Settings;
+use crate::state::{AppState, StartError};
+use crate::{auth, chat, gateway, http, platform, rooms, web_ui};
 
 pub struct Application {
     server: Server,
@@ -333,89 +153,17 @@ fn cors(origins: &[String]) -> Cors {
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/healthz").route(web::get().to(healthz)))
-        .service(web::resource("/readyz").route(web::get().to(readyz)))
+    cfg.service(web::resource("/healthz").route(web::get().to(platform::healthz)))
+        .service(web::resource("/readyz").route(web::get().to(platform::readyz)))
         .service(
             web::scope("/api")
                 .configure(auth::routes)
                 .configure(rooms::routes)
                 .configure(chat::routes)
-                .service(web::resource("/meta").route(web::get().to(meta)))
-                .service(web::resource("/ice-servers").route(web::get().to(ice_servers)))
-                .service(web::resource("/openapi.json").route(web::get().to(openapi)))
+                .service(web::resource("/meta").route(web::get().to(platform::meta)))
+                .service(web::resource("/ice-servers").route(web::get().to(platform::ice_servers)))
+                .service(web::resource("/openapi.json").route(web::get().to(platform::openapi)))
                 .default_service(web::to(http::not_found)),
         )
         .default_service(web::to(web_ui::serve));
-}
-
-async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
-}
-
-/// Ready when the database answers and, in cluster mode, Redis too.
-async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    if let Some(redis) = &state.redis {
-        if !redis.ready().await {
-            return Err(ApiError::new(
-                actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
-                "REDIS_UNAVAILABLE",
-                "Redis does not answer: this replica cannot reach the others",
-            ));
-        }
-    }
-    db::run(&state.pool, |conn| {
-        diesel::connection::SimpleConnection::batch_execute(conn, "SELECT 1")
-            .map_err(db::DbError::from)
-    })
-    .await
-    .map_err(|e| {
-        tracing::warn!(error = %e, "not ready: database");
-        ApiError::new(
-            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
-            "NOT_READY",
-            "The database does not answer",
-        )
-    })?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ready" })))
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Meta<'a> {
-    version: &'static str,
-    languages: &'a [String],
-    default_language: &'a str,
-    levels: Vec<&'static str>,
-    min_participants: i32,
-    max_participants: i32,
-    default_max_participants: u8,
-    media_mode: crate::config::MediaMode,
-}
-
-/// What forms need to offer: languages, levels and seat limits of this server.
-async fn meta(state: web::Data<AppState>) -> HttpResponse {
-    let rooms = state.rooms.settings();
-    HttpResponse::Ok().json(Meta {
-        version: env!("CARGO_PKG_VERSION"),
-        languages: &rooms.languages,
-        default_language: &rooms.default_language,
-        levels: Level::ALL.iter().map(|l| l.as_str()).collect(),
-        min_participants: MIN_SEATS,
-        max_participants: MAX_SEATS,
-        default_max_participants: rooms.default_max_participants,
-        media_mode: state.media.mode(),
-    })
-}
-
-/// STUN/TURN servers for the browser's `RTCPeerConnection`.
-async fn ice_servers(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "iceServers": state.media.ice_servers() }))
-}
-
-pub const OPENAPI_JSON: &str = include_str!("../docs/openapi.json");
-
-async fn openapi() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("application/json")
-        .body(OPENAPI_JSON)
 }

@@ -277,8 +277,8 @@ fn room_view(id: Uuid, count: i32, updated_at: &str, status: &str) -> talkconnec
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_seat_cache_keeps_the_newest_view_and_never_revives_an_ended_room() {
-    use talkconnect::cluster::redis::seats;
     use talkconnect::events::{DomainEvent, EndReason};
+    use talkconnect::rooms::seat_cache as seats;
     let prefix = prefix();
     let Some(redis) = replica(&prefix, "a").await else {
         return;

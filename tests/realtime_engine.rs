@@ -231,7 +231,13 @@ async fn websocket_close_packet_closes_it() {
 
 #[actix_web::test]
 async fn upgrade_from_polling_to_websocket() {
-    let server = TestServer::start().await;
+    // No heartbeat during the test: a ping due mid-upgrade would end the poll instead of the noop.
+    let server = TestServer::start_with(talkconnect::realtime::Config {
+        ping_interval: std::time::Duration::from_secs(30),
+        ping_timeout: std::time::Duration::from_secs(30),
+        ..realtime_support::app::suite_config()
+    })
+    .await;
     let sid = server.polling_session(E).await;
     let mut ws = server
         .ws(&format!("{E}?EIO=4&transport=websocket&sid={sid}"))

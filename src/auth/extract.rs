@@ -8,9 +8,9 @@ use actix_web::{FromRequest, HttpRequest, web};
 
 use super::token::TokenError;
 use super::users::{self, User};
-use crate::app::AppState;
 use crate::db;
 use crate::error::ApiError;
+use crate::state::AppState;
 
 #[derive(Debug, Clone)]
 pub struct AuthUser(pub User);

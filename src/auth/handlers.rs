@@ -8,10 +8,10 @@ use validator::Validate;
 use super::extract::AuthUser;
 use super::password;
 use super::users::{self, DisplayName, NewUserError, User, UserPrivate, Username};
-use crate::app::AppState;
 use crate::db::{self, DbError};
 use crate::error::ApiError;
 use crate::http::{client_ip, method_not_allowed};
+use crate::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(

@@ -6,10 +6,10 @@ use uuid::Uuid;
 use validator::Validate;
 
 use super::service::{ChatError, ChatMessageView, ChatText};
-use crate::app::AppState;
 use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::http::{method_not_allowed, page_cursor, page_limit};
+use crate::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(

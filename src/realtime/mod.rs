@@ -1,6 +1,6 @@
 //! Engine.IO v4 + Socket.IO v5 server on actix-web, hand-written so that the official
-//! `socket.io-client` v4 works unchanged. Knows nothing about rooms-the-product: the product
-//! gateway (`gateway.rs`) sits on top of this public face.
+//! `socket.io-client` v4 works unchanged. Knows nothing about rooms-the-product: the product's
+//! live layer (`src/gateway/`) sits on top of this public face.
 //!
 //! ```no_run
 //! use talkconnect::realtime::{Config, ConnectError, SocketIo};
@@ -43,7 +43,6 @@ mod client;
 mod config;
 pub mod engine;
 mod extensions;
-pub mod gateway;
 mod namespace;
 mod operators;
 pub mod packet;

@@ -11,10 +11,10 @@ use super::domain::{
 use super::model::RoomView;
 use super::queries::RoomFilter;
 use super::rules::{NewRoom, RoomError};
-use crate::app::AppState;
 use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::http::{bad_query, client_ip, method_not_allowed, page_cursor, page_limit};
+use crate::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(

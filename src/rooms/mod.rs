@@ -7,6 +7,7 @@ mod handlers;
 pub mod model;
 pub mod queries;
 pub mod rules;
+pub mod seat_cache;
 mod service;
 
 pub use handlers::routes;

@@ -7,8 +7,9 @@ use std::sync::OnceLock;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use talkconnect::app::{AppState, Application};
+use talkconnect::app::Application;
 use talkconnect::config::Settings;
+use talkconnect::state::AppState;
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -234,7 +235,7 @@ pub fn code(body: &Value) -> &str {
 fn openapi() -> &'static Value {
     static DOC: OnceLock<Value> = OnceLock::new();
     DOC.get_or_init(|| {
-        serde_json::from_str(talkconnect::app::OPENAPI_JSON).expect("openapi.json parses")
+        serde_json::from_str(talkconnect::platform::OPENAPI_JSON).expect("openapi.json parses")
     })
 }
 

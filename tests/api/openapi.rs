@@ -10,7 +10,7 @@ async fn every_documented_operation_is_served() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     let (status, served) = app.get("/api/openapi.json", None).await;
     assert_eq!(status, StatusCode::OK);
-    let file: Value = serde_json::from_str(talkconnect::app::OPENAPI_JSON).unwrap();
+    let file: Value = serde_json::from_str(talkconnect::platform::OPENAPI_JSON).unwrap();
     assert_eq!(served, file);
     assert_eq!(served["openapi"], "3.1.0");
 

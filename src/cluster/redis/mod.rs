@@ -9,7 +9,6 @@ pub mod placement;
 pub mod presence;
 pub mod pubsub;
 pub mod rate_limit;
-pub mod seats;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -8,10 +8,9 @@
 //! transactional, the lobby list is filtered and paged in SQL): it is there for dashboards,
 //! external tools and the media-routing work that needs room sizes without a database.
 
+use super::RoomView;
+use crate::cluster::redis::{ClusterRedisError, Redis};
 use crate::events::DomainEvent;
-use crate::rooms::RoomView;
-
-use super::{ClusterRedisError, Redis};
 
 /// Sets a room's counts unless the cache holds a newer view or the room ended.
 const SET_IF_NEWER: &str = r"

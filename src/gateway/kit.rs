@@ -1,0 +1,152 @@
+//! The gateway's event kit: `on` registers one client event (user, rate limit, payload,
+//! ack), `Call` is what a handler gets, `answer` writes the ack, and the marks a socket
+//! carries (`SocketUser`, `InRoom`) and the Socket.IO room names.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use actix_web::web;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::auth::User;
+use crate::config::RateRule;
+use crate::error::ApiError;
+use crate::realtime::{AckSender, SocketRef};
+use crate::state::AppState;
+
+/// Every socket: lobby updates.
+pub const LOBBY: &str = "lobby";
+
+/// Every tab of a user.
+pub fn user_room(user: Uuid) -> String {
+    format!("user:{user}")
+}
+
+/// The sockets inside a room.
+pub fn room_room(room: Uuid) -> String {
+    format!("room:{room}")
+}
+
+/// The signed-in user of a socket (absent for an anonymous lobby watcher).
+#[derive(Clone)]
+pub struct SocketUser(pub Arc<User>);
+
+/// The room this socket is inside, if any.
+#[derive(Clone, Copy)]
+pub struct InRoom(pub Uuid);
+
+/// What a handler gets: the app, the socket, its user and the parsed payload.
+pub struct Call<T> {
+    pub state: web::Data<AppState>,
+    pub socket: SocketRef,
+    pub user: Arc<User>,
+    pub input: T,
+}
+
+impl<T> Call<T> {
+    pub fn user_id(&self) -> Uuid {
+        self.user.uuid()
+    }
+
+    pub fn socket_id(&self) -> String {
+        self.socket.id().to_string()
+    }
+
+    /// The room named in the payload, else the one the socket is inside.
+    pub fn room(&self, named: Option<Uuid>) -> Result<Uuid, ApiError> {
+        named
+            .or_else(|| self.socket.extensions().get::<InRoom>().map(|r| r.0))
+            .ok_or_else(|| ApiError::conflict("NOT_IN_ROOM", "Join a room first"))
+    }
+
+    /// The room this socket is inside (and, if the payload names one, that same room):
+    /// media flows only there.
+    pub fn inside(&self, named: Option<Uuid>) -> Result<Uuid, ApiError> {
+        let current = self.socket.extensions().get::<InRoom>().map(|r| r.0);
+        match (current, named) {
+            (Some(room), None) => Ok(room),
+            (Some(room), Some(named)) if room == named => Ok(room),
+            _ => Err(ApiError::conflict("NOT_IN_ROOM", "Join the room first")),
+        }
+    }
+}
+
+/// Which rate budget an event spends.
+pub type Budget = fn(&AppState) -> RateRule;
+
+pub fn chat_budget(state: &AppState) -> RateRule {
+    state.limits.settings.chat_per_user
+}
+
+pub fn event_budget(state: &AppState) -> RateRule {
+    state.limits.settings.events_per_user
+}
+
+pub fn join_budget(state: &AppState) -> RateRule {
+    state.limits.settings.join_per_user
+}
+
+/// Registers one client event: parses its payload, checks the user and the rate limit, runs
+/// `handler`, and answers the ack.
+pub fn on<T, F, Fut>(
+    state: &web::Data<AppState>,
+    socket: &SocketRef,
+    event: &'static str,
+    budget: Budget,
+    handler: F,
+) where
+    T: DeserializeOwned + Send + 'static,
+    F: Fn(Call<T>) -> Fut + Send + Sync + Clone + 'static,
+    Fut: Future<Output = Result<Value, ApiError>> + Send + 'static,
+{
+    let state = state.clone();
+    socket.on(event, move |socket, data, ack| {
+        let state = state.clone();
+        let handler = handler.clone();
+        async move {
+            let result = async {
+                let user = socket
+                    .extensions()
+                    .get::<SocketUser>()
+                    .ok_or_else(|| ApiError::unauthorized("UNAUTHENTICATED", "Sign in first"))?
+                    .0;
+                state
+                    .limits
+                    .check(&[(format!("socket:{event}:user:{}", user.id), budget(&state))])
+                    .await?;
+                let data = if data.is_null() { json!({}) } else { data };
+                let input: T = serde_json::from_value(data).map_err(|e| {
+                    ApiError::unprocessable("INVALID_BODY", format!("{event}: {e}"))
+                })?;
+                handler(Call {
+                    state,
+                    socket,
+                    user,
+                    input,
+                })
+                .await
+            }
+            .await;
+            if let Err(err) = &result {
+                tracing::debug!(event, code = err.code, "event refused");
+            }
+            answer(ack, result);
+        }
+    });
+}
+
+/// Answers a client's ack with `{ok:true, ...value}` or `{ok:false, error}`.
+fn answer(ack: Option<AckSender>, result: Result<Value, ApiError>) {
+    let Some(ack) = ack else { return };
+    let body = match result {
+        Ok(Value::Object(mut fields)) => {
+            fields.insert("ok".into(), Value::Bool(true));
+            Value::Object(fields)
+        }
+        Ok(_) => json!({ "ok": true }),
+        Err(err) => json!({ "ok": false, "error": err.payload() }),
+    };
+    let _ = ack.send(&body);
+}

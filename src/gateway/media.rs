@@ -1,0 +1,116 @@
+//! Client events about media: the `sfu:*` signaling between a browser and the SFU (carried by
+//! the media service to whichever replica serves the room), and — in mesh mode — the
+//! `webrtc:*` relay between browsers, delivered only to the target's sockets inside the
+//! sender's room.
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::kit::{Call, room_room, user_room};
+use crate::error::ApiError;
+
+/// The mesh relay's events: the same name goes to the target with `senderUserId`.
+pub const RELAY_EVENTS: [&str; 3] = ["webrtc:offer", "webrtc:answer", "webrtc:ice-candidate"];
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SfuJoinRequest {
+    room_id: Option<Uuid>,
+    /// False for listen-only participants (no camera or microphone).
+    #[serde(default = "publishes")]
+    publish: bool,
+}
+
+fn publishes() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SfuLeaveRequest {
+    room_id: Option<Uuid>,
+}
+
+/// A `webrtc:*` relay: the target and whatever the browsers exchange (SDP, candidates).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RelayRequest {
+    target_user_id: Uuid,
+    #[serde(flatten)]
+    payload: serde_json::Map<String, Value>,
+}
+
+/// `sfu:join`: this socket takes the seat's media session (another tab's is replaced).
+pub async fn sfu_join(call: Call<SfuJoinRequest>) -> Result<Value, ApiError> {
+    let room = call.inside(call.input.room_id)?;
+    call.state
+        .media
+        .join(room, call.user_id(), call.input.publish, call.socket_id())
+        .await
+}
+
+/// `sfu:leave`: the session this socket holds closes.
+pub async fn sfu_leave(call: Call<SfuLeaveRequest>) -> Result<Value, ApiError> {
+    let room = call.inside(call.input.room_id)?;
+    call.state
+        .media
+        .socket_gone(room, call.user_id(), &call.socket_id())
+        .await;
+    Ok(json!({}))
+}
+
+/// `sfu:offer`, `sfu:answer`, `sfu:candidate`.
+pub async fn sfu_signal(call: Call<Value>, event: &'static str) -> Result<Value, ApiError> {
+    call.state.media.require_sfu()?;
+    let room = call.inside(None)?;
+    let socket = call.socket_id();
+    call.state
+        .media
+        .signal(room, call.user_id(), socket, event, call.input)
+        .await
+}
+
+/// `webrtc:offer|answer|ice-candidate` (mesh mode).
+pub async fn relay(call: Call<RelayRequest>, event: &'static str) -> Result<Value, ApiError> {
+    call.state.media.require_mesh()?;
+    let room_id = call.inside(None)?;
+    let target = call.input.target_user_id;
+    if target == call.user_id() {
+        return Err(ApiError::bad_request(
+            "INVALID_TARGET",
+            "targetUserId is your own id: signaling goes to another participant",
+        ));
+    }
+    let room = room_room(room_id);
+    let targets: Vec<String> = call
+        .state
+        .io
+        .in_(user_room(target))
+        .fetch_sockets()
+        .await
+        .map_err(ApiError::internal)?
+        .into_iter()
+        .filter(|s| s.rooms.iter().any(|r| **r == *room.as_str()))
+        .map(|s| s.id.to_string())
+        .collect();
+    let Some((first, rest)) = targets.split_first() else {
+        return Err(ApiError::not_found(
+            "PARTICIPANT_NOT_FOUND",
+            "That user is not connected to this room",
+        ));
+    };
+    let sender = call.user_id();
+    let mut payload = call.input.payload;
+    payload.insert("targetUserId".into(), json!(target));
+    payload.insert("senderUserId".into(), json!(sender));
+    payload.insert("roomId".into(), json!(room_id));
+    let operator = rest
+        .iter()
+        .fold(call.state.io.to(first.clone()), |op, id| op.to(id.clone()));
+    operator
+        .emit(event, &Value::Object(payload))
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(json!({}))
+}

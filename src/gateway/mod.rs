@@ -1,0 +1,152 @@
+//! The product's live layer, on top of the Socket.IO library: authenticates sockets with the
+//! REST JWT, maps client events onto the room, chat and media services (one table, below),
+//! turns domain events from the `Bus` into Socket.IO events, and keeps seats and the sockets
+//! holding them in step (presence grace period).
+//!
+//! Socket.IO rooms used here: `lobby` (every socket: lobby updates), `user:<id>` (every tab
+//! of a user), `room:<id>` (sockets inside a room).
+
+mod kit;
+mod media;
+mod outbound;
+mod resync;
+mod rooms;
+mod seats;
+
+use std::sync::Arc;
+
+use actix_web::web;
+use serde_json::Value;
+use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
+
+use self::kit::{LOBBY, SocketUser, chat_budget, event_budget, join_budget, on, user_room};
+use crate::auth::{TokenError, users};
+use crate::db;
+use crate::realtime::{ConnectError, SocketRef};
+use crate::sfu::ClientSignal;
+use crate::state::AppState;
+
+/// Wires the gateway onto the state's Socket.IO server and starts its background work, which
+/// stops with `shutdown`.
+pub fn install(state: web::Data<AppState>, shutdown: CancellationToken) {
+    let connect_state = state.clone();
+    state.io.ns("/", move |socket, auth| {
+        let state = connect_state.clone();
+        async move { on_connect(state, socket, auth).await }
+    });
+    tokio::spawn(relay_domain_events(state.clone(), shutdown.clone()));
+    tokio::spawn(resync::resync_after_outages(
+        state.clone(),
+        shutdown.clone(),
+    ));
+    tokio::spawn(seats::release_unattended_seats(state, shutdown));
+}
+
+async fn on_connect(
+    state: web::Data<AppState>,
+    socket: SocketRef,
+    auth: Value,
+) -> Result<(), ConnectError> {
+    let token = auth
+        .get("token")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty());
+    let Some(token) = token else {
+        if state.settings.realtime.allow_anonymous_lobby {
+            socket.join(LOBBY).await;
+            register(&state, &socket);
+            return Ok(());
+        }
+        return Err(ConnectError::new("UNAUTHENTICATED"));
+    };
+    let claims = state.jwt.verify(token).map_err(|e| {
+        ConnectError::new(match e {
+            TokenError::Expired => "TOKEN_EXPIRED",
+            TokenError::Invalid => "INVALID_TOKEN",
+        })
+    })?;
+    let user = db::run(&state.pool, move |conn| users::find(conn, claims.sub))
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "socket authentication could not reach the database");
+            ConnectError::new("SERVICE_UNAVAILABLE")
+        })?
+        .ok_or_else(|| ConnectError::new("INVALID_TOKEN"))?;
+    let user_id = user.uuid();
+    socket.extensions().insert(SocketUser(Arc::new(user)));
+    socket
+        .join_all([LOBBY.to_owned(), user_room(user_id)])
+        .await;
+    register(&state, &socket);
+    tracing::debug!(sid = %socket.id(), %user_id, "socket signed in");
+    Ok(())
+}
+
+/// Every client event, its rate budget and its handler.
+fn register(state: &web::Data<AppState>, socket: &SocketRef) {
+    on(state, socket, "room:join", join_budget, rooms::join);
+    on(state, socket, "room:leave", event_budget, rooms::leave);
+    on(state, socket, "room:kick", event_budget, rooms::kick);
+    on(state, socket, "room:end", event_budget, rooms::end);
+    on(
+        state,
+        socket,
+        "chat:message",
+        chat_budget,
+        rooms::chat_message,
+    );
+    on(
+        state,
+        socket,
+        "media:toggle-mic",
+        event_budget,
+        rooms::toggle_mic,
+    );
+    on(
+        state,
+        socket,
+        "media:toggle-video",
+        event_budget,
+        rooms::toggle_video,
+    );
+    on(state, socket, "hand:raise", event_budget, rooms::raise_hand);
+    on(state, socket, "hand:lower", event_budget, rooms::lower_hand);
+    on(state, socket, "sfu:join", event_budget, media::sfu_join);
+    on(state, socket, "sfu:leave", event_budget, media::sfu_leave);
+    for event in ClientSignal::EVENT_NAMES {
+        on(state, socket, event, event_budget, move |call| {
+            media::sfu_signal(call, event)
+        });
+    }
+    for event in media::RELAY_EVENTS {
+        on(state, socket, event, event_budget, move |call| {
+            media::relay(call, event)
+        });
+    }
+    let state = state.clone();
+    socket.on_disconnect(move |socket, reason| seats::socket_gone(state.clone(), socket, reason));
+}
+
+/// Turns what the services publish into what the browsers hear, and what else it changes.
+async fn relay_domain_events(state: web::Data<AppState>, shutdown: CancellationToken) {
+    let mut events = state.bus.subscribe();
+    loop {
+        let event = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            event = events.recv() => event,
+        };
+        match event {
+            Ok(event) => {
+                if let Err(e) = outbound::emit(&state.io, outbound::translate(&event)).await {
+                    tracing::warn!(error = %e, "a domain event was not delivered");
+                }
+                seats::react(&state, &event).await;
+            }
+            Err(RecvError::Lagged(missed)) => {
+                tracing::warn!(missed, "the gateway fell behind the bus; events were lost");
+            }
+            Err(RecvError::Closed) => return,
+        }
+    }
+}

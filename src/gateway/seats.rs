@@ -1,0 +1,197 @@
+//! Seats and the sockets that hold them: a socket entering and leaving a room, what a domain
+//! event changes besides what the browsers hear (presence, the SFU, Socket.IO membership), a
+//! socket going away, and the grace clock that releases seats nobody holds a connection to.
+
+use std::time::Duration;
+
+use actix_web::web;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::kit::{Call, InRoom, SocketUser, room_room, user_room};
+use crate::db;
+use crate::events::DomainEvent;
+use crate::realtime::{BroadcastOperator, DisconnectReason, SocketRef};
+use crate::rooms::RoomError;
+use crate::state::AppState;
+
+/// Puts the socket inside the room (leaving the one it was in) and holds the seat for it.
+pub async fn enter_room<T>(call: &Call<T>, room_id: Uuid) {
+    let socket = &call.socket;
+    let user_id = call.user_id();
+    if let Some(InRoom(previous)) = socket.extensions().insert(InRoom(room_id)) {
+        if previous != room_id {
+            socket.leave(room_room(previous)).await;
+            call.state
+                .presence
+                .socket_left(previous, user_id, &call.socket_id())
+                .await;
+        }
+    }
+    socket.join(room_room(room_id)).await;
+    call.state
+        .presence
+        .socket_entered(room_id, user_id, &call.socket_id())
+        .await;
+}
+
+/// Takes the socket out of the room; the seat goes on the clock if no other socket holds it.
+pub async fn exit_room<T>(call: &Call<T>, room_id: Uuid) {
+    let socket = &call.socket;
+    let was_inside = socket
+        .extensions()
+        .with(|r: &mut InRoom| r.0 == room_id)
+        .unwrap_or(false);
+    if was_inside {
+        socket.extensions().remove::<InRoom>();
+    }
+    socket.leave(room_room(room_id)).await;
+    call.state
+        .presence
+        .socket_left(room_id, call.user_id(), &call.socket_id())
+        .await;
+}
+
+/// A socket disconnected: its media session closes and its seat goes on the clock.
+pub async fn socket_gone(state: web::Data<AppState>, socket: SocketRef, reason: DisconnectReason) {
+    let (Some(SocketUser(user)), Some(InRoom(room_id))) = (
+        socket.extensions().get::<SocketUser>(),
+        socket.extensions().get::<InRoom>(),
+    ) else {
+        return;
+    };
+    let socket_id = socket.id().to_string();
+    state
+        .media
+        .socket_gone(room_id, user.uuid(), &socket_id)
+        .await;
+    let left = state
+        .presence
+        .socket_left(room_id, user.uuid(), &socket_id)
+        .await;
+    tracing::debug!(%room_id, user_id = %user.id, reason = reason.as_str(), sockets_left = left, "socket gone");
+}
+
+/// What a domain event changes on this node besides what the browsers hear: seats to watch,
+/// sockets to take out of a room, media sessions to close.
+pub async fn react(state: &AppState, event: &DomainEvent) {
+    match event {
+        // The creator holds the first seat and must connect to keep it.
+        DomainEvent::RoomCreated { room } => state.presence.seat_taken(room.id, room.host.id).await,
+        DomainEvent::ParticipantJoined {
+            room_id,
+            participant,
+        } => {
+            state
+                .presence
+                .seat_taken(*room_id, participant.user_id)
+                .await;
+        }
+        DomainEvent::RoomEnded { room, .. } => {
+            let inside = room_room(room.id);
+            forget_room_on_sockets(state, state.io.in_(inside.clone()), room.id).await;
+            if let Err(e) = state
+                .io
+                .in_(inside.clone())
+                .local()
+                .sockets_leave(inside)
+                .await
+            {
+                tracing::warn!(room_id = %room.id, error = %e, "sockets not taken out of an ended room");
+            }
+            state.presence.room_ended(room.id).await;
+            state.media.room_gone(room.id).await;
+        }
+        DomainEvent::ParticipantLeft {
+            room_id, user_id, ..
+        } => {
+            remove_user_from_room(state, *room_id, *user_id).await;
+            state.media.seat_gone(*room_id, *user_id, false).await;
+        }
+        DomainEvent::ParticipantKicked { room_id, user_id } => {
+            remove_user_from_room(state, *room_id, *user_id).await;
+            state.media.seat_gone(*room_id, *user_id, true).await;
+        }
+        DomainEvent::RoomUpdated { .. }
+        | DomainEvent::SeatChanged { .. }
+        | DomainEvent::ChatMessagePosted { .. } => {}
+    }
+}
+
+/// Every tab of the user leaves the room's Socket.IO room; the seat is forgotten.
+async fn remove_user_from_room(state: &AppState, room_id: Uuid, user_id: Uuid) {
+    let io = &state.io;
+    forget_room_on_sockets(state, io.in_(user_room(user_id)), room_id).await;
+    if let Err(e) = io
+        .in_(user_room(user_id))
+        .local()
+        .sockets_leave(room_room(room_id))
+        .await
+    {
+        tracing::warn!(%room_id, %user_id, error = %e, "sockets not taken out of the room");
+    }
+    state.presence.seat_freed(room_id, user_id).await;
+}
+
+/// Clears the `InRoom` mark of this node's sockets that were inside `room_id`.
+async fn forget_room_on_sockets(state: &AppState, selection: BroadcastOperator, room_id: Uuid) {
+    let Ok(sockets) = selection.local().fetch_sockets().await else {
+        return;
+    };
+    for info in sockets {
+        if let Some(socket) = state.io.socket(&info.nsp, info.id) {
+            let inside = socket
+                .extensions()
+                .with(|r: &mut InRoom| r.0 == room_id)
+                .unwrap_or(false);
+            if inside {
+                socket.extensions().remove::<InRoom>();
+            }
+        }
+    }
+}
+
+/// Puts every seat of a live room on the grace clock: whoever does not come back within it
+/// loses the seat.
+pub async fn clock_every_seat(state: &AppState) {
+    match db::run(
+        &state.pool,
+        crate::rooms::queries::active_seats_of_live_rooms,
+    )
+    .await
+    {
+        Ok(seats) => {
+            for (room_id, user_id) in seats {
+                state.presence.seat_taken(room_id, user_id).await;
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "seats not put on the clock"),
+    }
+}
+
+/// Releases seats nobody has held a connection to for the grace period. At start, every
+/// seat of a live room is put on the clock: after a restart, people who come back within
+/// the grace period keep their seats, the others are released.
+pub async fn release_unattended_seats(state: web::Data<AppState>, shutdown: CancellationToken) {
+    let grace = Duration::from_secs(state.settings.realtime.seat_grace_secs);
+    clock_every_seat(&state).await;
+    let mut tick =
+        tokio::time::interval(Duration::from_secs(1).min(grace.max(Duration::from_millis(100))));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        for (room_id, user_id) in state.presence.take_expired(grace).await {
+            match state.rooms.leave(room_id, user_id).await {
+                Ok(left) => {
+                    tracing::info!(%room_id, %user_id, room_ended = left.room_ended, "seat released: nobody connected")
+                }
+                Err(RoomError::NotInRoom | RoomError::NotFound) => {}
+                Err(e) => {
+                    tracing::warn!(%room_id, %user_id, error = %e, "could not release a seat")
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! How media sessions end and move: a seat, a socket or a room goes away; mute; and, in a
+//! cluster, the upkeep of this replica's claim on the rooms it serves.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::service::Media;
+use super::sessions::Seat;
+use super::sfu_events::log_removal;
+use super::wire::MediaRequest;
+use crate::sfu::{MediaKind, SfuError};
+
+impl Media {
+    /// The seat is gone (left, kicked): its media goes too. Every replica hears of it; the
+    /// one whose SFU serves the seat closes it.
+    pub async fn seat_gone(&self, room: Uuid, user: Uuid, kicked: bool) {
+        self.sessions.remote().remove(&(room, user));
+        let Some(sfu) = &self.sfu else { return };
+        if !self.sessions.release((room, user), None) {
+            return;
+        }
+        let (room_key, user_key) = (room.to_string(), user.to_string());
+        let result = if kicked {
+            sfu.kick(&room_key, &user_key).await
+        } else {
+            sfu.leave(&room_key, &user_key).await
+        };
+        log_removal(result, room, user);
+    }
+
+    /// The room ended: every media session in it closes.
+    pub async fn room_gone(&self, room: Uuid) {
+        self.sessions.remote().retain(|(r, _), _| *r != room);
+        let Some(sfu) = &self.sfu else { return };
+        let had_sessions = {
+            let mut sessions = self.sessions.local();
+            let before = sessions.len();
+            sessions.retain(|(r, _), _| *r != room);
+            before != sessions.len()
+        };
+        if had_sessions {
+            if let Err(e) = sfu.end_room(&room.to_string()).await {
+                if !matches!(e, SfuError::UnknownRoom) {
+                    tracing::warn!(%room, error = %e, "sfu: ending the room failed");
+                }
+            }
+        }
+    }
+
+    /// The socket is gone or asked to stop: if it held a media session, the session closes
+    /// (the browser starts a new one when it comes back).
+    pub async fn socket_gone(self: &Arc<Self>, room: Uuid, user: Uuid, socket: &str) {
+        let seat = (room, user);
+        let remote_owner = {
+            let mut remote = self.sessions.remote();
+            match remote.get(&seat) {
+                Some((node, holder)) if holder == socket => {
+                    let node = node.clone();
+                    remote.remove(&seat);
+                    Some(node)
+                }
+                _ => None,
+            }
+        };
+        let request = MediaRequest::Leave {
+            room,
+            user,
+            socket: socket.to_owned(),
+        };
+        let result = match remote_owner {
+            Some(node) => self.call(&node, &request).await,
+            None if self.sfu.is_some() => self.execute(request).await,
+            None => Ok(Value::Null),
+        };
+        if let Err(e) = result {
+            tracing::debug!(%room, %user, error = %e, "media session not closed");
+        }
+    }
+
+    /// Mute or unmute forwarding of the participant's microphone or camera.
+    pub async fn set_muted(self: &Arc<Self>, room: Uuid, user: Uuid, kind: MediaKind, muted: bool) {
+        if self.sfu.is_none() {
+            return;
+        }
+        let request = MediaRequest::Mute {
+            room,
+            user,
+            kind,
+            muted,
+        };
+        match self.to_session((room, user), request).await {
+            Ok(_) => {}
+            Err(e) if e.code == "SFU_NOT_JOINED" => {}
+            Err(e) => tracing::debug!(%room, %user, error = %e, "mute not applied"),
+        }
+    }
+
+    /// Placement upkeep, every third of the lease: renews this replica's claim on the rooms it
+    /// serves and gives up the ones it serves nobody in; closes sessions whose owner is gone
+    /// (here: claim lost; elsewhere: lease ran out), so their browsers join again. In one
+    /// process every room is here and nothing ever moves.
+    pub(super) async fn keep_placement(
+        self: &Arc<Self>,
+        lease: Duration,
+        shutdown: CancellationToken,
+    ) {
+        let mut served: HashSet<Uuid> = HashSet::new();
+        let mut tick = tokio::time::interval((lease / 3).max(Duration::from_secs(1)));
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let now: HashSet<Uuid> = self
+                .sessions
+                .local()
+                .keys()
+                .map(|(room, _)| *room)
+                .collect();
+            for room in served.difference(&now) {
+                self.placement.vacate(*room).await;
+            }
+            let rooms: Vec<Uuid> = now.iter().copied().collect();
+            for room in self.placement.keep(&rooms).await {
+                tracing::warn!(%room, "media: another replica took this room over");
+                let holders: Vec<String> = {
+                    let mut sessions = self.sessions.local();
+                    let gone: Vec<Seat> = sessions
+                        .keys()
+                        .filter(|(r, _)| *r == room)
+                        .copied()
+                        .collect();
+                    gone.iter()
+                        .filter_map(|seat| sessions.remove(seat))
+                        .collect()
+                };
+                if let Some(sfu) = &self.sfu {
+                    let _ = sfu.end_room(&room.to_string()).await;
+                }
+                for socket in holders {
+                    self.tell_connection_failed(&socket, room).await;
+                }
+            }
+            served = now;
+            let remote: Vec<(Seat, String, String)> = self
+                .sessions
+                .remote()
+                .iter()
+                .map(|(seat, (node, socket))| (*seat, node.clone(), socket.clone()))
+                .collect();
+            for ((room, user), node, socket) in remote {
+                if !self.placement.is_owner(room, &node).await {
+                    tracing::info!(%room, %user, %node, "media: the room's media replica is gone");
+                    self.sessions.remote().remove(&(room, user));
+                    self.tell_connection_failed(&socket, room).await;
+                }
+            }
+        }
+    }
+
+    async fn tell_connection_failed(&self, socket: &str, room: Uuid) {
+        let _ = self
+            .io
+            .to(socket.to_owned())
+            .emit(
+                "sfu:closed",
+                &json!({ "roomId": room, "reason": "connectionFailed" }),
+            )
+            .await;
+    }
+}

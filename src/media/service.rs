@@ -1,0 +1,315 @@
+//! `Media`: which mode, the SFU, and who holds each seat's session. One SFU session per seat,
+//! held by the socket that asked for it (a second tab takes it over).
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::sessions::{Seat, Sessions};
+use super::sfu_events::{forward_sfu_events, log_removal};
+use super::wire::{MediaRequest, from_wire, not_joined, to_wire, unavailable, wrong_mode};
+use crate::cluster::{MediaPlacement, Owner};
+use crate::config::MediaMode;
+use crate::error::ApiError;
+use crate::realtime::SocketIo;
+use crate::sfu::{
+    ClientSignal, IceServer, JoinOptions, Sfu, SfuConfig, SfuError, SfuHandle, SfuStartError,
+};
+
+/// The media side of rooms: which mode, the SFU, where rooms' media live, and who holds each
+/// session.
+pub struct Media {
+    pub(super) mode: MediaMode,
+    /// Owns the SFU's runtime; dropping it stops the SFU.
+    _sfu: Option<Sfu>,
+    pub(super) sfu: Option<SfuHandle>,
+    ice_servers: Vec<IceServer>,
+    pub(super) io: SocketIo,
+    pub(super) placement: Arc<dyn MediaPlacement>,
+    pub(super) sessions: Arc<Sessions>,
+}
+
+impl Media {
+    /// Starts the SFU (on its own runtime) when the mode asks for it, serves the media
+    /// requests other replicas send, and keeps this replica's claim on the rooms it serves
+    /// (renewed every third of `lease`) until `shutdown`.
+    pub async fn start(
+        mode: MediaMode,
+        config: &SfuConfig,
+        io: SocketIo,
+        placement: Arc<dyn MediaPlacement>,
+        lease: Duration,
+        shutdown: CancellationToken,
+    ) -> Result<Arc<Self>, SfuStartError> {
+        let sfu = match mode {
+            MediaMode::Sfu => Some(Sfu::start(config.clone())?),
+            MediaMode::Mesh => None,
+        };
+        let media = Arc::new(Self {
+            mode,
+            sfu: sfu.as_ref().map(Sfu::handle),
+            _sfu: sfu,
+            ice_servers: config.ice_servers.clone(),
+            io,
+            placement,
+            sessions: Arc::default(),
+        });
+        let weak: Weak<Media> = Arc::downgrade(&media);
+        media
+            .placement
+            .serve(Arc::new(move |request: Value| {
+                let weak = weak.clone();
+                Box::pin(async move {
+                    let Some(media) = weak.upgrade() else {
+                        return to_wire(Err(unavailable("shutting down")));
+                    };
+                    let result = match serde_json::from_value::<MediaRequest>(request) {
+                        Ok(request) => media.execute(request).await,
+                        Err(e) => Err(ApiError::internal(format!("a media request: {e}"))),
+                    };
+                    to_wire(result)
+                })
+            }))
+            .await;
+        if media.sfu.is_some() {
+            let upkeep = Arc::clone(&media);
+            tokio::spawn(async move { upkeep.keep_placement(lease, shutdown).await });
+        }
+        Ok(media)
+    }
+
+    pub fn mode(&self) -> MediaMode {
+        self.mode
+    }
+
+    /// STUN/TURN servers for browsers (`RTCPeerConnection({iceServers})`).
+    pub fn ice_servers(&self) -> &[IceServer] {
+        &self.ice_servers
+    }
+
+    /// Refuses unless browsers connect to each other (the `webrtc:*` relay).
+    pub fn require_mesh(&self) -> Result<(), ApiError> {
+        match self.mode {
+            MediaMode::Mesh => Ok(()),
+            MediaMode::Sfu => Err(wrong_mode("mesh")),
+        }
+    }
+
+    /// Refuses unless browsers connect to the SFU (the `sfu:*` signaling).
+    pub fn require_sfu(&self) -> Result<(), ApiError> {
+        self.sfu().map(|_| ())
+    }
+
+    fn sfu(&self) -> Result<&SfuHandle, ApiError> {
+        self.sfu.as_ref().ok_or_else(|| wrong_mode("SFU"))
+    }
+
+    /// Runs a request on this replica's SFU.
+    pub(super) async fn execute(
+        self: &Arc<Self>,
+        request: MediaRequest,
+    ) -> Result<Value, ApiError> {
+        let sfu = self.sfu()?.clone();
+        match request {
+            MediaRequest::Join {
+                room,
+                user,
+                publish,
+                socket,
+            } => self.join_here(&sfu, (room, user), publish, socket).await,
+            MediaRequest::Signal {
+                room,
+                user,
+                socket,
+                event,
+                payload,
+            } => {
+                if self.sessions.local().get(&(room, user)) != Some(&socket) {
+                    return Err(not_joined());
+                }
+                let signal = ClientSignal::from_event(&event, payload)?;
+                sfu.signal(&room.to_string(), &user.to_string(), signal)
+                    .await?;
+                Ok(json!({}))
+            }
+            MediaRequest::Leave { room, user, socket } => {
+                if self.sessions.release((room, user), Some(&socket)) {
+                    log_removal(
+                        sfu.disconnect(&room.to_string(), &user.to_string()).await,
+                        room,
+                        user,
+                    );
+                }
+                Ok(json!({}))
+            }
+            MediaRequest::Mute {
+                room,
+                user,
+                kind,
+                muted,
+            } => {
+                if self.sessions.local().contains_key(&(room, user)) {
+                    if let Err(e) = sfu
+                        .set_muted(&room.to_string(), &user.to_string(), kind, muted)
+                        .await
+                    {
+                        tracing::debug!(%room, %user, error = %e, "sfu: mute not applied");
+                    }
+                }
+                Ok(json!({}))
+            }
+        }
+    }
+
+    async fn join_here(
+        self: &Arc<Self>,
+        sfu: &SfuHandle,
+        seat: Seat,
+        publish: bool,
+        socket: String,
+    ) -> Result<Value, ApiError> {
+        let (room, user) = seat;
+        let (room_key, user_key) = (room.to_string(), user.to_string());
+        // Another tab (or an earlier session of this one) held the media: it is replaced.
+        let previous = self.sessions.local().remove(&seat);
+        if let Some(previous) = previous {
+            log_removal(sfu.leave(&room_key, &user_key).await, room, user);
+            if previous != socket {
+                let _ = self
+                    .io
+                    .to(previous)
+                    .emit(
+                        "sfu:closed",
+                        &json!({ "roomId": room, "reason": "replaced" }),
+                    )
+                    .await;
+            }
+        }
+        let (events, receiver) = mpsc::unbounded_channel();
+        let options = JoinOptions { publish };
+        match sfu
+            .join(&room_key, &user_key, options, events.clone())
+            .await
+        {
+            Err(SfuError::AlreadyJoined) => {
+                // A session this service no longer tracks (a crashed socket): start afresh.
+                log_removal(sfu.leave(&room_key, &user_key).await, room, user);
+                sfu.join(&room_key, &user_key, options, events).await?;
+            }
+            other => other?,
+        }
+        self.sessions.local().insert(seat, socket.clone());
+        tokio::spawn(forward_sfu_events(
+            self.io.clone(),
+            Arc::clone(&self.sessions),
+            socket,
+            seat,
+            receiver,
+        ));
+        Ok(json!({ "iceServers": self.ice_servers }))
+    }
+
+    /// Sends a request to the replica that serves `seat`'s session (none: not joined).
+    pub(super) async fn to_session(
+        self: &Arc<Self>,
+        seat: Seat,
+        request: MediaRequest,
+    ) -> Result<Value, ApiError> {
+        if self.sessions.local().contains_key(&seat) {
+            return self.execute(request).await;
+        }
+        let owner = self
+            .sessions
+            .remote()
+            .get(&seat)
+            .map(|(node, _)| node.clone());
+        match owner {
+            Some(node) => self.call(&node, &request).await,
+            None => Err(not_joined()),
+        }
+    }
+
+    pub(super) async fn call(&self, node: &str, request: &MediaRequest) -> Result<Value, ApiError> {
+        let request = serde_json::to_value(request).map_err(ApiError::internal)?;
+        let reply = self
+            .placement
+            .call(node, request)
+            .await
+            .map_err(unavailable)?;
+        from_wire(reply)
+    }
+
+    /// `sfu:join` from a socket of this replica: the room's owner serves it. Answers the
+    /// ICE servers for the browser.
+    pub async fn join(
+        self: &Arc<Self>,
+        room: Uuid,
+        user: Uuid,
+        publish: bool,
+        socket: String,
+    ) -> Result<Value, ApiError> {
+        self.sfu()?;
+        let seat = (room, user);
+        let request = MediaRequest::Join {
+            room,
+            user,
+            publish,
+            socket: socket.clone(),
+        };
+        match self.placement.owner(room).await.map_err(unavailable)? {
+            Owner::Here => {
+                self.sessions.remote().remove(&seat);
+                self.execute(request).await
+            }
+            Owner::Elsewhere(node) => {
+                let answer = self.call(&node, &request).await?;
+                self.sessions.remote().insert(seat, (node, socket));
+                Ok(answer)
+            }
+        }
+    }
+
+    /// `sfu:offer`/`sfu:answer`/`sfu:candidate` from the socket that holds the seat's
+    /// session, carried to the SFU that serves it.
+    pub async fn signal(
+        self: &Arc<Self>,
+        room: Uuid,
+        user: Uuid,
+        socket: String,
+        event: &str,
+        payload: Value,
+    ) -> Result<Value, ApiError> {
+        self.sfu()?;
+        let seat = (room, user);
+        if !self.sessions.held_by(seat, &socket) {
+            return Err(not_joined());
+        }
+        let request = MediaRequest::Signal {
+            room,
+            user,
+            socket,
+            event: event.to_owned(),
+            payload,
+        };
+        self.to_session(seat, request).await
+    }
+}
+
+impl std::fmt::Display for Media {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.mode, &self.sfu) {
+            (MediaMode::Mesh, _) => {
+                f.write_str("mesh (browser to browser; peers see each other's IP)")
+            }
+            (MediaMode::Sfu, Some(sfu)) => match sfu.single_port_addr() {
+                Some(addr) => write!(f, "sfu on the single UDP port {addr}"),
+                None => f.write_str("sfu"),
+            },
+            (MediaMode::Sfu, None) => f.write_str("sfu (not started)"),
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! What the SFU says about a session (signals, connected, closed) reaches the socket that
+//! holds it, on any replica.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::sessions::{Seat, Sessions};
+use crate::realtime::SocketIo;
+use crate::sfu::{SfuError, SfuEvent, SfuEventKind};
+
+/// Carries what the SFU says to the socket that holds the session (on any replica).
+pub(super) async fn forward_sfu_events(
+    io: SocketIo,
+    sessions: Arc<Sessions>,
+    socket: String,
+    seat: Seat,
+    mut events: mpsc::UnboundedReceiver<SfuEvent>,
+) {
+    let (room, user) = seat;
+    while let Some(event) = events.recv().await {
+        let target = io.to(socket.clone());
+        let sent = match event.kind {
+            SfuEventKind::Signal(signal) => {
+                let mut payload = signal.payload();
+                if let Value::Object(fields) = &mut payload {
+                    fields.insert("roomId".into(), json!(room));
+                }
+                target.emit(signal.event_name(), &payload).await
+            }
+            SfuEventKind::Connected => {
+                target
+                    .emit("sfu:connected", &json!({ "roomId": room }))
+                    .await
+            }
+            SfuEventKind::Closed(reason) => {
+                sessions.release(seat, Some(&socket));
+                let _ = target
+                    .emit("sfu:closed", &json!({ "roomId": room, "reason": reason }))
+                    .await;
+                return;
+            }
+        };
+        if let Err(e) = sent {
+            tracing::debug!(%room, %user, error = %e, "sfu event not delivered");
+        }
+    }
+}
+
+pub(super) fn log_removal(result: Result<(), SfuError>, room: Uuid, user: Uuid) {
+    match result {
+        Ok(()) | Err(SfuError::UnknownRoom | SfuError::UnknownParticipant) => {}
+        Err(e) => tracing::warn!(%room, %user, error = %e, "sfu: removing a participant failed"),
+    }
+}

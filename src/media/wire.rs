@@ -1,0 +1,176 @@
+//! What crosses between replicas for media (requests to a room's owner and its answers), and
+//! the errors media requests answer with.
+
+use actix_web::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::sfu::{MediaKind, SfuError};
+
+/// What one replica asks the owner of a room's media (or itself) to do.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "camelCase", rename_all_fields = "camelCase")]
+pub(super) enum MediaRequest {
+    Join {
+        room: Uuid,
+        user: Uuid,
+        publish: bool,
+        socket: String,
+    },
+    Signal {
+        room: Uuid,
+        user: Uuid,
+        socket: String,
+        event: String,
+        payload: Value,
+    },
+    /// The socket holding the session is gone or asked to stop.
+    Leave {
+        room: Uuid,
+        user: Uuid,
+        socket: String,
+    },
+    Mute {
+        room: Uuid,
+        user: Uuid,
+        kind: MediaKind,
+        muted: bool,
+    },
+}
+
+/// An `ApiError` as it crosses between replicas.
+#[derive(Debug, Serialize, Deserialize)]
+struct WireError {
+    status: u16,
+    code: String,
+    message: String,
+}
+
+pub(super) fn to_wire(result: Result<Value, ApiError>) -> Value {
+    match result {
+        Ok(value) => json!({ "ok": value }),
+        Err(err) => json!({ "error": WireError {
+            status: err.status.as_u16(),
+            code: err.code.to_owned(),
+            message: err.message.to_string(),
+        }}),
+    }
+}
+
+pub(super) fn from_wire(reply: Value) -> Result<Value, ApiError> {
+    if let Some(ok) = reply.get("ok") {
+        return Ok(ok.clone());
+    }
+    let err: WireError = serde_json::from_value(reply.get("error").cloned().unwrap_or_default())
+        .map_err(|e| ApiError::internal(format!("a media reply from another replica: {e}")))?;
+    // Codes are &'static in ApiError: keep the known ones, wrap the rest.
+    let code = KNOWN_CODES
+        .iter()
+        .copied()
+        .find(|c| *c == err.code)
+        .unwrap_or("SFU_INTERNAL");
+    Err(ApiError::new(
+        StatusCode::from_u16(err.status).unwrap_or(StatusCode::BAD_GATEWAY),
+        code,
+        err.message,
+    ))
+}
+
+const KNOWN_CODES: &[&str] = &[
+    "SFU_UNKNOWN_ROOM",
+    "SFU_UNKNOWN_PARTICIPANT",
+    "SFU_ALREADY_JOINED",
+    "SFU_ROOM_FULL",
+    "SFU_NO_FREE_PORT",
+    "SFU_INVALID_SDP",
+    "SFU_INVALID_CANDIDATE",
+    "SFU_CANDIDATE_BEFORE_DESCRIPTION",
+    "SFU_UNEXPECTED_ANSWER",
+    "SFU_NEGOTIATION_IN_PROGRESS",
+    "SFU_RATE_LIMITED",
+    "SFU_MALFORMED_MESSAGE",
+    "SFU_SHUTTING_DOWN",
+    "SFU_INTERNAL",
+    "SFU_NOT_JOINED",
+    "MEDIA_UNAVAILABLE",
+    "WRONG_MEDIA_MODE",
+];
+
+pub(super) fn unavailable(reason: impl std::fmt::Display) -> ApiError {
+    tracing::warn!(%reason, "media: the room's media replica is out of reach");
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "MEDIA_UNAVAILABLE",
+        "The server that carries this room's audio and video does not answer; try again",
+    )
+}
+
+pub(super) fn not_joined() -> ApiError {
+    ApiError::conflict("SFU_NOT_JOINED", "Send sfu:join first")
+}
+
+pub(super) fn wrong_mode(wanted: &str) -> ApiError {
+    ApiError::conflict(
+        "WRONG_MEDIA_MODE",
+        format!("This server does not use {wanted} media (see GET /api/meta, mediaMode)"),
+    )
+}
+
+impl From<SfuError> for ApiError {
+    fn from(err: SfuError) -> Self {
+        let status = match err {
+            SfuError::Internal | SfuError::ShuttingDown | SfuError::NoFreePort => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            SfuError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            _ => StatusCode::UNPROCESSABLE_ENTITY,
+        };
+        ApiError::new(status, err.code(), err.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_cross_replicas_unchanged() {
+        assert_eq!(
+            from_wire(to_wire(Ok(json!({"iceServers": []})))).unwrap(),
+            json!({"iceServers": []})
+        );
+        let err = from_wire(to_wire(Err(SfuError::InvalidSdp("bad".into()).into()))).unwrap_err();
+        assert_eq!(
+            (err.status, err.code),
+            (StatusCode::UNPROCESSABLE_ENTITY, "SFU_INVALID_SDP")
+        );
+        let err = from_wire(to_wire(Err(not_joined()))).unwrap_err();
+        assert_eq!(
+            (err.status, err.code),
+            (StatusCode::CONFLICT, "SFU_NOT_JOINED")
+        );
+        // A code this replica does not know stays an error, never a success.
+        let odd = json!({"error": {"status": 500, "code": "SOMETHING_NEW", "message": "x"}});
+        assert_eq!(from_wire(odd).unwrap_err().code, "SFU_INTERNAL");
+    }
+
+    #[test]
+    fn requests_are_tagged_json() {
+        let room = Uuid::nil();
+        let request = MediaRequest::Mute {
+            room,
+            user: room,
+            kind: MediaKind::Video,
+            muted: true,
+        };
+        let wire = serde_json::to_value(&request).unwrap();
+        assert_eq!(wire["op"], "mute");
+        assert_eq!(wire["kind"], "video");
+        assert!(matches!(
+            serde_json::from_value(wire).unwrap(),
+            MediaRequest::Mute { muted: true, .. }
+        ));
+    }
+}

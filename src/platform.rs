@@ -1,0 +1,83 @@
+//! The server's own endpoints, beside the product's: liveness (`/healthz`), readiness
+//! (`/readyz`), what forms need (`/api/meta`), ICE servers for browsers and the OpenAPI
+//! document.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use serde::Serialize;
+
+use crate::config::MediaMode;
+use crate::db;
+use crate::error::ApiError;
+use crate::rooms::domain::{Level, MAX_SEATS, MIN_SEATS};
+use crate::state::AppState;
+
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+}
+
+/// Ready when the database answers and, in cluster mode, Redis too.
+pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    if !state.mode.shared_state_ready().await {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "REDIS_UNAVAILABLE",
+            "Redis does not answer: this replica cannot reach the others",
+        ));
+    }
+    db::run(&state.pool, |conn| {
+        diesel::connection::SimpleConnection::batch_execute(conn, "SELECT 1")
+            .map_err(db::DbError::from)
+    })
+    .await
+    .map_err(|e| {
+        tracing::warn!(error = %e, "not ready: database");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "NOT_READY",
+            "The database does not answer",
+        )
+    })?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ready" })))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Meta<'a> {
+    version: &'static str,
+    languages: &'a [String],
+    default_language: &'a str,
+    levels: Vec<&'static str>,
+    min_participants: i32,
+    max_participants: i32,
+    default_max_participants: u8,
+    media_mode: MediaMode,
+}
+
+/// What forms need to offer: languages, levels and seat limits of this server.
+pub async fn meta(state: web::Data<AppState>) -> HttpResponse {
+    let rooms = state.rooms.settings();
+    HttpResponse::Ok().json(Meta {
+        version: env!("CARGO_PKG_VERSION"),
+        languages: &rooms.languages,
+        default_language: &rooms.default_language,
+        levels: Level::ALL.iter().map(|l| l.as_str()).collect(),
+        min_participants: MIN_SEATS,
+        max_participants: MAX_SEATS,
+        default_max_participants: rooms.default_max_participants,
+        media_mode: state.media.mode(),
+    })
+}
+
+/// STUN/TURN servers for the browser's `RTCPeerConnection`.
+pub async fn ice_servers(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "iceServers": state.media.ice_servers() }))
+}
+
+pub const OPENAPI_JSON: &str = include_str!("../docs/openapi.json");
+
+pub async fn openapi() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(OPENAPI_JSON)
+}

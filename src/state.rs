@@ -1,0 +1,261 @@
+//! The shared state every handler and the gateway read (`AppState`), built once at start in
+//! the mode the settings name: one process alone, or one replica of a cluster through Redis
+//! (`Mode`). Imports no handler: `app.rs` composes it with the routes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::{self, JwtKeys};
+use crate::chat::Chat;
+use crate::cluster::redis::{
+    Redis, RedisAdapter, RedisBus, RedisPlacement, RedisPresence, RedisRateLimiter, RedisStartError,
+};
+use crate::cluster::{
+    Bus, InMemoryBus, InMemoryPresence, InMemoryRateLimiter, LocalPlacement, MediaPlacement,
+    Presence, RateLimiter,
+};
+use crate::config::{ConfigError, RealtimeSettings, Settings};
+use crate::db::{self, DbPool};
+use crate::events::DomainEvent;
+use crate::http::Limits;
+use crate::media::Media;
+use crate::realtime::{self, SocketIo};
+use crate::rooms::{RoomView, Rooms, seat_cache};
+
+/// Everything handlers share, built once.
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub pool: DbPool,
+    pub jwt: JwtKeys,
+    pub bus: Arc<dyn Bus<DomainEvent>>,
+    pub limits: Limits,
+    pub rooms: Rooms,
+    pub chat: Chat,
+    pub presence: Arc<dyn Presence>,
+    pub io: SocketIo,
+    pub media: Arc<Media>,
+    pub mode: Mode,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("database: {0}")]
+    Database(#[from] db::ConnectError),
+    #[error("JWT secret in {path}: {source}")]
+    Secret {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: String,
+        source: std::io::Error,
+    },
+    #[error("startup task failed: {0}")]
+    Task(String),
+    #[error("media: {0}")]
+    Media(#[from] crate::sfu::SfuStartError),
+    #[error(transparent)]
+    Redis(#[from] RedisStartError),
+}
+
+/// Events published and not yet read by a slow subscriber before it starts losing them.
+const BUS_CAPACITY: usize = 4096;
+
+/// What this process shares with others. Business code asks it questions (is the shared
+/// state reachable, did the link come back) instead of asking which mode it is in.
+pub enum Mode {
+    /// One process: nothing is shared, nothing can be lost in between.
+    Embedded {
+        /// Never bumped: one process has no link to lose.
+        reconnections: watch::Sender<u64>,
+    },
+    /// One replica of a cluster: events, presence, limits and broadcasts go through Redis.
+    Cluster {
+        redis: Arc<Redis>,
+        presence_period: Duration,
+    },
+}
+
+impl Mode {
+    /// Can this process reach what it shares with the others? One process always can.
+    pub async fn shared_state_ready(&self) -> bool {
+        match self {
+            Mode::Embedded { .. } => true,
+            Mode::Cluster { redis, .. } => redis.ready().await,
+        }
+    }
+
+    /// Bumps each time the link to the other replicas comes back after an outage, when
+    /// their events may have been lost meanwhile.
+    pub fn reconnections(&self) -> watch::Receiver<u64> {
+        match self {
+            Mode::Embedded { reconnections } => reconnections.subscribe(),
+            Mode::Cluster { redis, .. } => redis.hub().epochs(),
+        }
+    }
+
+    /// After an outage: makes the shared caches (the seat counts) match the live rooms.
+    pub async fn restore_caches(&self, live: &[RoomView]) {
+        if let Mode::Cluster { redis, .. } = self {
+            if let Err(e) = seat_cache::rebuild(redis, live).await {
+                tracing::warn!(error = %e, "seat-count cache not rebuilt");
+            }
+        }
+    }
+
+    /// How long after an outage until every replica has announced its sockets again.
+    pub fn presence_period(&self) -> Duration {
+        match self {
+            Mode::Embedded { .. } => Duration::ZERO,
+            Mode::Cluster {
+                presence_period, ..
+            } => *presence_period,
+        }
+    }
+}
+
+/// The parts that differ between one process and a cluster (docs/CLUSTER.md).
+struct Parts {
+    bus: Arc<dyn Bus<DomainEvent>>,
+    presence: Arc<dyn Presence>,
+    limiter: Arc<dyn RateLimiter>,
+    io: SocketIo,
+    placement: Arc<dyn MediaPlacement>,
+    mode: Mode,
+}
+
+impl Parts {
+    fn embedded(settings: &Settings) -> Parts {
+        Parts {
+            bus: Arc::new(InMemoryBus::new(BUS_CAPACITY)),
+            presence: Arc::new(InMemoryPresence::new()),
+            limiter: Arc::new(InMemoryRateLimiter::new()),
+            io: SocketIo::new(protocol_config(&settings.realtime)),
+            placement: Arc::new(LocalPlacement),
+            mode: Mode::Embedded {
+                reconnections: watch::channel(0).0,
+            },
+        }
+    }
+
+    /// Redis for events, presence, rate limits and Socket.IO broadcasts.
+    async fn cluster(
+        settings: &Settings,
+        shutdown: CancellationToken,
+    ) -> Result<Parts, StartError> {
+        let redis = Redis::connect(&settings.redis, &settings.cluster, shutdown.clone()).await?;
+        let cluster = &settings.cluster;
+        let bus = RedisBus::new(
+            Arc::clone(&redis),
+            BUS_CAPACITY,
+            Some(Arc::new(seat_cache::commands)),
+        )
+        .await;
+        let presence = RedisPresence::new(
+            Arc::clone(&redis),
+            Duration::from_secs(cluster.presence_ttl_secs),
+        );
+        presence.start_heartbeat(cluster.media_address.clone(), shutdown);
+        let io = SocketIo::builder(protocol_config(&settings.realtime))
+            .adapter(RedisAdapter::factory(
+                Arc::clone(&redis),
+                Duration::from_millis(cluster.request_timeout_ms),
+            ))
+            .build();
+        let placement = RedisPlacement::new(
+            Arc::clone(&redis),
+            Duration::from_secs(cluster.media_lease_secs),
+            Duration::from_millis(cluster.request_timeout_ms),
+        )
+        .await;
+        Ok(Parts {
+            placement,
+            bus: Arc::new(bus),
+            presence,
+            limiter: Arc::new(RedisRateLimiter::new(Arc::clone(&redis))),
+            io,
+            mode: Mode::Cluster {
+                redis,
+                presence_period: Duration::from_secs(cluster.presence_ttl_secs),
+            },
+        })
+    }
+}
+
+/// The protocol settings from the product's configuration.
+fn protocol_config(settings: &RealtimeSettings) -> realtime::Config {
+    realtime::Config {
+        ping_interval: Duration::from_millis(settings.ping_interval_ms),
+        ping_timeout: Duration::from_millis(settings.ping_timeout_ms),
+        max_payload: settings.max_payload_bytes,
+        connect_timeout: Duration::from_millis(settings.connect_timeout_ms),
+        max_packets_per_second: settings.max_packets_per_second,
+        packet_burst: settings.packet_burst,
+        ..realtime::Config::default()
+    }
+}
+
+impl AppState {
+    /// Builds the state; background work (Redis pub/sub, heartbeats, media upkeep) stops
+    /// with `shutdown`.
+    pub async fn build(
+        settings: Settings,
+        shutdown: CancellationToken,
+    ) -> Result<Self, StartError> {
+        // Redis first: a wrong redis.url fails before migrations touch the database.
+        let parts = if settings.cluster_mode() {
+            Parts::cluster(&settings, shutdown.clone()).await?
+        } else {
+            Parts::embedded(&settings)
+        };
+        let url = settings.database_url()?;
+        let db_settings = settings.database.clone();
+        let pool = tokio::task::spawn_blocking(move || db::connect(&url, &db_settings))
+            .await
+            .map_err(|e| StartError::Task(e.to_string()))??;
+        let secret = auth::token::load_or_create_secret(
+            &settings.auth.jwt_secret,
+            &settings.server.data_dir,
+        )
+        .map_err(|source| StartError::Secret {
+            path: settings
+                .server
+                .data_dir
+                .join("jwt_secret")
+                .display()
+                .to_string(),
+            source,
+        })?;
+        let jwt = JwtKeys::new(&secret, settings.auth.token_ttl_secs);
+        let limits = Limits::new(settings.rate_limit.clone(), parts.limiter);
+        let media = Media::start(
+            settings.media.mode,
+            &settings.sfu,
+            parts.io.clone(),
+            parts.placement,
+            Duration::from_secs(settings.cluster.media_lease_secs),
+            shutdown,
+        )
+        .await?;
+        tracing::info!(media = %media, "media");
+        Ok(Self {
+            rooms: Rooms::new(pool.clone(), parts.bus.clone(), settings.rooms.clone()),
+            chat: Chat::new(pool.clone(), parts.bus.clone()),
+            presence: parts.presence,
+            io: parts.io,
+            media,
+            mode: parts.mode,
+            settings: Arc::new(settings),
+            pool,
+            jwt,
+            bus: parts.bus,
+            limits,
+        })
+    }
+}
