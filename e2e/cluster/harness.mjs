@@ -1,18 +1,16 @@
 // A cluster for end-to-end tests: several processes of the real talkconnect binary on free
 // ports, sharing one fresh PostgreSQL database and one Redis key prefix, as a community runs
-// them behind a proxy. REST and Socket.IO helpers come from the gateway harness.
-import { spawn, spawnSync } from "node:child_process";
+// them behind a proxy; and nginx in front of them. Processes are started and stopped by
+// ../support/server.mjs; REST and Socket.IO helpers come from the gateway harness.
+import { spawnSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import os from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 
-import { binary, freePort } from "../gateway/harness.mjs";
+import { REPO, freePort, spawnServer, startServer, tempDir } from "../support/server.mjs";
 
 export { api, call, closeAll, connect, guest, next, record, room, settle } from "../gateway/harness.mjs";
 
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const PG = process.env.TALKCONNECT_TEST_POSTGRES_URL || "postgres://postgres@127.0.0.1:5432";
 const REDIS_HOST = "127.0.0.1";
 const REDIS_PORT = "6379";
@@ -52,7 +50,7 @@ export function stopRedis() {
 
 /** Redis started again the way scripts/services starts it. */
 export function startRedis() {
-  const r = run(path.join(repo, "scripts/services"), []);
+  const r = run(path.join(REPO, "scripts/services"), []);
   if (r.status !== 0) throw new Error(`scripts/services failed: ${r.stderr}`);
 }
 
@@ -89,13 +87,15 @@ export async function cluster(name) {
     replicas,
     /** Starts a replica; `env` adds TALKCONNECT__ settings. */
     async replica(env = {}) {
-      const r = await startReplica({
-        TALKCONNECT__DATABASE__URL: `${PG}/${db}`,
-        TALKCONNECT__REDIS__URL: REDIS_URL,
-        TALKCONNECT__REDIS__KEY_PREFIX: prefix,
-        TALKCONNECT__AUTH__JWT_SECRET: secret,
-        TALKCONNECT__CLUSTER__NODE_ID: `${name.replace(/\W/g, "-")}-${replicas.length + 1}`,
-        ...env,
+      const r = await startServer({
+        env: {
+          TALKCONNECT__DATABASE__URL: `${PG}/${db}`,
+          TALKCONNECT__REDIS__URL: REDIS_URL,
+          TALKCONNECT__REDIS__KEY_PREFIX: prefix,
+          TALKCONNECT__AUTH__JWT_SECRET: secret,
+          TALKCONNECT__CLUSTER__NODE_ID: `${name.replace(/\W/g, "-")}-${replicas.length + 1}`,
+          ...env,
+        },
       });
       replicas.push(r);
       return r;
@@ -108,70 +108,6 @@ export async function cluster(name) {
         const list = keys.stdout.split("\n").filter(Boolean);
         for (let i = 0; i < list.length; i += 200) redisCli("del", ...list.slice(i, i + 200));
       }
-    },
-  };
-}
-
-async function startReplica(env) {
-  const dataDir = mkdtempSync(path.join(os.tmpdir(), "tc-cluster-"));
-  const port = await freePort();
-  const child = spawn(binary(), [], {
-    stdio: ["ignore", "pipe", "pipe"],
-    env: {
-      ...process.env,
-      RUST_LOG: process.env.RUST_LOG || "warn,talkconnect=info",
-      NO_COLOR: "1",
-      TALKCONNECT__SERVER__HOST: "127.0.0.1",
-      TALKCONNECT__SERVER__PORT: String(port),
-      TALKCONNECT__SERVER__DATA_DIR: dataDir,
-      TALKCONNECT__SERVER__WORKERS: "2",
-      TALKCONNECT__RATE_LIMIT__ENABLED: "false",
-      // Media on loopback, in a UDP port block of its own so replicas side by side never collide.
-      TALKCONNECT__SFU__BIND_IP: "127.0.0.1",
-      TALKCONNECT__SFU__ALLOW_LOOPBACK: "true",
-      TALKCONNECT__SFU__UDP_PORT_MIN: String(43000 + (port % 200) * 20),
-      TALKCONNECT__SFU__UDP_PORT_MAX: String(43000 + (port % 200) * 20 + 19),
-      ...env,
-    },
-  });
-  let log = "";
-  child.stderr.on("data", (chunk) => {
-    log += chunk.toString();
-    if (process.env.TC_E2E_VERBOSE) process.stderr.write(chunk);
-  });
-  const exited = new Promise((resolve) => child.once("exit", resolve));
-  await new Promise((resolve, reject) => {
-    let buffer = "";
-    const timer = setTimeout(() => reject(new Error("the replica did not start within 60 s")), 60_000);
-    child.stdout.on("data", (chunk) => {
-      buffer += chunk.toString();
-      if (process.env.TC_E2E_VERBOSE) process.stderr.write(chunk);
-      if (buffer.includes("listening on http://")) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`the replica exited with ${code}: ${log}${buffer}`));
-    });
-  });
-  child.stdout.resume();
-  return {
-    url: `http://127.0.0.1:${port}`,
-    port,
-    node: env.TALKCONNECT__CLUSTER__NODE_ID,
-    log: () => log,
-    /** SIGKILL: no graceful stop, nothing handed over. */
-    async kill() {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-      await exited;
-    },
-    /** SIGTERM: the graceful stop. */
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
-      await exited;
-      rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }
@@ -192,9 +128,9 @@ export function nginxInstalled() {
  * only its listen port and upstream servers replaced, wrapped in a minimal main config.
  */
 export async function startNginx(replicas) {
-  const dir = mkdtempSync(path.join(os.tmpdir(), "tc-nginx-"));
+  const dir = tempDir("tc-nginx-");
   const port = await freePort();
-  let site = readFileSync(path.join(repo, "deploy/nginx.conf"), "utf8");
+  let site = readFileSync(path.join(REPO, "deploy/nginx.conf"), "utf8");
   site = site.replace(/^\s*listen 8080;/m, `    listen 127.0.0.1:${port};`);
   site = site.replace(/^\s*(# )?server 127\.0\.0\.1:808\d.*$/gm, "");
   const servers = replicas.map((r) => `    server 127.0.0.1:${r.port} max_fails=1 fail_timeout=5s;`).join("\n");
@@ -215,28 +151,16 @@ export async function startNginx(replicas) {
       "}",
     ].join("\n"),
   );
-  const child = spawn("nginx", ["-p", dir, "-c", path.join(dir, "nginx.conf"), "-g", "daemon off;"], {
-    stdio: ["ignore", "ignore", "pipe"],
-  });
-  let log = "";
-  child.stderr.on("data", (c) => (log += c.toString()));
-  const exited = new Promise((resolve) => child.once("exit", resolve));
   const url = `http://127.0.0.1:${port}`;
-  await eventually(async () => {
-    if (child.exitCode !== null) throw new Error(`nginx exited: ${log}`);
-    try {
-      return (await fetch(url + "/healthz")).status === 200;
-    } catch {
-      return false;
-    }
-  }, "nginx answers", 10_000);
-  return {
-    url,
-    port,
-    async stop() {
-      if (child.exitCode === null) child.kill("SIGTERM");
-      await exited;
-      rmSync(dir, { recursive: true, force: true });
+  const nginx = await spawnServer("nginx", ["-p", dir, "-c", path.join(dir, "nginx.conf"), "-g", "daemon off;"], {
+    dir,
+    ready: async () => {
+      try {
+        return (await fetch(url + "/healthz")).status === 200;
+      } catch {
+        return false;
+      }
     },
-  };
+  });
+  return { url, port, stop: nginx.stop };
 }

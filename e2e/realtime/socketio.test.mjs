@@ -3,10 +3,9 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { io } from "socket.io-client";
-import { buildServer, startServer } from "./server.mjs";
+import { startServer } from "./server.mjs";
 
 const TEST = { timeout: 20_000 };
-let bin;
 let server;
 const clients = [];
 
@@ -36,8 +35,7 @@ function recorder(socket) {
 }
 
 before(async () => {
-  bin = buildServer();
-  server = await startServer(bin);
+  server = await startServer();
 });
 
 after(async () => {
@@ -206,7 +204,7 @@ describe("connection refusal and server-side disconnect", () => {
 
 describe("restart", () => {
   it("reconnects after the server restarts", TEST, async () => {
-    const own = await startServer(bin);
+    const own = await startServer();
     try {
       const socket = io(own.url, {
         forceNew: true,
@@ -222,7 +220,7 @@ describe("restart", () => {
       const [reason] = await lost;
       assert.equal(reason, "transport close");
       const back = once(socket.io, "reconnect");
-      const restarted = await startServer(bin, own.port);
+      const restarted = await startServer(own.port);
       own.stop = restarted.stop;
       await back;
       await connected(socket);

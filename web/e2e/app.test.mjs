@@ -17,7 +17,6 @@ before(async () => {
 after(async () => {
   await browser?.close();
   await server?.stop();
-  server?.cleanup();
 });
 
 async function newPage(options = {}) {

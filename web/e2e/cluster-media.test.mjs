@@ -61,10 +61,7 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
-  for (const r of replicas) {
-    await r.stop();
-    r.cleanup();
-  }
+  for (const r of replicas) await r.stop();
   if (skip) return;
   spawnSync('psql', [`${PG}/postgres`, '-q', '-c', `DROP DATABASE IF EXISTS ${db} WITH (FORCE)`]);
   const keys = spawnSync('redis-cli', ['--scan', '--pattern', `${prefix}*`], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean);

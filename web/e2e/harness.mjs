@@ -1,16 +1,18 @@
 // Helpers for the browser tests: the REAL server binary on a free port with a fresh SQLite
-// database, and Debian's headless Chromium driven by playwright-core (no browser download).
+// database (started by the Node tests' shared harness, e2e/support/server.mjs), and Debian's
+// headless Chromium driven by playwright-core (no browser download).
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { chromium } from 'playwright-core';
 
+import { sfuEnv, startServer as startTestServer, tempDir } from '../../e2e/support/server.mjs';
+
+export { sfuEnv };
+
 const here = dirname(fileURLToPath(import.meta.url));
-const repo = resolve(here, '..', '..');
 export const ARTIFACTS = join(here, 'artifacts');
 
 export const CHROMIUM_ARGS = [
@@ -24,21 +26,6 @@ export const CHROMIUM_ARGS = [
   '--use-fake-device-for-media-stream',
   '--use-fake-ui-for-media-stream',
 ];
-
-/** The server binary: $TALKCONNECT_BIN, else the debug build in the cargo target dir. */
-export function serverBinary() {
-  const candidates = [
-    process.env.TALKCONNECT_BIN,
-    process.env.CARGO_TARGET_DIR && join(process.env.CARGO_TARGET_DIR, 'debug', 'talkconnect'),
-    join(repo, 'target', 'debug', 'talkconnect'),
-    join(homedir(), '.cache', 'talkconnect-target', 'debug', 'talkconnect'),
-  ].filter(Boolean);
-  const found = candidates.find((p) => existsSync(p));
-  if (!found) {
-    throw new Error(`talkconnect binary not found (tried ${candidates.join(', ')}); run cargo build or set TALKCONNECT_BIN`);
-  }
-  return found;
-}
 
 /**
  * A voice for the fake microphones (16-bit mono WAV, 2 s, looped by Chromium). Chromium's
@@ -71,9 +58,7 @@ function fakeVoiceFile() {
     const value = on ? 0.5 * Math.sin(phase) * Math.sin((Math.PI * inSyllable) / 0.3) : 0;
     wav.writeInt16LE(Math.round(value * 32767), 44 + i * 2);
   }
-  const dir = mkdtempSync(join(tmpdir(), 'tc-voice-'));
-  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
-  const file = join(dir, 'voice.wav');
+  const file = join(tempDir('tc-voice-'), 'voice.wav');
   writeFileSync(file, wav);
   return file;
 }
@@ -82,87 +67,14 @@ function fakeVoiceFile() {
  * second gives the fake microphones a steady voice. */
 export const MEDIA_ARGS = ['--allow-loopback-in-peer-connection', `--use-file-for-fake-audio-capture=${fakeVoiceFile()}`];
 
-/** The SFU on loopback with its own UDP port range (media tests). */
-export function sfuEnv(portMin, portMax) {
-  return {
-    TALKCONNECT__SFU__BIND_IP: '127.0.0.1',
-    TALKCONNECT__SFU__ALLOW_LOOPBACK: 'true',
-    TALKCONNECT__SFU__UDP_PORT_MIN: String(portMin),
-    TALKCONNECT__SFU__UDP_PORT_MAX: String(portMax),
-    TALKCONNECT__SFU__ICE_TCP: 'false',
-  };
-}
-
 /**
- * Starts the binary on 127.0.0.1 with port 0 (or `port`, to restart on the same address),
- * rate limits off, and resolves once it logs "listening on http://…". `env` adds settings
- * (TALKCONNECT__SECTION__KEY).
+ * The server for browser tests (e2e/support/server.mjs: a free port, a fresh SQLite data dir,
+ * the SFU on loopback in a UDP block of its own, stop({ keepData }) and kill()), with ICE over
+ * TCP off as these tests have always run it: the browsers' media over UDP only. `dataDir`
+ * and `port` restart a server stopped with keepData.
  */
-export async function startServer({ dir, port = 0, env: extraEnv = {} } = {}) {
-  const workdir = dir ?? mkdtempSync(join(tmpdir(), 'tc-e2e-'));
-  mkdirSync(join(workdir, 'data'), { recursive: true });
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TALKCONNECT__')));
-  Object.assign(env, {
-    TALKCONNECT__SERVER__HOST: '127.0.0.1',
-    TALKCONNECT__SERVER__PORT: String(port),
-    TALKCONNECT__SERVER__WORKERS: '2',
-    TALKCONNECT__SERVER__DATA_DIR: join(workdir, 'data'),
-    TALKCONNECT__DATABASE__URL: `sqlite://${join(workdir, 'data', 'talkconnect.db')}`,
-    TALKCONNECT__RATE_LIMIT__ENABLED: 'false',
-    TALKCONNECT__LOG__LEVEL: 'info',
-    NO_COLOR: '1',
-    RUST_LOG: 'info',
-    // Every room page now starts media: keep the SFU on loopback, on ports of the tests' own.
-    ...sfuEnv(47200, 47299),
-    ...extraEnv,
-  });
-  const child = spawn(serverBinary(), [], { cwd: workdir, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let log = '';
-  const address = await new Promise((resolveAddress, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start in 30 s:\n${log}`)), 30000);
-    const onData = (chunk) => {
-      log += chunk.toString();
-      // Strip ANSI colours in case the subscriber adds them.
-      const match = /listening on (http:\/\/[\d.:]+)/.exec(log.replace(/\x1b\[[0-9;]*m/g, ''));
-      if (match) {
-        clearTimeout(timer);
-        resolveAddress(match[1]);
-      }
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`server exited with ${code}:\n${log}`));
-    });
-  });
-  child.removeAllListeners('exit');
-  return {
-    url: address,
-    port: Number(new URL(address).port),
-    dir: workdir,
-    log: () => log,
-    async stop() {
-      // A child that already died (kill() below, or a crash) has a signalCode and no
-      // exitCode; waiting for its 'exit' again would hang the run.
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(timer);
-    },
-    /** SIGKILL: a crash, nothing handed over. */
-    async kill() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGKILL');
-      await exited;
-    },
-    cleanup() {
-      rmSync(workdir, { recursive: true, force: true });
-    },
-  };
+export function startServer({ env = {}, ...options } = {}) {
+  return startTestServer({ ...options, env: { TALKCONNECT__SFU__ICE_TCP: 'false', ...env } });
 }
 
 export async function launchBrowser({ extraArgs = [], fakeUi = true } = {}) {

@@ -81,5 +81,4 @@ try {
 } finally {
   await browser.close();
   await server.stop();
-  server.cleanup();
 }

@@ -31,7 +31,6 @@ const env = sfuEnv(Number(process.env.TC_E2E_SFU_PORT_MIN ?? 47100), Number(proc
 let server = await startServer({ env });
 if (!(await realtimeAvailable(server.url))) {
   await server.stop();
-  server.cleanup();
   throw new Error('the binary does not serve /socket.io/');
 }
 let browser;
@@ -48,7 +47,6 @@ after(async () => {
   await browser?.close();
   await strictBrowser?.close();
   await server?.stop();
-  server?.cleanup();
 });
 
 async function newPage(b = browser, options = {}) {
@@ -274,10 +272,10 @@ describe('audio and video through the SFU', () => {
   });
 
   it('media comes back after the server restarts (socket re-join restarts the SFU session)', STEP, async () => {
-    const { dir, port } = server;
-    await server.stop();
+    const { dataDir, port } = server;
+    await server.stop({ keepData: true });
     await an.getByText('Connection lost. Reconnecting…').waitFor(LIVE);
-    server = await startServer({ dir, port, env });
+    server = await startServer({ dataDir, port, env });
     for (const page of [an, binh]) {
       await page.waitForFunction(() => document.documentElement.dataset.realtime === 'connected', null, MEDIA);
     }
@@ -306,7 +304,6 @@ describe('a server in mesh mode: browser to browser', () => {
 
   after(async () => {
     await mesh?.stop();
-    mesh?.cleanup();
   });
 
   async function meshPage(name, roomId) {
@@ -408,12 +405,12 @@ describe('a server in mesh mode: browser to browser', () => {
   });
 
   it('the server restarts: media between browsers goes on, and signaling works again after', STEP, async () => {
-    const { dir, port } = mesh;
-    await mesh.stop();
+    const { dataDir, port } = mesh;
+    await mesh.stop({ keepData: true });
     await an.getByText('Connection lost. Reconnecting…').waitFor(LIVE);
     // No server: the browsers still hear and see each other.
     await expectFlowing(an, [ids.binh]);
-    mesh = await startServer({ dir, port, env: meshEnv });
+    mesh = await startServer({ dataDir, port, env: meshEnv });
     for (const page of [an, binh]) {
       await page.waitForFunction(() => document.documentElement.dataset.realtime === 'connected', null, MEDIA);
     }

@@ -11,7 +11,6 @@ const LIVE = { timeout: 5000 };
 let server = await startServer();
 if (!(await realtimeAvailable(server.url))) {
   await server.stop();
-  server.cleanup();
   throw new Error('the binary does not serve /socket.io/');
 }
 const appUrl = () => server.url;
@@ -24,7 +23,6 @@ before(async () => {
 after(async () => {
   await browser?.close();
   await server?.stop();
-  server?.cleanup();
 });
 
 async function newPage() {
@@ -39,10 +37,10 @@ const connected = (page, timeout = 15000) =>
 
 /** A server restart: the binary goes away and comes back on the same port and database. */
 async function restartServer(duringDowntime) {
-  const { dir, port } = server;
-  await server.stop();
+  const { dataDir, port } = server;
+  await server.stop({ keepData: true });
   await duringDowntime();
-  server = await startServer({ dir, port });
+  server = await startServer({ dataDir, port });
 }
 
 describe('live lobby and rooms over Socket.IO', () => {
