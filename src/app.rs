@@ -41,10 +41,19 @@ impl Application {
         let state = web::Data::new(AppState::build(settings, shutdown.clone()).await?);
         gateway::install(state.clone(), shutdown.clone());
         let app_state = state.clone();
+        // The capabilities' handlers take their own service, not the whole state.
+        let accounts = web::Data::new(state.accounts.clone());
+        let rooms = web::Data::new(state.rooms.clone());
+        let chat = web::Data::new(state.chat.clone());
+        let limits = web::Data::new(state.limits.clone());
         let server = actix_web::HttpServer::new(move || {
             let settings = &app_state.settings;
             App::new()
                 .app_data(app_state.clone())
+                .app_data(accounts.clone())
+                .app_data(rooms.clone())
+                .app_data(chat.clone())
+                .app_data(limits.clone())
                 .app_data(http::json_config(settings.server.max_body_bytes))
                 .app_data(http::query_config())
                 .app_data(http::path_config())

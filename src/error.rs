@@ -1,20 +1,107 @@
 //! The one error type clients see: an HTTP status, a stable `code` the UI translates, a
-//! human message, and optional details. Internal causes are logged, never sent.
+//! human message, and optional details. Internal causes are logged, never sent. Every code
+//! there is stands in `ErrorCode`; docs/openapi.json and web/src/errorCodes.ts are checked
+//! against it (tests/api/error_codes.rs).
 
 use std::borrow::Cow;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::db::DbError;
 
+/// Every error code the server sends, REST and Socket.IO alike, as clients spell it
+/// (`SCREAMING_SNAKE_CASE`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::EnumIter,
+)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    // The request itself.
+    ValidationFailed,
+    InvalidBody,
+    MalformedJson,
+    UnsupportedMediaType,
+    PayloadTooLarge,
+    InvalidQuery,
+    InvalidCursor,
+    InvalidId,
+    InvalidTarget,
+    NotFound,
+    MethodNotAllowed,
+    RateLimited,
+    // Who is asking.
+    Unauthenticated,
+    InvalidToken,
+    TokenExpired,
+    InvalidCredentials,
+    UsernameTaken,
+    EmailTaken,
+    // Rooms and seats.
+    RoomNotFound,
+    RoomEnded,
+    RoomFull,
+    Kicked,
+    NotHost,
+    NotInRoom,
+    NotAParticipant,
+    ParticipantNotFound,
+    CannotKickSelf,
+    // Media.
+    WrongMediaMode,
+    MediaUnavailable,
+    SfuNotJoined,
+    SfuUnknownRoom,
+    SfuUnknownParticipant,
+    SfuAlreadyJoined,
+    SfuRoomFull,
+    SfuNoFreePort,
+    SfuInvalidSdp,
+    SfuInvalidCandidate,
+    SfuCandidateBeforeDescription,
+    SfuUnexpectedAnswer,
+    SfuNegotiationInProgress,
+    SfuRateLimited,
+    SfuMalformedMessage,
+    SfuShuttingDown,
+    SfuInternal,
+    // The server.
+    ServiceUnavailable,
+    NotReady,
+    RedisUnavailable,
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: Cow<'static, str>,
     pub details: Option<Value>,
     pub retry_after_secs: Option<u64>,
@@ -28,18 +115,14 @@ struct ErrorBody<'a> {
 /// The `{code, message, details?}` object, shared with Socket.IO acks.
 #[derive(Debug, Serialize)]
 pub struct ErrorPayload<'a> {
-    pub code: &'a str,
+    pub code: ErrorCode,
     pub message: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub details: Option<&'a Value>,
 }
 
 impl ApiError {
-    pub fn new(
-        status: StatusCode,
-        code: &'static str,
-        message: impl Into<Cow<'static, str>>,
-    ) -> Self {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
         Self {
             status,
             code,
@@ -62,34 +145,34 @@ impl ApiError {
         }
     }
 
-    pub fn bad_request(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+    pub fn bad_request(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
 
-    pub fn not_found(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+    pub fn not_found(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
         Self::new(StatusCode::NOT_FOUND, code, message)
     }
 
-    pub fn conflict(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+    pub fn conflict(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
         Self::new(StatusCode::CONFLICT, code, message)
     }
 
-    pub fn forbidden(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+    pub fn forbidden(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
         Self::new(StatusCode::FORBIDDEN, code, message)
     }
 
-    pub fn unauthorized(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+    pub fn unauthorized(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, code, message)
     }
 
-    pub fn unprocessable(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+    pub fn unprocessable(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
     }
 
     pub fn rate_limited(retry_after_secs: u64) -> Self {
         let mut err = Self::new(
             StatusCode::TOO_MANY_REQUESTS,
-            "RATE_LIMITED",
+            ErrorCode::RateLimited,
             "Too many requests; try again later",
         );
         err.retry_after_secs = Some(retry_after_secs.max(1));
@@ -97,7 +180,10 @@ impl ApiError {
     }
 
     pub fn invalid_id() -> Self {
-        Self::bad_request("INVALID_ID", "The id in the path is not a valid UUID")
+        Self::bad_request(
+            ErrorCode::InvalidId,
+            "The id in the path is not a valid UUID",
+        )
     }
 
     /// An unexpected failure: the cause goes to the log, the client gets a generic message.
@@ -105,7 +191,7 @@ impl ApiError {
         tracing::error!(error = %cause, "internal error");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "INTERNAL",
+            ErrorCode::Internal,
             "Something went wrong on the server",
         )
     }
@@ -139,7 +225,8 @@ impl ApiError {
             })
             .collect::<Vec<_>>()
             .join("; ");
-        Self::unprocessable("VALIDATION_FAILED", summary).with_details(Value::Object(fields))
+        Self::unprocessable(ErrorCode::ValidationFailed, summary)
+            .with_details(Value::Object(fields))
     }
 
     /// A single-field validation failure found after parsing (e.g. an unknown language).
@@ -149,7 +236,7 @@ impl ApiError {
             field.to_owned(),
             Value::Array(vec![Value::String(message.to_owned())]),
         );
-        Self::unprocessable("VALIDATION_FAILED", format!("{field}: {message}"))
+        Self::unprocessable(ErrorCode::ValidationFailed, format!("{field}: {message}"))
             .with_details(Value::Object(fields))
     }
 }
@@ -204,7 +291,7 @@ impl From<DbError> for ApiError {
         match err {
             DbError::PoolTimeout => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "SERVICE_UNAVAILABLE",
+                ErrorCode::ServiceUnavailable,
                 "The server is busy; try again shortly",
             ),
             other => Self::internal(other),

@@ -6,11 +6,12 @@ use std::sync::Arc;
 
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use uuid::Uuid;
 
 use crate::cluster::RateLimiter;
 use crate::config::{RateLimitSettings, RateRule};
 use crate::db::cursor::PageCursor;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 pub fn json_config(max_body_bytes: usize) -> web::JsonConfig {
     web::JsonConfig::default()
@@ -23,22 +24,24 @@ fn json_error(err: JsonPayloadError) -> ApiError {
         JsonPayloadError::Overflow { limit }
         | JsonPayloadError::OverflowKnownLength { limit, .. } => ApiError::new(
             actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
-            "PAYLOAD_TOO_LARGE",
+            ErrorCode::PayloadTooLarge,
             format!("The request body is larger than {limit} bytes"),
         ),
         JsonPayloadError::ContentType => ApiError::new(
             actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "UNSUPPORTED_MEDIA_TYPE",
+            ErrorCode::UnsupportedMediaType,
             "Send the body as JSON with Content-Type: application/json",
         ),
-        JsonPayloadError::Deserialize(e) if e.is_data() => {
-            ApiError::unprocessable("INVALID_BODY", format!("The body does not fit: {e}"))
-        }
-        JsonPayloadError::Deserialize(e) => {
-            ApiError::bad_request("MALFORMED_JSON", format!("The body is not valid JSON: {e}"))
-        }
+        JsonPayloadError::Deserialize(e) if e.is_data() => ApiError::unprocessable(
+            ErrorCode::InvalidBody,
+            format!("The body does not fit: {e}"),
+        ),
+        JsonPayloadError::Deserialize(e) => ApiError::bad_request(
+            ErrorCode::MalformedJson,
+            format!("The body is not valid JSON: {e}"),
+        ),
         other => ApiError::bad_request(
-            "MALFORMED_JSON",
+            ErrorCode::MalformedJson,
             format!("The body could not be read: {other}"),
         ),
     }
@@ -50,7 +53,7 @@ pub fn query_config() -> web::QueryConfig {
             QueryPayloadError::Deserialize(e) => format!("Bad query string: {e}"),
             other => format!("Bad query string: {other}"),
         };
-        ApiError::bad_request("INVALID_QUERY", message).into()
+        ApiError::bad_request(ErrorCode::InvalidQuery, message).into()
     })
 }
 
@@ -62,20 +65,20 @@ pub fn path_config() -> web::PathConfig {
 }
 
 pub async fn not_found() -> HttpResponse {
-    ApiError::not_found("NOT_FOUND", "No such API endpoint").error_response()
+    ApiError::not_found(ErrorCode::NotFound, "No such API endpoint").error_response()
 }
 
 pub async fn method_not_allowed() -> HttpResponse {
     ApiError::new(
         actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
-        "METHOD_NOT_ALLOWED",
+        ErrorCode::MethodNotAllowed,
         "This endpoint does not accept that method",
     )
     .error_response()
 }
 
 /// The client's address: the socket peer, or the proxy's forwarded value when trusted.
-pub fn client_ip(req: &HttpRequest, trust_proxy: bool) -> Option<IpAddr> {
+fn client_ip(req: &HttpRequest, trust_proxy: bool) -> Option<IpAddr> {
     if trust_proxy {
         let info = req.connection_info();
         if let Some(ip) = info.realip_remote_addr().and_then(|addr| {
@@ -89,20 +92,105 @@ pub fn client_ip(req: &HttpRequest, trust_proxy: bool) -> Option<IpAddr> {
     req.peer_addr().map(|addr| addr.ip())
 }
 
-/// The configured limits over the shared limiter.
+/// What a rate budget is spent on. One budget per action, whichever way it arrives (REST or
+/// a socket event): the keys are built here and nowhere else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Budget {
+    CreateRoom,
+    JoinRoom,
+    Chat,
+    /// Every other socket event (media state, hands, signaling).
+    Event,
+}
+
+impl Budget {
+    fn name(self) -> &'static str {
+        match self {
+            Budget::CreateRoom => "room:create",
+            Budget::JoinRoom => "room:join",
+            Budget::Chat => "chat",
+            Budget::Event => "event",
+        }
+    }
+
+    /// The rule per user, and per client address where there is one.
+    fn rules(self, settings: &RateLimitSettings) -> (RateRule, Option<RateRule>) {
+        match self {
+            Budget::CreateRoom => (
+                settings.create_room_per_user,
+                Some(settings.create_room_per_ip),
+            ),
+            Budget::JoinRoom => (settings.join_per_user, Some(settings.join_per_ip)),
+            Budget::Chat => (settings.chat_per_user, None),
+            Budget::Event => (settings.events_per_user, None),
+        }
+    }
+}
+
+/// The configured limits over the shared limiter, and who the client is.
 #[derive(Clone)]
 pub struct Limits {
     pub settings: RateLimitSettings,
     limiter: Arc<dyn RateLimiter>,
+    trust_proxy: bool,
 }
 
 impl Limits {
-    pub fn new(settings: RateLimitSettings, limiter: Arc<dyn RateLimiter>) -> Self {
-        Self { settings, limiter }
+    pub fn new(
+        settings: RateLimitSettings,
+        limiter: Arc<dyn RateLimiter>,
+        trust_proxy: bool,
+    ) -> Self {
+        Self {
+            settings,
+            limiter,
+            trust_proxy,
+        }
+    }
+
+    /// The client's address: the socket peer, or the proxy's forwarded value when trusted.
+    pub fn client_ip(&self, req: &HttpRequest) -> Option<IpAddr> {
+        client_ip(req, self.trust_proxy)
+    }
+
+    /// Spends one unit of `budget` for `user`, and for the client's address when known.
+    pub async fn spend(
+        &self,
+        budget: Budget,
+        user: Uuid,
+        ip: Option<IpAddr>,
+    ) -> Result<(), ApiError> {
+        let (per_user, per_ip) = budget.rules(&self.settings);
+        let name = budget.name();
+        let mut hits = vec![(format!("{name}:user:{user}"), per_user)];
+        if let (Some(ip), Some(rule)) = (ip, per_ip) {
+            hits.push((format!("{name}:ip:{ip}"), rule));
+        }
+        self.check(&hits).await
+    }
+
+    /// Spends one sign-in attempt (register, login, guest) for the client's address and, when
+    /// one is named, for the login.
+    pub async fn spend_sign_in(
+        &self,
+        login: Option<&str>,
+        ip: Option<IpAddr>,
+    ) -> Result<(), ApiError> {
+        let mut hits = Vec::with_capacity(2);
+        if let Some(ip) = ip {
+            hits.push((format!("auth:ip:{ip}"), self.settings.auth_per_ip));
+        }
+        if let Some(login) = login {
+            hits.push((
+                format!("auth:login:{}", login.trim().to_lowercase()),
+                self.settings.auth_per_login,
+            ));
+        }
+        self.check(&hits).await
     }
 
     /// Counts one hit against each `(key, rule)`; the first one over its limit refuses.
-    pub async fn check(&self, hits: &[(String, RateRule)]) -> Result<(), ApiError> {
+    async fn check(&self, hits: &[(String, RateRule)]) -> Result<(), ApiError> {
         if !self.settings.enabled {
             return Ok(());
         }
@@ -117,7 +205,7 @@ impl Limits {
 }
 
 pub fn bad_query(param: &str, message: &str) -> ApiError {
-    ApiError::bad_request("INVALID_QUERY", format!("{param}: {message}"))
+    ApiError::bad_request(ErrorCode::InvalidQuery, format!("{param}: {message}"))
 }
 
 pub const MAX_PAGE: i64 = 100;
@@ -138,7 +226,7 @@ pub fn page_cursor(raw: Option<&str>) -> Result<Option<PageCursor>, ApiError> {
         None => Ok(None),
         Some(raw) => PageCursor::decode(raw).map(Some).ok_or_else(|| {
             ApiError::bad_request(
-                "INVALID_CURSOR",
+                ErrorCode::InvalidCursor,
                 "The cursor is not one this server gave out",
             )
         }),

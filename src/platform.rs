@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::config::MediaMode;
 use crate::db;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::rooms::domain::{Level, MAX_SEATS, MIN_SEATS};
 use crate::state::AppState;
 
@@ -21,7 +21,7 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
     if !state.mode.shared_state_ready().await {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "REDIS_UNAVAILABLE",
+            ErrorCode::RedisUnavailable,
             "Redis does not answer: this replica cannot reach the others",
         ));
     }
@@ -34,7 +34,7 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
         tracing::warn!(error = %e, "not ready: database");
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "NOT_READY",
+            ErrorCode::NotReady,
             "The database does not answer",
         )
     })?;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::{self, JwtKeys};
+use crate::auth::{self, Accounts, JwtKeys};
 use crate::chat::Chat;
 use crate::cluster::redis::{
     Redis, RedisAdapter, RedisBus, RedisPlacement, RedisPresence, RedisRateLimiter, RedisStartError,
@@ -29,7 +29,7 @@ use crate::rooms::{RoomView, Rooms, seat_cache};
 pub struct AppState {
     pub settings: Arc<Settings>,
     pub pool: DbPool,
-    pub jwt: JwtKeys,
+    pub accounts: Accounts,
     pub bus: Arc<dyn Bus<DomainEvent>>,
     pub limits: Limits,
     pub rooms: Rooms,
@@ -233,7 +233,11 @@ impl AppState {
             source,
         })?;
         let jwt = JwtKeys::new(&secret, settings.auth.token_ttl_secs);
-        let limits = Limits::new(settings.rate_limit.clone(), parts.limiter);
+        let limits = Limits::new(
+            settings.rate_limit.clone(),
+            parts.limiter,
+            settings.server.trust_proxy,
+        );
         let media = Media::start(
             settings.media.mode,
             &settings.sfu,
@@ -252,8 +256,8 @@ impl AppState {
             media,
             mode: parts.mode,
             settings: Arc::new(settings),
+            accounts: Accounts::new(pool.clone(), jwt),
             pool,
-            jwt,
             bus: parts.bus,
             limits,
         })

@@ -54,7 +54,9 @@ async fn bad_inputs_get_typed_errors_and_the_room_goes_on() {
         .await
         .expect_err("garbage offer");
     assert!(matches!(err, SfuError::InvalidSdp(_)), "{err:?}");
-    assert_eq!(err.code(), "SFU_INVALID_SDP");
+    // What the browser is told.
+    let told = talkconnect::error::ApiError::from(err.clone());
+    assert_eq!(told.code.as_str(), "SFU_INVALID_SDP");
     // Too many sending m-lines, and an oversized SDP, are refused before anything is built.
     let mut many = String::from("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n");
     for mid in 0..5 {

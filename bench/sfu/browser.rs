@@ -44,8 +44,10 @@ struct Bridge {
     reports: mpsc::UnboundedSender<Value>,
 }
 
+/// The ack a browser would get from the gateway for this failure.
 fn error_json(e: &talkconnect::sfu::SfuError) -> Value {
-    json!({"ok": false, "error": {"code": e.code(), "message": e.to_string()}})
+    let err = talkconnect::error::ApiError::from(e.clone());
+    json!({"ok": false, "error": err.payload()})
 }
 
 async fn page() -> HttpResponse {

@@ -6,11 +6,10 @@ use std::pin::Pin;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
 
+use super::service::Accounts;
 use super::token::TokenError;
-use super::users::{self, User};
-use crate::db;
-use crate::error::ApiError;
-use crate::state::AppState;
+use super::users::User;
+use crate::error::{ApiError, ErrorCode};
 
 #[derive(Debug, Clone)]
 pub struct AuthUser(pub User);
@@ -28,11 +27,12 @@ pub fn bearer_token(req: &HttpRequest) -> Option<&str> {
 impl From<TokenError> for ApiError {
     fn from(err: TokenError) -> Self {
         match err {
-            TokenError::Expired => {
-                ApiError::unauthorized("TOKEN_EXPIRED", "Your session has expired; sign in again")
-            }
+            TokenError::Expired => ApiError::unauthorized(
+                ErrorCode::TokenExpired,
+                "Your session has expired; sign in again",
+            ),
             TokenError::Invalid => {
-                ApiError::unauthorized("INVALID_TOKEN", "The token is not valid")
+                ApiError::unauthorized(ErrorCode::InvalidToken, "The token is not valid")
             }
         }
     }
@@ -43,25 +43,18 @@ impl FromRequest for AuthUser {
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let accounts = req.app_data::<web::Data<Accounts>>().cloned();
         let token = bearer_token(req).map(str::to_owned);
         Box::pin(async move {
-            let state = state.ok_or_else(|| ApiError::internal("AppState is not registered"))?;
+            let accounts =
+                accounts.ok_or_else(|| ApiError::internal("Accounts is not registered"))?;
             let token = token.ok_or_else(|| {
                 ApiError::unauthorized(
-                    "UNAUTHENTICATED",
+                    ErrorCode::Unauthenticated,
                     "Sign in first: send Authorization: Bearer <token>",
                 )
             })?;
-            let claims = state.jwt.verify(&token)?;
-            // The account may be gone (a reset database with a kept secret): the token is dead.
-            db::run(&state.pool, move |conn| users::find(conn, claims.sub))
-                .await
-                .map_err(ApiError::from)?
-                .map(AuthUser)
-                .ok_or_else(|| {
-                    ApiError::unauthorized("INVALID_TOKEN", "The token's account no longer exists")
-                })
+            Ok(AuthUser(accounts.authenticate(&token).await?))
         })
     }
 }

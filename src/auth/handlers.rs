@@ -1,17 +1,14 @@
 //! `POST /api/auth/register|login|guest`, `GET /api/auth/me`.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::{Deserialize, Serialize};
-use uuid::Uuid;
+use serde::Deserialize;
 use validator::Validate;
 
 use super::extract::AuthUser;
-use super::password;
-use super::users::{self, DisplayName, NewUserError, User, UserPrivate, Username};
-use crate::db::{self, DbError};
-use crate::error::ApiError;
-use crate::http::{client_ip, method_not_allowed};
-use crate::state::AppState;
+use super::service::{AccountError, Accounts, NewAccount};
+use super::users::{DisplayName, Username};
+use crate::error::{ApiError, ErrorCode};
+use crate::http::{Limits, method_not_allowed};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -68,59 +65,42 @@ struct GuestRequest {
     display_name: String,
 }
 
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Session {
-    token: String,
-    user: UserPrivate,
-}
-
-impl From<NewUserError> for ApiError {
-    fn from(err: NewUserError) -> Self {
+impl From<AccountError> for ApiError {
+    fn from(err: AccountError) -> Self {
         match err {
-            NewUserError::UsernameTaken => {
-                ApiError::conflict("USERNAME_TAKEN", "That username is already taken")
+            AccountError::UsernameTaken => {
+                ApiError::conflict(ErrorCode::UsernameTaken, "That username is already taken")
             }
-            NewUserError::EmailTaken => {
-                ApiError::conflict("EMAIL_TAKEN", "An account with that email already exists")
-            }
-            NewUserError::Db(e) => e.into(),
+            AccountError::EmailTaken => ApiError::conflict(
+                ErrorCode::EmailTaken,
+                "An account with that email already exists",
+            ),
+            AccountError::InvalidCredentials => ApiError::unauthorized(
+                ErrorCode::InvalidCredentials,
+                "Wrong username, email or password",
+            ),
+            AccountError::Token(e) => e.into(),
+            AccountError::AccountGone => ApiError::unauthorized(
+                ErrorCode::InvalidToken,
+                "The token's account no longer exists",
+            ),
+            AccountError::Db(e) => e.into(),
+            AccountError::Internal(e) => ApiError::internal(e),
         }
     }
 }
 
 async fn limit_auth(
-    state: &AppState,
+    limits: &Limits,
     req: &HttpRequest,
     login: Option<&str>,
 ) -> Result<(), ApiError> {
-    let rules = &state.limits.settings;
-    let mut hits = Vec::with_capacity(2);
-    if let Some(ip) = client_ip(req, state.settings.server.trust_proxy) {
-        hits.push((format!("auth:ip:{ip}"), rules.auth_per_ip));
-    }
-    if let Some(login) = login {
-        hits.push((
-            format!("auth:login:{}", login.trim().to_lowercase()),
-            rules.auth_per_login,
-        ));
-    }
-    state.limits.check(&hits).await
-}
-
-fn session(state: &AppState, user: &User) -> Result<Session, ApiError> {
-    let token = state
-        .jwt
-        .issue(user.uuid(), user.is_guest)
-        .map_err(ApiError::internal)?;
-    Ok(Session {
-        token,
-        user: user.private(),
-    })
+    limits.spend_sign_in(login, limits.client_ip(req)).await
 }
 
 async fn register(
-    state: web::Data<AppState>,
+    accounts: web::Data<Accounts>,
+    limits: web::Data<Limits>,
     req: HttpRequest,
     body: web::Json<RegisterRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -135,61 +115,34 @@ async fn register(
         None => DisplayName::parse(&body.username)
             .map_err(|m| ApiError::invalid_field("username", m))?,
     };
-    limit_auth(&state, &req, Some(username.as_str())).await?;
-
-    let password = body.password;
-    let email = body.email.trim().to_lowercase();
-    let username = username.as_str().to_owned();
-    let user = db::run(&state.pool, move |conn| {
-        let password_hash = password::hash(&password).map_err(ApiError::internal)?;
-        let user = User {
-            id: Uuid::new_v4().to_string(),
-            username: Some(username),
-            email: Some(email),
-            password_hash: Some(password_hash),
-            display_name: display_name.into_inner(),
-            is_guest: false,
-            created_at: db::now(),
-        };
-        users::insert(conn, &user)?;
-        Ok::<_, ApiError>(user)
-    })
-    .await?;
-    tracing::info!(user_id = %user.id, "account registered");
-    Ok(HttpResponse::Created().json(session(&state, &user)?))
+    limit_auth(&limits, &req, Some(username.as_str())).await?;
+    let session = accounts
+        .register(NewAccount {
+            username,
+            email: body.email,
+            password: body.password,
+            display_name,
+        })
+        .await?;
+    Ok(HttpResponse::Created().json(session))
 }
 
 async fn login(
-    state: web::Data<AppState>,
+    accounts: web::Data<Accounts>,
+    limits: web::Data<Limits>,
     req: HttpRequest,
     body: web::Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     body.validate().map_err(|e| ApiError::validation(&e))?;
-    limit_auth(&state, &req, Some(&body.login)).await?;
-    let user = db::run(&state.pool, move |conn| {
-        let found = users::find_by_login(conn, &body.login)?;
-        let verified = match &found {
-            Some(User {
-                password_hash: Some(phc),
-                ..
-            }) => password::verify(&body.password, phc),
-            _ => {
-                password::verify_nothing(&body.password);
-                false
-            }
-        };
-        Ok::<_, DbError>(found.filter(|_| verified))
-    })
-    .await?
-    .ok_or_else(|| {
-        ApiError::unauthorized("INVALID_CREDENTIALS", "Wrong username, email or password")
-    })?;
-    Ok(HttpResponse::Ok().json(session(&state, &user)?))
+    limit_auth(&limits, &req, Some(&body.login)).await?;
+    let session = accounts.login(body.login, body.password).await?;
+    Ok(HttpResponse::Ok().json(session))
 }
 
 async fn guest(
-    state: web::Data<AppState>,
+    accounts: web::Data<Accounts>,
+    limits: web::Data<Limits>,
     req: HttpRequest,
     body: web::Json<GuestRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -197,19 +150,9 @@ async fn guest(
     body.validate().map_err(|e| ApiError::validation(&e))?;
     let display_name = DisplayName::parse(&body.display_name)
         .map_err(|m| ApiError::invalid_field("displayName", m))?;
-    limit_auth(&state, &req, None).await?;
-    let user = User {
-        id: Uuid::new_v4().to_string(),
-        username: None,
-        email: None,
-        password_hash: None,
-        display_name: display_name.into_inner(),
-        is_guest: true,
-        created_at: db::now(),
-    };
-    let stored = user.clone();
-    db::run(&state.pool, move |conn| users::insert(conn, &stored)).await?;
-    Ok(HttpResponse::Created().json(session(&state, &user)?))
+    limit_auth(&limits, &req, None).await?;
+    let session = accounts.guest(display_name).await?;
+    Ok(HttpResponse::Created().json(session))
 }
 
 async fn me(user: AuthUser) -> HttpResponse {

@@ -5,11 +5,10 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use validator::Validate;
 
-use super::service::{ChatError, ChatMessageView, ChatText};
+use super::service::{Chat, ChatError, ChatMessageView, ChatText};
 use crate::auth::AuthUser;
-use crate::error::ApiError;
-use crate::http::{method_not_allowed, page_cursor, page_limit};
-use crate::state::AppState;
+use crate::error::{ApiError, ErrorCode};
+use crate::http::{Budget, Limits, method_not_allowed, page_cursor, page_limit};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -23,10 +22,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 impl From<ChatError> for ApiError {
     fn from(err: ChatError) -> Self {
         match err {
-            ChatError::RoomNotFound => ApiError::not_found("ROOM_NOT_FOUND", "No such room"),
-            ChatError::RoomEnded => ApiError::conflict("ROOM_ENDED", "This room has ended"),
+            ChatError::RoomNotFound => ApiError::not_found(ErrorCode::RoomNotFound, "No such room"),
+            ChatError::RoomEnded => ApiError::conflict(ErrorCode::RoomEnded, "This room has ended"),
             ChatError::NotParticipant => ApiError::forbidden(
-                "NOT_A_PARTICIPANT",
+                ErrorCode::NotAParticipant,
                 "Only people in the room can use its chat",
             ),
             ChatError::Db(e) => e.into(),
@@ -49,15 +48,14 @@ struct MessagePage {
 }
 
 async fn history(
-    state: web::Data<AppState>,
+    chat: web::Data<Chat>,
     path: web::Path<Uuid>,
     query: web::Query<HistoryQuery>,
     user: AuthUser,
 ) -> Result<HttpResponse, ApiError> {
     let limit = page_limit(query.limit)?;
     let after = page_cursor(query.cursor.as_deref())?;
-    let (messages, next) = state
-        .chat
+    let (messages, next) = chat
         .history(path.into_inner(), user.0.uuid(), limit, after)
         .await?;
     Ok(HttpResponse::Ok().json(MessagePage {
@@ -74,7 +72,8 @@ struct PostMessageRequest {
 }
 
 async fn post_message(
-    state: web::Data<AppState>,
+    chat: web::Data<Chat>,
+    limits: web::Data<Limits>,
     path: web::Path<Uuid>,
     user: AuthUser,
     body: web::Json<PostMessageRequest>,
@@ -82,6 +81,8 @@ async fn post_message(
     let body = body.into_inner();
     body.validate().map_err(|e| ApiError::validation(&e))?;
     let text = ChatText::parse(&body.message).map_err(|m| ApiError::invalid_field("message", m))?;
-    let message = state.chat.post(path.into_inner(), user.0, text).await?;
+    // The same budget as the socket's chat:message: one person, one pace, either way.
+    limits.spend(Budget::Chat, user.0.uuid(), None).await?;
+    let message = chat.post(path.into_inner(), user.0, text).await?;
     Ok(HttpResponse::Created().json(message))
 }

@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::auth::User;
-use crate::config::RateRule;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
+use crate::http::Budget;
 use crate::realtime::{AckSender, SocketRef};
 use crate::state::AppState;
 
@@ -58,7 +58,7 @@ impl<T> Call<T> {
     pub fn room(&self, named: Option<Uuid>) -> Result<Uuid, ApiError> {
         named
             .or_else(|| self.socket.extensions().get::<InRoom>().map(|r| r.0))
-            .ok_or_else(|| ApiError::conflict("NOT_IN_ROOM", "Join a room first"))
+            .ok_or_else(|| ApiError::conflict(ErrorCode::NotInRoom, "Join a room first"))
     }
 
     /// The room this socket is inside (and, if the payload names one, that same room):
@@ -68,24 +68,12 @@ impl<T> Call<T> {
         match (current, named) {
             (Some(room), None) => Ok(room),
             (Some(room), Some(named)) if room == named => Ok(room),
-            _ => Err(ApiError::conflict("NOT_IN_ROOM", "Join the room first")),
+            _ => Err(ApiError::conflict(
+                ErrorCode::NotInRoom,
+                "Join the room first",
+            )),
         }
     }
-}
-
-/// Which rate budget an event spends.
-pub type Budget = fn(&AppState) -> RateRule;
-
-pub fn chat_budget(state: &AppState) -> RateRule {
-    state.limits.settings.chat_per_user
-}
-
-pub fn event_budget(state: &AppState) -> RateRule {
-    state.limits.settings.events_per_user
-}
-
-pub fn join_budget(state: &AppState) -> RateRule {
-    state.limits.settings.join_per_user
 }
 
 /// Registers one client event: parses its payload, checks the user and the rate limit, runs
@@ -110,15 +98,14 @@ pub fn on<T, F, Fut>(
                 let user = socket
                     .extensions()
                     .get::<SocketUser>()
-                    .ok_or_else(|| ApiError::unauthorized("UNAUTHENTICATED", "Sign in first"))?
+                    .ok_or_else(|| {
+                        ApiError::unauthorized(ErrorCode::Unauthenticated, "Sign in first")
+                    })?
                     .0;
-                state
-                    .limits
-                    .check(&[(format!("socket:{event}:user:{}", user.id), budget(&state))])
-                    .await?;
+                state.limits.spend(budget, user.uuid(), None).await?;
                 let data = if data.is_null() { json!({}) } else { data };
                 let input: T = serde_json::from_value(data).map_err(|e| {
-                    ApiError::unprocessable("INVALID_BODY", format!("{event}: {e}"))
+                    ApiError::unprocessable(ErrorCode::InvalidBody, format!("{event}: {e}"))
                 })?;
                 handler(Call {
                     state,
@@ -130,7 +117,7 @@ pub fn on<T, F, Fut>(
             }
             .await;
             if let Err(err) = &result {
-                tracing::debug!(event, code = err.code, "event refused");
+                tracing::debug!(event, code = err.code.as_str(), "event refused");
             }
             answer(ack, result);
         }

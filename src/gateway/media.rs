@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::kit::{Call, room_room, user_room};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 /// The mesh relay's events: the same name goes to the target with `senderUserId`.
 pub const RELAY_EVENTS: [&str; 3] = ["webrtc:offer", "webrtc:answer", "webrtc:ice-candidate"];
@@ -78,7 +78,7 @@ pub async fn relay(call: Call<RelayRequest>, event: &'static str) -> Result<Valu
     let target = call.input.target_user_id;
     if target == call.user_id() {
         return Err(ApiError::bad_request(
-            "INVALID_TARGET",
+            ErrorCode::InvalidTarget,
             "targetUserId is your own id: signaling goes to another participant",
         ));
     }
@@ -96,7 +96,7 @@ pub async fn relay(call: Call<RelayRequest>, event: &'static str) -> Result<Valu
         .collect();
     let Some((first, rest)) = targets.split_first() else {
         return Err(ApiError::not_found(
-            "PARTICIPANT_NOT_FOUND",
+            ErrorCode::ParticipantNotFound,
             "That user is not connected to this room",
         ));
     };

@@ -20,9 +20,10 @@ use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
-use self::kit::{LOBBY, SocketUser, chat_budget, event_budget, join_budget, on, user_room};
-use crate::auth::{TokenError, users};
-use crate::db;
+use self::kit::{LOBBY, SocketUser, on, user_room};
+use crate::auth::{AccountError, TokenError};
+use crate::error::ErrorCode;
+use crate::http::Budget;
 use crate::realtime::{ConnectError, SocketRef};
 use crate::sfu::ClientSignal;
 use crate::state::AppState;
@@ -58,21 +59,24 @@ async fn on_connect(
             register(&state, &socket);
             return Ok(());
         }
-        return Err(ConnectError::new("UNAUTHENTICATED"));
+        return Err(ConnectError::new(ErrorCode::Unauthenticated.as_str()));
     };
-    let claims = state.jwt.verify(token).map_err(|e| {
-        ConnectError::new(match e {
-            TokenError::Expired => "TOKEN_EXPIRED",
-            TokenError::Invalid => "INVALID_TOKEN",
-        })
-    })?;
-    let user = db::run(&state.pool, move |conn| users::find(conn, claims.sub))
+    let user = state
+        .accounts
+        .authenticate(token)
         .await
-        .map_err(|e| {
-            tracing::warn!(error = %e, "socket authentication could not reach the database");
-            ConnectError::new("SERVICE_UNAVAILABLE")
-        })?
-        .ok_or_else(|| ConnectError::new("INVALID_TOKEN"))?;
+        .map_err(|e| match e {
+            AccountError::Token(TokenError::Expired) => {
+                ConnectError::new(ErrorCode::TokenExpired.as_str())
+            }
+            AccountError::Token(TokenError::Invalid) | AccountError::AccountGone => {
+                ConnectError::new(ErrorCode::InvalidToken.as_str())
+            }
+            other => {
+                tracing::warn!(error = %other, "socket authentication failed");
+                ConnectError::new(ErrorCode::ServiceUnavailable.as_str())
+            }
+        })?;
     let user_id = user.uuid();
     socket.extensions().insert(SocketUser(Arc::new(user)));
     socket
@@ -85,42 +89,54 @@ async fn on_connect(
 
 /// Every client event, its rate budget and its handler.
 fn register(state: &web::Data<AppState>, socket: &SocketRef) {
-    on(state, socket, "room:join", join_budget, rooms::join);
-    on(state, socket, "room:leave", event_budget, rooms::leave);
-    on(state, socket, "room:kick", event_budget, rooms::kick);
-    on(state, socket, "room:end", event_budget, rooms::end);
+    on(state, socket, "room:join", Budget::JoinRoom, rooms::join);
+    on(state, socket, "room:leave", Budget::Event, rooms::leave);
+    on(state, socket, "room:kick", Budget::Event, rooms::kick);
+    on(state, socket, "room:end", Budget::Event, rooms::end);
     on(
         state,
         socket,
         "chat:message",
-        chat_budget,
+        Budget::Chat,
         rooms::chat_message,
     );
     on(
         state,
         socket,
         "media:toggle-mic",
-        event_budget,
+        Budget::Event,
         rooms::toggle_mic,
     );
     on(
         state,
         socket,
         "media:toggle-video",
-        event_budget,
+        Budget::Event,
         rooms::toggle_video,
     );
-    on(state, socket, "hand:raise", event_budget, rooms::raise_hand);
-    on(state, socket, "hand:lower", event_budget, rooms::lower_hand);
-    on(state, socket, "sfu:join", event_budget, media::sfu_join);
-    on(state, socket, "sfu:leave", event_budget, media::sfu_leave);
+    on(
+        state,
+        socket,
+        "hand:raise",
+        Budget::Event,
+        rooms::raise_hand,
+    );
+    on(
+        state,
+        socket,
+        "hand:lower",
+        Budget::Event,
+        rooms::lower_hand,
+    );
+    on(state, socket, "sfu:join", Budget::Event, media::sfu_join);
+    on(state, socket, "sfu:leave", Budget::Event, media::sfu_leave);
     for event in ClientSignal::EVENT_NAMES {
-        on(state, socket, event, event_budget, move |call| {
+        on(state, socket, event, Budget::Event, move |call| {
             media::sfu_signal(call, event)
         });
     }
     for event in media::RELAY_EVENTS {
-        on(state, socket, event, event_budget, move |call| {
+        on(state, socket, event, Budget::Event, move |call| {
             media::relay(call, event)
         });
     }

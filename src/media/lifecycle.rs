@@ -13,6 +13,7 @@ use super::service::Media;
 use super::sessions::Seat;
 use super::sfu_events::log_removal;
 use super::wire::MediaRequest;
+use crate::error::ErrorCode;
 use crate::sfu::{MediaKind, SfuError};
 
 impl Media {
@@ -95,7 +96,7 @@ impl Media {
         };
         match self.to_session((room, user), request).await {
             Ok(_) => {}
-            Err(e) if e.code == "SFU_NOT_JOINED" => {}
+            Err(e) if e.code == ErrorCode::SfuNotJoined => {}
             Err(e) => tracing::debug!(%room, %user, error = %e, "mute not applied"),
         }
     }

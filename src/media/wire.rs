@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::sfu::{MediaKind, SfuError};
 
 /// What one replica asks the owner of a room's media (or itself) to do.
@@ -53,7 +53,7 @@ pub(super) fn to_wire(result: Result<Value, ApiError>) -> Value {
         Ok(value) => json!({ "ok": value }),
         Err(err) => json!({ "error": WireError {
             status: err.status.as_u16(),
-            code: err.code.to_owned(),
+            code: err.code.as_str().to_owned(),
             message: err.message.to_string(),
         }}),
     }
@@ -65,12 +65,8 @@ pub(super) fn from_wire(reply: Value) -> Result<Value, ApiError> {
     }
     let err: WireError = serde_json::from_value(reply.get("error").cloned().unwrap_or_default())
         .map_err(|e| ApiError::internal(format!("a media reply from another replica: {e}")))?;
-    // Codes are &'static in ApiError: keep the known ones, wrap the rest.
-    let code = KNOWN_CODES
-        .iter()
-        .copied()
-        .find(|c| *c == err.code)
-        .unwrap_or("SFU_INTERNAL");
+    // A code this replica does not know (a newer one's) stays an error.
+    let code = err.code.parse().unwrap_or(ErrorCode::SfuInternal);
     Err(ApiError::new(
         StatusCode::from_u16(err.status).unwrap_or(StatusCode::BAD_GATEWAY),
         code,
@@ -78,56 +74,57 @@ pub(super) fn from_wire(reply: Value) -> Result<Value, ApiError> {
     ))
 }
 
-const KNOWN_CODES: &[&str] = &[
-    "SFU_UNKNOWN_ROOM",
-    "SFU_UNKNOWN_PARTICIPANT",
-    "SFU_ALREADY_JOINED",
-    "SFU_ROOM_FULL",
-    "SFU_NO_FREE_PORT",
-    "SFU_INVALID_SDP",
-    "SFU_INVALID_CANDIDATE",
-    "SFU_CANDIDATE_BEFORE_DESCRIPTION",
-    "SFU_UNEXPECTED_ANSWER",
-    "SFU_NEGOTIATION_IN_PROGRESS",
-    "SFU_RATE_LIMITED",
-    "SFU_MALFORMED_MESSAGE",
-    "SFU_SHUTTING_DOWN",
-    "SFU_INTERNAL",
-    "SFU_NOT_JOINED",
-    "MEDIA_UNAVAILABLE",
-    "WRONG_MEDIA_MODE",
-];
-
 pub(super) fn unavailable(reason: impl std::fmt::Display) -> ApiError {
     tracing::warn!(%reason, "media: the room's media replica is out of reach");
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
-        "MEDIA_UNAVAILABLE",
+        ErrorCode::MediaUnavailable,
         "The server that carries this room's audio and video does not answer; try again",
     )
 }
 
 pub(super) fn not_joined() -> ApiError {
-    ApiError::conflict("SFU_NOT_JOINED", "Send sfu:join first")
+    ApiError::conflict(ErrorCode::SfuNotJoined, "Send sfu:join first")
 }
 
 pub(super) fn wrong_mode(wanted: &str) -> ApiError {
     ApiError::conflict(
-        "WRONG_MEDIA_MODE",
+        ErrorCode::WrongMediaMode,
         format!("This server does not use {wanted} media (see GET /api/meta, mediaMode)"),
     )
 }
 
 impl From<SfuError> for ApiError {
     fn from(err: SfuError) -> Self {
-        let status = match err {
-            SfuError::Internal | SfuError::ShuttingDown | SfuError::NoFreePort => {
-                StatusCode::SERVICE_UNAVAILABLE
+        use StatusCode as S;
+        let (status, code) = match err {
+            SfuError::UnknownRoom => (S::UNPROCESSABLE_ENTITY, ErrorCode::SfuUnknownRoom),
+            SfuError::UnknownParticipant => {
+                (S::UNPROCESSABLE_ENTITY, ErrorCode::SfuUnknownParticipant)
             }
-            SfuError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            _ => StatusCode::UNPROCESSABLE_ENTITY,
+            SfuError::AlreadyJoined => (S::UNPROCESSABLE_ENTITY, ErrorCode::SfuAlreadyJoined),
+            SfuError::RoomFull => (S::UNPROCESSABLE_ENTITY, ErrorCode::SfuRoomFull),
+            SfuError::NoFreePort => (S::SERVICE_UNAVAILABLE, ErrorCode::SfuNoFreePort),
+            SfuError::InvalidSdp(_) => (S::UNPROCESSABLE_ENTITY, ErrorCode::SfuInvalidSdp),
+            SfuError::InvalidCandidate(_) => {
+                (S::UNPROCESSABLE_ENTITY, ErrorCode::SfuInvalidCandidate)
+            }
+            SfuError::CandidateBeforeDescription => (
+                S::UNPROCESSABLE_ENTITY,
+                ErrorCode::SfuCandidateBeforeDescription,
+            ),
+            SfuError::UnexpectedAnswer => (S::UNPROCESSABLE_ENTITY, ErrorCode::SfuUnexpectedAnswer),
+            SfuError::NegotiationInProgress => {
+                (S::UNPROCESSABLE_ENTITY, ErrorCode::SfuNegotiationInProgress)
+            }
+            SfuError::RateLimited => (S::TOO_MANY_REQUESTS, ErrorCode::SfuRateLimited),
+            SfuError::MalformedMessage(_) => {
+                (S::UNPROCESSABLE_ENTITY, ErrorCode::SfuMalformedMessage)
+            }
+            SfuError::ShuttingDown => (S::SERVICE_UNAVAILABLE, ErrorCode::SfuShuttingDown),
+            SfuError::Internal => (S::SERVICE_UNAVAILABLE, ErrorCode::SfuInternal),
         };
-        ApiError::new(status, err.code(), err.to_string())
+        ApiError::new(status, code, err.to_string())
     }
 }
 
@@ -144,16 +141,16 @@ mod tests {
         let err = from_wire(to_wire(Err(SfuError::InvalidSdp("bad".into()).into()))).unwrap_err();
         assert_eq!(
             (err.status, err.code),
-            (StatusCode::UNPROCESSABLE_ENTITY, "SFU_INVALID_SDP")
+            (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::SfuInvalidSdp)
         );
         let err = from_wire(to_wire(Err(not_joined()))).unwrap_err();
         assert_eq!(
             (err.status, err.code),
-            (StatusCode::CONFLICT, "SFU_NOT_JOINED")
+            (StatusCode::CONFLICT, ErrorCode::SfuNotJoined)
         );
         // A code this replica does not know stays an error, never a success.
         let odd = json!({"error": {"status": 500, "code": "SOMETHING_NEW", "message": "x"}});
-        assert_eq!(from_wire(odd).unwrap_err().code, "SFU_INTERNAL");
+        assert_eq!(from_wire(odd).unwrap_err().code, ErrorCode::SfuInternal);
     }
 
     #[test]

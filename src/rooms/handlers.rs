@@ -11,10 +11,10 @@ use super::domain::{
 use super::model::RoomView;
 use super::queries::RoomFilter;
 use super::rules::{NewRoom, RoomError};
+use super::service::Rooms;
 use crate::auth::AuthUser;
-use crate::error::ApiError;
-use crate::http::{bad_query, client_ip, method_not_allowed, page_cursor, page_limit};
-use crate::state::AppState;
+use crate::error::{ApiError, ErrorCode};
+use crate::http::{Budget, Limits, bad_query, method_not_allowed, page_cursor, page_limit};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -49,20 +49,24 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 impl From<RoomError> for ApiError {
     fn from(err: RoomError) -> Self {
         match err {
-            RoomError::NotFound => ApiError::not_found("ROOM_NOT_FOUND", "No such room"),
-            RoomError::Ended => ApiError::conflict("ROOM_ENDED", "This room has ended"),
-            RoomError::Full => ApiError::conflict("ROOM_FULL", "This room is full"),
+            RoomError::NotFound => ApiError::not_found(ErrorCode::RoomNotFound, "No such room"),
+            RoomError::Ended => ApiError::conflict(ErrorCode::RoomEnded, "This room has ended"),
+            RoomError::Full => ApiError::conflict(ErrorCode::RoomFull, "This room is full"),
             RoomError::Kicked => ApiError::forbidden(
-                "KICKED",
+                ErrorCode::Kicked,
                 "You were removed from this room and cannot rejoin it",
             ),
-            RoomError::NotHost => ApiError::forbidden("NOT_HOST", "Only the host may do this"),
-            RoomError::NotInRoom => ApiError::conflict("NOT_IN_ROOM", "You are not in this room"),
+            RoomError::NotHost => {
+                ApiError::forbidden(ErrorCode::NotHost, "Only the host may do this")
+            }
+            RoomError::NotInRoom => {
+                ApiError::conflict(ErrorCode::NotInRoom, "You are not in this room")
+            }
             RoomError::CannotKickSelf => {
-                ApiError::unprocessable("CANNOT_KICK_SELF", "The host cannot kick themself")
+                ApiError::unprocessable(ErrorCode::CannotKickSelf, "The host cannot kick themself")
             }
             RoomError::ParticipantNotFound => ApiError::not_found(
-                "PARTICIPANT_NOT_FOUND",
+                ErrorCode::ParticipantNotFound,
                 "That user has no seat in this room",
             ),
             RoomError::Db(e) => e.into(),
@@ -84,9 +88,9 @@ struct CreateRoomRequest {
 }
 
 impl CreateRoomRequest {
-    fn parse(self, state: &AppState) -> Result<NewRoom, ApiError> {
+    fn parse(self, rooms: &Rooms) -> Result<NewRoom, ApiError> {
         self.validate().map_err(|e| ApiError::validation(&e))?;
-        let settings = state.rooms.settings();
+        let settings = rooms.settings();
         let title =
             RoomTitle::parse(&self.title).map_err(|m| ApiError::invalid_field("title", m))?;
         let topic = match self.topic.as_deref() {
@@ -120,22 +124,17 @@ impl CreateRoomRequest {
 }
 
 async fn create_room(
-    state: web::Data<AppState>,
+    rooms: web::Data<Rooms>,
+    limits: web::Data<Limits>,
     req: HttpRequest,
     user: AuthUser,
     body: web::Json<CreateRoomRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let new = body.into_inner().parse(&state)?;
-    let rules = &state.limits.settings;
-    let mut hits = vec![(
-        format!("room:create:user:{}", user.0.id),
-        rules.create_room_per_user,
-    )];
-    if let Some(ip) = client_ip(&req, state.settings.server.trust_proxy) {
-        hits.push((format!("room:create:ip:{ip}"), rules.create_room_per_ip));
-    }
-    state.limits.check(&hits).await?;
-    let detail = state.rooms.create(user.0, new).await?;
+    let new = body.into_inner().parse(&rooms)?;
+    limits
+        .spend(Budget::CreateRoom, user.0.uuid(), limits.client_ip(&req))
+        .await?;
+    let detail = rooms.create(user.0, new).await?;
     Ok(HttpResponse::Created().json(detail))
 }
 
@@ -165,7 +164,7 @@ fn folded(raw: Option<&str>) -> Option<String> {
 }
 
 async fn list_rooms(
-    state: web::Data<AppState>,
+    rooms: web::Data<Rooms>,
     query: web::Query<ListRoomsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
@@ -185,7 +184,7 @@ async fn list_rooms(
     {
         None => None,
         Some(raw) => Some(
-            LanguageCode::parse(raw, &state.rooms.settings().languages)
+            LanguageCode::parse(raw, &rooms.settings().languages)
                 .map_err(|m| bad_query("language", &m))?
                 .as_str()
                 .to_owned(),
@@ -213,7 +212,7 @@ async fn list_rooms(
     };
     let limit = page_limit(query.limit)?;
     let after = page_cursor(query.cursor.as_deref())?;
-    let (rooms, next) = state.rooms.list(filter, limit, after).await?;
+    let (rooms, next) = rooms.list(filter, limit, after).await?;
     Ok(HttpResponse::Ok().json(RoomPage {
         rooms,
         next_cursor: next.map(|c| c.encode()),
@@ -221,19 +220,19 @@ async fn list_rooms(
 }
 
 async fn get_room(
-    state: web::Data<AppState>,
+    rooms: web::Data<Rooms>,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let detail = state.rooms.get(path.into_inner()).await?;
+    let detail = rooms.get(path.into_inner()).await?;
     Ok(HttpResponse::Ok().json(detail))
 }
 
 async fn end_room(
-    state: web::Data<AppState>,
+    rooms: web::Data<Rooms>,
     path: web::Path<Uuid>,
     user: AuthUser,
 ) -> Result<HttpResponse, ApiError> {
-    let room = state.rooms.end(path.into_inner(), user.0.uuid()).await?;
+    let room = rooms.end(path.into_inner(), user.0.uuid()).await?;
     Ok(HttpResponse::Ok().json(room))
 }
 
@@ -245,27 +244,25 @@ struct JoinResponse {
 }
 
 async fn join_room(
-    state: web::Data<AppState>,
+    rooms: web::Data<Rooms>,
+    limits: web::Data<Limits>,
     req: HttpRequest,
     path: web::Path<Uuid>,
     user: AuthUser,
 ) -> Result<HttpResponse, ApiError> {
-    let rules = &state.limits.settings;
-    let mut hits = vec![(format!("room:join:user:{}", user.0.id), rules.join_per_user)];
-    if let Some(ip) = client_ip(&req, state.settings.server.trust_proxy) {
-        hits.push((format!("room:join:ip:{ip}"), rules.join_per_ip));
-    }
-    state.limits.check(&hits).await?;
-    let (room, participant) = state.rooms.join(path.into_inner(), user.0).await?;
+    limits
+        .spend(Budget::JoinRoom, user.0.uuid(), limits.client_ip(&req))
+        .await?;
+    let (room, participant) = rooms.join(path.into_inner(), user.0).await?;
     Ok(HttpResponse::Ok().json(JoinResponse { room, participant }))
 }
 
 async fn leave_room(
-    state: web::Data<AppState>,
+    rooms: web::Data<Rooms>,
     path: web::Path<Uuid>,
     user: AuthUser,
 ) -> Result<HttpResponse, ApiError> {
-    let left = state.rooms.leave(path.into_inner(), user.0.uuid()).await?;
+    let left = rooms.leave(path.into_inner(), user.0.uuid()).await?;
     Ok(HttpResponse::Ok().json(left))
 }
 
@@ -276,12 +273,12 @@ struct KickResponse {
 }
 
 async fn kick_user(
-    state: web::Data<AppState>,
+    rooms: web::Data<Rooms>,
     path: web::Path<(Uuid, Uuid)>,
     user: AuthUser,
 ) -> Result<HttpResponse, ApiError> {
     let (room_id, target) = path.into_inner();
-    state.rooms.kick(room_id, user.0.uuid(), target).await?;
+    rooms.kick(room_id, user.0.uuid(), target).await?;
     Ok(HttpResponse::Ok().json(KickResponse {
         kicked_user_id: target,
     }))

@@ -48,28 +48,6 @@ pub enum SfuError {
     Internal,
 }
 
-impl SfuError {
-    /// Stable machine-readable code for clients (`SFU_…`).
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::UnknownRoom => "SFU_UNKNOWN_ROOM",
-            Self::UnknownParticipant => "SFU_UNKNOWN_PARTICIPANT",
-            Self::AlreadyJoined => "SFU_ALREADY_JOINED",
-            Self::RoomFull => "SFU_ROOM_FULL",
-            Self::NoFreePort => "SFU_NO_FREE_PORT",
-            Self::InvalidSdp(_) => "SFU_INVALID_SDP",
-            Self::InvalidCandidate(_) => "SFU_INVALID_CANDIDATE",
-            Self::CandidateBeforeDescription => "SFU_CANDIDATE_BEFORE_DESCRIPTION",
-            Self::UnexpectedAnswer => "SFU_UNEXPECTED_ANSWER",
-            Self::NegotiationInProgress => "SFU_NEGOTIATION_IN_PROGRESS",
-            Self::RateLimited => "SFU_RATE_LIMITED",
-            Self::MalformedMessage(_) => "SFU_MALFORMED_MESSAGE",
-            Self::ShuttingDown => "SFU_SHUTTING_DOWN",
-            Self::Internal => "SFU_INTERNAL",
-        }
-    }
-}
-
 /// Logs a webrtc-rs failure with context and turns it into [`SfuError::Internal`].
 pub(crate) fn internal(context: &str, err: impl std::fmt::Display) -> SfuError {
     tracing::warn!(error = %err, "sfu: {context} failed");

@@ -4,6 +4,7 @@
 mod auth;
 mod bad_input;
 mod chat;
+mod error_codes;
 mod events;
 mod helpers;
 mod lobby;

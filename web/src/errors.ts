@@ -1,8 +1,13 @@
 // Server error codes (REST and socket acks) → translated, plain messages.
 import { ApiError } from './api/client';
+import type { ServerErrorCode } from './errorCodes';
 import { t, type MessageKey } from './i18n';
 
-const CODE_KEYS: Record<string, MessageKey> = {
+/** Failures the app names itself (no server answer to name them). */
+type ClientErrorCode = 'NETWORK_ERROR' | 'TIMEOUT' | 'REALTIME_OFFLINE';
+
+// Typed by the server's own list: a key that is not a real code fails the type check.
+const CODE_KEYS: Partial<Record<ServerErrorCode | ClientErrorCode, MessageKey>> = {
   ROOM_FULL: 'error.roomFull',
   ROOM_ENDED: 'error.roomEnded',
   KICKED: 'error.kicked',
@@ -30,7 +35,7 @@ const CODE_KEYS: Record<string, MessageKey> = {
 };
 
 export function errorKey(code: string): MessageKey {
-  return CODE_KEYS[code] ?? 'error.unknown';
+  return CODE_KEYS[code as ServerErrorCode | ClientErrorCode] ?? 'error.unknown';
 }
 
 export function errorCode(err: unknown): string {
