@@ -2,7 +2,8 @@
 //! change is committed. The realtime layer turns them into Socket.IO events.
 
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
+
+use crate::ids::{RoomId, UserId};
 
 use crate::chat::ChatMessageView;
 use crate::rooms::rules::SeatChange;
@@ -27,22 +28,22 @@ pub enum DomainEvent {
         reason: EndReason,
     },
     ParticipantJoined {
-        room_id: Uuid,
+        room_id: RoomId,
         participant: ParticipantView,
     },
     ParticipantLeft {
-        room_id: Uuid,
-        user_id: Uuid,
-        new_host_id: Option<Uuid>,
+        room_id: RoomId,
+        user_id: UserId,
+        new_host_id: Option<UserId>,
     },
     ParticipantKicked {
-        room_id: Uuid,
-        user_id: Uuid,
+        room_id: RoomId,
+        user_id: UserId,
     },
     /// Mic, camera or raised hand of a seat.
     SeatChanged {
-        room_id: Uuid,
-        user_id: Uuid,
+        room_id: RoomId,
+        user_id: UserId,
         change: SeatChange,
     },
     ChatMessagePosted {

@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
-use uuid::Uuid;
 
 use crate::cluster::RateLimiter;
 use crate::config::{RateLimitSettings, RateRule};
 use crate::db::cursor::PageCursor;
 use crate::error::{ApiError, ErrorCode};
+use crate::ids::UserId;
 
 pub fn json_config(max_body_bytes: usize) -> web::JsonConfig {
     web::JsonConfig::default()
@@ -157,7 +157,7 @@ impl Limits {
     pub async fn spend(
         &self,
         budget: Budget,
-        user: Uuid,
+        user: UserId,
         ip: Option<IpAddr>,
     ) -> Result<(), ApiError> {
         let (per_user, per_ip) = budget.rules(&self.settings);

@@ -11,6 +11,7 @@ pub mod error;
 pub mod events;
 pub mod gateway;
 pub mod http;
+pub mod ids;
 pub mod media;
 pub mod platform;
 pub mod realtime;

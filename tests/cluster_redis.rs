@@ -13,6 +13,7 @@ use realtime_support::*;
 use talkconnect::cluster::redis::{Redis, RedisAdapter, RedisPresence, RedisRateLimiter};
 use talkconnect::cluster::{Presence, RateLimiter};
 use talkconnect::config::{ClusterSettings, RateRule, RedisSettings};
+use talkconnect::ids::{RoomId, UserId};
 use talkconnect::realtime::{AdapterError, Config, EmitError, SocketIo};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -59,8 +60,8 @@ async fn only_one_replica_claims_an_expired_seat() {
         RedisPresence::new(a, Duration::from_secs(3)),
         RedisPresence::new(b, Duration::from_secs(3)),
     );
-    let room = Uuid::new_v4();
-    let seats: Vec<Uuid> = (0..20).map(|_| Uuid::new_v4()).collect();
+    let room = RoomId::random();
+    let seats: Vec<UserId> = (0..20).map(|_| UserId::random()).collect();
     for user in &seats {
         pa.seat_taken(room, *user).await;
     }
@@ -70,7 +71,7 @@ async fn only_one_replica_claims_an_expired_seat() {
         pa.take_expired(Duration::ZERO),
         pb.take_expired(Duration::ZERO)
     );
-    let mut claimed: Vec<Uuid> = ca.iter().chain(cb.iter()).map(|(_, u)| *u).collect();
+    let mut claimed: Vec<UserId> = ca.iter().chain(cb.iter()).map(|(_, u)| *u).collect();
     claimed.sort();
     let mut expected = seats[1..].to_vec();
     expected.sort();
@@ -101,8 +102,8 @@ async fn a_silent_replicas_sockets_expire_and_a_heartbeating_ones_do_not() {
     let shutdown = CancellationToken::new();
     alive.start_heartbeat(String::new(), shutdown.clone());
     let observer = RedisPresence::new(c, ttl);
-    let room = Uuid::new_v4();
-    let (gone, here) = (Uuid::new_v4(), Uuid::new_v4());
+    let room = RoomId::random();
+    let (gone, here) = (UserId::random(), UserId::random());
     silent.seat_taken(room, gone).await;
     silent.socket_entered(room, gone, "s1").await;
     alive.seat_taken(room, here).await;
@@ -371,7 +372,7 @@ async fn a_room_media_has_one_owner_that_answers_the_others_and_can_be_taken_ove
     }))
     .await;
 
-    let room = Uuid::new_v4();
+    let room = RoomId::random();
     assert_eq!(
         pa.owner(room).await.unwrap(),
         Owner::Here,
@@ -415,7 +416,7 @@ async fn a_room_media_has_one_owner_that_answers_the_others_and_can_be_taken_ove
 
     // A dead owner's lease runs out by itself.
     let other = Uuid::new_v4();
-    assert_eq!(pa.owner(other).await.unwrap(), Owner::Here);
+    assert_eq!(pa.owner(other.into()).await.unwrap(), Owner::Here);
     tokio::time::sleep(lease + Duration::from_millis(500)).await;
-    assert_eq!(pb.owner(other).await.unwrap(), Owner::Here);
+    assert_eq!(pb.owner(other.into()).await.unwrap(), Owner::Here);
 }

@@ -5,9 +5,9 @@
 
 use std::sync::Arc;
 
+use crate::ids::UserId;
 use serde::Serialize;
 use tokio::sync::Semaphore;
-use uuid::Uuid;
 
 use super::password;
 use super::token::{JwtKeys, TokenError};
@@ -82,7 +82,7 @@ impl Accounts {
             .await?
             .map_err(AccountError::Internal)?;
         let user = User {
-            id: Uuid::new_v4().to_string(),
+            id: UserId::random().to_string(),
             username: Some(new.username.as_str().to_owned()),
             email: Some(new.email.trim().to_lowercase()),
             password_hash: Some(password_hash),
@@ -120,7 +120,7 @@ impl Accounts {
 
     pub async fn guest(&self, display_name: DisplayName) -> Result<Session, AccountError> {
         let user = User {
-            id: Uuid::new_v4().to_string(),
+            id: UserId::random().to_string(),
             username: None,
             email: None,
             password_hash: None,
@@ -147,7 +147,7 @@ impl Accounts {
     fn session(&self, user: &User) -> Result<Session, AccountError> {
         let token = self
             .jwt
-            .issue(user.uuid(), user.is_guest)
+            .issue(user.user_id(), user.is_guest)
             .map_err(|e| AccountError::Internal(e.to_string()))?;
         Ok(Session {
             token,

@@ -8,11 +8,12 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
+
+use crate::ids::UserId;
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Claims {
-    pub sub: Uuid,
+    pub sub: UserId,
     pub iat: i64,
     pub exp: i64,
     /// Guests carry the flag so clients can tell without a lookup.
@@ -49,7 +50,11 @@ impl JwtKeys {
         }
     }
 
-    pub fn issue(&self, user_id: Uuid, guest: bool) -> Result<String, jsonwebtoken::errors::Error> {
+    pub fn issue(
+        &self,
+        user_id: UserId,
+        guest: bool,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             sub: user_id,
@@ -109,7 +114,7 @@ mod tests {
     #[test]
     fn issued_tokens_verify_and_carry_the_user() {
         let keys = JwtKeys::new(b"secret-one", 60);
-        let id = Uuid::new_v4();
+        let id = UserId::random();
         let claims = keys.verify(&keys.issue(id, true).unwrap()).unwrap();
         assert_eq!(claims.sub, id);
         assert!(claims.guest);
@@ -118,7 +123,7 @@ mod tests {
     #[test]
     fn a_token_signed_with_another_secret_is_invalid() {
         let other = JwtKeys::new(b"secret-two", 60);
-        let token = other.issue(Uuid::new_v4(), false).unwrap();
+        let token = other.issue(UserId::random(), false).unwrap();
         assert_eq!(
             JwtKeys::new(b"secret-one", 60).verify(&token).unwrap_err(),
             TokenError::Invalid
@@ -134,7 +139,7 @@ mod tests {
         let keys = JwtKeys::new(b"secret", 60);
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
-            sub: Uuid::new_v4(),
+            sub: UserId::random(),
             iat: now - 3600,
             exp: now - 600,
             guest: false,
@@ -145,7 +150,7 @@ mod tests {
 
     #[test]
     fn the_generated_secret_is_kept_and_reused() {
-        let dir = std::env::temp_dir().join(format!("tc-secret-{}", Uuid::new_v4()));
+        let dir = std::env::temp_dir().join(format!("tc-secret-{}", UserId::random()));
         let first = load_or_create_secret("", &dir).unwrap();
         let second = load_or_create_secret("", &dir).unwrap();
         assert_eq!(first, second);

@@ -1,10 +1,10 @@
 //! Users (registered and guests): the row, its public face, the names they choose, and the
 //! queries accounts need.
 
+use crate::ids::UserId;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use crate::db::schema::users;
 use crate::db::{DbConnection, DbError, is_unique_violation};
@@ -25,7 +25,7 @@ pub struct User {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UserPublic {
-    pub id: Uuid,
+    pub id: UserId,
     pub username: Option<String>,
     pub display_name: String,
     pub is_guest: bool,
@@ -35,7 +35,7 @@ pub struct UserPublic {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UserPrivate {
-    pub id: Uuid,
+    pub id: UserId,
     pub username: Option<String>,
     pub email: Option<String>,
     pub display_name: String,
@@ -44,13 +44,13 @@ pub struct UserPrivate {
 }
 
 impl User {
-    pub fn uuid(&self) -> Uuid {
-        parse_stored_id(&self.id)
+    pub fn user_id(&self) -> UserId {
+        UserId::from_stored(&self.id)
     }
 
     pub fn public(&self) -> UserPublic {
         UserPublic {
-            id: self.uuid(),
+            id: self.user_id(),
             username: self.username.clone(),
             display_name: self.display_name.clone(),
             is_guest: self.is_guest,
@@ -59,7 +59,7 @@ impl User {
 
     pub fn private(&self) -> UserPrivate {
         UserPrivate {
-            id: self.uuid(),
+            id: self.user_id(),
             username: self.username.clone(),
             email: self.email.clone(),
             display_name: self.display_name.clone(),
@@ -67,14 +67,6 @@ impl User {
             created_at: self.created_at.and_utc(),
         }
     }
-}
-
-/// Ids are written by this program as UUIDs; a row that is not would be a bug, logged once here.
-pub fn parse_stored_id(id: &str) -> Uuid {
-    Uuid::parse_str(id).unwrap_or_else(|e| {
-        tracing::error!(id, error = %e, "a stored id is not a UUID");
-        Uuid::nil()
-    })
 }
 
 /// A name shown to others: trimmed, 1–32 characters, no control characters.
@@ -169,7 +161,7 @@ pub fn insert(conn: &mut DbConnection, user: &User) -> Result<(), NewUserError> 
         })
 }
 
-pub fn find(conn: &mut DbConnection, id: Uuid) -> Result<Option<User>, DbError> {
+pub fn find(conn: &mut DbConnection, id: UserId) -> Result<Option<User>, DbError> {
     Ok(users::table
         .find(id.to_string())
         .select(User::as_select())

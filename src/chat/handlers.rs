@@ -2,13 +2,13 @@
 
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 use validator::Validate;
 
 use super::service::{Chat, ChatError, ChatMessageView, ChatText};
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ErrorCode};
 use crate::http::{Budget, Limits, method_not_allowed, page_cursor, page_limit};
+use crate::ids::RoomId;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -49,14 +49,14 @@ struct MessagePage {
 
 async fn history(
     chat: web::Data<Chat>,
-    path: web::Path<Uuid>,
+    path: web::Path<RoomId>,
     query: web::Query<HistoryQuery>,
     user: AuthUser,
 ) -> Result<HttpResponse, ApiError> {
     let limit = page_limit(query.limit)?;
     let after = page_cursor(query.cursor.as_deref())?;
     let (messages, next) = chat
-        .history(path.into_inner(), user.0.uuid(), limit, after)
+        .history(path.into_inner(), user.0.user_id(), limit, after)
         .await?;
     Ok(HttpResponse::Ok().json(MessagePage {
         messages,
@@ -74,7 +74,7 @@ struct PostMessageRequest {
 async fn post_message(
     chat: web::Data<Chat>,
     limits: web::Data<Limits>,
-    path: web::Path<Uuid>,
+    path: web::Path<RoomId>,
     user: AuthUser,
     body: web::Json<PostMessageRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -82,7 +82,7 @@ async fn post_message(
     body.validate().map_err(|e| ApiError::validation(&e))?;
     let text = ChatText::parse(&body.message).map_err(|m| ApiError::invalid_field("message", m))?;
     // The same budget as the socket's chat:message: one person, one pace, either way.
-    limits.spend(Budget::Chat, user.0.uuid(), None).await?;
+    limits.spend(Budget::Chat, user.0.user_id(), None).await?;
     let message = chat.post(path.into_inner(), user.0, text).await?;
     Ok(HttpResponse::Created().json(message))
 }

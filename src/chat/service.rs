@@ -13,8 +13,9 @@ use crate::db::cursor::PageCursor;
 use crate::db::schema::{room_chat_messages, users};
 use crate::db::{self, DbConnection, DbError, DbPool, write_transaction};
 use crate::events::DomainEvent;
-use crate::rooms::model::ParticipantRow;
-use crate::rooms::queries::{find_room, find_seat};
+use crate::ids::{RoomId, UserId};
+use crate::rooms::RoomError;
+use crate::rooms::rules::seat_in_live_room;
 
 /// Chat text: 1–1000 characters once trimmed; line breaks and tabs allowed, other control
 /// characters not. It is text, never HTML: clients must render it as text.
@@ -74,7 +75,7 @@ struct ChatMessageRow {
 #[serde(rename_all = "camelCase")]
 pub struct ChatMessageView {
     pub id: Uuid,
-    pub room_id: Uuid,
+    pub room_id: RoomId,
     pub message: String,
     pub created_at: DateTime<Utc>,
     pub sender: UserPublic,
@@ -83,8 +84,8 @@ pub struct ChatMessageView {
 impl ChatMessageRow {
     fn view(&self, sender: UserPublic) -> ChatMessageView {
         ChatMessageView {
-            id: crate::auth::users::parse_stored_id(&self.id),
-            room_id: crate::auth::users::parse_stored_id(&self.room_id),
+            id: Uuid::parse_str(&self.id).unwrap_or_default(),
+            room_id: RoomId::from_stored(&self.room_id),
             message: self.message.clone(),
             created_at: self.created_at.and_utc(),
             sender,
@@ -92,19 +93,19 @@ impl ChatMessageRow {
     }
 }
 
-/// The caller must hold a seat in a live room.
+/// The caller must hold a seat in a live room (the room rule), told in chat's words.
 fn require_seat(
     conn: &mut DbConnection,
-    room_id: &str,
-    user_id: &str,
-) -> Result<ParticipantRow, ChatError> {
-    let room = find_room(conn, room_id)?.ok_or(ChatError::RoomNotFound)?;
-    if !room.is_live() {
-        return Err(ChatError::RoomEnded);
+    room_id: RoomId,
+    user_id: UserId,
+) -> Result<(), ChatError> {
+    match seat_in_live_room(conn, room_id, user_id) {
+        Ok(_) => Ok(()),
+        Err(RoomError::NotFound) => Err(ChatError::RoomNotFound),
+        Err(RoomError::Ended) => Err(ChatError::RoomEnded),
+        Err(RoomError::Db(e)) => Err(ChatError::Db(e)),
+        Err(_) => Err(ChatError::NotParticipant),
     }
-    find_seat(conn, room_id, user_id)?
-        .filter(ParticipantRow::is_active)
-        .ok_or(ChatError::NotParticipant)
 }
 
 #[derive(Clone)]
@@ -121,10 +122,11 @@ impl Chat {
     /// Stores the message, then publishes it to the room.
     pub async fn post(
         &self,
-        room_id: Uuid,
+        room_id: RoomId,
         sender: User,
         text: ChatText,
     ) -> Result<ChatMessageView, ChatError> {
+        let sender_id = sender.user_id();
         let view = db::run(&self.pool, move |conn| {
             let row = ChatMessageRow {
                 id: Uuid::new_v4().to_string(),
@@ -134,7 +136,7 @@ impl Chat {
                 created_at: db::now(),
             };
             write_transaction(conn, |conn| {
-                require_seat(conn, &row.room_id, &row.user_id)?;
+                require_seat(conn, room_id, sender_id)?;
                 diesel::insert_into(room_chat_messages::table)
                     .values(&row)
                     .execute(conn)?;
@@ -154,14 +156,14 @@ impl Chat {
     /// One page of the room's messages, newest first, for someone seated in it.
     pub async fn history(
         &self,
-        room_id: Uuid,
-        reader_id: Uuid,
+        room_id: RoomId,
+        reader_id: UserId,
         limit: i64,
         after: Option<PageCursor>,
     ) -> Result<(Vec<ChatMessageView>, Option<PageCursor>), ChatError> {
         db::run(&self.pool, move |conn| {
+            require_seat(conn, room_id, reader_id)?;
             let room_id = room_id.to_string();
-            require_seat(conn, &room_id, &reader_id.to_string())?;
             let mut query = room_chat_messages::table
                 .inner_join(users::table)
                 .filter(room_chat_messages::room_id.eq(&room_id))

@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde_json::Value;
-use uuid::Uuid;
+
+use crate::ids::RoomId;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Owner {
@@ -34,13 +35,13 @@ pub type RequestHandler = Arc<dyn Fn(Value) -> RequestFuture + Send + Sync>;
 #[async_trait]
 pub trait MediaPlacement: Send + Sync {
     /// The replica that serves `room`; when none does, this one claims it.
-    async fn owner(&self, room: Uuid) -> Result<Owner, PlacementError>;
+    async fn owner(&self, room: RoomId) -> Result<Owner, PlacementError>;
     /// Is `node` still the owner of `room`?
-    async fn is_owner(&self, room: Uuid, node: &str) -> bool;
+    async fn is_owner(&self, room: RoomId, node: &str) -> bool;
     /// Renews this replica's claim on the rooms it serves; answers the ones it lost.
-    async fn keep(&self, rooms: &[Uuid]) -> Vec<Uuid>;
+    async fn keep(&self, rooms: &[RoomId]) -> Vec<RoomId>;
     /// Gives `room` up (nobody of it is served here any more).
-    async fn vacate(&self, room: Uuid);
+    async fn vacate(&self, room: RoomId);
     /// Sends `request` to replica `node` and waits for its answer.
     async fn call(&self, node: &str, request: Value) -> Result<Value, PlacementError>;
     /// Serves the requests other replicas send here.
@@ -52,19 +53,19 @@ pub struct LocalPlacement;
 
 #[async_trait]
 impl MediaPlacement for LocalPlacement {
-    async fn owner(&self, _room: Uuid) -> Result<Owner, PlacementError> {
+    async fn owner(&self, _room: RoomId) -> Result<Owner, PlacementError> {
         Ok(Owner::Here)
     }
 
-    async fn is_owner(&self, _room: Uuid, _node: &str) -> bool {
+    async fn is_owner(&self, _room: RoomId, _node: &str) -> bool {
         false
     }
 
-    async fn keep(&self, _rooms: &[Uuid]) -> Vec<Uuid> {
+    async fn keep(&self, _rooms: &[RoomId]) -> Vec<RoomId> {
         Vec::new()
     }
 
-    async fn vacate(&self, _room: Uuid) {}
+    async fn vacate(&self, _room: RoomId) {}
 
     async fn call(&self, _node: &str, _request: Value) -> Result<Value, PlacementError> {
         Err(PlacementError::Unreachable)

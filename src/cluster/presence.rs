@@ -8,23 +8,24 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use uuid::Uuid;
+
+use crate::ids::{RoomId, UserId};
 
 #[async_trait]
 pub trait Presence: Send + Sync {
     /// A seat was taken; its clock starts unless a socket already holds it.
-    async fn seat_taken(&self, room: Uuid, user: Uuid);
+    async fn seat_taken(&self, room: RoomId, user: UserId);
     /// One of the user's sockets entered the room.
-    async fn socket_entered(&self, room: Uuid, user: Uuid, socket: &str);
+    async fn socket_entered(&self, room: RoomId, user: UserId, socket: &str);
     /// One of the user's sockets left the room or disconnected; returns how many are left.
-    async fn socket_left(&self, room: Uuid, user: Uuid, socket: &str) -> usize;
+    async fn socket_left(&self, room: RoomId, user: UserId, socket: &str) -> usize;
     /// The seat is gone (left, kicked): forget it.
-    async fn seat_freed(&self, room: Uuid, user: Uuid);
+    async fn seat_freed(&self, room: RoomId, user: UserId);
     /// The room ended: forget all its seats.
-    async fn room_ended(&self, room: Uuid);
+    async fn room_ended(&self, room: RoomId);
     /// Seats unattended for longer than `grace`; they are forgotten here and the caller
     /// releases them.
-    async fn take_expired(&self, grace: Duration) -> Vec<(Uuid, Uuid)>;
+    async fn take_expired(&self, grace: Duration) -> Vec<(RoomId, UserId)>;
     /// This process is stopping gracefully: its sockets are gone. In one process the seats
     /// are put on the clock again at the next start; in a cluster the other replicas take
     /// over at once.
@@ -40,7 +41,7 @@ struct Seat {
 
 #[derive(Default)]
 pub struct InMemoryPresence {
-    seats: Mutex<HashMap<(Uuid, Uuid), Seat>>,
+    seats: Mutex<HashMap<(RoomId, UserId), Seat>>,
 }
 
 impl InMemoryPresence {
@@ -48,15 +49,15 @@ impl InMemoryPresence {
         Self::default()
     }
 
-    fn seats(&self) -> std::sync::MutexGuard<'_, HashMap<(Uuid, Uuid), Seat>> {
+    fn seats(&self) -> std::sync::MutexGuard<'_, HashMap<(RoomId, UserId), Seat>> {
         self.seats
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn take_expired_at(&self, grace: Duration, now: Instant) -> Vec<(Uuid, Uuid)> {
+    fn take_expired_at(&self, grace: Duration, now: Instant) -> Vec<(RoomId, UserId)> {
         let mut seats = self.seats();
-        let expired: Vec<(Uuid, Uuid)> = seats
+        let expired: Vec<(RoomId, UserId)> = seats
             .iter()
             .filter(|(_, seat)| {
                 seat.unattended_since
@@ -73,7 +74,7 @@ impl InMemoryPresence {
 
 #[async_trait]
 impl Presence for InMemoryPresence {
-    async fn seat_taken(&self, room: Uuid, user: Uuid) {
+    async fn seat_taken(&self, room: RoomId, user: UserId) {
         let mut seats = self.seats();
         let seat = seats.entry((room, user)).or_default();
         if seat.sockets.is_empty() && seat.unattended_since.is_none() {
@@ -81,14 +82,14 @@ impl Presence for InMemoryPresence {
         }
     }
 
-    async fn socket_entered(&self, room: Uuid, user: Uuid, socket: &str) {
+    async fn socket_entered(&self, room: RoomId, user: UserId, socket: &str) {
         let mut seats = self.seats();
         let seat = seats.entry((room, user)).or_default();
         seat.sockets.insert(socket.to_owned());
         seat.unattended_since = None;
     }
 
-    async fn socket_left(&self, room: Uuid, user: Uuid, socket: &str) -> usize {
+    async fn socket_left(&self, room: RoomId, user: UserId, socket: &str) -> usize {
         let mut seats = self.seats();
         let Some(seat) = seats.get_mut(&(room, user)) else {
             return 0;
@@ -100,15 +101,15 @@ impl Presence for InMemoryPresence {
         seat.sockets.len()
     }
 
-    async fn seat_freed(&self, room: Uuid, user: Uuid) {
+    async fn seat_freed(&self, room: RoomId, user: UserId) {
         self.seats().remove(&(room, user));
     }
 
-    async fn room_ended(&self, room: Uuid) {
+    async fn room_ended(&self, room: RoomId) {
         self.seats().retain(|(r, _), _| *r != room);
     }
 
-    async fn take_expired(&self, grace: Duration) -> Vec<(Uuid, Uuid)> {
+    async fn take_expired(&self, grace: Duration) -> Vec<(RoomId, UserId)> {
         self.take_expired_at(grace, Instant::now())
     }
 }
@@ -122,7 +123,7 @@ mod tests {
     #[tokio::test]
     async fn a_seat_without_a_socket_expires_after_the_grace_period() {
         let presence = InMemoryPresence::new();
-        let (room, user) = (Uuid::new_v4(), Uuid::new_v4());
+        let (room, user) = (RoomId::random(), UserId::random());
         presence.seat_taken(room, user).await;
         let now = Instant::now();
         assert!(presence.take_expired_at(GRACE, now).is_empty());
@@ -139,7 +140,7 @@ mod tests {
     #[tokio::test]
     async fn a_socket_holds_the_seat_until_the_last_one_leaves() {
         let presence = InMemoryPresence::new();
-        let (room, user) = (Uuid::new_v4(), Uuid::new_v4());
+        let (room, user) = (RoomId::random(), UserId::random());
         presence.seat_taken(room, user).await;
         presence.socket_entered(room, user, "tab-1").await;
         presence.socket_entered(room, user, "tab-2").await;
@@ -162,8 +163,8 @@ mod tests {
     #[tokio::test]
     async fn freed_seats_and_ended_rooms_are_forgotten() {
         let presence = InMemoryPresence::new();
-        let room = Uuid::new_v4();
-        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let room = RoomId::random();
+        let (a, b) = (UserId::random(), UserId::random());
         presence.seat_taken(room, a).await;
         presence.seat_taken(room, b).await;
         presence.seat_freed(room, a).await;

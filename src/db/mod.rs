@@ -157,7 +157,7 @@ where
 
 /// A transaction that holds the write lock from its first statement: `BEGIN IMMEDIATE` on
 /// SQLite (so two writers never both read the same seat count), a plain `BEGIN` on
-/// PostgreSQL where the work locks the rows it guards (`lock_room`).
+/// PostgreSQL where the work locks the rows it guards (the room rules lock the room's row).
 pub fn write_transaction<T, E, F>(conn: &mut DbConnection, work: F) -> Result<T, E>
 where
     F: FnOnce(&mut DbConnection) -> Result<T, E>,
@@ -185,21 +185,6 @@ where
             Err(err)
         }
     }
-}
-
-/// Locks one row of `rooms` until the transaction ends (PostgreSQL); SQLite's immediate
-/// transaction already holds the database write lock.
-pub fn lock_room(conn: &mut DbConnection, room_id: &str) -> QueryResult<()> {
-    use schema::rooms;
-    if let DbConnection::Postgres(c) = conn {
-        rooms::table
-            .find(room_id)
-            .select(rooms::id)
-            .for_update()
-            .first::<String>(c)
-            .optional()?;
-    }
-    Ok(())
 }
 
 /// Now, in UTC, at the microsecond precision both backends keep (so cursors round-trip).

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use actix_web::web;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use uuid::Uuid;
 
 use crate::auth::User;
 use crate::error::{ApiError, ErrorCode};
 use crate::http::Budget;
+use crate::ids::{RoomId, UserId};
 use crate::realtime::{AckSender, SocketRef};
 use crate::state::AppState;
 
@@ -20,12 +20,12 @@ use crate::state::AppState;
 pub const LOBBY: &str = "lobby";
 
 /// Every tab of a user.
-pub fn user_room(user: Uuid) -> String {
+pub fn user_room(user: UserId) -> String {
     format!("user:{user}")
 }
 
 /// The sockets inside a room.
-pub fn room_room(room: Uuid) -> String {
+pub fn room_room(room: RoomId) -> String {
     format!("room:{room}")
 }
 
@@ -35,7 +35,7 @@ pub struct SocketUser(pub Arc<User>);
 
 /// The room this socket is inside, if any.
 #[derive(Clone, Copy)]
-pub struct InRoom(pub Uuid);
+pub struct InRoom(pub RoomId);
 
 /// What a handler gets: the app, the socket, its user and the parsed payload.
 pub struct Call<T> {
@@ -46,8 +46,8 @@ pub struct Call<T> {
 }
 
 impl<T> Call<T> {
-    pub fn user_id(&self) -> Uuid {
-        self.user.uuid()
+    pub fn user_id(&self) -> UserId {
+        self.user.user_id()
     }
 
     pub fn socket_id(&self) -> String {
@@ -55,7 +55,7 @@ impl<T> Call<T> {
     }
 
     /// The room named in the payload, else the one the socket is inside.
-    pub fn room(&self, named: Option<Uuid>) -> Result<Uuid, ApiError> {
+    pub fn room(&self, named: Option<RoomId>) -> Result<RoomId, ApiError> {
         named
             .or_else(|| self.socket.extensions().get::<InRoom>().map(|r| r.0))
             .ok_or_else(|| ApiError::conflict(ErrorCode::NotInRoom, "Join a room first"))
@@ -63,7 +63,7 @@ impl<T> Call<T> {
 
     /// The room this socket is inside (and, if the payload names one, that same room):
     /// media flows only there.
-    pub fn inside(&self, named: Option<Uuid>) -> Result<Uuid, ApiError> {
+    pub fn inside(&self, named: Option<RoomId>) -> Result<RoomId, ApiError> {
         let current = self.socket.extensions().get::<InRoom>().map(|r| r.0);
         match (current, named) {
             (Some(room), None) => Ok(room),
@@ -102,7 +102,7 @@ pub fn on<T, F, Fut>(
                         ApiError::unauthorized(ErrorCode::Unauthenticated, "Sign in first")
                     })?
                     .0;
-                state.limits.spend(budget, user.uuid(), None).await?;
+                state.limits.spend(budget, user.user_id(), None).await?;
                 let data = if data.is_null() { json!({}) } else { data };
                 let input: T = serde_json::from_value(data).map_err(|e| {
                     ApiError::unprocessable(ErrorCode::InvalidBody, format!("{event}: {e}"))

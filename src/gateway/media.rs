@@ -5,10 +5,10 @@
 
 use serde::Deserialize;
 use serde_json::{Value, json};
-use uuid::Uuid;
 
 use super::kit::{Call, room_room, user_room};
 use crate::error::{ApiError, ErrorCode};
+use crate::ids::{RoomId, UserId};
 
 /// The mesh relay's events: the same name goes to the target with `senderUserId`.
 pub const RELAY_EVENTS: [&str; 3] = ["webrtc:offer", "webrtc:answer", "webrtc:ice-candidate"];
@@ -16,7 +16,7 @@ pub const RELAY_EVENTS: [&str; 3] = ["webrtc:offer", "webrtc:answer", "webrtc:ic
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SfuJoinRequest {
-    room_id: Option<Uuid>,
+    room_id: Option<RoomId>,
     /// False for listen-only participants (no camera or microphone).
     #[serde(default = "publishes")]
     publish: bool,
@@ -29,14 +29,14 @@ fn publishes() -> bool {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SfuLeaveRequest {
-    room_id: Option<Uuid>,
+    room_id: Option<RoomId>,
 }
 
 /// A `webrtc:*` relay: the target and whatever the browsers exchange (SDP, candidates).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RelayRequest {
-    target_user_id: Uuid,
+    target_user_id: UserId,
     #[serde(flatten)]
     payload: serde_json::Map<String, Value>,
 }

@@ -77,7 +77,7 @@ async fn on_connect(
                 ConnectError::new(ErrorCode::ServiceUnavailable.as_str())
             }
         })?;
-    let user_id = user.uuid();
+    let user_id = user.user_id();
     socket.extensions().insert(SocketUser(Arc::new(user)));
     socket
         .join_all([LOBBY.to_owned(), user_room(user_id)])

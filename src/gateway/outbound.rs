@@ -126,11 +126,11 @@ pub async fn emit(io: &SocketIo, emissions: Vec<Emission>) -> Result<(), EmitErr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use uuid::Uuid;
+    use crate::ids::{RoomId, UserId};
 
     #[test]
     fn a_kick_is_told_to_the_room_and_to_every_tab_of_the_kicked() {
-        let (room_id, user_id) = (Uuid::new_v4(), Uuid::new_v4());
+        let (room_id, user_id) = (RoomId::random(), UserId::random());
         let out = translate(&DomainEvent::ParticipantKicked { room_id, user_id });
         assert_eq!(
             out,
@@ -144,7 +144,7 @@ mod tests {
 
     #[test]
     fn a_lowered_hand_names_the_seat() {
-        let (room_id, user_id) = (Uuid::new_v4(), Uuid::new_v4());
+        let (room_id, user_id) = (RoomId::random(), UserId::random());
         let out = translate(&DomainEvent::SeatChanged {
             room_id,
             user_id,

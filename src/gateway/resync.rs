@@ -11,11 +11,11 @@ use std::collections::HashSet;
 use actix_web::web;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 use super::outbound::{self, lobby_update};
 use super::seats;
 use crate::events::DomainEvent;
+use crate::ids::RoomId;
 use crate::rooms::queries::RoomFilter;
 use crate::rooms::{RoomError, RoomView, domain::RoomStatus};
 use crate::state::AppState;
@@ -25,7 +25,7 @@ pub async fn resync_after_outages(state: web::Data<AppState>, shutdown: Cancella
     let mut seen = *reconnections.borrow_and_update();
     let mut events = state.bus.subscribe();
     // Rooms this replica's lobby sockets may be showing.
-    let mut announced: HashSet<Uuid> = match live_rooms(&state).await {
+    let mut announced: HashSet<RoomId> = match live_rooms(&state).await {
         Ok(rooms) => rooms.iter().map(|r| r.id).collect(),
         Err(e) => {
             tracing::warn!(error = %e, "could not list the live rooms");
@@ -87,10 +87,10 @@ async fn live_rooms(state: &AppState) -> Result<Vec<RoomView>, RoomError> {
 
 async fn resync_lobby(
     state: &web::Data<AppState>,
-    announced: &HashSet<Uuid>,
-) -> Result<HashSet<Uuid>, RoomError> {
+    announced: &HashSet<RoomId>,
+) -> Result<HashSet<RoomId>, RoomError> {
     let rooms = live_rooms(state).await?;
-    let live: HashSet<Uuid> = rooms.iter().map(|r| r.id).collect();
+    let live: HashSet<RoomId> = rooms.iter().map(|r| r.id).collect();
     let mut updates = Vec::new();
     for gone in announced.difference(&live) {
         if let Ok(detail) = state.rooms.get(*gone).await {

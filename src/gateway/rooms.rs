@@ -4,60 +4,60 @@
 
 use serde::Deserialize;
 use serde_json::{Value, json};
-use uuid::Uuid;
 
 use super::kit::Call;
 use super::seats;
 use crate::chat::ChatText;
 use crate::error::ApiError;
+use crate::ids::{RoomId, UserId};
 use crate::rooms::rules::SeatChange;
 use crate::sfu::MediaKind;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RoomRef {
-    room_id: Option<Uuid>,
+    room_id: Option<RoomId>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JoinRequest {
-    room_id: Uuid,
+    room_id: RoomId,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ChatRequest {
-    room_id: Option<Uuid>,
+    room_id: Option<RoomId>,
     message: String,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MicRequest {
-    room_id: Option<Uuid>,
+    room_id: Option<RoomId>,
     is_muted: bool,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VideoRequest {
-    room_id: Option<Uuid>,
+    room_id: Option<RoomId>,
     is_video_off: bool,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LowerHandRequest {
-    room_id: Option<Uuid>,
-    user_id: Option<Uuid>,
+    room_id: Option<RoomId>,
+    user_id: Option<UserId>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct KickRequest {
-    room_id: Option<Uuid>,
-    user_id: Uuid,
+    room_id: Option<RoomId>,
+    user_id: UserId,
 }
 
 /// `room:join`: takes the seat if needed; the socket enters the room.
@@ -143,7 +143,7 @@ pub async fn lower_hand(call: Call<LowerHandRequest>) -> Result<Value, ApiError>
 
 async fn change_own_seat<T>(
     call: &Call<T>,
-    named: Option<Uuid>,
+    named: Option<RoomId>,
     change: SeatChange,
 ) -> Result<Value, ApiError> {
     let room_id = call.room(named)?;

@@ -6,17 +6,17 @@ use std::time::Duration;
 
 use actix_web::web;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 use super::kit::{Call, InRoom, SocketUser, room_room, user_room};
 use crate::db;
 use crate::events::DomainEvent;
+use crate::ids::{RoomId, UserId};
 use crate::realtime::{BroadcastOperator, DisconnectReason, SocketRef};
 use crate::rooms::RoomError;
 use crate::state::AppState;
 
 /// Puts the socket inside the room (leaving the one it was in) and holds the seat for it.
-pub async fn enter_room<T>(call: &Call<T>, room_id: Uuid) {
+pub async fn enter_room<T>(call: &Call<T>, room_id: RoomId) {
     let socket = &call.socket;
     let user_id = call.user_id();
     if let Some(InRoom(previous)) = socket.extensions().insert(InRoom(room_id)) {
@@ -36,7 +36,7 @@ pub async fn enter_room<T>(call: &Call<T>, room_id: Uuid) {
 }
 
 /// Takes the socket out of the room; the seat goes on the clock if no other socket holds it.
-pub async fn exit_room<T>(call: &Call<T>, room_id: Uuid) {
+pub async fn exit_room<T>(call: &Call<T>, room_id: RoomId) {
     let socket = &call.socket;
     let was_inside = socket
         .extensions()
@@ -63,11 +63,11 @@ pub async fn socket_gone(state: web::Data<AppState>, socket: SocketRef, reason: 
     let socket_id = socket.id().to_string();
     state
         .media
-        .socket_gone(room_id, user.uuid(), &socket_id)
+        .socket_gone(room_id, user.user_id(), &socket_id)
         .await;
     let left = state
         .presence
-        .socket_left(room_id, user.uuid(), &socket_id)
+        .socket_left(room_id, user.user_id(), &socket_id)
         .await;
     tracing::debug!(%room_id, user_id = %user.id, reason = reason.as_str(), sockets_left = left, "socket gone");
 }
@@ -119,7 +119,7 @@ pub async fn react(state: &AppState, event: &DomainEvent) {
 }
 
 /// Every tab of the user leaves the room's Socket.IO room; the seat is forgotten.
-async fn remove_user_from_room(state: &AppState, room_id: Uuid, user_id: Uuid) {
+async fn remove_user_from_room(state: &AppState, room_id: RoomId, user_id: UserId) {
     let io = &state.io;
     forget_room_on_sockets(state, io.in_(user_room(user_id)), room_id).await;
     if let Err(e) = io
@@ -134,7 +134,7 @@ async fn remove_user_from_room(state: &AppState, room_id: Uuid, user_id: Uuid) {
 }
 
 /// Clears the `InRoom` mark of this node's sockets that were inside `room_id`.
-async fn forget_room_on_sockets(state: &AppState, selection: BroadcastOperator, room_id: Uuid) {
+async fn forget_room_on_sockets(state: &AppState, selection: BroadcastOperator, room_id: RoomId) {
     let Ok(sockets) = selection.local().fetch_sockets().await else {
         return;
     };

@@ -7,19 +7,19 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 use super::service::Media;
 use super::sessions::Seat;
 use super::sfu_events::log_removal;
 use super::wire::MediaRequest;
 use crate::error::ErrorCode;
+use crate::ids::{RoomId, UserId};
 use crate::sfu::{MediaKind, SfuError};
 
 impl Media {
     /// The seat is gone (left, kicked): its media goes too. Every replica hears of it; the
     /// one whose SFU serves the seat closes it.
-    pub async fn seat_gone(&self, room: Uuid, user: Uuid, kicked: bool) {
+    pub async fn seat_gone(&self, room: RoomId, user: UserId, kicked: bool) {
         self.sessions.remote().remove(&(room, user));
         let Some(sfu) = &self.sfu else { return };
         if !self.sessions.release((room, user), None) {
@@ -35,7 +35,7 @@ impl Media {
     }
 
     /// The room ended: every media session in it closes.
-    pub async fn room_gone(&self, room: Uuid) {
+    pub async fn room_gone(&self, room: RoomId) {
         self.sessions.remote().retain(|(r, _), _| *r != room);
         let Some(sfu) = &self.sfu else { return };
         let had_sessions = {
@@ -55,7 +55,7 @@ impl Media {
 
     /// The socket is gone or asked to stop: if it held a media session, the session closes
     /// (the browser starts a new one when it comes back).
-    pub async fn socket_gone(self: &Arc<Self>, room: Uuid, user: Uuid, socket: &str) {
+    pub async fn socket_gone(self: &Arc<Self>, room: RoomId, user: UserId, socket: &str) {
         let seat = (room, user);
         let remote_owner = {
             let mut remote = self.sessions.remote();
@@ -84,7 +84,13 @@ impl Media {
     }
 
     /// Mute or unmute forwarding of the participant's microphone or camera.
-    pub async fn set_muted(self: &Arc<Self>, room: Uuid, user: Uuid, kind: MediaKind, muted: bool) {
+    pub async fn set_muted(
+        self: &Arc<Self>,
+        room: RoomId,
+        user: UserId,
+        kind: MediaKind,
+        muted: bool,
+    ) {
         if self.sfu.is_none() {
             return;
         }
@@ -110,14 +116,14 @@ impl Media {
         lease: Duration,
         shutdown: CancellationToken,
     ) {
-        let mut served: HashSet<Uuid> = HashSet::new();
+        let mut served: HashSet<RoomId> = HashSet::new();
         let mut tick = tokio::time::interval((lease / 3).max(Duration::from_secs(1)));
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tick.tick() => {}
             }
-            let now: HashSet<Uuid> = self
+            let now: HashSet<RoomId> = self
                 .sessions
                 .local()
                 .keys()
@@ -126,7 +132,7 @@ impl Media {
             for room in served.difference(&now) {
                 self.placement.vacate(*room).await;
             }
-            let rooms: Vec<Uuid> = now.iter().copied().collect();
+            let rooms: Vec<RoomId> = now.iter().copied().collect();
             for room in self.placement.keep(&rooms).await {
                 tracing::warn!(%room, "media: another replica took this room over");
                 let holders: Vec<String> = {
@@ -164,7 +170,7 @@ impl Media {
         }
     }
 
-    async fn tell_connection_failed(&self, socket: &str, room: Uuid) {
+    async fn tell_connection_failed(&self, socket: &str, room: RoomId) {
         let _ = self
             .io
             .to(socket.to_owned())

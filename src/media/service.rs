@@ -7,7 +7,6 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 use super::sessions::{Seat, Sessions};
 use super::sfu_events::{forward_sfu_events, log_removal};
@@ -15,6 +14,7 @@ use super::wire::{MediaRequest, from_wire, not_joined, to_wire, unavailable, wro
 use crate::cluster::{MediaPlacement, Owner};
 use crate::config::MediaMode;
 use crate::error::ApiError;
+use crate::ids::{RoomId, UserId};
 use crate::realtime::SocketIo;
 use crate::sfu::{
     ClientSignal, IceServer, JoinOptions, Sfu, SfuConfig, SfuError, SfuHandle, SfuStartError,
@@ -247,8 +247,8 @@ impl Media {
     /// ICE servers for the browser.
     pub async fn join(
         self: &Arc<Self>,
-        room: Uuid,
-        user: Uuid,
+        room: RoomId,
+        user: UserId,
         publish: bool,
         socket: String,
     ) -> Result<Value, ApiError> {
@@ -277,8 +277,8 @@ impl Media {
     /// session, carried to the SFU that serves it.
     pub async fn signal(
         self: &Arc<Self>,
-        room: Uuid,
-        user: Uuid,
+        room: RoomId,
+        user: UserId,
         socket: String,
         event: &str,
         payload: Value,

@@ -4,10 +4,10 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use uuid::Uuid;
+use crate::ids::{RoomId, UserId};
 
 /// (room, user): one seat, one media session at most.
-pub(super) type Seat = (Uuid, Uuid);
+pub(super) type Seat = (RoomId, UserId);
 
 #[derive(Default)]
 pub(super) struct Sessions {

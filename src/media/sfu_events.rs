@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
-use uuid::Uuid;
 
 use super::sessions::{Seat, Sessions};
+use crate::ids::{RoomId, UserId};
 use crate::realtime::SocketIo;
 use crate::sfu::{SfuError, SfuEvent, SfuEventKind};
 
@@ -49,7 +49,7 @@ pub(super) async fn forward_sfu_events(
     }
 }
 
-pub(super) fn log_removal(result: Result<(), SfuError>, room: Uuid, user: Uuid) {
+pub(super) fn log_removal(result: Result<(), SfuError>, room: RoomId, user: UserId) {
     match result {
         Ok(()) | Err(SfuError::UnknownRoom | SfuError::UnknownParticipant) => {}
         Err(e) => tracing::warn!(%room, %user, error = %e, "sfu: removing a participant failed"),

@@ -4,9 +4,9 @@
 use actix_web::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use uuid::Uuid;
 
 use crate::error::{ApiError, ErrorCode};
+use crate::ids::{RoomId, UserId};
 use crate::sfu::{MediaKind, SfuError};
 
 /// What one replica asks the owner of a room's media (or itself) to do.
@@ -14,27 +14,27 @@ use crate::sfu::{MediaKind, SfuError};
 #[serde(tag = "op", rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub(super) enum MediaRequest {
     Join {
-        room: Uuid,
-        user: Uuid,
+        room: RoomId,
+        user: UserId,
         publish: bool,
         socket: String,
     },
     Signal {
-        room: Uuid,
-        user: Uuid,
+        room: RoomId,
+        user: UserId,
         socket: String,
         event: String,
         payload: Value,
     },
     /// The socket holding the session is gone or asked to stop.
     Leave {
-        room: Uuid,
-        user: Uuid,
+        room: RoomId,
+        user: UserId,
         socket: String,
     },
     Mute {
-        room: Uuid,
-        user: Uuid,
+        room: RoomId,
+        user: UserId,
         kind: MediaKind,
         muted: bool,
     },
@@ -155,10 +155,9 @@ mod tests {
 
     #[test]
     fn requests_are_tagged_json() {
-        let room = Uuid::nil();
         let request = MediaRequest::Mute {
-            room,
-            user: room,
+            room: RoomId::random(),
+            user: UserId::random(),
             kind: MediaKind::Video,
             muted: true,
         };

@@ -2,7 +2,6 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 use validator::Validate;
 
 use super::domain::{
@@ -15,6 +14,7 @@ use super::service::Rooms;
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ErrorCode};
 use crate::http::{Budget, Limits, bad_query, method_not_allowed, page_cursor, page_limit};
+use crate::ids::{RoomId, UserId};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -132,7 +132,7 @@ async fn create_room(
 ) -> Result<HttpResponse, ApiError> {
     let new = body.into_inner().parse(&rooms)?;
     limits
-        .spend(Budget::CreateRoom, user.0.uuid(), limits.client_ip(&req))
+        .spend(Budget::CreateRoom, user.0.user_id(), limits.client_ip(&req))
         .await?;
     let detail = rooms.create(user.0, new).await?;
     Ok(HttpResponse::Created().json(detail))
@@ -221,7 +221,7 @@ async fn list_rooms(
 
 async fn get_room(
     rooms: web::Data<Rooms>,
-    path: web::Path<Uuid>,
+    path: web::Path<RoomId>,
 ) -> Result<HttpResponse, ApiError> {
     let detail = rooms.get(path.into_inner()).await?;
     Ok(HttpResponse::Ok().json(detail))
@@ -229,10 +229,10 @@ async fn get_room(
 
 async fn end_room(
     rooms: web::Data<Rooms>,
-    path: web::Path<Uuid>,
+    path: web::Path<RoomId>,
     user: AuthUser,
 ) -> Result<HttpResponse, ApiError> {
-    let room = rooms.end(path.into_inner(), user.0.uuid()).await?;
+    let room = rooms.end(path.into_inner(), user.0.user_id()).await?;
     Ok(HttpResponse::Ok().json(room))
 }
 
@@ -247,11 +247,11 @@ async fn join_room(
     rooms: web::Data<Rooms>,
     limits: web::Data<Limits>,
     req: HttpRequest,
-    path: web::Path<Uuid>,
+    path: web::Path<RoomId>,
     user: AuthUser,
 ) -> Result<HttpResponse, ApiError> {
     limits
-        .spend(Budget::JoinRoom, user.0.uuid(), limits.client_ip(&req))
+        .spend(Budget::JoinRoom, user.0.user_id(), limits.client_ip(&req))
         .await?;
     let (room, participant) = rooms.join(path.into_inner(), user.0).await?;
     Ok(HttpResponse::Ok().json(JoinResponse { room, participant }))
@@ -259,26 +259,26 @@ async fn join_room(
 
 async fn leave_room(
     rooms: web::Data<Rooms>,
-    path: web::Path<Uuid>,
+    path: web::Path<RoomId>,
     user: AuthUser,
 ) -> Result<HttpResponse, ApiError> {
-    let left = rooms.leave(path.into_inner(), user.0.uuid()).await?;
+    let left = rooms.leave(path.into_inner(), user.0.user_id()).await?;
     Ok(HttpResponse::Ok().json(left))
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct KickResponse {
-    kicked_user_id: Uuid,
+    kicked_user_id: UserId,
 }
 
 async fn kick_user(
     rooms: web::Data<Rooms>,
-    path: web::Path<(Uuid, Uuid)>,
+    path: web::Path<(RoomId, UserId)>,
     user: AuthUser,
 ) -> Result<HttpResponse, ApiError> {
     let (room_id, target) = path.into_inner();
-    rooms.kick(room_id, user.0.uuid(), target).await?;
+    rooms.kick(room_id, user.0.user_id(), target).await?;
     Ok(HttpResponse::Ok().json(KickResponse {
         kicked_user_id: target,
     }))

@@ -3,12 +3,11 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use super::domain::{Level, Role, RoomStatus};
 use crate::auth::UserPublic;
-use crate::auth::users::parse_stored_id;
 use crate::db::schema::{room_participants, rooms};
+use crate::ids::{RoomId, UserId};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = rooms)]
@@ -35,8 +34,12 @@ impl RoomRow {
         self.status == RoomStatus::Live.as_str()
     }
 
-    pub fn uuid(&self) -> Uuid {
-        parse_stored_id(&self.id)
+    pub fn room_id(&self) -> RoomId {
+        RoomId::from_stored(&self.id)
+    }
+
+    pub fn host(&self) -> UserId {
+        UserId::from_stored(&self.host_id)
     }
 }
 
@@ -65,7 +68,7 @@ impl ParticipantRow {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RoomView {
-    pub id: Uuid,
+    pub id: RoomId,
     pub title: String,
     pub topic: Option<String>,
     pub language: String,
@@ -86,7 +89,7 @@ pub struct RoomView {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ParticipantView {
-    pub user_id: Uuid,
+    pub user_id: UserId,
     pub display_name: String,
     pub username: Option<String>,
     pub is_guest: bool,

@@ -10,10 +10,11 @@ use crate::auth::{User, UserPublic};
 use crate::db::cursor::PageCursor;
 use crate::db::schema::{room_participants, rooms, users};
 use crate::db::{DbConnection, DbError};
+use crate::ids::{RoomId, UserId};
 
-pub fn find_room(conn: &mut DbConnection, room_id: &str) -> QueryResult<Option<RoomRow>> {
+pub fn find_room(conn: &mut DbConnection, room_id: RoomId) -> QueryResult<Option<RoomRow>> {
     rooms::table
-        .find(room_id)
+        .find(room_id.to_string())
         .select(RoomRow::as_select())
         .first(conn)
         .optional()
@@ -21,12 +22,12 @@ pub fn find_room(conn: &mut DbConnection, room_id: &str) -> QueryResult<Option<R
 
 pub fn find_seat(
     conn: &mut DbConnection,
-    room_id: &str,
-    user_id: &str,
+    room_id: RoomId,
+    user_id: UserId,
 ) -> QueryResult<Option<ParticipantRow>> {
     room_participants::table
-        .filter(room_participants::room_id.eq(room_id))
-        .filter(room_participants::user_id.eq(user_id))
+        .filter(room_participants::room_id.eq(room_id.to_string()))
+        .filter(room_participants::user_id.eq(user_id.to_string()))
         .select(ParticipantRow::as_select())
         .first(conn)
         .optional()
@@ -68,7 +69,7 @@ fn users_by_id(conn: &mut DbConnection, ids: &[&str]) -> QueryResult<HashMap<Str
 
 fn room_view(row: &RoomRow, host: UserPublic, members: Vec<UserPublic>) -> RoomView {
     RoomView {
-        id: row.uuid(),
+        id: row.room_id(),
         title: row.title.clone(),
         topic: row.topic.clone(),
         language: row.language.clone(),
@@ -104,7 +105,7 @@ pub fn details(conn: &mut DbConnection, rows: &[RoomRow]) -> QueryResult<Vec<Roo
                 .get(&row.host_id)
                 .cloned()
                 .unwrap_or_else(|| UserPublic {
-                    id: crate::auth::users::parse_stored_id(&row.host_id),
+                    id: UserId::from_stored(&row.host_id),
                     username: None,
                     display_name: String::new(),
                     is_guest: true,
@@ -131,7 +132,7 @@ pub fn detail(conn: &mut DbConnection, row: &RoomRow) -> QueryResult<RoomDetail>
 /// (room, user) of every seat held in a live room.
 pub fn active_seats_of_live_rooms(
     conn: &mut DbConnection,
-) -> Result<Vec<(uuid::Uuid, uuid::Uuid)>, DbError> {
+) -> Result<Vec<(RoomId, UserId)>, DbError> {
     let rows: Vec<(String, String)> = room_participants::table
         .inner_join(rooms::table)
         .filter(rooms::status.eq(RoomStatus::Live.as_str()))
@@ -141,12 +142,7 @@ pub fn active_seats_of_live_rooms(
         .load(conn)?;
     Ok(rows
         .iter()
-        .map(|(room, user)| {
-            (
-                crate::auth::users::parse_stored_id(room),
-                crate::auth::users::parse_stored_id(user),
-            )
-        })
+        .map(|(room, user)| (RoomId::from_stored(room), UserId::from_stored(user)))
         .collect())
 }
 

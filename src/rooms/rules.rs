@@ -2,7 +2,6 @@
 //! and the room ending when the last person goes), kick and end.
 
 use diesel::prelude::*;
-use uuid::Uuid;
 
 use super::domain::{
     LanguageCode, Level, Role, RoomStatus, RoomTitle, SeatLimit, Topic, fold_for_search,
@@ -11,7 +10,8 @@ use super::model::{ParticipantRow, RoomRow};
 use super::queries::{find_room, find_seat};
 use crate::auth::User;
 use crate::db::schema::{room_participants, rooms};
-use crate::db::{self, DbConnection, DbError, lock_room, write_transaction};
+use crate::db::{self, DbConnection, DbError, write_transaction};
+use crate::ids::{RoomId, UserId};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RoomError {
@@ -52,8 +52,9 @@ pub struct NewRoom {
 pub fn create(conn: &mut DbConnection, host: &User, new: &NewRoom) -> Result<RoomRow, RoomError> {
     let now = db::now();
     let topic = new.topic.as_ref().map(|t| t.as_str().to_owned());
+    let room_id = RoomId::random();
     let room = RoomRow {
-        id: Uuid::new_v4().to_string(),
+        id: room_id.to_string(),
         title: new.title.as_str().to_owned(),
         topic_key: topic.as_deref().map(fold_for_search),
         search_text: fold_for_search(&format!(
@@ -73,7 +74,7 @@ pub fn create(conn: &mut DbConnection, host: &User, new: &NewRoom) -> Result<Roo
         updated_at: now,
         ended_at: None,
     };
-    let seat = new_seat(&room.id, &host.id, Role::Host, now);
+    let seat = new_seat(room_id, host.user_id(), Role::Host, now);
     write_transaction(conn, |conn| {
         diesel::insert_into(rooms::table)
             .values(&room)
@@ -87,15 +88,15 @@ pub fn create(conn: &mut DbConnection, host: &User, new: &NewRoom) -> Result<Roo
 }
 
 fn new_seat(
-    room_id: &str,
-    user_id: &str,
+    room_id: RoomId,
+    user_id: UserId,
     role: Role,
     now: chrono::NaiveDateTime,
 ) -> ParticipantRow {
     ParticipantRow {
-        id: Uuid::new_v4().to_string(),
-        room_id: room_id.to_owned(),
-        user_id: user_id.to_owned(),
+        id: uuid::Uuid::new_v4().to_string(),
+        room_id: room_id.to_string(),
+        user_id: user_id.to_string(),
         role: role.as_str().to_owned(),
         is_muted: false,
         is_video_off: false,
@@ -106,14 +107,40 @@ fn new_seat(
     }
 }
 
-/// The room, locked for this transaction, and required to exist.
-fn locked_room(conn: &mut DbConnection, room_id: &str) -> Result<RoomRow, RoomError> {
-    lock_room(conn, room_id)?;
+/// The room, locked until the transaction ends, and required to exist. Every rule that
+/// changes seats starts here: `SELECT … FOR UPDATE` on PostgreSQL; on SQLite the immediate
+/// transaction already holds the database's write lock.
+fn locked_room(conn: &mut DbConnection, room_id: RoomId) -> Result<RoomRow, RoomError> {
+    if let DbConnection::Postgres(c) = conn {
+        rooms::table
+            .find(room_id.to_string())
+            .select(rooms::id)
+            .for_update()
+            .first::<String>(c)
+            .optional()?;
+    }
     find_room(conn, room_id)?.ok_or(RoomError::NotFound)
 }
 
-fn set_participant_count(conn: &mut DbConnection, room_id: &str, count: i32) -> QueryResult<()> {
-    diesel::update(rooms::table.find(room_id))
+/// The user's seat in a live room: the one rule behind acting inside a room (chat, mic,
+/// camera, hand).
+pub fn seat_in_live_room(
+    conn: &mut DbConnection,
+    room_id: RoomId,
+    user_id: UserId,
+) -> Result<(RoomRow, ParticipantRow), RoomError> {
+    let room = find_room(conn, room_id)?.ok_or(RoomError::NotFound)?;
+    if !room.is_live() {
+        return Err(RoomError::Ended);
+    }
+    let seat = find_seat(conn, room_id, user_id)?
+        .filter(ParticipantRow::is_active)
+        .ok_or(RoomError::NotInRoom)?;
+    Ok((room, seat))
+}
+
+fn set_participant_count(conn: &mut DbConnection, room_id: RoomId, count: i32) -> QueryResult<()> {
+    diesel::update(rooms::table.find(room_id.to_string()))
         .set((
             rooms::participant_count.eq(count),
             rooms::updated_at.eq(db::now()),
@@ -130,7 +157,11 @@ pub struct Joined {
     pub newly_joined: bool,
 }
 
-pub fn join(conn: &mut DbConnection, room_id: &str, user_id: &str) -> Result<Joined, RoomError> {
+pub fn join(
+    conn: &mut DbConnection,
+    room_id: RoomId,
+    user_id: UserId,
+) -> Result<Joined, RoomError> {
     write_transaction(conn, |conn| {
         let mut room = locked_room(conn, room_id)?;
         if !room.is_live() {
@@ -197,12 +228,12 @@ pub struct Left {
     /// The seat was the last one: the room is now ENDED.
     pub room_ended: bool,
     /// The user who became host because the host left.
-    pub new_host: Option<String>,
+    pub new_host: Option<UserId>,
 }
 
 /// Frees the user's seat. Used for leaving, for a released seat after the grace period, and
 /// for anything else that takes a person out without banning them.
-pub fn leave(conn: &mut DbConnection, room_id: &str, user_id: &str) -> Result<Left, RoomError> {
+pub fn leave(conn: &mut DbConnection, room_id: RoomId, user_id: UserId) -> Result<Left, RoomError> {
     write_transaction(conn, |conn| {
         let room = locked_room(conn, room_id)?;
         let seat = find_seat(conn, room_id, user_id)?
@@ -245,7 +276,7 @@ fn vacate(
             new_host: None,
         });
     }
-    set_participant_count(conn, &room.id, room.participant_count)?;
+    set_participant_count(conn, room.room_id(), room.participant_count)?;
     let mut new_host = None;
     if seat.user_id == room.host_id {
         // Hand HOST to the longest-present participant: who users expect when the host drops.
@@ -266,7 +297,7 @@ fn vacate(
             .set(rooms::host_id.eq(&next.user_id))
             .execute(conn)?;
         room.host_id = next.user_id.clone();
-        new_host = Some(next.user_id);
+        new_host = Some(UserId::from_stored(&next.user_id));
     }
     Ok(Left {
         room,
@@ -286,16 +317,16 @@ pub struct Kicked {
 
 pub fn kick(
     conn: &mut DbConnection,
-    room_id: &str,
-    host_id: &str,
-    target_id: &str,
+    room_id: RoomId,
+    host_id: UserId,
+    target_id: UserId,
 ) -> Result<Kicked, RoomError> {
     write_transaction(conn, |conn| {
         let mut room = locked_room(conn, room_id)?;
         if !room.is_live() {
             return Err(RoomError::Ended);
         }
-        if room.host_id != host_id {
+        if room.host() != host_id {
             return Err(RoomError::NotHost);
         }
         if target_id == host_id {
@@ -334,25 +365,27 @@ pub fn kick(
 pub struct Ended {
     pub room: RoomRow,
     /// Everyone who still had a seat.
-    pub removed: Vec<String>,
+    pub removed: Vec<UserId>,
 }
 
 /// The host ends the room: every seat is freed at once.
-pub fn end(conn: &mut DbConnection, room_id: &str, host_id: &str) -> Result<Ended, RoomError> {
+pub fn end(conn: &mut DbConnection, room_id: RoomId, host_id: UserId) -> Result<Ended, RoomError> {
     write_transaction(conn, |conn| {
         let mut room = locked_room(conn, room_id)?;
         if !room.is_live() {
             return Err(RoomError::Ended);
         }
-        if room.host_id != host_id {
+        if room.host() != host_id {
             return Err(RoomError::NotHost);
         }
         let now = db::now();
+        let room_key = room_id.to_string();
         let active = room_participants::table
-            .filter(room_participants::room_id.eq(room_id))
+            .filter(room_participants::room_id.eq(&room_key))
             .filter(room_participants::left_at.is_null())
             .filter(room_participants::is_kicked.eq(false));
         let removed: Vec<String> = active.select(room_participants::user_id).load(conn)?;
+        let removed = removed.iter().map(|id| UserId::from_stored(id)).collect();
         diesel::update(active)
             .set((
                 room_participants::left_at.eq(Some(now)),
@@ -362,7 +395,7 @@ pub fn end(conn: &mut DbConnection, room_id: &str, host_id: &str) -> Result<Ende
         room.status = RoomStatus::Ended.as_str().to_owned();
         room.participant_count = 0;
         room.ended_at = Some(now);
-        diesel::update(rooms::table.find(room_id))
+        diesel::update(rooms::table.find(room_id.to_string()))
             .set((
                 rooms::status.eq(&room.status),
                 rooms::participant_count.eq(0),
@@ -388,22 +421,16 @@ pub enum SeatChange {
 /// changed. Only the host may act on another seat, and only to lower a hand.
 pub fn change_seat(
     conn: &mut DbConnection,
-    room_id: &str,
-    actor_id: &str,
-    target_id: &str,
+    room_id: RoomId,
+    actor_id: UserId,
+    target_id: UserId,
     change: SeatChange,
 ) -> Result<bool, RoomError> {
     write_transaction(conn, |conn| {
-        let room = find_room(conn, room_id)?.ok_or(RoomError::NotFound)?;
-        if !room.is_live() {
-            return Err(RoomError::Ended);
-        }
-        find_seat(conn, room_id, actor_id)?
-            .filter(ParticipantRow::is_active)
-            .ok_or(RoomError::NotInRoom)?;
+        let (room, _) = seat_in_live_room(conn, room_id, actor_id)?;
         if actor_id != target_id {
             let lowering_a_hand = change == SeatChange::Hand { raised: false };
-            if !lowering_a_hand || room.host_id != actor_id {
+            if !lowering_a_hand || room.host() != actor_id {
                 return Err(RoomError::NotHost);
             }
         }

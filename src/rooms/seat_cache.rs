@@ -11,6 +11,7 @@
 use super::RoomView;
 use crate::cluster::redis::{ClusterRedisError, Redis};
 use crate::events::DomainEvent;
+use crate::ids::RoomId;
 
 /// Sets a room's counts unless the cache holds a newer view or the room ended.
 const SET_IF_NEWER: &str = r"
@@ -31,7 +32,7 @@ redis.call('SREM', KEYS[2], ARGV[2])
 return 1
 ";
 
-fn room_key(redis: &Redis, id: &uuid::Uuid) -> String {
+fn room_key(redis: &Redis, id: &RoomId) -> String {
     redis.key(&format!("room:{id}"))
 }
 
@@ -48,7 +49,7 @@ fn set_counts(redis: &Redis, room: &RoomView) -> redis::Cmd {
     cmd
 }
 
-fn mark_ended(redis: &Redis, id: &uuid::Uuid, updated_micros: i64) -> redis::Cmd {
+fn mark_ended(redis: &Redis, id: &RoomId, updated_micros: i64) -> redis::Cmd {
     let mut cmd = redis::cmd("EVAL");
     cmd.arg(MARK_ENDED)
         .arg(2)
@@ -83,7 +84,7 @@ pub async fn rebuild(redis: &Redis, live: &[RoomView]) -> Result<(), ClusterRedi
         .await?;
     let mut pipe = redis::pipe();
     for id in cached {
-        let Ok(id) = uuid::Uuid::parse_str(&id) else {
+        let Ok(id) = id.parse::<RoomId>() else {
             continue;
         };
         if !live.iter().any(|r| r.id == id) {

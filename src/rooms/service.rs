@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use serde::Serialize;
-use uuid::Uuid;
 
 use super::model::{ParticipantView, RoomDetail, RoomView};
 use super::queries::{self, RoomFilter};
@@ -14,6 +13,7 @@ use crate::config::RoomSettings;
 use crate::db::cursor::PageCursor;
 use crate::db::{self, DbPool};
 use crate::events::{DomainEvent, EndReason};
+use crate::ids::{RoomId, UserId};
 
 #[derive(Clone)]
 pub struct Rooms {
@@ -26,7 +26,7 @@ pub struct Rooms {
 #[serde(rename_all = "camelCase")]
 pub struct LeaveResult {
     pub room_ended: bool,
-    pub new_host_id: Option<Uuid>,
+    pub new_host_id: Option<UserId>,
 }
 
 impl Rooms {
@@ -57,9 +57,9 @@ impl Rooms {
         Ok(detail)
     }
 
-    pub async fn get(&self, room_id: Uuid) -> Result<RoomDetail, RoomError> {
+    pub async fn get(&self, room_id: RoomId) -> Result<RoomDetail, RoomError> {
         db::run(&self.pool, move |conn| {
-            let row = queries::find_room(conn, &room_id.to_string())?.ok_or(RoomError::NotFound)?;
+            let row = queries::find_room(conn, room_id)?.ok_or(RoomError::NotFound)?;
             Ok(queries::detail(conn, &row)?)
         })
         .await
@@ -80,11 +80,11 @@ impl Rooms {
     /// Takes a seat (or confirms the one the user has) and returns the room and the seat.
     pub async fn join(
         &self,
-        room_id: Uuid,
+        room_id: RoomId,
         user: User,
     ) -> Result<(RoomDetail, ParticipantView), RoomError> {
         let (detail, seat, newly_joined) = db::run(&self.pool, move |conn| {
-            let joined = rules::join(conn, &room_id.to_string(), &user.id)?;
+            let joined = rules::join(conn, room_id, user.user_id())?;
             let detail = queries::detail(conn, &joined.room)?;
             let seat = ParticipantView::new(&joined.seat, &user.public());
             Ok::<_, RoomError>((detail, seat, joined.newly_joined))
@@ -108,17 +108,14 @@ impl Rooms {
     }
 
     /// Frees the user's seat; the room ends when it was the last one.
-    pub async fn leave(&self, room_id: Uuid, user_id: Uuid) -> Result<LeaveResult, RoomError> {
+    pub async fn leave(&self, room_id: RoomId, user_id: UserId) -> Result<LeaveResult, RoomError> {
         let (left, view) = db::run(&self.pool, move |conn| {
-            let left = rules::leave(conn, &room_id.to_string(), &user_id.to_string())?;
+            let left = rules::leave(conn, room_id, user_id)?;
             let view = queries::detail(conn, &left.room)?.room;
             Ok::<_, RoomError>((left, view))
         })
         .await?;
-        let new_host_id = left
-            .new_host
-            .as_deref()
-            .and_then(|id| Uuid::parse_str(id).ok());
+        let new_host_id = left.new_host;
         tracing::info!(%room_id, %user_id, room_ended = left.room_ended, "left");
         self.bus
             .publish(DomainEvent::ParticipantLeft {
@@ -137,17 +134,12 @@ impl Rooms {
 
     pub async fn kick(
         &self,
-        room_id: Uuid,
-        host_id: Uuid,
-        target_id: Uuid,
+        room_id: RoomId,
+        host_id: UserId,
+        target_id: UserId,
     ) -> Result<(), RoomError> {
         let (kicked, view) = db::run(&self.pool, move |conn| {
-            let kicked = rules::kick(
-                conn,
-                &room_id.to_string(),
-                &host_id.to_string(),
-                &target_id.to_string(),
-            )?;
+            let kicked = rules::kick(conn, room_id, host_id, target_id)?;
             let view = queries::detail(conn, &kicked.room)?.room;
             Ok::<_, RoomError>((kicked, view))
         })
@@ -169,9 +161,9 @@ impl Rooms {
     }
 
     /// The host ends the room for everyone.
-    pub async fn end(&self, room_id: Uuid, host_id: Uuid) -> Result<RoomView, RoomError> {
+    pub async fn end(&self, room_id: RoomId, host_id: UserId) -> Result<RoomView, RoomError> {
         let view = db::run(&self.pool, move |conn| {
-            let ended = rules::end(conn, &room_id.to_string(), &host_id.to_string())?;
+            let ended = rules::end(conn, room_id, host_id)?;
             Ok::<_, RoomError>(queries::detail(conn, &ended.room)?.room)
         })
         .await?;
@@ -184,19 +176,13 @@ impl Rooms {
     /// Changes a seat's mic, camera or hand; the room hears of it only when something changed.
     pub async fn change_seat(
         &self,
-        room_id: Uuid,
-        actor_id: Uuid,
-        target_id: Uuid,
+        room_id: RoomId,
+        actor_id: UserId,
+        target_id: UserId,
         change: SeatChange,
     ) -> Result<(), RoomError> {
         let changed = db::run(&self.pool, move |conn| {
-            rules::change_seat(
-                conn,
-                &room_id.to_string(),
-                &actor_id.to_string(),
-                &target_id.to_string(),
-                change,
-            )
+            rules::change_seat(conn, room_id, actor_id, target_id, change)
         })
         .await?;
         if changed {

@@ -149,7 +149,7 @@ async fn tokens_are_required_and_checked(backend: Backend) {
 
     // Signed with another secret.
     let forged = talkconnect::auth::JwtKeys::new(b"someone-else", 3600)
-        .issue(uuid::Uuid::new_v4(), false)
+        .issue(talkconnect::ids::UserId::random(), false)
         .unwrap();
     let (status, body) = app.get("/api/auth/me", Some(&forged)).await;
     assert_eq!(
@@ -159,7 +159,7 @@ async fn tokens_are_required_and_checked(backend: Backend) {
 
     // Signed with the right secret, for an account that does not exist.
     let orphan = talkconnect::auth::JwtKeys::new(app.jwt_secret.as_bytes(), 3600)
-        .issue(uuid::Uuid::new_v4(), false)
+        .issue(talkconnect::ids::UserId::random(), false)
         .unwrap();
     let (status, body) = app.get("/api/auth/me", Some(&orphan)).await;
     assert_eq!(

@@ -9,6 +9,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use talkconnect::app::Application;
 use talkconnect::config::Settings;
+use talkconnect::ids::{RoomId, UserId};
 use talkconnect::state::AppState;
 use uuid::Uuid;
 
@@ -103,7 +104,7 @@ pub struct TestApp {
 }
 
 pub struct TestUser {
-    pub id: Uuid,
+    pub id: UserId,
     pub token: String,
     pub display_name: String,
 }
@@ -215,13 +216,13 @@ impl TestApp {
     }
 
     /// Creates a room as `host` and returns its id.
-    pub async fn room(&self, host: &TestUser, body: Value) -> Uuid {
+    pub async fn room(&self, host: &TestUser, body: Value) -> RoomId {
         let (status, room) = self.post("/api/rooms", Some(&host.token), body).await;
         assert_eq!(status, StatusCode::CREATED, "{room}");
         room["id"].as_str().unwrap().parse().unwrap()
     }
 
-    pub async fn join(&self, room: Uuid, user: &TestUser) -> (StatusCode, Value) {
+    pub async fn join(&self, room: RoomId, user: &TestUser) -> (StatusCode, Value) {
         self.post_empty(&format!("/api/rooms/{room}/join"), Some(&user.token))
             .await
     }

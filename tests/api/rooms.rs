@@ -110,7 +110,7 @@ async fn joining_checks_seats_and_rejoining_is_not_an_error(backend: Backend) {
     let (status, body) = app.join(room, &third).await;
     assert_eq!((status, code(&body)), (StatusCode::CONFLICT, "ROOM_FULL"));
 
-    let (status, body) = app.join(uuid::Uuid::new_v4(), &third).await;
+    let (status, body) = app.join(talkconnect::ids::RoomId::random(), &third).await;
     assert_eq!(
         (status, code(&body)),
         (StatusCode::NOT_FOUND, "ROOM_NOT_FOUND")
@@ -213,7 +213,7 @@ async fn kicked_users_can_never_rejoin(backend: Backend) {
     app.join(room, &troll).await;
     app.join(room, &other).await;
 
-    let kick = |by: &str, target: uuid::Uuid| {
+    let kick = |by: &str, target: talkconnect::ids::UserId| {
         let path = format!("/api/rooms/{room}/kick/{target}");
         let token = by.to_string();
         let app = &app;
@@ -226,7 +226,7 @@ async fn kicked_users_can_never_rejoin(backend: Backend) {
         (status, code(&body)),
         (StatusCode::UNPROCESSABLE_ENTITY, "CANNOT_KICK_SELF")
     );
-    let (status, body) = kick(&host.token, uuid::Uuid::new_v4()).await;
+    let (status, body) = kick(&host.token, talkconnect::ids::UserId::random()).await;
     assert_eq!(
         (status, code(&body)),
         (StatusCode::NOT_FOUND, "PARTICIPANT_NOT_FOUND")

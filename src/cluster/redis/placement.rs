@@ -15,7 +15,8 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::oneshot;
-use uuid::Uuid;
+
+use crate::ids::RoomId;
 
 use super::Redis;
 use crate::cluster::placement::{MediaPlacement, Owner, PlacementError, RequestHandler};
@@ -99,7 +100,7 @@ impl RedisPlacement {
         self.redis.key(&format!("media:{instance}"))
     }
 
-    fn owner_key(&self, room: Uuid) -> String {
+    fn owner_key(&self, room: RoomId) -> String {
         self.redis.key(&format!("sfu:owner:{room}"))
     }
 
@@ -145,7 +146,7 @@ impl RedisPlacement {
 
 #[async_trait]
 impl MediaPlacement for RedisPlacement {
-    async fn owner(&self, room: Uuid) -> Result<Owner, PlacementError> {
+    async fn owner(&self, room: RoomId) -> Result<Owner, PlacementError> {
         let me = self.redis.instance_id();
         let owner: String = self
             .redis
@@ -164,7 +165,7 @@ impl MediaPlacement for RedisPlacement {
         })
     }
 
-    async fn is_owner(&self, room: Uuid, node: &str) -> bool {
+    async fn is_owner(&self, room: RoomId, node: &str) -> bool {
         match self
             .redis
             .query::<Option<String>>(redis::cmd("GET").arg(self.owner_key(room)))
@@ -176,7 +177,7 @@ impl MediaPlacement for RedisPlacement {
         }
     }
 
-    async fn keep(&self, rooms: &[Uuid]) -> Vec<Uuid> {
+    async fn keep(&self, rooms: &[RoomId]) -> Vec<RoomId> {
         let me = self.redis.instance_id();
         let mut lost = Vec::new();
         for room in rooms {
@@ -200,7 +201,7 @@ impl MediaPlacement for RedisPlacement {
         lost
     }
 
-    async fn vacate(&self, room: Uuid) {
+    async fn vacate(&self, room: RoomId) {
         let me = self.redis.instance_id();
         let _: Result<i64, _> = self
             .redis

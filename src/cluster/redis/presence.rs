@@ -16,7 +16,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
+
+use crate::ids::{RoomId, UserId};
 
 use super::Redis;
 use crate::cluster::Presence;
@@ -122,7 +123,7 @@ return due
 /// Largest number of sockets sent in one heartbeat script call.
 const HEARTBEAT_CHUNK: usize = 300;
 
-type Entry = (Uuid, Uuid, String);
+type Entry = (RoomId, UserId, String);
 
 pub struct RedisPresence {
     redis: Arc<Redis>,
@@ -198,7 +199,7 @@ impl RedisPresence {
 
 #[async_trait]
 impl Presence for RedisPresence {
-    async fn seat_taken(&self, room: Uuid, user: Uuid) {
+    async fn seat_taken(&self, room: RoomId, user: UserId) {
         let mut call = self.taken.prepare_invoke();
         call.arg(self.redis.prefix())
             .arg(room.to_string())
@@ -208,7 +209,7 @@ impl Presence for RedisPresence {
         }
     }
 
-    async fn socket_entered(&self, room: Uuid, user: Uuid, socket: &str) {
+    async fn socket_entered(&self, room: RoomId, user: UserId, socket: &str) {
         self.local.lock().insert((room, user, socket.to_owned()));
         let mut call = self.enter.prepare_invoke();
         call.arg(self.redis.prefix())
@@ -221,7 +222,7 @@ impl Presence for RedisPresence {
         }
     }
 
-    async fn socket_left(&self, room: Uuid, user: Uuid, socket: &str) -> usize {
+    async fn socket_left(&self, room: RoomId, user: UserId, socket: &str) -> usize {
         let locally_left = {
             let mut local = self.local.lock();
             local.remove(&(room, user, socket.to_owned()));
@@ -241,7 +242,7 @@ impl Presence for RedisPresence {
         }
     }
 
-    async fn seat_freed(&self, room: Uuid, user: Uuid) {
+    async fn seat_freed(&self, room: RoomId, user: UserId) {
         self.forget_local(|e| !(e.0 == room && e.1 == user));
         let mut call = self.freed.prepare_invoke();
         call.arg(self.redis.prefix())
@@ -252,7 +253,7 @@ impl Presence for RedisPresence {
         }
     }
 
-    async fn room_ended(&self, room: Uuid) {
+    async fn room_ended(&self, room: RoomId) {
         self.forget_local(|e| e.0 != room);
         let mut call = self.ended.prepare_invoke();
         call.arg(self.redis.prefix()).arg(room.to_string());
@@ -261,7 +262,7 @@ impl Presence for RedisPresence {
         }
     }
 
-    async fn take_expired(&self, grace: Duration) -> Vec<(Uuid, Uuid)> {
+    async fn take_expired(&self, grace: Duration) -> Vec<(RoomId, UserId)> {
         let mut call = self.take_expired.prepare_invoke();
         call.arg(self.redis.prefix()).arg(grace.as_millis() as u64);
         let due: Vec<String> = match self.redis.script(&call).await {
@@ -274,7 +275,7 @@ impl Presence for RedisPresence {
         due.iter()
             .filter_map(|seat| {
                 let (room, user) = seat.split_once('|')?;
-                Some((Uuid::parse_str(room).ok()?, Uuid::parse_str(user).ok()?))
+                Some((room.parse().ok()?, user.parse().ok()?))
             })
             .collect()
     }
