@@ -15,7 +15,7 @@ use parking_lot::Mutex;
 use realtime_support::*;
 use talkconnect::realtime::{
     Adapter, AdapterError, BroadcastOptions, Config, EncodedPacket, LocalAdapter, LocalNamespace,
-    Room, Sid, SocketInfo, SocketIo,
+    Room, SocketInfo, SocketIo,
 };
 
 /// The adapters of one namespace on every node, by node id.
@@ -48,14 +48,8 @@ impl BusAdapter {
 
 #[async_trait]
 impl Adapter for BusAdapter {
-    async fn add_all(&self, sid: Sid, rooms: Vec<Room>) {
-        self.local.add_all(sid, rooms).await;
-    }
-    async fn del(&self, sid: Sid, room: Room) {
-        self.local.del(sid, room).await;
-    }
-    async fn del_all(&self, sid: Sid) {
-        self.local.del_all(sid).await;
+    fn local(&self) -> &LocalAdapter {
+        &self.local
     }
     async fn broadcast(
         &self,
@@ -70,12 +64,6 @@ impl Adapter for BusAdapter {
             }
         }
         Ok(())
-    }
-    async fn sockets(&self, rooms: Vec<Room>) -> Vec<Sid> {
-        self.local.sockets(rooms).await
-    }
-    async fn socket_rooms(&self, sid: Sid) -> Vec<Room> {
-        self.local.socket_rooms(sid).await
     }
     async fn fetch_sockets(&self, opts: BroadcastOptions) -> Result<Vec<SocketInfo>, AdapterError> {
         let mut all = self.local.fetch_local(&opts);

@@ -50,50 +50,81 @@ pub enum AdapterError {
 
 /// Broadcasting and room membership for one namespace. Object-safe (`Arc<dyn Adapter>`).
 ///
+/// Every adapter has a [`LocalAdapter`] for this node's sockets (`local`), and every method
+/// has a default that works on it alone: an in-memory adapter is `local` and nothing more.
 /// The membership methods (`add_all`, `del`, `del_all`, `sockets`, `socket_rooms`) are about
 /// this node's sockets. The targeted methods (`broadcast`, `fetch_sockets`, `add_sockets`,
 /// `del_sockets`, `disconnect_sockets`) act on every node unless `flags.local` is set: a
-/// cluster adapter applies them locally and forwards them (the Redis adapter's
-/// `socketsJoin` / `socketsLeave` / `disconnectSockets` / `fetchSockets` requests).
+/// cluster adapter overrides them to apply them locally and forward them (the Redis
+/// adapter's `socketsJoin` / `socketsLeave` / `disconnectSockets` / `fetchSockets` requests).
 #[async_trait]
 pub trait Adapter: Send + Sync + 'static {
+    /// This node's sockets and their rooms.
+    fn local(&self) -> &LocalAdapter;
     /// Adds a local socket to rooms.
-    async fn add_all(&self, sid: Sid, rooms: Vec<Room>);
+    async fn add_all(&self, sid: Sid, rooms: Vec<Room>) {
+        self.local().join_rooms(sid, rooms);
+    }
     /// Removes a local socket from one room.
-    async fn del(&self, sid: Sid, room: Room);
+    async fn del(&self, sid: Sid, room: Room) {
+        self.local().leave_room(sid, &room);
+    }
     /// Removes a local socket from every room (it disconnected).
-    async fn del_all(&self, sid: Sid);
+    async fn del_all(&self, sid: Sid) {
+        self.local().leave_all(sid);
+    }
     /// Delivers an encoded packet to the targeted sockets. The packet is encoded once and
     /// shared by all recipients.
     async fn broadcast(
         &self,
         packet: Arc<EncodedPacket>,
         opts: BroadcastOptions,
-    ) -> Result<(), AdapterError>;
+    ) -> Result<(), AdapterError> {
+        self.local().broadcast_local(&packet, &opts);
+        Ok(())
+    }
     /// Ids of the local sockets in any of `rooms` (all local sockets when empty).
-    async fn sockets(&self, rooms: Vec<Room>) -> Vec<Sid>;
+    async fn sockets(&self, rooms: Vec<Room>) -> Vec<Sid> {
+        self.local().targets(&BroadcastOptions {
+            rooms,
+            ..BroadcastOptions::default()
+        })
+    }
     /// Rooms of a local socket (including its own-id room).
-    async fn socket_rooms(&self, sid: Sid) -> Vec<Room>;
+    async fn socket_rooms(&self, sid: Sid) -> Vec<Room> {
+        self.local().rooms_of(sid)
+    }
     /// The targeted sockets, on every node.
-    async fn fetch_sockets(&self, opts: BroadcastOptions) -> Result<Vec<SocketInfo>, AdapterError>;
+    async fn fetch_sockets(&self, opts: BroadcastOptions) -> Result<Vec<SocketInfo>, AdapterError> {
+        Ok(self.local().fetch_local(&opts))
+    }
     /// Makes the targeted sockets join `rooms` (socket.io's `socketsJoin`).
     async fn add_sockets(
         &self,
         opts: BroadcastOptions,
         rooms: Vec<Room>,
-    ) -> Result<(), AdapterError>;
+    ) -> Result<(), AdapterError> {
+        self.local().add_local(&opts, &rooms);
+        Ok(())
+    }
     /// Makes the targeted sockets leave `rooms` (socket.io's `socketsLeave`).
     async fn del_sockets(
         &self,
         opts: BroadcastOptions,
         rooms: Vec<Room>,
-    ) -> Result<(), AdapterError>;
+    ) -> Result<(), AdapterError> {
+        self.local().del_local(&opts, &rooms);
+        Ok(())
+    }
     /// Disconnects the targeted sockets; `close` also closes their whole connection.
     async fn disconnect_sockets(
         &self,
         opts: BroadcastOptions,
         close: bool,
-    ) -> Result<(), AdapterError>;
+    ) -> Result<(), AdapterError> {
+        self.local().disconnect_local(&opts, close);
+        Ok(())
+    }
     /// Number of nodes sharing this namespace.
     async fn server_count(&self) -> Result<usize, AdapterError> {
         Ok(1)
@@ -250,7 +281,33 @@ impl LocalAdapter {
         }
     }
 
-    fn rooms_of(&self, sid: Sid) -> Vec<Room> {
+    /// Adds a local socket to rooms.
+    pub fn join_rooms(&self, sid: Sid, rooms: Vec<Room>) {
+        join(&mut self.index.write(), sid, rooms);
+    }
+
+    /// Removes a local socket from one room.
+    pub fn leave_room(&self, sid: Sid, room: &Room) {
+        leave(&mut self.index.write(), sid, room);
+    }
+
+    /// Removes a local socket from every room.
+    pub fn leave_all(&self, sid: Sid) {
+        let mut index = self.index.write();
+        if let Some(rooms) = index.sids.remove(&sid) {
+            for room in rooms {
+                if let Some(members) = index.rooms.get_mut(&room) {
+                    members.remove(&sid);
+                    if members.is_empty() {
+                        index.rooms.remove(&room);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Rooms of a local socket, its own-id room first.
+    pub fn rooms_of(&self, sid: Sid) -> Vec<Room> {
         let mut rooms: Vec<Room> = vec![Room::from(sid.as_str())];
         if let Some(set) = self.index.read().sids.get(&sid) {
             rooms.extend(set.iter().cloned());
@@ -284,79 +341,9 @@ fn leave(index: &mut RoomIndex, sid: Sid, room: &Room) {
     }
 }
 
-#[async_trait]
 impl Adapter for LocalAdapter {
-    async fn add_all(&self, sid: Sid, rooms: Vec<Room>) {
-        join(&mut self.index.write(), sid, rooms);
-    }
-
-    async fn del(&self, sid: Sid, room: Room) {
-        leave(&mut self.index.write(), sid, &room);
-    }
-
-    async fn del_all(&self, sid: Sid) {
-        let mut index = self.index.write();
-        if let Some(rooms) = index.sids.remove(&sid) {
-            for room in rooms {
-                if let Some(members) = index.rooms.get_mut(&room) {
-                    members.remove(&sid);
-                    if members.is_empty() {
-                        index.rooms.remove(&room);
-                    }
-                }
-            }
-        }
-    }
-
-    async fn broadcast(
-        &self,
-        packet: Arc<EncodedPacket>,
-        opts: BroadcastOptions,
-    ) -> Result<(), AdapterError> {
-        self.broadcast_local(&packet, &opts);
-        Ok(())
-    }
-
-    async fn sockets(&self, rooms: Vec<Room>) -> Vec<Sid> {
-        self.targets(&BroadcastOptions {
-            rooms,
-            ..BroadcastOptions::default()
-        })
-    }
-
-    async fn socket_rooms(&self, sid: Sid) -> Vec<Room> {
-        self.rooms_of(sid)
-    }
-
-    async fn fetch_sockets(&self, opts: BroadcastOptions) -> Result<Vec<SocketInfo>, AdapterError> {
-        Ok(self.fetch_local(&opts))
-    }
-
-    async fn add_sockets(
-        &self,
-        opts: BroadcastOptions,
-        rooms: Vec<Room>,
-    ) -> Result<(), AdapterError> {
-        self.add_local(&opts, &rooms);
-        Ok(())
-    }
-
-    async fn del_sockets(
-        &self,
-        opts: BroadcastOptions,
-        rooms: Vec<Room>,
-    ) -> Result<(), AdapterError> {
-        self.del_local(&opts, &rooms);
-        Ok(())
-    }
-
-    async fn disconnect_sockets(
-        &self,
-        opts: BroadcastOptions,
-        close: bool,
-    ) -> Result<(), AdapterError> {
-        self.disconnect_local(&opts, close);
-        Ok(())
+    fn local(&self) -> &LocalAdapter {
+        self
     }
 }
 

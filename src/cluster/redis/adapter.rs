@@ -430,6 +430,43 @@ impl RedisAdapter {
         }
     }
 
+    /// `socketsJoin` (`join`) or `socketsLeave`: here, then on the other replicas unless local.
+    async fn change_membership(
+        &self,
+        opts: BroadcastOptions,
+        rooms: Vec<Room>,
+        join: bool,
+    ) -> Result<(), AdapterError> {
+        if join {
+            self.join_local(&opts, rooms.clone()).await;
+        } else {
+            self.local.del_local(&opts, &rooms);
+        }
+        if opts.flags.local {
+            return Ok(());
+        }
+        let (uid, wire) = (self.uid.clone(), WireOpts::from(&opts));
+        let rooms = rooms.iter().map(|r| r.to_string()).collect();
+        self.command(|id| {
+            if join {
+                Message::Join {
+                    uid,
+                    id,
+                    opts: wire,
+                    rooms,
+                }
+            } else {
+                Message::Leave {
+                    uid,
+                    id,
+                    opts: wire,
+                    rooms,
+                }
+            }
+        })
+        .await
+    }
+
     /// How many other replicas serve this namespace (subscribers of the request channel).
     async fn other_nodes(&self) -> Result<usize, AdapterError> {
         let (_, count): (String, i64) = self
@@ -468,6 +505,10 @@ async fn sweep_unused_rooms(adapter: Weak<RedisAdapter>) {
 
 #[async_trait]
 impl Adapter for RedisAdapter {
+    fn local(&self) -> &LocalAdapter {
+        &self.local
+    }
+
     async fn add_all(&self, sid: Sid, rooms: Vec<Room>) {
         let mut subscribed = self.subscribed.lock().await;
         for room in &rooms {
@@ -479,15 +520,7 @@ impl Adapter for RedisAdapter {
                 subscribed.insert(room.clone());
             }
         }
-        self.local.add_all(sid, rooms).await;
-    }
-
-    async fn del(&self, sid: Sid, room: Room) {
-        self.local.del(sid, room).await;
-    }
-
-    async fn del_all(&self, sid: Sid) {
-        self.local.del_all(sid).await;
+        self.local.join_rooms(sid, rooms);
     }
 
     async fn broadcast(
@@ -510,14 +543,6 @@ impl Adapter for RedisAdapter {
             opts: WireOpts::from(&opts),
         };
         self.send(&self.channel_for(&opts), &message).await
-    }
-
-    async fn sockets(&self, rooms: Vec<Room>) -> Vec<Sid> {
-        self.local.sockets(rooms).await
-    }
-
-    async fn socket_rooms(&self, sid: Sid) -> Vec<Room> {
-        self.local.socket_rooms(sid).await
     }
 
     async fn fetch_sockets(&self, opts: BroadcastOptions) -> Result<Vec<SocketInfo>, AdapterError> {
@@ -557,19 +582,7 @@ impl Adapter for RedisAdapter {
         opts: BroadcastOptions,
         rooms: Vec<Room>,
     ) -> Result<(), AdapterError> {
-        self.join_local(&opts, rooms.clone()).await;
-        if opts.flags.local {
-            return Ok(());
-        }
-        let (uid, wire) = (self.uid.clone(), WireOpts::from(&opts));
-        let rooms = rooms.iter().map(|r| r.to_string()).collect();
-        self.command(|id| Message::Join {
-            uid,
-            id,
-            opts: wire,
-            rooms,
-        })
-        .await
+        self.change_membership(opts, rooms, true).await
     }
 
     async fn del_sockets(
@@ -577,19 +590,7 @@ impl Adapter for RedisAdapter {
         opts: BroadcastOptions,
         rooms: Vec<Room>,
     ) -> Result<(), AdapterError> {
-        self.local.del_local(&opts, &rooms);
-        if opts.flags.local {
-            return Ok(());
-        }
-        let (uid, wire) = (self.uid.clone(), WireOpts::from(&opts));
-        let rooms = rooms.iter().map(|r| r.to_string()).collect();
-        self.command(|id| Message::Leave {
-            uid,
-            id,
-            opts: wire,
-            rooms,
-        })
-        .await
+        self.change_membership(opts, rooms, false).await
     }
 
     async fn disconnect_sockets(
