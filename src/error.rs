@@ -230,11 +230,11 @@ impl ApiError {
     }
 
     /// A single-field validation failure found after parsing (e.g. an unknown language).
-    pub fn invalid_field(field: &str, message: &str) -> Self {
+    pub fn invalid_field(field: &str, message: impl std::fmt::Display) -> Self {
         let mut fields = serde_json::Map::new();
         fields.insert(
             field.to_owned(),
-            Value::Array(vec![Value::String(message.to_owned())]),
+            Value::Array(vec![Value::String(message.to_string())]),
         );
         Self::unprocessable(ErrorCode::ValidationFailed, format!("{field}: {message}"))
             .with_details(Value::Object(fields))

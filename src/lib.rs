@@ -19,4 +19,5 @@ pub mod rooms;
 pub mod sfu;
 pub mod state;
 pub mod telemetry;
+pub mod text;
 pub mod web_ui;

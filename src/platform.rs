@@ -3,7 +3,7 @@
 //! document.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, ResponseError, web};
 use serde::Serialize;
 
 use crate::config::MediaMode;
@@ -76,8 +76,22 @@ pub async fn ice_servers(state: web::Data<AppState>) -> HttpResponse {
 
 pub const OPENAPI_JSON: &str = include_str!("../docs/openapi.json");
 
-pub async fn openapi() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("application/json")
-        .body(OPENAPI_JSON)
+/// The document, with this server's languages where the file lists the default ones.
+pub async fn openapi(state: web::Data<AppState>) -> HttpResponse {
+    let Ok(mut doc) = serde_json::from_str::<serde_json::Value>(OPENAPI_JSON) else {
+        return ApiError::internal("docs/openapi.json does not parse").error_response();
+    };
+    let languages = &state.rooms.settings().languages;
+    let create = &mut doc["paths"]["/api/rooms"]["post"]["requestBody"]["content"]["application/json"]
+        ["schema"]["properties"]["language"]["enum"];
+    *create = serde_json::json!(languages);
+    if let Some(list) = create.as_array_mut() {
+        list.push(serde_json::Value::Null);
+    }
+    if let Some(params) = doc["paths"]["/api/rooms"]["get"]["parameters"].as_array_mut() {
+        for param in params.iter_mut().filter(|p| p["name"] == "language") {
+            param["schema"]["enum"] = serde_json::json!(languages);
+        }
+    }
+    HttpResponse::Ok().json(doc)
 }

@@ -36,7 +36,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 #[derive(Debug, Deserialize, Validate)]
 #[serde(rename_all = "camelCase")]
 struct RegisterRequest {
-    #[validate(length(min = 3, max = 32, message = "must be 3 to 32 characters"))]
+    /// Checked by `Username`.
     username: String,
     #[validate(
         email(message = "must be an email address"),
@@ -45,7 +45,7 @@ struct RegisterRequest {
     email: String,
     #[validate(length(min = 8, max = 128, message = "must be 8 to 128 characters"))]
     password: String,
-    #[validate(length(max = 32, message = "must be at most 32 characters"))]
+    /// Checked by `DisplayName`.
     display_name: Option<String>,
 }
 
@@ -58,10 +58,10 @@ struct LoginRequest {
     password: String,
 }
 
-#[derive(Debug, Deserialize, Validate)]
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct GuestRequest {
-    #[validate(length(min = 1, max = 32, message = "must be 1 to 32 characters"))]
+    /// Checked by `DisplayName`.
     display_name: String,
 }
 
@@ -147,7 +147,6 @@ async fn guest(
     body: web::Json<GuestRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    body.validate().map_err(|e| ApiError::validation(&e))?;
     let display_name = DisplayName::parse(&body.display_name)
         .map_err(|m| ApiError::invalid_field("displayName", m))?;
     limit_auth(&limits, &req, None).await?;

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::db::schema::users;
 use crate::db::{DbConnection, DbError, is_unique_violation};
+use crate::text::{TextError, TextRule};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = users)]
@@ -76,18 +77,13 @@ pub struct DisplayName(String);
 impl DisplayName {
     pub const MAX_CHARS: usize = 32;
 
-    pub fn parse(raw: &str) -> Result<Self, &'static str> {
-        let name = raw.trim();
-        if name.is_empty() {
-            return Err("must not be empty");
-        }
-        if name.chars().count() > Self::MAX_CHARS {
-            return Err("must be at most 32 characters");
-        }
-        if name.chars().any(char::is_control) {
-            return Err("must not contain control characters");
-        }
-        Ok(Self(name.to_owned()))
+    pub const RULE: TextRule = TextRule {
+        max_chars: Self::MAX_CHARS,
+        multiline: false,
+    };
+
+    pub fn parse(raw: &str) -> Result<Self, TextError> {
+        Self::RULE.require(raw).map(Self)
     }
 
     pub fn into_inner(self) -> String {
@@ -191,6 +187,7 @@ mod tests {
         assert!(DisplayName::parse(&"x".repeat(33)).is_err());
         assert!(DisplayName::parse(&"ế".repeat(32)).is_ok());
         assert!(DisplayName::parse("a\u{0007}b").is_err());
+        assert!(DisplayName::parse("Ho\u{200B}st").is_err());
     }
 
     #[test]

@@ -2,7 +2,6 @@
 
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
-use validator::Validate;
 
 use super::service::{Chat, ChatError, ChatMessageView, ChatText};
 use crate::auth::AuthUser;
@@ -64,10 +63,10 @@ async fn history(
     }))
 }
 
-#[derive(Debug, Deserialize, Validate)]
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct PostMessageRequest {
-    #[validate(length(min = 1, max = 1000, message = "must be 1 to 1000 characters"))]
+    /// Checked by `ChatText`.
     message: String,
 }
 
@@ -79,7 +78,6 @@ async fn post_message(
     body: web::Json<PostMessageRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    body.validate().map_err(|e| ApiError::validation(&e))?;
     let text = ChatText::parse(&body.message).map_err(|m| ApiError::invalid_field("message", m))?;
     // The same budget as the socket's chat:message: one person, one pace, either way.
     limits.spend(Budget::Chat, user.0.user_id(), None).await?;

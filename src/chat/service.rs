@@ -16,30 +16,21 @@ use crate::events::DomainEvent;
 use crate::ids::{RoomId, UserId};
 use crate::rooms::RoomError;
 use crate::rooms::rules::seat_in_live_room;
+use crate::text::{TextError, TextRule};
 
-/// Chat text: 1–1000 characters once trimmed; line breaks and tabs allowed, other control
-/// characters not. It is text, never HTML: clients must render it as text.
+/// Chat text (`crate::text`: 1–1000 characters, line breaks and tabs allowed). It is text,
+/// never HTML: clients must render it as text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChatText(String);
 
 impl ChatText {
-    pub const MAX_CHARS: usize = 1000;
+    pub const RULE: TextRule = TextRule {
+        max_chars: 1000,
+        multiline: true,
+    };
 
-    pub fn parse(raw: &str) -> Result<Self, &'static str> {
-        let text = raw.trim();
-        if text.is_empty() {
-            return Err("must not be empty");
-        }
-        if text.chars().count() > Self::MAX_CHARS {
-            return Err("must be at most 1000 characters");
-        }
-        if text
-            .chars()
-            .any(|c| c.is_control() && c != '\n' && c != '\t')
-        {
-            return Err("must not contain control characters");
-        }
-        Ok(Self(text.to_owned()))
+    pub fn parse(raw: &str) -> Result<Self, TextError> {
+        Self::RULE.require(raw).map(Self)
     }
 }
 

@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use unicode_normalization::UnicodeNormalization;
 
+use crate::text::{TextError, TextRule};
+
 pub const MIN_SEATS: i32 = 2;
 pub const MAX_SEATS: i32 = 12;
 
@@ -10,18 +12,13 @@ pub const MAX_SEATS: i32 = 12;
 pub struct RoomTitle(String);
 
 impl RoomTitle {
-    pub fn parse(raw: &str) -> Result<Self, &'static str> {
-        let title = raw.trim();
-        if title.is_empty() {
-            return Err("must not be empty");
-        }
-        if title.chars().count() > 100 {
-            return Err("must be at most 100 characters");
-        }
-        if title.chars().any(char::is_control) {
-            return Err("must not contain control characters");
-        }
-        Ok(Self(title.to_owned()))
+    pub const RULE: TextRule = TextRule {
+        max_chars: 100,
+        multiline: false,
+    };
+
+    pub fn parse(raw: &str) -> Result<Self, TextError> {
+        Self::RULE.require(raw).map(Self)
     }
 
     pub fn as_str(&self) -> &str {
@@ -34,18 +31,14 @@ impl RoomTitle {
 pub struct Topic(String);
 
 impl Topic {
-    pub fn parse(raw: &str) -> Result<Option<Self>, &'static str> {
-        let topic = raw.trim();
-        if topic.is_empty() {
-            return Ok(None);
-        }
-        if topic.chars().count() > 100 {
-            return Err("must be at most 100 characters");
-        }
-        if topic.chars().any(char::is_control) {
-            return Err("must not contain control characters");
-        }
-        Ok(Some(Self(topic.to_owned())))
+    pub const RULE: TextRule = TextRule {
+        max_chars: 100,
+        multiline: false,
+    };
+
+    pub fn parse(raw: &str) -> Result<Option<Self>, TextError> {
+        let topic = Self::RULE.clean(raw)?;
+        Ok((!topic.is_empty()).then_some(Self(topic)))
     }
 
     pub fn as_str(&self) -> &str {

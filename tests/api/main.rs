@@ -9,6 +9,7 @@ mod events;
 mod helpers;
 mod lobby;
 mod openapi;
+mod openapi_rules;
 mod platform;
 mod rooms;
 mod seats;
