@@ -32,6 +32,38 @@ pub struct MediaSettings {
     pub mode: MediaMode,
 }
 
+/// A configured signing secret shorter than this is refused: HS256 keys shorter than the
+/// hash are easier to guess offline from one token.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// Which header a trusted proxy names the client in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientIpHeader {
+    XForwardedFor,
+    /// RFC 7239 `Forwarded: for=…`.
+    Forwarded,
+}
+
+impl ServerSettings {
+    /// `trusted_proxies` parsed; a bare address is a one-address network.
+    pub fn trusted_proxy_nets(&self) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+        self.trusted_proxies
+            .iter()
+            .map(|raw| {
+                let raw = raw.trim();
+                raw.parse::<ipnet::IpNet>()
+                    .or_else(|_| raw.parse::<IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        ConfigError(format!(
+                            "server.trusted_proxies: {raw:?} is not an address or a CIDR (10.0.0.0/8)"
+                        ))
+                    })
+            })
+            .collect()
+    }
+}
+
 /// How browsers exchange audio and video.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -49,7 +81,9 @@ pub struct ServerSettings {
     pub port: u16,
     pub data_dir: PathBuf,
     pub cors_origins: Vec<String>,
-    pub trust_proxy: bool,
+    /// CIDRs (or single addresses) of the reverse proxies allowed to name the client.
+    pub trusted_proxies: Vec<String>,
+    pub client_ip_header: ClientIpHeader,
     pub max_body_bytes: usize,
     pub workers: usize,
 }
@@ -107,6 +141,11 @@ pub struct RealtimeSettings {
     pub connect_timeout_ms: u64,
     pub max_packets_per_second: u32,
     pub packet_burst: u32,
+    pub max_buffered_bytes: usize,
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    pub connects_per_second_per_ip: u32,
+    pub connect_burst_per_ip: u32,
     pub seat_grace_secs: u64,
     pub allow_anonymous_lobby: bool,
 }
@@ -178,6 +217,7 @@ impl Settings {
             .try_parsing(true)
             .list_separator(",")
             .with_list_parse_key("server.cors_origins")
+            .with_list_parse_key("server.trusted_proxies")
             .with_list_parse_key("rooms.languages");
         if let Some(env) = env {
             environment = environment.source(Some(env));
@@ -193,6 +233,7 @@ impl Settings {
 
     fn validate(&self) -> Result<(), ConfigError> {
         self.database_url()?;
+        self.server.trusted_proxy_nets()?;
         let bad = |key: &str, why: &str| Err(ConfigError(format!("{key}: {why}")));
         if self.database.max_connections == 0 {
             return bad("database.max_connections", "must be at least 1");
@@ -248,7 +289,21 @@ impl Settings {
         if realtime.max_payload_bytes < 1024 {
             return bad("realtime.max_payload_bytes", "must be at least 1024");
         }
-        self.validate_cluster()
+        if realtime.max_buffered_bytes < realtime.max_payload_bytes {
+            return bad(
+                "realtime.max_buffered_bytes",
+                "must be at least realtime.max_payload_bytes",
+            );
+        }
+        self.validate_cluster()?;
+        let secret = self.auth.jwt_secret.trim();
+        if !secret.is_empty() && secret.len() < MIN_SECRET_BYTES {
+            return bad(
+                "auth.jwt_secret",
+                "must be at least 32 characters (e.g. head -c 32 /dev/urandom | base64)",
+            );
+        }
+        Ok(())
     }
 
     /// Cluster mode (`redis.url` set) needs what every replica must share.
@@ -416,7 +471,10 @@ mod tests {
     fn cluster_mode_needs_a_shared_secret_and_postgres() {
         let redis = ("TALKCONNECT__REDIS__URL", "redis://127.0.0.1:6379");
         let pg = ("TALKCONNECT__DATABASE__URL", "postgres://u@h/db");
-        let secret = ("TALKCONNECT__AUTH__JWT_SECRET", "shared");
+        let secret = (
+            "TALKCONNECT__AUTH__JWT_SECRET",
+            "a-shared-secret-of-at-least-32-characters",
+        );
         let err = Settings::load_with_env(None, env(&[redis, pg]))
             .unwrap_err()
             .to_string();
@@ -439,6 +497,33 @@ mod tests {
                 .unwrap()
                 .cluster_mode()
         );
+    }
+
+    #[test]
+    fn a_short_configured_secret_is_refused() {
+        let short = ("TALKCONNECT__AUTH__JWT_SECRET", "shared");
+        let err = Settings::load_with_env(None, env(&[short]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("auth.jwt_secret: must be at least 32"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_networks() {
+        let ok = (
+            "TALKCONNECT__SERVER__TRUSTED_PROXIES",
+            "127.0.0.1,10.0.0.0/8,::1",
+        );
+        let s = Settings::load_with_env(None, env(&[ok])).unwrap();
+        assert_eq!(s.server.trusted_proxy_nets().unwrap().len(), 3);
+        let bad = ("TALKCONNECT__SERVER__TRUSTED_PROXIES", "10.0.0.0/33");
+        let err = Settings::load_with_env(None, env(&[bad]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("server.trusted_proxies:"), "{err}");
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 
+use crate::client_ip::ClientIp;
 use crate::cluster::RateLimiter;
 use crate::config::{RateLimitSettings, RateRule};
 use crate::db::cursor::PageCursor;
@@ -34,17 +35,36 @@ fn json_error(err: JsonPayloadError) -> ApiError {
         ),
         JsonPayloadError::Deserialize(e) if e.is_data() => ApiError::unprocessable(
             ErrorCode::InvalidBody,
-            format!("The body does not fit: {e}"),
+            format!("The body does not fit: {}", shape_error(&e)),
         ),
         JsonPayloadError::Deserialize(e) => ApiError::bad_request(
             ErrorCode::MalformedJson,
-            format!("The body is not valid JSON: {e}"),
+            format!(
+                "The body is not valid JSON (line {}, column {})",
+                e.line(),
+                e.column()
+            ),
         ),
-        other => ApiError::bad_request(
-            ErrorCode::MalformedJson,
-            format!("The body could not be read: {other}"),
-        ),
+        _ => ApiError::bad_request(ErrorCode::MalformedJson, "The body could not be read"),
     }
+}
+
+/// What is wrong with a JSON value's shape, without quoting it: error texts never echo what
+/// a client sent (a reply is not a free amplifier).
+pub fn shape_error(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    // serde's "missing field `x`" names the field, not the value.
+    if let Some(field) = text.strip_prefix("missing field ") {
+        let field = field.split(" at line").next().unwrap_or(field);
+        if field.len() <= 64 {
+            return format!("missing field {field}");
+        }
+    }
+    format!(
+        "a value has the wrong type or form (line {}, column {})",
+        e.line(),
+        e.column()
+    )
 }
 
 pub fn query_config() -> web::QueryConfig {
@@ -75,21 +95,6 @@ pub async fn method_not_allowed() -> HttpResponse {
         "This endpoint does not accept that method",
     )
     .error_response()
-}
-
-/// The client's address: the socket peer, or the proxy's forwarded value when trusted.
-fn client_ip(req: &HttpRequest, trust_proxy: bool) -> Option<IpAddr> {
-    if trust_proxy {
-        let info = req.connection_info();
-        if let Some(ip) = info.realip_remote_addr().and_then(|addr| {
-            addr.parse::<IpAddr>()
-                .ok()
-                .or_else(|| addr.parse::<std::net::SocketAddr>().ok().map(|s| s.ip()))
-        }) {
-            return Some(ip);
-        }
-    }
-    req.peer_addr().map(|addr| addr.ip())
 }
 
 /// What a rate budget is spent on. One budget per action, whichever way it arrives (REST or
@@ -132,25 +137,25 @@ impl Budget {
 pub struct Limits {
     pub settings: RateLimitSettings,
     limiter: Arc<dyn RateLimiter>,
-    trust_proxy: bool,
+    client_ip: ClientIp,
 }
 
 impl Limits {
     pub fn new(
         settings: RateLimitSettings,
         limiter: Arc<dyn RateLimiter>,
-        trust_proxy: bool,
+        client_ip: ClientIp,
     ) -> Self {
         Self {
             settings,
             limiter,
-            trust_proxy,
+            client_ip,
         }
     }
 
-    /// The client's address: the socket peer, or the proxy's forwarded value when trusted.
+    /// The client's address (`crate::client_ip`).
     pub fn client_ip(&self, req: &HttpRequest) -> Option<IpAddr> {
-        client_ip(req, self.trust_proxy)
+        self.client_ip.of(req)
     }
 
     /// Spends one unit of `budget` for `user`, and for the client's address when known.

@@ -4,6 +4,7 @@
 pub mod app;
 pub mod auth;
 pub mod chat;
+pub mod client_ip;
 pub mod cluster;
 pub mod config;
 pub mod db;

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::{self, Accounts, JwtKeys};
 use crate::chat::Chat;
+use crate::client_ip::ClientIp;
 use crate::cluster::redis::{
     Redis, RedisAdapter, RedisBus, RedisPlacement, RedisPresence, RedisRateLimiter, RedisStartError,
 };
@@ -17,7 +18,7 @@ use crate::cluster::{
     Bus, InMemoryBus, InMemoryPresence, InMemoryRateLimiter, LocalPlacement, MediaPlacement,
     Presence, RateLimiter,
 };
-use crate::config::{ConfigError, RealtimeSettings, Settings};
+use crate::config::{ConfigError, Settings};
 use crate::db::{self, DbPool};
 use crate::events::DomainEvent;
 use crate::http::Limits;
@@ -131,12 +132,12 @@ struct Parts {
 }
 
 impl Parts {
-    fn embedded(settings: &Settings) -> Parts {
+    fn embedded(settings: &Settings, client_ip: &ClientIp) -> Parts {
         Parts {
             bus: Arc::new(InMemoryBus::new(BUS_CAPACITY)),
             presence: Arc::new(InMemoryPresence::new()),
             limiter: Arc::new(InMemoryRateLimiter::new()),
-            io: SocketIo::new(protocol_config(&settings.realtime)),
+            io: SocketIo::new(protocol_config(settings, client_ip)),
             placement: Arc::new(LocalPlacement),
             mode: Mode::Embedded {
                 reconnections: watch::channel(0).0,
@@ -147,6 +148,7 @@ impl Parts {
     /// Redis for events, presence, rate limits and Socket.IO broadcasts.
     async fn cluster(
         settings: &Settings,
+        client_ip: &ClientIp,
         shutdown: CancellationToken,
     ) -> Result<Parts, StartError> {
         let redis = Redis::connect(&settings.redis, &settings.cluster, shutdown.clone()).await?;
@@ -162,7 +164,7 @@ impl Parts {
             Duration::from_secs(cluster.presence_ttl_secs),
         );
         presence.start_heartbeat(cluster.media_address.clone(), shutdown);
-        let io = SocketIo::builder(protocol_config(&settings.realtime))
+        let io = SocketIo::builder(protocol_config(settings, client_ip))
             .adapter(RedisAdapter::factory(
                 Arc::clone(&redis),
                 Duration::from_millis(cluster.request_timeout_ms),
@@ -189,7 +191,12 @@ impl Parts {
 }
 
 /// The protocol settings from the product's configuration.
-fn protocol_config(settings: &RealtimeSettings) -> realtime::Config {
+/// `rate_limit.enabled = false` lifts the per-address caps too (load tests from one address);
+/// the per-connection byte budgets and the global cap stay.
+fn protocol_config(settings: &Settings, client_ip: &ClientIp) -> realtime::Config {
+    let client_ip = client_ip.clone();
+    let per_ip = settings.rate_limit.enabled;
+    let settings = &settings.realtime;
     realtime::Config {
         ping_interval: Duration::from_millis(settings.ping_interval_ms),
         ping_timeout: Duration::from_millis(settings.ping_timeout_ms),
@@ -197,6 +204,20 @@ fn protocol_config(settings: &RealtimeSettings) -> realtime::Config {
         connect_timeout: Duration::from_millis(settings.connect_timeout_ms),
         max_packets_per_second: settings.max_packets_per_second,
         packet_burst: settings.packet_burst,
+        max_buffered_bytes: settings.max_buffered_bytes,
+        max_sessions: settings.max_connections,
+        max_sessions_per_ip: if per_ip {
+            settings.max_connections_per_ip
+        } else {
+            0
+        },
+        handshakes_per_second_per_ip: if per_ip {
+            settings.connects_per_second_per_ip
+        } else {
+            0
+        },
+        handshake_burst_per_ip: settings.connect_burst_per_ip,
+        client_address: realtime::ClientAddress::new(move |req| client_ip.of(req)),
         ..realtime::Config::default()
     }
 }
@@ -208,11 +229,15 @@ impl AppState {
         settings: Settings,
         shutdown: CancellationToken,
     ) -> Result<Self, StartError> {
+        let client_ip = ClientIp::new(
+            settings.server.trusted_proxy_nets()?,
+            settings.server.client_ip_header,
+        );
         // Redis first: a wrong redis.url fails before migrations touch the database.
         let parts = if settings.cluster_mode() {
-            Parts::cluster(&settings, shutdown.clone()).await?
+            Parts::cluster(&settings, &client_ip, shutdown.clone()).await?
         } else {
-            Parts::embedded(&settings)
+            Parts::embedded(&settings, &client_ip)
         };
         let url = settings.database_url()?;
         let db_settings = settings.database.clone();
@@ -233,11 +258,7 @@ impl AppState {
             source,
         })?;
         let jwt = JwtKeys::new(&secret, settings.auth.token_ttl_secs);
-        let limits = Limits::new(
-            settings.rate_limit.clone(),
-            parts.limiter,
-            settings.server.trust_proxy,
-        );
+        let limits = Limits::new(settings.rate_limit.clone(), parts.limiter, client_ip);
         let media = Media::start(
             settings.media.mode,
             &settings.sfu,

@@ -33,7 +33,10 @@ const POSTGRES: (&str, &str) = (
     "TALKCONNECT__DATABASE__URL",
     "postgres://postgres@127.0.0.1:5432/never_created_by_this_test",
 );
-const SECRET: (&str, &str) = ("TALKCONNECT__AUTH__JWT_SECRET", "shared-secret");
+const SECRET: (&str, &str) = (
+    "TALKCONNECT__AUTH__JWT_SECRET",
+    "a-shared-secret-of-at-least-32-characters",
+);
 
 #[test]
 fn a_cluster_without_a_shared_jwt_secret_is_refused() {

@@ -18,8 +18,8 @@ describe("behind nginx", { skip: missing ?? false }, () => {
   test("polling and websocket clients through the proxy talk with users on both replicas", async () => {
     const c = await cluster("nginx");
     cleanup.push(() => c.close());
-    const a = await c.replica({ TALKCONNECT__SERVER__TRUST_PROXY: "true" });
-    const b = await c.replica({ TALKCONNECT__SERVER__TRUST_PROXY: "true" });
+    const a = await c.replica({ TALKCONNECT__SERVER__TRUSTED_PROXIES: "127.0.0.1" });
+    const b = await c.replica({ TALKCONNECT__SERVER__TRUSTED_PROXIES: "127.0.0.1" });
     const proxy = await startNginx([a, b]);
     cleanup.push(() => proxy.stop());
 

@@ -43,6 +43,8 @@ pub enum DbError {
 pub enum ConnectError {
     #[error("cannot create the database folder {0}: {1}")]
     Folder(String, std::io::Error),
+    #[error("cannot create the database file {0}: {1}")]
+    File(String, std::io::Error),
     #[error("cannot open the database: {0}")]
     Open(#[from] ConnectionError),
     #[error("cannot build the connection pool: {0}")]
@@ -63,11 +65,13 @@ impl ConnectionManager {
             DatabaseUrl::Postgres(url) => PgConnection::establish(url).map(DbConnection::Postgres),
             DatabaseUrl::Sqlite(path) => {
                 let mut conn = SqliteConnection::establish(path)?;
-                // WAL lets readers go on while one writer commits; writers queue on the busy
-                // timeout instead of failing at once; SQLite leaves foreign keys off by default.
+                // The busy timeout first: switching to WAL takes a lock, and without the
+                // timeout a connection opened while another writes fails at once ("database is
+                // locked"). WAL lets readers go on while one writer commits; writers queue on
+                // the busy timeout; SQLite leaves foreign keys off by default.
                 conn.batch_execute(
-                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                     PRAGMA busy_timeout = 15000; PRAGMA foreign_keys = ON;",
+                    "PRAGMA busy_timeout = 15000; PRAGMA journal_mode = WAL; \
+                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
                 )
                 .map_err(ConnectionError::CouldntSetupConfiguration)?;
                 Ok(DbConnection::Sqlite(conn))
@@ -104,6 +108,7 @@ pub fn connect(url: &DatabaseUrl, settings: &DatabaseSettings) -> Result<DbPool,
             std::fs::create_dir_all(parent)
                 .map_err(|e| ConnectError::Folder(parent.display().to_string(), e))?;
         }
+        private_file(Path::new(path)).map_err(|e| ConnectError::File(path.to_owned(), e))?;
     }
     let manager = ConnectionManager { url: url.clone() };
     let mut conn = manager.establish()?;
@@ -114,6 +119,25 @@ pub fn connect(url: &DatabaseUrl, settings: &DatabaseSettings) -> Result<DbPool,
         .connection_timeout(Duration::from_secs(settings.connect_timeout_secs.max(1)))
         .build(manager)?;
     Ok(pool)
+}
+
+/// The SQLite file holds password hashes and chat: only the server's user may read it. Made
+/// before SQLite opens it, so its -wal and -shm files (which copy its mode) are private too.
+fn private_file(path: &Path) -> std::io::Result<()> {
+    if path.as_os_str().is_empty() || path.to_str() == Some(":memory:") {
+        return Ok(());
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(())
 }
 
 /// Runs the pending migrations of the connection's backend. Under PostgreSQL, replicas that

@@ -37,6 +37,11 @@ pub struct SocketUser(pub Arc<User>);
 #[derive(Clone, Copy)]
 pub struct InRoom(pub RoomId);
 
+/// Held while a socket joins or leaves a room: one seat change at a time per socket, so a
+/// second `room:join` cannot interleave with the first's database work.
+#[derive(Clone, Default)]
+pub struct SeatLock(pub Arc<tokio::sync::Mutex<()>>);
+
 /// What a handler gets: the app, the socket, its user and the parsed payload.
 pub struct Call<T> {
     pub state: web::Data<AppState>,
@@ -52,6 +57,15 @@ impl<T> Call<T> {
 
     pub fn socket_id(&self) -> String {
         self.socket.id().to_string()
+    }
+
+    /// This socket's seat lock (`SeatLock`).
+    pub fn seat_lock(&self) -> Arc<tokio::sync::Mutex<()>> {
+        self.socket
+            .extensions()
+            .get::<SeatLock>()
+            .unwrap_or_default()
+            .0
     }
 
     /// The room named in the payload, else the one the socket is inside.
@@ -105,7 +119,8 @@ pub fn on<T, F, Fut>(
                 state.limits.spend(budget, user.user_id(), None).await?;
                 let data = if data.is_null() { json!({}) } else { data };
                 let input: T = serde_json::from_value(data).map_err(|e| {
-                    ApiError::unprocessable(ErrorCode::InvalidBody, format!("{event}: {e}"))
+                    let why = crate::http::shape_error(&e);
+                    ApiError::unprocessable(ErrorCode::InvalidBody, format!("{event}: {why}"))
                 })?;
                 handler(Call {
                     state,

@@ -44,6 +44,9 @@ pub struct RelayRequest {
 /// `sfu:join`: this socket takes the seat's media session (another tab's is replaced).
 pub async fn sfu_join(call: Call<SfuJoinRequest>) -> Result<Value, ApiError> {
     let room = call.inside(call.input.room_id)?;
+    // The socket's mark could be stale (a lost kick event): media costs a port, so ask the
+    // database.
+    call.state.rooms.require_seat(room, call.user_id()).await?;
     call.state
         .media
         .join(room, call.user_id(), call.input.publish, call.socket_id())
@@ -75,6 +78,13 @@ pub async fn sfu_signal(call: Call<Value>, event: &'static str) -> Result<Value,
 pub async fn relay(call: Call<RelayRequest>, event: &'static str) -> Result<Value, ApiError> {
     call.state.media.require_mesh()?;
     let room_id = call.inside(None)?;
+    if event == "webrtc:offer" {
+        // A new connection to someone: the database, not the socket's mark, says who is in.
+        call.state
+            .rooms
+            .require_seat(room_id, call.user_id())
+            .await?;
+    }
     let target = call.input.target_user_id;
     if target == call.user_id() {
         return Err(ApiError::bad_request(

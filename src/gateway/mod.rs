@@ -20,7 +20,7 @@ use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
-use self::kit::{LOBBY, SocketUser, on, user_room};
+use self::kit::{LOBBY, SeatLock, SocketUser, on, user_room};
 use crate::auth::{AccountError, TokenError};
 use crate::error::ErrorCode;
 use crate::http::Budget;
@@ -79,6 +79,7 @@ async fn on_connect(
         })?;
     let user_id = user.user_id();
     socket.extensions().insert(SocketUser(Arc::new(user)));
+    socket.extensions().insert(SeatLock::default());
     socket
         .join_all([LOBBY.to_owned(), user_room(user_id)])
         .await;

@@ -62,14 +62,18 @@ pub struct KickRequest {
 
 /// `room:join`: takes the seat if needed; the socket enters the room.
 pub async fn join(call: Call<JoinRequest>) -> Result<Value, ApiError> {
+    let lock = call.seat_lock();
+    let _one_at_a_time = lock.lock().await;
     let room_id = call.input.room_id;
     let (room, participant) = call.state.rooms.join(room_id, (*call.user).clone()).await?;
-    seats::enter_room(&call, room_id).await;
+    seats::enter_room(&call, room_id).await?;
     Ok(json!({ "room": room, "participant": participant }))
 }
 
 /// `room:leave`: frees the seat; every tab of the user leaves the room.
 pub async fn leave(call: Call<RoomRef>) -> Result<Value, ApiError> {
+    let lock = call.seat_lock();
+    let _one_at_a_time = lock.lock().await;
     let room_id = call.room(call.input.room_id)?;
     let left = call.state.rooms.leave(room_id, call.user_id()).await;
     // The socket leaves the room even when the seat was already gone.

@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::kit::{Call, InRoom, SocketUser, room_room, user_room};
 use crate::db;
+use crate::error::{ApiError, ErrorCode};
 use crate::events::DomainEvent;
 use crate::ids::{RoomId, UserId};
 use crate::realtime::{BroadcastOperator, DisconnectReason, SocketRef};
@@ -16,7 +17,9 @@ use crate::rooms::RoomError;
 use crate::state::AppState;
 
 /// Puts the socket inside the room (leaving the one it was in) and holds the seat for it.
-pub async fn enter_room<T>(call: &Call<T>, room_id: RoomId) {
+/// The socket may have gone while the seat was being taken: then everything is undone and the
+/// seat stays on the grace clock, as if its owner had closed the tab.
+pub async fn enter_room<T>(call: &Call<T>, room_id: RoomId) -> Result<(), ApiError> {
     let socket = &call.socket;
     let user_id = call.user_id();
     if let Some(InRoom(previous)) = socket.extensions().insert(InRoom(room_id)) {
@@ -33,6 +36,16 @@ pub async fn enter_room<T>(call: &Call<T>, room_id: RoomId) {
         .presence
         .socket_entered(room_id, user_id, &call.socket_id())
         .await;
+    // The mark above is set before presence counts the socket, and the disconnect handler
+    // reads the mark: whichever runs last, the socket is not left counted.
+    if !socket.connected() {
+        exit_room(call, room_id).await;
+        return Err(ApiError::conflict(
+            ErrorCode::NotInRoom,
+            "The connection closed while joining",
+        ));
+    }
+    Ok(())
 }
 
 /// Takes the socket out of the room; the seat goes on the clock if no other socket holds it.

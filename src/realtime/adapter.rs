@@ -388,6 +388,7 @@ mod tests {
             rate: 0.0,
             burst: 1.0,
             max_buffered: 100,
+            max_buffered_bytes: 1 << 20,
         };
         let sockets = (0..n)
             .map(|_| {

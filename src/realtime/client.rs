@@ -29,6 +29,9 @@ struct Inner {
     sockets: Vec<SocketRef>,
     /// A binary packet waiting for its attachments.
     partial: Option<Box<(Packet, Vec<Bytes>)>>,
+    /// Bytes of the attachments `partial` holds: a packet and its attachments together stay
+    /// within `max_payload`.
+    partial_bytes: usize,
     closed: bool,
 }
 
@@ -168,6 +171,7 @@ impl EngineHandler for SocketIoHandler {
 
     fn on_message(&self, conn: &Arc<Conn<ClientState>>, message: Message) {
         let max_attachments = self.registry.config.max_attachments;
+        let max_payload = self.registry.config.max_payload;
         let ready = {
             let mut inner = conn.data().inner.lock();
             match message {
@@ -179,6 +183,7 @@ impl EngineHandler for SocketIoHandler {
                             Ok(p) if p.attachments > 0 => {
                                 let n = p.attachments;
                                 inner.partial = Some(Box::new((p, Vec::with_capacity(n))));
+                                inner.partial_bytes = text.len();
                                 Ok(None)
                             }
                             Ok(p) => Ok(Some((p, Vec::new()))),
@@ -186,17 +191,24 @@ impl EngineHandler for SocketIoHandler {
                         }
                     }
                 }
-                Message::Binary(data) => match inner.partial.as_mut() {
-                    None => Err("unexpected binary attachment"),
-                    Some(partial) => {
-                        partial.1.push(data);
-                        if partial.1.len() == partial.0.attachments {
-                            Ok(inner.partial.take().map(|b| *b))
-                        } else {
-                            Ok(None)
+                Message::Binary(data) => {
+                    let inner = &mut *inner;
+                    match inner.partial.as_mut() {
+                        None => Err("unexpected binary attachment"),
+                        Some(_) if inner.partial_bytes + data.len() > max_payload => {
+                            Err("attachments over max_payload")
+                        }
+                        Some(partial) => {
+                            inner.partial_bytes += data.len();
+                            partial.1.push(data);
+                            if partial.1.len() == partial.0.attachments {
+                                Ok(inner.partial.take().map(|b| *b))
+                            } else {
+                                Ok(None)
+                            }
                         }
                     }
-                },
+                }
             }
         };
         match ready {

@@ -1,6 +1,39 @@
 //! Settings of the Engine.IO / Socket.IO layer, with the reference server's defaults.
 
+use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
+
+use actix_web::HttpRequest;
+
+/// Who a request comes from, for the per-address caps: the TCP peer unless the application
+/// knows better (a trusted reverse proxy's header).
+#[derive(Clone)]
+pub struct ClientAddress(Arc<AddressOf>);
+
+type AddressOf = dyn Fn(&HttpRequest) -> Option<IpAddr> + Send + Sync;
+
+impl ClientAddress {
+    pub fn new(f: impl Fn(&HttpRequest) -> Option<IpAddr> + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+
+    pub fn of(&self, req: &HttpRequest) -> Option<IpAddr> {
+        (self.0)(req)
+    }
+}
+
+impl Default for ClientAddress {
+    fn default() -> Self {
+        Self::new(|req| req.peer_addr().map(|a| a.ip()))
+    }
+}
+
+impl std::fmt::Debug for ClientAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClientAddress")
+    }
+}
 
 /// Which transports the server accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +77,18 @@ pub struct Config {
     pub max_attachments: usize,
     /// Frames queued for one client before it is closed as too slow.
     pub max_buffered_frames: usize,
+    /// Bytes queued for one client before it is closed as too slow.
+    pub max_buffered_bytes: usize,
+    /// Sessions open at once on this server; more handshakes get 503.
+    pub max_sessions: usize,
+    /// Sessions open at once from one client address; more get 429 (0 = unlimited).
+    pub max_sessions_per_ip: usize,
+    /// New sessions one client address may open per second, sustained (0 = unlimited)…
+    pub handshakes_per_second_per_ip: u32,
+    /// …and in a burst.
+    pub handshake_burst_per_ip: u32,
+    /// Who a request comes from, for the per-address caps.
+    pub client_address: ClientAddress,
     /// Default timeout of `emit_with_ack` from the server.
     pub ack_timeout: Duration,
 }
@@ -62,6 +107,12 @@ impl Default for Config {
             packet_burst: 300,
             max_attachments: 10,
             max_buffered_frames: 10_000,
+            max_buffered_bytes: 1 << 20,
+            max_sessions: 10_000,
+            max_sessions_per_ip: 50,
+            handshakes_per_second_per_ip: 5,
+            handshake_burst_per_ip: 20,
+            client_address: ClientAddress::default(),
             ack_timeout: Duration::from_millis(10_000),
         }
     }

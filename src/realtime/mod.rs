@@ -54,7 +54,7 @@ pub use adapter::{
     Adapter, AdapterError, BroadcastFlags, BroadcastOptions, LocalAdapter, LocalNamespace, Room,
     SocketInfo,
 };
-pub use config::{Config, Transports};
+pub use config::{ClientAddress, Config, Transports};
 pub use engine::CloseReason;
 pub use extensions::Extensions;
 pub use namespace::{AdapterFactory, ConnectError};

@@ -62,7 +62,12 @@ pub enum ParseError {
     InvalidJson,
     #[error("payload does not fit the packet type")]
     InvalidPayload,
+    #[error("namespace name too long")]
+    NamespaceTooLong,
 }
+
+/// Longest namespace name accepted (a refusal names it back to the client).
+pub const MAX_NAMESPACE_BYTES: usize = 256;
 
 /// Parses a text packet; `max_attachments` bounds the binary parts a client may announce.
 pub fn decode(text: &str, max_attachments: usize) -> Result<Packet, ParseError> {
@@ -96,6 +101,9 @@ pub fn decode(text: &str, max_attachments: usize) -> Result<Packet, ParseError> 
             i += 1;
         }
         nsp = &text[start..i];
+        if nsp.len() > MAX_NAMESPACE_BYTES {
+            return Err(ParseError::NamespaceTooLong);
+        }
         if i < bytes.len() {
             i += 1; // the comma
         }

@@ -269,13 +269,17 @@ impl Socket {
 
     /// Joins a room.
     pub async fn join(&self, room: impl Into<Room>) {
-        self.ns.adapter.add_all(self.id, vec![room.into()]).await;
+        self.join_all([room.into()]).await;
     }
 
-    /// Joins several rooms.
+    /// Joins several rooms. A socket that is gone joins nothing: its rooms were already
+    /// emptied of it, and an entry added now would never be removed.
     pub async fn join_all(&self, rooms: impl IntoIterator<Item = impl Into<Room>>) {
         let rooms = rooms.into_iter().map(Into::into).collect();
         self.ns.adapter.add_all(self.id, rooms).await;
+        if matches!(*self.state.lock(), State::Disconnected) {
+            self.ns.adapter.del_all(self.id).await;
+        }
     }
 
     /// Leaves a room.

@@ -173,6 +173,14 @@ impl Rooms {
         Ok(view)
     }
 
+    /// Is the user seated in this live room (the database's word, not a socket's memory)?
+    pub async fn require_seat(&self, room_id: RoomId, user_id: UserId) -> Result<(), RoomError> {
+        db::run(&self.pool, move |conn| {
+            rules::seat_in_live_room(conn, room_id, user_id).map(|_| ())
+        })
+        .await
+    }
+
     /// Changes a seat's mic, camera or hand; the room hears of it only when something changed.
     pub async fn change_seat(
         &self,

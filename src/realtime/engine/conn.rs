@@ -2,7 +2,7 @@
 //! heartbeat and rate-limit state. Shared across actix workers behind one small mutex.
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::task::Waker;
 use std::time::Duration;
 
@@ -30,7 +30,8 @@ pub enum CloseReason {
     RateLimited,
     /// Two concurrent GET (or POST) polling requests for one session.
     Overlap,
-    /// More frames queued than `max_buffered_frames`: the client does not read.
+    /// More queued for the client than `max_buffered_frames` or `max_buffered_bytes`: it
+    /// does not read.
     SlowClient,
     /// The application (or the Socket.IO layer) closed it.
     ServerClose,
@@ -68,8 +69,9 @@ pub enum TransportKind {
 pub struct Handshake {
     /// Peer address of the TCP connection.
     pub peer_addr: Option<SocketAddr>,
-    /// Client address as seen through `Forwarded` / `X-Forwarded-For` when present.
-    pub real_ip: Option<Box<str>>,
+    /// The client's address as `Config::client_address` tells it (behind a trusted proxy,
+    /// the proxy's client); the per-address caps count it.
+    pub client_ip: Option<IpAddr>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,6 +103,8 @@ pub(crate) struct WsOutput {
 
 struct State {
     queue: VecDeque<Frame>,
+    /// Bytes of the frames in `queue`.
+    queued_bytes: usize,
     /// The websocket writer (response body) waiting for frames.
     ws_waker: Option<Waker>,
     ws_control: Vec<WsControl>,
@@ -145,6 +149,7 @@ pub(crate) struct Limits {
     pub rate: f32,
     pub burst: f32,
     pub max_buffered: usize,
+    pub max_buffered_bytes: usize,
 }
 
 impl<D> Conn<D> {
@@ -160,6 +165,7 @@ impl<D> Conn<D> {
             sid,
             state: Mutex::new(State {
                 queue: VecDeque::new(),
+                queued_bytes: 0,
                 ws_waker: None,
                 ws_control: Vec::new(),
                 ws_gen: 0,
@@ -218,12 +224,17 @@ impl<D> Conn<D> {
             if st.closed.is_some() {
                 return false;
             }
-            st.queue.extend(frames);
+            for frame in frames {
+                st.queued_bytes += frame.len();
+                st.queue.push_back(frame);
+            }
             let waker = match st.transport {
                 TransportKind::Websocket => st.ws_waker.take(),
                 TransportKind::Polling => None,
             };
-            (st.queue.len() > self.limits.max_buffered, waker)
+            let overflow = st.queue.len() > self.limits.max_buffered
+                || st.queued_bytes > self.limits.max_buffered_bytes;
+            (overflow, waker)
         };
         if overflow {
             self.close(CloseReason::SlowClient);
@@ -262,6 +273,7 @@ impl<D> Conn<D> {
         }
         let control = std::mem::take(&mut st.ws_control);
         let frames = if st.transport == TransportKind::Websocket {
+            st.queued_bytes = 0;
             std::mem::take(&mut st.queue)
         } else {
             VecDeque::new()
@@ -281,7 +293,15 @@ impl<D> Conn<D> {
             if st.ws_gen != generation {
                 return;
             }
-            st.ws_control.push(control);
+            match control {
+                // Pongs are coalesced: a flood of pings queues one pong, with the data of the
+                // latest ping (RFC 6455 §5.5.3 allows answering only the most recent).
+                WsControl::Pong(data) => {
+                    st.ws_control.retain(|c| !matches!(c, WsControl::Pong(_)));
+                    st.ws_control.push(WsControl::Pong(data));
+                }
+                other => st.ws_control.push(other),
+            }
             st.ws_waker.take()
         };
         if let Some(waker) = waker {
@@ -314,7 +334,9 @@ impl<D> Conn<D> {
     /// Takes every queued frame.
     #[cfg(test)]
     pub(crate) fn drain(&self) -> VecDeque<Frame> {
-        std::mem::take(&mut self.state.lock().queue)
+        let mut st = self.state.lock();
+        st.queued_bytes = 0;
+        std::mem::take(&mut st.queue)
     }
 
     /// Takes one token from the packet-rate bucket; false when the client is over its rate.
@@ -435,6 +457,7 @@ impl<D> Conn<D> {
     pub(crate) fn poll_ready(&self) -> Option<Vec<Frame>> {
         let mut st = self.state.lock();
         if !st.queue.is_empty() {
+            st.queued_bytes = 0;
             return Some(st.queue.drain(..).collect());
         }
         if st.closed.is_some() {
@@ -512,6 +535,7 @@ mod tests {
                 rate: 10.0,
                 burst: 3.0,
                 max_buffered: 4,
+                max_buffered_bytes: 64,
             },
             (),
         )
@@ -588,6 +612,42 @@ mod tests {
         assert!(c.take_token());
         assert!(c.take_token());
         assert!(!c.take_token());
+    }
+
+    #[test]
+    fn too_many_queued_bytes_close_a_slow_client() {
+        let c = conn(TransportKind::Websocket);
+        assert!(c.send(Frame::Binary(bytes::Bytes::from(vec![0; 60]))));
+        assert!(!c.send(Frame::Binary(bytes::Bytes::from(vec![0; 10]))));
+        assert_eq!(c.close_reason(), Some(CloseReason::SlowClient));
+    }
+
+    #[test]
+    fn what_the_writer_took_no_longer_counts() {
+        let c = conn(TransportKind::Websocket);
+        assert!(c.send(Frame::Binary(bytes::Bytes::from(vec![0; 60]))));
+        assert_eq!(c.drain().len(), 1);
+        assert!(c.send(Frame::Binary(bytes::Bytes::from(vec![0; 60]))));
+        assert!(!c.is_closed());
+    }
+
+    #[test]
+    fn a_ping_flood_queues_one_pong() {
+        let c = conn(TransportKind::Websocket);
+        for i in 0..1000u32 {
+            c.ws_control(
+                0,
+                WsControl::Pong(bytes::Bytes::from(i.to_be_bytes().to_vec())),
+            );
+        }
+        let waker = futures_util::task::noop_waker();
+        let out = c.ws_poll(0, &waker);
+        assert_eq!(
+            out.control,
+            vec![WsControl::Pong(bytes::Bytes::from(
+                999u32.to_be_bytes().to_vec()
+            ))]
+        );
     }
 
     #[test]

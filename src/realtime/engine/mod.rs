@@ -8,7 +8,9 @@ mod polling;
 mod websocket;
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -82,6 +84,43 @@ pub struct Engine<H: EngineHandler> {
     pub(crate) config: Config,
     pub(crate) handler: H,
     sessions: Mutex<HashMap<Sid, Arc<Conn<H::Data>>>>,
+    admission: Mutex<Admission>,
+}
+
+/// Sessions and handshake budget per client address.
+#[derive(Default)]
+struct Admission {
+    by_ip: HashMap<IpAddr, PerIp>,
+    since_sweep: u32,
+}
+
+struct PerIp {
+    sessions: usize,
+    tokens: f32,
+    refilled: Instant,
+}
+
+/// Why a handshake was refused before any session existed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    ServerFull,
+    TooManyFromAddress,
+}
+
+impl Refusal {
+    pub(crate) fn response(self) -> HttpResponse {
+        let (status, message) = match self {
+            Refusal::ServerFull => (StatusCode::SERVICE_UNAVAILABLE, "Server full"),
+            Refusal::TooManyFromAddress => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many connections from this address",
+            ),
+        };
+        HttpResponse::build(status)
+            .content_type("application/json")
+            .insert_header(("Retry-After", "5"))
+            .body(format!(r#"{{"code":3,"message":"{message}"}}"#))
+    }
 }
 
 /// The query parameters of an Engine.IO request.
@@ -115,6 +154,7 @@ impl<H: EngineHandler> Engine<H> {
             config,
             handler,
             sessions: Mutex::new(HashMap::new()),
+            admission: Mutex::new(Admission::default()),
         })
     }
 
@@ -210,19 +250,73 @@ impl<H: EngineHandler> Engine<H> {
             rate: self.config.max_packets_per_second as f32,
             burst: self.config.packet_burst.max(1) as f32,
             max_buffered: self.config.max_buffered_frames,
+            max_buffered_bytes: self.config.max_buffered_bytes,
         }
     }
 
-    /// Creates and registers a session.
-    fn open(&self, transport: TransportKind, req: &HttpRequest) -> Arc<Conn<H::Data>> {
+    /// Counts a new session against the global and per-address caps.
+    fn admit(&self, ip: Option<IpAddr>) -> Result<(), Refusal> {
+        if self.sessions.lock().len() >= self.config.max_sessions {
+            return Err(Refusal::ServerFull);
+        }
+        let Some(ip) = ip else { return Ok(()) };
+        let rate = self.config.handshakes_per_second_per_ip as f32;
+        let burst = self.config.handshake_burst_per_ip.max(1) as f32;
+        let now = Instant::now();
+        let mut admission = self.admission.lock();
+        admission.since_sweep += 1;
+        if admission.since_sweep >= 1024 {
+            // Forget addresses with no session and a full budget again.
+            admission.since_sweep = 0;
+            admission.by_ip.retain(|_, e| {
+                e.sessions > 0
+                    || (e.tokens + now.duration_since(e.refilled).as_secs_f32() * rate) < burst
+            });
+        }
+        let entry = admission.by_ip.entry(ip).or_insert(PerIp {
+            sessions: 0,
+            tokens: burst,
+            refilled: now,
+        });
+        let cap = self.config.max_sessions_per_ip;
+        if cap > 0 && entry.sessions >= cap {
+            return Err(Refusal::TooManyFromAddress);
+        }
+        if rate > 0.0 {
+            let elapsed = now.duration_since(entry.refilled).as_secs_f32();
+            entry.tokens = (entry.tokens + elapsed * rate).min(burst);
+            entry.refilled = now;
+            if entry.tokens < 1.0 {
+                return Err(Refusal::TooManyFromAddress);
+            }
+            entry.tokens -= 1.0;
+        }
+        entry.sessions += 1;
+        Ok(())
+    }
+
+    /// A session of `ip` ended.
+    fn release(&self, ip: Option<IpAddr>) {
+        let Some(ip) = ip else { return };
+        let mut admission = self.admission.lock();
+        if let Some(entry) = admission.by_ip.get_mut(&ip) {
+            entry.sessions = entry.sessions.saturating_sub(1);
+        }
+    }
+
+    /// Creates and registers a session, if the caps allow one more.
+    fn open(
+        &self,
+        transport: TransportKind,
+        req: &HttpRequest,
+    ) -> Result<Arc<Conn<H::Data>>, Refusal> {
         let peer_addr = req.peer_addr();
-        let info = req.connection_info();
-        // Kept only when a proxy header names another client than the TCP peer.
-        let real_ip = info
-            .realip_remote_addr()
-            .filter(|ip| peer_addr.is_none_or(|peer| *ip != peer.ip().to_string()))
-            .map(Box::from);
-        let handshake = Handshake { peer_addr, real_ip };
+        let client_ip = self.config.client_address.of(req);
+        self.admit(client_ip)?;
+        let handshake = Handshake {
+            peer_addr,
+            client_ip,
+        };
         let mut sessions = self.sessions.lock();
         let mut sid = Sid::random();
         while sessions.contains_key(&sid) {
@@ -236,7 +330,7 @@ impl<H: EngineHandler> Engine<H> {
             H::Data::default(),
         ));
         sessions.insert(sid, Arc::clone(&conn));
-        conn
+        Ok(conn)
     }
 
     /// The `0{...}` open packet.
@@ -261,6 +355,7 @@ impl<H: EngineHandler> Engine<H> {
     fn finalize(&self, conn: &Arc<Conn<H::Data>>) {
         let removed = self.sessions.lock().remove(&conn.sid()).is_some();
         if removed {
+            self.release(conn.handshake().client_ip);
             let reason = conn.close_reason().unwrap_or(CloseReason::ServerClose);
             self.handler.on_close(conn, reason);
         }

@@ -61,6 +61,18 @@ impl Frame {
     pub const CLOSE: Frame = Frame::Text(ByteString::from_static("1"));
     pub const NOOP: Frame = Frame::Text(ByteString::from_static("6"));
 
+    /// Bytes this frame holds.
+    pub fn len(&self) -> usize {
+        match self {
+            Frame::Text(text) => text.len(),
+            Frame::Binary(data) => data.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// A `message` packet carrying text (the `4` prefix is added here).
     pub fn message_text(text: &str) -> Frame {
         let mut s = String::with_capacity(text.len() + 1);

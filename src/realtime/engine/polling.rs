@@ -39,7 +39,10 @@ pub(super) fn handshake<H: EngineHandler>(
     engine: &Arc<Engine<H>>,
     req: &HttpRequest,
 ) -> HttpResponse {
-    let conn = engine.open(TransportKind::Polling, req);
+    let conn = match engine.open(TransportKind::Polling, req) {
+        Ok(conn) => conn,
+        Err(refusal) => return refusal.response(),
+    };
     let open = engine.open_packet(conn.sid(), TransportKind::Polling);
     let span = tracing::debug_span!("engine.io", sid = %conn.sid());
     actix_web::rt::spawn(drive_heartbeat(Arc::clone(engine), Arc::clone(&conn)).instrument(span));
@@ -157,6 +160,11 @@ pub(super) async fn post<H: EngineHandler>(
         if !engine.on_packet(&conn, packet) {
             break;
         }
+    }
+    if conn.close_reason() == Some(CloseReason::RateLimited) {
+        return HttpResponse::TooManyRequests()
+            .content_type("application/json")
+            .body(r#"{"code":3,"message":"Too many packets"}"#);
     }
     HttpResponse::Ok().content_type("text/html").body("ok")
 }

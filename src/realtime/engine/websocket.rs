@@ -32,7 +32,10 @@ pub(super) fn accept<H: EngineHandler>(
     };
     let reader = FrameReader::new(body, engine.config.max_payload);
     let (conn, generation, fresh) = match existing {
-        None => (engine.open(TransportKind::Websocket, req), 0, true),
+        None => match engine.open(TransportKind::Websocket, req) {
+            Ok(conn) => (conn, 0, true),
+            Err(refusal) => return refusal.response(),
+        },
         Some(conn) => match conn.begin_upgrade() {
             Some(generation) => (conn, generation, false),
             None => {
@@ -184,8 +187,26 @@ impl FrameReader {
         }
     }
 
+    /// Refuses a frame as soon as its header is in: a data frame whose declared length (plus
+    /// what a fragmented message already holds) is over `max`, or a control frame over 125
+    /// bytes. actix-http's codec would otherwise buffer the whole frame before refusing it.
+    fn declared_too_large(&self) -> bool {
+        let Some((opcode, length)) = declared_frame(&self.buf) else {
+            return false;
+        };
+        let is_control = opcode & 0x08 != 0;
+        if is_control {
+            return length > 125;
+        }
+        let held = self.partial.as_ref().map_or(0, |(_, acc)| acc.len() as u64);
+        held.saturating_add(length) > self.max as u64
+    }
+
     async fn next(&mut self) -> Incoming {
         loop {
+            if self.declared_too_large() {
+                return Incoming::TooLarge;
+            }
             match self.codec.decode(&mut self.buf) {
                 Ok(Some(frame)) => {
                     if self.buf.is_empty() && self.buf.capacity() > 4096 {
@@ -239,6 +260,19 @@ impl FrameReader {
     }
 }
 
+/// The opcode and declared payload length of the frame at the start of `buf`, once its
+/// header has arrived (RFC 6455 §5.2: 7-bit length, or 126 + u16, or 127 + u64).
+fn declared_frame(buf: &[u8]) -> Option<(u8, u64)> {
+    let (&first, &second) = (buf.first()?, buf.get(1)?);
+    let opcode = first & 0x0F;
+    let length = match second & 0x7F {
+        126 => u64::from(u16::from_be_bytes([*buf.get(2)?, *buf.get(3)?])),
+        127 => u64::from_be_bytes(buf.get(2..10)?.try_into().ok()?),
+        short => u64::from(short),
+    };
+    Some((opcode, length))
+}
+
 async fn run_fresh<H: EngineHandler>(
     engine: Arc<Engine<H>>,
     conn: Arc<Conn<H::Data>>,
@@ -268,7 +302,9 @@ async fn run_upgrade<H: EngineHandler>(
                     conn.finish_upgrade();
                     break true;
                 }
-                Incoming::Ping(data) => conn.ws_control(generation, WsControl::Pong(data)),
+                Incoming::Ping(data) if conn.take_token() => {
+                    conn.ws_control(generation, WsControl::Pong(data))
+                }
                 _ => break false,
             },
             _ = &mut deadline => break false,
@@ -309,6 +345,12 @@ async fn run_transport<H: EngineHandler>(
                     Incoming::Text(text) => packet::decode_text(text, false),
                     Incoming::Binary(data) => Ok(Packet::Message(Message::Binary(data))),
                     Incoming::Ping(data) => {
+                        // Control frames spend the packet budget too: a ping flood is a flood.
+                        if !conn.take_token() {
+                            tracing::warn!("client exceeded its packet rate with pings, closing");
+                            conn.close(CloseReason::RateLimited);
+                            return;
+                        }
                         conn.ws_control(generation, WsControl::Pong(data));
                         continue;
                     }
