@@ -12,7 +12,7 @@ use tracing_actix_web::TracingLogger;
 
 use crate::config::Settings;
 use crate::state::{AppState, StartError};
-use crate::{auth, chat, gateway, http, platform, rooms, web_ui};
+use crate::{auth, chat, gateway, http, platform, retention, rooms, web_ui};
 
 pub struct Application {
     server: Server,
@@ -40,6 +40,12 @@ impl Application {
         let shutdown = CancellationToken::new();
         let state = web::Data::new(AppState::build(settings, shutdown.clone()).await?);
         gateway::install(state.clone(), shutdown.clone());
+        tokio::spawn(retention::run(
+            state.pool.clone(),
+            state.settings.retention.clone(),
+            std::time::Duration::from_secs(state.settings.auth.token_ttl_secs),
+            shutdown.clone(),
+        ));
         let app_state = state.clone();
         // The capabilities' handlers take their own service, not the whole state.
         let accounts = web::Data::new(state.accounts.clone());
@@ -162,16 +168,16 @@ fn cors(origins: &[String]) -> Cors {
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/healthz").route(web::get().to(platform::healthz)))
-        .service(web::resource("/readyz").route(web::get().to(platform::readyz)))
+    cfg.service(http::get_only("/healthz", platform::healthz))
+        .service(http::get_only("/readyz", platform::readyz))
         .service(
             web::scope("/api")
                 .configure(auth::routes)
                 .configure(rooms::routes)
                 .configure(chat::routes)
-                .service(web::resource("/meta").route(web::get().to(platform::meta)))
-                .service(web::resource("/ice-servers").route(web::get().to(platform::ice_servers)))
-                .service(web::resource("/openapi.json").route(web::get().to(platform::openapi)))
+                .service(http::get_only("/meta", platform::meta))
+                .service(http::get_only("/ice-servers", platform::ice_servers))
+                .service(http::get_only("/openapi.json", platform::openapi))
                 .default_service(web::to(http::not_found)),
         )
         .default_service(web::to(web_ui::serve));

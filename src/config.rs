@@ -23,7 +23,19 @@ pub struct Settings {
     pub sfu: crate::sfu::SfuConfig,
     pub redis: RedisSettings,
     pub cluster: ClusterSettings,
+    pub retention: RetentionSettings,
     pub log: LogSettings,
+}
+
+/// How long what strangers leave behind is kept (0 = forever).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSettings {
+    /// Ended rooms, with their seats and chat, this many days after they ended.
+    pub ended_room_days: u32,
+    /// Guest accounts this many days after they were made (never before their token expires,
+    /// and never while they hold a seat or a room names them).
+    pub guest_days: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -130,6 +142,7 @@ pub struct RateLimitSettings {
     pub join_per_ip: RateRule,
     pub chat_per_user: RateRule,
     pub events_per_user: RateRule,
+    pub lobby_per_ip: RateRule,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -268,6 +281,7 @@ impl Settings {
                 "rate_limit.events_per_user",
                 self.rate_limit.events_per_user,
             ),
+            ("rate_limit.lobby_per_ip", self.rate_limit.lobby_per_ip),
         ];
         for (key, rule) in rules {
             if rule.count == 0 || rule.per_secs == 0 {

@@ -88,13 +88,34 @@ pub async fn not_found() -> HttpResponse {
     ApiError::not_found(ErrorCode::NotFound, "No such API endpoint").error_response()
 }
 
-pub async fn method_not_allowed() -> HttpResponse {
-    ApiError::new(
-        actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
-        ErrorCode::MethodNotAllowed,
-        "This endpoint does not accept that method",
-    )
-    .error_response()
+/// A resource that answers GET only (and 405 with `Allow: GET` to the rest).
+pub fn get_only<F, Args>(path: &str, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    web::resource(path)
+        .route(web::get().to(handler))
+        .default_service(allow("GET"))
+}
+
+/// The answer to any other method on a resource that accepts `methods` ("GET, POST"): 405
+/// with the `Allow` header RFC 9110 asks for.
+pub fn allow(methods: &'static str) -> actix_web::Route {
+    web::to(move || async move {
+        let mut response = ApiError::new(
+            actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::MethodNotAllowed,
+            "This endpoint does not accept that method",
+        )
+        .error_response();
+        response.headers_mut().insert(
+            actix_web::http::header::ALLOW,
+            actix_web::http::header::HeaderValue::from_static(methods),
+        );
+        response
+    })
 }
 
 /// What a rate budget is spent on. One budget per action, whichever way it arrives (REST or
@@ -106,6 +127,8 @@ pub enum Budget {
     Chat,
     /// Every other socket event (media state, hands, signaling).
     Event,
+    /// Lobby pages and searches, by client address (no sign-in needed).
+    Lobby,
 }
 
 impl Budget {
@@ -115,6 +138,7 @@ impl Budget {
             Budget::JoinRoom => "room:join",
             Budget::Chat => "chat",
             Budget::Event => "event",
+            Budget::Lobby => "lobby",
         }
     }
 
@@ -128,6 +152,7 @@ impl Budget {
             Budget::JoinRoom => (settings.join_per_user, Some(settings.join_per_ip)),
             Budget::Chat => (settings.chat_per_user, None),
             Budget::Event => (settings.events_per_user, None),
+            Budget::Lobby => (settings.lobby_per_ip, None),
         }
     }
 }
@@ -174,20 +199,33 @@ impl Limits {
         self.check(&hits).await
     }
 
+    /// Spends one unit of a budget kept per client address only.
+    pub async fn spend_by_address(
+        &self,
+        budget: Budget,
+        ip: Option<IpAddr>,
+    ) -> Result<(), ApiError> {
+        let (rule, _) = budget.rules(&self.settings);
+        let who = ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+        self.check(&[(format!("{}:ip:{who}", budget.name()), rule)])
+            .await
+    }
+
     /// Spends one sign-in attempt (register, login, guest) for the client's address and, when
-    /// one is named, for the login.
+    /// a login is named, for that login from that address. Never for the login alone: then
+    /// anyone could lock its owner out by failing on purpose; a guesser spread over many
+    /// addresses still spends each address's budget.
     pub async fn spend_sign_in(
         &self,
         login: Option<&str>,
         ip: Option<IpAddr>,
     ) -> Result<(), ApiError> {
         let mut hits = Vec::with_capacity(2);
-        if let Some(ip) = ip {
-            hits.push((format!("auth:ip:{ip}"), self.settings.auth_per_ip));
-        }
+        let who = ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+        hits.push((format!("auth:ip:{who}"), self.settings.auth_per_ip));
         if let Some(login) = login {
             hits.push((
-                format!("auth:login:{}", login.trim().to_lowercase()),
+                format!("auth:login:{}:ip:{who}", login.trim().to_lowercase()),
                 self.settings.auth_per_login,
             ));
         }

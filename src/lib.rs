@@ -16,6 +16,7 @@ pub mod ids;
 pub mod media;
 pub mod platform;
 pub mod realtime;
+pub mod retention;
 pub mod rooms;
 pub mod sfu;
 pub mod state;

@@ -8,28 +8,28 @@ use super::extract::AuthUser;
 use super::service::{AccountError, Accounts, NewAccount};
 use super::users::{DisplayName, Username};
 use crate::error::{ApiError, ErrorCode};
-use crate::http::{Limits, method_not_allowed};
+use crate::http::{Limits, allow};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/auth/register")
             .route(web::post().to(register))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(allow("POST")),
     )
     .service(
         web::resource("/auth/login")
             .route(web::post().to(login))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(allow("POST")),
     )
     .service(
         web::resource("/auth/guest")
             .route(web::post().to(guest))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(allow("POST")),
     )
     .service(
         web::resource("/auth/me")
             .route(web::get().to(me))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(allow("GET")),
     );
 }
 

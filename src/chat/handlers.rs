@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::service::{Chat, ChatError, ChatMessageView, ChatText};
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ErrorCode};
-use crate::http::{Budget, Limits, method_not_allowed, page_cursor, page_limit};
+use crate::http::{Budget, Limits, allow, page_cursor, page_limit};
 use crate::ids::RoomId;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -14,7 +14,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::resource("/rooms/{room_id}/chat")
             .route(web::get().to(history))
             .route(web::post().to(post_message))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(allow("GET, POST")),
     );
 }
 

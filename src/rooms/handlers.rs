@@ -12,7 +12,7 @@ use super::rules::{NewRoom, RoomError};
 use super::service::Rooms;
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ErrorCode};
-use crate::http::{Budget, Limits, bad_query, method_not_allowed, page_cursor, page_limit};
+use crate::http::{Budget, Limits, allow, bad_query, page_cursor, page_limit};
 use crate::ids::{RoomId, UserId};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -20,28 +20,28 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::resource("/rooms")
             .route(web::get().to(list_rooms))
             .route(web::post().to(create_room))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(allow("GET, POST")),
     )
     .service(
         web::resource("/rooms/{room_id}")
             .route(web::get().to(get_room))
             .route(web::delete().to(end_room))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(allow("GET, DELETE")),
     )
     .service(
         web::resource("/rooms/{room_id}/join")
             .route(web::post().to(join_room))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(allow("POST")),
     )
     .service(
         web::resource("/rooms/{room_id}/leave")
             .route(web::post().to(leave_room))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(allow("POST")),
     )
     .service(
         web::resource("/rooms/{room_id}/kick/{user_id}")
             .route(web::post().to(kick_user))
-            .default_service(web::to(method_not_allowed)),
+            .default_service(allow("POST")),
     );
 }
 
@@ -161,8 +161,13 @@ fn folded(raw: Option<&str>) -> Option<String> {
 
 async fn list_rooms(
     rooms: web::Data<Rooms>,
+    limits: web::Data<Limits>,
+    req: HttpRequest,
     query: web::Query<ListRoomsQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    limits
+        .spend_by_address(Budget::Lobby, limits.client_ip(&req))
+        .await?;
     let query = query.into_inner();
     let status = match query.status.as_deref().map(str::trim) {
         None | Some("") => Some(RoomStatus::Live),

@@ -11,5 +11,6 @@ mod lobby;
 mod openapi;
 mod openapi_rules;
 mod platform;
+mod retention;
 mod rooms;
 mod seats;
