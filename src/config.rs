@@ -42,6 +42,10 @@ pub struct RetentionSettings {
 #[serde(deny_unknown_fields)]
 pub struct MediaSettings {
     pub mode: MediaMode,
+    /// SFU sessions one person may hold at once on this server (one per seat).
+    pub max_sessions_per_user: usize,
+    /// SFU sessions from one client address at once (each holds a UDP port).
+    pub max_sessions_per_ip: usize,
 }
 
 /// A configured signing secret shorter than this is refused: HS256 keys shorter than the
@@ -121,6 +125,8 @@ pub struct RoomSettings {
     pub languages: Vec<String>,
     pub default_language: String,
     pub default_max_participants: u8,
+    /// Seats one person may hold at once, across live rooms (hosting included).
+    pub max_seats_per_user: u32,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -259,6 +265,15 @@ impl Settings {
         }
         if !self.rooms.languages.contains(&self.rooms.default_language) {
             return bad("rooms.default_language", "must be one of rooms.languages");
+        }
+        if self.rooms.max_seats_per_user == 0 {
+            return bad("rooms.max_seats_per_user", "must be at least 1");
+        }
+        if self.media.max_sessions_per_user == 0 || self.media.max_sessions_per_ip == 0 {
+            return bad(
+                "media.max_sessions_per_user",
+                "media.max_sessions_per_user and max_sessions_per_ip must be at least 1",
+            );
         }
         if !(2..=12).contains(&self.rooms.default_max_participants) {
             return bad("rooms.default_max_participants", "must be between 2 and 12");

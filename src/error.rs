@@ -61,9 +61,11 @@ pub enum ErrorCode {
     NotAParticipant,
     ParticipantNotFound,
     CannotKickSelf,
+    TooManySeats,
     // Media.
     WrongMediaMode,
     MediaUnavailable,
+    TooManyMediaSessions,
     SfuNotJoined,
     SfuUnknownRoom,
     SfuUnknownParticipant,

@@ -260,7 +260,7 @@ impl AppState {
         let jwt = JwtKeys::new(&secret, settings.auth.token_ttl_secs);
         let limits = Limits::new(settings.rate_limit.clone(), parts.limiter, client_ip);
         let media = Media::start(
-            settings.media.mode,
+            &settings.media,
             &settings.sfu,
             parts.io.clone(),
             parts.placement,

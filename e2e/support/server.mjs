@@ -221,6 +221,8 @@ export async function startServer({ env = {}, dataDir, port } = {}) {
         TALKCONNECT__SERVER__DATA_DIR: dataDir,
         TALKCONNECT__DATABASE__URL: `sqlite://${path.join(dataDir, "talkconnect.db")}`,
         TALKCONNECT__RATE_LIMIT__ENABLED: "false",
+        // Tests make many rooms with one host; the seat cap has its own Rust test.
+        TALKCONNECT__ROOMS__MAX_SEATS_PER_USER: "1000",
         ...sfuEnv(udp.min, udp.max),
         ...env,
       },

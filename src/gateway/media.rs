@@ -47,9 +47,16 @@ pub async fn sfu_join(call: Call<SfuJoinRequest>) -> Result<Value, ApiError> {
     // The socket's mark could be stale (a lost kick event): media costs a port, so ask the
     // database.
     call.state.rooms.require_seat(room, call.user_id()).await?;
+    let ip = call.socket.handshake().client_ip;
     call.state
         .media
-        .join(room, call.user_id(), call.input.publish, call.socket_id())
+        .join(
+            room,
+            call.user_id(),
+            call.input.publish,
+            call.socket_id(),
+            ip,
+        )
         .await
 }
 

@@ -144,6 +144,7 @@ impl Media {
                         .collect();
                     gone.iter()
                         .filter_map(|seat| sessions.remove(seat))
+                        .map(|holder| holder.socket)
                         .collect()
                 };
                 if let Some(sfu) = &self.sfu {

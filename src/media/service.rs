@@ -1,6 +1,7 @@
 //! `Media`: which mode, the SFU, and who holds each seat's session. One SFU session per seat,
 //! held by the socket that asked for it (a second tab takes it over).
 
+use std::net::IpAddr;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -8,11 +9,13 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::sessions::{Seat, Sessions};
+use super::sessions::{Holder, Seat, Sessions};
 use super::sfu_events::{forward_sfu_events, log_removal};
-use super::wire::{MediaRequest, from_wire, not_joined, to_wire, unavailable, wrong_mode};
+use super::wire::{
+    MediaRequest, from_wire, not_joined, to_wire, too_many_sessions, unavailable, wrong_mode,
+};
 use crate::cluster::{MediaPlacement, Owner};
-use crate::config::MediaMode;
+use crate::config::{MediaMode, MediaSettings};
 use crate::error::ApiError;
 use crate::ids::{RoomId, UserId};
 use crate::realtime::SocketIo;
@@ -24,6 +27,8 @@ use crate::sfu::{
 /// session.
 pub struct Media {
     pub(super) mode: MediaMode,
+    max_per_user: usize,
+    max_per_ip: usize,
     /// Owns the SFU's runtime; dropping it stops the SFU.
     _sfu: Option<Sfu>,
     pub(super) sfu: Option<SfuHandle>,
@@ -38,19 +43,21 @@ impl Media {
     /// requests other replicas send, and keeps this replica's claim on the rooms it serves
     /// (renewed every third of `lease`) until `shutdown`.
     pub async fn start(
-        mode: MediaMode,
+        settings: &MediaSettings,
         config: &SfuConfig,
         io: SocketIo,
         placement: Arc<dyn MediaPlacement>,
         lease: Duration,
         shutdown: CancellationToken,
     ) -> Result<Arc<Self>, SfuStartError> {
-        let sfu = match mode {
+        let sfu = match settings.mode {
             MediaMode::Sfu => Some(Sfu::start(config.clone())?),
             MediaMode::Mesh => None,
         };
         let media = Arc::new(Self {
-            mode,
+            mode: settings.mode,
+            max_per_user: settings.max_sessions_per_user,
+            max_per_ip: settings.max_sessions_per_ip,
             sfu: sfu.as_ref().map(Sfu::handle),
             _sfu: sfu,
             ice_servers: config.ice_servers.clone(),
@@ -120,7 +127,11 @@ impl Media {
                 user,
                 publish,
                 socket,
-            } => self.join_here(&sfu, (room, user), publish, socket).await,
+                ip,
+            } => {
+                let holder = Holder { socket, ip };
+                self.join_here(&sfu, (room, user), publish, holder).await
+            }
             MediaRequest::Signal {
                 room,
                 user,
@@ -128,7 +139,12 @@ impl Media {
                 event,
                 payload,
             } => {
-                if self.sessions.local().get(&(room, user)) != Some(&socket) {
+                if !self
+                    .sessions
+                    .local()
+                    .get(&(room, user))
+                    .is_some_and(|h| h.socket == socket)
+                {
                     return Err(not_joined());
                 }
                 let signal = ClientSignal::from_event(&event, payload)?;
@@ -170,18 +186,31 @@ impl Media {
         sfu: &SfuHandle,
         seat: Seat,
         publish: bool,
-        socket: String,
+        holder: Holder,
     ) -> Result<Value, ApiError> {
         let (room, user) = seat;
         let (room_key, user_key) = (room.to_string(), user.to_string());
+        // Each session holds a UDP port: one person, or one address, cannot take them all.
+        let (by_user, by_ip) = self.sessions.held(seat, holder.ip);
+        if by_user >= self.max_per_user {
+            return Err(too_many_sessions(
+                "You already have audio and video open in as many rooms as allowed",
+            ));
+        }
+        if by_ip >= self.max_per_ip {
+            return Err(too_many_sessions(
+                "Too many audio and video sessions from this address",
+            ));
+        }
+        let socket = holder.socket.clone();
         // Another tab (or an earlier session of this one) held the media: it is replaced.
         let previous = self.sessions.local().remove(&seat);
         if let Some(previous) = previous {
             log_removal(sfu.leave(&room_key, &user_key).await, room, user);
-            if previous != socket {
+            if previous.socket != socket {
                 let _ = self
                     .io
-                    .to(previous)
+                    .to(previous.socket)
                     .emit(
                         "sfu:closed",
                         &json!({ "roomId": room, "reason": "replaced" }),
@@ -202,7 +231,7 @@ impl Media {
             }
             other => other?,
         }
-        self.sessions.local().insert(seat, socket.clone());
+        self.sessions.local().insert(seat, holder);
         tokio::spawn(forward_sfu_events(
             self.io.clone(),
             Arc::clone(&self.sessions),
@@ -251,6 +280,7 @@ impl Media {
         user: UserId,
         publish: bool,
         socket: String,
+        ip: Option<IpAddr>,
     ) -> Result<Value, ApiError> {
         self.sfu()?;
         let seat = (room, user);
@@ -259,6 +289,7 @@ impl Media {
             user,
             publish,
             socket: socket.clone(),
+            ip,
         };
         match self.placement.owner(room).await.map_err(unavailable)? {
             Owner::Here => {

@@ -2,6 +2,7 @@
 //! this replica's sockets that another replica serves.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::ids::{RoomId, UserId};
@@ -9,16 +10,24 @@ use crate::ids::{RoomId, UserId};
 /// (room, user): one seat, one media session at most.
 pub(super) type Seat = (RoomId, UserId);
 
+/// Who holds a session this replica's SFU serves: the socket (on any replica) and the
+/// client's address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Holder {
+    pub socket: String,
+    pub ip: Option<IpAddr>,
+}
+
 #[derive(Default)]
 pub(super) struct Sessions {
-    /// Served by this replica's SFU: seat → the socket (on any replica) holding it.
-    local: Mutex<HashMap<Seat, String>>,
+    /// Served by this replica's SFU: seat → who holds it.
+    local: Mutex<HashMap<Seat, Holder>>,
     /// This replica's sockets served by another replica: seat → (owner, socket).
     remote: Mutex<HashMap<Seat, (String, String)>>,
 }
 
 impl Sessions {
-    pub(super) fn local(&self) -> MutexGuard<'_, HashMap<Seat, String>> {
+    pub(super) fn local(&self) -> MutexGuard<'_, HashMap<Seat, Holder>> {
         self.local.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -28,15 +37,24 @@ impl Sessions {
 
     /// Does `socket` hold the seat's session, here or elsewhere?
     pub(super) fn held_by(&self, seat: Seat, socket: &str) -> bool {
-        self.local().get(&seat).is_some_and(|s| s == socket)
+        self.local().get(&seat).is_some_and(|h| h.socket == socket)
             || self.remote().get(&seat).is_some_and(|(_, s)| s == socket)
+    }
+
+    /// Sessions served here for `user`, and from `ip`, other than `seat`'s.
+    pub(super) fn held(&self, seat: Seat, ip: Option<IpAddr>) -> (usize, usize) {
+        let local = self.local();
+        let others = local.iter().filter(|(s, _)| **s != seat);
+        let by_user = others.clone().filter(|((_, u), _)| *u == seat.1).count();
+        let by_ip = others.filter(|(_, h)| ip.is_some() && h.ip == ip).count();
+        (by_user, by_ip)
     }
 
     /// Forgets the local session if `socket` (or anyone, when None) holds it; true when it did.
     pub(super) fn release(&self, seat: Seat, socket: Option<&str>) -> bool {
         let mut local = self.local();
         match local.get(&seat) {
-            Some(holder) if socket.is_none_or(|s| s == holder) => {
+            Some(holder) if socket.is_none_or(|s| s == holder.socket) => {
                 local.remove(&seat);
                 true
             }

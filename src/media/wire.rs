@@ -2,6 +2,8 @@
 //! the errors media requests answer with.
 
 use actix_web::http::StatusCode;
+use std::net::IpAddr;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -18,6 +20,9 @@ pub(super) enum MediaRequest {
         user: UserId,
         publish: bool,
         socket: String,
+        /// The client's address, for the per-address cap (absent from older replicas).
+        #[serde(default)]
+        ip: Option<IpAddr>,
     },
     Signal {
         room: RoomId,
@@ -81,6 +86,10 @@ pub(super) fn unavailable(reason: impl std::fmt::Display) -> ApiError {
         ErrorCode::MediaUnavailable,
         "The server that carries this room's audio and video does not answer; try again",
     )
+}
+
+pub(super) fn too_many_sessions(why: &'static str) -> ApiError {
+    ApiError::conflict(ErrorCode::TooManyMediaSessions, why)
 }
 
 pub(super) fn not_joined() -> ApiError {

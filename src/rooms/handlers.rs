@@ -68,6 +68,10 @@ impl From<RoomError> for ApiError {
                 ErrorCode::ParticipantNotFound,
                 "That user has no seat in this room",
             ),
+            RoomError::TooManySeats => ApiError::conflict(
+                ErrorCode::TooManySeats,
+                "You are seated in as many rooms as one person may be; leave one first",
+            ),
             RoomError::Db(e) => e.into(),
         }
     }

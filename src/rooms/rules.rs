@@ -9,7 +9,7 @@ use super::domain::{
 use super::model::{ParticipantRow, RoomRow};
 use super::queries::{find_room, find_seat};
 use crate::auth::User;
-use crate::db::schema::{room_participants, rooms};
+use crate::db::schema::{room_participants, rooms, users};
 use crate::db::{self, DbConnection, DbError, write_transaction};
 use crate::ids::{RoomId, UserId};
 
@@ -31,6 +31,8 @@ pub enum RoomError {
     CannotKickSelf,
     #[error("that user has no seat in this room")]
     ParticipantNotFound,
+    #[error("seated in too many rooms already")]
+    TooManySeats,
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -49,7 +51,38 @@ pub struct NewRoom {
     pub seats: SeatLimit,
 }
 
-pub fn create(conn: &mut DbConnection, host: &User, new: &NewRoom) -> Result<RoomRow, RoomError> {
+/// Refuses a new seat to someone who already holds `max` in live rooms. Their own row is
+/// locked first (PostgreSQL), so two joins of one person on two replicas take turns; SQLite's
+/// immediate transaction already serializes every writer.
+fn check_seat_count(conn: &mut DbConnection, user_id: UserId, max: u32) -> Result<(), RoomError> {
+    if let DbConnection::Postgres(c) = conn {
+        users::table
+            .find(user_id.to_string())
+            .select(users::id)
+            .for_update()
+            .first::<String>(c)
+            .optional()?;
+    }
+    let held: i64 = room_participants::table
+        .inner_join(rooms::table)
+        .filter(room_participants::user_id.eq(user_id.to_string()))
+        .filter(room_participants::left_at.is_null())
+        .filter(room_participants::is_kicked.eq(false))
+        .filter(rooms::status.eq(RoomStatus::Live.as_str()))
+        .count()
+        .get_result(conn)?;
+    if held >= i64::from(max) {
+        return Err(RoomError::TooManySeats);
+    }
+    Ok(())
+}
+
+pub fn create(
+    conn: &mut DbConnection,
+    host: &User,
+    new: &NewRoom,
+    max_seats: u32,
+) -> Result<RoomRow, RoomError> {
     let now = db::now();
     let topic = new.topic.as_ref().map(|t| t.as_str().to_owned());
     let room_id = RoomId::random();
@@ -76,6 +109,7 @@ pub fn create(conn: &mut DbConnection, host: &User, new: &NewRoom) -> Result<Roo
     };
     let seat = new_seat(room_id, host.user_id(), Role::Host, now);
     write_transaction(conn, |conn| {
+        check_seat_count(conn, host.user_id(), max_seats)?;
         diesel::insert_into(rooms::table)
             .values(&room)
             .execute(conn)?;
@@ -161,6 +195,7 @@ pub fn join(
     conn: &mut DbConnection,
     room_id: RoomId,
     user_id: UserId,
+    max_seats: u32,
 ) -> Result<Joined, RoomError> {
     write_transaction(conn, |conn| {
         let mut room = locked_room(conn, room_id)?;
@@ -182,6 +217,7 @@ pub fn join(
         if room.participant_count >= room.max_participants {
             return Err(RoomError::Full);
         }
+        check_seat_count(conn, user_id, max_seats)?;
         let now = db::now();
         let seat = match existing {
             // Back after leaving: the same row, a fresh seat.

@@ -43,8 +43,9 @@ impl Rooms {
     }
 
     pub async fn create(&self, host: User, new: NewRoom) -> Result<RoomDetail, RoomError> {
+        let max_seats = self.settings.max_seats_per_user;
         let detail = db::run(&self.pool, move |conn| {
-            let row = rules::create(conn, &host, &new)?;
+            let row = rules::create(conn, &host, &new, max_seats)?;
             Ok::<_, RoomError>(queries::detail(conn, &row)?)
         })
         .await?;
@@ -83,8 +84,9 @@ impl Rooms {
         room_id: RoomId,
         user: User,
     ) -> Result<(RoomDetail, ParticipantView), RoomError> {
+        let max_seats = self.settings.max_seats_per_user;
         let (detail, seat, newly_joined) = db::run(&self.pool, move |conn| {
-            let joined = rules::join(conn, room_id, user.user_id())?;
+            let joined = rules::join(conn, room_id, user.user_id(), max_seats)?;
             let detail = queries::detail(conn, &joined.room)?;
             let seat = ParticipantView::new(&joined.seat, &user.public());
             Ok::<_, RoomError>((detail, seat, joined.newly_joined))

@@ -116,6 +116,8 @@ pub fn test_settings(db_url: &str, data_dir: &std::path::Path, extra: &[(&str, &
         ("TALKCONNECT__SERVER__PORT", "0"),
         ("TALKCONNECT__SERVER__WORKERS", "2"),
         ("TALKCONNECT__RATE_LIMIT__ENABLED", "false"),
+        // Tests make many rooms with one host; the cap has its own test.
+        ("TALKCONNECT__ROOMS__MAX_SEATS_PER_USER", "1000"),
         ("TALKCONNECT__LOG__LEVEL", "warn"),
     ]
     .iter()

@@ -329,3 +329,39 @@ async fn fifty_simultaneous_joins_fill_exactly_the_free_seats(backend: Backend) 
     assert_eq!(detail["participantCount"], 6);
     assert_eq!(detail["participants"].as_array().unwrap().len(), 6);
 }
+
+on_both_backends!(one_person_holds_at_most_the_configured_seats);
+
+/// A guest cannot sit in (and keep alive) a whole lobby of rooms: `rooms.max_seats_per_user`
+/// counts the rooms they host too, and a seat freed is a seat back.
+async fn one_person_holds_at_most_the_configured_seats(backend: Backend) {
+    let app =
+        TestApp::spawn_with(backend, &[("TALKCONNECT__ROOMS__MAX_SEATS_PER_USER", "2")]).await;
+    let host = app.guest("Host").await;
+    let hoarder = app.guest("Hoarder").await;
+    let first = app.room(&host, json!({"title": "One"})).await;
+    let second = app.room(&host, json!({"title": "Two"})).await;
+    let third = app.room(&hoarder, json!({"title": "Mine"})).await;
+    assert_eq!(app.join(first, &hoarder).await.0, StatusCode::OK);
+    let (status, body) = app.join(second, &hoarder).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(code(&body), "TOO_MANY_SEATS");
+    let (status, body) = app
+        .post(
+            "/api/rooms",
+            Some(&hoarder.token),
+            json!({"title": "Another"}),
+        )
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::CONFLICT, "TOO_MANY_SEATS")
+    );
+    // Joining a room you are in is not a new seat.
+    assert_eq!(app.join(first, &hoarder).await.0, StatusCode::OK);
+    let (status, _) = app
+        .post_empty(&format!("/api/rooms/{third}/leave"), Some(&hoarder.token))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(app.join(second, &hoarder).await.0, StatusCode::OK);
+}

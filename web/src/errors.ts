@@ -9,6 +9,7 @@ type ClientErrorCode = 'NETWORK_ERROR' | 'TIMEOUT' | 'REALTIME_OFFLINE';
 // Typed by the server's own list: a key that is not a real code fails the type check.
 const CODE_KEYS: Partial<Record<ServerErrorCode | ClientErrorCode, MessageKey>> = {
   ROOM_FULL: 'error.roomFull',
+  TOO_MANY_SEATS: 'error.tooManySeats',
   ROOM_ENDED: 'error.roomEnded',
   KICKED: 'error.kicked',
   ROOM_NOT_FOUND: 'error.roomNotFound',

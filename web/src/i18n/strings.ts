@@ -158,6 +158,7 @@ export const en = {
   'notFound.body': 'This address does not lead anywhere.',
 
   'error.roomFull': 'This room is full. Try another one or wait for a seat.',
+  'error.tooManySeats': 'You are already in as many rooms as one person may be. Leave one first.',
   'error.roomEnded': 'This room has ended.',
   'error.kicked': 'You were removed from this room and cannot come back.',
   'error.roomNotFound': 'This room does not exist.',
@@ -338,6 +339,7 @@ export const vi: Record<MessageKey, string> = {
   'notFound.body': 'Địa chỉ này không dẫn tới đâu cả.',
 
   'error.roomFull': 'Phòng đã đầy. Hãy thử phòng khác hoặc chờ có chỗ trống.',
+  'error.tooManySeats': 'Bạn đang ở trong số phòng tối đa cho phép. Hãy rời một phòng trước.',
   'error.roomEnded': 'Phòng này đã kết thúc.',
   'error.kicked': 'Bạn đã bị mời ra khỏi phòng này và không thể vào lại.',
   'error.roomNotFound': 'Phòng này không tồn tại.',
