@@ -139,12 +139,7 @@ impl Media {
                 event,
                 payload,
             } => {
-                if !self
-                    .sessions
-                    .local()
-                    .get(&(room, user))
-                    .is_some_and(|h| h.socket == socket)
-                {
+                if !self.sessions.local_holder_is((room, user), &socket) {
                     return Err(not_joined());
                 }
                 let signal = ClientSignal::from_event(&event, payload)?;

@@ -35,9 +35,14 @@ impl Sessions {
         self.remote.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Does `socket` hold the seat's session on this replica's SFU?
+    pub(super) fn local_holder_is(&self, seat: Seat, socket: &str) -> bool {
+        self.local().get(&seat).is_some_and(|h| h.socket == socket)
+    }
+
     /// Does `socket` hold the seat's session, here or elsewhere?
     pub(super) fn held_by(&self, seat: Seat, socket: &str) -> bool {
-        self.local().get(&seat).is_some_and(|h| h.socket == socket)
+        self.local_holder_is(seat, socket)
             || self.remote().get(&seat).is_some_and(|(_, s)| s == socket)
     }
 
