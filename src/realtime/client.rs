@@ -161,7 +161,7 @@ impl EngineHandler for SocketIoHandler {
             if let Some(conn) = weak.upgrade() {
                 // Like the reference server: no namespace joined by then (none asked, or all
                 // refused) and the connection goes.
-                if conn.data().inner.lock().sockets.is_empty() {
+                if !conn.is_closed() && conn.data().inner.lock().sockets.is_empty() {
                     tracing::debug!(sid = %conn.sid(), "no namespace within connect_timeout, closing");
                     conn.close(CloseReason::ServerClose);
                 }

@@ -108,10 +108,11 @@ impl Default for Config {
             max_attachments: 10,
             max_buffered_frames: 10_000,
             max_buffered_bytes: 1 << 20,
-            max_sessions: 10_000,
-            max_sessions_per_ip: 50,
-            handshakes_per_second_per_ip: 5,
-            handshake_burst_per_ip: 20,
+            // No caps unless the application sets them (the reference server has none).
+            max_sessions: usize::MAX,
+            max_sessions_per_ip: 0,
+            handshakes_per_second_per_ip: 0,
+            handshake_burst_per_ip: 1,
             client_address: ClientAddress::default(),
             ack_timeout: Duration::from_millis(10_000),
         }

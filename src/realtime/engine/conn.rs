@@ -286,6 +286,22 @@ impl<D> Conn<D> {
         }
     }
 
+    /// The response body of websocket `generation` was dropped: the HTTP layer gave up on
+    /// the connection (a reset TCP connection ends there, with no end-of-stream on the read
+    /// side). If that websocket was the session's transport, the session ends now rather than
+    /// at the next missed pong.
+    pub(crate) fn ws_writer_dropped(&self, generation: u32) {
+        let active = {
+            let st = self.state.lock();
+            st.closed.is_none()
+                && st.ws_gen == generation
+                && st.transport == TransportKind::Websocket
+        };
+        if active {
+            self.close(CloseReason::TransportError);
+        }
+    }
+
     /// Queues a control frame for websocket `generation` (ignored if it no longer owns the writer).
     pub(crate) fn ws_control(&self, generation: u32, control: WsControl) {
         let waker = {

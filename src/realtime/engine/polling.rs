@@ -73,11 +73,20 @@ async fn drive_heartbeat<H: EngineHandler>(engine: Arc<Engine<H>>, conn: Arc<Con
     engine.finalize(&conn);
 }
 
-struct GetGuard<'a, D>(&'a Conn<D>);
+/// Ends the GET's turn; a GET dropped before it answered lost its connection (the HTTP
+/// layer drops the handler of a connection the client reset or closed), and the session ends
+/// with it, as the reference server's "poll connection closed prematurely".
+struct GetGuard<'a, D> {
+    conn: &'a Conn<D>,
+    answered: bool,
+}
 
 impl<D> Drop for GetGuard<'_, D> {
     fn drop(&mut self) {
-        self.0.end_get();
+        self.conn.end_get();
+        if !self.answered {
+            self.conn.close(CloseReason::TransportClose);
+        }
     }
 }
 
@@ -94,7 +103,10 @@ pub(super) async fn get<D>(conn: Arc<Conn<D>>) -> HttpResponse {
     if let Err(err) = conn.begin_get() {
         return poll_error(err);
     }
-    let _guard = GetGuard(&conn);
+    let mut guard = GetGuard {
+        conn: &conn,
+        answered: false,
+    };
     if conn.upgrading() {
         // A poll that starts while a websocket is probing may race with the `5` that completes
         // the upgrade on another worker: wait briefly, then answer as if it came after it.
@@ -105,6 +117,7 @@ pub(super) async fn get<D>(conn: Arc<Conn<D>>) -> HttpResponse {
             }
         }
         if conn.transport() != TransportKind::Polling {
+            guard.answered = true;
             return EngineError::BadRequest.response();
         }
     }
@@ -113,6 +126,7 @@ pub(super) async fn get<D>(conn: Arc<Conn<D>>) -> HttpResponse {
         tokio::pin!(notified);
         notified.as_mut().enable();
         if let Some(frames) = conn.poll_ready() {
+            guard.answered = true;
             return payload_response(&frames);
         }
         notified.await;

@@ -98,6 +98,12 @@ struct WsWriter<D> {
     done: bool,
 }
 
+impl<D> Drop for WsWriter<D> {
+    fn drop(&mut self) {
+        self.conn.ws_writer_dropped(self.generation);
+    }
+}
+
 impl<D> Stream for WsWriter<D> {
     type Item = Result<Bytes, std::io::Error>;
 
