@@ -110,7 +110,7 @@ function holdUdpBlock(port) {
  * Spawns `bin` and resolves once it is ready: `ready` is a line its output must show
  * (RegExp, matched without ANSI colours) or a check polled until it answers true. stdout and
  * stderr are kept for log() and echoed with TC_E2E_VERBOSE=1; `dir` is removed by stop()
- * unless keepData. Answers {log(), exited, stop({keepData}), kill()}.
+ * unless keepData. Answers {pid, log(), exited, stop({keepData}), kill()}.
  */
 export async function spawnServer(bin, args, { env, cwd, dir, ready = LISTENING, name = path.basename(bin) } = {}) {
   const child = spawn(bin, args, { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
@@ -172,6 +172,7 @@ export async function spawnServer(bin, args, { env, cwd, dir, ready = LISTENING,
   started = true;
 
   return {
+    pid: child.pid,
     log: () => log,
     exited,
     /** SIGTERM, the graceful stop (SIGKILL if it takes too long); removes `dir` unless keepData. */
@@ -195,7 +196,7 @@ export async function spawnServer(bin, args, { env, cwd, dir, ready = LISTENING,
  * data dir, two workers, rate limits off, the SFU on loopback in a UDP block of its own.
  * `env` adds or overrides TALKCONNECT__ settings; `dataDir` and `port` restart a server
  * stopped with keepData on the same database and address.
- * Answers {url, port, dataDir, log(), exited, stop({keepData}), kill()}.
+ * Answers {url, port, dataDir, pid, log(), exited, stop({keepData}), kill()}.
  */
 export async function startServer({ env = {}, dataDir, port } = {}) {
   dataDir = dataDir ?? tempDir("tc-e2e-");

@@ -17,10 +17,10 @@ const msg = (id: string, text: string, minute = 0): ChatMessage => ({
 let host: HTMLElement;
 afterEach(() => host?.remove());
 
-function mount(message: ChatMessage, own = false): HTMLElement {
+function mount(message: ChatMessage, own = false, fromHost = false): HTMLElement {
   host = document.createElement('div');
   document.body.appendChild(host);
-  render(<ChatMessageItem message={message} own={own} />, host);
+  render(<ChatMessageItem message={message} own={own} host={fromHost} />, host);
   return host;
 }
 
@@ -40,6 +40,12 @@ describe('chat rendering is text only', () => {
     const el = mount(msg('m2', 'see https://example.com/?a=<b> and javascript:alert(1)'));
     expect(el.querySelector('a')).toBeNull();
     expect(el.querySelector('.chat-text')?.textContent).toContain('javascript:alert(1)');
+  });
+
+  it("badges the host's messages, so a copied name does not pass for the host", () => {
+    expect(mount(msg('m4', 'hi'), false, true).querySelector('.chat-meta .badge')).not.toBeNull();
+    host.remove();
+    expect(mount(msg('m5', 'hi'), false, false).querySelector('.chat-meta .badge')).toBeNull();
   });
 
   it('marks own messages', () => {

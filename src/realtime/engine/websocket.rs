@@ -298,7 +298,11 @@ async fn run_upgrade<H: EngineHandler>(
     let deadline = tokio::time::sleep(engine.config.upgrade_timeout);
     tokio::pin!(deadline);
     let upgraded = loop {
+        // Biased: a `5` that has arrived completes the upgrade even if the deadline fired in
+        // the same instant (under load both can be ready; a random pick would cancel an
+        // upgrade the client already finished, and let a second websocket take the session).
         tokio::select! {
+            biased;
             incoming = reader.next() => match incoming {
                 Incoming::Text(text) if &*text == "2probe" => {
                     conn.ws_control(generation, WsControl::PongProbe);

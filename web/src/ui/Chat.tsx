@@ -3,7 +3,7 @@ import { useLayoutEffect, useRef, useState } from 'preact/hooks';
 import type { ChatMessage } from '../api/types';
 import { errorMessage } from '../errors';
 import { formatTime, t } from '../i18n';
-import { chatLoading, loadOlderMessages, messages, olderCursor, sendMessage } from '../state/roomStore';
+import { chatLoading, currentRoom, loadOlderMessages, messages, olderCursor, sendMessage } from '../state/roomStore';
 import { session } from '../state/session';
 
 const MAX_LENGTH = 1000;
@@ -17,6 +17,7 @@ export function ChatPanel() {
   const [error, setError] = useState<string | null>(null);
   const [sending, setSending] = useState(false);
   const all = messages.value;
+  const hostId = currentRoom.value?.host.id;
 
   useLayoutEffect(() => {
     const el = list.current;
@@ -77,7 +78,7 @@ export function ChatPanel() {
         )}
         {all.length === 0 && <li class="chat-empty muted">{t('chat.empty')}</li>}
         {all.map((m) => (
-          <ChatMessageItem key={m.id} message={m} own={m.sender.id === me} />
+          <ChatMessageItem key={m.id} message={m} own={m.sender.id === me} host={m.sender.id === hostId} />
         ))}
       </ol>
       <form
@@ -118,12 +119,14 @@ export function ChatPanel() {
 }
 
 /** One message. The text is a text node (Preact escapes strings): chat is never HTML,
- * links stay plain text. */
-export function ChatMessageItem({ message, own }: { message: ChatMessage; own: boolean }) {
+ * links stay plain text. The host's messages carry the host badge, so a stranger who takes
+ * the host's name still cannot pass for the host. */
+export function ChatMessageItem({ message, own, host = false }: { message: ChatMessage; own: boolean; host?: boolean }) {
   return (
     <li class={`chat-message ${own ? 'own' : ''}`} data-message-id={message.id} data-own={own ? 'true' : 'false'}>
       <div class="chat-meta">
         <span class="chat-sender">{own ? t('chat.you') : message.sender.displayName}</span>
+        {host && <span class="badge">{t('room.host')}</span>}
         <time dateTime={message.createdAt}>{formatTime(message.createdAt)}</time>
       </div>
       <p class="chat-text">{message.message}</p>
