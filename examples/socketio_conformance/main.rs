@@ -3,10 +3,9 @@
 //! Engine.IO echo at `/engine.io/`, Socket.IO at `/socket.io/` (ping 300/200 ms,
 //! maxPayload 1e6, connectTimeout 1000 ms).
 
-mod app;
-
 use actix_web::{App, HttpServer};
 use clap::Parser;
+use talkconnect_testkit::conformance;
 
 #[derive(Parser)]
 struct Args {
@@ -31,7 +30,7 @@ struct Args {
     /// Register only the benchmark's events (same app as bench/realtime/node-server.mjs)
     #[arg(long)]
     bench_app: bool,
-    /// Delay of the "auth" event after the CONNECT answer (see app.rs: harness race)
+    /// Delay of the "auth" event after the CONNECT answer (testkit's conformance.rs: harness race)
     #[arg(long, default_value_t = 10)]
     auth_delay_ms: u64,
 }
@@ -46,7 +45,7 @@ async fn main() -> std::io::Result<()> {
         .init();
     let args = Args::parse();
     let nagle = args.nagle;
-    let mut config = app::suite_config();
+    let mut config = conformance::suite_config();
     if let Some(ms) = args.ping_interval_ms {
         config.ping_interval = std::time::Duration::from_millis(ms);
     }
@@ -57,9 +56,9 @@ async fn main() -> std::io::Result<()> {
         config.max_packets_per_second = rate;
     }
     let servers = std::sync::Arc::new(if args.bench_app {
-        app::build_bench(config)
+        conformance::build_bench(config)
     } else {
-        app::build(config, std::time::Duration::from_millis(args.auth_delay_ms))
+        conformance::build(config, std::time::Duration::from_millis(args.auth_delay_ms))
     });
     let mut server = HttpServer::new({
         let servers = servers.clone();

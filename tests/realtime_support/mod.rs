@@ -3,8 +3,7 @@
 
 #![allow(dead_code)]
 
-#[path = "../../examples/socketio_conformance/app.rs"]
-pub mod app;
+pub use talkconnect_testkit::conformance as app;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -1,6 +1,7 @@
 //! The server the official Engine.IO / Socket.IO protocol suites expect, plus a few events the
 //! project's own tests use (rooms, broadcasts, server→client acks, refused namespaces).
-//! Shared by `main.rs` and the Rust integration tests (`#[path]` include).
+//! Served by `examples/socketio_conformance` and started on a random port by the realtime tests
+//! (`crate::realtime::TestServer`).
 
 use std::sync::Arc;
 use std::time::Duration;

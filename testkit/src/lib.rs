@@ -1,0 +1,8 @@
+//! What TalkConnect's tests, examples and benchmarks share: the Socket.IO conformance server
+//! (served by `examples/socketio_conformance`, started on a random port by the realtime
+//! tests).
+//!
+//! A failed step panics, as it would in a test: this crate is never part of the server.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod conformance;
