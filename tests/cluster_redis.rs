@@ -4,17 +4,15 @@
 //! a silent replica's sockets, the shared rate limiter, and the Socket.IO adapter between two
 //! servers. Without Redis these tests skip, except under CI=true where they fail.
 
-mod realtime_support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use realtime_support::*;
 use talkconnect::cluster::redis::{Redis, RedisAdapter, RedisPresence, RedisRateLimiter};
 use talkconnect::cluster::{Presence, RateLimiter};
 use talkconnect::config::{ClusterSettings, RateRule, RedisSettings};
 use talkconnect::ids::{RoomId, UserId};
 use talkconnect::realtime::{AdapterError, Config, EmitError, SocketIo};
+use talkconnect_testkit::realtime::*;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 

@@ -3,15 +3,13 @@
 //! outside any handler, disconnect handlers and their reasons, extensions, server→client acks
 //! with timeout, graceful close.
 
-mod realtime_support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use realtime_support::*;
 use serde_json::{Value, json};
 use talkconnect::realtime::{AckError, Config, DisconnectReason, SocketIo, SocketRef};
+use talkconnect_testkit::realtime::*;
 use tokio::sync::mpsc;
 
 #[derive(Clone, Debug, PartialEq)]

@@ -4,19 +4,17 @@
 //! delivery through `LocalAdapter`, targeted operations applied locally then forwarded to
 //! the other nodes of the same namespace unless `flags.local`.
 
-mod realtime_support;
-
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use parking_lot::Mutex;
-use realtime_support::*;
 use talkconnect::realtime::{
     Adapter, AdapterError, BroadcastOptions, Config, EncodedPacket, LocalAdapter, LocalNamespace,
     Room, SocketInfo, SocketIo,
 };
+use talkconnect_testkit::realtime::*;
 
 /// The adapters of one namespace on every node, by node id.
 type Subscribers = Vec<(usize, Weak<BusAdapter>)>;

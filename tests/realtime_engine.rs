@@ -2,9 +2,8 @@
 //! Engine.IO v4 over raw HTTP and websocket, against the echo server at `/engine.io/`: every
 //! case of the official engine.io-protocol suite, plus the abuse limits.
 
-mod realtime_support;
-
-use realtime_support::*;
+use talkconnect_testkit::conformance;
+use talkconnect_testkit::realtime::*;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 const E: &str = "/engine.io/";
@@ -235,7 +234,7 @@ async fn upgrade_from_polling_to_websocket() {
     let server = TestServer::start_with(talkconnect::realtime::Config {
         ping_interval: std::time::Duration::from_secs(30),
         ping_timeout: std::time::Duration::from_secs(30),
-        ..realtime_support::app::suite_config()
+        ..conformance::suite_config()
     })
     .await;
     let sid = server.polling_session(E).await;
@@ -279,7 +278,7 @@ async fn after_upgrade_polling_and_a_second_websocket_are_refused() {
 async fn oversize_payloads_close_only_the_offender() {
     let server = TestServer::start_with(talkconnect::realtime::Config {
         max_payload: 1000,
-        ..realtime_support::app::suite_config()
+        ..conformance::suite_config()
     })
     .await;
     let (mut bystander, _) = server.ws_session(E).await;
@@ -302,7 +301,7 @@ async fn a_packet_flood_closes_only_the_flooder() {
     let server = TestServer::start_with(talkconnect::realtime::Config {
         max_packets_per_second: 10,
         packet_burst: 20,
-        ..realtime_support::app::suite_config()
+        ..conformance::suite_config()
     })
     .await;
     let (mut bystander, _) = server.ws_session(E).await;

@@ -2,12 +2,11 @@
 //! Socket.IO v5 over raw websocket frames against the conformance server: every case of the
 //! official socket.io-protocol suite, plus refusal, rooms, acks both ways and robustness.
 
-mod realtime_support;
-
 use std::time::Duration;
 
-use realtime_support::*;
 use serde_json::{Value, json};
+use talkconnect_testkit::conformance;
+use talkconnect_testkit::realtime::*;
 
 const S: &str = "/socket.io/";
 
@@ -16,7 +15,7 @@ fn quiet() -> talkconnect::realtime::Config {
     talkconnect::realtime::Config {
         ping_interval: Duration::from_secs(30),
         ping_timeout: Duration::from_secs(30),
-        ..app::suite_config()
+        ..conformance::suite_config()
     }
 }
 

@@ -1,9 +1,5 @@
-//! Test harness for the realtime integration tests: the conformance example's server on a
-//! random port, plus raw Engine.IO clients over HTTP long-polling and websocket.
-
-#![allow(dead_code)]
-
-pub use talkconnect_testkit::conformance as app;
+//! Test harness for the realtime integration tests: the conformance server on a random port,
+//! plus raw Engine.IO clients over HTTP long-polling and websocket.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -12,6 +8,8 @@ use actix_web::{App, HttpServer};
 use futures_util::{SinkExt as _, StreamExt as _};
 use talkconnect::realtime::Config;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+use crate::conformance;
 
 pub type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -29,11 +27,11 @@ pub struct TestServer {
 impl TestServer {
     /// The example server with the official suites' timings.
     pub async fn start() -> TestServer {
-        TestServer::start_with(app::suite_config()).await
+        TestServer::start_with(conformance::suite_config()).await
     }
 
     pub async fn start_with(config: Config) -> TestServer {
-        let servers = std::sync::Arc::new(app::build(config, Duration::ZERO));
+        let servers = std::sync::Arc::new(conformance::build(config, Duration::ZERO));
         let io = servers.io.clone();
         let server = HttpServer::new(move || {
             let servers = servers.clone();
