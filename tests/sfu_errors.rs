@@ -1,13 +1,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Bad input gets a typed error through the public API, and the room carries on.
 
-mod sfu_common;
-
-use sfu_common::{Client, wait_for};
 use std::time::Duration;
 use talkconnect::sfu::{
     ClientSignal, IceCandidate, JoinOptions, SdpPayload, Sfu, SfuConfig, SfuError,
 };
+use talkconnect_testkit::sfu_client::{Client, wait_for};
 use tokio::sync::mpsc;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

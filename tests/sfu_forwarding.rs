@@ -2,12 +2,10 @@
 //! Real webrtc-rs peers on loopback through the SFU's public API: fan-out with publisher
 //! labels, keyframe requests for late joiners, mute/unmute, leave, and clean teardown.
 
-mod sfu_common;
-
-use sfu_common::{Client, has_kind, wait_for};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use talkconnect::sfu::{CloseReason, MediaKind, Sfu, SfuConfig};
+use talkconnect_testkit::sfu_client::{Client, has_kind, wait_for};
 
 const LONG: Duration = Duration::from_secs(20);
 

@@ -2,11 +2,9 @@
 //! Many join/leave cycles with real media leave nothing behind: peers, tasks (ours and
 //! webrtc-rs's), ports and rooms return to zero after every cycle, and RSS stays flat.
 
-mod sfu_common;
-
-use sfu_common::{Client, wait_for};
 use std::time::Duration;
 use talkconnect::sfu::{Sfu, SfuConfig};
+use talkconnect_testkit::sfu_client::{Client, wait_for};
 
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")

@@ -2,14 +2,12 @@
 //! Offer collisions: a client offer arriving while a server offer is outstanding is taken
 //! (the server rolls back and re-offers), and both directions of media then work.
 
-mod sfu_common;
-
-use sfu_common::{Client, wait_for};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use talkconnect::sfu::{
     ClientSignal, CloseReason, SdpPayload, ServerSignal, Sfu, SfuConfig, SfuError, SfuEventKind,
 };
+use talkconnect_testkit::sfu_client::{Client, wait_for};
 
 const LONG: Duration = Duration::from_secs(20);
 

@@ -1,11 +1,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Transport options: ICE-TCP fallback for a client that has no UDP at all.
 
-mod sfu_common;
-
-use sfu_common::{Client, wait_for};
 use std::time::Duration;
 use talkconnect::sfu::{Sfu, SfuConfig};
+use talkconnect_testkit::sfu_client::{Client, wait_for};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tcp_only_subscriber_receives_media_over_ice_tcp() {

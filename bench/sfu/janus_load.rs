@@ -8,17 +8,12 @@
 //! cargo run --release --example sfu_janus_load -- --janus-pid PID --publishers 4 --subscribers 8
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../../tests/sfu_common/mod.rs"]
-mod client;
-#[path = "measure.rs"]
-mod measure;
-
 use clap::Parser;
-use client::{Attribution, Peer};
-use measure::{Load, LoadArgs, Snapshot};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
+use talkconnect_testkit::sfu_client::{self, Attribution, Peer};
+use talkconnect_testkit::sfu_measure::{self, Load, LoadArgs, Snapshot};
 use tokio::sync::{Mutex, mpsc};
 use webrtc::peer_connection::{PeerConnection, RTCSessionDescription};
 
@@ -287,9 +282,9 @@ impl Participant {
 }
 
 fn main() {
-    measure::init_tracing();
+    sfu_measure::init_tracing();
     let args = Args::parse();
-    let runtime = measure::load_runtime(args.load.load_threads);
+    let runtime = sfu_measure::load_runtime(args.load.load_threads);
     runtime.block_on(async move {
         let load = &args.load;
         let http = reqwest::Client::builder()
@@ -313,7 +308,7 @@ fn main() {
             participants.push(p);
         }
         // Janus offers a feed to subscribers only once its publisher's connection is up.
-        client::wait_for("publishers connected", Duration::from_secs(30), || {
+        sfu_client::wait_for("publishers connected", Duration::from_secs(30), || {
             participants.iter().all(|p| {
                 let peer = p.publisher.as_ref().expect("publisher");
                 peer.state
@@ -329,7 +324,7 @@ fn main() {
             p.subscribe(room).await;
         }
         if !load.no_pin {
-            measure::pin_threads(load.sfu_core);
+            sfu_measure::pin_threads(load.sfu_core);
         }
         let measured = Load {
             names: (0..load.publishers).map(|i| format!("pub{i}")).collect(),
@@ -347,16 +342,16 @@ fn main() {
         };
         measured.warm_up().await;
         let snapshot = || {
-            let (_, own) = measure::own_cpu_ticks();
-            let janus = measure::process_cpu_ticks(args.janus_pid);
+            let (_, own) = sfu_measure::own_cpu_ticks();
+            let janus = sfu_measure::process_cpu_ticks(args.janus_pid);
             Snapshot::take(&measured, (janus, own), None)
         };
         let s0 = snapshot();
         tokio::time::sleep(Duration::from_secs(load.seconds)).await;
         let s1 = snapshot();
-        measure::print_line(&format!(
+        sfu_measure::print_line(&format!(
             "janus {}",
-            measure::report(load.publishers, load.subscribers, &s0, &s1)
+            sfu_measure::report(load.publishers, load.subscribers, &s0, &s1)
         ));
         drop(measured);
         for p in participants {

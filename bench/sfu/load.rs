@@ -6,16 +6,11 @@
 //! cargo run --release --example sfu_load -- --publishers 2 --subscribers 8 --seconds 10
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../../tests/sfu_common/mod.rs"]
-mod client;
-#[path = "measure.rs"]
-mod measure;
-
 use clap::Parser;
-use client::Client;
-use measure::{Load, LoadArgs, Snapshot};
 use std::time::Duration;
 use talkconnect::sfu::{Sfu, SfuConfig};
+use talkconnect_testkit::sfu_client::Client;
+use talkconnect_testkit::sfu_measure::{self, Load, LoadArgs, Snapshot};
 
 #[derive(Parser, Debug)]
 struct Args {
@@ -27,7 +22,7 @@ struct Args {
 }
 
 fn main() {
-    measure::init_tracing();
+    sfu_measure::init_tracing();
     let Args {
         load: args,
         sfu_threads,
@@ -40,7 +35,7 @@ fn main() {
     })
     .expect("sfu");
     let handle = sfu.handle();
-    let runtime = measure::load_runtime(args.load_threads);
+    let runtime = sfu_measure::load_runtime(args.load_threads);
     runtime.block_on(async move {
         let room = "bench";
         let mut publishers = Vec::new();
@@ -54,7 +49,7 @@ fn main() {
             subscribers.push(Client::join(&handle, room, &format!("sub{i}"), false).await);
         }
         if !args.no_pin {
-            measure::pin_threads(args.sfu_core);
+            sfu_measure::pin_threads(args.sfu_core);
         }
         let load = Load {
             names: publishers.iter().map(|p| p.user.clone()).collect(),
@@ -70,7 +65,7 @@ fn main() {
             let stats = handle.stats();
             Snapshot::take(
                 &load,
-                measure::own_cpu_ticks(),
+                sfu_measure::own_cpu_ticks(),
                 Some((stats.forwarded_packets, stats.dropped_packets)),
             )
         };
@@ -78,7 +73,7 @@ fn main() {
         tokio::time::sleep(Duration::from_secs(args.seconds)).await;
         let s1 = snapshot();
         tracing::info!(stats = ?handle.stats(), "final stats");
-        measure::print_line(&measure::report(
+        sfu_measure::print_line(&sfu_measure::report(
             args.publishers,
             args.subscribers,
             &s0,

@@ -1,9 +1,8 @@
 //! The measuring side of the SFU load tools (`sfu_load` against our SFU, `sfu_janus_load`
 //! against Janus): CPU ticks from /proc, kernel UDP buffer drops, core pinning, the warm-up
 //! wait, the counters of the measurement window and the one-line report.
-#![allow(dead_code)] // each tool uses its part
 
-use crate::client::{ClientState, wait_for};
+use crate::sfu_client::{ClientState, wait_for};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,6 @@
 //! A webrtc-rs client that talks to the SFU exactly as the gateway would relay a browser:
 //! through `SfuHandle::join` / `signal` and the `SfuEvent` channel. Shared by the SFU tests and
-//! the load tool (`bench/sfu`).
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+//! the load tools (`bench/sfu`).
 
 mod peer;
 
