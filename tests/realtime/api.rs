@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The app-facing API as a gateway uses it: server-initiated emits and room operations from
 //! outside any handler, disconnect handlers and their reasons, extensions, server→client acks
 //! with timeout, graceful close.

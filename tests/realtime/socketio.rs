@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Socket.IO v5 over raw websocket frames against the conformance server: every case of the
 //! official socket.io-protocol suite, plus refusal, rooms, acks both ways and robustness.
 

@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Does the `Adapter` seam hold a cluster adapter? Two nodes (two `SocketIo` servers) share
 //! an in-process bus adapter built the way the Redis adapter will be: local membership and
 //! delivery through `LocalAdapter`, targeted operations applied locally then forwarded to

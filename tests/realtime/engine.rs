@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Engine.IO v4 over raw HTTP and websocket, against the echo server at `/engine.io/`: every
 //! case of the official engine.io-protocol suite, plus the abuse limits.
 
