@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Bad input gets a typed error through the public API, and the room carries on.
 
 use std::time::Duration;

@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Offer collisions: a client offer arriving while a server offer is outstanding is taken
 //! (the server rolls back and re-offers), and both directions of media then work.
 

@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Transport options: ICE-TCP fallback for a client that has no UDP at all.
 
 use std::time::Duration;

@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Many join/leave cycles with real media leave nothing behind: peers, tasks (ours and
 //! webrtc-rs's), ports and rooms return to zero after every cycle, and RSS stays flat.
 

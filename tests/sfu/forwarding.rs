@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Real webrtc-rs peers on loopback through the SFU's public API: fan-out with publisher
 //! labels, keyframe requests for late joiners, mute/unmute, leave, and clean teardown.
 
