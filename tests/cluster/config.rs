@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Cluster mode refuses to start when it cannot work: no shared JWT secret, SQLite, a
 //! malformed or unreachable `redis.url`. Each refusal is one line naming the key and a
 //! non-zero exit, before anything is served.

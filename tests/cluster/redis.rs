@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The Redis implementations against a real Redis (127.0.0.1:6379, `scripts/services`), each
 //! test on its own key prefix, with two "replicas" in one process: presence claims, expiry of
 //! a silent replica's sockets, the shared rate limiter, and the Socket.IO adapter between two
