@@ -1,9 +1,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-//! The REST API, driven over HTTP against the real server, on SQLite and on PostgreSQL.
+//! The REST API, driven over HTTP against the real server, on SQLite and on PostgreSQL, and
+//! the `talkconnect` binary as a self-hoster starts it (cli). Needs PostgreSQL on
+//! 127.0.0.1:5432 (user postgres, trust; `scripts/services`), or the server that
+//! TALKCONNECT_TEST_POSTGRES_URL names: without it the `postgres` tests fail, CI or not.
 
 mod auth;
 mod bad_input;
 mod chat;
+mod cli;
 mod error_codes;
 mod events;
 mod helpers;

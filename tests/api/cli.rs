@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The `talkconnect` binary as a self-hoster runs it: nothing configured, bad configuration,
 //! `--config`, `migrate`, and the JWT secret kept across restarts.
 
