@@ -2,7 +2,7 @@
 //! a client that speaks to it, and a check of every JSON answer against docs/openapi.json.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use reqwest::{Method, StatusCode};
@@ -41,19 +41,38 @@ fn postgres_admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_string())
 }
 
+/// The server's data folder for one test (`tc-test-*` in the temp dir; the SQLite database
+/// lives in it too), removed when the test app is dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn create() -> Self {
+        let dir = std::env::temp_dir().join(format!("tc-test-{}", Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A database that exists for one test and is dropped after it.
 pub enum TestDb {
-    Sqlite { dir: PathBuf },
-    Postgres { name: String },
+    /// A file in the test's data folder, which goes with it.
+    Sqlite,
+    Postgres {
+        name: String,
+    },
 }
 
 impl TestDb {
-    fn create(backend: Backend, dir: &std::path::Path) -> (Self, String) {
+    fn create(backend: Backend, dir: &Path) -> (Self, String) {
         match backend {
             Backend::Sqlite => (
-                TestDb::Sqlite {
-                    dir: dir.to_path_buf(),
-                },
+                TestDb::Sqlite,
                 format!("sqlite://{}", dir.join("test.db").display()),
             ),
             Backend::Postgres => {
@@ -78,18 +97,12 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        match self {
-            TestDb::Sqlite { dir } => {
-                let _ = std::fs::remove_dir_all(dir);
-            }
-            TestDb::Postgres { name } => {
-                use diesel::Connection;
-                use diesel::connection::SimpleConnection;
-                let admin = format!("{}/postgres", postgres_admin_url());
-                if let Ok(mut conn) = diesel::PgConnection::establish(&admin) {
-                    let _ =
-                        conn.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
-                }
+        if let TestDb::Postgres { name } = self {
+            use diesel::Connection;
+            use diesel::connection::SimpleConnection;
+            let admin = format!("{}/postgres", postgres_admin_url());
+            if let Ok(mut conn) = diesel::PgConnection::establish(&admin) {
+                let _ = conn.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
             }
         }
     }
@@ -100,7 +113,9 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub state: actix_web::web::Data<AppState>,
     pub jwt_secret: String,
+    // Dropped in this order: the database, then the folder it may live in.
     _db: TestDb,
+    _data_dir: TempDir,
 }
 
 pub struct TestUser {
@@ -110,7 +125,7 @@ pub struct TestUser {
 }
 
 /// Settings for a test: loopback, port 0, a fresh database, limits off unless asked.
-pub fn test_settings(db_url: &str, data_dir: &std::path::Path, extra: &[(&str, &str)]) -> Settings {
+pub fn test_settings(db_url: &str, data_dir: &Path, extra: &[(&str, &str)]) -> Settings {
     let mut env: HashMap<String, String> = [
         ("TALKCONNECT__SERVER__HOST", "127.0.0.1"),
         ("TALKCONNECT__SERVER__PORT", "0"),
@@ -144,10 +159,9 @@ impl TestApp {
     }
 
     pub async fn spawn_with(backend: Backend, extra: &[(&str, &str)]) -> Self {
-        let dir = std::env::temp_dir().join(format!("tc-test-{}", Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let (db, url) = TestDb::create(backend, &dir);
-        let settings = test_settings(&url, &dir, extra);
+        let dir = TempDir::create();
+        let (db, url) = TestDb::create(backend, &dir.0);
+        let settings = test_settings(&url, &dir.0, extra);
         let jwt_secret = settings.auth.jwt_secret.clone();
         let app = Application::build(settings).await.expect("the app builds");
         let address = format!("http://{}", app.address());
@@ -159,6 +173,7 @@ impl TestApp {
             state,
             jwt_secret,
             _db: db,
+            _data_dir: dir,
         }
     }
 
