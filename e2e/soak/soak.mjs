@@ -44,7 +44,7 @@ function rssKiB(pid) {
 
 const server = await startServer({
   env: {
-    RUST_LOG: "error",
+    RUST_LOG: "warn,talkconnect::app=info",
     TALKCONNECT__REALTIME__SEAT_GRACE_SECS: String(GRACE_SECS),
   },
 });
