@@ -265,7 +265,7 @@ pub fn page_limit(raw: Option<i64>) -> Result<i64, ApiError> {
 
 /// A `cursor` query parameter, as given out by an earlier page.
 pub fn page_cursor(raw: Option<&str>) -> Result<Option<PageCursor>, ApiError> {
-    match raw.filter(|c| !c.trim().is_empty()) {
+    match raw {
         None => Ok(None),
         Some(raw) => PageCursor::decode(raw).map(Some).ok_or_else(|| {
             ApiError::bad_request(

@@ -1,7 +1,7 @@
-//! Opaque page cursors for newest-first lists ordered by (timestamp, id).
+//! Page cursors for newest-first lists ordered by (timestamp, id): `<µs since 1970>_<uuid>`,
+//! exactly the shape docs/openapi.json states, so a cursor fits it if and only if it names a
+//! position (a cursor from before this form is refused; paging starts again).
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, NaiveDateTime};
 
 /// The last row of a page: the next page starts strictly after it.
@@ -14,15 +14,20 @@ pub struct PageCursor {
 impl PageCursor {
     pub fn encode(&self) -> String {
         let micros = self.at.and_utc().timestamp_micros();
-        URL_SAFE_NO_PAD.encode(format!("{micros}:{}", self.id))
+        format!("{micros}_{}", self.id)
     }
 
     pub fn decode(raw: &str) -> Option<Self> {
-        let bytes = URL_SAFE_NO_PAD.decode(raw.trim()).ok()?;
-        let text = String::from_utf8(bytes).ok()?;
-        let (micros, id) = text.split_once(':')?;
+        let (micros, id) = raw.split_once('_')?;
+        if micros.is_empty() || micros.len() > 16 || !micros.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
         let at = DateTime::from_timestamp_micros(micros.parse().ok()?)?.naive_utc();
-        uuid::Uuid::parse_str(id).ok()?;
+        // The hyphenated lowercase form only, as encode writes it.
+        let parsed = uuid::Uuid::parse_str(id).ok()?;
+        if parsed.to_string() != id {
+            return None;
+        }
         Some(Self {
             at,
             id: id.to_owned(),
@@ -33,6 +38,8 @@ impl PageCursor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
     #[test]
     fn cursors_round_trip() {
@@ -41,6 +48,25 @@ mod tests {
             id: uuid::Uuid::new_v4().to_string(),
         };
         assert_eq!(PageCursor::decode(&cursor.encode()), Some(cursor));
+    }
+
+    #[test]
+    fn only_the_documented_shape_is_read() {
+        let id = uuid::Uuid::new_v4();
+        let legacy = URL_SAFE_NO_PAD.encode(format!("1764000000000000:{id}"));
+        assert_eq!(PageCursor::decode(&legacy), None);
+        let upper = id.to_string().to_uppercase();
+        assert_eq!(PageCursor::decode(&format!("1_{upper}")), None);
+        assert_eq!(PageCursor::decode(" 1_x"), None);
+    }
+
+    #[test]
+    fn every_cursor_of_the_documented_shape_is_a_position() {
+        let id = "00000000-0000-0000-0000-000000000000";
+        assert!(PageCursor::decode(&format!("9999999999999999_{id}")).is_some());
+        assert!(PageCursor::decode(&format!("0_{id}")).is_some());
+        assert!(PageCursor::decode(&format!("99999999999999999_{id}")).is_none());
+        assert!(PageCursor::decode(&format!("-1_{id}")).is_none());
     }
 
     #[test]

@@ -85,7 +85,23 @@ struct CreateRoomRequest {
     topic: Option<String>,
     language: Option<String>,
     level: Option<String>,
+    /// JSON has one number type: 12.0 is the integer 12, as JSON Schema says.
+    #[serde(default, deserialize_with = "whole_number")]
     max_participants: Option<i64>,
+}
+
+/// An integer that may be written with a zero fraction (`12.0`); anything else is refused.
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    let Some(number) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    if let Some(n) = number.as_i64() {
+        return Ok(Some(n));
+    }
+    match number.as_f64() {
+        Some(f) if f.fract() == 0.0 && f.abs() < 1e15 => Ok(Some(f as i64)),
+        _ => Err(serde::de::Error::custom("not a whole number")),
+    }
 }
 
 impl CreateRoomRequest {

@@ -64,7 +64,10 @@ async fn a_client_that_never_reads_is_dropped_at_its_byte_budget() {
     let server = Server::start(&[
         ("TALKCONNECT__REALTIME__MAX_BUFFERED_BYTES", "65536"),
         ("TALKCONNECT__RATE_LIMIT__ENABLED", "false"),
-        ("RUST_LOG", "warn,talkconnect=info,talkconnect::realtime::engine=debug"),
+        (
+            "RUST_LOG",
+            "warn,talkconnect=info,talkconnect::realtime::engine=debug",
+        ),
     ])
     .await;
     // An anonymous lobby watcher on a tiny receive window that never reads.
