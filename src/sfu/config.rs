@@ -48,6 +48,11 @@ pub struct SfuConfig {
     /// with `answerTimeout` (its browser starts a fresh session) instead of staying stuck on
     /// what was negotiated before.
     pub answer_timeout_ms: u64,
+    /// Milliseconds a participant has to get its media connected: a publishing client must
+    /// send its offer this long after joining, and ICE + DTLS must be up this long after the
+    /// first completed offer/answer. One that does not is dropped with `connectTimeout`, so a
+    /// join that never goes anywhere cannot keep a media port.
+    pub connect_timeout_ms: u64,
 }
 
 /// A STUN or TURN server as the browser's `RTCPeerConnection` configuration wants it.
@@ -82,6 +87,7 @@ impl Default for SfuConfig {
             keyframe_request_min_interval_ms: 300,
             subscriber_queue_packets: 1024,
             answer_timeout_ms: 15_000,
+            connect_timeout_ms: 20_000,
         }
     }
 }

@@ -97,6 +97,11 @@ pub(crate) enum RoomCmd {
         peer: u64,
         offer: u64,
     },
+    /// Posted `connect_timeout_ms` after connect deadline `deadline` was set.
+    ConnectDue {
+        user: String,
+        deadline: u64,
+    },
 }
 
 /// A publisher track whose forwarder is already running.
@@ -194,6 +199,11 @@ struct Participant {
     /// Server offers sent so far: tells the answer deadline of the current one from older ones.
     offers_sent: u64,
     connected: bool,
+    /// The first offer/answer has completed (the connect deadline then starts again, for
+    /// ICE + DTLS alone).
+    negotiated: bool,
+    /// Until connected: the current connect deadline's id and the token that stops its timer.
+    connect_deadline: Option<(u64, CancellationToken)>,
     first_mid: Option<String>,
     offer_budget: OfferBudget,
     muted: HashSet<MediaKind>,
@@ -340,6 +350,17 @@ impl Room {
                         .await;
                 }
             }
+            RoomCmd::ConnectDue { user, deadline } => {
+                let late = self.participants.get(&user).is_some_and(|p| {
+                    p.connect_deadline
+                        .as_ref()
+                        .is_some_and(|(id, _)| *id == deadline)
+                });
+                if late {
+                    self.remove_participant(&user, CloseReason::ConnectTimeout)
+                        .await;
+                }
+            }
         }
     }
 
@@ -421,6 +442,8 @@ impl Room {
                 offer_in_flight: false,
                 offers_sent: 0,
                 connected: false,
+                negotiated: false,
+                connect_deadline: None,
                 first_mid: None,
                 offer_budget: OfferBudget {
                     tokens: f64::from(config.offer_burst),
@@ -438,6 +461,10 @@ impl Room {
         );
         self.shared.metrics.peers.fetch_add(1, Ordering::Relaxed);
         tracing::info!(room = %self.id, user, peer, "sfu: participant joined");
+        if publish {
+            // Its offer is due: a join that never offers must not keep its port.
+            self.connect_deadline(user);
+        }
 
         let sources: Vec<(String, SourceId)> = self
             .participants
@@ -602,19 +629,58 @@ impl Room {
         );
     }
 
-    /// Reminds the room when the participant's current offer should have been answered; the
-    /// reminder dies with the participant.
+    /// Reminds the room when the participant's current offer should have been answered.
     fn answer_deadline(&self, user: &str) {
         let Some(p) = self.participants.get(user) else {
             return;
         };
-        let (commands, cancel) = (self.commands.clone(), p.cancel.child_token());
         let due = RoomCmd::AnswerDue {
             user: user.to_owned(),
             peer: p.peer,
             offer: p.offers_sent,
         };
         let wait = Duration::from_millis(self.shared.config.answer_timeout_ms);
+        self.remind(p.cancel.child_token(), wait, due);
+    }
+
+    /// Gives the participant `connect_timeout_ms` from now to be connected, replacing (and
+    /// stopping) the deadline it had.
+    fn connect_deadline(&mut self, user: &str) {
+        let id = self.shared.metrics.next_id();
+        let Some(p) = self.participants.get_mut(user) else {
+            return;
+        };
+        let cancel = p.cancel.child_token();
+        if let Some((_, previous)) = p.connect_deadline.replace((id, cancel.clone())) {
+            previous.cancel();
+        }
+        let due = RoomCmd::ConnectDue {
+            user: user.to_owned(),
+            deadline: id,
+        };
+        let wait = Duration::from_millis(self.shared.config.connect_timeout_ms);
+        self.remind(cancel, wait, due);
+    }
+
+    /// The first offer/answer of the participant is done: ICE and DTLS now have their own
+    /// `connect_timeout_ms`. Later negotiations do not extend it.
+    fn first_negotiation_done(&mut self, user: &str) {
+        let Some(p) = self.participants.get_mut(user) else {
+            return;
+        };
+        if p.negotiated {
+            return;
+        }
+        p.negotiated = true;
+        if !p.connected {
+            self.connect_deadline(user);
+        }
+    }
+
+    /// Posts `due` to the room after `wait` unless `cancel` fires first. `cancel` is a child of
+    /// the participant's token, so no reminder outlives its participant.
+    fn remind(&self, cancel: CancellationToken, wait: Duration, due: RoomCmd) {
+        let commands = self.commands.clone();
         spawn_counted(&self.shared.metrics, async move {
             tokio::select! {
                 () = cancel.cancelled() => {}
@@ -718,6 +784,7 @@ impl Room {
             .map_err(|e| internal("set_local_description(answer)", e))?;
         p.awaits_client_offer = false;
         let deferred = std::mem::take(&mut p.deferred);
+        self.first_negotiation_done(user);
         let sdp = self.local_sdp(user).await;
         let tracks = self.track_map(user).await;
         self.emit(
@@ -753,6 +820,7 @@ impl Room {
             return Err(SfuError::InvalidSdp(e.to_string()));
         }
         p.offer_in_flight = false;
+        self.first_negotiation_done(user);
         self.refresh_legs(user).await;
         self.maybe_offer(user).await;
         Ok(())
@@ -927,6 +995,9 @@ impl Room {
                 }
                 if let Some(p) = self.participants.get_mut(user) {
                     p.connected = true;
+                    if let Some((_, timer)) = p.connect_deadline.take() {
+                        timer.cancel();
+                    }
                 }
                 self.emit(user, SfuEventKind::Connected);
             }
@@ -1081,7 +1152,8 @@ fn reject_closed(command: RoomCmd) {
         RoomCmd::LocalCandidate { .. }
         | RoomCmd::PeerState { .. }
         | RoomCmd::TrackOpened { .. }
-        | RoomCmd::AnswerDue { .. } => {}
+        | RoomCmd::AnswerDue { .. }
+        | RoomCmd::ConnectDue { .. } => {}
     }
 }
 
