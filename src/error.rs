@@ -72,6 +72,7 @@ pub enum ErrorCode {
     SfuNoFreePort,
     SfuInvalidSdp,
     SfuInvalidCandidate,
+    SfuTooManyCandidates,
     SfuCandidateBeforeDescription,
     SfuUnexpectedAnswer,
     SfuNegotiationInProgress,

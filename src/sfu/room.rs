@@ -2,6 +2,7 @@
 //! subscriptions, and changes them in response to commands (from `SfuHandle`) and to events
 //! (from webrtc-rs handlers, which only post messages here and never touch the state).
 
+use super::candidate::{CandidatePolicy, RemoteCandidates, Verdict};
 use super::config::SfuConfig;
 use super::error::{SfuError, internal};
 use super::forward::{
@@ -204,6 +205,7 @@ struct Participant {
     negotiated: bool,
     /// Until connected: the current connect deadline's id and the token that stops its timer.
     connect_deadline: Option<(u64, CancellationToken)>,
+    remote_candidates: RemoteCandidates,
     first_mid: Option<String>,
     offer_budget: OfferBudget,
     muted: HashSet<MediaKind>,
@@ -444,6 +446,7 @@ impl Room {
                 connected: false,
                 negotiated: false,
                 connect_deadline: None,
+                remote_candidates: RemoteCandidates::default(),
                 first_mid: None,
                 offer_budget: OfferBudget {
                     tokens: f64::from(config.offer_burst),
@@ -744,6 +747,7 @@ impl Room {
                 "longer than {MAX_SDP_BYTES} bytes"
             )));
         }
+        let sdp = filter_sdp_candidates(p, &self.shared, &sdp)?;
         let offer =
             RTCSessionDescription::offer(sdp).map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
         let parsed = offer
@@ -809,6 +813,7 @@ impl Room {
         if !p.offer_in_flight {
             return Err(SfuError::UnexpectedAnswer);
         }
+        let sdp = filter_sdp_candidates(p, &self.shared, &sdp)?;
         let answer =
             RTCSessionDescription::answer(sdp).map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
         let applied = match answer.unmarshal() {
@@ -831,14 +836,23 @@ impl Room {
         user: &str,
         candidate: IceCandidate,
     ) -> Result<(), SfuError> {
+        let policy = CandidatePolicy::of(&self.shared.config);
         let p = self
             .participants
-            .get(user)
+            .get_mut(user)
             .ok_or(SfuError::UnknownParticipant)?;
         if p.pc.remote_description().await.is_none() {
             return Err(SfuError::CandidateBeforeDescription);
         }
         if candidate.candidate.trim().is_empty() {
+            return Ok(());
+        }
+        if let Verdict::Ignore(class) = p.remote_candidates.admit(&candidate.candidate, policy)? {
+            tracing::debug!(room = %self.id, user, ?class, "sfu: client candidate ignored");
+            self.shared
+                .metrics
+                .ignored_candidates
+                .fetch_add(1, Ordering::Relaxed);
             return Ok(());
         }
         p.pc.add_ice_candidate(RTCIceCandidateInit {
@@ -1135,6 +1149,25 @@ impl Room {
             self.remove_participant(&user, reason).await;
         }
     }
+}
+
+/// Drops the `a=candidate:` lines of a client SDP that the SFU does not probe; each one counts
+/// against the participant's candidate cap.
+fn filter_sdp_candidates(
+    p: &mut Participant,
+    shared: &SfuShared,
+    sdp: &str,
+) -> Result<String, SfuError> {
+    let policy = CandidatePolicy::of(&shared.config);
+    let (sdp, ignored) = p.remote_candidates.filter_sdp(sdp, policy)?;
+    if ignored > 0 {
+        tracing::debug!(peer = p.peer, ignored, "sfu: SDP candidates ignored");
+        shared
+            .metrics
+            .ignored_candidates
+            .fetch_add(ignored as u64, Ordering::Relaxed);
+    }
+    Ok(sdp)
 }
 
 /// Answers commands that arrived after the room decided to close. A `Join` gets
