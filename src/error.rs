@@ -74,6 +74,7 @@ pub enum ErrorCode {
     SfuNoFreePort,
     SfuInvalidSdp,
     SfuInvalidCandidate,
+    SfuTooManyCandidates,
     SfuCandidateBeforeDescription,
     SfuUnexpectedAnswer,
     SfuNegotiationInProgress,

@@ -118,6 +118,9 @@ impl From<SfuError> for ApiError {
             SfuError::InvalidCandidate(_) => {
                 (S::UNPROCESSABLE_ENTITY, ErrorCode::SfuInvalidCandidate)
             }
+            SfuError::TooManyCandidates => {
+                (S::UNPROCESSABLE_ENTITY, ErrorCode::SfuTooManyCandidates)
+            }
             SfuError::CandidateBeforeDescription => (
                 S::UNPROCESSABLE_ENTITY,
                 ErrorCode::SfuCandidateBeforeDescription,

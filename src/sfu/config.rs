@@ -13,8 +13,15 @@ pub struct SfuConfig {
     /// (webrtc-rs skips loopback for wildcards); a concrete address binds exactly that one.
     pub bind_ip: IpAddr,
     /// Also bind and announce 127.0.0.1 (needed when browser and server share a machine,
-    /// and by the tests). Ignored when `bind_ip` is already a loopback address.
+    /// and by the tests; nothing more to bind when `bind_ip` is a loopback address already),
+    /// and probe client ICE candidates on loopback addresses, which are ignored without it.
     pub allow_loopback: bool,
+    /// Accept client ICE candidates on private addresses (RFC 1918, shared 100.64.0.0/10,
+    /// IPv6 ULA `fc00::/7` and site-local). Off, they are ignored, so a client cannot make the
+    /// server probe hosts of its own network; browsers on the same LAN still connect (their
+    /// checks reach our candidates and come back as peer-reflexive ones). Link-local,
+    /// unspecified, multicast and reserved addresses and `.local` names are never probed.
+    pub allow_private_candidates: bool,
     /// First UDP port of the media range (inclusive). Each participant uses one port.
     pub udp_port_min: u16,
     /// Last UDP port of the media range (inclusive).
@@ -48,6 +55,11 @@ pub struct SfuConfig {
     /// with `answerTimeout` (its browser starts a fresh session) instead of staying stuck on
     /// what was negotiated before.
     pub answer_timeout_ms: u64,
+    /// Milliseconds a participant has to get its media connected: a publishing client must
+    /// send its offer this long after joining, and ICE + DTLS must be up this long after the
+    /// first completed offer/answer. One that does not is dropped with `connectTimeout`, so a
+    /// join that never goes anywhere cannot keep a media port.
+    pub connect_timeout_ms: u64,
 }
 
 /// A STUN or TURN server as the browser's `RTCPeerConnection` configuration wants it.
@@ -69,6 +81,7 @@ impl Default for SfuConfig {
         Self {
             bind_ip: IpAddr::from([0, 0, 0, 0]),
             allow_loopback: false,
+            allow_private_candidates: false,
             udp_port_min: 40000,
             udp_port_max: 40999,
             announced_ip: None,
@@ -82,6 +95,7 @@ impl Default for SfuConfig {
             keyframe_request_min_interval_ms: 300,
             subscriber_queue_packets: 1024,
             answer_timeout_ms: 15_000,
+            connect_timeout_ms: 20_000,
         }
     }
 }

@@ -25,6 +25,10 @@ pub enum SfuError {
     /// The ICE candidate could not be parsed or applied.
     #[error("invalid ICE candidate: {0}")]
     InvalidCandidate(String),
+    /// The participant has sent as many distinct ICE candidates as one session may have
+    /// (trickled and in its SDPs together); further ones are refused.
+    #[error("too many ICE candidates")]
+    TooManyCandidates,
     /// An ICE candidate arrived before any offer/answer for this participant.
     #[error("ICE candidate before any session description")]
     CandidateBeforeDescription,

@@ -291,6 +291,7 @@ impl SfuHandle {
             dropped_packets: m.dropped_packets.load(Ordering::Relaxed),
             keyframe_requests: m.keyframe_requests.load(Ordering::Relaxed),
             relayed_nacks: m.relayed_nacks.load(Ordering::Relaxed),
+            ignored_candidates: m.ignored_candidates.load(Ordering::Relaxed),
             mux_routes: self.shared.mux.as_ref().map_or(0, |mux| mux.route_count()),
         }
     }

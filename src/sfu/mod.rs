@@ -3,6 +3,7 @@
 //! mute, and the UDP/NAT configuration. Knows nothing of rooms-the-product, HTTP or Socket.IO:
 //! the gateway drives it through [`SfuHandle`] and relays [`SfuEvent`]s as `sfu:*` events.
 
+mod candidate;
 mod config;
 mod error;
 mod forward;

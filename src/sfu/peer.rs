@@ -1,6 +1,7 @@
 //! Building one server-side peer connection: codecs, interceptors, sockets, and the
 //! rewriting of host addresses to the announced public IP.
 
+use super::candidate::map_candidate_lines;
 use super::config::SfuConfig;
 use super::error::{SfuError, internal};
 use super::mux::{MuxRuntime, UdpMux, ice_credential};
@@ -13,6 +14,7 @@ use rtc::peer_connection::configuration::media_engine::{
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
+use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use webrtc::peer_connection::{
@@ -217,20 +219,9 @@ pub(crate) fn announce_sdp(sdp: &str, rewrite: &CandidateRewrite) -> String {
     if *rewrite == CandidateRewrite::default() {
         return sdp.to_owned();
     }
-    let mut out = String::with_capacity(sdp.len());
-    for line in sdp.split_inclusive('\n') {
-        if let Some(rest) = line.strip_prefix("a=")
-            && rest.starts_with("candidate:")
-        {
-            let trimmed = rest.trim_end_matches(['\r', '\n']);
-            let ending = &rest[trimmed.len()..];
-            out.push_str("a=");
-            out.push_str(&announce_candidate(trimmed, rewrite));
-            out.push_str(ending);
-            continue;
-        }
-        out.push_str(line);
-    }
+    let Ok(out) = map_candidate_lines(sdp, |line| {
+        Ok::<_, Infallible>(Some(announce_candidate(line, rewrite)))
+    });
     out
 }
 

@@ -2,6 +2,7 @@
 //! subscriptions, and changes them in response to commands (from `SfuHandle`) and to events
 //! (from webrtc-rs handlers, which only post messages here and never touch the state).
 
+use super::candidate::{CandidatePolicy, RemoteCandidates, Verdict};
 use super::config::SfuConfig;
 use super::error::{SfuError, internal};
 use super::forward::{
@@ -96,6 +97,11 @@ pub(crate) enum RoomCmd {
         user: String,
         peer: u64,
         offer: u64,
+    },
+    /// Posted `connect_timeout_ms` after connect deadline `deadline` was set.
+    ConnectDue {
+        user: String,
+        deadline: u64,
     },
 }
 
@@ -194,6 +200,12 @@ struct Participant {
     /// Server offers sent so far: tells the answer deadline of the current one from older ones.
     offers_sent: u64,
     connected: bool,
+    /// The first offer/answer has completed (the connect deadline then starts again, for
+    /// ICE + DTLS alone).
+    negotiated: bool,
+    /// Until connected: the current connect deadline's id and the token that stops its timer.
+    connect_deadline: Option<(u64, CancellationToken)>,
+    remote_candidates: RemoteCandidates,
     first_mid: Option<String>,
     offer_budget: OfferBudget,
     muted: HashSet<MediaKind>,
@@ -340,6 +352,17 @@ impl Room {
                         .await;
                 }
             }
+            RoomCmd::ConnectDue { user, deadline } => {
+                let late = self.participants.get(&user).is_some_and(|p| {
+                    p.connect_deadline
+                        .as_ref()
+                        .is_some_and(|(id, _)| *id == deadline)
+                });
+                if late {
+                    self.remove_participant(&user, CloseReason::ConnectTimeout)
+                        .await;
+                }
+            }
         }
     }
 
@@ -421,6 +444,9 @@ impl Room {
                 offer_in_flight: false,
                 offers_sent: 0,
                 connected: false,
+                negotiated: false,
+                connect_deadline: None,
+                remote_candidates: RemoteCandidates::default(),
                 first_mid: None,
                 offer_budget: OfferBudget {
                     tokens: f64::from(config.offer_burst),
@@ -438,6 +464,10 @@ impl Room {
         );
         self.shared.metrics.peers.fetch_add(1, Ordering::Relaxed);
         tracing::info!(room = %self.id, user, peer, "sfu: participant joined");
+        if publish {
+            // Its offer is due: a join that never offers must not keep its port.
+            self.connect_deadline(user);
+        }
 
         let sources: Vec<(String, SourceId)> = self
             .participants
@@ -602,19 +632,58 @@ impl Room {
         );
     }
 
-    /// Reminds the room when the participant's current offer should have been answered; the
-    /// reminder dies with the participant.
+    /// Reminds the room when the participant's current offer should have been answered.
     fn answer_deadline(&self, user: &str) {
         let Some(p) = self.participants.get(user) else {
             return;
         };
-        let (commands, cancel) = (self.commands.clone(), p.cancel.child_token());
         let due = RoomCmd::AnswerDue {
             user: user.to_owned(),
             peer: p.peer,
             offer: p.offers_sent,
         };
         let wait = Duration::from_millis(self.shared.config.answer_timeout_ms);
+        self.remind(p.cancel.child_token(), wait, due);
+    }
+
+    /// Gives the participant `connect_timeout_ms` from now to be connected, replacing (and
+    /// stopping) the deadline it had.
+    fn connect_deadline(&mut self, user: &str) {
+        let id = self.shared.metrics.next_id();
+        let Some(p) = self.participants.get_mut(user) else {
+            return;
+        };
+        let cancel = p.cancel.child_token();
+        if let Some((_, previous)) = p.connect_deadline.replace((id, cancel.clone())) {
+            previous.cancel();
+        }
+        let due = RoomCmd::ConnectDue {
+            user: user.to_owned(),
+            deadline: id,
+        };
+        let wait = Duration::from_millis(self.shared.config.connect_timeout_ms);
+        self.remind(cancel, wait, due);
+    }
+
+    /// The first offer/answer of the participant is done: ICE and DTLS now have their own
+    /// `connect_timeout_ms`. Later negotiations do not extend it.
+    fn first_negotiation_done(&mut self, user: &str) {
+        let Some(p) = self.participants.get_mut(user) else {
+            return;
+        };
+        if p.negotiated {
+            return;
+        }
+        p.negotiated = true;
+        if !p.connected {
+            self.connect_deadline(user);
+        }
+    }
+
+    /// Posts `due` to the room after `wait` unless `cancel` fires first. `cancel` is a child of
+    /// the participant's token, so no reminder outlives its participant.
+    fn remind(&self, cancel: CancellationToken, wait: Duration, due: RoomCmd) {
+        let commands = self.commands.clone();
         spawn_counted(&self.shared.metrics, async move {
             tokio::select! {
                 () = cancel.cancelled() => {}
@@ -678,6 +747,7 @@ impl Room {
                 "longer than {MAX_SDP_BYTES} bytes"
             )));
         }
+        let sdp = filter_sdp_candidates(p, &self.shared, &sdp)?;
         let offer =
             RTCSessionDescription::offer(sdp).map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
         let parsed = offer
@@ -718,6 +788,7 @@ impl Room {
             .map_err(|e| internal("set_local_description(answer)", e))?;
         p.awaits_client_offer = false;
         let deferred = std::mem::take(&mut p.deferred);
+        self.first_negotiation_done(user);
         let sdp = self.local_sdp(user).await;
         let tracks = self.track_map(user).await;
         self.emit(
@@ -742,6 +813,7 @@ impl Room {
         if !p.offer_in_flight {
             return Err(SfuError::UnexpectedAnswer);
         }
+        let sdp = filter_sdp_candidates(p, &self.shared, &sdp)?;
         let answer =
             RTCSessionDescription::answer(sdp).map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
         let applied = match answer.unmarshal() {
@@ -753,6 +825,7 @@ impl Room {
             return Err(SfuError::InvalidSdp(e.to_string()));
         }
         p.offer_in_flight = false;
+        self.first_negotiation_done(user);
         self.refresh_legs(user).await;
         self.maybe_offer(user).await;
         Ok(())
@@ -763,14 +836,23 @@ impl Room {
         user: &str,
         candidate: IceCandidate,
     ) -> Result<(), SfuError> {
+        let policy = CandidatePolicy::of(&self.shared.config);
         let p = self
             .participants
-            .get(user)
+            .get_mut(user)
             .ok_or(SfuError::UnknownParticipant)?;
         if p.pc.remote_description().await.is_none() {
             return Err(SfuError::CandidateBeforeDescription);
         }
         if candidate.candidate.trim().is_empty() {
+            return Ok(());
+        }
+        if let Verdict::Ignore(class) = p.remote_candidates.admit(&candidate.candidate, policy)? {
+            tracing::debug!(room = %self.id, user, ?class, "sfu: client candidate ignored");
+            self.shared
+                .metrics
+                .ignored_candidates
+                .fetch_add(1, Ordering::Relaxed);
             return Ok(());
         }
         p.pc.add_ice_candidate(RTCIceCandidateInit {
@@ -927,6 +1009,9 @@ impl Room {
                 }
                 if let Some(p) = self.participants.get_mut(user) {
                     p.connected = true;
+                    if let Some((_, timer)) = p.connect_deadline.take() {
+                        timer.cancel();
+                    }
                 }
                 self.emit(user, SfuEventKind::Connected);
             }
@@ -1066,6 +1151,25 @@ impl Room {
     }
 }
 
+/// Drops the `a=candidate:` lines of a client SDP that the SFU does not probe; each one counts
+/// against the participant's candidate cap.
+fn filter_sdp_candidates(
+    p: &mut Participant,
+    shared: &SfuShared,
+    sdp: &str,
+) -> Result<String, SfuError> {
+    let policy = CandidatePolicy::of(&shared.config);
+    let (sdp, ignored) = p.remote_candidates.filter_sdp(sdp, policy)?;
+    if ignored > 0 {
+        tracing::debug!(peer = p.peer, ignored, "sfu: SDP candidates ignored");
+        shared
+            .metrics
+            .ignored_candidates
+            .fetch_add(ignored as u64, Ordering::Relaxed);
+    }
+    Ok(sdp)
+}
+
 /// Answers commands that arrived after the room decided to close. A `Join` gets
 /// `UnknownRoom`, which tells `SfuHandle::join` to create the room afresh.
 fn reject_closed(command: RoomCmd) {
@@ -1081,7 +1185,8 @@ fn reject_closed(command: RoomCmd) {
         RoomCmd::LocalCandidate { .. }
         | RoomCmd::PeerState { .. }
         | RoomCmd::TrackOpened { .. }
-        | RoomCmd::AnswerDue { .. } => {}
+        | RoomCmd::AnswerDue { .. }
+        | RoomCmd::ConnectDue { .. } => {}
     }
 }
 

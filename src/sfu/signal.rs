@@ -155,6 +155,9 @@ pub enum CloseReason {
     ConnectionFailed,
     /// The client did not answer a server offer in time (`sfu.answer_timeout_ms`).
     AnswerTimeout,
+    /// The media connection was not up in time (`sfu.connect_timeout_ms`): no client offer
+    /// after a publishing join, or no ICE + DTLS after the first offer/answer.
+    ConnectTimeout,
     /// The SFU is shutting down.
     Shutdown,
 }
@@ -223,5 +226,11 @@ mod tests {
         assert_eq!(offer.event_name(), "sfu:offer");
         assert_eq!(offer.payload()["tracks"][0]["userId"], "u1");
         assert_eq!(offer.payload()["tracks"][0]["kind"], "video");
+    }
+
+    #[test]
+    fn close_reasons_are_camel_case() {
+        let reason = serde_json::to_value(CloseReason::ConnectTimeout).expect("serializes");
+        assert_eq!(reason, "connectTimeout");
     }
 }

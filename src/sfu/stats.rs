@@ -13,6 +13,7 @@ pub(crate) struct SfuMetrics {
     pub dropped_packets: AtomicU64,
     pub keyframe_requests: AtomicU64,
     pub relayed_nacks: AtomicU64,
+    pub ignored_candidates: AtomicU64,
     pub next_id: AtomicU64,
 }
 
@@ -44,6 +45,9 @@ pub struct SfuStats {
     pub keyframe_requests: u64,
     /// NACKs relayed to publishers.
     pub relayed_nacks: u64,
+    /// Client ICE candidates not probed since start (loopback or private addresses the
+    /// configuration does not allow, link-local, multicast, `.local` names, …).
+    pub ignored_candidates: u64,
     /// Routing entries of the shared socket in single-port mode (0 otherwise).
     pub mux_routes: usize,
 }

@@ -115,7 +115,15 @@ export interface SfuCandidate {
   sdpMLineIndex?: number | null;
   usernameFragment?: string | null;
 }
-export type SfuCloseReason = 'left' | 'kicked' | 'roomEnded' | 'connectionFailed' | 'shutdown' | 'replaced';
+export type SfuCloseReason =
+  | 'left'
+  | 'kicked'
+  | 'roomEnded'
+  | 'connectionFailed'
+  | 'answerTimeout'
+  | 'connectTimeout'
+  | 'shutdown'
+  | 'replaced';
 export interface SfuClosed {
   roomId: string;
   reason: SfuCloseReason;
