@@ -223,3 +223,44 @@ pub fn is_unique_violation(err: &diesel::result::Error) -> bool {
         diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Connections opened together on a WAL database that nobody has open: one of them
+    /// recovers the WAL index and the others must wait for it. With the busy timeout set
+    /// after the switch to WAL they failed at once ("database is locked", logged at start
+    /// and when the pool grew under a burst).
+    #[test]
+    fn connections_opened_together_wait_instead_of_failing() {
+        let dir = std::env::temp_dir().join(format!("tc-db-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.db").display().to_string();
+        let manager = ConnectionManager {
+            url: DatabaseUrl::Sqlite(path),
+        };
+        let mut first = manager.establish().unwrap();
+        run_migrations(&mut first).unwrap();
+        drop(first);
+        for round in 0..10 {
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(16));
+            let opened: Vec<_> = (0..16)
+                .map(|_| {
+                    let manager = manager.clone();
+                    let barrier = std::sync::Arc::clone(&barrier);
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        manager.establish().map_err(|e| e.to_string())
+                    })
+                })
+                .collect();
+            let results: Vec<_> = opened.into_iter().map(|t| t.join().unwrap()).collect();
+            let failed: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+            assert!(failed.is_empty(), "round {round}: {failed:?}");
+            // Every connection closes: the next round opens a database nobody holds.
+            drop(results);
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
