@@ -3,8 +3,10 @@
 // socket.io-client. The server's RSS is sampled every 10 s; at the end everyone leaves, and
 // after the grace period the server must hold no live room and no seat.
 //
-//   node e2e/soak/soak.mjs [--users 1000] [--rooms 100] [--minutes 10] [--release]
+//   node e2e/soak/soak.mjs [--users 1000] [--rooms 100] [--minutes 10] [--release] [--old-build]
 //
+// --old-build leaves out the settings newer than the first release (to measure a build from
+// before them side by side with this one).
 // Prints one line per sample and a JSON summary on the last line. TALKCONNECT_BIN picks the
 // binary (--release builds and uses target/release/talkconnect).
 import { readFileSync } from "node:fs";
@@ -42,10 +44,12 @@ function rssKiB(pid) {
   return Number(/VmRSS:\s+(\d+)/.exec(status)[1]);
 }
 
+const OLD_BUILD = process.argv.includes("--old-build");
 const server = await startServer({
   env: {
     RUST_LOG: "warn,talkconnect::app=info",
     TALKCONNECT__REALTIME__SEAT_GRACE_SECS: String(GRACE_SECS),
+    ...(OLD_BUILD ? { TALKCONNECT__ROOMS__MAX_SEATS_PER_USER: null } : {}),
   },
 });
 

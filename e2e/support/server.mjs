@@ -191,6 +191,12 @@ export async function spawnServer(bin, args, { env, cwd, dir, ready = LISTENING,
   };
 }
 
+/** The variables with a value: `env` may unset a default by giving it null (a benchmark run
+ * on a build from before that setting existed). */
+function withoutNulls(vars) {
+  return Object.fromEntries(Object.entries(vars).filter(([, value]) => value !== null));
+}
+
 /**
  * Starts the talkconnect binary on 127.0.0.1: a free port, a fresh SQLite database in a temp
  * data dir, two workers, rate limits off, the SFU on loopback in a UDP block of its own.
@@ -212,7 +218,7 @@ export async function startServer({ env = {}, dataDir, port } = {}) {
       // Anything the binary writes relative to its working directory lands in the temp dir.
       cwd: dataDir,
       dir: dataDir,
-      env: {
+      env: withoutNulls({
         ...Object.fromEntries(inherited),
         RUST_LOG: process.env.RUST_LOG || "warn,talkconnect=info",
         NO_COLOR: "1",
@@ -226,7 +232,7 @@ export async function startServer({ env = {}, dataDir, port } = {}) {
         TALKCONNECT__ROOMS__MAX_SEATS_PER_USER: "1000",
         ...sfuEnv(udp.min, udp.max),
         ...env,
-      },
+      }),
     });
   } catch (err) {
     udp.release();
