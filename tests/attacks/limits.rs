@@ -131,17 +131,7 @@ async fn the_open_lobby_search_is_rate_limited() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_polling_post_over_the_packet_rate_is_refused() {
     let server = Server::start(&[]).await;
-    let open = server
-        .http
-        .get(server.url("/socket.io/?EIO=4&transport=polling"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let open: serde_json::Value = serde_json::from_str(&open[1..]).unwrap();
-    let sid = open["sid"].as_str().unwrap();
+    let sid = server.polling_session().await;
     let body = vec!["6"; 1000].join("\u{1e}");
     let response = server
         .http

@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 
 use crate::raw::{RawWs, text};
@@ -64,13 +63,10 @@ async fn a_socket_gone_mid_join_leaves_no_ghost_seat() {
         rooms.push(room);
     }
     for room in rooms {
-        let ended = server
-            .eventually(Duration::from_secs(10), || async {
-                server.room_status(&room).await == "ENDED"
-            })
-            .await;
         assert!(
-            ended,
+            server
+                .room_ends_within(&room, Duration::from_secs(10))
+                .await,
             "room {room} is still LIVE long after its grace period"
         );
     }
@@ -94,13 +90,10 @@ async fn a_reset_websocket_frees_its_seat_after_the_grace_period() {
     let ack = ws.expect("431").await;
     assert!(ack.contains(r#""ok":true"#), "{ack}");
     ws.reset();
-    let ended = server
-        .eventually(Duration::from_secs(15), || async {
-            server.room_status(&room).await == "ENDED"
-        })
-        .await;
     assert!(
-        ended,
+        server
+            .room_ends_within(&room, Duration::from_secs(15))
+            .await,
         "the seat of a reset connection was held past grace + 13 s"
     );
 }
@@ -109,24 +102,15 @@ async fn a_reset_websocket_frees_its_seat_after_the_grace_period() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_vanished_long_poll_frees_its_seat_after_the_grace_period() {
     let server = Server::start(&[
-        ("TALKCONNECT__REALTIME__SEAT_GRACE_SECS", GRACE),
+        // Long enough for the socket to take the REST seat over on a loaded machine.
+        ("TALKCONNECT__REALTIME__SEAT_GRACE_SECS", "5"),
         ("TALKCONNECT__REALTIME__PING_INTERVAL_MS", "60000"),
     ])
     .await;
     let (_, guest) = server.guest("Guest").await;
     let room = room_left_to(&server, &guest, "Vanished").await;
     let polling = |sid: &str| server.url(&format!("/socket.io/?EIO=4&transport=polling&sid={sid}"));
-    let open = server
-        .http
-        .get(server.url("/socket.io/?EIO=4&transport=polling"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let open: Value = serde_json::from_str(&open[1..]).unwrap();
-    let sid = open["sid"].as_str().unwrap().to_owned();
+    let sid = server.polling_session().await;
     let post = |body: String| {
         let url = polling(&sid);
         let http = server.http.clone();
@@ -135,12 +119,8 @@ async fn a_vanished_long_poll_frees_its_seat_after_the_grace_period() {
             assert_eq!(response.status(), 200);
         }
     };
-    post(format!(r#"40{{"token":"{guest}"}}"#)).await;
-    post(format!(r#"421["room:join",{{"roomId":"{room}"}}]"#)).await;
-    // Read until the join is acknowledged.
-    let mut acked = false;
-    for _ in 0..10 {
-        let body = server
+    let poll = || async {
+        server
             .http
             .get(polling(&sid))
             .send()
@@ -148,14 +128,28 @@ async fn a_vanished_long_poll_frees_its_seat_after_the_grace_period() {
             .unwrap()
             .text()
             .await
-            .unwrap();
-        if body.contains("431") {
-            assert!(body.contains(r#""ok":true"#), "{body}");
-            acked = true;
+            .unwrap()
+    };
+    // As the official client does: the join only once the namespace is connected (an event
+    // for a namespace still connecting is dropped, as in the reference server).
+    post(format!(r#"40{{"token":"{guest}"}}"#)).await;
+    let connected = poll().await;
+    assert!(connected.starts_with("40{"), "{connected}");
+    post(format!(r#"421["room:join",{{"roomId":"{room}"}}]"#)).await;
+    let mut seen = Vec::new();
+    while seen.len() < 10 {
+        let body = poll().await;
+        let acked = body.contains("431");
+        seen.push(body);
+        if acked {
             break;
         }
     }
-    assert!(acked);
+    let ack = seen.last().cloned().unwrap_or_default();
+    assert!(
+        ack.contains(r#"431[{"ok":true"#),
+        "no join ack in: {seen:?}"
+    );
     // A poll that waits, then its connection is reset.
     let mut stream = tokio::net::TcpStream::connect(&server.addr).await.unwrap();
     let request = format!(
@@ -163,17 +157,15 @@ async fn a_vanished_long_poll_frees_its_seat_after_the_grace_period() {
         server.addr
     );
     stream.write_all(request.as_bytes()).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Long enough for a loaded server to have the poll waiting (parallel tests, two cores).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     stream.set_zero_linger().unwrap();
     drop(stream);
-    let ended = server
-        .eventually(Duration::from_secs(15), || async {
-            server.room_status(&room).await == "ENDED"
-        })
-        .await;
     assert!(
-        ended,
-        "the seat of a vanished long-poll was held past grace + 13 s"
+        server
+            .room_ends_within(&room, Duration::from_secs(15))
+            .await,
+        "the seat of a vanished long-poll was held past grace + 10 s"
     );
 }
 
@@ -183,19 +175,16 @@ async fn a_vanished_long_poll_frees_its_seat_after_the_grace_period() {
 async fn an_upgraded_session_cannot_be_taken_by_a_second_websocket() {
     let server = Server::start(&[("TALKCONNECT__RATE_LIMIT__ENABLED", "false")]).await;
     let tries = (0..60).map(|_| {
-        let addr = server.addr.clone();
-        let http = server.http.clone();
-        let url = server.url("/socket.io/?EIO=4&transport=polling");
+        let server = &server;
         async move {
-            let open = http.get(url).send().await.unwrap().text().await.unwrap();
-            let open: Value = serde_json::from_str(&open[1..]).unwrap();
-            let sid = open["sid"].as_str().unwrap().to_owned();
+            let addr = &server.addr;
+            let sid = server.polling_session().await;
             let query = format!("&sid={sid}");
-            let mut first = RawWs::open(&addr, &query).await;
+            let mut first = RawWs::open(addr, &query).await;
             first.send(&text("2probe")).await.unwrap();
             assert_eq!(first.next_text().await.as_deref(), Some("3probe"));
             first.send(&text("5")).await.unwrap();
-            let mut second = RawWs::open(&addr, &query).await;
+            let mut second = RawWs::open(addr, &query).await;
             let _ = second.send(&text("2probe")).await;
             let answer = second.next_text().await;
             drop(first);

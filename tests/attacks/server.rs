@@ -105,17 +105,19 @@ impl Server {
         self.log.lock().unwrap().iter().any(|l| l.contains(needle))
     }
 
+    /// Sends a request and reads its JSON answer.
+    pub async fn json(&self, request: reqwest::RequestBuilder) -> Value {
+        request.send().await.unwrap().json().await.unwrap()
+    }
+
     pub async fn guest(&self, name: &str) -> (String, String) {
-        let body: Value = self
-            .http
-            .post(self.url("/api/auth/guest"))
-            .json(&json!({ "displayName": name }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let body = self
+            .json(
+                self.http
+                    .post(self.url("/api/auth/guest"))
+                    .json(&json!({ "displayName": name })),
+            )
+            .await;
         (
             body["user"]["id"].as_str().unwrap().to_owned(),
             body["token"].as_str().unwrap().to_owned(),
@@ -123,31 +125,41 @@ impl Server {
     }
 
     pub async fn room(&self, token: &str, title: &str) -> String {
-        let body: Value = self
+        let request = self
             .http
             .post(self.url("/api/rooms"))
             .bearer_auth(token)
-            .json(&json!({ "title": title }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        body["id"].as_str().unwrap().to_owned()
+            .json(&json!({ "title": title }));
+        self.json(request).await["id"].as_str().unwrap().to_owned()
     }
 
     pub async fn room_status(&self, room: &str) -> String {
-        let body: Value = self
+        let body = self
+            .json(self.http.get(self.url(&format!("/api/rooms/{room}"))))
+            .await;
+        body["status"].as_str().unwrap_or_default().to_owned()
+    }
+
+    /// True once the room has ended, within `within`.
+    pub async fn room_ends_within(&self, room: &str, within: Duration) -> bool {
+        self.eventually(within, || async { self.room_status(room).await == "ENDED" })
+            .await
+    }
+
+    /// A fresh Engine.IO session over long-polling: its sid.
+    pub async fn polling_session(&self) -> String {
+        let url = self.url("/socket.io/?EIO=4&transport=polling");
+        let open = self
             .http
-            .get(self.url(&format!("/api/rooms/{room}")))
+            .get(url)
             .send()
             .await
             .unwrap()
-            .json()
+            .text()
             .await
             .unwrap();
-        body["status"].as_str().unwrap_or_default().to_owned()
+        let open: Value = serde_json::from_str(&open[1..]).unwrap();
+        open["sid"].as_str().unwrap().to_owned()
     }
 
     /// Waits until `check` holds, for at most `within`; true when it did.
