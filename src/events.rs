@@ -51,6 +51,24 @@ pub enum DomainEvent {
     },
 }
 
+impl DomainEvent {
+    /// The room whose seats this event takes, frees or ends (not a chat line or a lobby
+    /// update): the gateway delivers these in order with that room's joins.
+    pub fn seats_of(&self) -> Option<RoomId> {
+        match self {
+            DomainEvent::RoomCreated { room } | DomainEvent::RoomEnded { room, .. } => {
+                Some(room.id)
+            }
+            DomainEvent::ParticipantJoined { room_id, .. }
+            | DomainEvent::ParticipantLeft { room_id, .. }
+            | DomainEvent::ParticipantKicked { room_id, .. } => Some(*room_id),
+            DomainEvent::RoomUpdated { .. }
+            | DomainEvent::SeatChanged { .. }
+            | DomainEvent::ChatMessagePosted { .. } => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EndReason {

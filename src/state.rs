@@ -24,7 +24,7 @@ use crate::events::DomainEvent;
 use crate::http::Limits;
 use crate::media::Media;
 use crate::realtime::{self, SocketIo};
-use crate::rooms::{RoomView, Rooms, seat_cache};
+use crate::rooms::{RoomLocks, RoomView, Rooms, seat_cache};
 
 /// Everything handlers share, built once.
 pub struct AppState {
@@ -36,6 +36,8 @@ pub struct AppState {
     pub rooms: Rooms,
     pub chat: Chat,
     pub presence: Arc<dyn Presence>,
+    /// One room's seat changes and the sockets that follow them, in order on this node.
+    pub room_locks: RoomLocks,
     pub io: SocketIo,
     pub media: Arc<Media>,
     pub mode: Mode,
@@ -273,6 +275,7 @@ impl AppState {
             rooms: Rooms::new(pool.clone(), parts.bus.clone(), settings.rooms.clone()),
             chat: Chat::new(pool.clone(), parts.bus.clone()),
             presence: parts.presence,
+            room_locks: RoomLocks::new(),
             io: parts.io,
             media,
             mode: parts.mode,

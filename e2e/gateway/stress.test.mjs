@@ -34,14 +34,22 @@ test("under churn the database and the sockets agree on every seat, and every ro
     host.room = id;
   }
 
-  // What each client believes: the room its current socket sits in (from acks and events).
+  // What each client believes, as the web app does: the room its current socket sits in
+  // (from acks and events). Like the web app, it counts as inside from the moment it asks to
+  // join, so news of that room arriving before the ack (a kick, the room ending, its own seat
+  // released) is not lost.
+  function out(user, roomId) {
+    if (roomId === user.room) user.room = null;
+    if (roomId === user.joining) user.joining = null;
+  }
   function watch(user, socket) {
     socket.on("room:user-kicked", (e) => {
-      if (e.userId === user.id && e.roomId === user.room) user.room = null;
+      if (e.userId === user.id) out(user, e.roomId);
     });
-    socket.on("room:ended", (e) => {
-      if (e.roomId === user.room) user.room = null;
+    socket.on("room:user-left", (e) => {
+      if (e.userId === user.id) out(user, e.roomId);
     });
+    socket.on("room:ended", (e) => out(user, e.roomId));
   }
   async function fresh(user) {
     user.socket?.close();
@@ -49,8 +57,11 @@ test("under churn the database and the sockets agree on every seat, and every ro
     watch(user, user.socket);
   }
   async function join(user, roomId) {
+    user.joining = roomId;
     const ack = await call(user.socket, "room:join", { roomId }).catch(() => ({ ok: false }));
-    if (ack.ok) user.room = roomId;
+    const stillJoining = user.joining === roomId;
+    user.joining = null;
+    if (ack.ok && stillJoining) user.room = roomId;
     return ack.ok;
   }
 

@@ -26,6 +26,9 @@ pub trait Presence: Send + Sync {
     /// Seats unattended for longer than `grace`; they are forgotten here and the caller
     /// releases them.
     async fn take_expired(&self, grace: Duration) -> Vec<(RoomId, UserId)>;
+    /// Does a socket on this node hold the seat now? (A seat taken off the clock is held
+    /// again when a socket stepped in meanwhile.)
+    fn held_here(&self, room: RoomId, user: UserId) -> bool;
     /// This process is stopping gracefully: its sockets are gone. In one process the seats
     /// are put on the clock again at the next start; in a cluster the other replicas take
     /// over at once.
@@ -112,6 +115,12 @@ impl Presence for InMemoryPresence {
     async fn take_expired(&self, grace: Duration) -> Vec<(RoomId, UserId)> {
         self.take_expired_at(grace, Instant::now())
     }
+
+    fn held_here(&self, room: RoomId, user: UserId) -> bool {
+        self.seats()
+            .get(&(room, user))
+            .is_some_and(|seat| !seat.sockets.is_empty())
+    }
 }
 
 #[cfg(test)]
@@ -158,6 +167,20 @@ mod tests {
         assert!(presence.take_expired_at(GRACE, later).is_empty());
         presence.socket_left(room, user, "tab-3").await;
         assert_eq!(presence.take_expired_at(GRACE, later), vec![(room, user)]);
+    }
+
+    #[tokio::test]
+    async fn a_seat_taken_off_the_clock_is_held_again_when_a_socket_steps_in() {
+        let presence = InMemoryPresence::new();
+        let (room, user) = (RoomId::random(), UserId::random());
+        presence.seat_taken(room, user).await;
+        assert!(!presence.held_here(room, user), "on the clock");
+        let expired = presence.take_expired_at(GRACE, Instant::now() + GRACE);
+        assert_eq!(expired, vec![(room, user)]);
+        assert!(!presence.held_here(room, user), "released");
+        // The owner's socket steps in before the release reaches the database.
+        presence.socket_entered(room, user, "tab").await;
+        assert!(presence.held_here(room, user));
     }
 
     #[tokio::test]

@@ -154,12 +154,7 @@ async fn relay_domain_events(state: web::Data<AppState>, shutdown: CancellationT
             event = events.recv() => event,
         };
         match event {
-            Ok(event) => {
-                if let Err(e) = outbound::emit(&state.io, outbound::translate(&event)).await {
-                    tracing::warn!(error = %e, "a domain event was not delivered");
-                }
-                seats::react(&state, &event).await;
-            }
+            Ok(event) => seats::deliver(&state, &event).await,
             Err(RecvError::Lagged(missed)) => {
                 tracing::warn!(missed, "the gateway fell behind the bus; events were lost");
             }

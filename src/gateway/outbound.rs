@@ -114,10 +114,22 @@ pub fn translate(event: &DomainEvent) -> Vec<Emission> {
 
 /// Sends each emission to this node's sockets.
 pub async fn emit(io: &SocketIo, emissions: Vec<Emission>) -> Result<(), EmitError> {
+    emit_except(io, emissions, None).await
+}
+
+/// Sends each emission to this node's sockets, but not to those in `except`.
+pub async fn emit_except(
+    io: &SocketIo,
+    emissions: Vec<Emission>,
+    except: Option<&str>,
+) -> Result<(), EmitError> {
     for Emission { to, name, body } in emissions {
         let mut rooms = to.into_iter();
         let Some(first) = rooms.next() else { continue };
-        let operator = rooms.fold(io.to(first), |op, room| op.to(room));
+        let mut operator = rooms.fold(io.to(first), |op, room| op.to(room));
+        if let Some(except) = except {
+            operator = operator.except(except.to_owned());
+        }
         operator.local().emit(name, &body).await?;
     }
     Ok(())

@@ -65,6 +65,9 @@ pub async fn join(call: Call<JoinRequest>) -> Result<Value, ApiError> {
     let lock = call.seat_lock();
     let _one_at_a_time = lock.lock().await;
     let room_id = call.input.room_id;
+    // From the seat's write until the socket is inside, in order with the room's events: a
+    // kick, an end or a release that follows this join finds the socket inside.
+    let _room_turn = call.state.room_locks.lock(room_id).await;
     let (room, participant) = call.state.rooms.join(room_id, (*call.user).clone()).await?;
     seats::enter_room(&call, room_id).await?;
     Ok(json!({ "room": room, "participant": participant }))

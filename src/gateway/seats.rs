@@ -8,6 +8,7 @@ use actix_web::web;
 use tokio_util::sync::CancellationToken;
 
 use super::kit::{Call, InRoom, SocketUser, room_room, user_room};
+use super::outbound;
 use crate::db;
 use crate::error::{ApiError, ErrorCode};
 use crate::events::DomainEvent;
@@ -85,9 +86,52 @@ pub async fn socket_gone(state: web::Data<AppState>, socket: SocketRef, reason: 
     tracing::debug!(%room_id, user_id = %user.id, reason = reason.as_str(), sockets_left = left, "socket gone");
 }
 
+/// Delivers one domain event on this node: what the browsers hear, then what else it
+/// changes. An event about a room waits for the room's turn (`RoomLocks`), so it never lands
+/// in the middle of a join on this node.
+pub async fn deliver(state: &AppState, event: &DomainEvent) {
+    let _room_turn = match event.seats_of() {
+        Some(room_id) => Some(state.room_locks.lock(room_id).await),
+        None => None,
+    };
+    let emissions = outbound::translate(event);
+    if let DomainEvent::ParticipantLeft {
+        room_id, user_id, ..
+    } = event
+    {
+        if seated_again(state, *room_id, *user_id).await {
+            // The seat was taken again after this leave (a join overtook the event): the
+            // room hears both, the user's tabs stay inside.
+            let except = user_room(*user_id);
+            if let Err(e) = outbound::emit_except(&state.io, emissions, Some(&except)).await {
+                tracing::warn!(error = %e, "a domain event was not delivered");
+            }
+            return;
+        }
+    }
+    if let Err(e) = outbound::emit(&state.io, emissions).await {
+        tracing::warn!(error = %e, "a domain event was not delivered");
+    }
+    react(state, event).await;
+}
+
+/// Does the user hold the seat now (the database's word)?
+async fn seated_again(state: &AppState, room_id: RoomId, user_id: UserId) -> bool {
+    match state.rooms.require_seat(room_id, user_id).await {
+        Ok(()) => true,
+        Err(RoomError::NotInRoom | RoomError::NotFound | RoomError::Ended | RoomError::Kicked) => {
+            false
+        }
+        Err(e) => {
+            tracing::warn!(%room_id, %user_id, error = %e, "seat not checked; the leave stands");
+            false
+        }
+    }
+}
+
 /// What a domain event changes on this node besides what the browsers hear: seats to watch,
 /// sockets to take out of a room, media sessions to close.
-pub async fn react(state: &AppState, event: &DomainEvent) {
+async fn react(state: &AppState, event: &DomainEvent) {
     match event {
         // The creator holds the first seat and must connect to keep it.
         DomainEvent::RoomCreated { room } => state.presence.seat_taken(room.id, room.host.id).await,
@@ -196,6 +240,13 @@ pub async fn release_unattended_seats(state: web::Data<AppState>, shutdown: Canc
             _ = tick.tick() => {}
         }
         for (room_id, user_id) in state.presence.take_expired(grace).await {
+            // Not while a socket of this node is stepping into the seat; and if one stepped
+            // in since the clock ran out, the seat is held again.
+            let _room_turn = state.room_locks.lock(room_id).await;
+            if state.presence.held_here(room_id, user_id) {
+                tracing::debug!(%room_id, %user_id, "seat held again just in time");
+                continue;
+            }
             match state.rooms.leave(room_id, user_id).await {
                 Ok(left) => {
                     tracing::info!(%room_id, %user_id, room_ended = left.room_ended, "seat released: nobody connected")

@@ -6,11 +6,13 @@ pub mod domain;
 mod handlers;
 pub mod model;
 pub mod queries;
+mod room_locks;
 pub mod rules;
 pub mod seat_cache;
 mod service;
 
 pub use handlers::routes;
 pub use model::{ParticipantView, RoomDetail, RoomView};
+pub use room_locks::RoomLocks;
 pub use rules::RoomError;
 pub use service::{LeaveResult, Rooms};

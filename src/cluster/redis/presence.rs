@@ -280,6 +280,10 @@ impl Presence for RedisPresence {
             .collect()
     }
 
+    fn held_here(&self, room: RoomId, user: UserId) -> bool {
+        self.local.lock().iter().any(|e| e.0 == room && e.1 == user)
+    }
+
     /// Graceful stop: this replica's sockets go away now, so their seats start the grace
     /// clock at once and users who reconnect through another replica keep them.
     async fn node_stopping(&self) {
