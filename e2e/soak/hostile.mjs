@@ -3,11 +3,13 @@
 // an honest user in a room chats with acks. Reports the server's RSS growth per attacking
 // connection and the honest user's ack round trip (p50, p99) during the attack.
 //
-//   node e2e/soak/hostile.mjs [--connections 50] [--seconds 20] [--release] [--unlimited]
+//   node e2e/soak/hostile.mjs [--connections 50] [--seconds 20] [--release] [--unlimited] [--old-build]
 //
 // With the defaults one address gets few connections (the per-address caps); --unlimited
 // turns rate limits and those caps off, to measure what one connection can cost at most.
-// TALKCONNECT_BIN picks the binary (--release builds and uses target/release/talkconnect).
+// TALKCONNECT_BIN picks the binary (--release builds and uses target/release/talkconnect);
+// --old-build leaves out the settings newer than the first release, to run a build from
+// before the hardening side by side (keep --connections small there: it has no limits).
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import net from "node:net";
@@ -147,7 +149,13 @@ const results = [];
 for (const [name, attack] of Object.entries(attacks)) {
   // A fresh server per attack, with the product's defaults (rate limits on).
   const limits = process.argv.includes("--unlimited") ? "false" : "true";
-  const server = await startServer({ env: { RUST_LOG: "warn,talkconnect::app=info", TALKCONNECT__RATE_LIMIT__ENABLED: limits } });
+  const server = await startServer({
+    env: {
+      RUST_LOG: "warn,talkconnect::app=info",
+      TALKCONNECT__RATE_LIMIT__ENABLED: limits,
+      ...(process.argv.includes("--old-build") ? { TALKCONNECT__ROOMS__MAX_SEATS_PER_USER: null } : {}),
+    },
+  });
   const honest = await guest(server, "Honest");
   const host = await guest(server, "Churn");
   const room = await fetch(`${server.url}/api/rooms`, {
