@@ -4,19 +4,24 @@
 use std::net::{SocketAddr, TcpListener};
 
 use actix_cors::Cors;
-use actix_web::dev::Server;
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
 use actix_web::http::header;
-use actix_web::{App, web};
+use actix_web::middleware::{Next, from_fn};
+use actix_web::{App, HttpResponse, web};
 use tokio_util::sync::CancellationToken;
 use tracing_actix_web::TracingLogger;
 
 use crate::config::Settings;
 use crate::state::{AppState, StartError};
+use crate::tls::Tls;
 use crate::{auth, chat, gateway, http, platform, retention, rooms, web_ui};
 
 pub struct Application {
     server: Server,
     address: SocketAddr,
+    /// With TLS on: https on `address`, and the plain-HTTP redirect port if any.
+    https: Option<Option<SocketAddr>>,
     state: web::Data<AppState>,
     shutdown: CancellationToken,
 }
@@ -38,6 +43,23 @@ impl Application {
             n => n,
         };
         let shutdown = CancellationToken::new();
+        let tls = Tls::from_settings(&settings.server, shutdown.clone())?;
+        let redirect = match &tls {
+            Some(_) if settings.server.tls.redirect_port != 0 => {
+                let at = SocketAddr::new(settings.server.host, settings.server.tls.redirect_port);
+                let plain = TcpListener::bind(at).map_err(|source| StartError::Bind {
+                    address: at.to_string(),
+                    source,
+                })?;
+                Some(plain)
+            }
+            _ => None,
+        };
+        let edge = Edge {
+            tls: tls.is_some(),
+            hsts: tls.as_ref().is_some_and(|t| t.hsts),
+            https_port: address.port(),
+        };
         let state = web::Data::new(AppState::build(settings, shutdown.clone()).await?);
         gateway::install(state.clone(), shutdown.clone());
         tokio::spawn(retention::run(
@@ -64,27 +86,55 @@ impl Application {
                 .app_data(http::query_config())
                 .app_data(http::path_config())
                 .wrap(cors(&settings.server.cors_origins))
+                .wrap(from_fn(move |req, next| https_edge(edge, req, next)))
                 .wrap(TracingLogger::default())
                 .configure(|cfg| app_state.io.configure(cfg))
                 .configure(routes)
         })
         // Small realtime frames go out at once instead of waiting for Nagle's timer.
         .on_connect(|conn, _| {
-            if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+            type Tcp = actix_web::rt::net::TcpStream;
+            if let Some(tcp) = conn.downcast_ref::<Tcp>() {
                 let _ = tcp.set_nodelay(true);
+            } else if let Some(tls) =
+                conn.downcast_ref::<actix_tls::accept::rustls_0_23::TlsStream<Tcp>>()
+            {
+                let _ = tls.get_ref().0.set_nodelay(true);
             }
         })
         .workers(workers)
         .disable_signals()
-        .shutdown_timeout(10)
-        .listen(listener)
-        .map_err(|source| StartError::Bind {
-            address: address.to_string(),
-            source,
-        })?
-        .run();
+        .shutdown_timeout(10);
+        let bind_error = |at: SocketAddr| {
+            move |source| StartError::Bind {
+                address: at.to_string(),
+                source,
+            }
+        };
+        let mut https = None;
+        let server = match tls {
+            None => server.listen(listener).map_err(bind_error(address))?,
+            Some(tls) => {
+                let server = server
+                    .listen_rustls_0_23(listener, tls.config)
+                    .map_err(bind_error(address))?;
+                match redirect {
+                    Some(plain) => {
+                        let at = plain.local_addr().map_err(bind_error(address))?;
+                        https = Some(Some(at));
+                        server.listen(plain).map_err(bind_error(at))?
+                    }
+                    None => {
+                        https = Some(None);
+                        server
+                    }
+                }
+            }
+        };
+        let server = server.run();
         Ok(Self {
             server,
+            https,
             address,
             state,
             shutdown,
@@ -102,7 +152,15 @@ impl Application {
     /// Serves until SIGINT/SIGTERM, then finishes the requests in flight, closes the
     /// sockets and stops the background tasks.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        tracing::info!(address = %self.address, "listening on http://{}", self.address);
+        match self.https {
+            None => tracing::info!(address = %self.address, "listening on http://{}", self.address),
+            Some(redirect) => {
+                tracing::info!(address = %self.address, "listening on https://{}", self.address);
+                if let Some(plain) = redirect {
+                    tracing::info!(address = %plain, "redirecting http://{plain} to https");
+                }
+            }
+        }
         if !web_ui::ui_built() {
             tracing::warn!(
                 "the web app is not embedded (built without web/dist): see the page at /"
@@ -124,6 +182,66 @@ impl Application {
         self.state.io.close();
         self.shutdown.cancel();
         result
+    }
+}
+
+/// What the HTTP edge adds with TLS on (`https_edge`).
+#[derive(Clone, Copy)]
+struct Edge {
+    tls: bool,
+    hsts: bool,
+    https_port: u16,
+}
+
+/// With TLS on, a request that came in plain (on the redirect port) is sent to https, except
+/// the health probes and ACME's HTTP-01 challenge; https answers carry HSTS when the
+/// certificate is a real one.
+async fn https_edge(
+    edge: Edge,
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    if !edge.tls {
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_boxed_body);
+    }
+    let path = req.path();
+    let plain_allowed =
+        path == "/healthz" || path == "/readyz" || path.starts_with("/.well-known/acme-challenge/");
+    if !req.app_config().secure() && !plain_allowed {
+        let host = req.connection_info().host().to_owned();
+        let location = https_location(&host, edge.https_port, req.uri());
+        let response = HttpResponse::PermanentRedirect()
+            .insert_header((header::LOCATION, location))
+            .finish();
+        return Ok(req.into_response(response));
+    }
+    let mut response = next.call(req).await?.map_into_boxed_body();
+    if edge.hsts && response.request().app_config().secure() {
+        response.headers_mut().insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            header::HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+    Ok(response)
+}
+
+/// `https://host[:port]/path?query` for a request that named `host` (with or without a port).
+fn https_location(host: &str, https_port: u16, uri: &actix_web::http::Uri) -> String {
+    let name = match host.rsplit_once(':') {
+        // Not the colons of a bare IPv6 address.
+        Some((name, port)) if !name.ends_with(':') && port.bytes().all(|b| b.is_ascii_digit()) => {
+            name
+        }
+        _ => host,
+    };
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    if https_port == 443 {
+        format!("https://{name}{path}")
+    } else {
+        format!("https://{name}:{https_port}{path}")
     }
 }
 

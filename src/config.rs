@@ -102,6 +102,30 @@ pub struct ServerSettings {
     pub client_ip_header: ClientIpHeader,
     pub max_body_bytes: usize,
     pub workers: usize,
+    pub tls: TlsSettings,
+}
+
+/// `[server.tls]`: HTTPS served by the binary (src/tls.rs).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    pub mode: TlsMode,
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    /// The name a self-signed certificate is made for, besides localhost.
+    pub domain: String,
+    /// Seconds between checks of the files for a renewed pair; 0 = never.
+    pub reload_secs: u64,
+    /// Plain-HTTP port answering with a redirect to https; 0 = none.
+    pub redirect_port: u16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TlsMode {
+    Off,
+    Files,
+    SelfSigned,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -206,7 +230,7 @@ pub enum DatabaseUrl {
 
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct ConfigError(String);
+pub struct ConfigError(pub String);
 
 impl Settings {
     /// Loads the layered settings from the process environment.
@@ -256,6 +280,24 @@ impl Settings {
         let bad = |key: &str, why: &str| Err(ConfigError(format!("{key}: {why}")));
         if self.database.max_connections == 0 {
             return bad("database.max_connections", "must be at least 1");
+        }
+        let tls = &self.server.tls;
+        if tls.mode == TlsMode::Files {
+            if tls.cert_file.as_os_str().is_empty() {
+                return bad(
+                    "server.tls.cert_file",
+                    "name the PEM certificate (chain) file",
+                );
+            }
+            if tls.key_file.as_os_str().is_empty() {
+                return bad("server.tls.key_file", "name the PEM private key file");
+            }
+        }
+        if tls.mode != TlsMode::Off
+            && tls.redirect_port != 0
+            && tls.redirect_port == self.server.port
+        {
+            return bad("server.tls.redirect_port", "must differ from server.port");
         }
         if self.auth.token_ttl_secs == 0 {
             return bad("auth.token_ttl_secs", "must be at least 1");

@@ -22,4 +22,5 @@ pub mod sfu;
 pub mod state;
 pub mod telemetry;
 pub mod text;
+pub mod tls;
 pub mod web_ui;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use talkconnect::app::Application;
 use talkconnect::config::Settings;
+use talkconnect::state::StartError;
 use talkconnect::{db, telemetry};
 
 #[derive(Parser)]
@@ -46,26 +47,54 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
+        Err(Failure { code, message }) => {
             tracing::error!("{message}");
             eprintln!("talkconnect: {message}");
-            ExitCode::FAILURE
+            ExitCode::from(code)
         }
     }
 }
 
-fn serve(settings: Settings) -> Result<(), String> {
+/// Why the process stops early: exit code 2 for a setting that is wrong (as when the
+/// configuration does not load), 1 for anything else.
+struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl From<StartError> for Failure {
+    fn from(e: StartError) -> Self {
+        let code = if matches!(e, StartError::Config(_)) {
+            2
+        } else {
+            1
+        };
+        Failure {
+            code,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Self {
+        Failure {
+            code: 1,
+            message: e.to_string(),
+        }
+    }
+}
+
+fn serve(settings: Settings) -> Result<(), Failure> {
     actix_web::rt::System::new().block_on(async move {
-        let app = Application::build(settings)
-            .await
-            .map_err(|e| e.to_string())?;
-        app.run_until_stopped().await.map_err(|e| e.to_string())
+        let app = Application::build(settings).await?;
+        Ok(app.run_until_stopped().await?)
     })
 }
 
-fn migrate(settings: &Settings) -> Result<(), String> {
-    let url = settings.database_url().map_err(|e| e.to_string())?;
-    db::connect(&url, &settings.database).map_err(|e| e.to_string())?;
+fn migrate(settings: &Settings) -> Result<(), Failure> {
+    let url = settings.database_url().map_err(StartError::from)?;
+    db::connect(&url, &settings.database).map_err(StartError::from)?;
     tracing::info!("migrations are up to date");
     Ok(())
 }

@@ -18,7 +18,7 @@ const START_TIMEOUT_MS = 60_000;
 const STOP_GRACE_MS = 15_000;
 // A server's output kept for log(): the tail, so a long benchmark does not grow without end.
 const LOG_LIMIT = 1 << 20;
-const LISTENING = /listening on http:\/\//;
+const LISTENING = /listening on https?:\/\//;
 
 /** The server binary: $TALKCONNECT_BIN, else a debug build (cargo, once per process). */
 export function talkconnectBinary() {
@@ -202,7 +202,8 @@ function withoutNulls(vars) {
  * data dir, two workers, rate limits off, the SFU on loopback in a UDP block of its own.
  * `env` adds or overrides TALKCONNECT__ settings; `dataDir` and `port` restart a server
  * stopped with keepData on the same database and address.
- * Answers {url, port, dataDir, pid, log(), exited, stop({keepData}), kill()}.
+ * Answers {url, port, dataDir, pid, log(), exited, stop({keepData}), kill()}; `url` is https
+ * when `env` turns TLS on.
  */
 export async function startServer({ env = {}, dataDir, port } = {}) {
   dataDir = dataDir ?? tempDir("tc-e2e-");
@@ -239,5 +240,6 @@ export async function startServer({ env = {}, dataDir, port } = {}) {
     throw err;
   }
   server.exited.then(udp.release);
-  return { url: `http://127.0.0.1:${port}`, port, dataDir, ...server };
+  const tls = (env.TALKCONNECT__SERVER__TLS__MODE ?? "off") !== "off";
+  return { url: `${tls ? "https" : "http"}://127.0.0.1:${port}`, port, dataDir, ...server };
 }

@@ -8,14 +8,14 @@ use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_talkconnect");
 
-fn workdir() -> PathBuf {
+pub(crate) fn workdir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("tc-cli-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
 
 /// A command in `dir` with no TALKCONNECT__ variable inherited from the caller.
-fn talkconnect(dir: &Path) -> Command {
+pub(crate) fn talkconnect(dir: &Path) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.current_dir(dir);
     for (key, _) in std::env::vars() {
@@ -27,9 +27,9 @@ fn talkconnect(dir: &Path) -> Command {
     cmd
 }
 
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    address: String,
+    pub address: String,
 }
 
 impl Drop for Server {
@@ -39,8 +39,8 @@ impl Drop for Server {
     }
 }
 
-/// Starts the server and reads the bound address from its log.
-fn start(mut cmd: Command) -> Server {
+/// Starts the server and reads the bound address from its log (http or https).
+pub(crate) fn start(mut cmd: Command) -> Server {
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -50,7 +50,11 @@ fn start(mut cmd: Command) -> Server {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("listening on http://").nth(1) {
+            let rest = line
+                .split("listening on http://")
+                .nth(1)
+                .or_else(|| line.split("listening on https://").nth(1));
+            if let Some(rest) = rest {
                 let address = rest
                     .split_whitespace()
                     .next()

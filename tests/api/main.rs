@@ -18,3 +18,4 @@ mod platform;
 mod retention;
 mod rooms;
 mod seats;
+mod tls;
