@@ -77,11 +77,14 @@ export function startServer({ env = {}, ...options } = {}) {
   return startTestServer({ ...options, env: { TALKCONNECT__SFU__ICE_TCP: 'false', ...env } });
 }
 
-export async function launchBrowser({ extraArgs = [], fakeUi = true } = {}) {
+/** Headless Chromium; `home` gives it another home folder (its NSS certificate store is
+ * `home/.pki/nssdb`). */
+export async function launchBrowser({ extraArgs = [], fakeUi = true, home } = {}) {
   const executablePath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
   if (!existsSync(executablePath)) throw new Error(`${executablePath} is missing: apt-get install -y chromium`);
   const args = CHROMIUM_ARGS.filter((a) => fakeUi || a !== '--use-fake-ui-for-media-stream');
-  return chromium.launch({ executablePath, headless: true, args: [...args, ...extraArgs] });
+  const env = home ? { ...process.env, HOME: home } : undefined;
+  return chromium.launch({ executablePath, headless: true, args: [...args, ...extraArgs], env });
 }
 
 /** Does the server speak Engine.IO at /socket.io/ (the realtime server is mounted)? */
