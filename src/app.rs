@@ -152,15 +152,21 @@ impl Application {
     /// Serves until SIGINT/SIGTERM, then finishes the requests in flight, closes the
     /// sockets and stops the background tasks.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        match self.https {
-            None => tracing::info!(address = %self.address, "listening on http://{}", self.address),
-            Some(redirect) => {
-                tracing::info!(address = %self.address, "listening on https://{}", self.address);
-                if let Some(plain) = redirect {
-                    tracing::info!(address = %plain, "redirecting http://{plain} to https");
-                }
-            }
-        }
+        let scheme = if self.https.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        tracing::info!(address = %self.address, "listening on {scheme}://{}", self.address);
+        tracing::info!(
+            "{}",
+            start_summary(
+                &self.state.settings,
+                self.address,
+                self.https.flatten(),
+                &self.state.media.to_string()
+            )
+        );
         if !web_ui::ui_built() {
             tracing::warn!(
                 "the web app is not embedded (built without web/dist): see the page at /"
@@ -183,6 +189,53 @@ impl Application {
         self.shutdown.cancel();
         result
     }
+}
+
+/// One line saying what this process serves: the web address (and TLS), the media, where
+/// the data lives and whether it is one replica of several.
+fn start_summary(
+    settings: &Settings,
+    address: SocketAddr,
+    redirect: Option<SocketAddr>,
+    media: &str,
+) -> String {
+    use crate::config::TlsMode;
+    let tls = &settings.server.tls;
+    let web = match tls.mode {
+        TlsMode::Off => {
+            format!("http://{address} (no TLS: browsers allow microphones only on localhost)")
+        }
+        TlsMode::Files => format!("https://{address} (TLS: certificate files, HSTS)"),
+        TlsMode::SelfSigned => format!("https://{address} (TLS: self-signed, browsers warn)"),
+    };
+    let redirect = redirect.map_or(String::new(), |at| {
+        format!(", http://{at} redirects to https")
+    });
+    let sfu = &settings.sfu;
+    let media = if media.starts_with("sfu") && sfu.single_udp_port.is_none() {
+        format!("{media} on UDP {}-{}", sfu.udp_port_min, sfu.udp_port_max)
+    } else {
+        media.to_owned()
+    };
+    let tcp = if media.starts_with("sfu") && sfu.ice_tcp {
+        " + ICE-TCP"
+    } else {
+        ""
+    };
+    let public = match sfu.announced_ip {
+        Some(ip) => format!("announced as {ip}"),
+        None => "no announced address (set sfu.announced_ip behind NAT)".to_owned(),
+    };
+    let data = match settings.database_url() {
+        Ok(crate::config::DatabaseUrl::Postgres(_)) => "PostgreSQL",
+        _ => "SQLite",
+    };
+    let cluster = if settings.cluster_mode() {
+        ", one replica of a cluster (Redis)"
+    } else {
+        ""
+    };
+    format!("serving {web}{redirect}; media: {media}{tcp}, {public}; data: {data}{cluster}")
 }
 
 /// What the HTTP edge adds with TLS on (`https_edge`).
@@ -299,4 +352,36 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .default_service(web::to(http::not_found)),
         )
         .default_service(web::to(web_ui::serve));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(env: &[(&str, &str)]) -> Settings {
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::load_with_env(None, Some(env)).unwrap()
+    }
+
+    #[test]
+    fn the_start_line_says_what_is_served() {
+        let at: SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        let line = start_summary(&settings(&[]), at, None, "sfu");
+        assert_eq!(
+            line,
+            "serving http://0.0.0.0:8080 (no TLS: browsers allow microphones only on localhost); \
+             media: sfu on UDP 40000-40999 + ICE-TCP, no announced address (set sfu.announced_ip behind NAT); data: SQLite"
+        );
+        let tls = settings(&[
+            ("TALKCONNECT__SERVER__TLS__MODE", "self-signed"),
+            ("TALKCONNECT__SFU__ANNOUNCED_IP", "203.0.113.7"),
+        ]);
+        let redirect = Some("0.0.0.0:80".parse().unwrap());
+        let line = start_summary(&tls, "0.0.0.0:443".parse().unwrap(), redirect, "sfu");
+        assert!(line.starts_with("serving https://0.0.0.0:443 (TLS: self-signed, browsers warn), http://0.0.0.0:80 redirects to https;"), "{line}");
+        assert!(line.contains("announced as 203.0.113.7"), "{line}");
+    }
 }
