@@ -8,6 +8,7 @@ pub mod client_ip;
 pub mod cluster;
 pub mod config;
 pub mod db;
+pub mod doctor;
 pub mod error;
 pub mod events;
 pub mod gateway;

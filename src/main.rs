@@ -29,6 +29,9 @@ enum Command {
     Serve,
     /// Run the database migrations and exit.
     Migrate,
+    /// Check this machine's setup (ports, certificate, media) and print a fix for each
+    /// problem; exit code 1 when something fails.
+    Doctor,
 }
 
 fn main() -> ExitCode {
@@ -40,10 +43,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(Command::Doctor) = cli.command {
+        return doctor(&settings);
+    }
     telemetry::init(&settings.log);
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings),
         Command::Migrate => migrate(&settings),
+        Command::Doctor => Ok(()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -90,6 +97,18 @@ fn serve(settings: Settings) -> Result<(), Failure> {
         let app = Application::build(settings).await?;
         Ok(app.run_until_stopped().await?)
     })
+}
+
+fn doctor(settings: &Settings) -> ExitCode {
+    use std::io::Write;
+    let (report, healthy) = talkconnect::doctor::report(settings);
+    // The report is this command's output (stdout), not a log line.
+    let _ = std::io::stdout().lock().write_all(report.as_bytes());
+    if healthy {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 fn migrate(settings: &Settings) -> Result<(), Failure> {

@@ -8,6 +8,7 @@ mod auth;
 mod bad_input;
 mod chat;
 mod cli;
+mod doctor;
 mod error_codes;
 mod events;
 mod helpers;

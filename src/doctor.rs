@@ -1,0 +1,358 @@
+//! `talkconnect doctor`: checks a server's setup on the machine it runs on and prints, for
+//! each problem, what to do about it. Run it with the same settings as the server (the same
+//! `--config`, the same `TALKCONNECT__…` variables), before starting it or while it runs.
+//!
+//! Checked here: the settings; that the web port (and the redirect port) can be bound, or that
+//! TalkConnect already answers there; the TLS certificate (readable, its key, expiry, names);
+//! the SFU's UDP ports (and ICE-TCP); the address announced to browsers.
+
+use std::fmt;
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::time::Duration;
+
+use crate::config::{MediaMode, Settings, TlsMode};
+
+/// A certificate this close to expiry is a warning.
+const EXPIRY_WARNING_DAYS: i64 = 14;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Ok,
+    Warn,
+    Fail,
+}
+
+/// One finding, with the fix when something is wrong.
+#[derive(Debug, Clone)]
+pub struct Finding {
+    pub verdict: Verdict,
+    pub what: String,
+    pub fix: Option<String>,
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let tag = match self.verdict {
+            Verdict::Ok => "ok  ",
+            Verdict::Warn => "warn",
+            Verdict::Fail => "FAIL",
+        };
+        write!(f, "{tag}  {}", self.what)?;
+        if let Some(fix) = &self.fix {
+            write!(f, "\n      fix: {fix}")?;
+        }
+        Ok(())
+    }
+}
+
+fn ok(what: impl Into<String>) -> Finding {
+    Finding {
+        verdict: Verdict::Ok,
+        what: what.into(),
+        fix: None,
+    }
+}
+
+fn warn(what: impl Into<String>, fix: impl Into<String>) -> Finding {
+    Finding {
+        verdict: Verdict::Warn,
+        what: what.into(),
+        fix: Some(fix.into()),
+    }
+}
+
+fn fail(what: impl Into<String>, fix: impl Into<String>) -> Finding {
+    Finding {
+        verdict: Verdict::Fail,
+        what: what.into(),
+        fix: Some(fix.into()),
+    }
+}
+
+/// The printed report, and whether nothing failed.
+pub fn report(settings: &Settings) -> (String, bool) {
+    let findings = examine(settings);
+    let failed = findings
+        .iter()
+        .filter(|f| f.verdict == Verdict::Fail)
+        .count();
+    let mut text: String = findings.iter().map(|f| format!("{f}\n")).collect();
+    if failed == 0 {
+        text.push_str("no problem found\n");
+    } else {
+        text.push_str(&format!("{failed} problem(s) found\n"));
+    }
+    (text, failed == 0)
+}
+
+/// Every check, in order.
+pub fn examine(settings: &Settings) -> Vec<Finding> {
+    let mut findings = vec![ok("settings load")];
+    let server = &settings.server;
+    let tls_on = server.tls.mode != TlsMode::Off;
+    findings.push(web_port(
+        "server.port",
+        SocketAddr::new(server.host, server.port),
+        !tls_on,
+    ));
+    if tls_on && server.tls.redirect_port != 0 {
+        findings.push(web_port(
+            "server.tls.redirect_port",
+            SocketAddr::new(server.host, server.tls.redirect_port),
+            true,
+        ));
+    }
+    findings.extend(certificate(settings));
+    findings.extend(media(settings));
+    findings
+}
+
+/// Can the server listen there? Taken is fine when TalkConnect itself answers.
+fn web_port(setting: &str, at: SocketAddr, plain: bool) -> Finding {
+    match TcpListener::bind(at) {
+        Ok(_) => ok(format!("{setting}: {at} is free to listen on")),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            if plain && talkconnect_answers(at) {
+                ok(format!("{setting}: TalkConnect answers on {at}"))
+            } else {
+                fail(
+                    format!("{setting}: {at} is in use by another program"),
+                    format!(
+                        "stop that program (`ss -ltnp 'sport = :{}'` names it) or choose another port",
+                        at.port()
+                    ),
+                )
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => fail(
+            format!("{setting}: not allowed to listen on {at}"),
+            "ports below 1024 need root or CAP_NET_BIND_SERVICE \
+             (`setcap cap_net_bind_service=+ep talkconnect`, or AmbientCapabilities= in the systemd unit)",
+        ),
+        Err(e) => fail(
+            format!("{setting}: cannot listen on {at}: {e}"),
+            "check server.host: it must be an address of this machine (0.0.0.0 for all)",
+        ),
+    }
+}
+
+/// Does `GET /healthz` over plain HTTP answer TalkConnect's `{"status":"ok"}`?
+fn talkconnect_answers(at: SocketAddr) -> bool {
+    let target = if at.ip().is_unspecified() {
+        SocketAddr::new(IpAddr::from([127, 0, 0, 1]), at.port())
+    } else {
+        at
+    };
+    let Ok(mut stream) = TcpStream::connect_timeout(&target, Duration::from_secs(2)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let request = format!("GET /healthz HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut answer = Vec::new();
+    let _ = stream.take(4096).read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).contains(r#"{"status":"ok"}"#)
+}
+
+/// The certificate the server would serve: readable, with its key, in date, for which names.
+fn certificate(settings: &Settings) -> Vec<Finding> {
+    let tls = &settings.server.tls;
+    let (cert_file, key_file) = match tls.mode {
+        TlsMode::Off => {
+            return vec![warn(
+                "server.tls.mode is off: browsers on other machines get no microphone or camera over plain HTTP",
+                "set server.tls.mode = \"files\" with your certificate (or put a TLS proxy in front; \
+                 \"self-signed\" on a LAN)",
+            )];
+        }
+        TlsMode::Files => (tls.cert_file.clone(), tls.key_file.clone()),
+        TlsMode::SelfSigned => {
+            let dir = settings.server.data_dir.join("tls");
+            let cert = dir.join("self-signed.crt");
+            if !cert.is_file() {
+                return vec![ok(format!(
+                    "server.tls: a self-signed certificate will be made in {} at start",
+                    dir.display()
+                ))];
+            }
+            (cert, dir.join("self-signed.key"))
+        }
+    };
+    let read = |setting: &str, path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| {
+            fail(
+                format!("{setting}: cannot read {}: {e}", path.display()),
+                format!(
+                    "check the path and that the user running talkconnect may read it (ls -l {})",
+                    path.display()
+                ),
+            )
+        })
+    };
+    let (cert_pem, key_pem) = match (
+        read("server.tls.cert_file", &cert_file),
+        read("server.tls.key_file", &key_file),
+    ) {
+        (Ok(cert), Ok(key)) => (cert, key),
+        (cert, key) => return [cert.err(), key.err()].into_iter().flatten().collect(),
+    };
+    if let Err(e) = crate::tls::certified_key(&cert_pem, &key_pem) {
+        return vec![fail(
+            e.to_string(),
+            "cert_file must hold the certificate (then its chain) and key_file its private key, both PEM",
+        )];
+    }
+    vec![validity(&cert_pem, time::OffsetDateTime::now_utc())]
+}
+
+/// Expiry and names of the first (leaf) certificate of a PEM chain.
+fn validity(cert_pem: &[u8], now: time::OffsetDateTime) -> Finding {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let Some(Ok(leaf)) = CertificateDer::pem_slice_iter(cert_pem).next() else {
+        return fail(
+            "server.tls.cert_file holds no certificate",
+            "export it as PEM",
+        );
+    };
+    let Ok((_, parsed)) = x509_parser::parse_x509_certificate(&leaf) else {
+        return fail(
+            "server.tls.cert_file: the certificate cannot be read",
+            "export it again as PEM",
+        );
+    };
+    let not_after = parsed.validity().not_after.to_datetime();
+    let names: Vec<String> = parsed
+        .subject_alternative_name()
+        .ok()
+        .flatten()
+        .map(|san| san.value.general_names.iter().filter_map(name).collect())
+        .unwrap_or_default();
+    let days = (not_after - now).whole_days();
+    let what = format!(
+        "TLS certificate for {} expires {} ({days} days)",
+        if names.is_empty() {
+            "no names".to_owned()
+        } else {
+            names.join(", ")
+        },
+        not_after.date()
+    );
+    if not_after <= now {
+        fail(
+            format!("{what}: EXPIRED, browsers refuse it"),
+            "renew it (certbot renew, or your CA) and write the new files in place: the server picks them up without a restart",
+        )
+    } else if days < EXPIRY_WARNING_DAYS {
+        warn(
+            what,
+            "renew it soon; the running server picks the new files up by itself",
+        )
+    } else {
+        ok(what)
+    }
+}
+
+/// A DNS name or an IP address a certificate is for.
+fn name(general: &x509_parser::extensions::GeneralName<'_>) -> Option<String> {
+    use x509_parser::extensions::GeneralName;
+    match general {
+        GeneralName::DNSName(dns) => Some((*dns).to_owned()),
+        GeneralName::IPAddress(bytes) => match bytes.len() {
+            4 => <[u8; 4]>::try_from(*bytes)
+                .ok()
+                .map(|b| IpAddr::from(b).to_string()),
+            16 => <[u8; 16]>::try_from(*bytes)
+                .ok()
+                .map(|b| IpAddr::from(b).to_string()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The SFU's ports and the address browsers are told to send media to.
+fn media(settings: &Settings) -> Vec<Finding> {
+    if settings.media.mode == MediaMode::Mesh {
+        return vec![ok(
+            "media.mode = \"mesh\": browsers connect to each other (they see each other's addresses)",
+        )];
+    }
+    let sfu = &settings.sfu;
+    let mut findings = Vec::new();
+    let ports: Vec<u16> = match sfu.single_udp_port {
+        Some(port) => vec![port],
+        None => (sfu.udp_port_min..=sfu.udp_port_max).collect(),
+    };
+    let free_udp = ports
+        .iter()
+        .filter(|port| UdpSocket::bind(SocketAddr::new(sfu.bind_ip, **port)).is_ok())
+        .count();
+    let range = match sfu.single_udp_port {
+        Some(port) => format!("sfu.single_udp_port {port}"),
+        None => format!("sfu UDP ports {}-{}", sfu.udp_port_min, sfu.udp_port_max),
+    };
+    if free_udp == 0 {
+        findings.push(fail(
+            format!("{range}: none is free on {}", sfu.bind_ip),
+            "another program (or a running TalkConnect with everyone in rooms) holds them; \
+             choose another range, and reserve it: sysctl net.ipv4.ip_local_reserved_ports",
+        ));
+    } else {
+        findings.push(ok(format!(
+            "{range}: {free_udp} of {} free on {}; open them for UDP in the firewall",
+            ports.len(),
+            sfu.bind_ip
+        )));
+    }
+    match sfu.announced_ip {
+        Some(ip) => findings.push(ok(format!(
+            "browsers send media to {ip} (sfu.announced_ip)"
+        ))),
+        None if sfu.bind_ip.is_unspecified() => findings.push(warn(
+            "sfu.announced_ip is not set: browsers are told this machine's own addresses",
+            "behind NAT (most cloud VMs) set sfu.announced_ip to the public address",
+        )),
+        None => findings.push(ok(format!("browsers send media to {}", sfu.bind_ip))),
+    }
+    findings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pem_valid_until(year: i32) -> Vec<u8> {
+        let mut params = rcgen::CertificateParams::new(vec!["talk.example".to_owned()]).unwrap();
+        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        params.not_after = rcgen::date_time_ymd(year, 1, 1);
+        let key = rcgen::KeyPair::generate().unwrap();
+        params.self_signed(&key).unwrap().pem().into_bytes()
+    }
+
+    #[test]
+    fn an_expired_certificate_fails_with_a_fix() {
+        let now = time::OffsetDateTime::now_utc();
+        let finding = validity(&pem_valid_until(2021), now);
+        assert_eq!(finding.verdict, Verdict::Fail, "{finding}");
+        assert!(finding.what.contains("EXPIRED"), "{finding}");
+        assert!(finding.what.contains("talk.example"), "{finding}");
+        assert!(finding.fix.is_some());
+        let finding = validity(&pem_valid_until(now.year() + 2), now);
+        assert_eq!(finding.verdict, Verdict::Ok, "{finding}");
+    }
+
+    #[test]
+    fn a_port_held_by_another_program_fails_with_a_fix() {
+        let holder = TcpListener::bind("127.0.0.1:0").unwrap();
+        let at = holder.local_addr().unwrap();
+        let finding = web_port("server.port", at, true);
+        assert_eq!(finding.verdict, Verdict::Fail, "{finding}");
+        assert!(finding.to_string().contains("fix:"), "{finding}");
+        drop(holder);
+        assert_eq!(web_port("server.port", at, true).verdict, Verdict::Ok);
+    }
+}
