@@ -222,7 +222,7 @@ fn start_summary(
     } else {
         ""
     };
-    let public = match sfu.announced_ip {
+    let public = match sfu.announced_ip.ip() {
         Some(ip) => format!("announced as {ip}"),
         None => "no announced address (set sfu.announced_ip behind NAT)".to_owned(),
     };

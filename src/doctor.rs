@@ -256,6 +256,44 @@ fn validity(cert_pem: &[u8], now: time::OffsetDateTime) -> Finding {
     }
 }
 
+/// Each `stun:` server: does it answer, and with which public address?
+fn stun(sfu: &crate::sfu::SfuConfig) -> Vec<Finding> {
+    use crate::sfu::{AnnouncedIp, public_address};
+    let urls: Vec<String> = sfu
+        .ice_servers
+        .iter()
+        .flat_map(|s| s.urls.clone())
+        .collect();
+    let hosts = public_address::stun_hosts(&urls);
+    if hosts.is_empty() && sfu.announced_ip == AnnouncedIp::Auto {
+        return vec![fail(
+            "sfu.announced_ip = \"auto\" but sfu.ice_servers lists no stun: server to ask",
+            "add one, e.g. { urls = [\"stun:stun.l.google.com:19302\"] }, or set the address",
+        )];
+    }
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return Vec::new();
+    };
+    hosts
+        .into_iter()
+        .map(
+            |host| match runtime.block_on(public_address::ask(&host, Duration::from_secs(3))) {
+                Ok(mapped) => ok(format!(
+                    "STUN {host} answers: this machine is seen as {}",
+                    mapped.ip()
+                )),
+                Err(e) => fail(
+                    format!("STUN {e}"),
+                    "check the address, and that outgoing UDP to it is allowed",
+                ),
+            },
+        )
+        .collect()
+}
+
 /// A DNS name or an IP address a certificate is for.
 fn name(general: &x509_parser::extensions::GeneralName<'_>) -> Option<String> {
     use x509_parser::extensions::GeneralName;
@@ -308,7 +346,8 @@ fn media(settings: &Settings) -> Vec<Finding> {
             sfu.bind_ip
         )));
     }
-    match sfu.announced_ip {
+    findings.extend(stun(sfu));
+    match sfu.announced_ip.ip() {
         Some(ip) => findings.push(ok(format!(
             "browsers send media to {ip} (sfu.announced_ip)"
         ))),

@@ -224,13 +224,36 @@ fn protocol_config(settings: &Settings, client_ip: &ClientIp) -> realtime::Confi
     }
 }
 
+/// `sfu.announced_ip = "auto"`: asks the configured STUN servers which address this machine's
+/// packets come from, once at start. None answering stops the start (a wrong address would
+/// leave every browser without media).
+async fn learn_public_address(sfu: &mut crate::sfu::SfuConfig) -> Result<(), StartError> {
+    use crate::sfu::AnnouncedIp;
+    use crate::sfu::public_address;
+    if sfu.announced_ip != AnnouncedIp::Auto {
+        return Ok(());
+    }
+    let urls: Vec<String> = sfu
+        .ice_servers
+        .iter()
+        .flat_map(|s| s.urls.clone())
+        .collect();
+    let (ip, from) = public_address::discover(&urls, Duration::from_secs(3))
+        .await
+        .map_err(|e| ConfigError(format!("sfu.announced_ip = \"auto\": {e}")))?;
+    tracing::info!(%ip, stun = %from, "public address learned from STUN");
+    sfu.announced_ip = AnnouncedIp::Fixed(ip);
+    Ok(())
+}
+
 impl AppState {
     /// Builds the state; background work (Redis pub/sub, heartbeats, media upkeep) stops
     /// with `shutdown`.
     pub async fn build(
-        settings: Settings,
+        mut settings: Settings,
         shutdown: CancellationToken,
     ) -> Result<Self, StartError> {
+        learn_public_address(&mut settings.sfu).await?;
         let client_ip = ClientIp::new(
             settings.server.trusted_proxy_nets()?,
             settings.server.client_ip_header,

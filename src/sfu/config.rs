@@ -5,6 +5,52 @@
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 
+/// The address browsers are told to send media to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AnnouncedIp {
+    /// The bound address(es) themselves.
+    #[default]
+    Bound,
+    /// Learned from STUN when the server starts; until then (or in a library user that does
+    /// not ask), the bound address.
+    Auto,
+    /// A configured public address.
+    Fixed(IpAddr),
+}
+
+impl AnnouncedIp {
+    /// The public address, when one is known.
+    pub fn ip(&self) -> Option<IpAddr> {
+        match self {
+            AnnouncedIp::Fixed(ip) => Some(*ip),
+            AnnouncedIp::Bound | AnnouncedIp::Auto => None,
+        }
+    }
+}
+
+impl Serialize for AnnouncedIp {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            AnnouncedIp::Bound => serializer.serialize_none(),
+            AnnouncedIp::Auto => serializer.serialize_str("auto"),
+            AnnouncedIp::Fixed(ip) => serializer.collect_str(ip),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for AnnouncedIp {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = Option::<String>::deserialize(deserializer)?.unwrap_or_default();
+        match text.trim() {
+            "" => Ok(AnnouncedIp::Bound),
+            "auto" => Ok(AnnouncedIp::Auto),
+            ip => ip.parse().map(AnnouncedIp::Fixed).map_err(|_| {
+                serde::de::Error::custom(format!("not an IP address or \"auto\": {ip:?}"))
+            }),
+        }
+    }
+}
+
 /// Networking and limits of the embedded SFU.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
@@ -28,7 +74,8 @@ pub struct SfuConfig {
     pub udp_port_max: u16,
     /// Public address announced instead of the bound host address, for servers behind a 1:1
     /// NAT (cloud VMs). Host candidates and SDP `a=candidate` lines are rewritten to it.
-    pub announced_ip: Option<IpAddr>,
+    /// `"auto"` asks the `stun:` servers of `ice_servers` at start (`public_address`).
+    pub announced_ip: AnnouncedIp,
     /// Single-port mode: when set, every participant's UDP media shares this one port on
     /// `bind_ip` (demultiplexed by ICE ufrag, then remote address); the port range is then
     /// only used for ICE-TCP. Needs a concrete `bind_ip` or an `announced_ip`.
@@ -84,7 +131,7 @@ impl Default for SfuConfig {
             allow_private_candidates: false,
             udp_port_min: 40000,
             udp_port_max: 40999,
-            announced_ip: None,
+            announced_ip: AnnouncedIp::Bound,
             single_udp_port: None,
             ice_tcp: false,
             ice_servers: Vec::new(),
@@ -125,7 +172,7 @@ impl SfuConfig {
         }
         if self.single_udp_port.is_some()
             && self.bind_ip.is_unspecified()
-            && self.announced_ip.is_none()
+            && self.announced_ip == AnnouncedIp::Bound
         {
             return Err(
                 "sfu single_udp_port needs a concrete bind_ip or an announced_ip to advertise"

@@ -11,12 +11,13 @@ mod handle;
 mod mux;
 mod peer;
 mod ports;
+pub mod public_address;
 mod room;
 mod rtcp;
 mod signal;
 mod stats;
 
-pub use config::{IceServer, SfuConfig};
+pub use config::{AnnouncedIp, IceServer, SfuConfig};
 pub use error::SfuError;
 pub use handle::{JoinOptions, Sfu, SfuHandle, SfuStartError};
 pub use signal::{

@@ -135,9 +135,9 @@ pub(crate) struct SfuShared {
 impl SfuShared {
     fn candidate_rewrite(&self) -> CandidateRewrite {
         CandidateRewrite {
-            announced: self.config.announced_ip,
+            announced: self.config.announced_ip.ip(),
             single_port: self.mux.as_ref().map(|mux| {
-                let ip = self.config.announced_ip.unwrap_or(self.config.bind_ip);
+                let ip = self.config.announced_ip.ip().unwrap_or(self.config.bind_ip);
                 std::net::SocketAddr::new(ip, mux.local_addr().port())
             }),
         }

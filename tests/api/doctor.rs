@@ -71,3 +71,89 @@ fn a_sound_setup_passes_and_a_broken_one_is_named_with_its_fix() {
     drop(holder);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// A STUN server on loopback that says every request comes from `seen_as`.
+fn stun_server(seen_as: &str) -> std::net::SocketAddr {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let at = socket.local_addr().unwrap();
+    let seen_as: std::net::SocketAddr = seen_as.parse().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 1500];
+        while let Ok((n, from)) = socket.recv_from(&mut buf) {
+            if n >= 20 {
+                let transaction: [u8; 12] = buf[8..20].try_into().unwrap();
+                let reply = talkconnect::sfu::public_address::answer(&transaction, seen_as);
+                let _ = socket.send_to(&reply, from);
+            }
+        }
+    });
+    at
+}
+
+#[test]
+fn the_public_address_is_learned_from_stun_or_the_start_names_the_setting() {
+    let dir = workdir();
+    let stun = stun_server("198.51.100.4:40000");
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let config = |server: std::net::SocketAddr| {
+        let path = dir.join(format!("stun-{}.toml", server.port()));
+        std::fs::write(
+            &path,
+            format!(
+                "[sfu]\nannounced_ip = \"auto\"\nice_servers = [{{ urls = [\"stun:{server}\"] }}]\n"
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let mut server = talkconnect(&dir)
+        .args(["--config".as_ref(), config(stun).as_os_str()])
+        .env("TALKCONNECT__SERVER__PORT", "0")
+        .env("TALKCONNECT__SFU__UDP_PORT_MIN", "44910")
+        .env("TALKCONNECT__SFU__UDP_PORT_MAX", "44919")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = std::io::BufReader::new(server.stdout.take().unwrap());
+    let serving = std::io::BufRead::lines(stdout)
+        .map_while(Result::ok)
+        .find(|line| line.contains("serving http"))
+        .unwrap_or_default();
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(serving.contains("announced as 198.51.100.4"), "{serving}");
+    let doctor = talkconnect(&dir)
+        .args([
+            "--config".as_ref(),
+            config(stun).as_os_str(),
+            "doctor".as_ref(),
+        ])
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&doctor.stdout);
+    assert!(
+        printed.contains(&format!(
+            "ok    STUN {stun} answers: this machine is seen as 198.51.100.4"
+        )),
+        "{printed}"
+    );
+
+    // Nobody answers: the start stops at once, in one line naming the setting.
+    let output = talkconnect(&dir)
+        .args([
+            "--config".as_ref(),
+            config(silent.local_addr().unwrap()).as_os_str(),
+        ])
+        .env("TALKCONNECT__SERVER__PORT", "0")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].contains("sfu.announced_ip = \"auto\"") && lines[0].contains("no answer"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
