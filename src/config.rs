@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+use config::builder::{ConfigBuilder, DefaultState};
 use config::{Config, Environment, File, FileFormat};
 use serde::Deserialize;
 
@@ -243,8 +244,7 @@ impl Settings {
         file: Option<&Path>,
         env: Option<std::collections::HashMap<String, String>>,
     ) -> Result<Self, ConfigError> {
-        let mut builder =
-            Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml));
+        let mut builder = Self::defaults();
         if let Some(path) = file {
             if !path.is_file() {
                 return Err(ConfigError(format!(
@@ -265,8 +265,21 @@ impl Settings {
         if let Some(env) = env {
             environment = environment.source(Some(env));
         }
-        let settings: Settings = builder
-            .add_source(environment)
+        Self::build(builder.add_source(environment))
+    }
+
+    /// The embedded defaults overlaid with `toml` (a configuration file's text), without the
+    /// environment: what `--config` does, as a pure function (the fuzz target's entry point).
+    pub fn from_toml_str(toml: &str) -> Result<Self, ConfigError> {
+        Self::build(Self::defaults().add_source(File::from_str(toml, FileFormat::Toml)))
+    }
+
+    fn defaults() -> ConfigBuilder<DefaultState> {
+        Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml))
+    }
+
+    fn build(layers: ConfigBuilder<DefaultState>) -> Result<Self, ConfigError> {
+        let settings: Settings = layers
             .build()
             .and_then(Config::try_deserialize)
             .map_err(|e| ConfigError(format!("bad configuration: {e}")))?;

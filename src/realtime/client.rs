@@ -14,7 +14,7 @@ use tracing::Instrument as _;
 use super::Config;
 use super::engine::{CloseReason, Conn, EngineHandler, Message};
 use super::namespace::Namespace;
-use super::packet::{self, Packet, PacketType};
+use super::packet::{self, Packet, PacketType, Reassembly};
 use super::socket::{DisconnectReason, Socket, SocketRef};
 
 /// Per-connection Socket.IO state, stored in the Engine.IO session.
@@ -28,10 +28,7 @@ struct Inner {
     /// One socket per connected (or connecting) namespace; usually one.
     sockets: Vec<SocketRef>,
     /// A binary packet waiting for its attachments.
-    partial: Option<Box<(Packet, Vec<Bytes>)>>,
-    /// Bytes of the attachments `partial` holds: a packet and its attachments together stay
-    /// within `max_payload`.
-    partial_bytes: usize,
+    reassembly: Reassembly,
     closed: bool,
 }
 
@@ -172,45 +169,12 @@ impl EngineHandler for SocketIoHandler {
     fn on_message(&self, conn: &Arc<Conn<ClientState>>, message: Message) {
         let max_attachments = self.registry.config.max_attachments;
         let max_payload = self.registry.config.max_payload;
-        let ready = {
-            let mut inner = conn.data().inner.lock();
-            match message {
-                Message::Text(text) => {
-                    if inner.partial.is_some() {
-                        Err("text packet while attachments are pending")
-                    } else {
-                        match packet::decode(&text, max_attachments) {
-                            Ok(p) if p.attachments > 0 => {
-                                let n = p.attachments;
-                                inner.partial = Some(Box::new((p, Vec::with_capacity(n))));
-                                inner.partial_bytes = text.len();
-                                Ok(None)
-                            }
-                            Ok(p) => Ok(Some((p, Vec::new()))),
-                            Err(_) => Err("invalid packet"),
-                        }
-                    }
-                }
-                Message::Binary(data) => {
-                    let inner = &mut *inner;
-                    match inner.partial.as_mut() {
-                        None => Err("unexpected binary attachment"),
-                        Some(_) if inner.partial_bytes + data.len() > max_payload => {
-                            Err("attachments over max_payload")
-                        }
-                        Some(partial) => {
-                            inner.partial_bytes += data.len();
-                            partial.1.push(data);
-                            if partial.1.len() == partial.0.attachments {
-                                Ok(inner.partial.take().map(|b| *b))
-                            } else {
-                                Ok(None)
-                            }
-                        }
-                    }
-                }
-            }
-        };
+        let ready = conn
+            .data()
+            .inner
+            .lock()
+            .reassembly
+            .push(message, max_attachments, max_payload);
         match ready {
             Ok(Some((packet, binary))) => self.dispatch(conn, packet, binary),
             Ok(None) => {}
@@ -225,7 +189,7 @@ impl EngineHandler for SocketIoHandler {
         let sockets = {
             let mut inner = conn.data().inner.lock();
             inner.closed = true;
-            inner.partial = None;
+            inner.reassembly.clear();
             std::mem::take(&mut inner.sockets)
         };
         for socket in sockets {

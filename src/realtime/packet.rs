@@ -6,7 +6,7 @@ use bytestring::ByteString;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::engine::Frame;
+use super::engine::{Frame, Message};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PacketType {
@@ -149,6 +149,65 @@ pub fn decode(text: &str, max_attachments: usize) -> Result<Packet, ParseError> 
         attachments,
         data,
     })
+}
+
+/// The Socket.IO side of a client's Engine.IO messages: a binary packet is held until its
+/// attachments arrived, and a packet and its attachments together stay within `max_payload`.
+#[derive(Debug, Default)]
+pub struct Reassembly {
+    /// A binary packet waiting for its attachments.
+    partial: Option<Box<(Packet, Vec<Bytes>)>>,
+    /// Bytes of the packet text and the attachments `partial` holds.
+    partial_bytes: usize,
+}
+
+impl Reassembly {
+    /// Takes one message; a packet is returned with its attachments once it is complete. An
+    /// error is a protocol violation (the connection closes); it says which, for the log.
+    pub fn push(
+        &mut self,
+        message: Message,
+        max_attachments: usize,
+        max_payload: usize,
+    ) -> Result<Option<(Packet, Vec<Bytes>)>, &'static str> {
+        match message {
+            Message::Text(text) => {
+                if self.partial.is_some() {
+                    return Err("text packet while attachments are pending");
+                }
+                match decode(&text, max_attachments) {
+                    Ok(p) if p.attachments > 0 => {
+                        let n = p.attachments;
+                        self.partial = Some(Box::new((p, Vec::with_capacity(n))));
+                        self.partial_bytes = text.len();
+                        Ok(None)
+                    }
+                    Ok(p) => Ok(Some((p, Vec::new()))),
+                    Err(_) => Err("invalid packet"),
+                }
+            }
+            Message::Binary(data) => match self.partial.as_mut() {
+                None => Err("unexpected binary attachment"),
+                Some(_) if self.partial_bytes + data.len() > max_payload => {
+                    Err("attachments over max_payload")
+                }
+                Some(partial) => {
+                    self.partial_bytes += data.len();
+                    partial.1.push(data);
+                    if partial.1.len() == partial.0.attachments {
+                        Ok(self.partial.take().map(|b| *b))
+                    } else {
+                        Ok(None)
+                    }
+                }
+            },
+        }
+    }
+
+    /// Drops a packet still waiting for attachments.
+    pub fn clear(&mut self) {
+        self.partial = None;
+    }
 }
 
 /// Arguments of an event or an ack: JSON values and binary attachments. A value

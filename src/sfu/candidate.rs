@@ -13,7 +13,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 /// protocol, server-reflexive, relayed per TURN server) and a fresh session starts from zero;
 /// the cap bounds the pairs and checks one client can make the server run. A constant, like
 /// the SDP limits: no deployment needs another value.
-pub(crate) const MAX_CLIENT_CANDIDATES: usize = 50;
+pub const MAX_CLIENT_CANDIDATES: usize = 50;
 
 /// A candidate's connection address: an IP literal or a name (mDNS `.local` from browsers).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -114,7 +114,7 @@ fn is_mdns_name(name: &str) -> bool {
 
 /// Where an address points, as far as probing it is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum AddressClass {
+pub enum AddressClass {
     /// A globally routed address: the only kind probed by default.
     Public,
     /// `127.0.0.0/8`, `::1`.
@@ -187,13 +187,13 @@ fn classify_v6(ip: Ipv6Addr) -> AddressClass {
 
 /// Which classes of client candidate the SFU probes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct CandidatePolicy {
+pub struct CandidatePolicy {
     pub allow_loopback: bool,
     pub allow_private: bool,
 }
 
 impl CandidatePolicy {
-    pub(crate) fn of(config: &SfuConfig) -> Self {
+    pub fn of(config: &SfuConfig) -> Self {
         Self {
             allow_loopback: config.allow_loopback,
             allow_private: config.allow_private_candidates,
@@ -201,7 +201,7 @@ impl CandidatePolicy {
     }
 
     /// Whether a candidate of this class is handed to the ICE agent (else it is ignored).
-    pub(crate) fn admits(self, class: AddressClass) -> bool {
+    pub fn admits(self, class: AddressClass) -> bool {
         match class {
             AddressClass::Public => true,
             AddressClass::Loopback => self.allow_loopback,
@@ -218,7 +218,7 @@ impl CandidatePolicy {
 
 /// What to do with one client candidate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Verdict {
+pub enum Verdict {
     /// Hand it to the ICE agent.
     Use,
     /// Drop it silently (browsers send such candidates routinely).
@@ -227,7 +227,7 @@ pub(crate) enum Verdict {
 
 /// The distinct candidates one participant has named so far.
 #[derive(Debug, Default)]
-pub(crate) struct RemoteCandidates {
+pub struct RemoteCandidates {
     seen: HashSet<Candidate>,
 }
 
@@ -235,11 +235,7 @@ impl RemoteCandidates {
     /// Judges one candidate line. A candidate named before is judged again without counting
     /// (browsers repeat theirs in later SDPs); a new one past [`MAX_CLIENT_CANDIDATES`] is
     /// refused.
-    pub(crate) fn admit(
-        &mut self,
-        line: &str,
-        policy: CandidatePolicy,
-    ) -> Result<Verdict, SfuError> {
+    pub fn admit(&mut self, line: &str, policy: CandidatePolicy) -> Result<Verdict, SfuError> {
         let candidate =
             Candidate::parse(line).map_err(|why| SfuError::InvalidCandidate(why.to_owned()))?;
         let class = candidate.class();
@@ -259,7 +255,7 @@ impl RemoteCandidates {
     /// Judges every `a=candidate:` line of a client SDP: the SDP without the ignored ones and
     /// how many those were. A line that does not parse makes the SDP invalid; a refused SDP
     /// counts none of its candidates.
-    pub(crate) fn filter_sdp(
+    pub fn filter_sdp(
         &mut self,
         sdp: &str,
         policy: CandidatePolicy,

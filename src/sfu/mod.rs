@@ -17,9 +17,13 @@ mod rtcp;
 mod signal;
 mod stats;
 
+pub use candidate::{
+    AddressClass, CandidatePolicy, MAX_CLIENT_CANDIDATES, RemoteCandidates, Verdict,
+};
 pub use config::{AnnouncedIp, IceServer, SfuConfig};
 pub use error::SfuError;
 pub use handle::{JoinOptions, Sfu, SfuHandle, SfuStartError};
+pub use room::parse_client_offer;
 pub use signal::{
     ClientSignal, CloseReason, DescriptionPayload, IceCandidate, MediaKind, SdpPayload,
     ServerSignal, SfuEvent, SfuEventKind, TrackInfo,

@@ -748,21 +748,7 @@ impl Room {
             )));
         }
         let sdp = filter_sdp_candidates(p, &self.shared, &sdp)?;
-        let offer =
-            RTCSessionDescription::offer(sdp).map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
-        let parsed = offer
-            .unmarshal()
-            .map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
-        let sending = parsed
-            .media_descriptions
-            .iter()
-            .filter(|m| m.attribute("sendonly").is_some() || m.attribute("sendrecv").is_some())
-            .count();
-        if sending > MAX_PUBLISHED_SECTIONS {
-            return Err(SfuError::InvalidSdp(format!(
-                "{sending} sending media sections, at most {MAX_PUBLISHED_SECTIONS} allowed"
-            )));
-        }
+        let offer = parse_client_offer(sdp)?;
         if p.offer_in_flight {
             // Glare: the server is the impolite side. The browser (polite) applies the pending
             // server offer, answers it, and sends its own offer again.
@@ -1149,6 +1135,27 @@ impl Room {
             self.remove_participant(&user, reason).await;
         }
     }
+}
+
+/// Parses a client offer (its candidates already filtered) and refuses one that publishes more
+/// than [`MAX_PUBLISHED_SECTIONS`] media sections: the checks before webrtc-rs applies it.
+pub fn parse_client_offer(sdp: String) -> Result<RTCSessionDescription, SfuError> {
+    let offer =
+        RTCSessionDescription::offer(sdp).map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
+    let parsed = offer
+        .unmarshal()
+        .map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
+    let sending = parsed
+        .media_descriptions
+        .iter()
+        .filter(|m| m.attribute("sendonly").is_some() || m.attribute("sendrecv").is_some())
+        .count();
+    if sending > MAX_PUBLISHED_SECTIONS {
+        return Err(SfuError::InvalidSdp(format!(
+            "{sending} sending media sections, at most {MAX_PUBLISHED_SECTIONS} allowed"
+        )));
+    }
+    Ok(offer)
 }
 
 /// Drops the `a=candidate:` lines of a client SDP that the SFU does not probe; each one counts

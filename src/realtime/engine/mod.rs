@@ -4,8 +4,8 @@
 
 mod conn;
 pub mod packet;
-mod polling;
-mod websocket;
+pub mod polling;
+pub mod websocket;
 
 use std::collections::HashMap;
 use std::net::IpAddr;

@@ -133,6 +133,50 @@ pub(super) async fn get<D>(conn: Arc<Conn<D>>) -> HttpResponse {
     }
 }
 
+/// The body of a POST as its chunks arrive: refused as soon as it is over `max` bytes,
+/// decoded into packets once complete. No I/O, so [`post`] and the fuzz target run the same
+/// code.
+pub struct PostBody {
+    buf: BytesMut,
+    max: usize,
+}
+
+/// A POST body over `max_payload`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyTooLarge;
+
+impl PostBody {
+    pub fn new(max: usize) -> PostBody {
+        PostBody {
+            buf: BytesMut::new(),
+            max,
+        }
+    }
+
+    /// Appends one chunk, unless the body would then be over `max`.
+    pub fn push(&mut self, chunk: &[u8]) -> Result<(), BodyTooLarge> {
+        if self.buf.len() + chunk.len() > self.max {
+            return Err(BodyTooLarge);
+        }
+        self.buf.extend_from_slice(chunk);
+        Ok(())
+    }
+
+    /// Bytes held so far.
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    /// The packets of the complete body.
+    pub fn decode(self) -> Result<Vec<packet::Packet>, packet::DecodeError> {
+        packet::decode_payload(self.buf.freeze())
+    }
+}
+
 /// Client → server packets.
 pub(super) async fn post<H: EngineHandler>(
     engine: &Arc<Engine<H>>,
@@ -143,21 +187,19 @@ pub(super) async fn post<H: EngineHandler>(
         return poll_error(err);
     }
     let _guard = PostGuard(&conn);
-    let max = engine.config.max_payload;
-    let mut buf = BytesMut::new();
+    let mut post_body = PostBody::new(engine.config.max_payload);
     while let Some(chunk) = body.next().await {
         let Ok(chunk) = chunk else {
             conn.close(CloseReason::TransportError);
             return EngineError::BadRequest.response();
         };
-        if buf.len() + chunk.len() > max {
+        if post_body.push(&chunk).is_err() {
             tracing::warn!(sid = %conn.sid(), "polling payload over max_payload, closing");
             conn.close(CloseReason::PayloadTooLarge);
             return HttpResponse::PayloadTooLarge().finish();
         }
-        buf.extend_from_slice(&chunk);
     }
-    let packets = match packet::decode_payload(buf.freeze()) {
+    let packets = match post_body.decode() {
         Ok(packets) => packets,
         Err(err) => {
             tracing::debug!(sid = %conn.sid(), %err, "invalid polling payload, closing");

@@ -146,7 +146,8 @@ impl<D> Stream for WsWriter<D> {
 }
 
 /// What the reader got from the client.
-enum Incoming {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Incoming {
     Text(ByteString),
     Binary(Bytes),
     Ping(Bytes),
@@ -156,24 +157,34 @@ enum Incoming {
     Invalid,
 }
 
-/// Decodes client frames from the request payload, reassembling continuations.
-struct FrameReader {
-    payload: web::Payload,
+/// Decodes client frames from the bytes fed to it, reassembling continuations; no I/O, so
+/// [`FrameReader`] and the fuzz target drive the same code.
+pub struct FrameDecoder {
     buf: BytesMut,
     codec: Codec,
     partial: Option<(bool, BytesMut)>,
     max: usize,
 }
 
-impl FrameReader {
-    fn new(payload: web::Payload, max: usize) -> FrameReader {
-        FrameReader {
-            payload,
+impl FrameDecoder {
+    /// A decoder refusing messages over `max` bytes.
+    pub fn new(max: usize) -> FrameDecoder {
+        FrameDecoder {
             buf: BytesMut::new(),
             codec: Codec::new().max_size(max),
             partial: None,
             max,
         }
+    }
+
+    /// Appends bytes as they arrived from the client.
+    pub fn feed(&mut self, chunk: &[u8]) {
+        self.buf.extend_from_slice(chunk);
+    }
+
+    /// Bytes held for frames not complete yet.
+    pub fn buffered(&self) -> usize {
+        self.buf.len() + self.partial.as_ref().map_or(0, |(_, acc)| acc.len())
     }
 
     fn text(data: Bytes) -> Incoming {
@@ -208,10 +219,11 @@ impl FrameReader {
         held.saturating_add(length) > self.max as u64
     }
 
-    async fn next(&mut self) -> Incoming {
+    /// The next message from what was fed, or `None` until more bytes arrive.
+    pub fn next_message(&mut self) -> Option<Incoming> {
         loop {
             if self.declared_too_large() {
-                return Incoming::TooLarge;
+                return Some(Incoming::TooLarge);
             }
             match self.codec.decode(&mut self.buf) {
                 Ok(Some(frame)) => {
@@ -220,11 +232,11 @@ impl FrameReader {
                         self.buf = BytesMut::new();
                     }
                     match frame {
-                        ws::Frame::Text(data) => return FrameReader::text(data),
-                        ws::Frame::Binary(data) => return Incoming::Binary(data),
-                        ws::Frame::Ping(data) => return Incoming::Ping(data),
+                        ws::Frame::Text(data) => return Some(FrameDecoder::text(data)),
+                        ws::Frame::Binary(data) => return Some(Incoming::Binary(data)),
+                        ws::Frame::Ping(data) => return Some(Incoming::Ping(data)),
                         ws::Frame::Pong(_) => {}
-                        ws::Frame::Close(_) => return Incoming::Closed,
+                        ws::Frame::Close(_) => return Some(Incoming::Closed),
                         ws::Frame::Continuation(item) => match item {
                             Item::FirstText(data) => {
                                 self.partial = Some((true, BytesMut::from(&data[..])))
@@ -234,32 +246,55 @@ impl FrameReader {
                             }
                             Item::Continue(data) => {
                                 if !self.append(&data) {
-                                    return Incoming::TooLarge;
+                                    return Some(Incoming::TooLarge);
                                 }
                             }
                             Item::Last(data) => {
                                 if !self.append(&data) {
-                                    return Incoming::TooLarge;
+                                    return Some(Incoming::TooLarge);
                                 }
                                 if let Some((is_text, acc)) = self.partial.take() {
                                     let data = acc.freeze();
-                                    return if is_text {
-                                        FrameReader::text(data)
+                                    return Some(if is_text {
+                                        FrameDecoder::text(data)
                                     } else {
                                         Incoming::Binary(data)
-                                    };
+                                    });
                                 }
                             }
                         },
                     }
                     continue;
                 }
-                Ok(None) => {}
-                Err(ProtocolError::Overflow) => return Incoming::TooLarge,
-                Err(_) => return Incoming::Invalid,
+                Ok(None) => return None,
+                Err(ProtocolError::Overflow) => return Some(Incoming::TooLarge),
+                Err(_) => return Some(Incoming::Invalid),
+            }
+        }
+    }
+}
+
+/// Reads client frames from the request payload.
+struct FrameReader {
+    payload: web::Payload,
+    decoder: FrameDecoder,
+}
+
+impl FrameReader {
+    fn new(payload: web::Payload, max: usize) -> FrameReader {
+        FrameReader {
+            payload,
+            decoder: FrameDecoder::new(max),
+        }
+    }
+
+    async fn next(&mut self) -> Incoming {
+        loop {
+            if let Some(incoming) = self.decoder.next_message() {
+                return incoming;
             }
             match self.payload.next().await {
-                Some(Ok(chunk)) => self.buf.extend_from_slice(&chunk),
+                Some(Ok(chunk)) => self.decoder.feed(&chunk),
                 _ => return Incoming::Closed,
             }
         }
