@@ -263,7 +263,7 @@ impl Settings {
             .with_list_parse_key("server.trusted_proxies")
             .with_list_parse_key("rooms.languages");
         if let Some(env) = env {
-            environment = environment.source(Some(env));
+            environment = environment.source(Some(env.into_iter().collect()));
         }
         Self::build(builder.add_source(environment))
     }
@@ -480,6 +480,15 @@ impl DatabaseUrl {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn several_unknown_keys_name_the_first_one_every_time() {
+        let text = "[server]\nzebra = 1\napple = 2\nmango = 3\n";
+        for _ in 0..20 {
+            let err = Settings::from_toml_str(text).unwrap_err().to_string();
+            assert!(err.contains("zebra"), "{err}");
+        }
+    }
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> Option<HashMap<String, String>> {
