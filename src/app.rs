@@ -20,8 +20,8 @@ use crate::{auth, chat, gateway, http, platform, retention, rooms, web_ui};
 pub struct Application {
     server: Server,
     address: SocketAddr,
-    /// With TLS on: https on `address`, and the plain-HTTP redirect port if any.
-    https: Option<Option<SocketAddr>>,
+    /// With TLS on, the plain-HTTP port that redirects to https, if any.
+    redirect: Option<SocketAddr>,
     state: web::Data<AppState>,
     shutdown: CancellationToken,
 }
@@ -111,7 +111,7 @@ impl Application {
                 source,
             }
         };
-        let mut https = None;
+        let mut redirect_at = None;
         let server = match tls {
             None => server.listen(listener).map_err(bind_error(address))?,
             Some(tls) => {
@@ -121,20 +121,17 @@ impl Application {
                 match redirect {
                     Some(plain) => {
                         let at = plain.local_addr().map_err(bind_error(address))?;
-                        https = Some(Some(at));
+                        redirect_at = Some(at);
                         server.listen(plain).map_err(bind_error(at))?
                     }
-                    None => {
-                        https = Some(None);
-                        server
-                    }
+                    None => server,
                 }
             }
         };
         let server = server.run();
         Ok(Self {
             server,
-            https,
+            redirect: redirect_at,
             address,
             state,
             shutdown,
@@ -152,10 +149,9 @@ impl Application {
     /// Serves until SIGINT/SIGTERM, then finishes the requests in flight, closes the
     /// sockets and stops the background tasks.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let scheme = if self.https.is_some() {
-            "https"
-        } else {
-            "http"
+        let scheme = match self.state.settings.server.tls.mode {
+            crate::config::TlsMode::Off => "http",
+            _ => "https",
         };
         tracing::info!(address = %self.address, "listening on {scheme}://{}", self.address);
         tracing::info!(
@@ -163,7 +159,7 @@ impl Application {
             start_summary(
                 &self.state.settings,
                 self.address,
-                self.https.flatten(),
+                self.redirect,
                 &self.state.media.to_string()
             )
         );

@@ -131,25 +131,11 @@ pub fn mapped_address(message: &[u8], transaction: &[u8; 12]) -> Option<SocketAd
 /// An address attribute's value; XOR-ed with the cookie (and transaction) when `xor` is set.
 fn address(value: &[u8], xor: Option<&[u8; 12]>) -> Option<SocketAddr> {
     let family = *value.get(1)?;
-    let port = u16::from_be_bytes([*value.get(2)?, *value.get(3)?]);
-    let cookie = MAGIC_COOKIE.to_be_bytes();
-    let mut mask = [0u8; 16];
-    mask[..4].copy_from_slice(&cookie);
-    if let Some(transaction) = xor {
-        mask[4..].copy_from_slice(transaction);
-    }
-    let port = if xor.is_some() {
-        port ^ u16::from_be_bytes([cookie[0], cookie[1]])
-    } else {
-        port
-    };
-    let unmask = |bytes: &[u8]| -> Vec<u8> {
-        bytes
-            .iter()
-            .zip(mask)
-            .map(|(b, m)| if xor.is_some() { b ^ m } else { *b })
-            .collect()
-    };
+    // A plain MAPPED-ADDRESS is an XOR one with an all-zero mask.
+    let mask = xor.map_or([0u8; 16], xor_mask);
+    let port = u16::from_be_bytes([*value.get(2)?, *value.get(3)?])
+        ^ u16::from_be_bytes([mask[0], mask[1]]);
+    let unmask = |bytes: &[u8]| -> Vec<u8> { bytes.iter().zip(mask).map(|(b, m)| b ^ m).collect() };
     let ip = match family {
         0x01 => {
             let octets: [u8; 4] = unmask(value.get(4..8)?).try_into().ok()?;
@@ -164,13 +150,20 @@ fn address(value: &[u8], xor: Option<&[u8; 12]>) -> Option<SocketAddr> {
     Some(SocketAddr::new(ip, port))
 }
 
+/// What XOR-MAPPED-ADDRESS values are XOR-ed with: the magic cookie, then the transaction
+/// (whose bytes only IPv6 addresses reach).
+fn xor_mask(transaction: &[u8; 12]) -> [u8; 16] {
+    let mut mask = [0u8; 16];
+    mask[..4].copy_from_slice(&MAGIC_COOKIE.to_be_bytes());
+    mask[4..].copy_from_slice(transaction);
+    mask
+}
+
 /// A Binding success carrying XOR-MAPPED-ADDRESS `mapped` (IPv4 or IPv6), as a STUN server
 /// answers the request `transaction` (for tests and tools that stand in for one).
 pub fn answer(transaction: &[u8; 12], mapped: SocketAddr) -> Vec<u8> {
     let cookie = MAGIC_COOKIE.to_be_bytes();
-    let mut mask = [0u8; 16];
-    mask[..4].copy_from_slice(&cookie);
-    mask[4..].copy_from_slice(transaction);
+    let mask = xor_mask(transaction);
     let (family, octets) = match mapped.ip() {
         IpAddr::V4(ip) => (0x01, ip.octets().to_vec()),
         IpAddr::V6(ip) => (0x02, ip.octets().to_vec()),
