@@ -22,6 +22,7 @@ pub struct Settings {
     pub realtime: RealtimeSettings,
     pub media: MediaSettings,
     pub sfu: crate::sfu::SfuConfig,
+    pub turn: crate::turn::TurnConfig,
     pub redis: RedisSettings,
     pub cluster: ClusterSettings,
     pub retention: RetentionSettings,

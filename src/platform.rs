@@ -3,12 +3,14 @@
 //! document.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, ResponseError, web};
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde::Serialize;
 
 use crate::config::MediaMode;
 use crate::db;
 use crate::error::{ApiError, ErrorCode};
+use crate::ids::UserId;
 use crate::rooms::domain::{Level, MAX_SEATS, MIN_SEATS};
 use crate::state::AppState;
 
@@ -69,9 +71,32 @@ pub async fn meta(state: web::Data<AppState>) -> HttpResponse {
     })
 }
 
-/// STUN/TURN servers for the browser's `RTCPeerConnection`.
-pub async fn ice_servers(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "iceServers": state.media.ice_servers() }))
+/// STUN/TURN servers for the browser's `RTCPeerConnection`. TURN credentials are minted for
+/// the signed-in user (a bearer token); without one only the servers that need none are listed.
+pub async fn ice_servers(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let user = match crate::auth::bearer_token(&req) {
+        Some(token) => match state.accounts.authenticate(token).await {
+            Ok(user) => Some(UserId::from_stored(&user.id)),
+            Err(e) => return ApiError::from(e).error_response(),
+        },
+        None => None,
+    };
+    let host = req.connection_info().host().to_owned();
+    let host = host_name(&host);
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(serde_json::json!({ "iceServers": state.media.ice_servers(user, Some(host)) }))
+}
+
+/// `example.org:8443` → `example.org`, `[::1]:80` → `::1`.
+fn host_name(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if port.parse::<u16>().is_ok() => name,
+        _ => host,
+    }
 }
 
 pub const OPENAPI_JSON: &str = include_str!("../docs/openapi.json");

@@ -22,7 +22,7 @@ use crate::config::{ConfigError, Settings};
 use crate::db::{self, DbPool};
 use crate::events::DomainEvent;
 use crate::http::Limits;
-use crate::media::Media;
+use crate::media::{Media, Relay, RelayStart};
 use crate::realtime::{self, SocketIo};
 use crate::rooms::{RoomLocks, RoomView, Rooms, seat_cache};
 
@@ -290,12 +290,33 @@ impl AppState {
             parts.io.clone(),
             parts.placement,
             Duration::from_secs(settings.cluster.media_lease_secs),
-            shutdown,
+            Duration::from_secs(settings.turn.credential_ttl_secs),
+            shutdown.clone(),
         )
         .await?;
         tracing::info!(media = %media, "media");
+        let rooms = Rooms::new(pool.clone(), parts.bus.clone(), settings.rooms.clone());
+        let tls_on = settings.server.tls.mode != crate::config::TlsMode::Off;
+        let domain = settings.server.tls.domain.trim();
+        let relay = Relay::start(
+            RelayStart {
+                turn: &settings.turn,
+                sfu: &settings.sfu,
+                mode: settings.media.mode,
+                rooms: rooms.clone(),
+                jwt_secret: &secret,
+                tls_domain: (tls_on && !domain.is_empty()).then(|| domain.to_owned()),
+                tls_port: None,
+            },
+            shutdown,
+        )
+        .await
+        .map_err(|e| ConfigError(e.to_string()))?;
+        if let Some(relay) = relay {
+            media.attach_relay(relay);
+        }
         Ok(Self {
-            rooms: Rooms::new(pool.clone(), parts.bus.clone(), settings.rooms.clone()),
+            rooms,
             chat: Chat::new(pool.clone(), parts.bus.clone()),
             presence: parts.presence,
             room_locks: RoomLocks::new(),

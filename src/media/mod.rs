@@ -10,9 +10,11 @@
 //! `sfu:join` lands on the replica that claims the room.
 
 mod lifecycle;
+mod relay;
 mod service;
 mod sessions;
 mod sfu_events;
 mod wire;
 
+pub use relay::{Relay, RelayStart, RelayStartError};
 pub use service::Media;

@@ -2,13 +2,14 @@
 //! held by the socket that asked for it (a second tab takes it over).
 
 use std::net::IpAddr;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::relay::{self, Relay};
 use super::sessions::{Holder, Seat, Sessions};
 use super::sfu_events::{forward_sfu_events, log_removal};
 use super::wire::{
@@ -36,6 +37,10 @@ pub struct Media {
     pub(super) io: SocketIo,
     pub(super) placement: Arc<dyn MediaPlacement>,
     pub(super) sessions: Arc<Sessions>,
+    /// The TURN relay in this binary, once started (`AppState` starts it after the rooms).
+    relay: OnceLock<Relay>,
+    /// How long a credential minted for an external TURN server (`secret`) lasts.
+    credential_ttl: Duration,
 }
 
 impl Media {
@@ -48,6 +53,7 @@ impl Media {
         io: SocketIo,
         placement: Arc<dyn MediaPlacement>,
         lease: Duration,
+        credential_ttl: Duration,
         shutdown: CancellationToken,
     ) -> Result<Arc<Self>, SfuStartError> {
         let sfu = match settings.mode {
@@ -64,6 +70,8 @@ impl Media {
             io,
             placement,
             sessions: Arc::default(),
+            relay: OnceLock::new(),
+            credential_ttl,
         });
         let weak: Weak<Media> = Arc::downgrade(&media);
         media
@@ -93,9 +101,24 @@ impl Media {
         self.mode
     }
 
-    /// STUN/TURN servers for browsers (`RTCPeerConnection({iceServers})`).
-    pub fn ice_servers(&self) -> &[IceServer] {
-        &self.ice_servers
+    /// STUN/TURN servers for a browser (`RTCPeerConnection({iceServers})`): the configured
+    /// ones, then this binary's relay; TURN credentials are minted for `user` (none without
+    /// one). `request_host` is the host the browser reached this server by.
+    pub fn ice_servers(&self, user: Option<UserId>, request_host: Option<&str>) -> Vec<IceServer> {
+        let mut servers = relay::configured_for(&self.ice_servers, user, self.credential_ttl);
+        if let (Some(relay), Some(user)) = (self.relay.get(), user) {
+            servers.extend(relay.ice_server(user, request_host));
+        }
+        servers
+    }
+
+    /// Hands the started relay to the service (once).
+    pub fn attach_relay(&self, relay: Relay) {
+        let _ = self.relay.set(relay);
+    }
+
+    pub fn relay(&self) -> Option<&Relay> {
+        self.relay.get()
     }
 
     /// Refuses unless browsers connect to each other (the `webrtc:*` relay).
@@ -234,7 +257,7 @@ impl Media {
             seat,
             receiver,
         ));
-        Ok(json!({ "iceServers": self.ice_servers }))
+        Ok(json!({ "iceServers": self.ice_servers(Some(user), None) }))
     }
 
     /// Sends a request to the replica that serves `seat`'s session (none: not joined).

@@ -146,6 +146,30 @@ pub fn active_seats_of_live_rooms(
         .collect())
 }
 
+/// Whether the two users hold seats in one live room (who a user may reach through the TURN
+/// relay in mesh mode).
+pub fn share_live_room(conn: &mut DbConnection, a: UserId, b: UserId) -> QueryResult<bool> {
+    let rooms_of_a: Vec<String> = room_participants::table
+        .inner_join(rooms::table)
+        .filter(rooms::status.eq(RoomStatus::Live.as_str()))
+        .filter(room_participants::user_id.eq(a.to_string()))
+        .filter(room_participants::left_at.is_null())
+        .filter(room_participants::is_kicked.eq(false))
+        .select(room_participants::room_id)
+        .load(conn)?;
+    if rooms_of_a.is_empty() {
+        return Ok(false);
+    }
+    let seats: i64 = room_participants::table
+        .filter(room_participants::room_id.eq_any(&rooms_of_a))
+        .filter(room_participants::user_id.eq(b.to_string()))
+        .filter(room_participants::left_at.is_null())
+        .filter(room_participants::is_kicked.eq(false))
+        .count()
+        .get_result(conn)?;
+    Ok(seats > 0)
+}
+
 /// The lobby's filters, already parsed.
 #[derive(Debug, Clone, Default)]
 pub struct RoomFilter {

@@ -175,6 +175,14 @@ impl Rooms {
         Ok(view)
     }
 
+    /// Do the two users hold seats in one live room?
+    pub async fn share_live_room(&self, a: UserId, b: UserId) -> Result<bool, RoomError> {
+        db::run(&self.pool, move |conn| {
+            queries::share_live_room(conn, a, b).map_err(Into::into)
+        })
+        .await
+    }
+
     /// Is the user seated in this live room (the database's word, not a socket's memory)?
     pub async fn require_seat(&self, room_id: RoomId, user_id: UserId) -> Result<(), RoomError> {
         db::run(&self.pool, move |conn| {

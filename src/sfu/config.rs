@@ -121,6 +121,10 @@ pub struct IceServer {
     /// TURN credential, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential: Option<String>,
+    /// A TURN server's shared secret (coturn's `static-auth-secret`): each signed-in user is
+    /// then handed a short-lived username and credential made from it. Never sent to browsers.
+    #[serde(default, skip_serializing)]
+    pub secret: Option<String>,
 }
 
 impl Default for SfuConfig {

@@ -20,3 +20,4 @@ mod retention;
 mod rooms;
 mod seats;
 mod tls;
+mod turn;

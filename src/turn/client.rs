@@ -1,0 +1,217 @@
+//! A small TURN client over UDP: enough to allocate, ask for permissions and move data. The
+//! doctor uses it to see that a relay allocates; tests use it to probe what the relay refuses.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
+
+use super::message::{self as stun, Builder, Class, Message};
+
+/// What went wrong, as a person reads it.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ClientError {
+    #[error("no answer from {0} within {1} ms")]
+    Timeout(SocketAddr, u128),
+    #[error("{0}")]
+    Io(String),
+    /// The relay answered with an error code (401 wrong or expired credentials, 403 peer
+    /// refused, 486 quota, …).
+    #[error("the relay answered {code} {reason}")]
+    Refused { code: u16, reason: String },
+    #[error("the relay's answer is malformed")]
+    Malformed,
+}
+
+/// One allocation on a relay.
+pub struct TurnClient {
+    socket: UdpSocket,
+    server: SocketAddr,
+    username: String,
+    realm: String,
+    nonce: String,
+    key: [u8; 16],
+    pub relayed: SocketAddr,
+    pub mapped: Option<SocketAddr>,
+    timeout: Duration,
+}
+
+impl TurnClient {
+    /// Allocates a relayed address on `server` with a long-term credential.
+    pub async fn allocate(
+        server: SocketAddr,
+        username: &str,
+        password: &str,
+        timeout: Duration,
+    ) -> Result<TurnClient, ClientError> {
+        let local: SocketAddr = if server.is_ipv4() {
+            "0.0.0.0:0".parse().unwrap_or_else(|_| unreachable!())
+        } else {
+            "[::]:0".parse().unwrap_or_else(|_| unreachable!())
+        };
+        let socket = UdpSocket::bind(local)
+            .await
+            .map_err(|e| ClientError::Io(e.to_string()))?;
+        let mut client = TurnClient {
+            socket,
+            server,
+            username: username.to_owned(),
+            realm: String::new(),
+            nonce: String::new(),
+            key: [0; 16],
+            relayed: server,
+            mapped: None,
+            timeout,
+        };
+        // The first request has no credentials: the answer names the realm and a nonce.
+        let first = Builder::new(stun::ALLOCATE, Class::Request, rand::random())
+            .attribute(stun::REQUESTED_TRANSPORT, &[17, 0, 0, 0])
+            .finish(None);
+        let answer = client.exchange(&first).await?;
+        let m = Message::parse(&answer).ok_or(ClientError::Malformed)?;
+        client.realm = m
+            .text(stun::REALM)
+            .ok_or(ClientError::Malformed)?
+            .to_owned();
+        client.nonce = m
+            .text(stun::NONCE)
+            .ok_or(ClientError::Malformed)?
+            .to_owned();
+        client.key = stun::long_term_key(username, &client.realm, password);
+        let answer = client
+            .request(stun::ALLOCATE, |b| {
+                b.attribute(stun::REQUESTED_TRANSPORT, &[17, 0, 0, 0])
+            })
+            .await?;
+        let m = Message::parse(&answer).ok_or(ClientError::Malformed)?;
+        client.relayed = m
+            .xor_address(stun::XOR_RELAYED_ADDRESS)
+            .ok_or(ClientError::Malformed)?;
+        client.mapped = m.xor_address(stun::XOR_MAPPED_ADDRESS);
+        Ok(client)
+    }
+
+    /// Asks for a permission towards `peer`.
+    pub async fn create_permission(&mut self, peer: SocketAddr) -> Result<(), ClientError> {
+        self.request(stun::CREATE_PERMISSION, |b| {
+            b.xor_address(stun::XOR_PEER_ADDRESS, peer)
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Sends `data` to `peer` through the relay (a Send indication).
+    pub async fn send(&self, peer: SocketAddr, data: &[u8]) -> Result<(), ClientError> {
+        let bytes = Builder::new(stun::SEND, Class::Indication, rand::random())
+            .xor_address(stun::XOR_PEER_ADDRESS, peer)
+            .attribute(stun::DATA_ATTR, data)
+            .finish(None);
+        self.socket
+            .send_to(&bytes, self.server)
+            .await
+            .map(drop)
+            .map_err(|e| ClientError::Io(e.to_string()))
+    }
+
+    /// The next Data indication: who sent it and what.
+    pub async fn receive(&self, within: Duration) -> Result<(SocketAddr, Vec<u8>), ClientError> {
+        let mut buf = vec![0u8; 2048];
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let (n, _) = tokio::time::timeout_at(deadline, self.socket.recv_from(&mut buf))
+                .await
+                .map_err(|_| ClientError::Timeout(self.server, within.as_millis()))?
+                .map_err(|e| ClientError::Io(e.to_string()))?;
+            if let Some(m) = Message::parse(&buf[..n])
+                && m.class == Class::Indication
+                && m.method == stun::DATA
+                && let (Some(peer), Some(data)) = (
+                    m.xor_address(stun::XOR_PEER_ADDRESS),
+                    m.get(stun::DATA_ATTR),
+                )
+            {
+                return Ok((peer, data.to_vec()));
+            }
+        }
+    }
+
+    /// Gives the allocation back (Refresh with lifetime 0).
+    pub async fn release(mut self) -> Result<(), ClientError> {
+        self.request(stun::REFRESH, |b| b.u32(stun::LIFETIME, 0))
+            .await
+            .map(drop)
+    }
+
+    /// An authenticated request; a stale nonce is renewed once.
+    async fn request(
+        &mut self,
+        method: u16,
+        attributes: impl Fn(Builder) -> Builder,
+    ) -> Result<Vec<u8>, ClientError> {
+        for _ in 0..2 {
+            let builder = Builder::new(method, Class::Request, rand::random())
+                .attribute(stun::USERNAME, self.username.as_bytes())
+                .attribute(stun::REALM, self.realm.as_bytes())
+                .attribute(stun::NONCE, self.nonce.as_bytes());
+            let bytes = attributes(builder).finish(Some(&self.key));
+            let answer = self.exchange(&bytes).await;
+            match answer {
+                Err(ClientError::Refused { code: 438, .. }) => continue,
+                other => return other,
+            }
+        }
+        Err(ClientError::Refused {
+            code: 438,
+            reason: "Stale Nonce".to_owned(),
+        })
+    }
+
+    /// Sends a request and waits for its answer (three tries within the timeout).
+    async fn exchange(&mut self, request: &[u8]) -> Result<Vec<u8>, ClientError> {
+        let transaction = &request[8..20];
+        let mut buf = vec![0u8; 2048];
+        let per_try = self.timeout / 3;
+        for _ in 0..3 {
+            self.socket
+                .send_to(request, self.server)
+                .await
+                .map_err(|e| ClientError::Io(e.to_string()))?;
+            let deadline = tokio::time::Instant::now() + per_try;
+            while let Ok(received) =
+                tokio::time::timeout_at(deadline, self.socket.recv_from(&mut buf)).await
+            {
+                let (n, from) = received.map_err(|e| ClientError::Io(e.to_string()))?;
+                let Some(m) = Message::parse(&buf[..n]) else {
+                    continue;
+                };
+                if from != self.server || m.transaction != transaction {
+                    continue;
+                }
+                if m.class == Class::Error {
+                    let value = m.get(stun::ERROR_CODE).ok_or(ClientError::Malformed)?;
+                    let code = u16::from(*value.get(2).ok_or(ClientError::Malformed)?) * 100
+                        + u16::from(*value.get(3).ok_or(ClientError::Malformed)?);
+                    let reason = String::from_utf8_lossy(value.get(4..).unwrap_or_default());
+                    if let Some(nonce) = m.text(stun::NONCE) {
+                        self.nonce = nonce.to_owned();
+                    }
+                    if let Some(realm) = m.text(stun::REALM)
+                        && self.realm.is_empty()
+                    {
+                        self.realm = realm.to_owned();
+                    }
+                    // The first unauthenticated Allocate is meant to get 401 with a nonce.
+                    if code == 401 && self.key == [0; 16] {
+                        return Ok(buf[..n].to_vec());
+                    }
+                    return Err(ClientError::Refused {
+                        code,
+                        reason: reason.into_owned(),
+                    });
+                }
+                return Ok(buf[..n].to_vec());
+            }
+        }
+        Err(ClientError::Timeout(self.server, self.timeout.as_millis()))
+    }
+}
