@@ -18,6 +18,7 @@
 //   The server relays to every tab of a user, so tabs of this browser agree over a
 //   BroadcastChannel that the newest one holds the media (the others show "use them here").
 import { batch, effect, signal, untracked } from '@preact/signals';
+import { rtcConfig } from './iceConfig';
 
 import { api } from '../api/client';
 import type { MessageKey } from '../i18n';
@@ -243,8 +244,7 @@ async function startSession(): Promise<void> {
     serverSession = true;
     if (gen !== generation) return;
     mark('sfuJoinAck');
-    // max-bundle: one ICE transport from the start (the server bundles everything anyway).
-    const pc = new RTCPeerConnection({ iceServers: ack.iceServers, bundlePolicy: 'max-bundle' });
+    const pc = new RTCPeerConnection(rtcConfig(ack.iceServers));
     const s: SfuSession = new SfuSession(
       pc,
       {

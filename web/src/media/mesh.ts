@@ -17,6 +17,7 @@
 //   little later if nothing came); a re-join after a reconnect opens again every connection
 //   that is not connected (resync).
 import type { MeshSignal, MeshSignalIn } from '../realtime/events';
+import { rtcConfig } from './iceConfig';
 import type { PeerLike } from './negotiation';
 import { SerialPeer } from './serialPeer';
 import type { MediaKindName, MediaTransport, RemoteMap, RemoteTracks } from './tracks';
@@ -288,7 +289,7 @@ export class MeshSession implements MediaTransport {
   private open(userId: string, remoteId: string | null = null): MeshPeer {
     this.drop(userId);
     const create = this.options.createPeerConnection ?? ((config) => new RTCPeerConnection(config));
-    const pc = create({ iceServers: this.options.iceServers, bundlePolicy: 'max-bundle' });
+    const pc = create(rtcConfig(this.options.iceServers));
     const peer = new MeshPeer(userId, pc, isPolite(this.options.self, userId), this.options.send, {
       onRemoteChange: () => this.peers.get(userId) === peer && this.options.onRemoteChange(),
       onState: (p) => this.stateChanged(p),

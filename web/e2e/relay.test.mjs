@@ -1,0 +1,149 @@
+// Browser tests of media through the TURN relay in the binary ([turn]): two Chromium pages
+// that may use relayed candidates only (`iceTransportPolicy: 'relay'`, the app's relay-only
+// setting) see and hear each other, and the pair their connection selected is a relay one:
+// - SFU mode, TURN over UDP;
+// - SFU mode, TURN over TCP only (a network that lets no UDP out reaches the relay by TCP);
+// - mesh mode (browser to browser, each through the relay).
+import assert from 'node:assert/strict';
+import { createSocket } from 'node:dgram';
+import { after, before, describe, it } from 'node:test';
+
+import {
+  MEDIA_ARGS,
+  createRoom,
+  expectFlowing,
+  launchBrowser,
+  screenshot,
+  sfuEnv,
+  signInAsGuest,
+  startServer,
+} from './harness.mjs';
+
+const STEP = { timeout: 120000 };
+const LIVE = { timeout: 10000 };
+const MEDIA = { timeout: 45000 };
+const SFU_PORTS = [Number(process.env.TC_E2E_RELAY_SFU_MIN ?? 47300), Number(process.env.TC_E2E_RELAY_SFU_MAX ?? 47319)];
+const RELAY_PORTS = [47320, 47399];
+
+/** A free UDP port on loopback (TCP on the same number is checked by the server's bind). */
+function freeUdpPort() {
+  return new Promise((resolve, reject) => {
+    const s = createSocket('udp4');
+    s.on('error', reject);
+    s.bind(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function relayServer({ mode = 'sfu', udp = true, tcp = true } = {}) {
+  const port = await freeUdpPort();
+  return startServer({
+    env: {
+      ...sfuEnv(...SFU_PORTS),
+      TALKCONNECT__MEDIA__MODE: mode,
+      TALKCONNECT__TURN__ENABLED: 'true',
+      TALKCONNECT__TURN__LISTEN_IP: '127.0.0.1',
+      TALKCONNECT__TURN__UDP_PORT: udp ? String(port) : '0',
+      TALKCONNECT__TURN__TCP_PORT: tcp ? String(port) : '0',
+      TALKCONNECT__TURN__RELAY_PORT_MIN: String(RELAY_PORTS[0]),
+      TALKCONNECT__TURN__RELAY_PORT_MAX: String(RELAY_PORTS[1]),
+    },
+  });
+}
+
+let browser;
+before(async () => {
+  browser = await launchBrowser({ extraArgs: MEDIA_ARGS });
+});
+after(async () => {
+  await browser?.close();
+});
+
+async function relayOnlyPage() {
+  const context = await browser.newContext({ viewport: { width: 1000, height: 760 }, locale: 'en-US' });
+  await context.addInitScript(() => localStorage.setItem('talkconnect.relayOnly', '1'));
+  const page = await context.newPage();
+  page.on('pageerror', (err) => console.error(`[page error] ${err.message}`));
+  return page;
+}
+
+const userId = (page) => page.evaluate(() => JSON.parse(localStorage.getItem('talkconnect.session')).user.id);
+
+/** Every selected candidate pair of the page's connections: local type and protocol. */
+function selectedPairs(page) {
+  return page.evaluate(async () => {
+    const tc = window.__talkconnect;
+    const pcs = tc?.pc ? [tc.pc] : Object.values(tc?.peers ?? {});
+    const out = [];
+    for (const pc of pcs) {
+      const stats = await pc.getStats();
+      stats.forEach((r) => {
+        if (r.type !== 'transport' || !r.selectedCandidatePairId) return;
+        const pair = stats.get(r.selectedCandidatePairId);
+        const local = stats.get(pair.localCandidateId);
+        const remote = stats.get(pair.remoteCandidateId);
+        out.push({ local: local.candidateType, relayProtocol: local.relayProtocol, remote: remote.candidateType });
+      });
+    }
+    return out;
+  });
+}
+
+/** Two relay-only people in one room: media flows both ways, through relayed pairs only. */
+async function callThroughTheRelay(server, shot, { relayProtocol = null, pairs = 1 } = {}) {
+  const an = await relayOnlyPage();
+  await an.goto(server.url);
+  await signInAsGuest(an, 'An relayed');
+  const roomId = await createRoom(an, { title: `Relay ${shot}` });
+  const binh = await relayOnlyPage();
+  await binh.goto(`${server.url}/r/${roomId}`);
+  await signInAsGuest(binh, 'Bình relayed');
+  await binh.locator('.room .room-name').waitFor(LIVE);
+  const ids = { an: await userId(an), binh: await userId(binh) };
+  await binh.locator(`.tile[data-user-id="${ids.an}"][data-video="on"] video`).waitFor(MEDIA);
+  await expectFlowing(an, [ids.binh], { timeout: MEDIA.timeout });
+  await expectFlowing(binh, [ids.an], { timeout: MEDIA.timeout });
+  for (const page of [an, binh]) {
+    const selected = await selectedPairs(page);
+    console.log(`[relay] ${shot}: ${JSON.stringify(selected)}`);
+    assert.equal(selected.length, pairs, JSON.stringify(selected));
+    for (const pair of selected) {
+      assert.equal(pair.local, 'relay', `a non-relayed pair was selected: ${JSON.stringify(pair)}`);
+      if (relayProtocol) assert.equal(pair.relayProtocol, relayProtocol);
+    }
+  }
+  await screenshot(binh, shot);
+  await an.context().close();
+  await binh.context().close();
+}
+
+describe('media through the TURN relay in the binary', () => {
+  it('SFU mode over TURN/UDP', STEP, async () => {
+    const server = await relayServer();
+    try {
+      await callThroughTheRelay(server, 'relay-sfu-udp', { relayProtocol: 'udp' });
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('SFU mode over TURN/TCP when only TCP is offered', STEP, async () => {
+    const server = await relayServer({ udp: false });
+    try {
+      await callThroughTheRelay(server, 'relay-sfu-tcp', { relayProtocol: 'tcp' });
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('mesh mode, browser to browser through the relay', STEP, async () => {
+    const server = await relayServer({ mode: 'mesh' });
+    try {
+      await callThroughTheRelay(server, 'relay-mesh', { relayProtocol: 'udp' });
+    } finally {
+      await server.stop();
+    }
+  });
+});
