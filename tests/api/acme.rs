@@ -400,6 +400,8 @@ fn a_challenge_the_ca_cannot_check_leaves_the_server_up_and_is_retried() {
         Duration::from_secs(90),
     );
     assert!(line.contains(DOMAIN), "{line}");
+    // The CA's reason (pebble's words): it could not connect for the challenge.
+    assert!(line.contains("Failed to connect"), "{line}");
     // Still serving: the placeholder over https, and plain HTTP on the redirect port.
     assert!(answers_https(server.address));
     let probe =
