@@ -2,6 +2,8 @@
 //! every route, and a graceful stop. Tests build it on port 0 and get the bound address back.
 
 use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use actix_cors::Cors;
 use actix_web::body::MessageBody;
@@ -57,9 +59,12 @@ impl Application {
         };
         let edge = Edge {
             tls: tls.is_some(),
-            hsts: tls.as_ref().is_some_and(|t| t.hsts),
+            hsts: tls
+                .as_ref()
+                .map_or_else(|| Arc::new(AtomicBool::new(false)), |t| Arc::clone(&t.hsts)),
             https_port: address.port(),
         };
+        let http01 = tls.as_ref().and_then(|t| t.http01.clone());
         let state = web::Data::new(AppState::build(settings, shutdown.clone()).await?);
         gateway::install(state.clone(), shutdown.clone());
         tokio::spawn(retention::run(
@@ -86,9 +91,20 @@ impl Application {
                 .app_data(http::query_config())
                 .app_data(http::path_config())
                 .wrap(cors(&settings.server.cors_origins))
-                .wrap(from_fn(move |req, next| https_edge(edge, req, next)))
+                .wrap(from_fn({
+                    let edge = edge.clone();
+                    move |req, next| https_edge(edge.clone(), req, next)
+                }))
                 .wrap(TracingLogger::default())
                 .configure(|cfg| app_state.io.configure(cfg))
+                .configure(|cfg| {
+                    if let Some(tokens) = &http01 {
+                        cfg.app_data(web::Data::from(Arc::clone(tokens))).route(
+                            "/.well-known/acme-challenge/{token}",
+                            web::get().to(crate::acme::http01_answer),
+                        );
+                    }
+                })
                 .configure(routes)
         })
         // Small realtime frames go out at once instead of waiting for Nagle's timer.
@@ -203,6 +219,12 @@ fn start_summary(
         }
         TlsMode::Files => format!("https://{address} (TLS: certificate files, HSTS)"),
         TlsMode::SelfSigned => format!("https://{address} (TLS: self-signed, browsers warn)"),
+        TlsMode::Acme => format!(
+            "https://{address} (TLS: ACME certificate for {} from {}, {})",
+            tls.domains().join(","),
+            tls.acme_directory,
+            tls.acme_challenge
+        ),
     };
     let redirect = redirect.map_or(String::new(), |at| {
         format!(", http://{at} redirects to https")
@@ -235,10 +257,11 @@ fn start_summary(
 }
 
 /// What the HTTP edge adds with TLS on (`https_edge`).
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Edge {
     tls: bool,
-    hsts: bool,
+    /// Switched on by acme mode once a CA's certificate is served.
+    hsts: Arc<AtomicBool>,
     https_port: u16,
 }
 
@@ -268,7 +291,7 @@ async fn https_edge(
         return Ok(req.into_response(response));
     }
     let mut response = next.call(req).await?.map_into_boxed_body();
-    if edge.hsts && response.request().app_config().secure() {
+    if edge.hsts.load(Ordering::Relaxed) && response.request().app_config().secure() {
         response.headers_mut().insert(
             header::STRICT_TRANSPORT_SECURITY,
             header::HeaderValue::from_static("max-age=31536000"),

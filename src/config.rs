@@ -114,12 +114,35 @@ pub struct TlsSettings {
     pub mode: TlsMode,
     pub cert_file: PathBuf,
     pub key_file: PathBuf,
-    /// The name a self-signed certificate is made for, besides localhost.
+    /// The name(s) the certificate is for, separated by commas (`domains()`): what ACME
+    /// orders, and what a self-signed certificate names besides localhost.
     pub domain: String,
     /// Seconds between checks of the files for a renewed pair; 0 = never.
     pub reload_secs: u64,
     /// Plain-HTTP port answering with a redirect to https; 0 = none.
     pub redirect_port: u16,
+    /// ACME: the CA's directory URL (Let's Encrypt production by default).
+    pub acme_directory: String,
+    /// ACME: the contact address given to the CA (expiry warnings); may be empty.
+    pub acme_email: String,
+    /// ACME: a PEM root to trust for the directory besides the public ones (a test CA).
+    pub acme_ca_file: PathBuf,
+    /// ACME: how the CA checks that this server answers for the names.
+    pub acme_challenge: AcmeChallenge,
+    /// ACME: order a new certificate this many days before the current one expires (at most
+    /// a third of its lifetime, for short-lived certificates).
+    pub acme_renew_days: u64,
+}
+
+impl TlsSettings {
+    /// The names of `domain`, split on commas and blanks.
+    pub fn domains(&self) -> Vec<String> {
+        self.domain
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|name| !name.is_empty())
+            .map(|name| name.trim_end_matches('.').to_ascii_lowercase())
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -128,6 +151,21 @@ pub enum TlsMode {
     Off,
     Files,
     SelfSigned,
+    /// Certificates ordered from an ACME CA (Let's Encrypt) and renewed by the server.
+    Acme,
+}
+
+/// The ACME challenge answered (src/acme.rs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, strum::Display)]
+pub enum AcmeChallenge {
+    /// On the https port itself (443): no other port needs to be open.
+    #[serde(rename = "tls-alpn-01")]
+    #[strum(serialize = "tls-alpn-01")]
+    TlsAlpn01,
+    /// A file under /.well-known/acme-challenge/ on the plain-HTTP `redirect_port` (80).
+    #[serde(rename = "http-01")]
+    #[strum(serialize = "http-01")]
+    Http01,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -307,6 +345,9 @@ impl Settings {
                 return bad("server.tls.key_file", "name the PEM private key file");
             }
         }
+        if tls.mode == TlsMode::Acme {
+            validate_acme(tls)?;
+        }
         if tls.mode != TlsMode::Off
             && tls.redirect_port != 0
             && tls.redirect_port == self.server.port
@@ -478,6 +519,49 @@ impl DatabaseUrl {
     }
 }
 
+/// `server.tls.mode = "acme"` needs names a CA can check, and a way for it to check them.
+fn validate_acme(tls: &TlsSettings) -> Result<(), ConfigError> {
+    let bad = |key: &str, why: String| Err(ConfigError(format!("{key}: {why}")));
+    let names = tls.domains();
+    if names.is_empty() {
+        return bad(
+            "server.tls.domain",
+            "name the domain(s) the certificate is for (server.tls.mode = \"acme\"), e.g. talk.example.com".into(),
+        );
+    }
+    for name in &names {
+        let dns = name.contains('.')
+            && name.parse::<IpAddr>().is_err()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+        if !dns {
+            return bad(
+                "server.tls.domain",
+                format!(
+                    "'{name}' is not a DNS name a CA issues for (no addresses, no wildcards; separate names with commas)"
+                ),
+            );
+        }
+    }
+    if !tls.acme_directory.starts_with("https://") {
+        return bad(
+            "server.tls.acme_directory",
+            "must be the CA's https:// directory URL".into(),
+        );
+    }
+    if tls.acme_challenge == AcmeChallenge::Http01 && tls.redirect_port == 0 {
+        return bad(
+            "server.tls.redirect_port",
+            "acme_challenge = \"http-01\" is answered on the plain-HTTP port: set it (80 on the internet)".into(),
+        );
+    }
+    if tls.acme_renew_days == 0 {
+        return bad("server.tls.acme_renew_days", "must be at least 1".into());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -545,6 +629,50 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("server.port"), "{err}");
+    }
+
+    #[test]
+    fn acme_mode_needs_dns_names_and_a_way_to_check_them() {
+        let acme = |more: &[(&str, &str)]| {
+            let mut vars = vec![("TALKCONNECT__SERVER__TLS__MODE", "acme")];
+            vars.extend_from_slice(more);
+            Settings::load_with_env(None, env(&vars)).map_err(|e| e.to_string())
+        };
+        let domain = (
+            "TALKCONNECT__SERVER__TLS__DOMAIN",
+            "talk.example.com, www.talk.example.com",
+        );
+        let settings = acme(&[domain]).unwrap();
+        assert_eq!(
+            settings.server.tls.domains(),
+            ["talk.example.com", "www.talk.example.com"]
+        );
+        assert_eq!(settings.server.tls.acme_challenge, AcmeChallenge::TlsAlpn01);
+        for bad in ["", "203.0.113.7", "*.example.com", "localhost"] {
+            let err = acme(&[("TALKCONNECT__SERVER__TLS__DOMAIN", bad)]).unwrap_err();
+            assert!(err.starts_with("server.tls.domain:"), "{bad}: {err}");
+        }
+        let err = acme(&[
+            domain,
+            ("TALKCONNECT__SERVER__TLS__ACME_CHALLENGE", "http-01"),
+        ])
+        .unwrap_err();
+        assert!(err.starts_with("server.tls.redirect_port:"), "{err}");
+        let err = acme(&[
+            domain,
+            (
+                "TALKCONNECT__SERVER__TLS__ACME_DIRECTORY",
+                "http://ca.test/dir",
+            ),
+        ])
+        .unwrap_err();
+        assert!(err.starts_with("server.tls.acme_directory:"), "{err}");
+        let err = acme(&[
+            domain,
+            ("TALKCONNECT__SERVER__TLS__ACME_CHALLENGE", "dns-01"),
+        ])
+        .unwrap_err();
+        assert!(err.contains("acme_challenge"), "{err}");
     }
 
     #[test]

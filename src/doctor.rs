@@ -169,6 +169,7 @@ fn certificate(settings: &Settings) -> Vec<Finding> {
             )];
         }
         TlsMode::Files => (tls.cert_file.clone(), tls.key_file.clone()),
+        TlsMode::Acme => return acme(settings, time::OffsetDateTime::now_utc()),
         TlsMode::SelfSigned => {
             let dir = settings.server.data_dir.join("tls");
             let cert = dir.join("self-signed.crt");
@@ -206,6 +207,76 @@ fn certificate(settings: &Settings) -> Vec<Finding> {
         )];
     }
     vec![validity(&cert_pem, time::OffsetDateTime::now_utc())]
+}
+
+/// acme mode: the port the CA checks, and the certificate stored under data_dir/tls/acme/.
+fn acme(settings: &Settings, now: time::OffsetDateTime) -> Vec<Finding> {
+    use crate::config::AcmeChallenge;
+    let tls = &settings.server.tls;
+    let names = tls.domains().join(", ");
+    let (setting, port, wanted) = match tls.acme_challenge {
+        AcmeChallenge::TlsAlpn01 => ("server.port", settings.server.port, 443),
+        AcmeChallenge::Http01 => ("server.tls.redirect_port", tls.redirect_port, 80),
+    };
+    let mut findings = vec![if port == wanted {
+        ok(format!(
+            "ACME {}: the CA checks {names} on port {wanted} ({setting}); open it to the internet",
+            tls.acme_challenge
+        ))
+    } else {
+        warn(
+            format!(
+                "ACME {}: the CA connects to port {wanted} of {names}, but {setting} is {port}",
+                tls.acme_challenge
+            ),
+            format!("set {setting} = {wanted}, or forward port {wanted} to {port}"),
+        )
+    }];
+    let dir = settings.server.data_dir.join("tls").join("acme");
+    let logs = "the server's log says why an order failed, in lines naming server.tls.domain";
+    let Some(facts) = crate::acme::stored_facts(&settings.server.data_dir) else {
+        findings.push(warn(
+            format!(
+                "server.tls (acme): no certificate yet in {}; the server serves a self-signed placeholder until {} issues one for {names}",
+                dir.display(),
+                tls.acme_directory
+            ),
+            format!(
+                "point {names} (DNS) at this machine, open port {wanted} and start the server: it orders the certificate itself; {logs}"
+            ),
+        ));
+        return findings;
+    };
+    let what = format!(
+        "ACME certificate for {} valid until {}",
+        facts.names.join(", "),
+        facts.not_after.date()
+    );
+    let due = crate::acme::renew_at(&facts, tls.acme_renew_days);
+    let missing: Vec<String> = tls
+        .domains()
+        .into_iter()
+        .filter(|name| !facts.names.contains(name))
+        .collect();
+    findings.push(if facts.not_after <= now {
+        fail(
+            format!("{what}: EXPIRED, browsers refuse it"),
+            format!("start the server: it orders a new one at once; {logs}"),
+        )
+    } else if !missing.is_empty() {
+        warn(
+            format!("{what}: not for {}", missing.join(", ")),
+            "the server orders one for server.tls.domain at start",
+        )
+    } else if due <= now {
+        warn(
+            format!("{what}: expiring, due for renewal since {}", due.date()),
+            format!("a running server renews it by itself; if this stays, {logs}"),
+        )
+    } else {
+        ok(format!("{what}; renewed from {}", due.date()))
+    });
+    findings
 }
 
 /// Expiry and names of the first (leaf) certificate of a PEM chain.
@@ -382,6 +453,55 @@ mod tests {
         assert!(finding.fix.is_some());
         let finding = validity(&pem_valid_until(now.year() + 2), now);
         assert_eq!(finding.verdict, Verdict::Ok, "{finding}");
+    }
+
+    #[test]
+    fn acme_mode_reports_the_stored_certificate_with_a_fix() {
+        let data = std::env::temp_dir().join(format!("tc-doctor-acme-{}", uuid::Uuid::new_v4()));
+        let data_dir = data.to_string_lossy().into_owned();
+        let env: std::collections::HashMap<String, String> = [
+            ("TALKCONNECT__SERVER__TLS__MODE", "acme"),
+            ("TALKCONNECT__SERVER__TLS__DOMAIN", "talk.example"),
+            ("TALKCONNECT__SERVER__PORT", "8443"),
+            ("TALKCONNECT__SERVER__DATA_DIR", data_dir.as_str()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let settings = Settings::load_with_env(None, Some(env)).unwrap();
+        let now = time::OffsetDateTime::now_utc();
+        let findings = acme(&settings, now);
+        assert_eq!(findings[0].verdict, Verdict::Warn, "{}", findings[0]);
+        assert!(findings[0].to_string().contains("server.port = 443"));
+        assert_eq!(findings[1].verdict, Verdict::Warn, "{}", findings[1]);
+        assert!(findings[1].what.contains("no certificate yet"));
+        let dir = data.join("tls").join("acme");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("cert.pem"), pem_valid_until(now.year() + 2)).unwrap();
+        let stored = &acme(&settings, now)[1];
+        assert_eq!(stored.verdict, Verdict::Ok, "{stored}");
+        assert!(stored.what.contains("valid until"), "{stored}");
+        std::fs::write(dir.join("cert.pem"), pem_valid_until(now.year())).unwrap();
+        let expiring = &acme(
+            &settings,
+            time::OffsetDateTime::new_utc(
+                time::Date::from_calendar_date(now.year() - 1, time::Month::December, 25).unwrap(),
+                time::Time::MIDNIGHT,
+            ),
+        )[1];
+        assert_eq!(expiring.verdict, Verdict::Warn, "{expiring}");
+        assert!(expiring.what.contains("expiring"), "{expiring}");
+        std::fs::write(dir.join("cert.pem"), pem_valid_until(2021)).unwrap();
+        let expired = &acme(&settings, now)[1];
+        assert_eq!(expired.verdict, Verdict::Fail, "{expired}");
+        assert!(
+            expired
+                .fix
+                .as_deref()
+                .unwrap()
+                .contains("server.tls.domain")
+        );
+        std::fs::remove_dir_all(data).unwrap();
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! TalkConnect: public voice/video rooms for strangers, in one binary.
 //! The map of modules is docs/ARCHITECTURE.md.
 
+pub mod acme;
 pub mod app;
 pub mod auth;
 pub mod chat;

@@ -297,7 +297,7 @@ impl AppState {
         tracing::info!(media = %media, "media");
         let rooms = Rooms::new(pool.clone(), parts.bus.clone(), settings.rooms.clone());
         let tls_on = settings.server.tls.mode != crate::config::TlsMode::Off;
-        let domain = settings.server.tls.domain.trim();
+        let domain = settings.server.tls.domains().into_iter().next();
         let relay = Relay::start(
             RelayStart {
                 turn: &settings.turn,
@@ -305,7 +305,7 @@ impl AppState {
                 mode: settings.media.mode,
                 rooms: rooms.clone(),
                 jwt_secret: &secret,
-                tls_domain: (tls_on && !domain.is_empty()).then(|| domain.to_owned()),
+                tls_domain: domain.filter(|_| tls_on),
                 tls_port: None,
             },
             shutdown,

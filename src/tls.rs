@@ -7,10 +7,15 @@
 //!   current one kept);
 //! - `self-signed`: a certificate made once and kept under `data_dir/tls/`, for a LAN or an
 //!   address without a domain. Browsers warn about it, so no HSTS is sent with it.
+//! - `acme`: certificates ordered from an ACME CA and renewed in the background (src/acme.rs);
+//!   the resolver also answers TLS-ALPN-01's `acme-tls/1` handshakes with their challenge
+//!   certificate.
 //!
 //! With TLS on, `redirect_port` (when not 0) answers plain HTTP with a redirect to https.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -21,14 +26,18 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{ConfigError, ServerSettings, TlsMode};
+use crate::acme::{self, ACME_TLS_ALPN, Http01Tokens};
+use crate::config::{AcmeChallenge, ConfigError, ServerSettings, TlsMode};
 
 /// The HTTPS side of the server: the rustls configuration and what the app adds to answers.
 pub struct Tls {
     pub config: rustls::ServerConfig,
     /// Send `Strict-Transport-Security` (not with a self-signed certificate: a browser could
-    /// then no longer click through its warning).
-    pub hsts: bool,
+    /// then no longer click through its warning). In acme mode it turns on with the first
+    /// certificate from the CA.
+    pub hsts: Arc<AtomicBool>,
+    /// ACME's HTTP-01 answers, served on the plain-HTTP port (acme mode with http-01).
+    pub http01: Option<Arc<Http01Tokens>>,
 }
 
 impl Tls {
@@ -38,46 +47,111 @@ impl Tls {
         shutdown: CancellationToken,
     ) -> Result<Option<Tls>, ConfigError> {
         let tls = &server.tls;
-        let (cert_file, key_file, hsts) = match tls.mode {
+        let mut alpn = Vec::new();
+        let mut http01 = None;
+        let (resolver, hsts) = match tls.mode {
             TlsMode::Off => return Ok(None),
-            TlsMode::Files => (tls.cert_file.clone(), tls.key_file.clone(), true),
+            TlsMode::Files => {
+                let pair = CertFiles {
+                    cert: tls.cert_file.clone(),
+                    key: tls.key_file.clone(),
+                };
+                let resolver = Arc::new(Resolver::new(pair.load()?));
+                if tls.reload_secs > 0 {
+                    let watched = Arc::clone(&resolver);
+                    let every = Duration::from_secs(tls.reload_secs);
+                    tokio::spawn(watch(pair, watched, every, shutdown));
+                }
+                (resolver, Arc::new(AtomicBool::new(true)))
+            }
             TlsMode::SelfSigned => {
                 let (cert, key) = self_signed(server)?;
-                (cert, key, false)
+                let pair = CertFiles { cert, key };
+                (
+                    Arc::new(Resolver::new(pair.load()?)),
+                    Arc::new(AtomicBool::new(false)),
+                )
+            }
+            TlsMode::Acme => {
+                let serving = acme::start(server, shutdown)?;
+                if tls.acme_challenge == AcmeChallenge::TlsAlpn01 {
+                    alpn.push(ACME_TLS_ALPN.to_vec());
+                }
+                http01 = serving.http01;
+                (serving.resolver, serving.hsts)
             }
         };
-        let pair = CertFiles {
-            cert: cert_file,
-            key: key_file,
-        };
-        let resolver = Arc::new(Resolver {
-            current: RwLock::new(Arc::new(pair.load()?)),
-        });
-        if tls.mode == TlsMode::Files && tls.reload_secs > 0 {
-            let watched = Arc::clone(&resolver);
-            let every = Duration::from_secs(tls.reload_secs);
-            tokio::spawn(watch(pair, watched, every, shutdown));
-        }
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
         .with_safe_default_protocol_versions()
         .map_err(|e| ConfigError(format!("server.tls: {e}")))?
         .with_no_client_auth()
         .with_cert_resolver(resolver);
-        // actix offers h2 and http/1.1 (ALPN) itself; browsers open websockets over http/1.1.
-        Ok(Some(Tls { config, hsts }))
+        // actix puts h2 and http/1.1 before these (browsers open websockets over http/1.1);
+        // acme-tls/1 is chosen only by a CA that offers nothing else.
+        config.alpn_protocols = alpn;
+        Ok(Some(Tls {
+            config,
+            hsts,
+            http01,
+        }))
+    }
+}
+/// The certificate served, swapped whole when the files change or a new one is issued; and
+/// TLS-ALPN-01's challenge certificates, by name, while the CA checks them.
+#[derive(Debug)]
+pub struct Resolver {
+    current: RwLock<Arc<CertifiedKey>>,
+    challenges: RwLock<HashMap<String, Arc<CertifiedKey>>>,
+}
+
+impl Resolver {
+    pub fn new(first: CertifiedKey) -> Self {
+        Self {
+            current: RwLock::new(Arc::new(first)),
+            challenges: RwLock::default(),
+        }
+    }
+
+    /// Served from the next handshake on.
+    pub fn serve(&self, key: CertifiedKey) {
+        *self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(key);
+    }
+
+    pub fn set_challenge(&self, name: &str, key: CertifiedKey) {
+        self.challenges
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(name.to_ascii_lowercase(), Arc::new(key));
+    }
+
+    pub fn clear_challenge(&self, name: &str) {
+        self.challenges
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&name.to_ascii_lowercase());
     }
 }
 
-/// The certificate served, swapped whole when the files change.
-#[derive(Debug)]
-struct Resolver {
-    current: RwLock<Arc<CertifiedKey>>,
-}
-
 impl ResolvesServerCert for Resolver {
-    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let acme = hello
+            .alpn()
+            .is_some_and(|mut offered| offered.any(|p| p == ACME_TLS_ALPN));
+        if acme {
+            // Only the challenge certificate of the name asked for (RFC 8737), or no handshake.
+            let name = hello.server_name()?.to_ascii_lowercase();
+            return self
+                .challenges
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(&name)
+                .cloned();
+        }
         Some(Arc::clone(
             &self
                 .current
@@ -158,10 +232,7 @@ async fn watch(
         seen = now;
         match files.load() {
             Ok(pair) => {
-                *resolver
-                    .current
-                    .write()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(pair);
+                resolver.serve(pair);
                 tracing::info!(cert = %files.cert.display(), "TLS certificate reloaded");
             }
             Err(e) => {
@@ -180,10 +251,8 @@ fn self_signed(server: &ServerSettings) -> Result<(PathBuf, PathBuf), ConfigErro
     if cert.is_file() && key.is_file() {
         return Ok((cert, key));
     }
-    let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
-    if !server.tls.domain.is_empty() {
-        names.insert(0, server.tls.domain.clone());
-    }
+    let mut names = server.tls.domains();
+    names.extend(["localhost".to_owned(), "127.0.0.1".to_owned()]);
     if !server.host.is_unspecified() && !server.host.is_loopback() {
         names.push(server.host.to_string());
     }
@@ -207,7 +276,7 @@ fn self_signed(server: &ServerSettings) -> Result<(PathBuf, PathBuf), ConfigErro
 }
 
 /// Writes a file only its owner may read.
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);

@@ -4,6 +4,7 @@
 //! 127.0.0.1:5432 (user postgres, trust; `scripts/services`), or the server that
 //! TALKCONNECT_TEST_POSTGRES_URL names: without it the `postgres` tests fail, CI or not.
 
+mod acme;
 mod auth;
 mod bad_input;
 mod chat;
