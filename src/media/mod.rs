@@ -10,9 +10,11 @@
 //! `sfu:join` lands on the replica that claims the room.
 
 mod lifecycle;
+mod probe;
 mod service;
 mod sessions;
 mod sfu_events;
 mod wire;
 
+pub use probe::{ProbeUnavailable, routes as probe_routes};
 pub use service::Media;
