@@ -200,12 +200,13 @@ function withoutNulls(vars) {
 /**
  * Starts the talkconnect binary on 127.0.0.1: a free port, a fresh SQLite database in a temp
  * data dir, two workers, rate limits off, the SFU on loopback in a UDP block of its own.
- * `env` adds or overrides TALKCONNECT__ settings; `dataDir` and `port` restart a server
+ * `env` adds or overrides TALKCONNECT__ settings, `args` go to the binary (`--config FILE` for
+ * settings env cannot express, such as lists of tables); `dataDir` and `port` restart a server
  * stopped with keepData on the same database and address.
  * Answers {url, port, dataDir, pid, log(), exited, stop({keepData}), kill()}; `url` is https
  * when `env` turns TLS on.
  */
-export async function startServer({ env = {}, dataDir, port } = {}) {
+export async function startServer({ env = {}, args = [], dataDir, port } = {}) {
   dataDir = dataDir ?? tempDir("tc-e2e-");
   port = port ?? (await freePort());
   const udp = holdUdpBlock(port);
@@ -214,7 +215,7 @@ export async function startServer({ env = {}, dataDir, port } = {}) {
   const inherited = Object.entries(process.env).filter(([key]) => !key.startsWith("TALKCONNECT__"));
   let server;
   try {
-    server = await spawnServer(talkconnectBinary(), [], {
+    server = await spawnServer(talkconnectBinary(), args, {
       name: `talkconnect on port ${port}`,
       // Anything the binary writes relative to its working directory lands in the temp dir.
       cwd: dataDir,

@@ -305,3 +305,33 @@ async fn probes_are_rate_limited_and_mesh_mode_has_none() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, json!({"available": false, "reason": "meshMode"}));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_probe_answers_on_the_single_udp_port() {
+    let app = sfu_app(
+        (46841, 46849),
+        &[
+            ("TALKCONNECT__SFU__SINGLE_UDP_PORT", "46840"),
+            ("TALKCONNECT__SFU__ICE_TCP", "false"),
+        ],
+    )
+    .await;
+    let user = app.guest("Single").await;
+    let (client, offer) = ProbeClient::new(false).await;
+    let (status, body) = app
+        .post(PROBE, Some(&user.token), probe_body("udp", &offer))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let answer = body["sdp"].as_str().unwrap();
+    let udp: Vec<&str> = answer
+        .lines()
+        .filter(|l| l.starts_with("a=candidate:") && l.contains(" udp "))
+        .collect();
+    assert!(
+        !udp.is_empty() && udp.iter().all(|c| c.contains(" 46840 typ host")),
+        "every UDP candidate names the shared port: {udp:?}"
+    );
+    client.answer(answer).await;
+    assert_eq!(client.ping(3).await, 3, "echoed through the shared port");
+    let _ = client.pc.close().await;
+}

@@ -3,11 +3,54 @@
 // upgrades to WebSocket, UDP to the SFU's probe answers with a round-trip time, ICE-TCP says
 // it is off on this server, and with no TURN configured the relay check warns; the report
 // copies as text; in Vietnamese every line is Vietnamese. Then a server with ICE-TCP on: TCP
-// answers too; and mesh mode: UDP/TCP are not applicable.
+// answers too; with coturn (Debian's TURN server) on loopback the relay path answers, to the
+// SFU's probe and, in mesh mode (where UDP/TCP are not applicable), between two local
+// connections.
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
+import { freePort, spawnServer, tempDir } from '../../e2e/support/server.mjs';
 import { MEDIA_ARGS, launchBrowser, screenshot, signInAsGuest, startServer } from './harness.mjs';
+
+/** coturn on loopback with one long-term user; relays on UDP 47480–47499. */
+async function startTurn() {
+  const port = await freePort();
+  const dir = tempDir('tc-turn-');
+  const turn = await spawnServer(
+    process.env.TURNSERVER_PATH ?? '/usr/bin/turnserver',
+    [
+      '-n',
+      '--listening-ip=127.0.0.1',
+      '--relay-ip=127.0.0.1',
+      `--listening-port=${port}`,
+      '--min-port=47480',
+      '--max-port=47499',
+      '--lt-cred-mech',
+      '--user=doctor:secret',
+      '--realm=talkconnect.test',
+      '--no-tls',
+      '--no-dtls',
+      '--no-cli',
+      '--fingerprint',
+      // The SFU and the browsers are on loopback too.
+      '--allow-loopback-peers',
+      `--userdb=${join(dir, 'turndb')}`,
+      '--log-file=stdout',
+      '--simple-log',
+    ],
+    { name: 'turnserver', dir, ready: /IO method \(admin thread\)/ },
+  );
+  return { url: `turn:127.0.0.1:${port}?transport=udp`, ...turn };
+}
+
+/** A server configuration file naming the TURN server for browsers (sfu.ice_servers). */
+function turnConfig(turnUrl) {
+  const file = join(tempDir('tc-doctor-config-'), 'turn.toml');
+  writeFileSync(file, `[sfu]\nice_servers = [{ urls = ["${turnUrl}"], username = "doctor", credential = "secret" }]\n`);
+  return ['--config', file];
+}
 
 const STEP = { timeout: 90000 };
 let browser;
@@ -143,6 +186,38 @@ describe('the /doctor page on other servers', () => {
       await page.context().close();
     } finally {
       await server.stop();
+    }
+  });
+
+  it('measures the TURN relay to the SFU', STEP, async () => {
+    const turn = await startTurn();
+    const server = await startServer({ args: turnConfig(turn.url) });
+    try {
+      const page = await doctorPage(server);
+      const found = await settled(page);
+      console.log('doctor through TURN:', found.relay.status, found.relay.text);
+      assert.equal(found.relay.status, 'ok', `${found.relay.text}\n${turn.log().slice(-2000)}`);
+      assert.ok(Number.isFinite(found.relay.rtt), `relay round trip: ${found.relay.rtt}`);
+      await page.context().close();
+    } finally {
+      await server.stop();
+      await turn.stop();
+    }
+  });
+
+  it('in mesh mode measures the relay between two local connections', STEP, async () => {
+    const turn = await startTurn();
+    const server = await startServer({ env: { TALKCONNECT__MEDIA__MODE: 'mesh' }, args: turnConfig(turn.url) });
+    try {
+      const page = await doctorPage(server);
+      const found = await settled(page);
+      assert.equal(found.udp.status, 'skip');
+      assert.equal(found.relay.status, 'ok', found.relay.text);
+      assert.ok(Number.isFinite(found.relay.rtt), `relay round trip: ${found.relay.rtt}`);
+      await page.context().close();
+    } finally {
+      await server.stop();
+      await turn.stop();
     }
   });
 
