@@ -2,7 +2,8 @@
 // run one after the other; on localhost the page is a secure context, the live connection
 // upgrades to WebSocket, UDP to the SFU's probe answers with a round-trip time, ICE-TCP says
 // it is off on this server, and with no TURN configured the relay check warns; the report
-// copies as text; in Vietnamese every line is Vietnamese. Then a server with ICE-TCP on: TCP
+// copies as text; a room whose devices are refused links to the page, which then says how to
+// allow them; in Vietnamese every line is Vietnamese. Then a server with ICE-TCP on: TCP
 // answers too; with coturn (Debian's TURN server) on loopback the relay path answers, to the
 // SFU's probe and, in mesh mode (where UDP/TCP are not applicable), between two local
 // connections.
@@ -12,7 +13,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import { freePort, spawnServer, tempDir } from '../../e2e/support/server.mjs';
-import { MEDIA_ARGS, launchBrowser, screenshot, signInAsGuest, startServer } from './harness.mjs';
+import { MEDIA_ARGS, createRoom, launchBrowser, screenshot, signInAsGuest, startServer } from './harness.mjs';
 
 /** coturn on loopback with one long-term user; relays on UDP 47480–47499. */
 async function startTurn() {
@@ -156,6 +157,35 @@ describe('the /doctor page (SFU, ICE-TCP off, no TURN)', () => {
     assert.match(report, /\[Warning\] Audio and video over TCP \(fallback\)/);
     const copied = await page.evaluate(() => navigator.clipboard.readText().catch(() => null));
     if (copied !== null) assert.equal(copied, report);
+  });
+
+  it('a room whose devices are refused links to /doctor, which says how to allow them', STEP, async () => {
+    // Chromium without the fake prompt: no permission granted, so getUserMedia is refused.
+    const strict = await launchBrowser({ extraArgs: MEDIA_ARGS, fakeUi: false });
+    try {
+      const context = await strict.newContext({ viewport: { width: 1100, height: 900 }, locale: 'en-US' });
+      const room = await context.newPage();
+      await room.goto(server.url);
+      await signInAsGuest(room, 'Refused');
+      await createRoom(room, { title: 'No devices' });
+      await room.getByTestId('media-notice').waitFor({ timeout: 20000 });
+      const link = room.getByTestId('doctor-link');
+      assert.equal(await link.getAttribute('href'), '/doctor');
+      const [doctor] = await Promise.all([context.waitForEvent('page'), link.click()]);
+      await doctor.locator('[data-testid="doctor"]').waitFor({ timeout: 10000 });
+      await settled(doctor);
+      await doctor.getByTestId('doctor-ask-devices').click();
+      await doctor.waitForFunction(
+        () => document.querySelector('.doctor-check[data-check="devices"]')?.dataset.status === 'fail',
+        null,
+        { timeout: 20000 },
+      );
+      const row = await doctor.locator('.doctor-check[data-check="devices"]').textContent();
+      assert.match(row, /Microphone blocked, camera blocked/);
+      assert.match(row, /set both to Allow/);
+    } finally {
+      await strict.close();
+    }
   });
 
   it('speaks Vietnamese', STEP, async () => {
