@@ -17,7 +17,7 @@ use tracing_actix_web::TracingLogger;
 use crate::config::Settings;
 use crate::state::{AppState, StartError};
 use crate::tls::Tls;
-use crate::{auth, chat, gateway, http, platform, retention, rooms, web_ui};
+use crate::{auth, chat, gateway, http, media, platform, retention, rooms, web_ui};
 
 pub struct Application {
     server: Server,
@@ -79,6 +79,7 @@ impl Application {
         let rooms = web::Data::new(state.rooms.clone());
         let chat = web::Data::new(state.chat.clone());
         let limits = web::Data::new(state.limits.clone());
+        let media = web::Data::from(state.media.clone());
         let server = actix_web::HttpServer::new(move || {
             let settings = &app_state.settings;
             App::new()
@@ -87,6 +88,7 @@ impl Application {
                 .app_data(rooms.clone())
                 .app_data(chat.clone())
                 .app_data(limits.clone())
+                .app_data(media.clone())
                 .app_data(http::json_config(settings.server.max_body_bytes))
                 .app_data(http::query_config())
                 .app_data(http::path_config())
@@ -365,6 +367,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .configure(auth::routes)
                 .configure(rooms::routes)
                 .configure(chat::routes)
+                .configure(media::probe_routes)
                 .service(http::get_only("/meta", platform::meta))
                 .service(http::get_only("/ice-servers", platform::ice_servers))
                 .service(http::get_only("/openapi.json", platform::openapi))

@@ -213,6 +213,7 @@ pub struct RateLimitSettings {
     pub chat_per_user: RateRule,
     pub events_per_user: RateRule,
     pub lobby_per_ip: RateRule,
+    pub media_probe_per_user: RateRule,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -394,6 +395,10 @@ impl Settings {
                 self.rate_limit.events_per_user,
             ),
             ("rate_limit.lobby_per_ip", self.rate_limit.lobby_per_ip),
+            (
+                "rate_limit.media_probe_per_user",
+                self.rate_limit.media_probe_per_user,
+            ),
         ];
         for (key, rule) in rules {
             if rule.count == 0 || rule.per_secs == 0 {

@@ -129,6 +129,8 @@ pub enum Budget {
     Event,
     /// Lobby pages and searches, by client address (no sign-in needed).
     Lobby,
+    /// Connectivity probes of the `/doctor` page (each one a peer connection for 30 s).
+    MediaProbe,
 }
 
 impl Budget {
@@ -139,6 +141,7 @@ impl Budget {
             Budget::Chat => "chat",
             Budget::Event => "event",
             Budget::Lobby => "lobby",
+            Budget::MediaProbe => "media:probe",
         }
     }
 
@@ -153,6 +156,7 @@ impl Budget {
             Budget::Chat => (settings.chat_per_user, None),
             Budget::Event => (settings.events_per_user, None),
             Budget::Lobby => (settings.lobby_per_ip, None),
+            Budget::MediaProbe => (settings.media_probe_per_user, None),
         }
     }
 }

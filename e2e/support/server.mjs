@@ -200,13 +200,13 @@ function withoutNulls(vars) {
 /**
  * Starts the talkconnect binary on 127.0.0.1: a free port, a fresh SQLite database in a temp
  * data dir, two workers, rate limits off, the SFU on loopback in a UDP block of its own.
- * `env` adds or overrides TALKCONNECT__ settings, `args` are the binary's (e.g. --config FILE);
- * `dataDir` and `port` restart a server
+ * `env` adds or overrides TALKCONNECT__ settings, `args` go to the binary (`--config FILE` for
+ * settings env cannot express, such as lists of tables); `dataDir` and `port` restart a server
  * stopped with keepData on the same database and address.
  * Answers {url, port, dataDir, pid, log(), exited, stop({keepData}), kill()}; `url` is https
  * when `env` turns TLS on.
  */
-export async function startServer({ env = {}, dataDir, port, args = [] } = {}) {
+export async function startServer({ env = {}, args = [], dataDir, port } = {}) {
   dataDir = dataDir ?? tempDir("tc-e2e-");
   port = port ?? (await freePort());
   const udp = holdUdpBlock(port);

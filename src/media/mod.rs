@@ -10,11 +10,13 @@
 //! `sfu:join` lands on the replica that claims the room.
 
 mod lifecycle;
+mod probe;
 mod relay;
 mod service;
 mod sessions;
 mod sfu_events;
 mod wire;
 
+pub use probe::{ProbeUnavailable, routes as probe_routes};
 pub use relay::{Relay, RelayStart, RelayStartError};
 pub use service::Media;

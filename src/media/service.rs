@@ -121,6 +121,11 @@ impl Media {
         self.relay.get()
     }
 
+    /// The SFU's counters (None in mesh mode), for tests and operators.
+    pub fn sfu_stats(&self) -> Option<crate::sfu::SfuStats> {
+        self.sfu.as_ref().map(SfuHandle::stats)
+    }
+
     /// Refuses unless browsers connect to each other (the `webrtc:*` relay).
     pub fn require_mesh(&self) -> Result<(), ApiError> {
         match self.mode {

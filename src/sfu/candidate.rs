@@ -84,6 +84,16 @@ impl Candidate {
         })
     }
 
+    /// `udp` or `tcp` (lower-cased).
+    pub(crate) fn transport(&self) -> &str {
+        &self.transport
+    }
+
+    /// `host`, `srflx`, `prflx`, `relay`, …
+    pub(crate) fn kind(&self) -> &str {
+        &self.kind
+    }
+
     /// What the connection address is, for [`CandidatePolicy::admits`].
     pub(crate) fn class(&self) -> AddressClass {
         match &self.address {

@@ -6,6 +6,7 @@ use super::config::{IceServer, SfuConfig};
 use super::error::SfuError;
 use super::mux::UdpMux;
 use super::ports::PortPool;
+use super::probe::{ProbeAnswer, ProbeRegistry, ProbeTransport, live_probes, start_probe};
 use super::room::{Reply, RoomCmd, RoomEntry, SfuShared, spawn_room};
 use super::signal::{ClientSignal, CloseReason, MediaKind, SfuEvent};
 use super::stats::{SfuMetrics, SfuStats};
@@ -81,6 +82,7 @@ impl Sfu {
             metrics: Arc::new(SfuMetrics::default()),
             rooms: Arc::new(Mutex::new(HashMap::new())),
             cancel,
+            probes: ProbeRegistry::default(),
         };
         let handle = SfuHandle {
             shared,
@@ -268,6 +270,32 @@ impl SfuHandle {
         self.call(room_id, |reply| RoomCmd::End { reply }).await
     }
 
+    /// Starts a connectivity probe for `owner` (see [`ProbeTransport`]) from the client's
+    /// offer, closing any probe of the same owner that is still open; its port comes from
+    /// the participants' range. The answer carries every server candidate of the path.
+    pub async fn probe(
+        &self,
+        owner: &str,
+        transport: ProbeTransport,
+        offer: String,
+    ) -> Result<ProbeAnswer, SfuError> {
+        if self.shared.cancel.is_cancelled() {
+            return Err(SfuError::ShuttingDown);
+        }
+        let (reply, answer) = oneshot::channel();
+        let probe = start_probe(self.shared.clone(), owner.to_owned(), transport, offer);
+        // Built on the SFU's runtime: the connection's driver runs where it is built.
+        self.runtime.spawn(async move {
+            let _ = reply.send(probe.await);
+        });
+        answer.await.map_err(|_| SfuError::Internal)?
+    }
+
+    /// Whether ICE-TCP is offered (the `tcp` probe needs it).
+    pub fn ice_tcp(&self) -> bool {
+        self.shared.config.ice_tcp
+    }
+
     /// STUN/TURN servers for the browser's `RTCPeerConnection({iceServers})`.
     pub fn ice_servers(&self) -> Vec<IceServer> {
         self.shared.config.ice_servers.clone()
@@ -293,6 +321,7 @@ impl SfuHandle {
             relayed_nacks: m.relayed_nacks.load(Ordering::Relaxed),
             ignored_candidates: m.ignored_candidates.load(Ordering::Relaxed),
             mux_routes: self.shared.mux.as_ref().map_or(0, |mux| mux.route_count()),
+            probes: live_probes(&self.shared.probes),
         }
     }
 

@@ -11,6 +11,7 @@ mod handle;
 mod mux;
 mod peer;
 mod ports;
+mod probe;
 pub mod public_address;
 mod room;
 mod rtcp;
@@ -23,6 +24,9 @@ pub use candidate::{
 pub use config::{AnnouncedIp, IceServer, SfuConfig};
 pub use error::SfuError;
 pub use handle::{JoinOptions, Sfu, SfuHandle, SfuStartError};
+pub use probe::{
+    MAX_ECHO_BYTES, MAX_ECHOES, PROBE_BYE, PROBE_LIFETIME, ProbeAnswer, ProbeTransport,
+};
 pub use room::parse_client_offer;
 pub use signal::{
     ClientSignal, CloseReason, DescriptionPayload, IceCandidate, MediaKind, SdpPayload,

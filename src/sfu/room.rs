@@ -14,6 +14,7 @@ use super::peer::{
     CandidateRewrite, FORWARDED_EXTENSIONS, announce_candidate, announce_sdp, build_peer_connection,
 };
 use super::ports::{PortLease, PortPool};
+use super::probe::ProbeRegistry;
 use super::signal::{
     ClientSignal, CloseReason, DescriptionPayload, IceCandidate, MediaKind, ServerSignal, SfuEvent,
     SfuEventKind, TrackInfo,
@@ -45,7 +46,7 @@ pub(crate) type Reply<T> = oneshot::Sender<Result<T, SfuError>>;
 const MAX_PUBLISHED_SECTIONS: usize = 4;
 
 /// Largest SDP accepted from a client (a 50-person room's offer is about 60 KiB).
-const MAX_SDP_BYTES: usize = 256 * 1024;
+pub(crate) const MAX_SDP_BYTES: usize = 256 * 1024;
 /// Ports of the range tried when another program holds them, before a join gives up.
 const BUSY_PORT_ATTEMPTS: usize = 16;
 
@@ -130,10 +131,38 @@ pub(crate) struct SfuShared {
     pub rooms: RoomRegistry,
     pub cancel: CancellationToken,
     pub mux: Option<Arc<UdpMux>>,
+    /// The live connectivity probes, one per owner.
+    pub probes: ProbeRegistry,
 }
 
 impl SfuShared {
-    fn candidate_rewrite(&self) -> CandidateRewrite {
+    /// Leases a port of the range and builds a peer connection on it (the same for a
+    /// participant and for a connectivity probe). A port that another program holds cannot be
+    /// bound: the next ones are tried, the busy ones kept leased meanwhile so they are not
+    /// handed out again at once.
+    pub(crate) async fn lease_peer(
+        &self,
+        handler: Arc<dyn PeerConnectionEventHandler>,
+    ) -> Result<(PortLease, Arc<dyn PeerConnection>), SfuError> {
+        let mut busy = Vec::new();
+        loop {
+            let port = self.ports.lease().ok_or(SfuError::NoFreePort)?;
+            match build_peer_connection(
+                &self.config,
+                port.port(),
+                self.mux.as_ref(),
+                Arc::clone(&handler),
+            )
+            .await
+            {
+                Ok(pc) => return Ok((port, pc)),
+                Err(SfuError::NoFreePort) if busy.len() < BUSY_PORT_ATTEMPTS => busy.push(port),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    pub(crate) fn candidate_rewrite(&self) -> CandidateRewrite {
         CandidateRewrite {
             announced: self.config.announced_ip.ip(),
             single_port: self.mux.as_ref().map(|mux| {
@@ -400,25 +429,7 @@ impl Room {
                 self.shared.config.keyframe_request_min_interval_ms,
             ),
         });
-        // A port of the range that another program holds cannot be bound: try the next ones,
-        // keeping the busy ones leased meanwhile so they are not handed out again at once.
-        let mut busy = Vec::new();
-        let (port, pc) = loop {
-            let port = self.shared.ports.lease().ok_or(SfuError::NoFreePort)?;
-            match build_peer_connection(
-                &self.shared.config,
-                port.port(),
-                self.shared.mux.as_ref(),
-                Arc::clone(&handler) as Arc<dyn PeerConnectionEventHandler>,
-            )
-            .await
-            {
-                Ok(pc) => break (port, pc),
-                Err(SfuError::NoFreePort) if busy.len() < BUSY_PORT_ATTEMPTS => busy.push(port),
-                Err(e) => return Err(e),
-            }
-        };
-        drop(busy);
+        let (port, pc) = self.shared.lease_peer(handler).await?;
         let (queue_tx, queue_rx) = mpsc::channel(self.shared.config.subscriber_queue_packets);
         let (downlink_tx, downlink_rx) = mpsc::unbounded_channel();
         spawn_counted(

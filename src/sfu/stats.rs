@@ -50,6 +50,8 @@ pub struct SfuStats {
     pub ignored_candidates: u64,
     /// Routing entries of the shared socket in single-port mode (0 otherwise).
     pub mux_routes: usize,
+    /// Connectivity probes open now (each also holds a leased port).
+    pub probes: usize,
 }
 
 /// Counts one spawned task for as long as it lives.

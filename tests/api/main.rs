@@ -14,6 +14,7 @@ mod error_codes;
 mod events;
 mod helpers;
 mod lobby;
+mod media_probe;
 mod openapi;
 mod openapi_rules;
 mod platform;

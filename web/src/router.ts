@@ -1,10 +1,18 @@
-// A tiny history router: the lobby at `/`, a room at `/r/<roomId>`.
+// A tiny history router: the lobby at `/`, a room at `/r/<roomId>`, the connection checks at
+// `/doctor`.
 import { signal } from '@preact/signals';
 
-export type Route = { name: 'lobby' } | { name: 'room'; roomId: string } | { name: 'notFound' };
+export type Route =
+  | { name: 'lobby' }
+  | { name: 'room'; roomId: string }
+  | { name: 'doctor' }
+  | { name: 'notFound' };
+
+export const DOCTOR_PATH = '/doctor';
 
 export function parseRoute(pathname: string): Route {
   if (pathname === '/' || pathname === '') return { name: 'lobby' };
+  if (pathname === DOCTOR_PATH || pathname === `${DOCTOR_PATH}/`) return { name: 'doctor' };
   const room = /^\/r\/([^/]+)\/?$/.exec(pathname);
   if (room) return { name: 'room', roomId: decodeURIComponent(room[1]) };
   return { name: 'notFound' };

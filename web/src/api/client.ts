@@ -7,6 +7,7 @@ import type {
   LeaveResult,
   LobbyFilters,
   MessagePage,
+  ProbeAnswer,
   Meta,
   NewRoom,
   RoomDetail,
@@ -114,6 +115,8 @@ export const api = {
     if (cursor) params.set('cursor', cursor);
     return request<MessagePage>('GET', `/api/rooms/${id(roomId)}/chat?${params}`);
   },
+  probe: (transport: 'udp' | 'tcp' | 'relay', sdp: string) =>
+    request<ProbeAnswer>('POST', '/api/doctor/probe', { transport, sdp }),
   sendChat: (roomId: string, message: string) =>
     request<ChatMessage>('POST', `/api/rooms/${id(roomId)}/chat`, { message }),
 };

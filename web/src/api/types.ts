@@ -124,3 +124,8 @@ export interface LobbyFilters {
   q: string;
   hasSeat: boolean;
 }
+
+/** `POST /api/doctor/probe`: the SFU's answer, or why this server has no such path. */
+export type ProbeAnswer =
+  | { available: true; sdp: string; lifetimeMs: number }
+  | { available: false; reason: 'meshMode' | 'iceTcpOff' };

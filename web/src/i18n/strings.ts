@@ -179,6 +179,82 @@ export const en = {
   'error.timeout': 'The server did not answer in time. Try again.',
   'error.realtimeOffline': 'This needs the live connection, which is reconnecting.',
   'error.unknown': 'Something went wrong. Try again.',
+  'doctor.title': 'Check my connection',
+  'doctor.link': 'Problems with audio or video? Check your connection',
+  'doctor.intro':
+    'These checks run one after the other and show what audio and video in a room need. Under anything that fails you will find how to fix it. "Copy report" gives the results as text you can send to whoever runs this server.',
+  'doctor.signIn': 'Pick a name to run the checks: the media test needs a signed-in user.',
+  'doctor.runAgain': 'Run the checks again',
+  'doctor.copy': 'Copy report',
+  'doctor.copied': 'Report copied. Paste it into a message to whoever runs this server.',
+  'doctor.copyFailed': 'The browser did not let us copy. Select the text below and copy it yourself.',
+  'doctor.fix': 'How to fix',
+  'doctor.report.title': 'TalkConnect connection report',
+  'doctor.status.pending': 'Waiting',
+  'doctor.status.running': 'Checking…',
+  'doctor.status.ok': 'OK',
+  'doctor.status.warn': 'Warning',
+  'doctor.status.fail': 'Problem',
+  'doctor.status.skip': 'Not applicable',
+  'doctor.secure.name': 'Secure page (https)',
+  'doctor.secure.ok': 'The page is secure, so the browser allows the camera and microphone.',
+  'doctor.secure.fail': 'The page is not secure (plain http): browsers block the camera and microphone here.',
+  'doctor.secure.fix':
+    'Open the page with https:// (or on localhost). If you run this server, turn on HTTPS: set server.tls in its configuration (your certificate, or a self-signed one), or put it behind a reverse proxy that serves https.',
+  'doctor.devices.name': 'Microphone and camera',
+  'doctor.devices.ask': 'Test my microphone and camera',
+  'doctor.devices.ok': 'Microphones: {mics}, cameras: {cams}. Microphone {mic}, camera {cam}. Both work.',
+  'doctor.devices.notAsked':
+    'Microphones: {mics}, cameras: {cams}. Microphone {mic}, camera {cam}.',
+  'doctor.devices.askFix':
+    'Press "Test my microphone and camera" and choose Allow when the browser asks. Nothing is recorded or sent.',
+  'doctor.devices.unavailable': 'This browser gives the page no access to a camera or microphone.',
+  'doctor.devices.denied': 'Microphones: {mics}, cameras: {cams}. Microphone {mic}, camera {cam}.',
+  'doctor.devices.deniedFix':
+    'Allow the camera and microphone for this site: click the icon at the left of the address bar, set both to Allow, then reload the page. Also check that your system settings let the browser use them.',
+  'doctor.devices.noMic': 'No microphone was found (cameras: {cams}).',
+  'doctor.devices.noCamera': 'No camera was found (microphones: {mics}): you can still talk and listen.',
+  'doctor.devices.missingFix':
+    'Plug in a headset, microphone or camera. If one is plugged in, check your system privacy settings and that the browser is allowed to use it.',
+  'doctor.devices.busy': 'A device is in use by another app. Microphone {mic}, camera {cam}.',
+  'doctor.devices.error': 'A device could not start. Microphone {mic}, camera {cam}.',
+  'doctor.devices.busyFix':
+    'Close other apps that use the camera or microphone (video calls, recorders), then press the button again.',
+  'doctor.perm.granted': 'allowed',
+  'doctor.perm.denied': 'blocked',
+  'doctor.perm.prompt': 'not asked yet',
+  'doctor.perm.unknown': 'not known',
+  'doctor.realtime.name': 'Live connection',
+  'doctor.realtime.ok': 'Connected over WebSocket.',
+  'doctor.realtime.polling':
+    'Connected, but only by slow HTTP polling: WebSocket does not get through.',
+  'doctor.realtime.pollingFix':
+    'A proxy, firewall or antivirus between you and the server blocks WebSocket. If you run this server behind nginx, pass the upgrade headers for /socket.io/: proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection "upgrade".',
+  'doctor.realtime.fail': 'There is no live connection to the server.',
+  'doctor.realtime.failFix':
+    'Check your internet connection. If other sites work, the server (or a proxy in front of it) refuses /socket.io/.',
+  'doctor.udp.name': 'Audio and video over UDP (direct)',
+  'doctor.tcp.name': 'Audio and video over TCP (fallback)',
+  'doctor.relay.name': 'Audio and video through a TURN relay',
+  'doctor.path.ok': 'Works. Round trip {rtt} ms (fastest {min} ms, slowest {max} ms).',
+  'doctor.path.slow': 'Works, but slowly: round trip {rtt} ms (fastest {min} ms, slowest {max} ms).',
+  'doctor.path.slowFix':
+    'Voices will lag. A cable instead of Wi-Fi, sitting closer to the router or closing downloads and streams helps.',
+  'doctor.path.meshMode': 'Not applicable: this server connects browsers to each other (mesh mode).',
+  'doctor.path.fail': 'No connection on this path.',
+  'doctor.path.error': 'The test could not run ({code}).',
+  'doctor.udp.failFix':
+    'A firewall blocks UDP between you and the server. If you run this server, open its UDP media ports (sfu.udp_port_min to sfu.udp_port_max, or sfu.single_udp_port) and set sfu.announced_ip when it is behind NAT. Otherwise the TCP path or a TURN relay can carry the media.',
+  'doctor.tcp.off': 'Not enabled on this server.',
+  'doctor.tcp.offFix':
+    'Only needed where UDP is blocked. If you run this server, set sfu.ice_tcp = true and open the media ports for TCP too.',
+  'doctor.tcp.failFix':
+    'TCP to the media ports does not get through. If you run this server, open the media port range for TCP as well as UDP; otherwise use a TURN relay.',
+  'doctor.relay.none': 'No TURN relay is configured on this server.',
+  'doctor.relay.noneFix':
+    'People behind strict firewalls need a relay. If you run this server, set turn.enabled = true (the built-in TURN server) or add a TURN server to sfu.ice_servers.',
+  'doctor.relay.failFix':
+    'The TURN relay does not answer or refuses us. Check its address, ports and credentials (turn.* or sfu.ice_servers) and that its ports are open.',
 } as const;
 
 export type MessageKey = keyof typeof en;
@@ -360,4 +436,78 @@ export const vi: Record<MessageKey, string> = {
   'error.timeout': 'Máy chủ không trả lời kịp. Vui lòng thử lại.',
   'error.realtimeOffline': 'Việc này cần kết nối trực tiếp, đang được kết nối lại.',
   'error.unknown': 'Đã có lỗi xảy ra. Vui lòng thử lại.',
+  'doctor.title': 'Kiểm tra kết nối',
+  'doctor.link': 'Âm thanh hoặc hình ảnh có vấn đề? Kiểm tra kết nối của bạn',
+  'doctor.intro':
+    'Các bước kiểm tra dưới đây chạy lần lượt và cho biết những gì cần để gọi thoại, gọi video trong phòng. Mục nào lỗi sẽ có hướng dẫn khắc phục ngay bên dưới. Nút "Sao chép báo cáo" cho bạn kết quả dạng văn bản để gửi cho người quản lý máy chủ này.',
+  'doctor.signIn': 'Hãy chọn tên để chạy kiểm tra: phần kiểm tra âm thanh, hình ảnh cần bạn đăng nhập.',
+  'doctor.runAgain': 'Kiểm tra lại',
+  'doctor.copy': 'Sao chép báo cáo',
+  'doctor.copied': 'Đã sao chép báo cáo. Hãy dán vào tin nhắn gửi người quản lý máy chủ.',
+  'doctor.copyFailed': 'Trình duyệt không cho sao chép. Hãy tự chọn đoạn văn bản bên dưới và sao chép.',
+  'doctor.fix': 'Cách khắc phục',
+  'doctor.report.title': 'Báo cáo kết nối TalkConnect',
+  'doctor.status.pending': 'Đang chờ',
+  'doctor.status.running': 'Đang kiểm tra…',
+  'doctor.status.ok': 'Ổn',
+  'doctor.status.warn': 'Lưu ý',
+  'doctor.status.fail': 'Có lỗi',
+  'doctor.status.skip': 'Không áp dụng',
+  'doctor.secure.name': 'Trang bảo mật (https)',
+  'doctor.secure.ok': 'Trang đang được bảo mật nên trình duyệt cho phép dùng camera và micro.',
+  'doctor.secure.fail': 'Trang không được bảo mật (http thường): trình duyệt chặn camera và micro ở đây.',
+  'doctor.secure.fix':
+    'Hãy mở trang bằng https:// (hoặc trên localhost). Nếu bạn quản lý máy chủ này, hãy bật HTTPS: đặt server.tls trong cấu hình (chứng chỉ của bạn hoặc chứng chỉ tự ký), hoặc đặt máy chủ sau một reverse proxy có https.',
+  'doctor.devices.name': 'Micro và camera',
+  'doctor.devices.ask': 'Thử micro và camera',
+  'doctor.devices.ok': 'Micro: {mics}, camera: {cams}. Micro {mic}, camera {cam}. Cả hai đều hoạt động.',
+  'doctor.devices.notAsked': 'Micro: {mics}, camera: {cams}. Micro {mic}, camera {cam}.',
+  'doctor.devices.askFix':
+    'Bấm "Thử micro và camera" rồi chọn Cho phép khi trình duyệt hỏi. Không có gì được ghi lại hay gửi đi.',
+  'doctor.devices.unavailable': 'Trình duyệt này không cho trang dùng camera hay micro.',
+  'doctor.devices.denied': 'Micro: {mics}, camera: {cams}. Micro {mic}, camera {cam}.',
+  'doctor.devices.deniedFix':
+    'Hãy cho phép trang này dùng camera và micro: bấm vào biểu tượng bên trái thanh địa chỉ, chọn Cho phép cho cả hai rồi tải lại trang. Cũng kiểm tra xem cài đặt hệ thống có cho trình duyệt dùng chúng không.',
+  'doctor.devices.noMic': 'Không tìm thấy micro nào (camera: {cams}).',
+  'doctor.devices.noCamera': 'Không tìm thấy camera nào (micro: {mics}): bạn vẫn nói và nghe được.',
+  'doctor.devices.missingFix':
+    'Hãy cắm tai nghe có micro, micro hoặc camera. Nếu đã cắm, hãy kiểm tra cài đặt quyền riêng tư của hệ thống và xem trình duyệt có được phép dùng thiết bị không.',
+  'doctor.devices.busy': 'Một thiết bị đang được ứng dụng khác sử dụng. Micro {mic}, camera {cam}.',
+  'doctor.devices.error': 'Một thiết bị không khởi động được. Micro {mic}, camera {cam}.',
+  'doctor.devices.busyFix':
+    'Hãy tắt các ứng dụng khác đang dùng camera hoặc micro (gọi video, ghi âm) rồi bấm nút thử lại.',
+  'doctor.perm.granted': 'đã cho phép',
+  'doctor.perm.denied': 'đang bị chặn',
+  'doctor.perm.prompt': 'chưa được hỏi',
+  'doctor.perm.unknown': 'chưa rõ',
+  'doctor.realtime.name': 'Kết nối trực tiếp',
+  'doctor.realtime.ok': 'Đã kết nối qua WebSocket.',
+  'doctor.realtime.polling': 'Đã kết nối nhưng chỉ qua HTTP polling chậm: WebSocket không đi qua được.',
+  'doctor.realtime.pollingFix':
+    'Có proxy, tường lửa hoặc phần mềm diệt virus giữa bạn và máy chủ đang chặn WebSocket. Nếu bạn quản lý máy chủ này và dùng nginx, hãy chuyển tiếp các header nâng cấp cho /socket.io/: proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection "upgrade".',
+  'doctor.realtime.fail': 'Không có kết nối trực tiếp tới máy chủ.',
+  'doctor.realtime.failFix':
+    'Hãy kiểm tra mạng của bạn. Nếu các trang khác vẫn vào được thì máy chủ (hoặc proxy phía trước nó) đang từ chối /socket.io/.',
+  'doctor.udp.name': 'Âm thanh và hình ảnh qua UDP (trực tiếp)',
+  'doctor.tcp.name': 'Âm thanh và hình ảnh qua TCP (dự phòng)',
+  'doctor.relay.name': 'Âm thanh và hình ảnh qua máy chủ chuyển tiếp TURN',
+  'doctor.path.ok': 'Hoạt động tốt. Độ trễ khứ hồi {rtt} ms (nhanh nhất {min} ms, chậm nhất {max} ms).',
+  'doctor.path.slow': 'Hoạt động nhưng chậm: độ trễ khứ hồi {rtt} ms (nhanh nhất {min} ms, chậm nhất {max} ms).',
+  'doctor.path.slowFix':
+    'Giọng nói sẽ bị trễ. Dùng cáp mạng thay cho Wi-Fi, ngồi gần bộ phát hơn hoặc tắt các bản tải xuống, video đang phát sẽ đỡ hơn.',
+  'doctor.path.meshMode': 'Không áp dụng: máy chủ này kết nối thẳng các trình duyệt với nhau (chế độ mesh).',
+  'doctor.path.fail': 'Không kết nối được theo đường này.',
+  'doctor.path.error': 'Không chạy được bước kiểm tra ({code}).',
+  'doctor.udp.failFix':
+    'Tường lửa đang chặn UDP giữa bạn và máy chủ. Nếu bạn quản lý máy chủ này, hãy mở các cổng UDP cho âm thanh, hình ảnh (từ sfu.udp_port_min đến sfu.udp_port_max, hoặc sfu.single_udp_port) và đặt sfu.announced_ip khi máy chủ nằm sau NAT. Nếu không, đường TCP hoặc máy chủ chuyển tiếp TURN có thể thay thế.',
+  'doctor.tcp.off': 'Máy chủ này chưa bật tính năng này.',
+  'doctor.tcp.offFix':
+    'Chỉ cần khi UDP bị chặn. Nếu bạn quản lý máy chủ này, hãy đặt sfu.ice_tcp = true và mở cả cổng TCP cho âm thanh, hình ảnh.',
+  'doctor.tcp.failFix':
+    'Kết nối TCP tới các cổng âm thanh, hình ảnh không đi qua được. Nếu bạn quản lý máy chủ này, hãy mở dải cổng đó cho cả TCP lẫn UDP; nếu không, hãy dùng máy chủ chuyển tiếp TURN.',
+  'doctor.relay.none': 'Máy chủ này chưa cấu hình máy chủ chuyển tiếp TURN.',
+  'doctor.relay.noneFix':
+    'Người dùng sau tường lửa chặt cần một máy chủ chuyển tiếp. Nếu bạn quản lý máy chủ này, hãy đặt turn.enabled = true (máy chủ TURN có sẵn) hoặc thêm một máy chủ TURN vào sfu.ice_servers.',
+  'doctor.relay.failFix':
+    'Máy chủ chuyển tiếp TURN không trả lời hoặc từ chối. Hãy kiểm tra địa chỉ, cổng và thông tin đăng nhập (turn.* hoặc sfu.ice_servers) và xem các cổng của nó đã mở chưa.',
 };

@@ -19,6 +19,10 @@ export type ConnectionState = 'connecting' | 'connected' | 'reconnecting';
 /** `connecting` until the first connect; `reconnecting` after losing it. */
 export const connection = signal<ConnectionState>('connecting');
 
+/** The Engine.IO transport in use: `websocket` once upgraded, `polling` before (or when a
+ * proxy blocks WebSocket), null while not connected. The /doctor page reads it. */
+export const realtimeTransport = signal<string | null>(null);
+
 type AppSocket = Socket<ServerToClient, ClientToServer>;
 
 const ACK_TIMEOUT_MS = 8000;
@@ -68,6 +72,16 @@ export function startRealtime(token: string | null, onSessionInvalid: (code: str
       handlers.get(event)?.forEach((h) => h(payload as never));
     });
   }
+  s.io.on('open', () => {
+    const engine = s.io.engine;
+    realtimeTransport.value = engine.transport.name;
+    engine.on('upgrade', (transport: { name: string }) => {
+      if (socket === s) realtimeTransport.value = transport.name;
+    });
+    engine.on('close', () => {
+      if (socket === s) realtimeTransport.value = null;
+    });
+  });
   s.on('connect', () => {
     connection.value = 'connected';
     connectHooks.forEach((hook) => hook());

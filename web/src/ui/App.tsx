@@ -5,6 +5,7 @@ import { navigate, route } from '../router';
 import { activeRoom, leaveRoom } from '../state/roomStore';
 import { session } from '../state/session';
 import { ConnectionBanner, NoticeBar } from './Banners';
+import { Doctor } from './Doctor';
 import { Header } from './Header';
 import { Lobby } from './Lobby';
 import { RoomView } from './RoomView';
@@ -38,6 +39,8 @@ export function App() {
           ) : (
             <SignIn intro={t('signIn.toJoin')} />
           ))}
+        {current.name === 'doctor' &&
+          (session.value ? <Doctor /> : <SignIn intro={t('doctor.signIn')} />)}
         {current.name === 'notFound' && <NotFound />}
       </main>
     </div>

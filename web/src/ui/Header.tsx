@@ -1,5 +1,5 @@
 import { LANGS, lang, setLang, t, type Lang } from '../i18n';
-import { navigate } from '../router';
+import { DOCTOR_PATH, navigate } from '../router';
 import { signOut } from '../state/app';
 import { session } from '../state/session';
 import { Icon } from './Icon';
@@ -22,6 +22,17 @@ export function Header() {
         <Icon name="chat" /> TalkConnect
       </a>
       <div class="topbar-right">
+        <a
+          class="button ghost small"
+          href={DOCTOR_PATH}
+          data-testid="header-doctor"
+          onClick={(e) => {
+            e.preventDefault();
+            navigate(DOCTOR_PATH);
+          }}
+        >
+          {t('doctor.title')}
+        </a>
         <div class="lang-switch" role="group" aria-label={t('lang.label')}>
           {LANGS.map((code) => (
             <button

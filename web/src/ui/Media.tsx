@@ -15,6 +15,7 @@ import {
   unlockAudio,
 } from '../media/mediaStore';
 import { markFirstFrame } from '../media/timeline';
+import { DOCTOR_PATH } from '../router';
 import { Icon } from './Icon';
 
 type FrameCallbackVideo = HTMLVideoElement & {
@@ -124,6 +125,13 @@ export function MediaStatus() {
       {notice && (
         <p class="media-line info" data-testid="media-notice" data-notice={notice}>
           {t(notice)}
+        </p>
+      )}
+      {(notice || phase === 'reconnecting') && (
+        <p class="media-line info">
+          <a href={DOCTOR_PATH} target="_blank" rel="noopener" data-testid="doctor-link">
+            {t('doctor.link')}
+          </a>
         </p>
       )}
       {progress && (
