@@ -8,50 +8,9 @@
 // SFU's probe and, in mesh mode (where UDP/TCP are not applicable), between two local
 // connections.
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
-import { freePort, spawnServer, tempDir } from '../../e2e/support/server.mjs';
-import { MEDIA_ARGS, createRoom, launchBrowser, screenshot, signInAsGuest, startServer } from './harness.mjs';
-
-/** coturn on loopback with one long-term user; relays on UDP 47480–47499. */
-async function startTurn() {
-  const port = await freePort();
-  const dir = tempDir('tc-turn-');
-  const turn = await spawnServer(
-    process.env.TURNSERVER_PATH ?? '/usr/bin/turnserver',
-    [
-      '-n',
-      '--listening-ip=127.0.0.1',
-      '--relay-ip=127.0.0.1',
-      `--listening-port=${port}`,
-      '--min-port=47480',
-      '--max-port=47499',
-      '--lt-cred-mech',
-      '--user=doctor:secret',
-      '--realm=talkconnect.test',
-      '--no-tls',
-      '--no-dtls',
-      '--no-cli',
-      '--fingerprint',
-      // The SFU and the browsers are on loopback too.
-      '--allow-loopback-peers',
-      `--userdb=${join(dir, 'turndb')}`,
-      '--log-file=stdout',
-      '--simple-log',
-    ],
-    { name: 'turnserver', dir, ready: /IO method \(admin thread\)/ },
-  );
-  return { url: `turn:127.0.0.1:${port}?transport=udp`, ...turn };
-}
-
-/** A server configuration file naming the TURN server for browsers (sfu.ice_servers). */
-function turnConfig(turnUrl) {
-  const file = join(tempDir('tc-doctor-config-'), 'turn.toml');
-  writeFileSync(file, `[sfu]\nice_servers = [{ urls = ["${turnUrl}"], username = "doctor", credential = "secret" }]\n`);
-  return ['--config', file];
-}
+import { MEDIA_ARGS, createRoom, launchBrowser, screenshot, signInAsGuest, startCoturn, startServer } from './harness.mjs';
 
 const STEP = { timeout: 90000 };
 let browser;
@@ -220,8 +179,8 @@ describe('the /doctor page on other servers', () => {
   });
 
   it('measures the TURN relay to the SFU', STEP, async () => {
-    const turn = await startTurn();
-    const server = await startServer({ args: turnConfig(turn.url) });
+    const turn = await startCoturn({ relayPorts: [47480, 47499] });
+    const server = await startServer({ args: turn.configArgs });
     try {
       const page = await doctorPage(server);
       const found = await settled(page);
@@ -236,8 +195,8 @@ describe('the /doctor page on other servers', () => {
   });
 
   it('in mesh mode measures the relay between two local connections', STEP, async () => {
-    const turn = await startTurn();
-    const server = await startServer({ env: { TALKCONNECT__MEDIA__MODE: 'mesh' }, args: turnConfig(turn.url) });
+    const turn = await startCoturn({ relayPorts: [47480, 47499] });
+    const server = await startServer({ env: { TALKCONNECT__MEDIA__MODE: 'mesh' }, args: turn.configArgs });
     try {
       const page = await doctorPage(server);
       const found = await settled(page);

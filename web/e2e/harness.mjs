@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 
 import { chromium } from 'playwright-core';
 
-import { sfuEnv, startServer as startTestServer, tempDir } from '../../e2e/support/server.mjs';
+import { freePort, sfuEnv, spawnServer, startServer as startTestServer, tempDir } from '../../e2e/support/server.mjs';
 
 export { sfuEnv };
 
@@ -75,6 +75,46 @@ export const MEDIA_ARGS = ['--allow-loopback-in-peer-connection', `--use-file-fo
  */
 export function startServer({ env = {}, ...options } = {}) {
   return startTestServer({ ...options, env: { TALKCONNECT__SFU__ICE_TCP: 'false', ...env } });
+}
+
+/**
+ * Debian's coturn on loopback with a shared secret (use-auth-secret: the TURN REST API form the
+ * binary mints per-user credentials in), relaying on UDP `relayPorts`. Answers its URL, the
+ * `--config FILE` arguments that list it in the binary's sfu.ice_servers with the secret, and
+ * stop().
+ */
+export async function startCoturn({ relayPorts, secret = 'coturn-shared-secret' }) {
+  const port = await freePort();
+  const dir = tempDir('tc-coturn-');
+  const turn = await spawnServer(
+    process.env.TURNSERVER_PATH ?? '/usr/bin/turnserver',
+    [
+      '-n',
+      '--listening-ip=127.0.0.1',
+      '--relay-ip=127.0.0.1',
+      `--listening-port=${port}`,
+      `--min-port=${relayPorts[0]}`,
+      `--max-port=${relayPorts[1]}`,
+      '--use-auth-secret',
+      `--static-auth-secret=${secret}`,
+      '--realm=talkconnect.test',
+      '--no-tls',
+      '--no-dtls',
+      '--no-cli',
+      '--fingerprint',
+      // The SFU and the browsers are on loopback too.
+      '--allow-loopback-peers',
+      `--userdb=${join(dir, 'turndb')}`,
+      `--pidfile=${join(dir, 'turnserver.pid')}`,
+      '--log-file=stdout',
+      '--simple-log',
+    ],
+    { name: 'turnserver', dir, ready: /IO method \(admin thread\)/ },
+  );
+  const url = `turn:127.0.0.1:${port}?transport=udp`;
+  const config = join(tempDir('tc-coturn-config-'), 'turn.toml');
+  writeFileSync(config, `[sfu]\nice_servers = [{ urls = ["${url}"], secret = "${secret}" }]\n`);
+  return { url, configArgs: ['--config', config], ...turn };
 }
 
 /** Headless Chromium; `home` gives it another home folder (its NSS certificate store is

@@ -3,7 +3,9 @@
 // setting) see and hear each other, and the pair their connection selected is a relay one:
 // - SFU mode, TURN over UDP;
 // - SFU mode, TURN over TCP only (a network that lets no UDP out reaches the relay by TCP);
-// - mesh mode (browser to browser, each through the relay).
+// - mesh mode (browser to browser, each through the relay);
+// then the same calls through Debian's coturn listed in sfu.ice_servers with its shared secret
+// (the binary's own relay off): each browser gets a credential minted for its user.
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
 import { after, before, describe, it } from 'node:test';
@@ -16,6 +18,7 @@ import {
   screenshot,
   sfuEnv,
   signInAsGuest,
+  startCoturn,
   startServer,
 } from './harness.mjs';
 
@@ -84,7 +87,7 @@ function selectedPairs(page) {
         const pair = stats.get(r.selectedCandidatePairId);
         const local = stats.get(pair.localCandidateId);
         const remote = stats.get(pair.remoteCandidateId);
-        out.push({ local: local.candidateType, relayProtocol: local.relayProtocol, remote: remote.candidateType });
+        out.push({ local: local.candidateType, relayProtocol: local.relayProtocol, relayPort: local.port, remote: remote.candidateType });
       });
     }
     return out;
@@ -92,7 +95,7 @@ function selectedPairs(page) {
 }
 
 /** Two relay-only people in one room: media flows both ways, through relayed pairs only. */
-async function callThroughTheRelay(server, shot, { relayProtocol = null, pairs = 1 } = {}) {
+async function callThroughTheRelay(server, shot, { relayProtocol = null, pairs = 1, relayPorts = RELAY_PORTS } = {}) {
   const an = await relayOnlyPage();
   await an.goto(server.url);
   await signInAsGuest(an, 'An relayed');
@@ -112,6 +115,8 @@ async function callThroughTheRelay(server, shot, { relayProtocol = null, pairs =
     for (const pair of selected) {
       assert.equal(pair.local, 'relay', `a non-relayed pair was selected: ${JSON.stringify(pair)}`);
       if (relayProtocol) assert.equal(pair.relayProtocol, relayProtocol);
+      // Relayed by the server meant: its relayed address is in that server's range.
+      assert.ok(pair.relayPort >= relayPorts[0] && pair.relayPort <= relayPorts[1], JSON.stringify(pair));
     }
   }
   await screenshot(binh, shot);
@@ -146,4 +151,25 @@ describe('media through the TURN relay in the binary', () => {
       await server.stop();
     }
   });
+});
+
+describe('media through coturn (sfu.ice_servers with a shared secret)', () => {
+  for (const mode of ['sfu', 'mesh']) {
+    it(`${mode} mode`, STEP, async () => {
+      const relayPorts = [47400, 47449];
+      const turn = await startCoturn({ relayPorts });
+      const server = await startServer({
+        env: { ...sfuEnv(...SFU_PORTS), TALKCONNECT__MEDIA__MODE: mode },
+        args: turn.configArgs,
+      });
+      try {
+        // Relayed addresses in coturn's range: the browsers allocated there, with the
+        // credentials the binary minted from the shared secret.
+        await callThroughTheRelay(server, `coturn-${mode}`, { relayProtocol: 'udp', relayPorts });
+      } finally {
+        await server.stop();
+        await turn.stop();
+      }
+    });
+  }
 });
