@@ -212,7 +212,8 @@ impl Application {
                 &self.state.settings,
                 self.address,
                 self.redirect,
-                &self.state.media.to_string()
+                &self.state.media.to_string(),
+                self.state.media.relay().map(media::Relay::summary),
             )
         );
         if !web_ui::ui_built() {
@@ -252,6 +253,7 @@ fn start_summary(
     address: SocketAddr,
     redirect: Option<SocketAddr>,
     media: &str,
+    relay: Option<String>,
 ) -> String {
     use crate::config::TlsMode;
     let tls = &settings.server.tls;
@@ -295,7 +297,13 @@ fn start_summary(
     } else {
         ""
     };
-    format!("serving {web}{redirect}; media: {media}{tcp}, {public}; data: {data}{cluster}")
+    let relay = relay.map_or_else(
+        || "no TURN relay".to_owned(),
+        |r| format!("TURN relay on {r}"),
+    );
+    format!(
+        "serving {web}{redirect}; media: {media}{tcp}, {public}; {relay}; data: {data}{cluster}"
+    )
 }
 
 /// What the HTTP edge adds with TLS on (`https_edge`).
@@ -431,19 +439,27 @@ mod tests {
     #[test]
     fn the_start_line_says_what_is_served() {
         let at: SocketAddr = "0.0.0.0:8080".parse().unwrap();
-        let line = start_summary(&settings(&[]), at, None, "sfu");
+        let line = start_summary(&settings(&[]), at, None, "sfu", None);
         assert_eq!(
             line,
             "serving http://0.0.0.0:8080 (no TLS: browsers allow microphones only on localhost); \
-             media: sfu on UDP 40000-40999 + ICE-TCP, no announced address (set sfu.announced_ip behind NAT); data: SQLite"
+             media: sfu on UDP 40000-40999 + ICE-TCP, no announced address (set sfu.announced_ip behind NAT); \
+             no TURN relay; data: SQLite"
         );
         let tls = settings(&[
             ("TALKCONNECT__SERVER__TLS__MODE", "self-signed"),
             ("TALKCONNECT__SFU__ANNOUNCED_IP", "203.0.113.7"),
         ]);
         let redirect = Some("0.0.0.0:80".parse().unwrap());
-        let line = start_summary(&tls, "0.0.0.0:443".parse().unwrap(), redirect, "sfu");
+        let line = start_summary(
+            &tls,
+            "0.0.0.0:443".parse().unwrap(),
+            redirect,
+            "sfu",
+            Some("UDP 3478".into()),
+        );
         assert!(line.starts_with("serving https://0.0.0.0:443 (TLS: self-signed, browsers warn), http://0.0.0.0:80 redirects to https;"), "{line}");
         assert!(line.contains("announced as 203.0.113.7"), "{line}");
+        assert!(line.contains("; TURN relay on UDP 3478;"), "{line}");
     }
 }

@@ -427,6 +427,8 @@ impl Settings {
             );
         }
         self.validate_cluster()?;
+        validate_ice_servers(&self.sfu.ice_servers)?;
+        validate_turn(&self.turn)?;
         let secret = self.auth.jwt_secret.trim();
         if !secret.is_empty() && secret.len() < MIN_SECRET_BYTES {
             return bad(
@@ -525,6 +527,84 @@ impl DatabaseUrl {
 }
 
 /// `server.tls.mode = "acme"` needs names a CA can check, and a way for it to check them.
+/// TURN entries of `sfu.ice_servers` must carry what a browser needs: a username and a
+/// credential, or the server's shared secret to make them per user. A credential in the TURN
+/// REST form (`<expiry>:<user>`) that has expired would leave every browser without the relay.
+fn validate_ice_servers(servers: &[crate::sfu::IceServer]) -> Result<(), ConfigError> {
+    for (i, server) in servers.iter().enumerate() {
+        let key = format!("sfu.ice_servers[{i}]");
+        let bad = |why: String| Err(ConfigError(format!("{key}: {why}")));
+        if server.urls.is_empty() {
+            return bad("lists no urls".to_owned());
+        }
+        let turn = server
+            .urls
+            .iter()
+            .any(|u| u.starts_with("turn:") || u.starts_with("turns:"));
+        let static_pair = server.username.is_some() || server.credential.is_some();
+        if server.secret.is_some() && static_pair {
+            return bad("give either a secret or a username and credential, not both".to_owned());
+        }
+        if turn
+            && server.secret.is_none()
+            && (server.username.is_none() || server.credential.is_none())
+        {
+            return bad(
+                "a turn: server needs a username and a credential, or its shared secret (secret = …)"
+                    .to_owned(),
+            );
+        }
+        if let Some(username) = &server.username
+            && let Some((expiry, _)) = username.split_once(':')
+            && let Ok(expiry) = expiry.parse::<u64>()
+        {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            if expiry <= now {
+                return bad(format!(
+                    "the username is a TURN REST credential that expired {} s ago; give the \
+                     TURN server's secret instead (secret = …) so each user gets a fresh one",
+                    now - expiry
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn validate_turn(turn: &crate::turn::TurnConfig) -> Result<(), ConfigError> {
+    if !turn.enabled {
+        return Ok(());
+    }
+    let bad = |key: &str, why: &str| Err(ConfigError(format!("{key}: {why}")));
+    if turn.relay_port_min == 0 || turn.relay_port_min > turn.relay_port_max {
+        return bad("turn.relay_port_min", "the relay port range is empty");
+    }
+    if (turn.relay_port_min..=turn.relay_port_max).contains(&turn.udp_port) {
+        return bad(
+            "turn.udp_port",
+            "must lie outside turn.relay_port_min..relay_port_max",
+        );
+    }
+    if turn.realm.trim().is_empty() {
+        return bad("turn.realm", "must not be empty");
+    }
+    if !turn.secret.is_empty() && turn.secret.len() < 16 {
+        return bad(
+            "turn.secret",
+            "must be at least 16 characters (or empty: derived from the JWT secret)",
+        );
+    }
+    if turn.max_allocations_per_user == 0 || turn.max_allocations == 0 {
+        return bad("turn.max_allocations_per_user", "must be at least 1");
+    }
+    if turn.credential_ttl_secs == 0 {
+        return bad("turn.credential_ttl_secs", "must be at least 1");
+    }
+    Ok(())
+}
+
 fn validate_acme(tls: &TlsSettings) -> Result<(), ConfigError> {
     let bad = |key: &str, why: String| Err(ConfigError(format!("{key}: {why}")));
     let names = tls.domains();
@@ -762,5 +842,49 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("rooms.default_max_participants"), "{err}");
+    }
+
+    #[test]
+    fn turn_servers_for_browsers_need_credentials_that_have_not_expired() {
+        let refused = |toml: &str| Settings::from_toml_str(toml).unwrap_err().to_string();
+        let err = refused("[sfu]\nice_servers = [{ urls = [\"turn:t.example:3478\"] }]");
+        assert!(
+            err.starts_with("sfu.ice_servers[0]: a turn: server needs"),
+            "{err}"
+        );
+        let err = refused(
+            "[sfu]\nice_servers = [{ urls = [\"stun:s.example\"] }, \
+             { urls = [\"turn:t.example\"], username = \"1600000000:old\", credential = \"x\" }]",
+        );
+        assert!(
+            err.starts_with(
+                "sfu.ice_servers[1]: the username is a TURN REST credential that expired"
+            ),
+            "{err}"
+        );
+        let err = refused(
+            "[sfu]\nice_servers = [{ urls = [\"turn:t.example\"], secret = \"s\", username = \"u\", credential = \"p\" }]",
+        );
+        assert!(err.contains("either a secret or a username"), "{err}");
+        for ok in [
+            "[sfu]\nice_servers = [{ urls = [\"turn:t.example\"], secret = \"shared\" }]",
+            "[sfu]\nice_servers = [{ urls = [\"turn:t.example\"], username = \"u\", credential = \"p\" }]",
+            "[sfu]\nice_servers = [{ urls = [\"turn:t.example\"], username = \"4000000000:u\", credential = \"p\" }]",
+        ] {
+            Settings::from_toml_str(ok).unwrap();
+        }
+    }
+
+    #[test]
+    fn the_relay_settings_are_checked_when_it_is_on() {
+        let refused = |toml: &str| Settings::from_toml_str(toml).unwrap_err().to_string();
+        let err = refused("[turn]\nenabled = true\nrelay_port_min = 5000\nrelay_port_max = 4000");
+        assert!(err.starts_with("turn.relay_port_min:"), "{err}");
+        let err = refused("[turn]\nenabled = true\nudp_port = 49200");
+        assert!(err.starts_with("turn.udp_port:"), "{err}");
+        let err = refused("[turn]\nenabled = true\nsecret = \"short\"");
+        assert!(err.starts_with("turn.secret:"), "{err}");
+        // Off, nothing is checked: the defaults stay valid to leave as they are.
+        Settings::from_toml_str("[turn]\nenabled = false\nsecret = \"short\"").unwrap();
     }
 }

@@ -123,6 +123,30 @@ impl Relay {
         self.urls.tls_port.store(port, Ordering::Relaxed);
     }
 
+    /// Where the relay listens, for the start line: `UDP 3478, TCP 3478, TLS 443 (shared with
+    /// https), relayed UDP 49160-49999 as 203.0.113.7`.
+    pub fn summary(&self) -> String {
+        let config = self.server.config();
+        let mut parts = Vec::new();
+        if self.urls.udp_port != 0 {
+            parts.push(format!("UDP {}", self.urls.udp_port));
+        }
+        if self.urls.tcp_port != 0 {
+            parts.push(format!("TCP {}", self.urls.tcp_port));
+        }
+        let tls_port = self.urls.tls_port.load(Ordering::Relaxed);
+        if tls_port != 0 {
+            parts.push(format!("TLS {tls_port} (shared with https)"));
+        }
+        parts.push(format!(
+            "relayed UDP {}-{} as {}",
+            config.relay_port_min,
+            config.relay_port_max,
+            self.server.relay_ip()
+        ));
+        parts.join(", ")
+    }
+
     /// The relay's entry for `user`, who reached this server by `request_host` (the HTTP Host
     /// without its port) when the relay's host is not configured.
     pub fn ice_server(&self, user: UserId, request_host: Option<&str>) -> Option<IceServer> {

@@ -33,6 +33,12 @@ async fn app_with_relay(
     let port = free_udp_port();
     let (relay_min, relay_max) = {
         let base = 20000 + (port % 20000);
+        // The relay's own port must lie outside its relayed range.
+        let base = if (base..=base + 50).contains(&port) {
+            base + 100
+        } else {
+            base
+        };
         (base, base + 50)
     };
     let (port_s, min_s, max_s) = (
@@ -310,4 +316,40 @@ async fn each_user_has_an_allocation_quota() {
     allocate(relay, &username, &password)
         .await
         .expect("allocates again after a release");
+}
+
+#[tokio::test]
+async fn a_relay_port_already_in_use_stops_the_start_naming_the_setting() {
+    let taken = StdUdp::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let dir = tempfile_dir();
+    let settings = crate::helpers::test_settings(
+        &format!("sqlite://{}", dir.join("t.db").display()),
+        &dir,
+        &[
+            ("TALKCONNECT__TURN__ENABLED", "true"),
+            ("TALKCONNECT__TURN__LISTEN_IP", "127.0.0.1"),
+            ("TALKCONNECT__TURN__UDP_PORT", port.as_str()),
+            ("TALKCONNECT__TURN__TCP_PORT", "0"),
+            ("TALKCONNECT__SFU__BIND_IP", "127.0.0.1"),
+            ("TALKCONNECT__SFU__UDP_PORT_MIN", "45130"),
+            ("TALKCONNECT__SFU__UDP_PORT_MAX", "45139"),
+        ],
+    );
+    let Err(err) = talkconnect::app::Application::build(settings).await else {
+        panic!("started with the relay's port taken");
+    };
+    let line = err.to_string();
+    assert!(line.starts_with("turn.udp_port: "), "{line}");
+    assert!(
+        matches!(err, talkconnect::state::StartError::Config(_)),
+        "exit code 2: {line}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+fn tempfile_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("tc-turn-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
