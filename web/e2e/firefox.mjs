@@ -8,15 +8,13 @@ import { join } from 'node:path';
 
 import { freePort } from '../../e2e/support/server.mjs';
 
-/** Fake camera and microphone without a prompt, and ICE on loopback (where the tests run). */
+/** Fake camera and microphone without a prompt, and ICE on loopback, where the tests run:
+ * without it Firefox does not reach a TURN server on 127.0.0.1 and the relay-only call never
+ * connects. */
 export const FIREFOX_PREFS = {
   'media.navigator.streams.fake': true,
   'media.navigator.permission.disabled': true,
   'media.peerconnection.ice.loopback': true,
-  'media.peerconnection.ice.obfuscate_host_addresses': false,
-  // Autoplay of the remote audio without a click.
-  'media.autoplay.default': 0,
-  'media.autoplay.blocking_policy': 0,
 };
 
 function firefoxBinary() {
