@@ -57,6 +57,9 @@ export async function launchFirefox({ prefs = {} } = {}) {
   };
   driver.stdout.on('data', keep);
   driver.stderr.on('data', keep);
+  // A test run that ends without close() leaves no geckodriver (nor its Firefox) behind.
+  const killDriver = () => driver.kill('SIGKILL');
+  process.on('exit', killDriver);
   const base = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 15000;
   for (;;) {
@@ -123,6 +126,7 @@ export async function launchFirefox({ prefs = {} } = {}) {
     async close() {
       await call(base, 'DELETE', s).catch(() => {});
       driver.kill('SIGTERM');
+      process.off('exit', killDriver);
     },
   };
   return page;
