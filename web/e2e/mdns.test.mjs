@@ -107,8 +107,8 @@ after(async () => {
   await strictBrowser?.close();
 });
 
-async function newPage(b, { relayOnly = false, record = false } = {}) {
-  const context = await b.newContext({ viewport: { width: 1000, height: 760 }, locale: 'en-US', permissions: [] });
+async function newPage(b, { relayOnly = false, record = false, contextOptions = {} } = {}) {
+  const context = await b.newContext({ viewport: { width: 1000, height: 760 }, locale: 'en-US', ...contextOptions });
   if (relayOnly) await context.addInitScript(() => localStorage.setItem('talkconnect.relayOnly', '1'));
   if (record) await context.addInitScript(recordCandidates);
   const page = await context.newPage();
@@ -122,7 +122,7 @@ async function listenerReceives(server, shot, { relayOnly }) {
   await an.goto(server.url);
   await signInAsGuest(an, 'An publishes');
   const roomId = await createRoom(an, { title: `mDNS ${shot}` });
-  const mai = await newPage(strictBrowser, { relayOnly, record: true });
+  const mai = await newPage(strictBrowser, { relayOnly, record: true, contextOptions: { permissions: [] } });
   await mai.goto(`${server.url}/r/${roomId}`);
   await signInAsGuest(mai, 'Mai listens');
   await mai.locator('.room .room-name').waitFor(LIVE);
