@@ -73,11 +73,12 @@ VOLUME ["/data"]
 # Numeric, so orchestrators can tell it is not root without reading /etc/passwd.
 USER 10001:10001
 # 8080: HTTP (or, with TLS on, the plain port that redirects: server.tls.redirect_port);
-# 8443: HTTPS when TLS is on (deploy/compose.yml). 3478: the TURN relay's port, reserved
-# (the relay is not built yet: nothing listens there). 40000-40999: the SFU's media, one
-# port per participant, UDP and ICE-TCP (sfu.udp_port_min/max; publish fewer by narrowing
-# them, or carry everyone on sfu.single_udp_port).
-EXPOSE 8080/tcp 8443/tcp 3478/udp 3478/tcp 40000-40999/udp 40000-40999/tcp
+# 8443: HTTPS when TLS is on (deploy/compose.yml), and TURN over TLS beside it. 3478: the
+# TURN relay (turn.enabled), UDP and TCP; 49160-49999: its relayed addresses
+# (turn.relay_port_min/max). 40000-40999: the SFU's media, one port per participant, UDP and
+# ICE-TCP (sfu.udp_port_min/max; publish fewer by narrowing them, or carry everyone on
+# sfu.single_udp_port).
+EXPOSE 8080/tcp 8443/tcp 3478/udp 3478/tcp 40000-40999/udp 40000-40999/tcp 49160-49999/udp
 # GET /healthz on loopback with bash's /dev/tcp (deploy/healthcheck).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
   CMD ["/usr/local/bin/talkconnect-healthcheck"]

@@ -120,6 +120,8 @@ impl Relay {
 
     /// TURN over TLS is served on the HTTPS port `port` (src/shared_port.rs): browsers are told.
     pub fn share_https_port(&self, port: u16) {
+        let public = self.server.config().public_tls_port;
+        let port = if public != 0 { public } else { port };
         self.urls.tls_port.store(port, Ordering::Relaxed);
     }
 

@@ -19,6 +19,9 @@ pub struct TurnConfig {
     /// TURN over TLS on the HTTPS port, told apart from HTTPS after the handshake (by ALPN
     /// `stun.turn` or by the first bytes). Only with `server.tls` on.
     pub on_https_port: bool,
+    /// The port browsers reach that HTTPS port at, when a NAT or a container publishes it
+    /// under another number; 0 = the HTTPS port itself.
+    pub public_tls_port: u16,
     /// Public address written into relayed addresses; unset = the SFU's announced address,
     /// else `listen_ip` when it is a concrete address.
     pub relay_ip: Option<IpAddr>,
@@ -55,6 +58,7 @@ impl Default for TurnConfig {
             udp_port: 3478,
             tcp_port: 3478,
             on_https_port: true,
+            public_tls_port: 0,
             relay_ip: None,
             public_host: String::new(),
             relay_port_min: 49160,
