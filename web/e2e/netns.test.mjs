@@ -62,11 +62,20 @@ function counted(ns, family, table, counter) {
 }
 
 /** Removes this test's namespaces (their veths and nftables tables go with them) and any veth
- * of ours a crash left in the root namespace. */
+ * of ours a crash left in the root namespace. A crashed run's server and browsers still live
+ * in its namespaces (and would keep them alive, unnamed): they are ended first. */
 function removeTopology() {
   for (const line of run('ip', 'netns', 'list').split('\n')) {
     const name = line.split(' ')[0];
-    if (name.startsWith(PREFIX)) run('ip', 'netns', 'del', name);
+    if (!name.startsWith(PREFIX)) continue;
+    for (const pid of run('ip', 'netns', 'pids', name).split('\n').filter(Boolean)) {
+      try {
+        process.kill(Number(pid), 'SIGKILL');
+      } catch {
+        // Gone already.
+      }
+    }
+    run('ip', 'netns', 'del', name);
   }
   for (const line of run('ip', '-o', 'link', 'show').split('\n')) {
     const name = /^\d+: ([^:@]+)/.exec(line)?.[1];
@@ -207,7 +216,7 @@ async function personIn(network, name) {
 const userId = (page) => page.evaluate(() => JSON.parse(localStorage.getItem('talkconnect.session')).user.id);
 
 /** The selected candidate pair of the page's SFU connection: both ends' type, address and
- * protocol (the local one's relayProtocol when it is a relay). */
+ * protocol (the local one's relayProtocol when it is a relay), and its round trip (logged). */
 function selectedPair(page) {
   return page.evaluate(async () => {
     const stats = await window.__talkconnect.pc.getStats();
@@ -220,6 +229,7 @@ function selectedPair(page) {
       out = {
         local: { type: local.candidateType, address: local.address, protocol: local.protocol, relayProtocol: local.relayProtocol },
         remote: { type: remote.candidateType, address: remote.address, port: remote.port, protocol: remote.protocol },
+        rttMs: pair.currentRoundTripTime === undefined ? null : Math.round(pair.currentRoundTripTime * 1000),
       };
     });
     return out;
