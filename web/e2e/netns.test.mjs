@@ -103,7 +103,8 @@ function buildTopology() {
   inNs(NS.nat, 'ip', 'route', 'add', 'default', 'via', '192.168.77.1');
   inNs(NS.fw, 'ip', 'route', 'add', 'default', 'via', '192.168.78.1');
   // The server gets no route to the private networks: only the router's public address.
-  inNs(NS.router, 'sysctl', '-q', '-w', 'net.ipv4.ip_forward=1');
+  // /proc/sys/net is the writing process's namespace's (no procps needed for sysctl).
+  inNs(NS.router, 'sh', '-c', 'echo 1 > /proc/sys/net/ipv4/ip_forward');
   nft(
     NS.router,
     `table ip tcn_nat {
