@@ -20,7 +20,9 @@ use crate::tls::Tls;
 use crate::{auth, chat, gateway, http, media, platform, retention, rooms, web_ui};
 
 pub struct Application {
-    server: Server,
+    /// The HTTP server(s): actix-web's, and with TURN sharing the HTTPS port, the one that
+    /// serves that port (src/shared_port.rs).
+    servers: Vec<Server>,
     address: SocketAddr,
     /// With TLS on, the plain-HTTP port that redirects to https, if any.
     redirect: Option<SocketAddr>,
@@ -80,7 +82,7 @@ impl Application {
         let chat = web::Data::new(state.chat.clone());
         let limits = web::Data::new(state.limits.clone());
         let media = web::Data::from(state.media.clone());
-        let server = actix_web::HttpServer::new(move || {
+        let make_app = move || {
             let settings = &app_state.settings;
             App::new()
                 .app_data(app_state.clone())
@@ -108,21 +110,22 @@ impl Application {
                     }
                 })
                 .configure(routes)
-        })
-        // Small realtime frames go out at once instead of waiting for Nagle's timer.
-        .on_connect(|conn, _| {
-            type Tcp = actix_web::rt::net::TcpStream;
-            if let Some(tcp) = conn.downcast_ref::<Tcp>() {
-                let _ = tcp.set_nodelay(true);
-            } else if let Some(tls) =
-                conn.downcast_ref::<actix_tls::accept::rustls_0_23::TlsStream<Tcp>>()
-            {
-                let _ = tls.get_ref().0.set_nodelay(true);
-            }
-        })
-        .workers(workers)
-        .disable_signals()
-        .shutdown_timeout(10);
+        };
+        let server = actix_web::HttpServer::new(make_app.clone())
+            // Small realtime frames go out at once instead of waiting for Nagle's timer.
+            .on_connect(|conn, _| {
+                type Tcp = actix_web::rt::net::TcpStream;
+                if let Some(tcp) = conn.downcast_ref::<Tcp>() {
+                    let _ = tcp.set_nodelay(true);
+                } else if let Some(tls) =
+                    conn.downcast_ref::<actix_tls::accept::rustls_0_23::TlsStream<Tcp>>()
+                {
+                    let _ = tls.get_ref().0.set_nodelay(true);
+                }
+            })
+            .workers(workers)
+            .disable_signals()
+            .shutdown_timeout(10);
         let bind_error = |at: SocketAddr| {
             move |source| StartError::Bind {
                 address: at.to_string(),
@@ -130,25 +133,56 @@ impl Application {
             }
         };
         let mut redirect_at = None;
-        let server = match tls {
-            None => server.listen(listener).map_err(bind_error(address))?,
-            Some(tls) => {
+        // TURN over TLS shares the HTTPS port when the relay runs and asks for it.
+        let shared_relay = state
+            .media
+            .relay()
+            .filter(|_| tls.is_some() && state.settings.turn.on_https_port)
+            .map(|relay| {
+                relay.share_https_port(address.port());
+                Arc::clone(&relay.server)
+            });
+        let mut servers = Vec::new();
+        let server = match (tls, shared_relay) {
+            (None, _) => Some(server.listen(listener).map_err(bind_error(address))?),
+            (Some(tls), Some(relay)) => {
+                servers.push(
+                    crate::shared_port::serve(
+                        listener,
+                        tls.config,
+                        make_app,
+                        relay,
+                        workers,
+                        shutdown.clone(),
+                    )
+                    .map_err(bind_error(address))?,
+                );
+                match redirect {
+                    Some(plain) => {
+                        let at = plain.local_addr().map_err(bind_error(address))?;
+                        redirect_at = Some(at);
+                        Some(server.listen(plain).map_err(bind_error(at))?)
+                    }
+                    None => None,
+                }
+            }
+            (Some(tls), None) => {
                 let server = server
                     .listen_rustls_0_23(listener, tls.config)
                     .map_err(bind_error(address))?;
-                match redirect {
+                Some(match redirect {
                     Some(plain) => {
                         let at = plain.local_addr().map_err(bind_error(address))?;
                         redirect_at = Some(at);
                         server.listen(plain).map_err(bind_error(at))?
                     }
                     None => server,
-                }
+                })
             }
         };
-        let server = server.run();
+        servers.extend(server.map(|s| s.run()));
         Ok(Self {
-            server,
+            servers,
             redirect: redirect_at,
             address,
             state,
@@ -186,7 +220,7 @@ impl Application {
                 "the web app is not embedded (built without web/dist): see the page at /"
             );
         }
-        let handle = self.server.handle();
+        let handles: Vec<_> = self.servers.iter().map(Server::handle).collect();
         let state = self.state.clone();
         let shutdown = self.shutdown.clone();
         tokio::spawn(async move {
@@ -196,9 +230,15 @@ impl Application {
             state.io.close();
             state.presence.node_stopping().await;
             shutdown.cancel();
-            handle.stop(true).await;
+            for handle in handles {
+                handle.stop(true).await;
+            }
         });
-        let result = self.server.await;
+        let results = futures_util::future::join_all(self.servers).await;
+        let result = results
+            .into_iter()
+            .collect::<std::io::Result<Vec<()>>>()
+            .map(drop);
         self.state.io.close();
         self.shutdown.cancel();
         result

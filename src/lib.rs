@@ -21,6 +21,7 @@ pub mod realtime;
 pub mod retention;
 pub mod rooms;
 pub mod sfu;
+pub mod shared_port;
 pub mod state;
 pub mod telemetry;
 pub mod text;

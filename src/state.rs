@@ -306,7 +306,6 @@ impl AppState {
                 rooms: rooms.clone(),
                 jwt_secret: &secret,
                 tls_domain: domain.filter(|_| tls_on),
-                tls_port: None,
             },
             shutdown,
         )

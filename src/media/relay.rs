@@ -11,6 +11,7 @@
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, SystemTime};
 
 use tokio_util::sync::CancellationToken;
@@ -33,8 +34,8 @@ struct RelayUrls {
     host: Option<String>,
     udp_port: u16,
     tcp_port: u16,
-    /// The HTTPS port when TURN over TLS shares it.
-    tls_port: Option<u16>,
+    /// The HTTPS port when TURN over TLS shares it (0: it does not).
+    tls_port: AtomicU16,
 }
 
 /// What the relay needs from the rest of the server to start.
@@ -47,8 +48,6 @@ pub struct RelayStart<'a> {
     pub jwt_secret: &'a [u8],
     /// The TLS domain, when TLS is on and has one.
     pub tls_domain: Option<String>,
-    /// The HTTPS port TURN over TLS shares, when it does.
-    pub tls_port: Option<u16>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -107,16 +106,21 @@ impl Relay {
             .filter(|h| !h.is_empty())
             .map(str::to_owned)
             .or(start.tls_domain);
-        tracing::info!(%relay_ip, udp = config.udp_port, tcp = config.tcp_port, tls = ?start.tls_port, "turn relay");
+        tracing::info!(%relay_ip, udp = config.udp_port, tcp = config.tcp_port, "turn relay");
         Ok(Some(Relay {
             server,
             urls: RelayUrls {
                 host,
                 udp_port: config.udp_port,
                 tcp_port: config.tcp_port,
-                tls_port: start.tls_port.filter(|_| config.on_https_port),
+                tls_port: AtomicU16::new(0),
             },
         }))
+    }
+
+    /// TURN over TLS is served on the HTTPS port `port` (src/shared_port.rs): browsers are told.
+    pub fn share_https_port(&self, port: u16) {
+        self.urls.tls_port.store(port, Ordering::Relaxed);
     }
 
     /// The relay's entry for `user`, who reached this server by `request_host` (the HTTP Host
@@ -139,8 +143,9 @@ impl Relay {
         if self.urls.tcp_port != 0 {
             urls.push(format!("turn:{host}:{}?transport=tcp", self.urls.tcp_port));
         }
-        if let Some(port) = self.urls.tls_port {
-            urls.push(format!("turns:{host}:{port}?transport=tcp"));
+        let tls_port = self.urls.tls_port.load(Ordering::Relaxed);
+        if tls_port != 0 {
+            urls.push(format!("turns:{host}:{tls_port}?transport=tcp"));
         }
         let credential = self.server.credential(&user.to_string());
         Some(IceServer {

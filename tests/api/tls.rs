@@ -5,6 +5,7 @@
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::cli::{start, talkconnect, workdir};
@@ -185,4 +186,128 @@ fn wrong_certificate_files_stop_the_start_in_one_line_naming_the_setting() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("server.tls.cert_file"));
     std::fs::remove_dir_all(dir).unwrap();
     std::fs::remove_dir_all(other).unwrap();
+}
+
+/// One STUN exchange over a stream: writes `request`, reads one whole message back.
+async fn stun_exchange<S>(stream: &mut S, request: &[u8]) -> Vec<u8>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream.write_all(request).await.unwrap();
+    let mut head = [0u8; 20];
+    stream.read_exact(&mut head).await.unwrap();
+    let length = usize::from(u16::from_be_bytes([head[2], head[3]]));
+    let mut answer = head.to_vec();
+    answer.resize(20 + length, 0);
+    stream.read_exact(&mut answer[20..]).await.unwrap();
+    answer
+}
+
+#[test]
+fn turn_over_tls_shares_the_https_port_with_the_app() {
+    use talkconnect::turn::message::{self as stun, Builder, Class, Message};
+
+    let dir = workdir();
+    let cert = write_pair(&dir);
+    let mut cmd = with_tls(&dir);
+    cmd.env("TALKCONNECT__TURN__ENABLED", "true")
+        .env("TALKCONNECT__TURN__LISTEN_IP", "127.0.0.1")
+        .env("TALKCONNECT__TURN__UDP_PORT", "0")
+        .env("TALKCONNECT__TURN__TCP_PORT", "0")
+        .env("TALKCONNECT__TURN__RELAY_PORT_MIN", "45200")
+        .env("TALKCONNECT__TURN__RELAY_PORT_MAX", "45209")
+        .env("TALKCONNECT__TURN__SECRET", "shared-port-secret")
+        .env("TALKCONNECT__SFU__BIND_IP", "127.0.0.1")
+        .env("TALKCONNECT__SFU__UDP_PORT_MIN", "45210")
+        .env("TALKCONNECT__SFU__UDP_PORT_MAX", "45219");
+    let server = start(cmd);
+    let address: SocketAddr = server.address.parse().unwrap();
+    let port = address.port();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        // The app, over https (HTTP/1.1 and HTTP/2 alike), on the port TURN shares.
+        let client = client_trusting(&cert, address);
+        let health = client
+            .get(format!("https://localhost:{port}/healthz"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(health.status(), 200);
+        let guest: serde_json::Value = client
+            .post(format!("https://localhost:{port}/api/auth/guest"))
+            .json(&serde_json::json!({"displayName": "Shared port"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = guest["token"].as_str().unwrap();
+        let servers: serde_json::Value = client
+            .get(format!("https://localhost:{port}/api/ice-servers"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let turn = &servers["iceServers"][0];
+        assert_eq!(
+            turn["urls"],
+            serde_json::json!([format!("turns:localhost:{port}?transport=tcp")]),
+            "{servers}"
+        );
+        let username = turn["username"].as_str().unwrap();
+        let password = turn["credential"].as_str().unwrap();
+
+        // TURN over TLS on the same port, with and without the stun.turn ALPN.
+        for alpn in [Vec::new(), vec![b"stun.turn".to_vec()]] {
+            let mut roots = rustls::RootCertStore::empty();
+            for der in rustls_pemfile_certs(&cert) {
+                roots.add(der).unwrap();
+            }
+            let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+            config.alpn_protocols = alpn.clone();
+            let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+            let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+            let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+            let mut tls = connector.connect(name, tcp).await.unwrap();
+
+            let first = Builder::new(stun::ALLOCATE, Class::Request, rand::random())
+                .attribute(stun::REQUESTED_TRANSPORT, &[17, 0, 0, 0])
+                .finish(None);
+            let answer = stun_exchange(&mut tls, &first).await;
+            let challenge = Message::parse(&answer).expect("a STUN answer on the https port");
+            assert_eq!(challenge.class, Class::Error, "alpn {alpn:?}");
+            let realm = challenge.text(stun::REALM).unwrap().to_owned();
+            let nonce = challenge.text(stun::NONCE).unwrap().to_owned();
+            let key = stun::long_term_key(username, &realm, password);
+            let allocate = Builder::new(stun::ALLOCATE, Class::Request, rand::random())
+                .attribute(stun::REQUESTED_TRANSPORT, &[17, 0, 0, 0])
+                .attribute(stun::USERNAME, username.as_bytes())
+                .attribute(stun::REALM, realm.as_bytes())
+                .attribute(stun::NONCE, nonce.as_bytes())
+                .finish(Some(&key));
+            let answer = stun_exchange(&mut tls, &allocate).await;
+            let allocated = Message::parse(&answer).unwrap();
+            assert_eq!(allocated.class, Class::Success, "alpn {alpn:?}");
+            let relayed = allocated.xor_address(stun::XOR_RELAYED_ADDRESS).unwrap();
+            assert!((45200..=45209).contains(&relayed.port()), "{relayed}");
+        }
+    });
+}
+
+fn rustls_pemfile_certs(pem: &str) -> Vec<rustls::pki_types::CertificateDer<'static>> {
+    use rustls::pki_types::pem::PemObject;
+    rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes())
+        .map(Result::unwrap)
+        .collect()
 }
