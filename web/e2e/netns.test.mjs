@@ -42,7 +42,7 @@ const SERVER_IP = '203.0.113.10';
 const ROUTER_PUBLIC_IP = '203.0.113.1';
 const NS = { server: 'tcn-server', router: 'tcn-router', nat: 'tcn-nat', fw: 'tcn-fw' };
 const PREFIX = 'tcn-';
-const URL = `https://${NAME}/`;
+const SITE = `https://${NAME}/`;
 const SKIP = process.getuid?.() === 0 ? false : 'network namespaces need root';
 
 // ip and nft live in /usr/sbin, which a root shell's PATH may lack (su without -).
@@ -254,11 +254,11 @@ const iceServers = (page) =>
 
 /** `host` opens a room, `guest` joins it by its link; both see and hear each other. */
 async function call(host, guest, title, { signedIn = async () => {} } = {}) {
-  await host.page.goto(URL);
+  await host.page.goto(SITE);
   await signInAsGuest(host.page, host.name);
   await signedIn(host.page);
   const roomId = await createRoom(host.page, { title });
-  await guest.page.goto(`${URL}r/${roomId}`);
+  await guest.page.goto(`${SITE}r/${roomId}`);
   await signInAsGuest(guest.page, guest.name);
   await guest.page.locator('.room .room-name').waitFor(LIVE);
   const ids = { host: await userId(host.page), guest: await userId(guest.page) };
@@ -293,7 +293,7 @@ describe('browsers on other networks than the server', { skip: SKIP }, () => {
 
   it('a network that only lets TCP 443 out: the page and the websocket come over 443', STEP, async () => {
     const an = await personIn('fw', 'An at the office');
-    await an.page.goto(URL);
+    await an.page.goto(SITE);
     await signInAsGuest(an.page, an.name);
     await createRoom(an.page, { title: 'Office lobby' });
     await an.page.locator('.tile', { hasText: an.name }).waitFor(LIVE);
