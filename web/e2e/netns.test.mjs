@@ -258,6 +258,7 @@ async function call(host, guest, title, { signedIn = async () => {} } = {}) {
   await signInAsGuest(host.page, host.name);
   await signedIn(host.page);
   const roomId = await createRoom(host.page, { title });
+  const joined = Date.now();
   await guest.page.goto(`${SITE}r/${roomId}`);
   await signInAsGuest(guest.page, guest.name);
   await guest.page.locator('.room .room-name').waitFor(LIVE);
@@ -265,6 +266,7 @@ async function call(host, guest, title, { signedIn = async () => {} } = {}) {
   await guest.page.locator(`.tile[data-user-id="${ids.host}"][data-video="on"] video`).waitFor(MEDIA);
   await expectFlowing(host.page, [ids.guest], { timeout: MEDIA.timeout });
   await expectFlowing(guest.page, [ids.host], { timeout: MEDIA.timeout });
+  console.log(`[netns] ${title}: from the guest's page load to media both ways in ${Date.now() - joined} ms`);
 }
 
 describe('browsers on other networks than the server', { skip: SKIP }, () => {
