@@ -202,11 +202,12 @@ function withoutNulls(vars) {
  * data dir, two workers, rate limits off, the SFU on loopback in a UDP block of its own.
  * `env` adds or overrides TALKCONNECT__ settings, `args` go to the binary (`--config FILE` for
  * settings env cannot express, such as lists of tables); `dataDir` and `port` restart a server
- * stopped with keepData on the same database and address.
+ * stopped with keepData on the same database and address; `netns` runs it in that network
+ * namespace (`ip netns exec`, which becomes the binary: signals reach it).
  * Answers {url, port, dataDir, pid, log(), exited, stop({keepData}), kill()}; `url` is https
  * when `env` turns TLS on.
  */
-export async function startServer({ env = {}, args = [], dataDir, port } = {}) {
+export async function startServer({ env = {}, args = [], dataDir, port, netns } = {}) {
   dataDir = dataDir ?? tempDir("tc-e2e-");
   port = port ?? (await freePort());
   const udp = holdUdpBlock(port);
@@ -215,7 +216,10 @@ export async function startServer({ env = {}, args = [], dataDir, port } = {}) {
   const inherited = Object.entries(process.env).filter(([key]) => !key.startsWith("TALKCONNECT__"));
   let server;
   try {
-    server = await spawnServer(talkconnectBinary(), args, {
+    const [bin, argv] = netns
+      ? ["ip", ["netns", "exec", netns, talkconnectBinary(), ...args]]
+      : [talkconnectBinary(), args];
+    server = await spawnServer(bin, argv, {
       name: `talkconnect on port ${port}`,
       // Anything the binary writes relative to its working directory lands in the temp dir.
       cwd: dataDir,

@@ -117,11 +117,17 @@ export async function startCoturn({ relayPorts, secret = 'coturn-shared-secret' 
   return { url, configArgs: ['--config', config], ...turn };
 }
 
+/** The Chromium binary the tests run: $CHROMIUM_PATH, else Debian's. */
+export function chromiumPath() {
+  const path = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+  if (!existsSync(path)) throw new Error(`${path} is missing: apt-get install -y chromium`);
+  return path;
+}
+
 /** Headless Chromium; `home` gives it another home folder (its NSS certificate store is
- * `home/.pki/nssdb`). */
-export async function launchBrowser({ extraArgs = [], fakeUi = true, home } = {}) {
-  const executablePath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-  if (!existsSync(executablePath)) throw new Error(`${executablePath} is missing: apt-get install -y chromium`);
+ * `home/.pki/nssdb`); `executablePath` runs another program in its place (a wrapper that
+ * starts chromiumPath() in a network namespace). */
+export async function launchBrowser({ extraArgs = [], fakeUi = true, home, executablePath = chromiumPath() } = {}) {
   const args = CHROMIUM_ARGS.filter((a) => fakeUi || a !== '--use-fake-ui-for-media-stream');
   const env = home ? { ...process.env, HOME: home } : undefined;
   return chromium.launch({ executablePath, headless: true, args: [...args, ...extraArgs], env });
