@@ -398,8 +398,13 @@ impl TurnServer {
             return reply.send(error(m, 440, "Address Family not Supported", key_ref));
         }
         // Quotas: this user's allocations, then the server's.
+        if self.allocation_count() >= self.config.max_allocations {
+            return reply.send(error(m, 508, "Insufficient Capacity", key_ref));
+        }
         {
             let mut usage = lock(&self.usage);
+            // An entry exists only while its user holds an allocation: the map stays as small
+            // as the allocations.
             let entry = usage.entry(user.clone()).or_insert_with(|| Usage {
                 allocations: 0,
                 tokens: self.bucket_size(),
@@ -407,9 +412,6 @@ impl TurnServer {
             });
             if entry.allocations >= self.config.max_allocations_per_user {
                 return reply.send(error(m, 486, "Allocation Quota Reached", key_ref));
-            }
-            if self.allocation_count() >= self.config.max_allocations {
-                return reply.send(error(m, 508, "Insufficient Capacity", key_ref));
             }
             entry.allocations += 1;
         }
