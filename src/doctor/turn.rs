@@ -1,12 +1,13 @@
 //! The TURN relay as a browser meets it: the doctor mints a credential with the relay's secret
-//! (the one a server with these settings uses) and allocates on `turn.udp_port`.
+//! (the one a server with these settings uses) and allocates on `turn.udp_port` and
+//! `turn.tcp_port`.
 
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
 use std::time::{Duration, SystemTime};
 
 use super::{Finding, fail, ok, warn};
 use crate::config::{Settings, TlsMode};
-use crate::turn::client::{ClientError, TurnClient};
+use crate::turn::client::{ClientError, Transport, TurnClient};
 use crate::turn::credentials;
 
 /// How long the relay has to answer an Allocate (three tries within it).
@@ -34,39 +35,92 @@ pub(super) fn check(settings: &Settings) -> Vec<Finding> {
             Vec::new()
         };
     }
-    if turn.udp_port == 0 {
-        return vec![ok(
-            "TURN: turn.udp_port = 0, only TCP/TLS are served (not checked from here)",
-        )];
-    }
     let ip = match turn.listen_ip {
         IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::from([127, 0, 0, 1]),
         IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
         ip => ip,
     };
-    let server = SocketAddr::new(ip, turn.udp_port);
     let secret = match secret(settings) {
         Ok(secret) => secret,
         Err(finding) => return vec![finding],
     };
-    // Without a secret (no server ever started with this data_dir) a made-up one still tells
-    // whether anything answers.
-    let known = secret.is_some();
-    let secret = secret.unwrap_or_else(|| rand::random::<[u8; 32]>().to_vec());
-    let credential = credentials::mint(
-        &secret,
-        "talkconnect-doctor",
-        Duration::from_secs(60),
-        SystemTime::now(),
-    );
     let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     else {
         return Vec::new();
     };
-    let allocated = runtime.block_on(async {
-        let client = TurnClient::allocate(
+    let findings: Vec<Finding> = [
+        (Transport::Udp, turn.udp_port),
+        (Transport::Tcp, turn.tcp_port),
+    ]
+    .into_iter()
+    .filter(|(_, port)| *port != 0)
+    .map(|(transport, port)| {
+        let relay = Relay {
+            transport,
+            server: SocketAddr::new(ip, port),
+            listen: SocketAddr::new(turn.listen_ip, port),
+        };
+        runtime.block_on(allocate(settings, &relay, secret.as_deref()))
+    })
+    .collect();
+    if findings.is_empty() {
+        return vec![ok(
+            "TURN: turn.udp_port and turn.tcp_port are 0, only TLS on the HTTPS port is served (not checked from here)",
+        )];
+    }
+    findings
+}
+
+/// One of the relay's listeners.
+struct Relay {
+    transport: Transport,
+    /// Where the doctor reaches it.
+    server: SocketAddr,
+    /// Where the server listens (for "does anything listen there?").
+    listen: SocketAddr,
+}
+
+impl Relay {
+    fn name(&self) -> &'static str {
+        match self.transport {
+            Transport::Udp => "UDP",
+            Transport::Tcp => "TCP",
+        }
+    }
+
+    fn setting(&self) -> &'static str {
+        match self.transport {
+            Transport::Udp => "turn.udp_port",
+            Transport::Tcp => "turn.tcp_port",
+        }
+    }
+
+    /// Nothing holds the port on this machine: no server listens there.
+    fn nobody_listens(&self) -> bool {
+        match self.transport {
+            Transport::Udp => UdpSocket::bind(self.listen).is_ok(),
+            Transport::Tcp => TcpListener::bind(self.listen).is_ok(),
+        }
+    }
+}
+
+/// An allocation with a credential minted from `secret` (`None`: the doctor knows no secret,
+/// and a made-up one still tells whether anything answers).
+async fn allocate(settings: &Settings, relay: &Relay, secret: Option<&[u8]>) -> Finding {
+    let made_up: [u8; 32] = rand::random();
+    let credential = credentials::mint(
+        secret.unwrap_or(&made_up),
+        "talkconnect-doctor",
+        Duration::from_secs(60),
+        SystemTime::now(),
+    );
+    let (name, setting, server) = (relay.name(), relay.setting(), relay.server);
+    let port = server.port();
+    let allocated = async {
+        let client = TurnClient::allocate_over(
+            relay.transport,
             server,
             &credential.username,
             &credential.password,
@@ -76,54 +130,45 @@ pub(super) fn check(settings: &Settings) -> Vec<Finding> {
         let relayed = client.relayed;
         let _ = client.release().await;
         Ok::<_, ClientError>(relayed)
-    });
-    let finding = match allocated {
+    }
+    .await;
+    match allocated {
         Ok(relayed) => ok(format!(
-            "TURN allocates on UDP {server} (turn.udp_port): relayed address {relayed}"
+            "TURN allocates on {name} {server} ({setting}): relayed address {relayed}"
         )),
-        Err(ClientError::Timeout(..)) => {
-            let nobody = UdpSocket::bind(SocketAddr::new(turn.listen_ip, turn.udp_port)).is_ok();
-            fail(
+        Err(e @ (ClientError::Timeout(..) | ClientError::Unreachable(..))) => fail(
+            format!("TURN down: no answer on {name} {server} ({setting} {port}): {e}"),
+            if relay.nobody_listens() {
                 format!(
-                    "TURN down: no answer on UDP {server} (turn.udp_port {}) within {} s",
-                    turn.udp_port,
-                    ALLOCATE_TIMEOUT.as_secs()
-                ),
-                if nobody {
-                    format!(
-                        "nothing listens on UDP port {}: is the server running (talkconnect serve, with these settings)? \
-                         Then open UDP port {} (turn.udp_port) in the firewall for browsers",
-                        turn.udp_port, turn.udp_port
-                    )
-                } else {
-                    format!(
-                        "UDP port {} is held but nothing answers TURN there: is it TalkConnect (`ss -lunp 'sport = :{}'`)? \
-                         Is turn.udp_port open in the firewall?",
-                        turn.udp_port, turn.udp_port
-                    )
-                },
-            )
-        }
-        Err(ClientError::Refused { code: 401, .. }) if !known => fail(
+                    "nothing listens on {name} port {port}: is the server running (talkconnect serve, with these settings)? \
+                     Then open {name} port {port} ({setting}) in the firewall for browsers"
+                )
+            } else {
+                format!(
+                    "{name} port {port} is held but nothing answers TURN there: is it TalkConnect \
+                     (`ss -lnp 'sport = :{port}'` names the program)? Is {setting} open in the firewall?"
+                )
+            },
+        ),
+        Err(ClientError::Refused { code: 401, .. }) if secret.is_none() => fail(
             format!(
-                "TURN on UDP {server} answers, but the doctor has no secret to sign in with: neither turn.secret, auth.jwt_secret nor {} is set",
+                "TURN on {name} {server} answers, but the doctor has no secret to sign in with: neither turn.secret, auth.jwt_secret nor {} is set",
                 settings.server.data_dir.join("jwt_secret").display()
             ),
             "run the doctor with the server's settings (the same --config, TALKCONNECT__ variables and server.data_dir)",
         ),
         Err(ClientError::Refused { code: 401, .. }) => fail(
             format!(
-                "TURN on UDP {server} refuses the doctor's credential (401): the secret differs between this configuration and the running server's"
+                "TURN on {name} {server} refuses the doctor's credential (401): the secret differs between this configuration and the running server's"
             ),
             "run the doctor with the server's settings; the server and everything minting credentials need the same turn.secret \
              (or, when it is empty, the same auth.jwt_secret / server.data_dir/jwt_secret)",
         ),
         Err(e) => fail(
-            format!("TURN on UDP {server}: {e}"),
+            format!("TURN on {name} {server}: {e}"),
             "the server's log says more (lines with \"turn\"); check turn.relay_port_min..turn.relay_port_max are free",
         ),
-    };
-    vec![finding]
+    }
 }
 
 /// The credentials' secret a server with these settings uses, as `media/relay.rs` derives

@@ -167,6 +167,14 @@ fn free_udp_port() -> u16 {
         .port()
 }
 
+fn free_tcp_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// Runs a prepared doctor command; answers its exit code and what it printed.
 fn run(mut cmd: std::process::Command) -> (i32, String) {
     let output = cmd.output().unwrap();
@@ -192,6 +200,7 @@ fn finding<'a>(printed: &'a str, start: &str) -> &'a str {
 fn turn_down_is_named_with_its_port_and_the_secret_file_is_left_alone() {
     let dir = workdir();
     let turn_port = free_udp_port();
+    let tcp_port = free_tcp_port();
     let (code, printed) = doctor(
         &dir,
         &[
@@ -199,19 +208,27 @@ fn turn_down_is_named_with_its_port_and_the_secret_file_is_left_alone() {
             ("TALKCONNECT__TURN__ENABLED", "true".to_owned()),
             ("TALKCONNECT__TURN__LISTEN_IP", "127.0.0.1".to_owned()),
             ("TALKCONNECT__TURN__UDP_PORT", turn_port.to_string()),
+            ("TALKCONNECT__TURN__TCP_PORT", tcp_port.to_string()),
         ],
     );
     assert_eq!(code, 1, "{printed}");
-    let turn = finding(&printed, "FAIL  TURN down");
+    let udp = finding(&printed, "FAIL  TURN down: no answer on UDP");
     assert!(
-        turn.contains(&format!(
+        udp.contains(&format!(
             "no answer on UDP 127.0.0.1:{turn_port} (turn.udp_port {turn_port})"
         )),
-        "{turn}"
+        "{udp}"
     );
-    assert!(turn.contains("fix: nothing listens on UDP port"), "{turn}");
-    assert!(turn.contains("is the server running"), "{turn}");
-    assert!(printed.contains("1 problem(s) found"), "{printed}");
+    assert!(udp.contains("fix: nothing listens on UDP port"), "{udp}");
+    assert!(udp.contains("is the server running"), "{udp}");
+    let tcp = finding(&printed, "FAIL  TURN down: no answer on TCP");
+    assert!(
+        tcp.contains(&format!(
+            "no answer on TCP 127.0.0.1:{tcp_port} (turn.tcp_port {tcp_port})"
+        )),
+        "{tcp}"
+    );
+    assert!(printed.contains("2 problem(s) found"), "{printed}");
     // The doctor read no JWT secret and made none.
     assert!(!dir.join("data").join("jwt_secret").exists());
 
@@ -277,7 +294,7 @@ fn an_announced_ip_that_stun_contradicts_is_named_with_the_right_one() {
 
 /// Settings a server and its doctor share: loopback only, the SFU on `sfu_ports`, TURN on a
 /// free UDP port with its relay ports, the secret derived from the JWT secret in data_dir.
-fn running_setup(sfu_ports: (u16, u16), turn_port: u16) -> Vec<(&'static str, String)> {
+fn running_setup(sfu_ports: (u16, u16), turn_ports: (u16, u16)) -> Vec<(&'static str, String)> {
     vec![
         ("TALKCONNECT__SERVER__HOST", "127.0.0.1".to_owned()),
         ("TALKCONNECT__SFU__BIND_IP", "127.0.0.1".to_owned()),
@@ -287,8 +304,8 @@ fn running_setup(sfu_ports: (u16, u16), turn_port: u16) -> Vec<(&'static str, St
         ("TALKCONNECT__SFU__UDP_PORT_MAX", sfu_ports.1.to_string()),
         ("TALKCONNECT__TURN__ENABLED", "true".to_owned()),
         ("TALKCONNECT__TURN__LISTEN_IP", "127.0.0.1".to_owned()),
-        ("TALKCONNECT__TURN__UDP_PORT", turn_port.to_string()),
-        ("TALKCONNECT__TURN__TCP_PORT", "0".to_owned()),
+        ("TALKCONNECT__TURN__UDP_PORT", turn_ports.0.to_string()),
+        ("TALKCONNECT__TURN__TCP_PORT", turn_ports.1.to_string()),
         ("TALKCONNECT__TURN__ON_HTTPS_PORT", "false".to_owned()),
         ("TALKCONNECT__TURN__RELAY_PORT_MIN", "44940".to_owned()),
         ("TALKCONNECT__TURN__RELAY_PORT_MAX", "44949".to_owned()),
@@ -302,8 +319,8 @@ fn port_of(address: &str) -> String {
 #[test]
 fn a_running_server_with_turn_passes_with_an_allocation_and_round_trips() {
     let dir = workdir();
-    let turn_port = free_udp_port();
-    let setup = running_setup((44920, 44929), turn_port);
+    let (turn_port, tcp_port) = (free_udp_port(), free_tcp_port());
+    let setup = running_setup((44920, 44929), (turn_port, tcp_port));
     let mut serve = talkconnect(&dir);
     serve
         .envs(setup.clone())
@@ -324,6 +341,12 @@ fn a_running_server_with_turn_passes_with_an_allocation_and_round_trips() {
         "{printed}"
     );
     assert!(
+        printed.contains(&format!(
+            "ok    TURN allocates on TCP 127.0.0.1:{tcp_port} (turn.tcp_port): relayed address 127.0.0.1:449"
+        )),
+        "{printed}"
+    );
+    assert!(
         printed.contains("ok    the SFU answers over UDP from this machine: round trip "),
         "{printed}"
     );
@@ -335,7 +358,7 @@ fn a_running_server_with_turn_passes_with_an_allocation_and_round_trips() {
     // Another secret than the server's: the relay refuses the doctor's credential.
     let mut cmd = talkconnect(&dir);
     cmd.arg("doctor")
-        .envs(running_setup((44920, 44929), turn_port))
+        .envs(running_setup((44920, 44929), (turn_port, tcp_port)))
         .env("TALKCONNECT__SERVER__PORT", port_of(&server.address))
         .env("TALKCONNECT__TURN__SECRET", "not-the-servers");
     let (code, printed) = run(cmd);
@@ -412,7 +435,7 @@ fn a_firewall_dropping_the_sfu_udp_ports_fails_the_udp_probe_with_its_fix() {
     drop(child.stdin.take());
     assert!(child.wait().unwrap().success(), "the nftables rule applies");
 
-    let setup = running_setup((44950, 44959), 44960);
+    let setup = running_setup((44950, 44959), (44960, 44960));
     let mut serve = ns.talkconnect(&dir);
     serve
         .envs(setup.clone())
@@ -441,6 +464,10 @@ fn a_firewall_dropping_the_sfu_udp_ports_fails_the_udp_probe_with_its_fix() {
     );
     assert!(
         printed.contains("ok    TURN allocates on UDP 127.0.0.1:44960"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("ok    TURN allocates on TCP 127.0.0.1:44960"),
         "{printed}"
     );
     assert!(printed.contains("1 problem(s) found"), "{printed}");
