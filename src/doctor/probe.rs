@@ -132,7 +132,12 @@ async fn path(
             "run it again",
         );
     };
-    let result = tokio::time::timeout(PATH_TIMEOUT, client.round_trips(sdp)).await;
+    // Behind 1:1 NAT the probe's candidates name the announced address, which this machine may
+    // not reach (few NATs loop back): the doctor sends to the local address instead, so what
+    // it tests is the SFU and this host, not the NAT.
+    let local = local_address(sfu.bind_ip);
+    let sdp = to_local(sdp, is_local, local);
+    let result = tokio::time::timeout(PATH_TIMEOUT, client.round_trips(&sdp)).await;
     client.close().await;
     match result {
         Ok(Ok(mut rtts)) if !rtts.is_empty() => {
@@ -166,6 +171,47 @@ async fn path(
             },
         ),
     }
+}
+
+/// Can this machine bind `ip`: is it one of its own addresses?
+fn is_local(ip: IpAddr) -> bool {
+    std::net::UdpSocket::bind(SocketAddr::new(ip, 0)).is_ok()
+}
+
+/// The address of this machine the SFU listens on: `bind_ip`, or (listening on all) the one
+/// this machine sends from by its default route (connecting a UDP socket sends nothing).
+fn local_address(bind_ip: IpAddr) -> Option<IpAddr> {
+    if !bind_ip.is_unspecified() {
+        return Some(bind_ip);
+    }
+    let socket = std::net::UdpSocket::bind(SocketAddr::new(bind_ip, 0)).ok()?;
+    socket.connect("192.0.2.1:9").ok()?;
+    Some(socket.local_addr().ok()?.ip()).filter(|ip| !ip.is_unspecified())
+}
+
+/// `sdp` with each candidate that names an address not of this machine (`local_ip` says)
+/// naming `local` instead.
+fn to_local(sdp: &str, local_ip: impl Fn(IpAddr) -> bool, local: Option<IpAddr>) -> String {
+    let Some(local) = local else {
+        return sdp.to_owned();
+    };
+    sdp.split_inclusive('\n')
+        .map(|line| {
+            let Some(candidate) = line.strip_prefix("a=candidate:") else {
+                return line.to_owned();
+            };
+            // candidate:<foundation> <component> <transport> <priority> <address> <port> …
+            let mut fields: Vec<&str> = candidate.split(' ').collect();
+            match fields.get(4).and_then(|a| a.parse::<IpAddr>().ok()) {
+                Some(ip) if !local_ip(ip) && ip.is_ipv4() == local.is_ipv4() => {
+                    let local = local.to_string();
+                    fields[4] = &local;
+                    format!("a=candidate:{}", fields.join(" "))
+                }
+                _ => line.to_owned(),
+            }
+        })
+        .collect()
 }
 
 struct Gathering(mpsc::UnboundedSender<()>);
@@ -298,5 +344,25 @@ impl ProbeClient {
 
     async fn close(&self) {
         let _ = self.pc.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn announced_candidates_are_sent_to_the_local_address() {
+        let sdp = "v=0\r\na=candidate:1 1 udp 2130706431 203.0.113.9 40000 typ host\r\n\
+                   a=candidate:2 1 udp 2130706431 127.0.0.1 40001 typ host\r\na=end-of-candidates\r\n";
+        let local = Some(IpAddr::from([10, 0, 0, 5]));
+        let mapped = to_local(sdp, |ip| ip.is_loopback(), local);
+        assert_eq!(
+            mapped,
+            "v=0\r\na=candidate:1 1 udp 2130706431 10.0.0.5 40000 typ host\r\n\
+             a=candidate:2 1 udp 2130706431 127.0.0.1 40001 typ host\r\na=end-of-candidates\r\n"
+        );
+        assert_eq!(to_local(sdp, |_| true, local), sdp);
+        assert_eq!(to_local(sdp, |_| false, None), sdp);
     }
 }
