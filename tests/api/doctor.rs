@@ -320,7 +320,12 @@ fn port_of(address: &str) -> String {
 fn a_running_server_with_turn_passes_with_an_allocation_and_round_trips() {
     let dir = workdir();
     let (turn_port, tcp_port) = (free_udp_port(), free_tcp_port());
-    let setup = running_setup((44920, 44929), (turn_port, tcp_port));
+    // Over HTTPS (the doctor reaches the server by an address its certificate is not for).
+    let mut setup = running_setup((44920, 44929), (turn_port, tcp_port));
+    setup.extend([
+        ("TALKCONNECT__SERVER__TLS__MODE", "self-signed".to_owned()),
+        ("TALKCONNECT__SERVER__TLS__REDIRECT_PORT", "0".to_owned()),
+    ]);
     let mut serve = talkconnect(&dir);
     serve
         .envs(setup.clone())
@@ -334,6 +339,10 @@ fn a_running_server_with_turn_passes_with_an_allocation_and_round_trips() {
     let (code, printed) = run(cmd);
     assert_eq!(code, 0, "{printed}");
     assert!(printed.contains("no problem found"), "{printed}");
+    assert!(
+        printed.contains("ok    server.port: TalkConnect answers on 127.0.0.1:"),
+        "{printed}"
+    );
     assert!(
         printed.contains(&format!(
             "ok    TURN allocates on UDP 127.0.0.1:{turn_port} (turn.udp_port): relayed address 127.0.0.1:449"
@@ -359,6 +368,8 @@ fn a_running_server_with_turn_passes_with_an_allocation_and_round_trips() {
     let mut cmd = talkconnect(&dir);
     cmd.arg("doctor")
         .envs(running_setup((44920, 44929), (turn_port, tcp_port)))
+        .env("TALKCONNECT__SERVER__TLS__MODE", "self-signed")
+        .env("TALKCONNECT__SERVER__TLS__REDIRECT_PORT", "0")
         .env("TALKCONNECT__SERVER__PORT", port_of(&server.address))
         .env("TALKCONNECT__TURN__SECRET", "not-the-servers");
     let (code, printed) = run(cmd);
