@@ -178,6 +178,8 @@ fn free_tcp_port() -> u16 {
 /// Runs a prepared doctor command; answers its exit code and what it printed.
 fn run(mut cmd: std::process::Command) -> (i32, String) {
     let output = cmd.output().unwrap();
+    // Shown with a failing test: a settings error (exit 2) says why there.
+    eprint!("{}", String::from_utf8_lossy(&output.stderr));
     let printed = String::from_utf8_lossy(&output.stdout).into_owned();
     (output.status.code().unwrap_or(-1), printed)
 }
@@ -209,6 +211,14 @@ fn turn_down_is_named_with_its_port_and_the_secret_file_is_left_alone() {
             ("TALKCONNECT__TURN__LISTEN_IP", "127.0.0.1".to_owned()),
             ("TALKCONNECT__TURN__UDP_PORT", turn_port.to_string()),
             ("TALKCONNECT__TURN__TCP_PORT", tcp_port.to_string()),
+            (
+                "TALKCONNECT__TURN__RELAY_PORT_MIN",
+                RELAY_PORTS.0.to_string(),
+            ),
+            (
+                "TALKCONNECT__TURN__RELAY_PORT_MAX",
+                RELAY_PORTS.1.to_string(),
+            ),
         ],
     );
     assert_eq!(code, 1, "{printed}");
@@ -292,6 +302,10 @@ fn an_announced_ip_that_stun_contradicts_is_named_with_the_right_one() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// The relay's ports in these tests: below the kernel's ephemeral range (32768-60999), where
+/// the free ports picked for `turn.udp_port` come from (the two must not overlap).
+const RELAY_PORTS: (u16, u16) = (31940, 31949);
+
 /// Settings a server and its doctor share: loopback only, the SFU on `sfu_ports`, TURN on a
 /// free UDP port with its relay ports, the secret derived from the JWT secret in data_dir.
 fn running_setup(sfu_ports: (u16, u16), turn_ports: (u16, u16)) -> Vec<(&'static str, String)> {
@@ -307,8 +321,15 @@ fn running_setup(sfu_ports: (u16, u16), turn_ports: (u16, u16)) -> Vec<(&'static
         ("TALKCONNECT__TURN__UDP_PORT", turn_ports.0.to_string()),
         ("TALKCONNECT__TURN__TCP_PORT", turn_ports.1.to_string()),
         ("TALKCONNECT__TURN__ON_HTTPS_PORT", "false".to_owned()),
-        ("TALKCONNECT__TURN__RELAY_PORT_MIN", "44940".to_owned()),
-        ("TALKCONNECT__TURN__RELAY_PORT_MAX", "44949".to_owned()),
+        // Below the kernel's ephemeral ports, so a free port picked for TURN is never inside.
+        (
+            "TALKCONNECT__TURN__RELAY_PORT_MIN",
+            RELAY_PORTS.0.to_string(),
+        ),
+        (
+            "TALKCONNECT__TURN__RELAY_PORT_MAX",
+            RELAY_PORTS.1.to_string(),
+        ),
     ]
 }
 
@@ -345,13 +366,13 @@ fn a_running_server_with_turn_passes_with_an_allocation_and_round_trips() {
     );
     assert!(
         printed.contains(&format!(
-            "ok    TURN allocates on UDP 127.0.0.1:{turn_port} (turn.udp_port): relayed address 127.0.0.1:449"
+            "ok    TURN allocates on UDP 127.0.0.1:{turn_port} (turn.udp_port): relayed address 127.0.0.1:3194"
         )),
         "{printed}"
     );
     assert!(
         printed.contains(&format!(
-            "ok    TURN allocates on TCP 127.0.0.1:{tcp_port} (turn.tcp_port): relayed address 127.0.0.1:449"
+            "ok    TURN allocates on TCP 127.0.0.1:{tcp_port} (turn.tcp_port): relayed address 127.0.0.1:3194"
         )),
         "{printed}"
     );
@@ -371,7 +392,7 @@ fn a_running_server_with_turn_passes_with_an_allocation_and_round_trips() {
         .env("TALKCONNECT__SERVER__TLS__MODE", "self-signed")
         .env("TALKCONNECT__SERVER__TLS__REDIRECT_PORT", "0")
         .env("TALKCONNECT__SERVER__PORT", port_of(&server.address))
-        .env("TALKCONNECT__TURN__SECRET", "not-the-servers");
+        .env("TALKCONNECT__TURN__SECRET", "not-the-servers-secret");
     let (code, printed) = run(cmd);
     assert_eq!(code, 1, "{printed}");
     let refused = finding(&printed, "FAIL  TURN on UDP");
