@@ -4,14 +4,20 @@
 //!
 //! Checked here: the settings; that the web port (and the redirect port) can be bound, or that
 //! TalkConnect already answers there; the TLS certificate (readable, its key, expiry, names);
-//! the SFU's UDP ports (and ICE-TCP); the address announced to browsers.
+//! the SFU's UDP ports (and ICE-TCP); the address announced to browsers, against what STUN
+//! servers see; the TURN relay (an allocation with the relay's own secret). When the server
+//! runs, the SFU's UDP and TCP paths are probed from this machine (`probe.rs`).
+
+mod probe;
+mod turn;
+mod web;
 
 use std::fmt;
-use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
 use std::time::Duration;
 
 use crate::config::{MediaMode, Settings, TlsMode};
+use web::WebTarget;
 
 /// A certificate this close to expiry is a warning.
 const EXPIRY_WARNING_DAYS: i64 = 14;
@@ -91,39 +97,38 @@ pub fn examine(settings: &Settings) -> Vec<Finding> {
     let mut findings = vec![ok("settings load")];
     let server = &settings.server;
     let tls_on = server.tls.mode != TlsMode::Off;
-    findings.push(web_port(
-        "server.port",
-        SocketAddr::new(server.host, server.port),
-        !tls_on,
-    ));
+    let web_at = SocketAddr::new(server.host, server.port);
+    let (finding, running) = web_port("server.port", web_at, tls_on);
+    findings.push(finding);
     if tls_on && server.tls.redirect_port != 0 {
-        findings.push(web_port(
-            "server.tls.redirect_port",
-            SocketAddr::new(server.host, server.tls.redirect_port),
-            true,
-        ));
+        let redirect = SocketAddr::new(server.host, server.tls.redirect_port);
+        findings.push(web_port("server.tls.redirect_port", redirect, false).0);
     }
     findings.extend(certificate(settings));
     findings.extend(media(settings));
+    findings.extend(turn::check(settings));
+    if running && settings.media.mode == MediaMode::Sfu {
+        findings.extend(probe::check(settings, WebTarget::new(web_at, tls_on)));
+    }
     findings
 }
 
-/// Can the server listen there? Taken is fine when TalkConnect itself answers.
-fn web_port(setting: &str, at: SocketAddr, plain: bool) -> Finding {
-    match TcpListener::bind(at) {
+/// Can the server listen at `at`? Taken is fine when TalkConnect itself answers there (the
+/// second value says it does).
+fn web_port(setting: &str, at: SocketAddr, tls: bool) -> (Finding, bool) {
+    let finding = match TcpListener::bind(at) {
         Ok(_) => ok(format!("{setting}: {at} is free to listen on")),
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-            if plain && talkconnect_answers(at) {
-                ok(format!("{setting}: TalkConnect answers on {at}"))
-            } else {
-                fail(
-                    format!("{setting}: {at} is in use by another program"),
-                    format!(
-                        "stop that program (`ss -ltnp 'sport = :{}'` names it) or choose another port",
-                        at.port()
-                    ),
-                )
+            if talkconnect_answers(WebTarget::new(at, tls)) {
+                return (ok(format!("{setting}: TalkConnect answers on {at}")), true);
             }
+            fail(
+                format!("{setting}: {at} is in use by another program"),
+                format!(
+                    "stop that program (`ss -ltnp 'sport = :{}'` names it) or choose another port",
+                    at.port()
+                ),
+            )
         }
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => fail(
             format!("{setting}: not allowed to listen on {at}"),
@@ -134,27 +139,14 @@ fn web_port(setting: &str, at: SocketAddr, plain: bool) -> Finding {
             format!("{setting}: cannot listen on {at}: {e}"),
             "check server.host: it must be an address of this machine (0.0.0.0 for all)",
         ),
-    }
+    };
+    (finding, false)
 }
 
-/// Does `GET /healthz` over plain HTTP answer TalkConnect's `{"status":"ok"}`?
-fn talkconnect_answers(at: SocketAddr) -> bool {
-    let target = if at.ip().is_unspecified() {
-        SocketAddr::new(IpAddr::from([127, 0, 0, 1]), at.port())
-    } else {
-        at
-    };
-    let Ok(mut stream) = TcpStream::connect_timeout(&target, Duration::from_secs(2)) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    let request = format!("GET /healthz HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\n\r\n");
-    if stream.write_all(request.as_bytes()).is_err() {
-        return false;
-    }
-    let mut answer = Vec::new();
-    let _ = stream.take(4096).read_to_end(&mut answer);
-    String::from_utf8_lossy(&answer).contains(r#"{"status":"ok"}"#)
+/// Does `GET /healthz` answer TalkConnect's `{"status":"ok"}`?
+fn talkconnect_answers(web: WebTarget) -> bool {
+    web.request("GET", "/healthz", None, None)
+        .is_ok_and(|(status, body)| status == 200 && body.contains(r#"{"status":"ok"}"#))
 }
 
 /// The certificate the server would serve: readable, with its key, in date, for which names.
@@ -352,10 +344,22 @@ fn stun(sfu: &crate::sfu::SfuConfig) -> Vec<Finding> {
         .into_iter()
         .map(
             |host| match runtime.block_on(public_address::ask(&host, Duration::from_secs(3))) {
-                Ok(mapped) => ok(format!(
-                    "STUN {host} answers: this machine is seen as {}",
-                    mapped.ip()
-                )),
+                Ok(mapped) => match sfu.announced_ip {
+                    AnnouncedIp::Fixed(announced) if announced != mapped.ip() => fail(
+                        format!(
+                            "wrong announced IP: sfu.announced_ip is {announced}, but STUN {host} sees this machine as {}",
+                            mapped.ip()
+                        ),
+                        format!(
+                            "set sfu.announced_ip = \"{}\" (or \"auto\" to learn it at start): browsers send media to the announced address",
+                            mapped.ip()
+                        ),
+                    ),
+                    _ => ok(format!(
+                        "STUN {host} answers: this machine is seen as {}",
+                        mapped.ip()
+                    )),
+                },
                 Err(e) => fail(
                     format!("STUN {e}"),
                     "check the address, and that outgoing UDP to it is allowed",
@@ -508,10 +512,11 @@ mod tests {
     fn a_port_held_by_another_program_fails_with_a_fix() {
         let holder = TcpListener::bind("127.0.0.1:0").unwrap();
         let at = holder.local_addr().unwrap();
-        let finding = web_port("server.port", at, true);
+        let (finding, running) = web_port("server.port", at, false);
         assert_eq!(finding.verdict, Verdict::Fail, "{finding}");
+        assert!(!running);
         assert!(finding.to_string().contains("fix:"), "{finding}");
         drop(holder);
-        assert_eq!(web_port("server.port", at, true).verdict, Verdict::Ok);
+        assert_eq!(web_port("server.port", at, false).0.verdict, Verdict::Ok);
     }
 }

@@ -77,18 +77,10 @@ impl JwtKeys {
 
 /// The configured secret, or the one kept in `<data_dir>/jwt_secret`, created on first start.
 pub fn load_or_create_secret(configured: &str, data_dir: &Path) -> std::io::Result<Vec<u8>> {
-    if !configured.is_empty() {
-        return Ok(configured.as_bytes().to_vec());
+    if let Some(secret) = existing_secret(configured, data_dir)? {
+        return Ok(secret);
     }
     let path = data_dir.join("jwt_secret");
-    match std::fs::read_to_string(&path) {
-        Ok(existing) if !existing.trim().is_empty() => {
-            return Ok(existing.trim().as_bytes().to_vec());
-        }
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
     std::fs::create_dir_all(data_dir)?;
     let mut bytes = [0u8; 48];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
@@ -105,6 +97,22 @@ pub fn load_or_create_secret(configured: &str, data_dir: &Path) -> std::io::Resu
     file.sync_all()?;
     tracing::info!(path = %path.display(), "generated a new JWT secret");
     Ok(secret.into_bytes())
+}
+
+/// The configured secret, or the one kept in `<data_dir>/jwt_secret` if there is one; never
+/// creates it (the doctor reads what a server would use, and leaves no file behind).
+pub fn existing_secret(configured: &str, data_dir: &Path) -> std::io::Result<Option<Vec<u8>>> {
+    if !configured.is_empty() {
+        return Ok(Some(configured.as_bytes().to_vec()));
+    }
+    match std::fs::read_to_string(data_dir.join("jwt_secret")) {
+        Ok(existing) if !existing.trim().is_empty() => {
+            Ok(Some(existing.trim().as_bytes().to_vec()))
+        }
+        Ok(_) => Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]
@@ -151,9 +159,12 @@ mod tests {
     #[test]
     fn the_generated_secret_is_kept_and_reused() {
         let dir = std::env::temp_dir().join(format!("tc-secret-{}", UserId::random()));
+        assert_eq!(existing_secret("", &dir).unwrap(), None);
+        assert!(!dir.exists(), "reading creates nothing");
         let first = load_or_create_secret("", &dir).unwrap();
         let second = load_or_create_secret("", &dir).unwrap();
         assert_eq!(first, second);
+        assert_eq!(existing_secret("", &dir).unwrap(), Some(first.clone()));
         assert!(first.len() >= 32);
         assert_eq!(
             load_or_create_secret("configured", &dir).unwrap(),

@@ -18,5 +18,6 @@ mod sfu_events;
 mod wire;
 
 pub use probe::{ProbeUnavailable, routes as probe_routes};
+pub(crate) use relay::derived_secret;
 pub use relay::{Relay, RelayStart, RelayStartError};
 pub use service::Media;

@@ -209,7 +209,9 @@ pub fn configured_for(
         .collect()
 }
 
-fn derived_secret(jwt_secret: &[u8]) -> Vec<u8> {
+/// The relay's credential secret when `turn.secret` is empty: derived from the JWT secret, so
+/// the replicas of a cluster (and the doctor) agree without one more setting.
+pub(crate) fn derived_secret(jwt_secret: &[u8]) -> Vec<u8> {
     use hmac::{Hmac, Mac};
     let mut mac =
         <Hmac<sha1::Sha1> as Mac>::new_from_slice(jwt_secret).unwrap_or_else(|_| unreachable!());

@@ -1,10 +1,14 @@
-//! A small TURN client over UDP: enough to allocate, ask for permissions and move data. The
-//! doctor uses it to see that a relay allocates; tests use it to probe what the relay refuses.
+//! A small TURN client over UDP or TCP: enough to allocate, ask for permissions and move
+//! data. The doctor uses it to see that a relay allocates; tests use it to probe what the
+//! relay refuses.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::net::UdpSocket;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpStream, UdpSocket};
+use tokio::sync::Mutex;
 
 use super::message::{self as stun, Builder, Class, Message};
 
@@ -13,6 +17,9 @@ use super::message::{self as stun, Builder, Class, Message};
 pub enum ClientError {
     #[error("no answer from {0} within {1} ms")]
     Timeout(SocketAddr, u128),
+    /// Nothing accepts a TCP connection there.
+    #[error("{0} refuses the connection: {1}")]
+    Unreachable(SocketAddr, String),
     #[error("{0}")]
     Io(String),
     /// The relay answered with an error code (401 wrong or expired credentials, 403 peer
@@ -23,9 +30,108 @@ pub enum ClientError {
     Malformed,
 }
 
+/// How the client reaches the relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+/// The client's connection: a UDP socket, or a TCP stream carrying whole frames back to back.
+enum Link {
+    Udp(UdpSocket),
+    Tcp {
+        reader: Mutex<(OwnedReadHalf, Vec<u8>)>,
+        writer: Mutex<OwnedWriteHalf>,
+    },
+}
+
+impl Link {
+    async fn open(transport: Transport, server: SocketAddr) -> Result<Link, ClientError> {
+        match transport {
+            Transport::Udp => {
+                let local: SocketAddr = if server.is_ipv4() {
+                    "0.0.0.0:0".parse().unwrap_or_else(|_| unreachable!())
+                } else {
+                    "[::]:0".parse().unwrap_or_else(|_| unreachable!())
+                };
+                let socket = UdpSocket::bind(local)
+                    .await
+                    .map_err(|e| ClientError::Io(e.to_string()))?;
+                Ok(Link::Udp(socket))
+            }
+            Transport::Tcp => {
+                let stream = TcpStream::connect(server)
+                    .await
+                    .map_err(|e| ClientError::Unreachable(server, e.to_string()))?;
+                let _ = stream.set_nodelay(true);
+                let (reader, writer) = stream.into_split();
+                Ok(Link::Tcp {
+                    reader: Mutex::new((reader, Vec::new())),
+                    writer: Mutex::new(writer),
+                })
+            }
+        }
+    }
+
+    async fn send(&self, bytes: &[u8], server: SocketAddr) -> Result<(), ClientError> {
+        let sent = match self {
+            Link::Udp(socket) => socket.send_to(bytes, server).await.map(drop),
+            Link::Tcp { writer, .. } => writer.lock().await.write_all(bytes).await,
+        };
+        sent.map_err(|e| ClientError::Io(e.to_string()))
+    }
+
+    /// The next message from the relay (a UDP datagram from `server`, or one whole frame of
+    /// the stream); `None` at `deadline`.
+    async fn next(
+        &self,
+        server: SocketAddr,
+        deadline: tokio::time::Instant,
+    ) -> Result<Option<Vec<u8>>, ClientError> {
+        match self {
+            Link::Udp(socket) => {
+                let mut buf = vec![0u8; 2048];
+                loop {
+                    let Ok(received) =
+                        tokio::time::timeout_at(deadline, socket.recv_from(&mut buf)).await
+                    else {
+                        return Ok(None);
+                    };
+                    let (n, from) = received.map_err(|e| ClientError::Io(e.to_string()))?;
+                    if from == server {
+                        return Ok(Some(buf[..n].to_vec()));
+                    }
+                }
+            }
+            Link::Tcp { reader, .. } => {
+                let mut guard = reader.lock().await;
+                let (stream, pending) = &mut *guard;
+                loop {
+                    if pending.len() >= 4 {
+                        let len = stun::stream_frame_len(pending).ok_or(ClientError::Malformed)?;
+                        if pending.len() >= len {
+                            return Ok(Some(pending.drain(..len).collect()));
+                        }
+                    }
+                    let mut chunk = [0u8; 2048];
+                    let Ok(read) = tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await
+                    else {
+                        return Ok(None);
+                    };
+                    match read.map_err(|e| ClientError::Io(e.to_string()))? {
+                        0 => return Err(ClientError::Io("the relay closed the connection".into())),
+                        n => pending.extend_from_slice(&chunk[..n]),
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// One allocation on a relay.
 pub struct TurnClient {
-    socket: UdpSocket,
+    link: Link,
     server: SocketAddr,
     username: String,
     realm: String,
@@ -37,23 +143,29 @@ pub struct TurnClient {
 }
 
 impl TurnClient {
-    /// Allocates a relayed address on `server` with a long-term credential.
+    /// Allocates a relayed address on `server` over UDP with a long-term credential.
     pub async fn allocate(
         server: SocketAddr,
         username: &str,
         password: &str,
         timeout: Duration,
     ) -> Result<TurnClient, ClientError> {
-        let local: SocketAddr = if server.is_ipv4() {
-            "0.0.0.0:0".parse().unwrap_or_else(|_| unreachable!())
-        } else {
-            "[::]:0".parse().unwrap_or_else(|_| unreachable!())
-        };
-        let socket = UdpSocket::bind(local)
+        Self::allocate_over(Transport::Udp, server, username, password, timeout).await
+    }
+
+    /// Allocates a relayed (UDP) address on `server`, reached over `transport`.
+    pub async fn allocate_over(
+        transport: Transport,
+        server: SocketAddr,
+        username: &str,
+        password: &str,
+        timeout: Duration,
+    ) -> Result<TurnClient, ClientError> {
+        let link = tokio::time::timeout(timeout, Link::open(transport, server))
             .await
-            .map_err(|e| ClientError::Io(e.to_string()))?;
+            .map_err(|_| ClientError::Timeout(server, timeout.as_millis()))??;
         let mut client = TurnClient {
-            socket,
+            link,
             server,
             username: username.to_owned(),
             realm: String::new(),
@@ -106,23 +218,19 @@ impl TurnClient {
             .xor_address(stun::XOR_PEER_ADDRESS, peer)
             .attribute(stun::DATA_ATTR, data)
             .finish(None);
-        self.socket
-            .send_to(&bytes, self.server)
-            .await
-            .map(drop)
-            .map_err(|e| ClientError::Io(e.to_string()))
+        self.link.send(&bytes, self.server).await
     }
 
     /// The next Data indication: who sent it and what.
     pub async fn receive(&self, within: Duration) -> Result<(SocketAddr, Vec<u8>), ClientError> {
-        let mut buf = vec![0u8; 2048];
         let deadline = tokio::time::Instant::now() + within;
         loop {
-            let (n, _) = tokio::time::timeout_at(deadline, self.socket.recv_from(&mut buf))
-                .await
-                .map_err(|_| ClientError::Timeout(self.server, within.as_millis()))?
-                .map_err(|e| ClientError::Io(e.to_string()))?;
-            if let Some(m) = Message::parse(&buf[..n])
+            let message = self
+                .link
+                .next(self.server, deadline)
+                .await?
+                .ok_or(ClientError::Timeout(self.server, within.as_millis()))?;
+            if let Some(m) = Message::parse(&message)
                 && m.class == Class::Indication
                 && m.method == stun::DATA
                 && let (Some(peer), Some(data)) = (
@@ -166,25 +274,23 @@ impl TurnClient {
         })
     }
 
-    /// Sends a request and waits for its answer (three tries within the timeout).
+    /// Sends a request and waits for its answer (over UDP three tries within the timeout;
+    /// a stream delivers the one).
     async fn exchange(&mut self, request: &[u8]) -> Result<Vec<u8>, ClientError> {
         let transaction = &request[8..20];
-        let mut buf = vec![0u8; 2048];
-        let per_try = self.timeout / 3;
-        for _ in 0..3 {
-            self.socket
-                .send_to(request, self.server)
-                .await
-                .map_err(|e| ClientError::Io(e.to_string()))?;
+        let tries = match self.link {
+            Link::Udp(_) => 3,
+            Link::Tcp { .. } => 1,
+        };
+        let per_try = self.timeout / tries;
+        for _ in 0..tries {
+            self.link.send(request, self.server).await?;
             let deadline = tokio::time::Instant::now() + per_try;
-            while let Ok(received) =
-                tokio::time::timeout_at(deadline, self.socket.recv_from(&mut buf)).await
-            {
-                let (n, from) = received.map_err(|e| ClientError::Io(e.to_string()))?;
-                let Some(m) = Message::parse(&buf[..n]) else {
+            while let Some(message) = self.link.next(self.server, deadline).await? {
+                let Some(m) = Message::parse(&message) else {
                     continue;
                 };
-                if from != self.server || m.transaction != transaction {
+                if m.transaction != transaction {
                     continue;
                 }
                 if m.class == Class::Error {
@@ -202,14 +308,14 @@ impl TurnClient {
                     }
                     // The first unauthenticated Allocate is meant to get 401 with a nonce.
                     if code == 401 && self.key == [0; 16] {
-                        return Ok(buf[..n].to_vec());
+                        return Ok(message);
                     }
                     return Err(ClientError::Refused {
                         code,
                         reason: reason.into_owned(),
                     });
                 }
-                return Ok(buf[..n].to_vec());
+                return Ok(message);
             }
         }
         Err(ClientError::Timeout(self.server, self.timeout.as_millis()))
