@@ -4,7 +4,7 @@
 use super::candidate::map_candidate_lines;
 use super::config::SfuConfig;
 use super::error::{SfuError, internal};
-use super::mux::{MuxRuntime, UdpMux, ice_credential};
+use super::mux::{MuxRuntime, NoDelayRuntime, UdpMux, ice_credential};
 use super::rtcp::{FEEDBACK_MARKER_SLOT, FeedbackMarker};
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::Slot;
@@ -143,7 +143,7 @@ pub(crate) async fn build_peer_connection(
         tracing::info!(port, error = %err, "sfu: port held by another program, skipped");
         return Err(SfuError::NoFreePort);
     }
-    let mut builder = PeerConnectionBuilder::new();
+    let mut builder = PeerConnectionBuilder::new().with_runtime(Arc::new(NoDelayRuntime));
     if let Some(mux) = mux {
         // A fixed ufrag is what the shared socket routes STUN requests by. The driver still
         // binds a placeholder socket, which the mux runtime swaps for a view of the shared one.
