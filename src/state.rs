@@ -296,7 +296,10 @@ impl AppState {
         .await?;
         tracing::info!(media = %media, "media");
         let rooms = Rooms::new(pool.clone(), parts.bus.clone(), settings.rooms.clone());
-        let tls_on = settings.server.tls.mode != crate::config::TlsMode::Off;
+        let real_certificate = matches!(
+            settings.server.tls.mode,
+            crate::config::TlsMode::Files | crate::config::TlsMode::Acme
+        );
         let domain = settings.server.tls.domains().into_iter().next();
         let relay = Relay::start(
             RelayStart {
@@ -305,7 +308,7 @@ impl AppState {
                 mode: settings.media.mode,
                 rooms: rooms.clone(),
                 jwt_secret: &secret,
-                tls_domain: domain.filter(|_| tls_on),
+                tls_domain: domain.filter(|_| real_certificate),
             },
             shutdown,
         )

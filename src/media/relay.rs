@@ -30,8 +30,11 @@ pub struct Relay {
 
 /// Where browsers reach the relay.
 struct RelayUrls {
-    /// A configured host, else `None` (the host the browser reached us by is used).
+    /// `turn.public_host`, when set: always used.
     host: Option<String>,
+    /// The certificate's domain (files or acme mode): used when the browser's own host for
+    /// this server is not known (the `sfu:join` answer).
+    tls_domain: Option<String>,
     udp_port: u16,
     tcp_port: u16,
     /// The HTTPS port when TURN over TLS shares it (0: it does not).
@@ -46,7 +49,8 @@ pub struct RelayStart<'a> {
     pub rooms: Rooms,
     /// The resolved JWT secret: the credentials' secret is derived from it when none is set.
     pub jwt_secret: &'a [u8],
-    /// The TLS domain, when TLS is on and has one.
+    /// The certificate's domain, in files or acme mode (a self-signed certificate's name need
+    /// not resolve).
     pub tls_domain: Option<String>,
 }
 
@@ -104,13 +108,13 @@ impl Relay {
             })?;
         let host = Some(config.public_host.trim())
             .filter(|h| !h.is_empty())
-            .map(str::to_owned)
-            .or(start.tls_domain);
+            .map(str::to_owned);
         tracing::info!(%relay_ip, udp = config.udp_port, tcp = config.tcp_port, "turn relay");
         Ok(Some(Relay {
             server,
             urls: RelayUrls {
                 host,
+                tls_domain: start.tls_domain,
                 udp_port: config.udp_port,
                 tcp_port: config.tcp_port,
                 tls_port: AtomicU16::new(0),
@@ -150,13 +154,16 @@ impl Relay {
     }
 
     /// The relay's entry for `user`, who reached this server by `request_host` (the HTTP Host
-    /// without its port) when the relay's host is not configured.
+    /// without its port), when known. The host in the URLs: `turn.public_host`, else the one
+    /// the browser reached us by (it resolves for that browser), else the certificate's
+    /// domain, else the relayed address.
     pub fn ice_server(&self, user: UserId, request_host: Option<&str>) -> Option<IceServer> {
         let host = self
             .urls
             .host
             .clone()
             .or_else(|| request_host.map(str::to_owned))
+            .or_else(|| self.urls.tls_domain.clone())
             .unwrap_or_else(|| self.server.relay_ip().to_string());
         let host = match host.parse::<IpAddr>() {
             Ok(IpAddr::V6(v6)) => format!("[{v6}]"),

@@ -25,8 +25,8 @@ pub struct TurnConfig {
     /// Public address written into relayed addresses; unset = the SFU's announced address,
     /// else `listen_ip` when it is a concrete address.
     pub relay_ip: Option<IpAddr>,
-    /// Host name or address put in the `turn:` URLs handed to browsers; unset = the TLS
-    /// domain, else the relay address, else the host the browser reached the server by.
+    /// Host name or address put in the `turn:` URLs handed to browsers; unset = the host the
+    /// browser reached the server by, else the certificate's domain, else the relay address.
     pub public_host: String,
     /// First UDP port of relayed addresses (inclusive).
     pub relay_port_min: u16,
