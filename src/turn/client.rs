@@ -1,5 +1,7 @@
-//! A small TURN client over UDP: enough to allocate, ask for permissions and move data. The
-//! doctor uses it to see that a relay allocates; tests use it to probe what the relay refuses.
+//! A small TURN client over UDP: enough to allocate, ask for permissions, bind channels and
+//! move data (Send/Data indications, or ChannelData as browsers send media). The doctor uses it
+//! to see that a relay allocates; tests use it to probe what the relay refuses; the relay
+//! benchmark (bench/turn/load.rs) drives load through it.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -34,6 +36,8 @@ pub struct TurnClient {
     pub relayed: SocketAddr,
     pub mapped: Option<SocketAddr>,
     timeout: Duration,
+    /// Channels bound on this allocation: number and peer.
+    channels: Vec<(u16, SocketAddr)>,
 }
 
 impl TurnClient {
@@ -49,6 +53,18 @@ impl TurnClient {
         } else {
             "[::]:0".parse().unwrap_or_else(|_| unreachable!())
         };
+        Self::allocate_from(local, server, username, password, timeout).await
+    }
+
+    /// [`TurnClient::allocate`] from a socket bound to `local` (an address of this host: the
+    /// relay then sees the client connect from it).
+    pub async fn allocate_from(
+        local: SocketAddr,
+        server: SocketAddr,
+        username: &str,
+        password: &str,
+        timeout: Duration,
+    ) -> Result<TurnClient, ClientError> {
         let socket = UdpSocket::bind(local)
             .await
             .map_err(|e| ClientError::Io(e.to_string()))?;
@@ -62,6 +78,7 @@ impl TurnClient {
             relayed: server,
             mapped: None,
             timeout,
+            channels: Vec::new(),
         };
         // The first request has no credentials: the answer names the realm and a nonce.
         let first = Builder::new(stun::ALLOCATE, Class::Request, rand::random())
@@ -113,7 +130,40 @@ impl TurnClient {
             .map_err(|e| ClientError::Io(e.to_string()))
     }
 
-    /// The next Data indication: who sent it and what.
+    /// Binds channel `number` (0x4000–0x4FFF) to `peer`; it also installs or refreshes the
+    /// permission towards `peer`'s address.
+    pub async fn channel_bind(&mut self, number: u16, peer: SocketAddr) -> Result<(), ClientError> {
+        self.request(stun::CHANNEL_BIND, |b| {
+            b.attribute(
+                stun::CHANNEL_NUMBER,
+                &[(number >> 8) as u8, number as u8, 0, 0],
+            )
+            .xor_address(stun::XOR_PEER_ADDRESS, peer)
+        })
+        .await?;
+        self.channels.retain(|(n, p)| *n != number && *p != peer);
+        self.channels.push((number, peer));
+        Ok(())
+    }
+
+    /// Sends `data` to the peer bound to channel `number` (a ChannelData message).
+    pub async fn send_channel(&self, number: u16, data: &[u8]) -> Result<(), ClientError> {
+        self.socket
+            .send_to(&stun::channel_data(number, data, false), self.server)
+            .await
+            .map(drop)
+            .map_err(|e| ClientError::Io(e.to_string()))
+    }
+
+    /// The socket the allocation was made from and the relay's address: for a caller that
+    /// moves many packets itself (the benchmark), with ChannelData built by
+    /// [`stun::channel_data`] and read with [`stun::parse_channel_data`].
+    pub fn socket(&self) -> (&UdpSocket, SocketAddr) {
+        (&self.socket, self.server)
+    }
+
+    /// The next packet relayed from a peer (a Data indication, or ChannelData on a channel
+    /// this client bound): who sent it and what.
     pub async fn receive(&self, within: Duration) -> Result<(SocketAddr, Vec<u8>), ClientError> {
         let mut buf = vec![0u8; 2048];
         let deadline = tokio::time::Instant::now() + within;
@@ -122,6 +172,11 @@ impl TurnClient {
                 .await
                 .map_err(|_| ClientError::Timeout(self.server, within.as_millis()))?
                 .map_err(|e| ClientError::Io(e.to_string()))?;
+            if let Some((number, data)) = stun::parse_channel_data(&buf[..n])
+                && let Some((_, peer)) = self.channels.iter().find(|(n, _)| *n == number)
+            {
+                return Ok((*peer, data.to_vec()));
+            }
             if let Some(m) = Message::parse(&buf[..n])
                 && m.class == Class::Indication
                 && m.method == stun::DATA
