@@ -7,7 +7,8 @@
 # usage: bench/turn/run.sh [allocations] [seconds] [rates…]
 #   defaults: 20 8 5000 10000 20000 30000 40000 50000
 #   MODE=channel (default; ChannelData, as browsers send media) or MODE=send (Send indications)
-#   ONLY=ours or ONLY=coturn runs one side; PAYLOAD=1200 bytes per packet.
+#   ONLY=ours or ONLY=coturn runs one side; PAYLOAD=1200 bytes per packet; COTURN_ARGS adds
+#   options to turnserver's command line; NO_BUILD=1 skips the cargo build.
 #   BIND_IP=127.0.0.1 (default) is where both relays, the SFU port and the sink live; this
 #   host's own address (e.g. BIND_IP=$(hostname -I | cut -d' ' -f1)) makes the peer a public
 #   address to the relays, as in production (traffic still goes over the loopback device);
@@ -57,12 +58,12 @@ env -i PATH="$PATH" HOME="$tmp" RUST_LOG=warn NO_COLOR=1 \
   TALKCONNECT__SERVER__DATA_DIR="$tmp/data" \
   TALKCONNECT__DATABASE__URL="sqlite://$tmp/talkconnect.db" \
   TALKCONNECT__MEDIA__MODE=sfu \
-  TALKCONNECT__SFU__BIND_IP=$ip TALKCONNECT__SFU__ALLOW_LOOPBACK=true \
+  TALKCONNECT__SFU__BIND_IP="$ip" TALKCONNECT__SFU__ALLOW_LOOPBACK=true \
   TALKCONNECT__SFU__UDP_PORT_MIN=$sink_port TALKCONNECT__SFU__UDP_PORT_MAX=$sink_port \
-  TALKCONNECT__TURN__ENABLED=true TALKCONNECT__TURN__LISTEN_IP=$ip \
+  TALKCONNECT__TURN__ENABLED=true TALKCONNECT__TURN__LISTEN_IP="$ip" \
   TALKCONNECT__TURN__UDP_PORT=$ours_port TALKCONNECT__TURN__TCP_PORT=0 \
   TALKCONNECT__TURN__ON_HTTPS_PORT=false \
-  TALKCONNECT__TURN__RELAY_PORT_MIN=${ours_relay[0]} TALKCONNECT__TURN__RELAY_PORT_MAX=${ours_relay[1]} \
+  TALKCONNECT__TURN__RELAY_PORT_MIN="${ours_relay[0]}" TALKCONNECT__TURN__RELAY_PORT_MAX="${ours_relay[1]}" \
   TALKCONNECT__TURN__SECRET=$secret TALKCONNECT__TURN__USER_KBPS=4000000 \
   TALKCONNECT__TURN__MAX_ALLOCATIONS_PER_USER=1000 \
   taskset -c 0 "${TALKCONNECT_BIN:-$bin/talkconnect}" >"$tmp/ours.log" 2>&1 &
@@ -70,8 +71,9 @@ ours_pid=$!
 
 # coturn: shared secret, loopback peers allowed, UDP only, its own relay range, no database
 # or CLI, its default threading (pinned to the same one core).
-turnserver -n --listening-ip=$ip --relay-ip=$ip --listening-port=$coturn_port \
-  --min-port=${coturn_relay[0]} --max-port=${coturn_relay[1]} --realm=talkconnect \
+# shellcheck disable=SC2086  # COTURN_ARGS is split on purpose
+turnserver -n --listening-ip="$ip" --relay-ip="$ip" --listening-port="$coturn_port" \
+  --min-port="${coturn_relay[0]}" --max-port="${coturn_relay[1]}" --realm=talkconnect \
   --use-auth-secret --static-auth-secret=$secret --allow-loopback-peers \
   --no-tcp --no-tls --no-dtls --no-tcp-relay --no-cli --no-stun \
   --userdb="$tmp/turndb" --pidfile="$tmp/turnserver.pid" --log-file="$tmp/coturn.log" --simple-log \
@@ -88,10 +90,9 @@ sleep 1
 kill -0 "$coturn_pid" 2>/dev/null || { cat "$tmp/coturn.log"; exit 1; }
 # coturn starts its threads after a moment: pin them all once they exist.
 taskset -a -p -c 0 "$coturn_pid" >/dev/null
-echo "# talkconnect $(git -C "$root" rev-parse --short HEAD) pid $ours_pid; $(turnserver --version 2>/dev/null | head -1 || true) pid $coturn_pid ($(ls /proc/$coturn_pid/task | wc -l) threads)"
+echo "# talkconnect $(git -C "$root" rev-parse --short HEAD) pid $ours_pid; $(turnserver --version 2>/dev/null | head -1 || true) pid $coturn_pid ($(find "/proc/$coturn_pid/task" -mindepth 1 -maxdepth 1 | wc -l) threads)"
 echo "# $allocs allocations, $mode, relays and sink on $ip, $payload-byte payload, ${secs} s windows; $(nproc) cores: relays on core 0, load on core 1"
 
-passed() { awk -v l="$(sed -E 's/.* loss=([0-9.]+)%.*/\1/' <<<"$1")" 'BEGIN{exit !(l>1.0)}'; }
 for rate in "${rates[@]}"; do
   echo "# rate=$rate $(cut -d' ' -f1-3 /proc/loadavg | sed 's/^/loadavg=/')"
   for side in ours coturn; do
