@@ -1,6 +1,7 @@
-//! A small TURN client over UDP or TCP: enough to allocate, ask for permissions and move
-//! data. The doctor uses it to see that a relay allocates; tests use it to probe what the
-//! relay refuses.
+//! A small TURN client over UDP or TCP: enough to allocate, ask for permissions, bind
+//! channels and move data (Send/Data indications, or ChannelData as browsers send media). The
+//! doctor uses it to see that a relay allocates; tests use it to probe what the relay refuses;
+//! the relay benchmark (bench/turn/load.rs) drives load through it.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -47,14 +48,20 @@ enum Link {
 }
 
 impl Link {
-    async fn open(transport: Transport, server: SocketAddr) -> Result<Link, ClientError> {
+    /// `local`: the address a UDP link is bound to (any, when `None`).
+    async fn open(
+        transport: Transport,
+        server: SocketAddr,
+        local: Option<SocketAddr>,
+    ) -> Result<Link, ClientError> {
         match transport {
             Transport::Udp => {
-                let local: SocketAddr = if server.is_ipv4() {
+                let any: SocketAddr = if server.is_ipv4() {
                     "0.0.0.0:0".parse().unwrap_or_else(|_| unreachable!())
                 } else {
                     "[::]:0".parse().unwrap_or_else(|_| unreachable!())
                 };
+                let local = local.unwrap_or(any);
                 let socket = UdpSocket::bind(local)
                     .await
                     .map_err(|e| ClientError::Io(e.to_string()))?;
@@ -140,6 +147,8 @@ pub struct TurnClient {
     pub relayed: SocketAddr,
     pub mapped: Option<SocketAddr>,
     timeout: Duration,
+    /// Channels this client bound, and to which peer.
+    channels: Vec<(u16, SocketAddr)>,
 }
 
 impl TurnClient {
@@ -153,6 +162,26 @@ impl TurnClient {
         Self::allocate_over(Transport::Udp, server, username, password, timeout).await
     }
 
+    /// [`TurnClient::allocate`] from a UDP socket bound to `local` (an address of this host:
+    /// the relay then sees the client connect from it).
+    pub async fn allocate_from(
+        local: SocketAddr,
+        server: SocketAddr,
+        username: &str,
+        password: &str,
+        timeout: Duration,
+    ) -> Result<TurnClient, ClientError> {
+        Self::allocate_with(
+            Transport::Udp,
+            Some(local),
+            server,
+            username,
+            password,
+            timeout,
+        )
+        .await
+    }
+
     /// Allocates a relayed (UDP) address on `server`, reached over `transport`.
     pub async fn allocate_over(
         transport: Transport,
@@ -161,7 +190,18 @@ impl TurnClient {
         password: &str,
         timeout: Duration,
     ) -> Result<TurnClient, ClientError> {
-        let link = tokio::time::timeout(timeout, Link::open(transport, server))
+        Self::allocate_with(transport, None, server, username, password, timeout).await
+    }
+
+    async fn allocate_with(
+        transport: Transport,
+        local: Option<SocketAddr>,
+        server: SocketAddr,
+        username: &str,
+        password: &str,
+        timeout: Duration,
+    ) -> Result<TurnClient, ClientError> {
+        let link = tokio::time::timeout(timeout, Link::open(transport, server, local))
             .await
             .map_err(|_| ClientError::Timeout(server, timeout.as_millis()))??;
         let mut client = TurnClient {
@@ -174,6 +214,7 @@ impl TurnClient {
             relayed: server,
             mapped: None,
             timeout,
+            channels: Vec::new(),
         };
         // The first request has no credentials: the answer names the realm and a nonce.
         let first = Builder::new(stun::ALLOCATE, Class::Request, rand::random())
@@ -221,7 +262,43 @@ impl TurnClient {
         self.link.send(&bytes, self.server).await
     }
 
-    /// The next Data indication: who sent it and what.
+    /// Binds channel `number` (0x4000–0x4FFF) to `peer`; it also installs or refreshes the
+    /// permission towards `peer`'s address.
+    pub async fn channel_bind(&mut self, number: u16, peer: SocketAddr) -> Result<(), ClientError> {
+        self.request(stun::CHANNEL_BIND, |b| {
+            b.attribute(
+                stun::CHANNEL_NUMBER,
+                &[(number >> 8) as u8, number as u8, 0, 0],
+            )
+            .xor_address(stun::XOR_PEER_ADDRESS, peer)
+        })
+        .await?;
+        self.channels.retain(|(n, p)| *n != number && *p != peer);
+        self.channels.push((number, peer));
+        Ok(())
+    }
+
+    /// Sends `data` to the peer bound to channel `number` (a ChannelData message; padded to
+    /// four bytes over TCP).
+    pub async fn send_channel(&self, number: u16, data: &[u8]) -> Result<(), ClientError> {
+        let padded = matches!(self.link, Link::Tcp { .. });
+        self.link
+            .send(&stun::channel_data(number, data, padded), self.server)
+            .await
+    }
+
+    /// The UDP socket the allocation was made from and the relay's address (`None` over
+    /// TCP): for a caller that moves many packets itself (the benchmark), with ChannelData
+    /// built by [`stun::channel_data`] and read with [`stun::parse_channel_data`].
+    pub fn socket(&self) -> Option<(&UdpSocket, SocketAddr)> {
+        match &self.link {
+            Link::Udp(socket) => Some((socket, self.server)),
+            Link::Tcp { .. } => None,
+        }
+    }
+
+    /// The next packet relayed from a peer (a Data indication, or ChannelData on a channel
+    /// this client bound): who sent it and what.
     pub async fn receive(&self, within: Duration) -> Result<(SocketAddr, Vec<u8>), ClientError> {
         let deadline = tokio::time::Instant::now() + within;
         loop {
@@ -230,6 +307,11 @@ impl TurnClient {
                 .next(self.server, deadline)
                 .await?
                 .ok_or(ClientError::Timeout(self.server, within.as_millis()))?;
+            if let Some((number, data)) = stun::parse_channel_data(&message)
+                && let Some((_, peer)) = self.channels.iter().find(|(n, _)| *n == number)
+            {
+                return Ok((*peer, data.to_vec()));
+            }
             if let Some(m) = Message::parse(&message)
                 && m.class == Class::Indication
                 && m.method == stun::DATA

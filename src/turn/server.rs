@@ -143,6 +143,9 @@ pub struct TurnServer {
     policy: Arc<dyn PeerPolicy>,
     allocations: Mutex<HashMap<Client, Arc<Allocation>>>,
     by_port: Mutex<HashMap<u16, Arc<Allocation>>>,
+    /// The allocations' users by the address their clients connect from: who owns a public
+    /// peer address, looked up for every relayed packet (not a scan of all allocations).
+    by_client_ip: Mutex<HashMap<IpAddr, Vec<(Client, String)>>>,
     usage: Mutex<HashMap<String, Usage>>,
     pub stats: TurnStats,
     shutdown: CancellationToken,
@@ -164,6 +167,7 @@ impl TurnServer {
             policy,
             allocations: Mutex::new(HashMap::new()),
             by_port: Mutex::new(HashMap::new()),
+            by_client_ip: Mutex::new(HashMap::new()),
             usage: Mutex::new(HashMap::new()),
             stats: TurnStats::default(),
             shutdown,
@@ -442,6 +446,10 @@ impl TurnServer {
         });
         lock(&self.allocations).insert(client, Arc::clone(&allocation));
         lock(&self.by_port).insert(port, Arc::clone(&allocation));
+        lock(&self.by_client_ip)
+            .entry(client.addr.ip())
+            .or_default()
+            .push((client, allocation.user.clone()));
         self.stats.allocations.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(user = %allocation.user, relayed = %allocation.relayed, client = %client.addr, "turn allocation");
         tokio::spawn(Arc::clone(self).relay_from_peers(Arc::clone(&allocation)));
@@ -532,10 +540,10 @@ impl TurnServer {
         if !is_global(peer.ip()) {
             return None;
         }
-        lock(&self.allocations)
-            .values()
-            .find(|a| a.client.addr.ip() == peer.ip())
-            .map(|a| a.user.clone())
+        lock(&self.by_client_ip)
+            .get(&peer.ip())
+            .and_then(|owners| owners.first())
+            .map(|(_, user)| user.clone())
     }
 
     async fn create_permission(&self, a: &Arc<Allocation>, m: &Message<'_>) -> Vec<u8> {
@@ -765,6 +773,14 @@ impl TurnServer {
             by_port.remove(&port);
         }
         drop(by_port);
+        let mut by_client_ip = lock(&self.by_client_ip);
+        if let Some(owners) = by_client_ip.get_mut(&a.client.addr.ip()) {
+            owners.retain(|(client, _)| *client != a.client);
+            if owners.is_empty() {
+                by_client_ip.remove(&a.client.addr.ip());
+            }
+        }
+        drop(by_client_ip);
         self.forget_usage(&a.user);
         tracing::debug!(user = %a.user, relayed = %a.relayed, "turn allocation released");
     }

@@ -228,6 +228,116 @@ async fn in_sfu_mode_the_relay_reaches_the_sfu_media_ports_and_nothing_else() {
 }
 
 #[tokio::test]
+async fn a_channel_bound_to_the_sfu_carries_channel_data_both_ways_and_one_elsewhere_is_refused() {
+    // What browsers do for media: ChannelBind once, then 4-byte-header ChannelData.
+    let media = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let media_port = media.local_addr().unwrap().port();
+    let (app, relay) = app_with_relay("sfu", (media_port, media_port), &[]).await;
+    let user = app.guest("Channelled").await;
+    let (_, username, password) = relay_entry(&app, &user).await;
+    let mut client = allocate(relay, &username, &password).await.unwrap();
+
+    let refused = client
+        .channel_bind(0x4001, "127.0.0.1:5432".parse().unwrap())
+        .await;
+    assert!(
+        matches!(refused, Err(ClientError::Refused { code: 403, .. })),
+        "{refused:?}"
+    );
+    let out_of_range = client
+        .channel_bind(0x3FFF, ([127, 0, 0, 1], media_port).into())
+        .await;
+    assert!(
+        matches!(out_of_range, Err(ClientError::Refused { code: 400, .. })),
+        "{out_of_range:?}"
+    );
+
+    let sfu: SocketAddr = ([127, 0, 0, 1], media_port).into();
+    client.channel_bind(0x4001, sfu).await.expect("bound");
+    client
+        .send_channel(0x4001, b"rtp over a channel")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let (n, from) = tokio::time::timeout(WAIT, media.recv_from(&mut buf))
+        .await
+        .expect("relayed to the media port")
+        .unwrap();
+    assert_eq!(&buf[..n], b"rtp over a channel");
+    assert_eq!(from.port(), client.relayed.port());
+    media.send_to(b"rtp back", from).await.unwrap();
+    let (peer, data) = client.receive(WAIT).await.expect("relayed back");
+    assert_eq!((peer, data.as_slice()), (sfu, &b"rtp back"[..]));
+    let stats = &app.state.media.relay().unwrap().server.stats;
+    assert_eq!(
+        stats
+            .relayed_packets
+            .load(std::sync::atomic::Ordering::Relaxed),
+        2
+    );
+}
+
+/// This host's address towards the internet, when it is a public one (route lookup only:
+/// connecting a UDP socket sends nothing).
+fn host_public_ip() -> Option<std::net::IpAddr> {
+    let socket = StdUdp::bind("0.0.0.0:0").ok()?;
+    socket.connect("192.0.2.1:9").ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    talkconnect::turn::is_global(ip).then_some(ip)
+}
+
+#[tokio::test]
+async fn a_public_client_address_belongs_to_its_allocation_until_that_is_released() {
+    // The relay tells a user's client address (public) from the SFU's: a packet or permission
+    // towards it is the policy's "user" question, never a route to the SFU. It looks the owner
+    // up by address for every relayed packet, so the lookup must be right as allocations come
+    // and go. Needs an address the relay counts as public: this host's own.
+    let Some(host) = host_public_ip() else {
+        eprintln!("skipped: this host has no public address to stand for a client's");
+        return;
+    };
+    // A's client socket sits where an SFU media port would be.
+    let a_socket = StdUdp::bind((host, 0)).unwrap();
+    let a_port = a_socket.local_addr().unwrap().port();
+    drop(a_socket);
+    let host_s = host.to_string();
+    let (app, relay) = app_with_relay(
+        "sfu",
+        (a_port, a_port),
+        &[("TALKCONNECT__TURN__LISTEN_IP", host_s.as_str())],
+    )
+    .await;
+    let relay = SocketAddr::new(host, relay.port());
+    let (an, binh) = (app.guest("An").await, app.guest("Binh").await);
+    let (_, an_name, an_password) = relay_entry(&app, &an).await;
+    let (_, binh_name, binh_password) = relay_entry(&app, &binh).await;
+    let a_addr = SocketAddr::new(host, a_port);
+    let a = TurnClient::allocate_from(a_addr, relay, &an_name, &an_password, WAIT)
+        .await
+        .expect("A allocates from its public address");
+    let mut b = TurnClient::allocate_from(
+        "127.0.0.1:0".parse().unwrap(),
+        relay,
+        &binh_name,
+        &binh_password,
+        WAIT,
+    )
+    .await
+    .expect("B allocates");
+
+    let refused = b.create_permission(a_addr).await;
+    assert!(
+        matches!(refused, Err(ClientError::Refused { code: 403, .. })),
+        "another user's client address was reachable in SFU mode: {refused:?}"
+    );
+    a.release().await.expect("A released");
+    // Nobody's client any more: an SFU media port like any other.
+    b.create_permission(a_addr)
+        .await
+        .expect("the address is the SFU's once A is gone");
+}
+
+#[tokio::test]
 async fn in_mesh_mode_the_relay_joins_room_mates_only() {
     let (app, relay) = app_with_relay("mesh", (45110, 45119), &[]).await;
     let host = app.guest("Host").await;
