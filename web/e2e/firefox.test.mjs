@@ -5,7 +5,6 @@
 // selected candidate pair is a relayed one. Firefox joins through the app's own UI (sign in as
 // a guest, the room link), with fake media and loopback ICE allowed by its prefs.
 import assert from 'node:assert/strict';
-import { createSocket } from 'node:dgram';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -16,6 +15,7 @@ import {
   MEDIA_ARGS,
   createRoom,
   expectFlowing,
+  freeUdpPort,
   launchBrowser,
   screenshot,
   signInAsGuest,
@@ -25,18 +25,6 @@ import {
 const STEP = { timeout: 120000 };
 const MEDIA_MS = 45000;
 const RELAY_PORTS = [47500, 47549];
-
-/** A free UDP port on loopback (TCP on the same number is checked by the server's bind). */
-function freeUdpPort() {
-  return new Promise((resolve, reject) => {
-    const s = createSocket('udp4');
-    s.on('error', reject);
-    s.bind(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** In the page (Chromium or Firefox): per remote publisher, frames decoded and audio bytes,
  * as the harness's remoteStats; Firefox reports the same inbound-rtp fields. */

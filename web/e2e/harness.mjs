@@ -2,6 +2,7 @@
 // database (started by the Node tests' shared harness, e2e/support/server.mjs), and Debian's
 // headless Chromium driven by playwright-core (no browser download).
 import assert from 'node:assert/strict';
+import { createSocket } from 'node:dgram';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -75,6 +76,19 @@ export const MEDIA_ARGS = ['--allow-loopback-in-peer-connection', `--use-file-fo
  */
 export function startServer({ env = {}, ...options } = {}) {
   return startTestServer({ ...options, env: { TALKCONNECT__SFU__ICE_TCP: 'false', ...env } });
+}
+
+/** A free UDP port on loopback (a TURN relay's listening port; its TCP twin is checked by
+ * the server's own bind). */
+export function freeUdpPort() {
+  return new Promise((resolve, reject) => {
+    const s = createSocket('udp4');
+    s.on('error', reject);
+    s.bind(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
 }
 
 /**

@@ -12,13 +12,13 @@
 //   Chromium then gathers no host candidate at all, `.local` or not, and the media arrives
 //   over a relayed pair.
 import assert from 'node:assert/strict';
-import { createSocket } from 'node:dgram';
 import { after, before, describe, it } from 'node:test';
 
 import {
   MEDIA_ARGS,
   createRoom,
   expectFlowing,
+  freeUdpPort,
   launchBrowser,
   screenshot,
   signInAsGuest,
@@ -29,18 +29,6 @@ const STEP = { timeout: 90000 };
 const LIVE = { timeout: 10000 };
 const MEDIA = { timeout: 45000 };
 const RELAY_PORTS = [47550, 47599];
-
-/** A free UDP port on loopback (TCP on the same number is checked by the server's bind). */
-function freeUdpPort() {
-  return new Promise((resolve, reject) => {
-    const s = createSocket('udp4');
-    s.on('error', reject);
-    s.bind(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** The page side: every candidate gathered and every local SDP, kept in `window.__iceLog`. */
 function recordCandidates() {

@@ -18,12 +18,19 @@
 // `sfu.ice_servers` with its shared secret: a second server, since one page offered both
 // relays would pick either). The publishers always connect directly.
 import { spawn, spawnSync } from 'node:child_process';
-import { createSocket } from 'node:dgram';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { MEDIA_ARGS, createRoom, launchBrowser, sfuEnv, signInAsGuest, startServer } from './harness.mjs';
+import {
+  MEDIA_ARGS,
+  createRoom,
+  freeUdpPort,
+  launchBrowser,
+  sfuEnv,
+  signInAsGuest,
+  startServer,
+} from './harness.mjs';
 
 const RUNS = Number(process.env.RUNS ?? 9);
 const PUBLISHERS = Number(process.env.PUBLISHERS ?? 1);
@@ -32,18 +39,6 @@ for (const mode of MODES) {
   if (!['direct', 'relay', 'coturn'].includes(mode)) throw new Error(`MODES: unknown mode ${mode} (direct, relay, coturn)`);
 }
 const SECRET = 'media-bench-turn-secret';
-
-/** A free UDP port on loopback. */
-function freeUdpPort() {
-  return new Promise((resolve, reject) => {
-    const s = createSocket('udp4');
-    s.on('error', reject);
-    s.bind(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** Debian's coturn on loopback: shared secret, loopback peers (the SFU) allowed, UDP only. */
 async function startCoturn(dir) {

@@ -7,13 +7,13 @@
 // then the same calls through Debian's coturn listed in sfu.ice_servers with its shared secret
 // (the binary's own relay off): each browser gets a credential minted for its user.
 import assert from 'node:assert/strict';
-import { createSocket } from 'node:dgram';
 import { after, before, describe, it } from 'node:test';
 
 import {
   MEDIA_ARGS,
   createRoom,
   expectFlowing,
+  freeUdpPort,
   launchBrowser,
   screenshot,
   sfuEnv,
@@ -27,18 +27,6 @@ const LIVE = { timeout: 10000 };
 const MEDIA = { timeout: 45000 };
 const SFU_PORTS = [Number(process.env.TC_E2E_RELAY_SFU_MIN ?? 47300), Number(process.env.TC_E2E_RELAY_SFU_MAX ?? 47319)];
 const RELAY_PORTS = [47320, 47399];
-
-/** A free UDP port on loopback (TCP on the same number is checked by the server's bind). */
-function freeUdpPort() {
-  return new Promise((resolve, reject) => {
-    const s = createSocket('udp4');
-    s.on('error', reject);
-    s.bind(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function relayServer({ mode = 'sfu', udp = true, tcp = true } = {}) {
   const port = await freeUdpPort();
