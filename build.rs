@@ -13,11 +13,40 @@ use std::path::{Path, PathBuf};
 
 fn main() {
     println!("cargo:rerun-if-changed=migrations");
+    commit();
     if let Err(e) = embed_web_ui() {
         // A broken dist folder must not break the server build: serve the placeholder.
         println!("cargo:warning=web UI not embedded: {e}");
         if let Err(e) = write_table(&[], false) {
             panic!("cannot write the web UI table: {e}");
+        }
+    }
+}
+
+/// The git commit this binary is built from, for `talkconnect --version` (`unknown` outside a
+/// git checkout, e.g. a source tarball).
+fn commit() {
+    let commit = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .filter(|c| !c.is_empty())
+        .unwrap_or_else(|| "unknown".to_owned());
+    let dirty = std::process::Command::new("git")
+        .args(["status", "--porcelain", "--untracked-files=no"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .is_some_and(|o| !o.stdout.is_empty());
+    let suffix = if dirty { "-modified" } else { "" };
+    println!("cargo:rustc-env=TALKCONNECT_COMMIT={commit}{suffix}");
+    // A new commit (or checkout) runs this again; paths that do not exist are not watched
+    // (cargo would rerun the script on every build).
+    for watched in [".git/HEAD", ".git/index"] {
+        if Path::new(watched).exists() {
+            println!("cargo:rerun-if-changed={watched}");
         }
     }
 }

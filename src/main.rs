@@ -9,10 +9,18 @@ use talkconnect::config::Settings;
 use talkconnect::state::StartError;
 use talkconnect::{db, telemetry};
 
+/// `talkconnect --version`: the release and the git commit it was built from.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("TALKCONNECT_COMMIT"),
+    ")"
+);
+
 #[derive(Parser)]
 #[command(
     name = "talkconnect",
-    version,
+    version = VERSION,
     about = "Public voice/video rooms for strangers, self-hosted"
 )]
 struct Cli {

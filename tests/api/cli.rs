@@ -234,3 +234,31 @@ fn migrate_creates_the_schema_and_exits() {
     assert!(output.status.success());
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn logs_carry_no_colour_codes_when_not_written_to_a_terminal() {
+    let dir = workdir();
+    let mut cmd = talkconnect(&dir);
+    // No NO_COLOR: a pipe alone must be enough (systemd's journal, docker logs, a file).
+    cmd.env_remove("NO_COLOR").arg("migrate");
+    let output = cmd.output().unwrap();
+    let text = String::from_utf8_lossy(&[output.stdout, output.stderr].concat()).into_owned();
+    assert!(text.contains("INFO"), "a log line was written: {text}");
+    assert!(!text.contains('\u{1b}'), "colour codes in {text:?}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn the_version_names_the_release_and_the_commit() {
+    let output = Command::new(BIN).arg("--version").output().unwrap();
+    assert!(output.status.success());
+    let line = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    let expected = format!("talkconnect {} (commit ", env!("CARGO_PKG_VERSION"));
+    assert!(line.starts_with(&expected), "{line}");
+    let commit = line.trim_start_matches(&expected).trim_end_matches(')');
+    let hex = commit.trim_end_matches("-modified");
+    assert!(
+        hex == "unknown" || (hex.len() == 12 && hex.chars().all(|c| c.is_ascii_hexdigit())),
+        "{line}"
+    );
+}
