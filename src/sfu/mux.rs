@@ -1,5 +1,5 @@
 //! Single-port mode: every participant's ICE/DTLS/SRTP traffic over ONE UDP socket.
-//! webrtc-rs 0.21.1 has no UDP mux, so each connection gets its own [`MuxRuntime`], whose
+//! webrtc-rs 0.21.1 has no UDP mux, so each connection gets its own [`SfuRuntime`], whose
 //! `wrap_udp_socket` throws away the placeholder socket the driver bound and hands back a
 //! virtual [`MuxSocket`] on the shared socket. Datagrams are routed to a connection by the
 //! ICE username fragment of STUN requests (each connection's ufrag is fixed at build time),
@@ -251,72 +251,31 @@ impl AsyncUdpSocket for MuxSocket {
     }
 }
 
-/// The tokio runtime, except that UDP sockets become views of the shared socket.
-#[derive(Debug)]
-pub(crate) struct MuxRuntime {
-    pub mux: Arc<UdpMux>,
-    pub ufrag: String,
+/// The tokio runtime, with two changes for the SFU's peers:
+/// - Nagle's algorithm off on ICE-TCP connections: webrtc-rs leaves it on, and each small
+///   packet then waits for the last one's (delayed) ACK, about 40 ms per round trip. Set on
+///   the listening socket, the option is inherited by the connections it accepts (Linux);
+/// - in single-port mode (`mux`: the shared socket and this connection's ufrag), UDP sockets
+///   become views of the shared socket.
+#[derive(Debug, Default)]
+pub(crate) struct SfuRuntime {
+    pub mux: Option<(Arc<UdpMux>, String)>,
 }
 
-impl Runtime for MuxRuntime {
+impl Runtime for SfuRuntime {
     fn spawn(&self, future: Pin<Box<dyn Future<Output = ()> + Send>>) -> Box<dyn JoinHandle> {
         TokioRuntime.spawn(future)
     }
 
     fn wrap_udp_socket(&self, socket: std::net::UdpSocket) -> io::Result<Arc<dyn AsyncUdpSocket>> {
-        // The driver bound a placeholder; the shared socket carries the traffic.
-        drop(socket);
-        Ok(Arc::new(self.mux.register(&self.ufrag)))
-    }
-
-    fn wrap_tcp_listener(
-        &self,
-        listener: std::net::TcpListener,
-    ) -> io::Result<Arc<dyn AsyncTcpListener>> {
-        NoDelayRuntime.wrap_tcp_listener(listener)
-    }
-
-    fn connect_tcp<'a>(
-        &'a self,
-        remote_addr: SocketAddr,
-    ) -> Pin<Box<dyn Future<Output = io::Result<Arc<dyn AsyncTcpStream>>> + Send + 'a>> {
-        Box::pin(async move { TokioRuntime.connect_tcp(remote_addr).await })
-    }
-
-    fn resolve_host<'a>(
-        &'a self,
-        host: &'a str,
-    ) -> Pin<Box<dyn Future<Output = io::Result<Vec<SocketAddr>>> + Send + 'a>> {
-        Box::pin(async move { TokioRuntime.resolve_host(host).await })
-    }
-
-    fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>> {
-        TokioRuntime.sleep(duration)
-    }
-
-    fn interval(&self, period: Duration) -> Box<dyn AsyncInterval> {
-        TokioRuntime.interval(period)
-    }
-
-    fn block_on(&self, future: Pin<Box<dyn Future<Output = ()> + '_>>) {
-        TokioRuntime.block_on(future);
-    }
-}
-
-/// The tokio runtime with Nagle's algorithm off on ICE-TCP connections: webrtc-rs leaves it
-/// on, and each small packet then waits for the last one's (delayed) ACK, about 40 ms per
-/// round trip. Set on the listening socket, the option is inherited by the connections it
-/// accepts (Linux).
-#[derive(Debug)]
-pub(crate) struct NoDelayRuntime;
-
-impl Runtime for NoDelayRuntime {
-    fn spawn(&self, future: Pin<Box<dyn Future<Output = ()> + Send>>) -> Box<dyn JoinHandle> {
-        TokioRuntime.spawn(future)
-    }
-
-    fn wrap_udp_socket(&self, socket: std::net::UdpSocket) -> io::Result<Arc<dyn AsyncUdpSocket>> {
-        TokioRuntime.wrap_udp_socket(socket)
+        match &self.mux {
+            Some((mux, ufrag)) => {
+                // The driver bound a placeholder; the shared socket carries the traffic.
+                drop(socket);
+                Ok(Arc::new(mux.register(ufrag)))
+            }
+            None => TokioRuntime.wrap_udp_socket(socket),
+        }
     }
 
     fn wrap_tcp_listener(

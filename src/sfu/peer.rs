@@ -4,7 +4,7 @@
 use super::candidate::map_candidate_lines;
 use super::config::SfuConfig;
 use super::error::{SfuError, internal};
-use super::mux::{MuxRuntime, NoDelayRuntime, UdpMux, ice_credential};
+use super::mux::{SfuRuntime, UdpMux, ice_credential};
 use super::rtcp::{FEEDBACK_MARKER_SLOT, FeedbackMarker};
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::Slot;
@@ -143,18 +143,16 @@ pub(crate) async fn build_peer_connection(
         tracing::info!(port, error = %err, "sfu: port held by another program, skipped");
         return Err(SfuError::NoFreePort);
     }
-    let mut builder = PeerConnectionBuilder::new().with_runtime(Arc::new(NoDelayRuntime));
+    let mut runtime = SfuRuntime::default();
     if let Some(mux) = mux {
         // A fixed ufrag is what the shared socket routes STUN requests by. The driver still
-        // binds a placeholder socket, which the mux runtime swaps for a view of the shared one.
+        // binds a placeholder socket, which the runtime swaps for a view of the shared one.
         let ufrag = ice_credential(16);
         settings = settings.with_ice_credentials(ufrag.clone(), ice_credential(32));
-        builder = builder.with_runtime(Arc::new(MuxRuntime {
-            mux: Arc::clone(mux),
-            ufrag,
-        }));
+        runtime.mux = Some((Arc::clone(mux), ufrag));
         addrs = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
     }
+    let builder = PeerConnectionBuilder::new().with_runtime(Arc::new(runtime));
     let pc = builder
         .with_media_engine(engine)
         .with_interceptor_registry(registry)
