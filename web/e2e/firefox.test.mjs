@@ -20,6 +20,7 @@ import {
   screenshot,
   signInAsGuest,
   startServer,
+  turnEnv,
 } from './harness.mjs';
 
 const STEP = { timeout: 120000 };
@@ -101,12 +102,7 @@ describe('Firefox and Chromium in one call', () => {
     const server = await startServer({
       env: {
         TALKCONNECT__MEDIA__MODE: 'sfu',
-        TALKCONNECT__TURN__ENABLED: 'true',
-        TALKCONNECT__TURN__LISTEN_IP: '127.0.0.1',
-        TALKCONNECT__TURN__UDP_PORT: String(port),
-        TALKCONNECT__TURN__TCP_PORT: String(port),
-        TALKCONNECT__TURN__RELAY_PORT_MIN: String(RELAY_PORTS[0]),
-        TALKCONNECT__TURN__RELAY_PORT_MAX: String(RELAY_PORTS[1]),
+        ...turnEnv({ port, relayPorts: RELAY_PORTS }),
       },
     });
     try {

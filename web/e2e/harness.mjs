@@ -91,6 +91,19 @@ export function freeUdpPort() {
   });
 }
 
+/** Settings for the binary's TURN relay on loopback: listening on `port` (UDP and/or TCP),
+ * relayed addresses on `relayPorts`. */
+export function turnEnv({ port, relayPorts, udp = true, tcp = true }) {
+  return {
+    TALKCONNECT__TURN__ENABLED: 'true',
+    TALKCONNECT__TURN__LISTEN_IP: '127.0.0.1',
+    TALKCONNECT__TURN__UDP_PORT: udp ? String(port) : '0',
+    TALKCONNECT__TURN__TCP_PORT: tcp ? String(port) : '0',
+    TALKCONNECT__TURN__RELAY_PORT_MIN: String(relayPorts[0]),
+    TALKCONNECT__TURN__RELAY_PORT_MAX: String(relayPorts[1]),
+  };
+}
+
 /**
  * Debian's coturn on loopback with a shared secret (use-auth-secret: the TURN REST API form the
  * binary mints per-user credentials in), relaying on UDP `relayPorts`. Answers its URL, the

@@ -23,6 +23,7 @@ import {
   screenshot,
   signInAsGuest,
   startServer,
+  turnEnv,
 } from './harness.mjs';
 
 const STEP = { timeout: 90000 };
@@ -158,12 +159,7 @@ describe('a client whose host candidates are mDNS names', () => {
     const port = await freeUdpPort();
     const server = await startServer({
       env: {
-        TALKCONNECT__TURN__ENABLED: 'true',
-        TALKCONNECT__TURN__LISTEN_IP: '127.0.0.1',
-        TALKCONNECT__TURN__UDP_PORT: String(port),
-        TALKCONNECT__TURN__TCP_PORT: String(port),
-        TALKCONNECT__TURN__RELAY_PORT_MIN: String(RELAY_PORTS[0]),
-        TALKCONNECT__TURN__RELAY_PORT_MAX: String(RELAY_PORTS[1]),
+        ...turnEnv({ port, relayPorts: RELAY_PORTS }),
       },
     });
     try {

@@ -30,6 +30,7 @@ import {
   sfuEnv,
   signInAsGuest,
   startServer,
+  turnEnv,
 } from './harness.mjs';
 
 const RUNS = Number(process.env.RUNS ?? 9);
@@ -73,12 +74,7 @@ if (needsOurs) {
       ...sfuEnv(47300, 47399),
       ...(MODES.includes('relay')
         ? {
-            TALKCONNECT__TURN__ENABLED: 'true',
-            TALKCONNECT__TURN__LISTEN_IP: '127.0.0.1',
-            TALKCONNECT__TURN__UDP_PORT: String(turnPort),
-            TALKCONNECT__TURN__TCP_PORT: '0',
-            TALKCONNECT__TURN__RELAY_PORT_MIN: '47500',
-            TALKCONNECT__TURN__RELAY_PORT_MAX: '47539',
+            ...turnEnv({ port: turnPort, relayPorts: [47500, 47539], tcp: false }),
           }
         : {}),
     },

@@ -20,6 +20,7 @@ import {
   signInAsGuest,
   startCoturn,
   startServer,
+  turnEnv,
 } from './harness.mjs';
 
 const STEP = { timeout: 120000 };
@@ -34,12 +35,7 @@ async function relayServer({ mode = 'sfu', udp = true, tcp = true } = {}) {
     env: {
       ...sfuEnv(...SFU_PORTS),
       TALKCONNECT__MEDIA__MODE: mode,
-      TALKCONNECT__TURN__ENABLED: 'true',
-      TALKCONNECT__TURN__LISTEN_IP: '127.0.0.1',
-      TALKCONNECT__TURN__UDP_PORT: udp ? String(port) : '0',
-      TALKCONNECT__TURN__TCP_PORT: tcp ? String(port) : '0',
-      TALKCONNECT__TURN__RELAY_PORT_MIN: String(RELAY_PORTS[0]),
-      TALKCONNECT__TURN__RELAY_PORT_MAX: String(RELAY_PORTS[1]),
+      ...turnEnv({ port, relayPorts: RELAY_PORTS, udp, tcp }),
     },
   });
 }
