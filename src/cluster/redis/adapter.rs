@@ -27,8 +27,8 @@ use bytestring::ByteString;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use super::Redis;
 use super::pubsub::Handler;
+use super::{Redis, wire};
 use crate::realtime::{
     Adapter, AdapterError, BroadcastOptions, EncodedPacket, LocalAdapter, LocalNamespace, Room,
     Sid, SocketInfo,
@@ -241,8 +241,7 @@ impl RedisAdapter {
                 "Redis is unreachable: other replicas not reached".into(),
             ));
         }
-        let payload =
-            serde_json::to_vec(message).map_err(|e| AdapterError::Backend(e.to_string()))?;
+        let payload = wire::encode(message).map_err(|e| AdapterError::Backend(e.to_string()))?;
         self.redis
             .publish(channel, &payload)
             .await
@@ -252,12 +251,8 @@ impl RedisAdapter {
 
     /// A message from the hub (any of this adapter's channels).
     fn on_message(self: Arc<Self>, payload: &[u8]) {
-        let message: Message = match serde_json::from_slice(payload) {
-            Ok(message) => message,
-            Err(e) => {
-                tracing::warn!(nsp = %self.nsp, error = %e, "unreadable adapter message");
-                return;
-            }
+        let Some(message) = wire::decode::<Message>("a Socket.IO adapter message", payload) else {
+            return;
         };
         if message.uid() == self.uid {
             return;

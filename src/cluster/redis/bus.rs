@@ -1,8 +1,8 @@
 //! The `Bus` over Redis pub/sub: an event published on one replica reaches the subscribers
 //! of every replica. Local subscribers get it at once, in process (so a replica keeps
 //! serving its own users while Redis is away); the other replicas get it from the channel
-//! `<prefix>bus`, as `{"node": <sender instance id>, "event": <serde JSON>}`, and drop their
-//! own.
+//! `<prefix>bus`, as `{"v": 1, "node": <sender instance id>, "event": <serde JSON>}`
+//! (versioned: wire.rs), and drop their own.
 
 use std::sync::Arc;
 
@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::broadcast;
 
-use super::Redis;
+use super::{Redis, wire};
 use crate::cluster::Bus;
 
 /// Extra commands sent in the same round trip as an event this replica publishes (the seat
@@ -56,12 +56,12 @@ where
             .subscribe(
                 channel.clone(),
                 Arc::new(move |payload: &[u8]| {
-                    match serde_json::from_slice::<Incoming<E>>(payload) {
-                        Ok(incoming) if incoming.node == node => {} // our own, delivered already
-                        Ok(incoming) => {
+                    match wire::decode::<Incoming<E>>("a bus event", payload) {
+                        Some(incoming) if incoming.node == node => {} // our own, delivered already
+                        Some(incoming) => {
                             let _ = sender.send(Arc::new(incoming.event));
                         }
-                        Err(e) => tracing::warn!(error = %e, "unreadable event on the bus"),
+                        None => {}
                     }
                 }),
             )
@@ -88,7 +88,7 @@ where
             tracing::debug!("Redis is down: event delivered on this replica only");
             return;
         }
-        let payload = match serde_json::to_vec(&Outgoing {
+        let payload = match wire::encode(&Outgoing {
             node: self.redis.instance_id(),
             event: &*event,
         }) {

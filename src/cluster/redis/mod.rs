@@ -9,6 +9,7 @@ pub mod placement;
 pub mod presence;
 pub mod pubsub;
 pub mod rate_limit;
+pub mod wire;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 
 use crate::ids::RoomId;
 
-use super::Redis;
+use super::{Redis, wire};
 use crate::cluster::placement::{MediaPlacement, Owner, PlacementError, RequestHandler};
 
 /// Claims the key for ARGV[1] when vacant; answers the owner.
@@ -109,8 +109,7 @@ impl RedisPlacement {
     }
 
     fn on_message(self: &Arc<Self>, payload: &[u8]) {
-        let Ok(envelope) = serde_json::from_slice::<Envelope>(payload) else {
-            tracing::debug!("media placement: a message that is not an envelope");
+        let Some(envelope) = wire::decode::<Envelope>("a media request", payload) else {
             return;
         };
         if let Some(reply) = envelope.reply {
@@ -134,7 +133,7 @@ impl RedisPlacement {
                 request: None,
                 reply: Some(reply),
             };
-            if let Ok(bytes) = serde_json::to_vec(&answer) {
+            if let Ok(bytes) = wire::encode(&answer) {
                 let channel = placement.channel(&from);
                 if let Err(e) = placement.redis.publish(&channel, &bytes).await {
                     tracing::warn!(error = %e, "media placement: the answer was not sent");
@@ -219,8 +218,8 @@ impl MediaPlacement for RedisPlacement {
             request: Some(request),
             reply: None,
         };
-        let bytes = serde_json::to_vec(&envelope)
-            .map_err(|e| PlacementError::Unavailable(e.to_string()))?;
+        let bytes =
+            wire::encode(&envelope).map_err(|e| PlacementError::Unavailable(e.to_string()))?;
         let delivered = self.redis.publish(&self.channel(node), &bytes).await;
         if !matches!(delivered, Ok(n) if n > 0) {
             self.pending.lock().remove(&id);
