@@ -4,6 +4,7 @@
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use actix_cors::Cors;
 use actix_web::body::MessageBody;
@@ -98,6 +99,10 @@ impl Application {
                 .wrap(from_fn({
                     let edge = edge.clone();
                     move |req, next| https_edge(edge.clone(), req, next)
+                }))
+                .wrap(from_fn({
+                    let state = app_state.clone();
+                    move |req, next| count_in_flight(state.clone(), req, next)
                 }))
                 .wrap(TracingLogger::default())
                 .configure(|cfg| app_state.io.configure(cfg))
@@ -198,8 +203,10 @@ impl Application {
         self.state.clone()
     }
 
-    /// Serves until SIGINT/SIGTERM, then finishes the requests in flight, closes the
-    /// sockets and stops the background tasks.
+    /// Serves until SIGINT/SIGTERM, then drains (`AppState::drain`: no new seats or
+    /// connections, rooms handed over, sockets told to reconnect), waits until nothing is
+    /// served here or `server.drain_secs` passed, finishes the requests in flight and stops
+    /// the background tasks. A second signal skips the waiting.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let scheme = match self.state.settings.server.tls.mode {
             crate::config::TlsMode::Off => "http",
@@ -224,22 +231,50 @@ impl Application {
         let handles: Vec<_> = self.servers.iter().map(Server::handle).collect();
         let state = self.state.clone();
         let shutdown = self.shutdown.clone();
+        let drain_for = Duration::from_secs(self.state.settings.server.drain_secs);
+        // A second signal: no more waiting for anything.
+        let (at_once, stop_now) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
             stop_signal().await;
-            tracing::info!("stopping: closing sockets, finishing requests");
-            // Sockets first: open websockets would otherwise hold the graceful stop.
-            state.io.close();
-            state.presence.node_stopping().await;
+            tracing::info!(
+                "stopping: no new rooms, seats or connections here; rooms and sockets move on \
+                 (up to {} s; a second signal stops at once)",
+                drain_for.as_secs()
+            );
+            state.drain().await;
+            let second_signal = tokio::select! {
+                () = drained(&state) => false,
+                () = tokio::time::sleep(drain_for) => {
+                    tracing::warn!("stopping: the drain deadline passed; closing what is left");
+                    false
+                }
+                () = stop_signal() => true,
+            };
             shutdown.cancel();
-            for handle in handles {
-                handle.stop(true).await;
+            let second_signal = second_signal
+                || tokio::select! {
+                    // Requests in flight finish (up to the shutdown timeout)...
+                    () = async {
+                        for handle in &handles {
+                            handle.stop(true).await;
+                        }
+                    } => false,
+                    // ...unless a second signal comes first.
+                    () = stop_signal() => true,
+                };
+            if second_signal {
+                tracing::info!("second signal: stopping now");
+                let _ = at_once.send(());
             }
         });
-        let results = futures_util::future::join_all(self.servers).await;
-        let result = results
-            .into_iter()
-            .collect::<std::io::Result<Vec<()>>>()
-            .map(drop);
+        let servers = futures_util::future::join_all(self.servers);
+        let result = tokio::select! {
+            results = servers => results
+                .into_iter()
+                .collect::<std::io::Result<Vec<()>>>()
+                .map(drop),
+            Ok(()) = stop_now => Ok(()),
+        };
         self.state.io.close();
         self.shutdown.cancel();
         result
@@ -350,6 +385,24 @@ async fn https_edge(
     Ok(response)
 }
 
+/// Counts the requests being answered: a stop waits for them (`AppState::drained`) before it
+/// closes the connections, as actix's own graceful stop can miss a request still arriving.
+async fn count_in_flight(
+    state: web::Data<AppState>,
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    struct InFlight(web::Data<AppState>);
+    impl Drop for InFlight {
+        fn drop(&mut self) {
+            self.0.requests_in_flight.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+    state.requests_in_flight.fetch_add(1, Ordering::AcqRel);
+    let _in_flight = InFlight(state);
+    next.call(req).await
+}
+
 /// `https://host[:port]/path?query` for a request that named `host` (with or without a port).
 fn https_location(host: &str, https_port: u16, uri: &actix_web::http::Uri) -> String {
     let name = match host.rsplit_once(':') {
@@ -364,6 +417,13 @@ fn https_location(host: &str, https_port: u16, uri: &actix_web::http::Uri) -> St
         format!("https://{name}{path}")
     } else {
         format!("https://{name}:{https_port}{path}")
+    }
+}
+
+/// Waits until nothing is served here any more (connections and media sessions gone).
+async fn drained(state: &AppState) {
+    while !state.drained() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

@@ -104,6 +104,9 @@ pub struct ServerSettings {
     pub client_ip_header: ClientIpHeader,
     pub max_body_bytes: usize,
     pub workers: usize,
+    /// On SIGTERM, how long to wait at most for the sockets and media sessions to move away
+    /// before exiting (a second signal exits at once).
+    pub drain_secs: u64,
     pub tls: TlsSettings,
 }
 

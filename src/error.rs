@@ -84,6 +84,7 @@ pub enum ErrorCode {
     SfuInternal,
     // The server.
     ServiceUnavailable,
+    ServerDraining,
     NotReady,
     RedisUnavailable,
     Internal,
@@ -179,6 +180,17 @@ impl ApiError {
             "Too many requests; try again later",
         );
         err.retry_after_secs = Some(retry_after_secs.max(1));
+        err
+    }
+
+    /// This process is stopping: another replica (or this one, restarted) takes the request.
+    pub fn draining() -> Self {
+        let mut err = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::ServerDraining,
+            "This server is restarting; try again in a moment",
+        );
+        err.retry_after_secs = Some(1);
         err
     }
 

@@ -18,8 +18,11 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
 }
 
-/// Ready when the database answers and, in cluster mode, Redis too.
+/// Ready when the database answers and, in cluster mode, Redis too; never while stopping.
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    if state.is_draining() {
+        return Err(ApiError::draining());
+    }
     if !state.mode.shared_state_ready().await {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -3,6 +3,7 @@
 //! (`Mode`). Imports no handler: `app.rs` composes it with the routes.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -41,6 +42,10 @@ pub struct AppState {
     pub io: SocketIo,
     pub media: Arc<Media>,
     pub mode: Mode,
+    /// Set by [`AppState::drain`]: the process is stopping.
+    draining: AtomicBool,
+    /// HTTP requests being answered (app.rs counts them), so a stop waits for them.
+    pub requests_in_flight: AtomicUsize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -330,6 +335,36 @@ impl AppState {
             pool,
             bus: parts.bus,
             limits,
+            draining: AtomicBool::new(false),
+            requests_in_flight: AtomicUsize::new(0),
         })
+    }
+
+    /// Is this process stopping? `/readyz` says 503 from the first signal on.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+
+    /// The first step of a stop, so that nobody notices it: no new room, seat or connection
+    /// here; the rooms whose media this process serves are handed over (their browsers join
+    /// again wherever the room lands); every socket is told to reconnect (through the proxy to
+    /// another replica, or here after a restart), and its seat waits on the grace clock for
+    /// its owner to come back.
+    pub async fn drain(&self) {
+        if self.draining.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.rooms.stop_seating();
+        self.media.drain().await;
+        self.io.drain();
+        self.presence.node_stopping().await;
+    }
+
+    /// Nothing is served here any more: no request being answered, no connection, no media
+    /// session.
+    pub fn drained(&self) -> bool {
+        self.requests_in_flight.load(Ordering::Acquire) == 0
+            && self.io.connection_count() == 0
+            && self.media.sessions_here() == 0
     }
 }

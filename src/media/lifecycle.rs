@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -81,6 +82,48 @@ impl Media {
         if let Err(e) = result {
             tracing::debug!(%room, %user, error = %e, "media session not closed");
         }
+    }
+
+    /// The process is stopping: every room served here is handed over. The claims are given
+    /// up, the sessions close, and each holder's socket (on any replica) hears `sfu:closed
+    /// {reason: "moved"}`, so its browser joins again and lands on a replica that claims the
+    /// room. No session starts here afterwards.
+    pub async fn drain(self: &Arc<Self>) {
+        self.draining.store(true, Ordering::Release);
+        let Some(sfu) = &self.sfu else { return };
+        let sessions: Vec<(Seat, String)> = self
+            .sessions
+            .local()
+            .drain()
+            .map(|(seat, holder)| (seat, holder.socket))
+            .collect();
+        let rooms: HashSet<RoomId> = sessions.iter().map(|((room, _), _)| *room).collect();
+        for room in &rooms {
+            self.placement.vacate(*room).await;
+        }
+        for ((room, user), socket) in &sessions {
+            // `Left` is what the browser hears from the SFU; "moved" below starts it again.
+            log_removal(
+                sfu.leave(&room.to_string(), &user.to_string()).await,
+                *room,
+                *user,
+            );
+            let _ = self
+                .io
+                .to(socket.clone())
+                .emit("sfu:closed", &json!({ "roomId": room, "reason": "moved" }))
+                .await;
+        }
+        tracing::info!(
+            rooms = rooms.len(),
+            sessions = sessions.len(),
+            "media: rooms handed over to the other replicas"
+        );
+    }
+
+    /// Media sessions this process serves.
+    pub fn sessions_here(&self) -> usize {
+        self.sessions.local().len()
     }
 
     /// Mute or unmute forwarding of the participant's microphone or camera.

@@ -2,6 +2,7 @@
 //! held by the socket that asked for it (a second tab takes it over).
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
@@ -41,6 +42,8 @@ pub struct Media {
     relay: OnceLock<Relay>,
     /// How long a credential minted for an external TURN server (`secret`) lasts.
     credential_ttl: Duration,
+    /// Set by `drain` (the process is stopping): no session starts here any more.
+    pub(super) draining: AtomicBool,
 }
 
 impl Media {
@@ -72,6 +75,7 @@ impl Media {
             sessions: Arc::default(),
             relay: OnceLock::new(),
             credential_ttl,
+            draining: AtomicBool::new(false),
         });
         let weak: Weak<Media> = Arc::downgrade(&media);
         media
@@ -84,7 +88,10 @@ impl Media {
                     };
                     let result = match serde_json::from_value::<MediaRequest>(request) {
                         Ok(request) => media.execute(request).await,
-                        Err(e) => Err(ApiError::internal(format!("a media request: {e}"))),
+                        // A kind of request from a newer release (wire.rs in cluster/redis).
+                        Err(e) => Err(unavailable(format!(
+                            "a media request this release cannot read: {e}"
+                        ))),
                     };
                     to_wire(result)
                 })
@@ -157,6 +164,10 @@ impl Media {
                 socket,
                 ip,
             } => {
+                if self.draining.load(Ordering::Acquire) {
+                    // The asking replica's browser tries again and lands on the new owner.
+                    return Err(unavailable("this replica is stopping"));
+                }
                 let holder = Holder { socket, ip };
                 self.join_here(&sfu, (room, user), publish, holder).await
             }
@@ -306,6 +317,9 @@ impl Media {
         ip: Option<IpAddr>,
     ) -> Result<Value, ApiError> {
         self.sfu()?;
+        if self.draining.load(Ordering::Acquire) {
+            return Err(ApiError::draining());
+        }
         let seat = (room, user);
         let request = MediaRequest::Join {
             room,

@@ -195,4 +195,12 @@ impl SocketIo {
     pub fn close(&self) {
         self.engine.close_all();
     }
+
+    /// Takes no new connection from now on (handshakes get 503 with `Retry-After`), then
+    /// closes every open one. The clients reconnect by themselves: to another replica behind
+    /// a proxy, or here again after a restart.
+    pub fn drain(&self) {
+        self.engine.stop_admitting();
+        self.engine.close_all();
+    }
 }

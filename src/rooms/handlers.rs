@@ -72,6 +72,7 @@ impl From<RoomError> for ApiError {
                 ErrorCode::TooManySeats,
                 "You are seated in as many rooms as one person may be; leave one first",
             ),
+            RoomError::Draining => ApiError::draining(),
             RoomError::Db(e) => e.into(),
         }
     }

@@ -33,6 +33,8 @@ pub enum RoomError {
     ParticipantNotFound,
     #[error("seated in too many rooms already")]
     TooManySeats,
+    #[error("this server is stopping")]
+    Draining,
     #[error(transparent)]
     Db(#[from] DbError),
 }

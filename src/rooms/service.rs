@@ -1,6 +1,7 @@
 //! `Rooms`: runs the rules off the async threads and publishes what changed.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
 
@@ -20,6 +21,9 @@ pub struct Rooms {
     pool: DbPool,
     bus: Arc<dyn Bus<DomainEvent>>,
     settings: Arc<RoomSettings>,
+    /// Set when this process stops: it opens no room and gives no new seat (the people it
+    /// serves are moving to another replica, or it is restarting).
+    draining: Arc<AtomicBool>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -35,6 +39,20 @@ impl Rooms {
             pool,
             bus,
             settings: Arc::new(settings),
+            draining: Arc::default(),
+        }
+    }
+
+    /// From now on, no room is opened and no seat taken here; seats already held are
+    /// confirmed as before.
+    pub fn stop_seating(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+
+    fn seating(&self) -> Result<(), RoomError> {
+        match self.draining.load(Ordering::Acquire) {
+            true => Err(RoomError::Draining),
+            false => Ok(()),
         }
     }
 
@@ -43,6 +61,7 @@ impl Rooms {
     }
 
     pub async fn create(&self, host: User, new: NewRoom) -> Result<RoomDetail, RoomError> {
+        self.seating()?;
         let max_seats = self.settings.max_seats_per_user;
         let detail = db::run(&self.pool, move |conn| {
             let row = rules::create(conn, &host, &new, max_seats)?;
@@ -84,6 +103,12 @@ impl Rooms {
         room_id: RoomId,
         user: User,
     ) -> Result<(RoomDetail, ParticipantView), RoomError> {
+        if self.seating().is_err() {
+            // A seat held already is only confirmed: that is not a new one.
+            self.require_seat(room_id, user.user_id())
+                .await
+                .map_err(|_| RoomError::Draining)?;
+        }
         let max_seats = self.settings.max_seats_per_user;
         let (detail, seat, newly_joined) = db::run(&self.pool, move |conn| {
             let joined = rules::join(conn, room_id, user.user_id(), max_seats)?;

@@ -28,7 +28,7 @@ pub(crate) fn talkconnect(dir: &Path) -> Command {
 }
 
 pub(crate) struct Server {
-    child: Child,
+    pub(crate) child: Child,
     pub address: String,
 }
 

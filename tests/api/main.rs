@@ -10,6 +10,7 @@ mod bad_input;
 mod chat;
 mod cli;
 mod doctor;
+mod drain;
 mod error_codes;
 mod events;
 mod helpers;

@@ -29,6 +29,7 @@ const CODE_KEYS: Partial<Record<ServerErrorCode | ClientErrorCode, MessageKey>> 
   INVALID_TOKEN: 'error.sessionExpired',
   UNAUTHENTICATED: 'error.signInFirst',
   SERVICE_UNAVAILABLE: 'error.busy',
+  SERVER_DRAINING: 'error.busy',
   NOT_READY: 'error.busy',
   NETWORK_ERROR: 'error.network',
   TIMEOUT: 'error.timeout',

@@ -10,6 +10,7 @@ pub mod websocket;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use actix_web::http::{Method, StatusCode};
@@ -85,6 +86,8 @@ pub struct Engine<H: EngineHandler> {
     pub(crate) handler: H,
     sessions: Mutex<HashMap<Sid, Arc<Conn<H::Data>>>>,
     admission: Mutex<Admission>,
+    /// Set by [`Engine::stop_admitting`]: handshakes are refused from then on.
+    stopping: AtomicBool,
 }
 
 /// Sessions and handshake budget per client address.
@@ -105,12 +108,16 @@ struct PerIp {
 pub(crate) enum Refusal {
     ServerFull,
     TooManyFromAddress,
+    /// The server is stopping: the client reconnects elsewhere (a proxy moves it to another
+    /// replica) or here after the restart.
+    Stopping,
 }
 
 impl Refusal {
     pub(crate) fn response(self) -> HttpResponse {
         let (status, message) = match self {
             Refusal::ServerFull => (StatusCode::SERVICE_UNAVAILABLE, "Server full"),
+            Refusal::Stopping => (StatusCode::SERVICE_UNAVAILABLE, "Server stopping"),
             Refusal::TooManyFromAddress => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "Too many connections from this address",
@@ -155,6 +162,7 @@ impl<H: EngineHandler> Engine<H> {
             handler,
             sessions: Mutex::new(HashMap::new()),
             admission: Mutex::new(Admission::default()),
+            stopping: AtomicBool::new(false),
         })
     }
 
@@ -183,6 +191,11 @@ impl<H: EngineHandler> Engine<H> {
     /// Looks a session up by id.
     pub fn session(&self, sid: Sid) -> Option<Arc<Conn<H::Data>>> {
         self.sessions.lock().get(&sid).cloned()
+    }
+
+    /// Refuses every handshake from now on (503, `Retry-After`); open sessions go on.
+    pub fn stop_admitting(&self) {
+        self.stopping.store(true, Ordering::Release);
     }
 
     /// Closes every session (graceful shutdown).
@@ -256,6 +269,9 @@ impl<H: EngineHandler> Engine<H> {
 
     /// Counts a new session against the global and per-address caps.
     fn admit(&self, ip: Option<IpAddr>) -> Result<(), Refusal> {
+        if self.stopping.load(Ordering::Acquire) {
+            return Err(Refusal::Stopping);
+        }
         if self.sessions.lock().len() >= self.config.max_sessions {
             return Err(Refusal::ServerFull);
         }
