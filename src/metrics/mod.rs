@@ -104,6 +104,13 @@ impl Metrics {
             db: std::sync::Arc::default(),
             room_counts: Mutex::new(None),
         };
+        // Every cause shows from the start (at 0), so rate() and dashboards see the series.
+        for cause in ["left", "kicked"] {
+            metrics.room_leaves.get_or_create(&CauseLabel { cause });
+        }
+        for cause in ["last_left", "host_ended"] {
+            metrics.rooms_ended.get_or_create(&CauseLabel { cause });
+        }
         {
             let mut r = metrics.registry.lock();
             let name = |n: &str| format!("{PREFIX}{n}");
@@ -160,7 +167,12 @@ impl Metrics {
 
     /// One HTTP request answered.
     pub fn http_request(&self, route: Option<String>, method: &str, status: u16, took: Duration) {
-        let route = route.unwrap_or_else(|| UNMATCHED_ROUTE.to_owned());
+        // `{room_id}` written `:room_id`: braces in a label value trip simple parsers and
+        // need escaping in PromQL regexes.
+        let route = route.map_or_else(
+            || UNMATCHED_ROUTE.to_owned(),
+            |r| r.replace('{', ":").replace('}', ""),
+        );
         let method = known_method(method);
         self.http_requests
             .get_or_create(&RequestLabels {
