@@ -335,3 +335,24 @@ pub fn page_cursor(raw: Option<&str>) -> Result<Option<PageCursor>, ApiError> {
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_budget_has_its_own_refusal_count() {
+        for (at, budget) in Budget::ALL.iter().enumerate() {
+            assert_eq!(*budget as usize, at, "{budget:?}");
+        }
+        let refusals = Refusals::default();
+        refusals.count(Some(Budget::Chat));
+        refusals.count(Some(Budget::Chat));
+        refusals.count(None);
+        let counts = refusals.counts();
+        assert_eq!(counts.len(), Budget::ALL.len() + 1);
+        assert!(counts.contains(&("chat", 2)));
+        assert!(counts.contains(&("auth", 1)));
+        assert!(counts.contains(&("room:join", 0)));
+    }
+}

@@ -312,6 +312,31 @@ pub fn is_unique_violation(err: &diesel::result::Error) -> bool {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_pool_counts_its_checkouts_and_failed_queries() {
+        let dir = std::env::temp_dir().join(format!("tc-db-{}", uuid::Uuid::new_v4()));
+        let url = DatabaseUrl::Sqlite(dir.join("t.db").display().to_string());
+        let settings = DatabaseSettings {
+            url: String::new(),
+            max_connections: 2,
+            connect_timeout_secs: 1,
+        };
+        let counters = Arc::new(DbCounters::default());
+        let pool = connect_counted(&url, &settings, Arc::clone(&counters)).unwrap();
+        let mut conn = pool.get().unwrap();
+        conn.batch_execute("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+            .unwrap();
+        conn.batch_execute("INSERT INTO t VALUES (1)").unwrap();
+        assert!(conn.batch_execute("INSERT INTO t VALUES (1)").is_err());
+        assert!(conn.batch_execute("SELEC nonsense").is_err());
+        drop(conn);
+        let load = |n: &AtomicU64| n.load(Ordering::Relaxed);
+        assert!(load(&counters.checkouts) >= 1);
+        assert_eq!(load(&counters.constraint_errors), 1);
+        assert_eq!(load(&counters.other_errors), 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     /// Connections opened together on a WAL database that nobody has open: one of them
     /// recovers the WAL index and the others must wait for it. With the busy timeout set
     /// after the switch to WAL they failed at once ("database is locked", logged at start

@@ -106,10 +106,16 @@ impl Metrics {
         };
         // Every cause shows from the start (at 0), so rate() and dashboards see the series.
         for cause in ["left", "kicked"] {
-            metrics.room_leaves.get_or_create(&CauseLabel { cause });
+            metrics
+                .room_leaves
+                .get_or_create(&CauseLabel { cause })
+                .inc_by(0);
         }
         for cause in ["last_left", "host_ended"] {
-            metrics.rooms_ended.get_or_create(&CauseLabel { cause });
+            metrics
+                .rooms_ended
+                .get_or_create(&CauseLabel { cause })
+                .inc_by(0);
         }
         {
             let mut r = metrics.registry.lock();

@@ -476,3 +476,43 @@ async fn the_admin_address_serves_metrics_and_the_main_port_does_not() {
     assert!(off.metrics_address.is_none());
     assert_eq!(scrape(&off, None).await.status(), 404);
 }
+
+#[actix_web::test]
+async fn rate_limit_refusals_are_counted_by_budget() {
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        &[
+            ("TALKCONNECT__METRICS__TOKEN", TOKEN),
+            ("TALKCONNECT__RATE_LIMIT__ENABLED", "true"),
+            ("TALKCONNECT__RATE_LIMIT__CHAT_PER_USER__COUNT", "1"),
+            ("TALKCONNECT__RATE_LIMIT__CHAT_PER_USER__PER_SECS", "3600"),
+        ],
+    )
+    .await;
+    let host = app.guest("Host").await;
+    let room = app.room(&host, json!({"title": "Limited"})).await;
+    let mut socket = Sio::connect(&app, &host.token).await;
+    let ack = socket.call("room:join", json!({ "roomId": room })).await;
+    assert_eq!(ack["ok"], true, "{ack}");
+    let first = socket.call("chat:message", json!({"message": "one"})).await;
+    assert_eq!(first["ok"], true, "{first}");
+    let second = socket.call("chat:message", json!({"message": "two"})).await;
+    assert_eq!(second["error"]["code"], "RATE_LIMITED", "{second}");
+
+    let scrape = scraped(&app).await;
+    assert_eq!(
+        scrape.value("talkconnect_rate_limited_total", &[("budget", "chat")]),
+        1.0
+    );
+    assert_eq!(
+        scrape.value("talkconnect_rate_limited_total", &[("budget", "room:join")]),
+        0.0
+    );
+    assert_eq!(
+        scrape.value(
+            "talkconnect_socketio_acks_refused_total",
+            &[("code", "RATE_LIMITED")]
+        ),
+        1.0
+    );
+}
