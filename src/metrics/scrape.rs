@@ -116,7 +116,8 @@ async fn redis_reading(mode: &Mode) -> Option<(bool, u64)> {
     match mode {
         Mode::Embedded { .. } => None,
         Mode::Cluster { .. } => {
-            let reconnects = *mode.reconnections().borrow();
+            // The pub/sub link's first connection counts as one; reconnections are the rest.
+            let reconnects = mode.reconnections().borrow().saturating_sub(1);
             Some((mode.shared_state_ready().await, reconnects))
         }
     }

@@ -516,3 +516,45 @@ async fn rate_limit_refusals_are_counted_by_budget() {
         1.0
     );
 }
+
+/// In cluster mode the Redis link shows: up, and no reconnection yet.
+#[actix_web::test]
+async fn a_cluster_replica_reports_its_redis_link() {
+    let reachable = std::net::TcpStream::connect("127.0.0.1:6379").is_ok();
+    if !reachable {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "Redis is needed under CI"
+        );
+        eprintln!("skipped: no Redis on 127.0.0.1:6379 (run scripts/services)");
+        return;
+    }
+    let prefix = format!("tc-test:{}:", uuid::Uuid::new_v4().simple());
+    let app = TestApp::spawn_with(
+        Backend::Postgres,
+        &[
+            ("TALKCONNECT__METRICS__TOKEN", TOKEN),
+            ("TALKCONNECT__REDIS__URL", "redis://127.0.0.1:6379"),
+            ("TALKCONNECT__REDIS__KEY_PREFIX", prefix.as_str()),
+        ],
+    )
+    .await;
+    let scrape = scraped(&app).await;
+    assert_eq!(
+        scrape.value("talkconnect_redis_up", &[]),
+        1.0,
+        "{}",
+        scrape.text
+    );
+    assert_eq!(scrape.value("talkconnect_redis_reconnects_total", &[]), 0.0);
+    // Embedded mode has no such family.
+    let embedded =
+        TestApp::spawn_with(Backend::Sqlite, &[("TALKCONNECT__METRICS__TOKEN", TOKEN)]).await;
+    assert!(
+        !scraped(&embedded)
+            .await
+            .names()
+            .contains("talkconnect_redis_up")
+    );
+}
