@@ -106,7 +106,7 @@ pub fn on<T, F, Fut>(
     let state = state.clone();
     socket.on(event, move |socket, data, ack| {
         let state = state.clone();
-        let state_for_metrics = state.clone();
+        let metrics = Arc::clone(&state.metrics);
         let handler = handler.clone();
         async move {
             let result = async {
@@ -134,7 +134,7 @@ pub fn on<T, F, Fut>(
             .await;
             if let Err(err) = &result {
                 tracing::debug!(event, code = err.code.as_str(), "event refused");
-                state_for_metrics.metrics.ack_refused(err.code.as_str());
+                metrics.ack_refused(err.code.as_str());
             }
             answer(ack, result);
         }
