@@ -18,7 +18,7 @@ use tracing_actix_web::TracingLogger;
 use crate::config::Settings;
 use crate::state::{AppState, StartError};
 use crate::tls::Tls;
-use crate::{auth, chat, gateway, http, media, platform, retention, rooms, web_ui};
+use crate::{auth, chat, gateway, http, media, metrics, platform, retention, rooms, web_ui};
 
 pub struct Application {
     /// The HTTP server(s): actix-web's, and with TURN sharing the HTTPS port, the one that
@@ -27,6 +27,8 @@ pub struct Application {
     address: SocketAddr,
     /// With TLS on, the plain-HTTP port that redirects to https, if any.
     redirect: Option<SocketAddr>,
+    /// The admin address serving `/metrics` (`metrics.listen`), if any.
+    metrics_address: Option<SocketAddr>,
     state: web::Data<AppState>,
     shutdown: CancellationToken,
 }
@@ -76,6 +78,11 @@ impl Application {
             std::time::Duration::from_secs(state.settings.auth.token_ttl_secs),
             shutdown.clone(),
         ));
+        tokio::spawn(metrics::count_domain_events(
+            Arc::clone(&state.metrics),
+            Arc::clone(&state.bus),
+            shutdown.clone(),
+        ));
         let app_state = state.clone();
         // The capabilities' handlers take their own service, not the whole state.
         let accounts = web::Data::new(state.accounts.clone());
@@ -105,6 +112,10 @@ impl Application {
                     move |req, next| count_in_flight(state.clone(), req, next)
                 }))
                 .wrap(TracingLogger::default())
+                .wrap(from_fn({
+                    let metrics = Arc::clone(&app_state.metrics);
+                    move |req, next| metrics::record_request(Arc::clone(&metrics), req, next)
+                }))
                 .configure(|cfg| app_state.io.configure(cfg))
                 .configure(|cfg| {
                     if let Some(tokens) = &http01 {
@@ -186,9 +197,13 @@ impl Application {
             }
         };
         servers.extend(server.map(|s| s.run()));
+        let admin = metrics::serve_admin(state.clone())?;
+        let metrics_address = admin.as_ref().map(|a| a.address);
+        servers.extend(admin.map(|a| a.server));
         Ok(Self {
             servers,
             redirect: redirect_at,
+            metrics_address,
             address,
             state,
             shutdown,
@@ -197,6 +212,11 @@ impl Application {
 
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// The admin address serving `/metrics`, when `metrics.listen` is set.
+    pub fn metrics_address(&self) -> Option<SocketAddr> {
+        self.metrics_address
     }
 
     pub fn state(&self) -> web::Data<AppState> {
@@ -470,6 +490,7 @@ fn cors(origins: &[String]) -> Cors {
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(http::get_only("/healthz", platform::healthz))
         .service(http::get_only("/readyz", platform::readyz))
+        .configure(metrics::routes)
         .service(
             web::scope("/api")
                 .configure(auth::routes)

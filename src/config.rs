@@ -26,7 +26,34 @@ pub struct Settings {
     pub redis: RedisSettings,
     pub cluster: ClusterSettings,
     pub retention: RetentionSettings,
+    pub metrics: MetricsSettings,
     pub log: LogSettings,
+}
+
+/// Where Prometheus metrics are served (src/metrics): an admin address, the main port behind
+/// a token, both, or (both empty) nowhere.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// Admin `host:port` serving `/metrics` without a token; empty = none.
+    pub listen: String,
+    /// Bearer token for `/metrics` on the main port; empty = not served there.
+    pub token: String,
+}
+
+impl MetricsSettings {
+    /// The admin address, if one is set.
+    pub fn listen_address(&self) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+        let raw = self.listen.trim();
+        if raw.is_empty() {
+            return Ok(None);
+        }
+        raw.parse().map(Some).map_err(|_| {
+            ConfigError(format!(
+                "metrics.listen: {raw:?} is not an address and port (e.g. 127.0.0.1:9464)"
+            ))
+        })
+    }
 }
 
 /// How long what strangers leave behind is kept (0 = forever).
@@ -430,6 +457,14 @@ impl Settings {
             );
         }
         self.validate_cluster()?;
+        self.metrics.listen_address()?;
+        let token = &self.metrics.token;
+        if !token.is_empty() && (token.len() < 16 || token.trim() != token) {
+            return bad(
+                "metrics.token",
+                "must be at least 16 characters without surrounding spaces (or empty: no /metrics on the main port)",
+            );
+        }
         validate_ice_servers(&self.sfu.ice_servers)?;
         validate_turn(&self.turn)?;
         let secret = self.auth.jwt_secret.trim();
@@ -709,6 +744,27 @@ mod tests {
             s.database_url().unwrap(),
             DatabaseUrl::Postgres(_)
         ));
+    }
+
+    #[test]
+    fn metrics_settings_are_checked_at_load() {
+        let load = |pairs: &[(&str, &str)]| {
+            Settings::load_with_env(None, env(pairs)).map_err(|e| e.to_string())
+        };
+        let off = load(&[]).unwrap();
+        assert_eq!(off.metrics.listen_address().unwrap(), None);
+        assert!(off.metrics.token.is_empty());
+        let on = load(&[("TALKCONNECT__METRICS__LISTEN", "127.0.0.1:9464")]).unwrap();
+        assert_eq!(
+            on.metrics.listen_address().unwrap(),
+            Some("127.0.0.1:9464".parse().unwrap())
+        );
+        for bad in ["localhost", "127.0.0.1", "9464", "127.0.0.1:99999"] {
+            let err = load(&[("TALKCONNECT__METRICS__LISTEN", bad)]).unwrap_err();
+            assert!(err.starts_with("metrics.listen:"), "{bad}: {err}");
+        }
+        let err = load(&[("TALKCONNECT__METRICS__TOKEN", "short")]).unwrap_err();
+        assert!(err.starts_with("metrics.token:"), "{err}");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
@@ -134,7 +135,17 @@ pub enum Budget {
 }
 
 impl Budget {
-    fn name(self) -> &'static str {
+    /// Every budget, in the order of [`Refusals`]'s counts.
+    pub const ALL: [Budget; 6] = [
+        Budget::CreateRoom,
+        Budget::JoinRoom,
+        Budget::Chat,
+        Budget::Event,
+        Budget::Lobby,
+        Budget::MediaProbe,
+    ];
+
+    pub fn name(self) -> &'static str {
         match self {
             Budget::CreateRoom => "room:create",
             Budget::JoinRoom => "room:join",
@@ -167,6 +178,36 @@ pub struct Limits {
     pub settings: RateLimitSettings,
     limiter: Arc<dyn RateLimiter>,
     client_ip: ClientIp,
+    refusals: Arc<Refusals>,
+}
+
+/// Requests and events refused by a rate budget on this node, per budget (the order of
+/// [`Budget::ALL`]) and for sign-ins, for the operator (src/metrics).
+#[derive(Debug, Default)]
+pub struct Refusals {
+    by_budget: [AtomicU64; Budget::ALL.len()],
+    sign_in: AtomicU64,
+}
+
+impl Refusals {
+    /// `(budget name, refusals)` for every budget, sign-ins as `"auth"`.
+    pub fn counts(&self) -> Vec<(&'static str, u64)> {
+        Budget::ALL
+            .iter()
+            .zip(&self.by_budget)
+            .map(|(budget, n)| (budget.name(), n.load(Ordering::Relaxed)))
+            .chain([("auth", self.sign_in.load(Ordering::Relaxed))])
+            .collect()
+    }
+
+    fn count(&self, budget: Option<Budget>) {
+        let counter = match budget {
+            // `ALL` lists the budgets in declaration order.
+            Some(budget) => &self.by_budget[budget as usize],
+            None => &self.sign_in,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 impl Limits {
@@ -179,7 +220,13 @@ impl Limits {
             settings,
             limiter,
             client_ip,
+            refusals: Arc::default(),
         }
+    }
+
+    /// What the budgets refused on this node.
+    pub fn refusals(&self) -> &Refusals {
+        &self.refusals
     }
 
     /// The client's address (`crate::client_ip`).
@@ -200,7 +247,7 @@ impl Limits {
         if let (Some(ip), Some(rule)) = (ip, per_ip) {
             hits.push((format!("{name}:ip:{ip}"), rule));
         }
-        self.check(&hits).await
+        self.check(Some(budget), &hits).await
     }
 
     /// Spends one unit of a budget kept per client address only.
@@ -211,8 +258,11 @@ impl Limits {
     ) -> Result<(), ApiError> {
         let (rule, _) = budget.rules(&self.settings);
         let who = ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
-        self.check(&[(format!("{}:ip:{who}", budget.name()), rule)])
-            .await
+        self.check(
+            Some(budget),
+            &[(format!("{}:ip:{who}", budget.name()), rule)],
+        )
+        .await
     }
 
     /// Spends one sign-in attempt (register, login, guest) for the client's address and, when
@@ -233,17 +283,23 @@ impl Limits {
                 self.settings.auth_per_login,
             ));
         }
-        self.check(&hits).await
+        self.check(None, &hits).await
     }
 
     /// Counts one hit against each `(key, rule)`; the first one over its limit refuses.
-    async fn check(&self, hits: &[(String, RateRule)]) -> Result<(), ApiError> {
+    /// `budget` None: a sign-in.
+    async fn check(
+        &self,
+        budget: Option<Budget>,
+        hits: &[(String, RateRule)],
+    ) -> Result<(), ApiError> {
         if !self.settings.enabled {
             return Ok(());
         }
         for (key, rule) in hits {
             if let Err(retry) = self.limiter.hit(key, *rule).await {
                 tracing::info!(key, "rate limited");
+                self.refusals.count(budget);
                 return Err(ApiError::rate_limited(retry.secs()));
             }
         }
@@ -277,5 +333,26 @@ pub fn page_cursor(raw: Option<&str>) -> Result<Option<PageCursor>, ApiError> {
                 "The cursor is not one this server gave out",
             )
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_budget_has_its_own_refusal_count() {
+        for (at, budget) in Budget::ALL.iter().enumerate() {
+            assert_eq!(*budget as usize, at, "{budget:?}");
+        }
+        let refusals = Refusals::default();
+        refusals.count(Some(Budget::Chat));
+        refusals.count(Some(Budget::Chat));
+        refusals.count(None);
+        let counts = refusals.counts();
+        assert_eq!(counts.len(), Budget::ALL.len() + 1);
+        assert!(counts.contains(&("chat", 2)));
+        assert!(counts.contains(&("auth", 1)));
+        assert!(counts.contains(&("room:join", 0)));
     }
 }

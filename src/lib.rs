@@ -16,6 +16,7 @@ pub mod gateway;
 pub mod http;
 pub mod ids;
 pub mod media;
+pub mod metrics;
 pub mod platform;
 pub mod realtime;
 pub mod retention;

@@ -24,6 +24,7 @@ use crate::db::{self, DbPool};
 use crate::events::DomainEvent;
 use crate::http::Limits;
 use crate::media::{Media, Relay, RelayStart};
+use crate::metrics::Metrics;
 use crate::realtime::{self, SocketIo};
 use crate::rooms::{RoomLocks, RoomView, Rooms, seat_cache};
 
@@ -42,6 +43,8 @@ pub struct AppState {
     pub io: SocketIo,
     pub media: Arc<Media>,
     pub mode: Mode,
+    /// This application's Prometheus registry (src/metrics).
+    pub metrics: Arc<Metrics>,
     /// Set by [`AppState::drain`]: the process is stopping.
     draining: AtomicBool,
     /// HTTP requests being answered (app.rs counts them), so a stop waits for them.
@@ -271,9 +274,13 @@ impl AppState {
         };
         let url = settings.database_url()?;
         let db_settings = settings.database.clone();
-        let pool = tokio::task::spawn_blocking(move || db::connect(&url, &db_settings))
-            .await
-            .map_err(|e| StartError::Task(e.to_string()))??;
+        let metrics = Arc::new(Metrics::new());
+        let db_counters = Arc::clone(&metrics.db);
+        let pool = tokio::task::spawn_blocking(move || {
+            db::connect_counted(&url, &db_settings, db_counters)
+        })
+        .await
+        .map_err(|e| StartError::Task(e.to_string()))??;
         let secret = auth::token::load_or_create_secret(
             &settings.auth.jwt_secret,
             &settings.server.data_dir,
@@ -330,6 +337,7 @@ impl AppState {
             io: parts.io,
             media,
             mode: parts.mode,
+            metrics,
             settings: Arc::new(settings),
             accounts: Accounts::new(pool.clone(), jwt),
             pool,

@@ -6,6 +6,8 @@ pub mod cursor;
 pub mod schema;
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{NaiveDateTime, SubsecRound, Utc};
@@ -57,6 +59,64 @@ pub enum ConnectError {
 #[derive(Debug, Clone)]
 pub struct ConnectionManager {
     url: DatabaseUrl,
+    counters: Arc<DbCounters>,
+}
+
+/// What one pool counts for the operator (src/metrics): waits for a connection and queries
+/// that failed. Atomics, bumped by the pool's event handler and each connection's
+/// instrumentation.
+#[derive(Debug, Default)]
+pub struct DbCounters {
+    /// Connections handed out.
+    pub checkouts: AtomicU64,
+    /// Microseconds spent waiting for them, summed.
+    pub checkout_wait_micros: AtomicU64,
+    /// Waits that ended without a connection (`connect_timeout_secs`).
+    pub checkout_timeouts: AtomicU64,
+    /// Failed queries: unique, foreign-key, check or not-null violations (often expected:
+    /// a name taken is a 409)…
+    pub constraint_errors: AtomicU64,
+    /// …serialization failures and deadlocks (the transaction was rolled back)…
+    pub conflict_errors: AtomicU64,
+    /// …and every other failure (connection lost, bad SQL, database down).
+    pub other_errors: AtomicU64,
+}
+
+impl DbCounters {
+    fn count_error(&self, error: &diesel::result::Error) {
+        use diesel::result::DatabaseErrorKind as Kind;
+        use diesel::result::Error;
+        let counter = match error {
+            Error::DatabaseError(
+                Kind::UniqueViolation
+                | Kind::ForeignKeyViolation
+                | Kind::CheckViolation
+                | Kind::NotNullViolation,
+                _,
+            ) => &self.constraint_errors,
+            Error::DatabaseError(Kind::SerializationFailure, _) => &self.conflict_errors,
+            _ => &self.other_errors,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Feeds the pool's checkouts and timeouts into its [`DbCounters`].
+#[derive(Debug)]
+struct PoolEvents(Arc<DbCounters>);
+
+impl r2d2::HandleEvent for PoolEvents {
+    fn handle_checkout(&self, event: r2d2::event::CheckoutEvent) {
+        let waited = u64::try_from(event.duration().as_micros()).unwrap_or(u64::MAX);
+        self.0.checkouts.fetch_add(1, Ordering::Relaxed);
+        self.0
+            .checkout_wait_micros
+            .fetch_add(waited, Ordering::Relaxed);
+    }
+
+    fn handle_timeout(&self, _event: r2d2::event::TimeoutEvent) {
+        self.0.checkout_timeouts.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 impl ConnectionManager {
@@ -85,7 +145,18 @@ impl r2d2::ManageConnection for ConnectionManager {
     type Error = ConnectionError;
 
     fn connect(&self) -> Result<DbConnection, ConnectionError> {
-        self.establish()
+        let mut conn = self.establish()?;
+        let counters = Arc::clone(&self.counters);
+        conn.set_instrumentation(move |event: diesel::connection::InstrumentationEvent<'_>| {
+            if let diesel::connection::InstrumentationEvent::FinishQuery {
+                error: Some(error),
+                ..
+            } = event
+            {
+                counters.count_error(error);
+            }
+        });
+        Ok(conn)
     }
 
     fn is_valid(&self, conn: &mut DbConnection) -> Result<(), ConnectionError> {
@@ -100,6 +171,15 @@ impl r2d2::ManageConnection for ConnectionManager {
 
 /// Creates the SQLite folder if needed, runs the pending migrations, then builds the pool.
 pub fn connect(url: &DatabaseUrl, settings: &DatabaseSettings) -> Result<DbPool, ConnectError> {
+    connect_counted(url, settings, Arc::default())
+}
+
+/// [`connect`], counting the pool's waits and failed queries into `counters`.
+pub fn connect_counted(
+    url: &DatabaseUrl,
+    settings: &DatabaseSettings,
+    counters: Arc<DbCounters>,
+) -> Result<DbPool, ConnectError> {
     if let DatabaseUrl::Sqlite(path) = url {
         if let Some(parent) = Path::new(path)
             .parent()
@@ -110,13 +190,17 @@ pub fn connect(url: &DatabaseUrl, settings: &DatabaseSettings) -> Result<DbPool,
         }
         private_file(Path::new(path)).map_err(|e| ConnectError::File(path.to_owned(), e))?;
     }
-    let manager = ConnectionManager { url: url.clone() };
+    let manager = ConnectionManager {
+        url: url.clone(),
+        counters: Arc::clone(&counters),
+    };
     let mut conn = manager.establish()?;
     run_migrations(&mut conn)?;
     drop(conn);
     let pool = r2d2::Pool::builder()
         .max_size(settings.max_connections)
         .connection_timeout(Duration::from_secs(settings.connect_timeout_secs.max(1)))
+        .event_handler(Box::new(PoolEvents(counters)))
         .build(manager)?;
     Ok(pool)
 }
@@ -228,6 +312,31 @@ pub fn is_unique_violation(err: &diesel::result::Error) -> bool {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_pool_counts_its_checkouts_and_failed_queries() {
+        let dir = std::env::temp_dir().join(format!("tc-db-{}", uuid::Uuid::new_v4()));
+        let url = DatabaseUrl::Sqlite(dir.join("t.db").display().to_string());
+        let settings = DatabaseSettings {
+            url: String::new(),
+            max_connections: 2,
+            connect_timeout_secs: 1,
+        };
+        let counters = Arc::new(DbCounters::default());
+        let pool = connect_counted(&url, &settings, Arc::clone(&counters)).unwrap();
+        let mut conn = pool.get().unwrap();
+        conn.batch_execute("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+            .unwrap();
+        conn.batch_execute("INSERT INTO t VALUES (1)").unwrap();
+        assert!(conn.batch_execute("INSERT INTO t VALUES (1)").is_err());
+        assert!(conn.batch_execute("SELEC nonsense").is_err());
+        drop(conn);
+        let load = |n: &AtomicU64| n.load(Ordering::Relaxed);
+        assert!(load(&counters.checkouts) >= 1);
+        assert_eq!(load(&counters.constraint_errors), 1);
+        assert_eq!(load(&counters.other_errors), 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     /// Connections opened together on a WAL database that nobody has open: one of them
     /// recovers the WAL index and the others must wait for it. With the busy timeout set
     /// after the switch to WAL they failed at once ("database is locked", logged at start
@@ -239,6 +348,7 @@ mod tests {
         let path = dir.join("t.db").display().to_string();
         let manager = ConnectionManager {
             url: DatabaseUrl::Sqlite(path),
+            counters: Arc::default(),
         };
         let mut first = manager.establish().unwrap();
         run_migrations(&mut first).unwrap();

@@ -106,6 +106,7 @@ pub fn on<T, F, Fut>(
     let state = state.clone();
     socket.on(event, move |socket, data, ack| {
         let state = state.clone();
+        let metrics = Arc::clone(&state.metrics);
         let handler = handler.clone();
         async move {
             let result = async {
@@ -133,6 +134,7 @@ pub fn on<T, F, Fut>(
             .await;
             if let Err(err) = &result {
                 tracing::debug!(event, code = err.code.as_str(), "event refused");
+                metrics.ack_refused(err.code.as_str());
             }
             answer(ack, result);
         }

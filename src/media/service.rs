@@ -133,6 +133,11 @@ impl Media {
         self.sfu.as_ref().map(SfuHandle::stats)
     }
 
+    /// This replica's SFU (None in mesh mode), for tests that drive peers through it.
+    pub fn sfu_handle(&self) -> Option<SfuHandle> {
+        self.sfu.clone()
+    }
+
     /// Refuses unless browsers connect to each other (the `webrtc:*` relay).
     pub fn require_mesh(&self) -> Result<(), ApiError> {
         match self.mode {

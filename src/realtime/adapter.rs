@@ -381,6 +381,7 @@ mod tests {
             accept,
             &factory,
             Arc::new(Config::default()),
+            Arc::default(),
         );
         let limits = Limits {
             ping_interval: std::time::Duration::from_secs(30),

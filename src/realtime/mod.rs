@@ -49,6 +49,7 @@ pub mod packet;
 mod server;
 mod sid;
 mod socket;
+mod stats;
 
 pub use adapter::{
     Adapter, AdapterError, BroadcastFlags, BroadcastOptions, LocalAdapter, LocalNamespace, Room,
@@ -63,3 +64,4 @@ pub use packet::{Args, EncodedPacket};
 pub use server::{SocketIo, SocketIoBuilder};
 pub use sid::{InvalidSid, Sid};
 pub use socket::{AckError, AckSender, DisconnectReason, EmitError, Socket, SocketRef};
+pub use stats::{OTHER_EVENTS, RealtimeStats};

@@ -46,6 +46,7 @@ pub(crate) struct Namespace {
     pub sockets: RwLock<HashMap<Sid, SocketRef>>,
     pub adapter: Arc<dyn Adapter>,
     pub config: Arc<super::Config>,
+    pub counters: Arc<super::stats::Counters>,
 }
 
 impl Namespace {
@@ -54,6 +55,7 @@ impl Namespace {
         handler: ConnectHandler,
         factory: &AdapterFactory,
         config: Arc<super::Config>,
+        counters: Arc<super::stats::Counters>,
     ) -> Arc<Namespace> {
         Arc::new_cyclic(|weak| Namespace {
             adapter: factory(LocalNamespace {
@@ -64,6 +66,7 @@ impl Namespace {
             handler: RwLock::new(handler),
             sockets: RwLock::new(HashMap::new()),
             config,
+            counters,
         })
     }
 

@@ -53,6 +53,7 @@ impl BroadcastOperator {
     /// Emits `event` with one argument to every target; encoded once.
     pub async fn emit<T: Serialize + ?Sized>(self, event: &str, data: &T) -> Result<(), EmitError> {
         let packet = packet::encode_event(&self.ns.name, event, data, None)?;
+        self.ns.counters.events_out.add(event);
         self.ns
             .adapter
             .broadcast(Arc::new(packet), self.opts)
@@ -63,6 +64,7 @@ impl BroadcastOperator {
     /// Emits `event` with any arguments (binary included) to every target.
     pub async fn emit_args(self, event: &str, args: Args) -> Result<(), EmitError> {
         let packet = packet::encode_event_args(&self.ns.name, event, args, None)?;
+        self.ns.counters.events_out.add(event);
         self.ns
             .adapter
             .broadcast(Arc::new(packet), self.opts)

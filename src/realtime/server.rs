@@ -62,6 +62,7 @@ impl SocketIoBuilder {
             accept_all,
             &self.factory,
             Arc::clone(&config),
+            Arc::clone(&engine.counters),
         );
         registry
             .namespaces
@@ -117,6 +118,7 @@ impl SocketIo {
                     handler,
                     &self.factory,
                     Arc::clone(&self.registry.config),
+                    Arc::clone(&self.engine.counters),
                 );
                 namespaces.insert(name, ns);
             }
@@ -189,6 +191,17 @@ impl SocketIo {
     /// Number of open Engine.IO sessions on this node.
     pub fn connection_count(&self) -> usize {
         self.engine.session_count()
+    }
+
+    /// This node's counters: sessions by transport, sockets, events in and out, refusals.
+    pub fn stats(&self) -> super::RealtimeStats {
+        let (polling_sessions, websocket_sessions) = self.engine.sessions_by_transport();
+        super::RealtimeStats {
+            polling_sessions,
+            websocket_sessions,
+            sockets: self.socket_count("/"),
+            ..self.engine.counters.snapshot()
+        }
     }
 
     /// Closes every connection (graceful shutdown); disconnect handlers run.

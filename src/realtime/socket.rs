@@ -222,12 +222,14 @@ impl Socket {
     /// Emits `event` with one argument to this client.
     pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<(), EmitError> {
         let packet = packet::encode_event(&self.ns.name, event, data, None)?;
+        self.ns.counters.events_out.add(event);
         self.send_or_fail(&packet)
     }
 
     /// Emits `event` with any arguments (binary ones included).
     pub fn emit_args(&self, event: &str, args: Args) -> Result<(), EmitError> {
         let packet = packet::encode_event_args(&self.ns.name, event, args, None)?;
+        self.ns.counters.events_out.add(event);
         self.send_or_fail(&packet)
     }
 
@@ -251,6 +253,7 @@ impl Socket {
     ) -> Result<Args, AckError> {
         let id = self.next_ack.fetch_add(1, Ordering::Relaxed);
         let packet = packet::encode_event_args(&self.ns.name, event, args, Some(id))?;
+        self.ns.counters.events_out.add(event);
         let (tx, rx) = oneshot::channel();
         self.acks.lock().insert(id, tx);
         if !self.send_encoded(&packet) {
@@ -393,9 +396,14 @@ impl Socket {
             .find(|(name, _)| *name == event.as_str())
             .map(|(_, h)| Arc::clone(h));
         let Some(handler) = handler else {
+            self.ns
+                .counters
+                .unknown_events_in
+                .fetch_add(1, Ordering::Relaxed);
             tracing::trace!(event, "no handler, ignored");
             return;
         };
+        self.ns.counters.events_in.add(&event);
         let ack = id.map(|id| AckSender {
             socket: Arc::clone(self),
             id,

@@ -129,6 +129,22 @@ pub fn detail(conn: &mut DbConnection, row: &RoomRow) -> QueryResult<RoomDetail>
         .ok_or(diesel::result::Error::NotFound)
 }
 
+/// How many rooms are live, and how many seats are taken in them (for the metrics).
+pub fn live_counts(conn: &mut DbConnection) -> QueryResult<(i64, i64)> {
+    let live_rooms: i64 = rooms::table
+        .filter(rooms::status.eq(RoomStatus::Live.as_str()))
+        .count()
+        .get_result(conn)?;
+    let seats: i64 = room_participants::table
+        .inner_join(rooms::table)
+        .filter(rooms::status.eq(RoomStatus::Live.as_str()))
+        .filter(room_participants::left_at.is_null())
+        .filter(room_participants::is_kicked.eq(false))
+        .count()
+        .get_result(conn)?;
+    Ok((live_rooms, seats))
+}
+
 /// (room, user) of every seat held in a live room.
 pub fn active_seats_of_live_rooms(
     conn: &mut DbConnection,

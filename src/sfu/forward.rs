@@ -10,6 +10,7 @@ use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::{NackPair, TransportLayerNack};
 use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
+use rtc::shared::marshal::MarshalSize;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -296,6 +297,10 @@ impl Forwarder {
                 event = self.track.poll() => match event {
                     None | Some(TrackRemoteEvent::OnEnded) => break,
                     Some(TrackRemoteEvent::OnRtpPacket(packet)) => {
+                        self.metrics.received_packets.fetch_add(1, Ordering::Relaxed);
+                        self.metrics
+                            .received_bytes
+                            .fetch_add(packet.marshal_size() as u64, Ordering::Relaxed);
                         if self.muted || seen.is_duplicate(packet.header.sequence_number) {
                             continue;
                         }
@@ -411,8 +416,10 @@ pub(crate) async fn run_downlink(
                     metrics.dropped_packets.fetch_add(1, Ordering::Relaxed);
                     continue;
                 };
+                let bytes = packet.marshal_size() as u64;
                 if track.write_rtp(packet).await.is_ok() {
                     metrics.forwarded_packets.fetch_add(1, Ordering::Relaxed);
+                    metrics.forwarded_bytes.fetch_add(bytes, Ordering::Relaxed);
                 } else {
                     metrics.dropped_packets.fetch_add(1, Ordering::Relaxed);
                 }

@@ -388,6 +388,10 @@ impl Room {
                         .is_some_and(|(id, _)| *id == deadline)
                 });
                 if late {
+                    self.shared
+                        .metrics
+                        .connect_timeouts
+                        .fetch_add(1, Ordering::Relaxed);
                     self.remove_participant(&user, CloseReason::ConnectTimeout)
                         .await;
                 }
@@ -1013,6 +1017,12 @@ impl Room {
                 self.emit(user, SfuEventKind::Connected);
             }
             RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
+                if state == RTCPeerConnectionState::Failed {
+                    self.shared
+                        .metrics
+                        .connections_failed
+                        .fetch_add(1, Ordering::Relaxed);
+                }
                 self.remove_participant(user, CloseReason::ConnectionFailed)
                     .await;
             }

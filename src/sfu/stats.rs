@@ -9,8 +9,13 @@ pub(crate) struct SfuMetrics {
     pub rooms: AtomicUsize,
     pub peers: AtomicUsize,
     pub tasks: AtomicUsize,
+    pub received_packets: AtomicU64,
+    pub received_bytes: AtomicU64,
     pub forwarded_packets: AtomicU64,
+    pub forwarded_bytes: AtomicU64,
     pub dropped_packets: AtomicU64,
+    pub connections_failed: AtomicU64,
+    pub connect_timeouts: AtomicU64,
     pub keyframe_requests: AtomicU64,
     pub relayed_nacks: AtomicU64,
     pub ignored_candidates: AtomicU64,
@@ -37,14 +42,24 @@ pub struct SfuStats {
     pub runtime_tasks: usize,
     /// Media ports currently leased.
     pub leased_ports: usize,
+    /// RTP packets read from publishers since start (duplicates and muted tracks included).
+    pub received_packets: u64,
+    /// Their bytes (RTP header and payload).
+    pub received_bytes: u64,
     /// RTP packets handed to subscriber connections since start.
     pub forwarded_packets: u64,
+    /// Their bytes (RTP header and payload, as rewritten for the subscriber).
+    pub forwarded_bytes: u64,
     /// RTP packets dropped because a subscriber's queue was full or its leg not ready.
     pub dropped_packets: u64,
     /// PLIs sent to publishers.
     pub keyframe_requests: u64,
     /// NACKs relayed to publishers.
     pub relayed_nacks: u64,
+    /// Peer connections that reached ICE/DTLS `failed` since start.
+    pub connections_failed: u64,
+    /// Participants removed because they were not connected within `connect_timeout_ms`.
+    pub connect_timeouts: u64,
     /// Client ICE candidates not probed since start (loopback or private addresses the
     /// configuration does not allow, link-local, multicast, `.local` names, …).
     pub ignored_candidates: u64,

@@ -175,7 +175,7 @@ fn a_config_file_and_the_environment_override_the_defaults() {
 #[test]
 fn bad_configuration_exits_non_zero_naming_the_key() {
     let dir = workdir();
-    let cases: [(&str, &str, &str); 4] = [
+    let cases: [(&str, &str, &str); 5] = [
         ("TALKCONNECT__SERVER__PORT", "eighty", "server.port"),
         (
             "TALKCONNECT__DATABASE__URL",
@@ -192,10 +192,15 @@ fn bad_configuration_exits_non_zero_naming_the_key() {
             "30",
             "rooms.default_max_participants",
         ),
+        (
+            "TALKCONNECT__METRICS__LISTEN",
+            "localhost",
+            "metrics.listen",
+        ),
     ];
     for (key, value, named) in cases {
         let output = talkconnect(&dir).env(key, value).output().unwrap();
-        assert!(!output.status.success(), "{key}={value} should fail");
+        assert_eq!(output.status.code(), Some(2), "{key}={value} should fail");
         let stderr = String::from_utf8_lossy(&output.stderr);
         let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
         assert_eq!(lines.len(), 1, "one line for {key}={value}: {stderr}");

@@ -113,6 +113,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub state: actix_web::web::Data<AppState>,
     pub jwt_secret: String,
+    /// The admin address serving `/metrics`, when `metrics.listen` is set.
+    pub metrics_address: Option<std::net::SocketAddr>,
     // Dropped in this order: the database, then the folder it may live in.
     _db: TestDb,
     _data_dir: TempDir,
@@ -166,12 +168,14 @@ impl TestApp {
         let app = Application::build(settings).await.expect("the app builds");
         let address = format!("http://{}", app.address());
         let state = app.state();
+        let metrics_address = app.metrics_address();
         tokio::spawn(app.run_until_stopped());
         Self {
             address,
             client: reqwest::Client::new(),
             state,
             jwt_secret,
+            metrics_address,
             _db: db,
             _data_dir: dir,
         }

@@ -16,6 +16,7 @@ mod events;
 mod helpers;
 mod lobby;
 mod media_probe;
+mod metrics;
 mod openapi;
 mod openapi_rules;
 mod platform;

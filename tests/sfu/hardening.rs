@@ -94,6 +94,9 @@ async fn joins_whose_media_never_connects_are_dropped_and_give_their_ports_back(
         "not dropped before the deadline"
     );
     assert_eq!(closed_reason(&mut trudy).await, CloseReason::ConnectTimeout);
+    let stats = h.stats();
+    assert_eq!(stats.connect_timeouts, 2, "both counted for the operator");
+    assert_eq!(stats.connections_failed, 0);
     assert_eq!(
         h.signal("r", "mallory", candidate("")).await,
         Err(SfuError::UnknownParticipant),

@@ -23,6 +23,7 @@ pub use packet::{Frame, Message};
 
 use crate::realtime::config::Config;
 use crate::realtime::sid::Sid;
+use crate::realtime::stats::Counters;
 
 /// What the layer above Engine.IO implements. Callbacks are synchronous and must not block:
 /// spawn a task for anything slow.
@@ -86,6 +87,7 @@ pub struct Engine<H: EngineHandler> {
     pub(crate) handler: H,
     sessions: Mutex<HashMap<Sid, Arc<Conn<H::Data>>>>,
     admission: Mutex<Admission>,
+    pub(crate) counters: Arc<Counters>,
     /// Set by [`Engine::stop_admitting`]: handshakes are refused from then on.
     stopping: AtomicBool,
 }
@@ -162,6 +164,7 @@ impl<H: EngineHandler> Engine<H> {
             handler,
             sessions: Mutex::new(HashMap::new()),
             admission: Mutex::new(Admission::default()),
+            counters: Arc::default(),
             stopping: AtomicBool::new(false),
         })
     }
@@ -186,6 +189,16 @@ impl<H: EngineHandler> Engine<H> {
     /// Number of open sessions.
     pub fn session_count(&self) -> usize {
         self.sessions.lock().len()
+    }
+
+    /// Open sessions on (long-polling, WebSocket).
+    pub fn sessions_by_transport(&self) -> (usize, usize) {
+        let sessions = self.sessions.lock();
+        let websocket = sessions
+            .values()
+            .filter(|c| c.transport() == TransportKind::Websocket)
+            .count();
+        (sessions.len() - websocket, websocket)
     }
 
     /// Looks a session up by id.
@@ -328,7 +341,15 @@ impl<H: EngineHandler> Engine<H> {
     ) -> Result<Arc<Conn<H::Data>>, Refusal> {
         let peer_addr = req.peer_addr();
         let client_ip = self.config.client_address.of(req);
-        self.admit(client_ip)?;
+        if let Err(refusal) = self.admit(client_ip) {
+            let counter = match refusal {
+                Refusal::ServerFull => &self.counters.refused_server_full,
+                Refusal::TooManyFromAddress => &self.counters.refused_per_address,
+                Refusal::Stopping => &self.counters.refused_stopping,
+            };
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return Err(refusal);
+        }
         let handshake = Handshake {
             peer_addr,
             client_ip,
@@ -373,6 +394,11 @@ impl<H: EngineHandler> Engine<H> {
         if removed {
             self.release(conn.handshake().client_ip);
             let reason = conn.close_reason().unwrap_or(CloseReason::ServerClose);
+            if reason == CloseReason::RateLimited {
+                self.counters
+                    .rate_limited_sessions
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
             self.handler.on_close(conn, reason);
         }
     }
