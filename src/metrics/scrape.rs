@@ -35,7 +35,7 @@ struct Readings {
     pool: PoolReading,
     rate_limited: Vec<(&'static str, u64)>,
     rooms: Option<RoomCounts>,
-    redis: Option<(bool, u64)>,
+    redis: Option<RedisReading>,
     process: Option<ProcessStats>,
 }
 
@@ -111,15 +111,25 @@ async fn room_counts(state: &AppState) -> Option<RoomCounts> {
     }
 }
 
-/// In a cluster: whether Redis answers, and how often the link came back after an outage.
-async fn redis_reading(mode: &Mode) -> Option<(bool, u64)> {
+/// In a cluster: whether Redis answers, how often the link came back after an outage, and
+/// how late the other replicas' messages arrive.
+#[derive(Debug)]
+struct RedisReading {
+    up: bool,
+    reconnects: u64,
+    /// (messages timed, sum of their delays in ms).
+    lag: (u64, u64),
+}
+
+async fn redis_reading(mode: &Mode) -> Option<RedisReading> {
     match mode {
         Mode::Embedded { .. } => None,
-        Mode::Cluster { .. } => {
+        Mode::Cluster { redis, .. } => Some(RedisReading {
+            up: mode.shared_state_ready().await,
             // The pub/sub link's first connection counts as one; reconnections are the rest.
-            let reconnects = mode.reconnections().borrow().saturating_sub(1);
-            Some((mode.shared_state_ready().await, reconnects))
-        }
+            reconnects: mode.reconnections().borrow().saturating_sub(1),
+            lag: redis.hub().lag.read(),
+        }),
     }
 }
 
@@ -292,16 +302,27 @@ impl Collector for Readings {
             "kind",
             &signed(&pool.errors),
         )?;
-        if let Some((up, reconnects)) = self.redis {
+        if let Some(redis) = &self.redis {
             out.gauge(
                 "redis_up",
                 "1 when Redis answers this replica, 0 when not (cluster mode only)",
-                i64::from(up),
+                i64::from(redis.up),
             )?;
             out.counter(
                 "redis_reconnects",
                 "Times the Redis link came back after an outage",
-                reconnects,
+                redis.reconnects,
+            )?;
+            out.counter(
+                "redis_pubsub_messages",
+                "Messages received over Redis pub/sub (bus events, Socket.IO adapter messages, media requests; a replica hears its own too)",
+                redis.lag.0,
+            )?;
+            out.counter(
+                "redis_pubsub_lag_milliseconds",
+                "Sum of those messages' delays from sending to arrival (the hosts' clocks must agree); \
+                 rate(lag)/rate(messages) is the mean pub/sub lag",
+                redis.lag.1,
             )?;
         }
         if let Some(process) = &self.process {

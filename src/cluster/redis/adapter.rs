@@ -251,7 +251,11 @@ impl RedisAdapter {
 
     /// A message from the hub (any of this adapter's channels).
     fn on_message(self: Arc<Self>, payload: &[u8]) {
-        let Some(message) = wire::decode::<Message>("a Socket.IO adapter message", payload) else {
+        let Some(message) = wire::decode::<Message>(
+            "a Socket.IO adapter message",
+            payload,
+            &self.redis.hub().lag,
+        ) else {
             return;
         };
         if message.uid() == self.uid {

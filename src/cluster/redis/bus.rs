@@ -51,12 +51,13 @@ where
         let channel = redis.key("bus");
         let sender = local.clone();
         let node = redis.instance_id().to_owned();
+        let hub = Arc::clone(redis.hub());
         redis
             .hub()
             .subscribe(
                 channel.clone(),
                 Arc::new(move |payload: &[u8]| {
-                    match wire::decode::<Incoming<E>>("a bus event", payload) {
+                    match wire::decode::<Incoming<E>>("a bus event", payload, &hub.lag) {
                         Some(incoming) if incoming.node == node => {} // our own, delivered already
                         Some(incoming) => {
                             let _ = sender.send(Arc::new(incoming.event));

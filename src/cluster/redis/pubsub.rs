@@ -38,6 +38,8 @@ pub struct PubSubHub {
     up: AtomicBool,
     /// Number of successful connections so far (1 after start, +1 per reconnection).
     epoch: watch::Sender<u64>,
+    /// How late the other replicas' messages arrive (the metrics read it).
+    pub lag: super::wire::Lag,
 }
 
 impl PubSubHub {
@@ -48,6 +50,7 @@ impl PubSubHub {
             state: Mutex::new(State::default()),
             up: AtomicBool::new(false),
             epoch: watch::channel(0).0,
+            lag: super::wire::Lag::default(),
         })
     }
 

@@ -9,6 +9,11 @@
 //!   just before and after it, so replicas one release apart keep understanding each other.
 //!
 //! Messages without `v` come from the releases before the field existed: version 1.
+//! Each message also says when it was sent (`at`, Unix milliseconds), for the pub/sub lag
+//! metric.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -28,6 +33,7 @@ pub fn readable(version: u32) -> bool {
 #[derive(Serialize)]
 struct Outgoing<'a, T> {
     v: u32,
+    at: u64,
     #[serde(flatten)]
     body: &'a T,
 }
@@ -36,8 +42,40 @@ struct Outgoing<'a, T> {
 struct Incoming<T> {
     #[serde(default = "unversioned")]
     v: u32,
+    #[serde(default)]
+    at: Option<u64>,
     #[serde(flatten)]
     body: T,
+}
+
+/// How late the messages from the other replicas arrive (their clocks against ours, so the
+/// figure is only as good as the hosts' time sync; a message from the future counts as 0).
+#[derive(Debug, Default)]
+pub struct Lag {
+    messages: AtomicU64,
+    total_ms: AtomicU64,
+}
+
+impl Lag {
+    fn record(&self, sent_at_ms: u64) {
+        let late = now_ms().saturating_sub(sent_at_ms);
+        self.messages.fetch_add(1, Ordering::Relaxed);
+        self.total_ms.fetch_add(late, Ordering::Relaxed);
+    }
+
+    /// (messages timed, sum of their delays in milliseconds).
+    pub fn read(&self) -> (u64, u64) {
+        (
+            self.messages.load(Ordering::Relaxed),
+            self.total_ms.load(Ordering::Relaxed),
+        )
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Only the version, from a message whose body could not be read.
@@ -51,15 +89,21 @@ struct Header {
 pub fn encode<T: Serialize>(body: &T) -> serde_json::Result<Vec<u8>> {
     serde_json::to_vec(&Outgoing {
         v: WIRE_VERSION,
+        at: now_ms(),
         body,
     })
 }
 
 /// The body of a message from another replica; `None` (logged) when it cannot be used: a
 /// version too far from this one, or a kind of message this release does not know.
-pub fn decode<T: DeserializeOwned>(what: &'static str, payload: &[u8]) -> Option<T> {
+pub fn decode<T: DeserializeOwned>(what: &'static str, payload: &[u8], lag: &Lag) -> Option<T> {
     match serde_json::from_slice::<Incoming<T>>(payload) {
-        Ok(incoming) if readable(incoming.v) => Some(incoming.body),
+        Ok(incoming) if readable(incoming.v) => {
+            if let Some(at) = incoming.at {
+                lag.record(at);
+            }
+            Some(incoming.body)
+        }
         Ok(incoming) => {
             tracing::warn!(
                 what,
@@ -105,22 +149,27 @@ mod tests {
     #[test]
     fn messages_carry_the_version_beside_their_own_fields() {
         let bytes = encode(&Message::Bye { name: "a".into() }).unwrap();
-        let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        let mut value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        let at = value["at"].as_u64().expect("the time it was sent");
+        assert!(at.abs_diff(now_ms()) < 60_000, "{at}");
+        value.as_object_mut().unwrap().remove("at");
         assert_eq!(
             value,
             serde_json::json!({ "v": WIRE_VERSION, "t": "bye", "name": "a" })
         );
+        let lag = Lag::default();
         assert_eq!(
-            decode::<Message>("test", &bytes),
+            decode::<Message>("test", &bytes, &lag),
             Some(Message::Bye { name: "a".into() })
         );
+        assert_eq!(lag.read().0, 1, "timed");
     }
 
     #[test]
     fn the_previous_release_without_a_version_is_read() {
         let old = br#"{"t":"hello","name":"a"}"#;
         assert_eq!(
-            decode::<Message>("test", old),
+            decode::<Message>("test", old, &Lag::default()),
             Some(Message::Hello {
                 name: "a".into(),
                 count: 0
@@ -135,7 +184,7 @@ mod tests {
             WIRE_VERSION + 1
         );
         assert_eq!(
-            decode::<Message>("test", next.as_bytes()),
+            decode::<Message>("test", next.as_bytes(), &Lag::default()),
             Some(Message::Hello {
                 name: "a".into(),
                 count: 2
@@ -147,12 +196,26 @@ mod tests {
     fn what_cannot_be_read_is_ignored_not_misread() {
         // A kind of message from the next release.
         let next = format!(r#"{{"v":{},"t":"wave","name":"a"}}"#, WIRE_VERSION + 1);
-        assert_eq!(decode::<Message>("test", next.as_bytes()), None);
+        assert_eq!(decode::<Message>("test", next.as_bytes(), &Lag::default()), None);
         // Two releases ahead: not read even when it parses.
         let far = format!(r#"{{"v":{},"t":"bye","name":"a"}}"#, WIRE_VERSION + 2);
-        assert_eq!(decode::<Message>("test", far.as_bytes()), None);
-        assert_eq!(decode::<Message>("test", b"not json"), None);
-        assert_eq!(decode::<Message>("test", br#"{"v":"x"}"#), None);
+        assert_eq!(decode::<Message>("test", far.as_bytes(), &Lag::default()), None);
+        assert_eq!(decode::<Message>("test", b"not json", &Lag::default()), None);
+        assert_eq!(decode::<Message>("test", br#"{"v":"x"}"#, &Lag::default()), None);
+    }
+
+    #[test]
+    fn the_lag_is_the_delay_since_sending() {
+        let lag = Lag::default();
+        let sent = format!(r#"{{"v":1,"at":{},"t":"bye","name":"a"}}"#, now_ms() - 250);
+        assert!(decode::<Message>("test", sent.as_bytes(), &lag).is_some());
+        let (messages, total_ms) = lag.read();
+        assert_eq!(messages, 1);
+        assert!((250..60_000).contains(&total_ms), "{total_ms}");
+        // A sender whose clock runs ahead does not make the lag negative.
+        let ahead = format!(r#"{{"v":1,"at":{},"t":"bye","name":"a"}}"#, now_ms() + 5_000);
+        assert!(decode::<Message>("test", ahead.as_bytes(), &lag).is_some());
+        assert_eq!(lag.read(), (2, total_ms));
     }
 
     #[test]
