@@ -281,6 +281,13 @@ describe('audio and video through the SFU', () => {
     }
     await expectFlowing(an, [ids.binh], { timeout: 45000 });
     await expectFlowing(binh, [ids.an], { timeout: 45000 });
+    // The same room, never ended: both seats kept across the restart.
+    const roomId = new URL(an.url()).pathname.split('/r/')[1];
+    assert.equal(new URL(binh.url()).pathname, `/r/${roomId}`);
+    const { status, body } = await apiAs(an, 'GET', `/api/rooms/${roomId}`);
+    assert.equal(status, 200);
+    assert.equal(body.status, 'LIVE', 'the room did not end with the restart');
+    assert.deepEqual(body.participants.map((p) => p.userId).sort(), [ids.an, ids.binh].sort());
     await an.context().close();
     await binh.context().close();
   });

@@ -1,0 +1,171 @@
+// A rolling restart nobody notices: two replicas of the binary on one PostgreSQL database and
+// one Redis, behind nginx with the shipped deploy/nginx.conf, and a live room with three
+// browsers sending audio and video. Each replica in turn gets SIGTERM (it drains: its media
+// rooms move, its sockets reconnect through nginx to the other replica) and is started again.
+// Nobody loses a seat, chat goes on, and every browser decodes the others' video again; the
+// time from SIGTERM until then is printed for docs/OPERATIONS.md (never asserted).
+//
+// The browsers come from one address, and nginx's ip_hash sends one address to one replica.
+// Two nginx sites list the replicas in opposite orders, so the same address lands on a
+// different replica through each: two browsers on one replica, one on the other.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+
+import { nginxInstalled, startNginx } from '../../e2e/cluster/harness.mjs';
+import { freePort } from '../../e2e/support/server.mjs';
+import { MEDIA_ARGS, apiAs, createRoom, expectFlowing, launchBrowser, remoteStats, screenshot, signInAsGuest, startServer } from './harness.mjs';
+
+const PG = process.env.TALKCONNECT_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432';
+const STEP = { timeout: 300000 };
+const LIVE = { timeout: 15000 };
+
+function servicesUp() {
+  const pg = spawnSync('pg_isready', ['-h', '127.0.0.1', '-p', '5432', '-q']).status === 0;
+  const redis = spawnSync('redis-cli', ['ping'], { encoding: 'utf8' }).stdout?.trim() === 'PONG';
+  if (pg && redis && nginxInstalled()) return true;
+  if (process.env.CI === 'true') throw new Error('PostgreSQL, Redis and nginx are needed (scripts/services, scripts/test)');
+  return false;
+}
+
+const skip = servicesUp() ? false : 'PostgreSQL, Redis or nginx missing (scripts/services)';
+const db = `tc_rolling_${randomUUID().slice(0, 8)}`;
+const prefix = `tc-test:${db}:`;
+const secret = randomUUID();
+const running = [];
+const proxies = [];
+let browser;
+
+function replicaEnv(name) {
+  return {
+    TALKCONNECT__DATABASE__URL: `${PG}/${db}`,
+    TALKCONNECT__REDIS__URL: 'redis://127.0.0.1:6379',
+    TALKCONNECT__REDIS__KEY_PREFIX: prefix,
+    TALKCONNECT__AUTH__JWT_SECRET: secret,
+    TALKCONNECT__CLUSTER__NODE_ID: name,
+    TALKCONNECT__SERVER__TRUSTED_PROXIES: '127.0.0.1',
+  };
+}
+
+/** A replica on `port` (the same one again after a restart: nginx names it). */
+async function replica(name, port) {
+  const server = await startServer({ env: replicaEnv(name), port });
+  running.push(server);
+  return { name, server };
+}
+
+before(async () => {
+  if (skip) return;
+  const created = spawnSync('psql', [`${PG}/postgres`, '-q', '-c', `CREATE DATABASE ${db}`], { encoding: 'utf8' });
+  if (created.status !== 0) throw new Error(created.stderr);
+  browser = await launchBrowser({ extraArgs: MEDIA_ARGS });
+});
+
+after(async () => {
+  await browser?.close();
+  for (const p of proxies) await p.stop();
+  for (const r of running) await r.stop();
+  if (skip) return;
+  spawnSync('psql', [`${PG}/postgres`, '-q', '-c', `DROP DATABASE IF EXISTS ${db} WITH (FORCE)`]);
+  const keys = spawnSync('redis-cli', ['--scan', '--pattern', `${prefix}*`], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean);
+  if (keys.length) spawnSync('redis-cli', ['del', ...keys]);
+});
+
+async function enter(url, name, roomId) {
+  const context = await browser.newContext({ viewport: { width: 1000, height: 760 }, locale: 'en-US' });
+  const page = await context.newPage();
+  page.on('pageerror', (err) => console.error(`[page error] ${err.message}`));
+  await page.goto(roomId ? `${url}/r/${roomId}` : url);
+  await signInAsGuest(page, name);
+  if (roomId) await page.locator('.room .room-name').waitFor(LIVE);
+  return page;
+}
+
+const userId = (page) => page.evaluate(() => JSON.parse(localStorage.getItem('talkconnect.session')).user.id);
+
+/** Milliseconds from `since` until two samples 300 ms apart show every publisher's video
+ * frames rising on `page` (its media is flowing again), up to `timeout`. */
+async function decodingAgain(page, publishers, since, timeout = 60000) {
+  let before = await remoteStats(page);
+  while (Date.now() - since < timeout) {
+    await page.waitForTimeout(300);
+    const now = await remoteStats(page);
+    const rising = publishers.every((id) => before[id]?.framesDecoded > 0 && now[id]?.framesDecoded > before[id].framesDecoded);
+    if (rising) return Date.now() - since;
+    before = now;
+  }
+  assert.fail(`video from ${publishers.join(', ')} not decoded again within ${timeout} ms: ${JSON.stringify(before)}`);
+}
+
+/** The room as the database has it: LIVE with exactly these seats. */
+async function expectSeats(page, roomId, ids) {
+  const { status, body } = await apiAs(page, 'GET', `/api/rooms/${roomId}`);
+  assert.equal(status, 200);
+  assert.equal(body.status, 'LIVE', 'the room never ended');
+  assert.deepEqual(body.participants.map((p) => p.userId).sort(), [...ids].sort(), 'nobody lost a seat');
+}
+
+async function chatGoesOn(from, to, text) {
+  await from.waitForFunction(() => document.documentElement.dataset.realtime === 'connected', null, { timeout: 30000 });
+  await from.getByRole('textbox', { name: 'Message' }).fill(text);
+  await from.keyboard.press('Enter');
+  await to.locator('.chat-message', { hasText: text }).waitFor({ timeout: 30000 });
+}
+
+const owner = (roomId) => spawnSync('redis-cli', ['get', `${prefix}sfu:owner:${roomId}`], { encoding: 'utf8' }).stdout.trim();
+
+describe('a rolling restart behind nginx', { skip }, () => {
+  it('each replica in turn drains and comes back: seats, chat and media go on', STEP, async () => {
+    const [portA, portB] = [await freePort(), await freePort()];
+    let a = await replica('roll-a', portA);
+    let b = await replica('roll-b', portB);
+    const first = await startNginx([a.server, b.server]);
+    const second = await startNginx([b.server, a.server]);
+    proxies.push(first, second);
+
+    const host = await enter(first.url, 'Host');
+    const roomId = await createRoom(host, { title: 'Rolling restart' });
+    const guest = await enter(first.url, 'Guest', roomId);
+    const other = await enter(second.url, 'Other side', roomId);
+    const pages = { host, guest, other };
+    const ids = Object.fromEntries(await Promise.all(Object.entries(pages).map(async ([k, p]) => [k, await userId(p)])));
+    const othersOf = (who) => Object.keys(pages).filter((k) => k !== who).map((k) => ids[k]);
+    for (const [who, page] of Object.entries(pages)) await expectFlowing(page, othersOf(who));
+    await expectSeats(host, roomId, Object.values(ids));
+    await chatGoesOn(other, host, 'Before the restarts');
+    await screenshot(other, 'rolling-before');
+
+    const figures = [];
+    // The replica that serves the room's media first (the harder case), then the other.
+    const order = owner(roomId).startsWith('roll-a#') ? ['a', 'b'] : ['b', 'a'];
+    assert.match(owner(roomId), /^roll-[ab]#/);
+    for (const which of order) {
+      const stopping = which === 'a' ? a : b;
+      const since = Date.now();
+      await stopping.server.stop({ keepData: true });
+      running.splice(running.indexOf(stopping.server), 1);
+      const stopped = Date.now() - since;
+      const back = {};
+      await Promise.all(
+        Object.entries(pages).map(async ([who, page]) => {
+          back[who] = await decodingAgain(page, othersOf(who), since);
+        }),
+      );
+      figures.push({ stopped: stopping.name, drainMs: stopped, videoBackMs: back });
+      await expectSeats(host, roomId, Object.values(ids));
+      assert.doesNotMatch(owner(roomId), new RegExp(`^${stopping.name}#`), 'the room media moved off the stopped replica');
+      await chatGoesOn(guest, other, `While ${stopping.name} is away`);
+      await chatGoesOn(other, host, `Answer while ${stopping.name} is away`);
+      // Started again on the same port: nginx sends users to it again.
+      const restarted = await replica(stopping.name, stopping.server.port);
+      if (which === 'a') a = restarted;
+      else b = restarted;
+    }
+    console.log(`rolling restart figures: ${JSON.stringify(figures)}`);
+    for (const [who, page] of Object.entries(pages)) await expectFlowing(page, othersOf(who));
+    await expectSeats(host, roomId, Object.values(ids));
+    await chatGoesOn(host, other, 'After both restarts');
+    await screenshot(host, 'rolling-after');
+  });
+});
