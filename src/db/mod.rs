@@ -2,6 +2,7 @@
 //! embedded migrations, and the two ways services use it (`run` off the async threads,
 //! `write_transaction` for the invariants).
 
+pub mod backup;
 pub mod cursor;
 pub mod schema;
 

@@ -6,6 +6,7 @@
 
 mod acme;
 mod auth;
+mod backup;
 mod bad_input;
 mod chat;
 mod cli;
