@@ -16,6 +16,7 @@ use tracing_actix_web::TracingLogger;
 
 use crate::config::Settings;
 use crate::state::{AppState, StartError};
+use crate::telemetry::RequestSpan;
 use crate::tls::Tls;
 use crate::{auth, chat, gateway, http, media, platform, retention, rooms, web_ui};
 
@@ -99,7 +100,7 @@ impl Application {
                     let edge = edge.clone();
                     move |req, next| https_edge(edge.clone(), req, next)
                 }))
-                .wrap(TracingLogger::default())
+                .wrap(TracingLogger::<RequestSpan>::new())
                 .configure(|cfg| app_state.io.configure(cfg))
                 .configure(|cfg| {
                     if let Some(tokens) = &http01 {

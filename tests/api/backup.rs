@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use diesel::prelude::*;
 use serde_json::{Value, json};
 
-use crate::cli::{start, talkconnect, workdir};
+use crate::cli::{guest_token, post_json, start, talkconnect, workdir};
 
 fn server_in(dir: &Path) -> crate::cli::Server {
     let mut cmd = talkconnect(dir);
@@ -27,17 +27,6 @@ fn server_in(dir: &Path) -> crate::cli::Server {
 fn base(server: &crate::cli::Server) -> String {
     let port = server.address.rsplit(':').next().unwrap();
     format!("http://127.0.0.1:{port}")
-}
-
-fn post(client: &reqwest::blocking::Client, url: &str, token: &str, body: Value) -> (u16, Value) {
-    let response = client
-        .post(url)
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().unwrap_or(Value::Null))
 }
 
 /// Waits (bounded) until `cond` holds.
@@ -64,22 +53,10 @@ fn texts(conn: &mut SqliteConnection, sql: &str) -> Vec<String> {
 fn a_backup_taken_under_write_load_restores_every_acknowledged_message() {
     let dir = workdir();
     let server = server_in(&dir);
-    let base_url = base(&server);
+    let token = guest_token(&server.address);
     let client = reqwest::blocking::Client::new();
-    let guest: Value = client
-        .post(format!("{base_url}/api/auth/guest"))
-        .json(&json!({"displayName": "Lan"}))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    let token = guest["token"].as_str().unwrap().to_owned();
-    let (status, room) = post(
-        &client,
-        &format!("{base_url}/api/rooms"),
-        &token,
-        json!({"title": "Backups"}),
-    );
+    let title = json!({"title": "Backups"});
+    let (status, room) = post_json(&client, &server.address, "/api/rooms", Some(&token), title);
     assert_eq!(status, 201, "{room}");
     let room_id = room["id"].as_str().unwrap().to_owned();
 
@@ -88,13 +65,14 @@ fn a_backup_taken_under_write_load_restores_every_acknowledged_message() {
     let stop = Arc::new(AtomicBool::new(false));
     let writer = {
         let (acked, stop, client) = (Arc::clone(&acked), Arc::clone(&stop), client.clone());
-        let url = format!("{base_url}/api/rooms/{room_id}/chat");
+        let (address, path) = (server.address.clone(), format!("/api/rooms/{room_id}/chat"));
         std::thread::spawn(move || {
             let mut sent = 0;
             while !stop.load(Ordering::Relaxed) {
                 let text = format!("message {sent}");
                 sent += 1;
-                let (status, body) = post(&client, &url, &token, json!({"message": text}));
+                let message = json!({"message": text});
+                let (status, body) = post_json(&client, &address, &path, Some(&token), message);
                 assert_eq!(status, 201, "{body}");
                 acked.lock().unwrap().push(text);
             }

@@ -15,6 +15,7 @@ mod error_codes;
 mod events;
 mod helpers;
 mod lobby;
+mod log_ids;
 mod media_probe;
 mod openapi;
 mod openapi_rules;
