@@ -17,6 +17,7 @@ use tracing_actix_web::TracingLogger;
 
 use crate::config::Settings;
 use crate::state::{AppState, StartError};
+use crate::telemetry::RequestSpan;
 use crate::tls::Tls;
 use crate::{auth, chat, gateway, http, media, metrics, platform, retention, rooms, web_ui};
 
@@ -111,7 +112,7 @@ impl Application {
                     let state = app_state.clone();
                     move |req, next| count_in_flight(state.clone(), req, next)
                 }))
-                .wrap(TracingLogger::default())
+                .wrap(TracingLogger::<RequestSpan>::new())
                 .wrap(from_fn({
                     let metrics = Arc::clone(&app_state.metrics);
                     move |req, next| metrics::record_request(Arc::clone(&metrics), req, next)

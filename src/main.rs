@@ -40,6 +40,14 @@ enum Command {
     /// Check this machine's setup (ports, certificate, media) and print a fix for each
     /// problem; exit code 1 when something fails.
     Doctor,
+    /// Copy the SQLite database to FILE, safely while the server runs (for PostgreSQL use
+    /// pg_dump; docs/OPERATIONS.md).
+    Backup {
+        file: PathBuf,
+        /// Replace FILE if it exists.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -59,6 +67,7 @@ fn main() -> ExitCode {
         Command::Serve => serve(settings),
         Command::Migrate => migrate(&settings),
         Command::Doctor => Ok(()),
+        Command::Backup { file, force } => backup(&settings, &file, force),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -117,6 +126,16 @@ fn doctor(settings: &Settings) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+fn backup(settings: &Settings, file: &std::path::Path, force: bool) -> Result<(), Failure> {
+    let url = settings.database_url().map_err(StartError::from)?;
+    let size = db::backup::backup(&url, file, force).map_err(|e| Failure {
+        code: e.exit_code(),
+        message: e.to_string(),
+    })?;
+    tracing::info!(file = %file.display(), bytes = size, "backup written");
+    Ok(())
 }
 
 fn migrate(settings: &Settings) -> Result<(), Failure> {

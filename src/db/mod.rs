@@ -2,6 +2,7 @@
 //! embedded migrations, and the two ways services use it (`run` off the async threads,
 //! `write_transaction` for the invariants).
 
+pub mod backup;
 pub mod cursor;
 pub mod schema;
 
@@ -255,7 +256,10 @@ where
     E: From<DbError> + Send + 'static,
 {
     let pool = pool.clone();
+    // What the work logs carries the caller's request or socket id.
+    let span = tracing::Span::current();
     tokio::task::spawn_blocking(move || {
+        let _caller = span.enter();
         let mut conn = pool.get().map_err(|_| DbError::PoolTimeout)?;
         work(&mut conn)
     })

@@ -120,7 +120,7 @@ impl SocketIoHandler {
         let auth = packet
             .data
             .unwrap_or_else(|| Value::Object(Default::default()));
-        let span = tracing::debug_span!("socket.io connect", sid = %socket.id(), nsp = %ns.name);
+        let span = tracing::info_span!("socket connect", sid = %socket.id());
         tokio::spawn(
             async move {
                 let result = AssertUnwindSafe(handler(Arc::clone(&socket), auth))

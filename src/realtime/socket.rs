@@ -409,8 +409,9 @@ impl Socket {
             id,
         });
         let fut = handler(Arc::clone(self), Args { values, binary }, ack);
-        let span =
-            tracing::debug_span!("socket.io event", sid = %self.id, nsp = %self.ns.name, event);
+        // Info level, so every line a handler logs names its socket; sid and event only: one
+        // span per event is on the hot path.
+        let span = tracing::info_span!("socket", sid = %self.id, event);
         tokio::spawn(guarded(fut).instrument(span));
     }
 
@@ -445,8 +446,7 @@ impl Socket {
             .take()
             .filter(|_| run_handler && was_connected);
         let socket = Arc::clone(self);
-        let span =
-            tracing::debug_span!("socket.io disconnect", sid = %self.id, nsp = %self.ns.name);
+        let span = tracing::info_span!("socket disconnect", sid = %self.id);
         tokio::spawn(
             async move {
                 socket.ns.adapter.del_all(socket.id).await;

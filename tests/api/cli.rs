@@ -4,6 +4,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_talkconnect");
@@ -30,6 +31,8 @@ pub(crate) fn talkconnect(dir: &Path) -> Command {
 pub(crate) struct Server {
     pub(crate) child: Child,
     pub address: String,
+    /// Every line the server wrote to stdout (its log) so far.
+    pub log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Drop for Server {
@@ -48,15 +51,19 @@ pub(crate) fn start(mut cmd: Command) -> Server {
         .unwrap();
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let lines = Arc::clone(&log);
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            lines.lock().unwrap().push(line.clone());
             let rest = line
                 .split("listening on http://")
                 .nth(1)
                 .or_else(|| line.split("listening on https://").nth(1));
             if let Some(rest) = rest {
+                // Text ends it with a space, JSON with its string's quote.
                 let address = rest
-                    .split_whitespace()
+                    .split(|c: char| c.is_whitespace() || c == '"')
                     .next()
                     .unwrap_or_default()
                     .to_string();
@@ -67,7 +74,31 @@ pub(crate) fn start(mut cmd: Command) -> Server {
     let address = rx
         .recv_timeout(Duration::from_secs(60))
         .expect("the server logs the address it listens on");
-    Server { child, address }
+    Server {
+        child,
+        address,
+        log,
+    }
+}
+
+impl Server {
+    /// The first line of the log that contains every one of `parts` (waits for it, bounded).
+    pub(crate) fn line_with(&self, parts: &[&str]) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let log = self.log.lock().unwrap();
+            if let Some(line) = log.iter().find(|l| parts.iter().all(|p| l.contains(p))) {
+                return line.clone();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no line with {parts:?} in the log:\n{}",
+                log.join("\n")
+            );
+            drop(log);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 fn http_get(address: &str, path: &str) -> (u16, String) {
@@ -81,21 +112,32 @@ fn http_get(address: &str, path: &str) -> (u16, String) {
     })
 }
 
-fn guest_token(address: &str) -> String {
+/// POSTs `body` to the server at `address` (with `token` as bearer when given): the status and
+/// the JSON answer (null when there is none).
+pub(crate) fn post_json(
+    client: &reqwest::blocking::Client,
+    address: &str,
+    path: &str,
+    token: Option<&str>,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
     let port = address.rsplit(':').next().unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let body: serde_json::Value = reqwest::Client::new()
-            .post(format!("http://127.0.0.1:{port}/api/auth/guest"))
-            .json(&serde_json::json!({"displayName": "Lan"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        body["token"].as_str().unwrap().to_string()
-    })
+    let mut request = client
+        .post(format!("http://127.0.0.1:{port}{path}"))
+        .json(&body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().unwrap_or_default())
+}
+
+pub(crate) fn guest_token(address: &str) -> String {
+    let client = reqwest::blocking::Client::new();
+    let guest = serde_json::json!({"displayName": "Lan"});
+    let (_, body) = post_json(&client, address, "/api/auth/guest", None, guest);
+    body["token"].as_str().unwrap().to_string()
 }
 
 fn me_status(address: &str, token: &str) -> u16 {

@@ -6,6 +6,7 @@
 
 mod acme;
 mod auth;
+mod backup;
 mod bad_input;
 mod chat;
 mod cli;
@@ -15,6 +16,7 @@ mod error_codes;
 mod events;
 mod helpers;
 mod lobby;
+mod log_ids;
 mod media_probe;
 mod metrics;
 mod openapi;
