@@ -109,7 +109,9 @@ impl RedisPlacement {
     }
 
     fn on_message(self: &Arc<Self>, payload: &[u8]) {
-        let Some(envelope) = wire::decode::<Envelope>("a media request", payload, &self.redis.hub().lag) else {
+        let Some(envelope) =
+            wire::decode::<Envelope>("a media request", payload, &self.redis.hub().lag)
+        else {
             return;
         };
         if let Some(reply) = envelope.reply {

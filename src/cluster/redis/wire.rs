@@ -196,12 +196,24 @@ mod tests {
     fn what_cannot_be_read_is_ignored_not_misread() {
         // A kind of message from the next release.
         let next = format!(r#"{{"v":{},"t":"wave","name":"a"}}"#, WIRE_VERSION + 1);
-        assert_eq!(decode::<Message>("test", next.as_bytes(), &Lag::default()), None);
+        assert_eq!(
+            decode::<Message>("test", next.as_bytes(), &Lag::default()),
+            None
+        );
         // Two releases ahead: not read even when it parses.
         let far = format!(r#"{{"v":{},"t":"bye","name":"a"}}"#, WIRE_VERSION + 2);
-        assert_eq!(decode::<Message>("test", far.as_bytes(), &Lag::default()), None);
-        assert_eq!(decode::<Message>("test", b"not json", &Lag::default()), None);
-        assert_eq!(decode::<Message>("test", br#"{"v":"x"}"#, &Lag::default()), None);
+        assert_eq!(
+            decode::<Message>("test", far.as_bytes(), &Lag::default()),
+            None
+        );
+        assert_eq!(
+            decode::<Message>("test", b"not json", &Lag::default()),
+            None
+        );
+        assert_eq!(
+            decode::<Message>("test", br#"{"v":"x"}"#, &Lag::default()),
+            None
+        );
     }
 
     #[test]
@@ -213,7 +225,10 @@ mod tests {
         assert_eq!(messages, 1);
         assert!((250..60_000).contains(&total_ms), "{total_ms}");
         // A sender whose clock runs ahead does not make the lag negative.
-        let ahead = format!(r#"{{"v":1,"at":{},"t":"bye","name":"a"}}"#, now_ms() + 5_000);
+        let ahead = format!(
+            r#"{{"v":1,"at":{},"t":"bye","name":"a"}}"#,
+            now_ms() + 5_000
+        );
         assert!(decode::<Message>("test", ahead.as_bytes(), &lag).is_some());
         assert_eq!(lag.read(), (2, total_ms));
     }
