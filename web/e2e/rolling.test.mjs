@@ -76,6 +76,8 @@ async function enter(url, name, roomId) {
   const context = await browser.newContext({ viewport: { width: 1000, height: 760 }, locale: 'en-US' });
   const page = await context.newPage();
   page.on('pageerror', (err) => console.error(`[page error] ${err.message}`));
+  // The media store's own account of its sessions, for the report.
+  page.on('console', (msg) => msg.text().startsWith('[media]') && console.log(`${name} ${new Date().toISOString()}: ${msg.text()}`));
   await page.goto(roomId ? `${url}/r/${roomId}` : url);
   await signInAsGuest(page, name);
   if (roomId) await page.locator('.room .room-name').waitFor(LIVE);
@@ -88,11 +90,17 @@ const userId = (page) => page.evaluate(() => JSON.parse(localStorage.getItem('ta
  * frames rising on `page` (its media is flowing again), up to `timeout`. */
 async function decodingAgain(page, publishers, since, timeout = 60000) {
   let before = await remoteStats(page);
+  const seen = [];
   while (Date.now() - since < timeout) {
     await page.waitForTimeout(300);
     const now = await remoteStats(page);
+    const state = await page.evaluate(() => `${document.documentElement.dataset.realtime}/${window.__talkconnect?.pc?.connectionState ?? "-"}`);
+    if (seen.at(-1)?.state !== state) seen.push({ at: Date.now() - since, state });
     const rising = publishers.every((id) => before[id]?.framesDecoded > 0 && now[id]?.framesDecoded > before[id].framesDecoded);
-    if (rising) return Date.now() - since;
+    if (rising) {
+      console.log(`states until video: ${JSON.stringify(seen)}`);
+      return Date.now() - since;
+    }
     before = now;
   }
   assert.fail(`video from ${publishers.join(', ')} not decoded again within ${timeout} ms: ${JSON.stringify(before)}`);

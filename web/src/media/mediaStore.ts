@@ -103,12 +103,17 @@ const audioElements = new Set<HTMLAudioElement>();
 
 /** Starts following the room store (once, at start). */
 export function startMedia(): void {
+  // The socket's join from before a dropped connection: after the reconnect the socket is in
+  // no room until its re-join is answered, and a session asked for before that is refused.
+  let joinBeforeDrop: number | null = null;
   effect(() => {
     const phase = roomPhase.value;
     const roomId = currentRoom.value?.id ?? null;
     const joined = socketJoin.value;
     const live = connection.value === 'connected';
-    const epoch = live && joined && joined.roomId === roomId ? joined.epoch : null;
+    if (!live) joinBeforeDrop = joined?.epoch ?? null;
+    const current = joined && joined.epoch !== joinBeforeDrop ? joined : null;
+    const epoch = live && current && current.roomId === roomId ? current.epoch : null;
     untracked(() => follow(phase === 'in' ? roomId : null, epoch));
   });
   // Tracks follow the room state (isMuted / isVideoOff), also after a snapshot or re-join;
