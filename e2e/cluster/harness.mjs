@@ -132,8 +132,10 @@ export async function startNginx(replicas) {
   const port = await freePort();
   let site = readFileSync(path.join(REPO, "deploy/nginx.conf"), "utf8");
   site = site.replace(/^\s*listen 8080;/m, `    listen 127.0.0.1:${port};`);
+  // The shipped servers' parameters (max_fails, fail_timeout) on the test's replicas.
+  const params = site.match(/^\s*server 127\.0\.0\.1:808\d([^;]*);/m)?.[1] ?? "";
   site = site.replace(/^\s*(# )?server 127\.0\.0\.1:808\d.*$/gm, "");
-  const servers = replicas.map((r) => `    server 127.0.0.1:${r.port} max_fails=1 fail_timeout=5s;`).join("\n");
+  const servers = replicas.map((r) => `    server 127.0.0.1:${r.port}${params};`).join("\n");
   site = site.replace(/^(\s*(# )?ip_hash;)$/m, `$1\n${servers}`);
   writeFileSync(path.join(dir, "site.conf"), site);
   writeFileSync(

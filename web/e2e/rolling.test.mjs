@@ -106,6 +106,14 @@ async function decodingAgain(page, publishers, since, timeout = 60000) {
   assert.fail(`video from ${publishers.join(', ')} not decoded again within ${timeout} ms: ${JSON.stringify(before)}`);
 }
 
+async function waitReady(server) {
+  for (let i = 0; i < 100; i++) {
+    if ((await fetch(`${server.url}/readyz`).catch(() => null))?.status === 200) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  assert.fail(`${server.url} not ready`);
+}
+
 /** The room as the database has it: LIVE with exactly these seats. */
 async function expectSeats(page, roomId, ids) {
   const { status, body } = await apiAs(page, 'GET', `/api/rooms/${roomId}`);
@@ -165,8 +173,12 @@ describe('a rolling restart behind nginx', { skip }, () => {
       assert.doesNotMatch(owner(roomId), new RegExp(`^${stopping.name}#`), 'the room media moved off the stopped replica');
       await chatGoesOn(guest, other, `While ${stopping.name} is away`);
       await chatGoesOn(other, host, `Answer while ${stopping.name} is away`);
-      // Started again on the same port: nginx sends users to it again.
+      // Started again on the same port, then, as an operator does, the next replica waits
+      // until this one is ready and longer than nginx's fail_timeout (deploy/nginx.conf):
+      // until then nginx still counts it as failed.
       const restarted = await replica(stopping.name, stopping.server.port);
+      await waitReady(restarted.server);
+      await new Promise((resolve) => setTimeout(resolve, 3000));
       if (which === 'a') a = restarted;
       else b = restarted;
     }
