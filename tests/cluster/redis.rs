@@ -417,3 +417,54 @@ async fn a_room_media_has_one_owner_that_answers_the_others_and_can_be_taken_ove
     tokio::time::sleep(lease + Duration::from_millis(500)).await;
     assert_eq!(pb.owner(other.into()).await.unwrap(), Owner::Here);
 }
+
+/// A rolling upgrade: this release reads the bus events of the release before it (no
+/// version) and of the next one (version 2, with fields it does not know), ignores a kind of
+/// event it does not know and a message two releases ahead, and goes on reading after them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_one_release_apart_understand_each_other() {
+    use talkconnect::cluster::Bus;
+    use talkconnect::cluster::redis::RedisBus;
+    use talkconnect::events::DomainEvent;
+    let prefix = prefix();
+    let Some(this) = replica(&prefix, "this").await else {
+        return;
+    };
+    let Some(other) = replica(&prefix, "other").await else {
+        return;
+    };
+    let bus: RedisBus<DomainEvent> = RedisBus::new(Arc::clone(&this), 16, None).await;
+    let mut heard = bus.subscribe();
+    let event = |id: Uuid| {
+        serde_json::json!({
+            "type": "roomUpdated",
+            "room": room_view(id, 2, "2026-01-01T00:00:00Z", "LIVE"),
+        })
+    };
+    let (previous, next) = (Uuid::new_v4(), Uuid::new_v4());
+    let mut from_next = event(next);
+    from_next["colour"] = "red".into();
+    from_next["room"]["badge"] = "new".into();
+    let messages = [
+        serde_json::json!({ "node": "old#1", "event": event(previous) }),
+        serde_json::json!({ "v": 2, "at": 1, "node": "next#1", "tier": "gold", "event": from_next }),
+        serde_json::json!({ "v": 2, "node": "next#1", "event": { "type": "roomArchived", "roomId": next } }),
+        serde_json::json!({ "v": 3, "node": "far#1", "event": event(Uuid::new_v4()) }),
+    ];
+    let channel = other.key("bus");
+    for message in &messages {
+        let payload = serde_json::to_vec(message).unwrap();
+        assert_eq!(other.publish(&channel, &payload).await.unwrap(), 1);
+    }
+    let mut rooms = Vec::new();
+    while let Ok(Ok(event)) = tokio::time::timeout(Duration::from_secs(2), heard.recv()).await {
+        match &*event {
+            DomainEvent::RoomUpdated { room } => rooms.push(room.id.clone()),
+            other => panic!("unexpected event {other:?}"),
+        }
+    }
+    let rooms: Vec<String> = rooms.iter().map(ToString::to_string).collect();
+    assert_eq!(rooms, vec![previous.to_string(), next.to_string()]);
+    // Both were timed for the lag metric only when they said when they were sent.
+    assert_eq!(this.hub().lag.read().0, 1);
+}
