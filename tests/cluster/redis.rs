@@ -459,7 +459,7 @@ async fn replicas_one_release_apart_understand_each_other() {
     let mut rooms = Vec::new();
     while let Ok(Ok(event)) = tokio::time::timeout(Duration::from_secs(2), heard.recv()).await {
         match &*event {
-            DomainEvent::RoomUpdated { room } => rooms.push(room.id.clone()),
+            DomainEvent::RoomUpdated { room } => rooms.push(room.id),
             other => panic!("unexpected event {other:?}"),
         }
     }
