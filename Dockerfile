@@ -43,8 +43,6 @@ COPY testkit/ testkit/
 COPY bench/ bench/
 COPY examples/ examples/
 COPY --from=web /src/web/dist/ web/dist/
-# The release profile keeps line tables for profiling; the image does not need them.
-ENV CARGO_PROFILE_RELEASE_DEBUG=0
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked --bin talkconnect \
