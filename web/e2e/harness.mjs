@@ -2,6 +2,8 @@
 // database (started by the Node tests' shared harness, e2e/support/server.mjs), and Debian's
 // headless Chromium driven by playwright-core (no browser download).
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -183,6 +185,61 @@ export async function signInAsGuest(page, name) {
   await page.getByLabel(/Display name|Tên hiển thị/).first().fill(name);
   await page.getByRole('button', { name: /Continue as guest|Vào với tư cách khách/ }).click();
   await page.locator('.whoami-name', { hasText: name }).waitFor({ timeout: 10000 });
+}
+
+/** The signed-in user's id, as the page keeps it in localStorage. */
+export const userIdOf = (page) => page.evaluate(() => JSON.parse(localStorage.getItem('talkconnect.session')).user.id);
+
+/**
+ * What replicas of a cluster share, for one test file: a fresh PostgreSQL database, a Redis
+ * key prefix and a JWT secret. `skip` says why the file cannot run (under CI=true a missing
+ * service fails instead); `env(node)` is a replica's settings; `create()` and `drop()` make
+ * and remove the database and the keys; `mediaOwner(roomId)` is the instance id that serves a
+ * room's media (Redis). `needs` names other commands the file needs (nginx).
+ */
+export function sharedServices(label, { needs = [] } = {}) {
+  const pg = process.env.TALKCONNECT_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432';
+  const redis = process.env.TALKCONNECT_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+  const up =
+    spawnSync('pg_isready', ['-h', '127.0.0.1', '-p', '5432', '-q']).status === 0 &&
+    spawnSync('redis-cli', ['ping'], { encoding: 'utf8' }).stdout?.trim() === 'PONG' &&
+    needs.every((cmd) => spawnSync(cmd, ['-v']).status === 0);
+  const missing = `PostgreSQL, Redis${needs.map((n) => `, ${n}`).join('')}`;
+  if (!up && process.env.CI === 'true') throw new Error(`${missing} needed (scripts/services, scripts/test)`);
+  const db = `tc_${label}_${randomUUID().slice(0, 8)}`;
+  const prefix = `tc-test:${db}:`;
+  const secret = randomUUID();
+  return {
+    skip: up ? false : `${missing}: one is missing (scripts/services)`,
+    env: (node) => ({
+      TALKCONNECT__DATABASE__URL: `${pg}/${db}`,
+      TALKCONNECT__REDIS__URL: redis,
+      TALKCONNECT__REDIS__KEY_PREFIX: prefix,
+      TALKCONNECT__AUTH__JWT_SECRET: secret,
+      TALKCONNECT__CLUSTER__NODE_ID: node,
+    }),
+    create() {
+      const created = spawnSync('psql', [`${pg}/postgres`, '-q', '-c', `CREATE DATABASE ${db}`], { encoding: 'utf8' });
+      if (created.status !== 0) throw new Error(created.stderr);
+    },
+    mediaOwner: (roomId) => spawnSync('redis-cli', ['get', `${prefix}sfu:owner:${roomId}`], { encoding: 'utf8' }).stdout.trim(),
+    drop() {
+      spawnSync('psql', [`${pg}/postgres`, '-q', '-c', `DROP DATABASE IF EXISTS ${db} WITH (FORCE)`]);
+      const keys = spawnSync('redis-cli', ['--scan', '--pattern', `${prefix}*`], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean);
+      if (keys.length) spawnSync('redis-cli', ['del', ...keys]);
+    },
+  };
+}
+
+/** A new browser context's page at `url` (a room's page with `roomId`), signed in as a guest. */
+export async function guestPage(browser, url, name, roomId) {
+  const context = await browser.newContext({ viewport: { width: 1000, height: 760 }, locale: 'en-US' });
+  const page = await context.newPage();
+  page.on('pageerror', (err) => console.error(`[page error] ${err.message}`));
+  await page.goto(roomId ? `${url}/r/${roomId}` : url);
+  await signInAsGuest(page, name);
+  if (roomId) await page.locator('.room .room-name').waitFor({ timeout: 15000 });
+  return page;
 }
 
 /** Calls the REST API with the token the page keeps in localStorage. */

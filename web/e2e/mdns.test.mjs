@@ -24,6 +24,7 @@ import {
   signInAsGuest,
   startServer,
   turnEnv,
+  userIdOf as userId,
 } from './harness.mjs';
 
 const STEP = { timeout: 90000 };
@@ -81,7 +82,6 @@ function selectedPair(page) {
   });
 }
 
-const userId = (page) => page.evaluate(() => JSON.parse(localStorage.getItem('talkconnect.session')).user.id);
 
 let browser;
 let strictBrowser;

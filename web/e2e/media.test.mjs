@@ -20,6 +20,7 @@ import {
   sfuEnv,
   signInAsGuest,
   startServer,
+  userIdOf as userId,
 } from './harness.mjs';
 
 const STEP = { timeout: 120000 };
@@ -59,7 +60,6 @@ async function newPage(b = browser, options = {}) {
   return page;
 }
 
-const userId = (page) => page.evaluate(() => JSON.parse(localStorage.getItem('talkconnect.session')).user.id);
 
 const tile = (page, id) => page.locator(`.tile[data-user-id="${id}"]`);
 const videoOn = (page, id) => page.locator(`.tile[data-user-id="${id}"][data-video="on"] video`);

@@ -32,6 +32,7 @@ import {
   screenshot,
   signInAsGuest,
   startServer,
+  userIdOf as userId,
 } from './harness.mjs';
 
 const STEP = { timeout: 120000 };
@@ -221,7 +222,6 @@ async function personIn(network, name) {
   return { page, name, websockets, failures };
 }
 
-const userId = (page) => page.evaluate(() => JSON.parse(localStorage.getItem('talkconnect.session')).user.id);
 
 /** The selected candidate pair of the page's SFU connection: both ends' type, address and
  * protocol (the local one's relayProtocol when it is a relay), and its round trip (logged). */

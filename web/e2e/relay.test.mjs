@@ -21,6 +21,7 @@ import {
   startCoturn,
   startServer,
   turnEnv,
+  userIdOf as userId,
 } from './harness.mjs';
 
 const STEP = { timeout: 120000 };
@@ -56,7 +57,6 @@ async function relayOnlyPage() {
   return page;
 }
 
-const userId = (page) => page.evaluate(() => JSON.parse(localStorage.getItem('talkconnect.session')).user.id);
 
 /** Every selected candidate pair of the page's connections: local type and protocol. */
 function selectedPairs(page) {

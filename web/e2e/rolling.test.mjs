@@ -9,56 +9,42 @@
 // Two nginx sites list the replicas in opposite orders, so the same address lands on a
 // different replica through each: two browsers on one replica, one on the other.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 
-import { nginxInstalled, startNginx } from '../../e2e/cluster/harness.mjs';
+import { startNginx } from '../../e2e/cluster/harness.mjs';
 import { freePort } from '../../e2e/support/server.mjs';
-import { MEDIA_ARGS, apiAs, createRoom, expectFlowing, launchBrowser, remoteStats, screenshot, signInAsGuest, startServer } from './harness.mjs';
+import {
+  MEDIA_ARGS,
+  apiAs,
+  createRoom,
+  expectFlowing,
+  guestPage,
+  launchBrowser,
+  remoteStats,
+  screenshot,
+  sharedServices,
+  startServer,
+  userIdOf as userId,
+} from './harness.mjs';
 
-const PG = process.env.TALKCONNECT_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432';
 const STEP = { timeout: 300000 };
-const LIVE = { timeout: 15000 };
-
-function servicesUp() {
-  const pg = spawnSync('pg_isready', ['-h', '127.0.0.1', '-p', '5432', '-q']).status === 0;
-  const redis = spawnSync('redis-cli', ['ping'], { encoding: 'utf8' }).stdout?.trim() === 'PONG';
-  if (pg && redis && nginxInstalled()) return true;
-  if (process.env.CI === 'true') throw new Error('PostgreSQL, Redis and nginx are needed (scripts/services, scripts/test)');
-  return false;
-}
-
-const skip = servicesUp() ? false : 'PostgreSQL, Redis or nginx missing (scripts/services)';
-const db = `tc_rolling_${randomUUID().slice(0, 8)}`;
-const prefix = `tc-test:${db}:`;
-const secret = randomUUID();
+const services = sharedServices('rolling', { needs: ['nginx'] });
+const { skip } = services;
 const running = [];
 const proxies = [];
 let browser;
 
-function replicaEnv(name) {
-  return {
-    TALKCONNECT__DATABASE__URL: `${PG}/${db}`,
-    TALKCONNECT__REDIS__URL: 'redis://127.0.0.1:6379',
-    TALKCONNECT__REDIS__KEY_PREFIX: prefix,
-    TALKCONNECT__AUTH__JWT_SECRET: secret,
-    TALKCONNECT__CLUSTER__NODE_ID: name,
-    TALKCONNECT__SERVER__TRUSTED_PROXIES: '127.0.0.1',
-  };
-}
-
 /** A replica on `port` (the same one again after a restart: nginx names it). */
 async function replica(name, port) {
-  const server = await startServer({ env: replicaEnv(name), port });
+  const env = { ...services.env(name), TALKCONNECT__SERVER__TRUSTED_PROXIES: '127.0.0.1' };
+  const server = await startServer({ env, port });
   running.push(server);
   return { name, server };
 }
 
 before(async () => {
   if (skip) return;
-  const created = spawnSync('psql', [`${PG}/postgres`, '-q', '-c', `CREATE DATABASE ${db}`], { encoding: 'utf8' });
-  if (created.status !== 0) throw new Error(created.stderr);
+  services.create();
   browser = await launchBrowser({ extraArgs: MEDIA_ARGS });
 });
 
@@ -66,25 +52,15 @@ after(async () => {
   await browser?.close();
   for (const p of proxies) await p.stop();
   for (const r of running) await r.stop();
-  if (skip) return;
-  spawnSync('psql', [`${PG}/postgres`, '-q', '-c', `DROP DATABASE IF EXISTS ${db} WITH (FORCE)`]);
-  const keys = spawnSync('redis-cli', ['--scan', '--pattern', `${prefix}*`], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean);
-  if (keys.length) spawnSync('redis-cli', ['del', ...keys]);
+  if (!skip) services.drop();
 });
 
 async function enter(url, name, roomId) {
-  const context = await browser.newContext({ viewport: { width: 1000, height: 760 }, locale: 'en-US' });
-  const page = await context.newPage();
-  page.on('pageerror', (err) => console.error(`[page error] ${err.message}`));
+  const page = await guestPage(browser, url, name, roomId);
   // The media store's own account of its sessions, for the report.
   page.on('console', (msg) => msg.text().startsWith('[media]') && console.log(`${name} ${new Date().toISOString()}: ${msg.text()}`));
-  await page.goto(roomId ? `${url}/r/${roomId}` : url);
-  await signInAsGuest(page, name);
-  if (roomId) await page.locator('.room .room-name').waitFor(LIVE);
   return page;
 }
-
-const userId = (page) => page.evaluate(() => JSON.parse(localStorage.getItem('talkconnect.session')).user.id);
 
 /** Milliseconds from `since` until two samples 300 ms apart show every publisher's video
  * frames rising on `page` (its media is flowing again), up to `timeout`. */
@@ -129,7 +105,7 @@ async function chatGoesOn(from, to, text) {
   await to.locator('.chat-message', { hasText: text }).waitFor({ timeout: 30000 });
 }
 
-const owner = (roomId) => spawnSync('redis-cli', ['get', `${prefix}sfu:owner:${roomId}`], { encoding: 'utf8' }).stdout.trim();
+const owner = services.mediaOwner;
 
 describe('a rolling restart behind nginx', { skip }, () => {
   it('each replica in turn drains and comes back: seats, chat and media go on', STEP, async () => {
