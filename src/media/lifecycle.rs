@@ -117,7 +117,7 @@ impl Media {
         tracing::info!(
             rooms = rooms.len(),
             sessions = sessions.len(),
-            "media: rooms handed over to the other replicas"
+            "media: sessions closed for the move; their browsers join again where the room lands"
         );
     }
 
