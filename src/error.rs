@@ -62,6 +62,16 @@ pub enum ErrorCode {
     ParticipantNotFound,
     CannotKickSelf,
     TooManySeats,
+    // Moderation (docs/MODERATION.md).
+    NotCohost,
+    NotAdmin,
+    RoomLocked,
+    BadRoomKey,
+    MutedByHost,
+    Blocked,
+    Banned,
+    SlowMode,
+    MessageNotFound,
     // Media.
     WrongMediaMode,
     MediaUnavailable,

@@ -17,6 +17,7 @@ pub mod http;
 pub mod ids;
 pub mod media;
 pub mod metrics;
+pub mod moderation;
 pub mod platform;
 pub mod realtime;
 pub mod retention;

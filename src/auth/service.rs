@@ -89,6 +89,7 @@ impl Accounts {
             display_name: new.display_name.into_inner(),
             is_guest: false,
             created_at: db::now(),
+            ip_hash: None,
         };
         let stored = user.clone();
         db::run(&self.pool, move |conn| {
@@ -127,6 +128,7 @@ impl Accounts {
             display_name: display_name.into_inner(),
             is_guest: true,
             created_at: db::now(),
+            ip_hash: None,
         };
         let stored = user.clone();
         db::run(&self.pool, move |conn| {

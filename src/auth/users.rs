@@ -20,6 +20,8 @@ pub struct User {
     pub display_name: String,
     pub is_guest: bool,
     pub created_at: NaiveDateTime,
+    /// A keyed hash of the address the account was made from (guest bans, docs/MODERATION.md).
+    pub ip_hash: Option<String>,
 }
 
 /// What anyone may see of a user.

@@ -9,6 +9,7 @@ diesel::table! {
         display_name -> Text,
         is_guest -> Bool,
         created_at -> Timestamp,
+        ip_hash -> Nullable<Text>,
     }
 }
 
@@ -29,6 +30,11 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         ended_at -> Nullable<Timestamp>,
+        second_language -> Nullable<Text>,
+        mic_required -> Bool,
+        no_mic -> Bool,
+        lock_key -> Nullable<Text>,
+        slow_mode_secs -> Integer,
     }
 }
 
@@ -44,6 +50,9 @@ diesel::table! {
         is_kicked -> Bool,
         joined_at -> Timestamp,
         left_at -> Nullable<Timestamp>,
+        mic_locked -> Bool,
+        camera_locked -> Bool,
+        last_chat_at -> Nullable<Timestamp>,
     }
 }
 
@@ -57,10 +66,68 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    user_blocks (blocker_id, blocked_id) {
+        blocker_id -> Text,
+        blocked_id -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    reports (id) {
+        id -> Text,
+        room_id -> Text,
+        reporter_id -> Text,
+        reported_id -> Text,
+        reason -> Text,
+        message -> Nullable<Text>,
+        evidence -> Text,
+        created_at -> Timestamp,
+        resolved_at -> Nullable<Timestamp>,
+        resolved_by -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    bans (id) {
+        id -> Text,
+        user_id -> Nullable<Text>,
+        ip_hash -> Nullable<Text>,
+        reason -> Nullable<Text>,
+        banned_by -> Nullable<Text>,
+        created_at -> Timestamp,
+        expires_at -> Nullable<Timestamp>,
+        lifted_at -> Nullable<Timestamp>,
+        lifted_by -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    audit_log (id) {
+        id -> Text,
+        actor_id -> Nullable<Text>,
+        action -> Text,
+        target_user_id -> Nullable<Text>,
+        room_id -> Nullable<Text>,
+        details -> Text,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(rooms -> users (host_id));
 diesel::joinable!(room_participants -> rooms (room_id));
 diesel::joinable!(room_participants -> users (user_id));
 diesel::joinable!(room_chat_messages -> rooms (room_id));
 diesel::joinable!(room_chat_messages -> users (user_id));
 
-diesel::allow_tables_to_appear_in_same_query!(users, rooms, room_participants, room_chat_messages);
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    rooms,
+    room_participants,
+    room_chat_messages,
+    user_blocks,
+    reports,
+    bans,
+    audit_log,
+);

@@ -164,6 +164,8 @@ impl RoomStatus {
 #[serde(rename_all = "UPPERCASE")]
 pub enum Role {
     Host,
+    /// Named by the host: moderates like the host, but cannot change the host or end the room.
+    Cohost,
     Participant,
 }
 
@@ -171,16 +173,22 @@ impl Role {
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Host => "HOST",
+            Role::Cohost => "COHOST",
             Role::Participant => "PARTICIPANT",
         }
     }
 
     pub fn from_stored(stored: &str) -> Self {
-        if stored == "HOST" {
-            Role::Host
-        } else {
-            Role::Participant
+        match stored {
+            "HOST" => Role::Host,
+            "COHOST" => Role::Cohost,
+            _ => Role::Participant,
         }
+    }
+
+    /// Hosts and co-hosts: mute others, lock, change settings, moderate chat, kick.
+    pub fn moderates(self) -> bool {
+        matches!(self, Role::Host | Role::Cohost)
     }
 }
 

@@ -27,6 +27,15 @@ pub struct RoomRow {
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     pub ended_at: Option<NaiveDateTime>,
+    pub second_language: Option<String>,
+    pub mic_required: bool,
+    /// Listen-and-chat: nobody's microphone is forwarded.
+    pub no_mic: bool,
+    /// `Some`: locked; only this key (in invite links) lets new people in. Never sent to
+    /// anyone but the room's hosts.
+    pub lock_key: Option<String>,
+    /// 0: off; else one chat message per this many seconds per person.
+    pub slow_mode_secs: i32,
 }
 
 impl RoomRow {
@@ -56,6 +65,12 @@ pub struct ParticipantRow {
     pub is_kicked: bool,
     pub joined_at: NaiveDateTime,
     pub left_at: Option<NaiveDateTime>,
+    /// Muted by a host: only a host or co-host may lift it.
+    pub mic_locked: bool,
+    /// Camera stopped by a host: only a host or co-host may lift it.
+    pub camera_locked: bool,
+    /// When this person last sent a chat message here (slow mode).
+    pub last_chat_at: Option<NaiveDateTime>,
 }
 
 impl ParticipantRow {

@@ -108,6 +108,11 @@ pub fn create(
         created_at: now,
         updated_at: now,
         ended_at: None,
+        second_language: None,
+        mic_required: false,
+        no_mic: false,
+        lock_key: None,
+        slow_mode_secs: 0,
     };
     let seat = new_seat(room_id, host.user_id(), Role::Host, now);
     write_transaction(conn, |conn| {
@@ -140,6 +145,9 @@ fn new_seat(
         is_kicked: false,
         joined_at: now,
         left_at: None,
+        mic_locked: false,
+        camera_locked: false,
+        last_chat_at: None,
     }
 }
 

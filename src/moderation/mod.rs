@@ -1,0 +1,5 @@
+//! Moderation on the instance (docs/MODERATION.md): the audit log every moderation action
+//! writes. What hosts and co-hosts do inside a room lives with the room rules (rooms/) and the
+//! chat (chat/); blocks, reports, admins and bans live here.
+
+pub mod audit;
