@@ -104,6 +104,14 @@ pub fn translate(event: &DomainEvent) -> Vec<Emission> {
             };
             vec![emission([room_room(*room_id)], name, body)]
         }
+        DomainEvent::ParticipantUpdated {
+            room_id,
+            participant,
+        } => vec![emission(
+            [room_room(*room_id)],
+            "room:participant-updated",
+            json!({ "roomId": room_id, "participant": participant }),
+        )],
         DomainEvent::ChatMessagePosted { message } => vec![emission(
             [room_room(message.room_id)],
             "chat:message",

@@ -126,6 +126,23 @@ impl Media {
         self.sessions.local().len()
     }
 
+    /// Stops forwarding the participant's microphone or camera if this replica serves their
+    /// session (every replica hears the event that asks it; the one serving it acts).
+    pub async fn mute_here(self: &Arc<Self>, room: RoomId, user: UserId, kind: MediaKind) {
+        if self.sfu.is_none() || !self.sessions.local().contains_key(&(room, user)) {
+            return;
+        }
+        let request = MediaRequest::Mute {
+            room,
+            user,
+            kind,
+            muted: true,
+        };
+        if let Err(e) = self.execute(request).await {
+            tracing::debug!(%room, %user, error = %e, "mute not applied");
+        }
+    }
+
     /// Mute or unmute forwarding of the participant's microphone or camera.
     pub async fn set_muted(
         self: &Arc<Self>,
