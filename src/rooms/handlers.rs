@@ -154,9 +154,9 @@ struct CreateRoomRequest {
     no_mic: bool,
 }
 
-/// A second language: blank or absent means none.
+/// A second language: absent or `null` means none.
 fn second_language(raw: Option<&str>, known: &[String]) -> Result<Option<LanguageCode>, ApiError> {
-    match raw.map(str::trim).filter(|s| !s.is_empty()) {
+    match raw {
         None => Ok(None),
         Some(raw) => LanguageCode::parse(raw, known)
             .map(Some)
@@ -375,12 +375,23 @@ async fn join_room(
     req: HttpRequest,
     path: web::Path<RoomId>,
     user: AuthUser,
-    body: Option<web::Json<JoinRequest>>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
+    // The body is optional: none (as before locks existed) is `{}`.
+    let body: JoinRequest = match body.is_empty() {
+        true => JoinRequest::default(),
+        false => serde_json::from_slice(&body).map_err(|e| match e.is_data() {
+            true => ApiError::unprocessable(
+                ErrorCode::InvalidBody,
+                format!("The body does not fit: {e}"),
+            ),
+            false => ApiError::bad_request(ErrorCode::MalformedJson, "The body is not valid JSON"),
+        })?,
+    };
     limits
         .spend(Budget::JoinRoom, user.0.user_id(), limits.client_ip(&req))
         .await?;
-    let key = body.and_then(|b| b.into_inner().room_key);
+    let key = body.room_key;
     let (room, participant) = rooms.join(path.into_inner(), user.0, key).await?;
     Ok(HttpResponse::Ok().json(JoinResponse { room, participant }))
 }
@@ -416,24 +427,44 @@ async fn kick_user(
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct UpdateRoomRequest {
+    #[serde(default, deserialize_with = "not_null")]
     title: Option<String>,
     #[serde(default, deserialize_with = "present")]
     topic: Option<Option<String>>,
+    #[serde(default, deserialize_with = "not_null")]
     language: Option<String>,
     #[serde(default, deserialize_with = "present")]
     second_language: Option<Option<String>>,
+    #[serde(default, deserialize_with = "not_null")]
     level: Option<String>,
-    #[serde(default, deserialize_with = "whole_number")]
+    #[serde(default, deserialize_with = "whole_number_not_null")]
     max_participants: Option<i64>,
+    #[serde(default, deserialize_with = "not_null")]
     no_mic: Option<bool>,
+    #[serde(default, deserialize_with = "not_null")]
     mic_required: Option<bool>,
-    #[serde(default, deserialize_with = "whole_number")]
+    #[serde(default, deserialize_with = "whole_number_not_null")]
     slow_mode_secs: Option<i64>,
 }
 
 /// A field that is present (`Some`), even as `null` (`Some(None)`).
 fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
     Option::<String>::deserialize(d).map(Some)
+}
+
+/// A field that may be absent but not `null` (only the topic and second language clear).
+fn not_null<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
+fn whole_number_not_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    whole_number(d)?
+        .map(Some)
+        .ok_or_else(|| serde::de::Error::custom("null is not a number"))
 }
 
 impl UpdateRoomRequest {
