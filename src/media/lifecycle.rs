@@ -126,20 +126,16 @@ impl Media {
         self.sessions.local().len()
     }
 
-    /// Stops forwarding the participant's microphone or camera if this replica serves their
-    /// session (every replica hears the event that asks it; the one serving it acts).
-    pub async fn mute_here(self: &Arc<Self>, room: RoomId, user: UserId, kind: MediaKind) {
-        if self.sfu.is_none() || !self.sessions.local().contains_key(&(room, user)) {
-            return;
-        }
-        let request = MediaRequest::Mute {
-            room,
-            user,
-            kind,
-            muted: true,
-        };
-        if let Err(e) = self.execute(request).await {
-            tracing::debug!(%room, %user, error = %e, "mute not applied");
+    /// Stops forwarding the participant's microphone or camera if this replica's SFU serves
+    /// them (every replica hears the event that asks it; the one serving the seat acts).
+    pub async fn mute_here(&self, room: RoomId, user: UserId, kind: MediaKind) {
+        let Some(sfu) = &self.sfu else { return };
+        match sfu
+            .set_muted(&room.to_string(), &user.to_string(), kind, true)
+            .await
+        {
+            Ok(()) | Err(SfuError::UnknownRoom | SfuError::UnknownParticipant) => {}
+            Err(e) => tracing::debug!(%room, %user, error = %e, "sfu: mute not applied"),
         }
     }
 

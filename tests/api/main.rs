@@ -19,6 +19,7 @@ mod lobby;
 mod log_ids;
 mod media_probe;
 mod metrics;
+mod moderation_media;
 mod moderation_rooms;
 mod openapi;
 mod openapi_rules;
