@@ -163,6 +163,30 @@ mod tests {
     }
 
     #[test]
+    fn a_changed_seat_goes_to_the_room_whole() {
+        let room_id = RoomId::random();
+        let participant: crate::rooms::ParticipantView = serde_json::from_value(json!({
+            "userId": UserId::random(), "displayName": "Ann", "username": null,
+            "isGuest": true, "role": "COHOST", "isMuted": true, "isVideoOff": false,
+            "handRaised": false, "joinedAt": "2026-01-01T00:00:00Z",
+            "micLocked": true, "cameraLocked": false,
+        }))
+        .unwrap();
+        let out = translate(&DomainEvent::ParticipantUpdated {
+            room_id,
+            participant: participant.clone(),
+        });
+        assert_eq!(
+            out,
+            vec![Emission {
+                to: vec![format!("room:{room_id}")],
+                name: "room:participant-updated",
+                body: json!({ "roomId": room_id, "participant": participant }),
+            }]
+        );
+    }
+
+    #[test]
     fn a_lowered_hand_names_the_seat() {
         let (room_id, user_id) = (RoomId::random(), UserId::random());
         let out = translate(&DomainEvent::SeatChanged {

@@ -364,6 +364,12 @@ async fn hard_mutes_lock_and_lift(backend: Backend) {
         .await;
     assert_eq!(ack["error"]["code"], "MUTED_BY_HOST", "{ack}");
 
+    // A co-host does not hard-mute another co-host; the host does.
+    make_cohost(&app, room, &host, cat).await;
+    let (status, body) = app
+        .post(&mute(cat), Some(&ann.token), json!({ "mic": true }))
+        .await;
+    assert_eq!((status, code(&body)), (StatusCode::FORBIDDEN, "NOT_HOST"));
     // The host may hard-mute a co-host.
     let (status, body) = app
         .post(&mute(ann), Some(&host.token), json!({ "mic": true }))
