@@ -134,7 +134,9 @@ pub fn create(
         lock_key: None,
         slow_mode_secs: 0,
     };
-    let seat = new_seat(room_id, host.user_id(), Role::Host, now);
+    let mut seat = new_seat(room_id, host.user_id(), Role::Host, now);
+    // In a listen-and-chat room every microphone starts muted.
+    seat.is_muted = room.no_mic;
     write_transaction(conn, |conn| {
         check_seat_count(conn, host.user_id(), max_seats)?;
         diesel::insert_into(rooms::table)
@@ -270,7 +272,7 @@ pub fn join(
             // Back after leaving: the same row, a fresh seat.
             Some(mut seat) => {
                 seat.role = Role::Participant.as_str().to_owned();
-                seat.is_muted = false;
+                seat.is_muted = room.no_mic;
                 seat.is_video_off = false;
                 seat.hand_raised = false;
                 seat.mic_locked = false;
@@ -280,7 +282,7 @@ pub fn join(
                 diesel::update(room_participants::table.find(&seat.id))
                     .set((
                         room_participants::role.eq(&seat.role),
-                        room_participants::is_muted.eq(false),
+                        room_participants::is_muted.eq(room.no_mic),
                         room_participants::is_video_off.eq(false),
                         room_participants::hand_raised.eq(false),
                         room_participants::mic_locked.eq(false),
@@ -292,7 +294,8 @@ pub fn join(
                 seat
             }
             None => {
-                let seat = new_seat(room_id, user_id, Role::Participant, now);
+                let mut seat = new_seat(room_id, user_id, Role::Participant, now);
+                seat.is_muted = room.no_mic;
                 diesel::insert_into(room_participants::table)
                     .values(&seat)
                     .execute(conn)?;

@@ -672,7 +672,7 @@ async fn live_settings_change_the_room_and_the_lobby(backend: Backend) {
         .await;
     assert_eq!(ack["ok"], true, "{ack}");
 
-    // Create takes the new settings too.
+    // Create takes the new settings too; in a noMic room everyone is seated muted.
     let (status, body) = app
         .post(
             "/api/rooms",
@@ -681,6 +681,10 @@ async fn live_settings_change_the_room_and_the_lobby(backend: Backend) {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["participants"][0]["isMuted"], true, "{body}");
+    let listen: RoomId = body["id"].as_str().unwrap().parse().unwrap();
+    let (_, joined) = app.join(listen, &app.guest("Listener").await).await;
+    assert_eq!(joined["participant"]["isMuted"], true, "{joined}");
     assert_eq!(
         (
             &body["secondLanguage"],
