@@ -49,6 +49,11 @@ pub enum DomainEvent {
     ChatMessagePosted {
         message: ChatMessageView,
     },
+    /// A seat's role or hard-mute locks changed: the whole view, clients replace theirs.
+    ParticipantUpdated {
+        room_id: RoomId,
+        participant: ParticipantView,
+    },
 }
 
 impl DomainEvent {
@@ -64,6 +69,7 @@ impl DomainEvent {
             | DomainEvent::ParticipantKicked { room_id, .. } => Some(*room_id),
             DomainEvent::RoomUpdated { .. }
             | DomainEvent::SeatChanged { .. }
+            | DomainEvent::ParticipantUpdated { .. }
             | DomainEvent::ChatMessagePosted { .. } => None,
         }
     }

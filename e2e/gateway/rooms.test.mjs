@@ -113,9 +113,9 @@ describe("inside a room", () => {
     const seat = detail.body.participants.find((p) => p.userId === visitor.id);
     assert.deepEqual([seat.isMuted, seat.isVideoOff, seat.handRaised], [true, true, true]);
 
-    // Only the host lowers someone else's hand.
+    // Only a host or co-host lowers someone else's hand.
     const notHost = await call(visitorSocket, "hand:lower", { roomId, userId: host.id });
-    assert.equal(notHost.error.code, "NOT_HOST");
+    assert.equal(notHost.error.code, "NOT_COHOST");
     const lowered = next(visitorSocket, "hand:lowered");
     assert.equal((await call(hostSocket, "hand:lower", { roomId, userId: visitor.id })).ok, true);
     assert.deepEqual(await lowered, { roomId, userId: visitor.id });
@@ -135,7 +135,7 @@ describe("inside a room", () => {
     await call(trollTab2, "room:join", { roomId });
 
     const notHost = await call(trollTab1, "room:kick", { roomId, userId: host.id });
-    assert.equal(notHost.error.code, "NOT_HOST");
+    assert.equal(notHost.error.code, "NOT_COHOST");
 
     const hostHears = next(hostSocket, "room:user-kicked");
     const tab1Hears = next(trollTab1, "room:user-kicked");

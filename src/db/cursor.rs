@@ -35,6 +35,31 @@ impl PageCursor {
     }
 }
 
+/// The last row of a page of a list ordered by a count first (most first), then newest:
+/// `<count>_<µs since 1970>_<uuid>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RankedCursor {
+    pub rank: i32,
+    pub position: PageCursor,
+}
+
+impl RankedCursor {
+    pub fn encode(&self) -> String {
+        format!("{}_{}", self.rank, self.position.encode())
+    }
+
+    pub fn decode(raw: &str) -> Option<Self> {
+        let (rank, rest) = raw.split_once('_')?;
+        if rank.is_empty() || rank.len() > 4 || !rank.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        Some(Self {
+            rank: rank.parse().ok()?,
+            position: PageCursor::decode(rest)?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,6 +92,20 @@ mod tests {
         assert!(PageCursor::decode(&format!("0_{id}")).is_some());
         assert!(PageCursor::decode(&format!("99999999999999999_{id}")).is_none());
         assert!(PageCursor::decode(&format!("-1_{id}")).is_none());
+    }
+
+    #[test]
+    fn ranked_cursors_round_trip_and_are_not_plain_ones() {
+        let cursor = RankedCursor {
+            rank: 12,
+            position: PageCursor {
+                at: crate::db::now(),
+                id: uuid::Uuid::new_v4().to_string(),
+            },
+        };
+        assert_eq!(RankedCursor::decode(&cursor.encode()), Some(cursor.clone()));
+        assert_eq!(PageCursor::decode(&cursor.encode()), None);
+        assert_eq!(RankedCursor::decode(&cursor.position.encode()), None);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use super::kit::{Call, room_room, user_room};
 use crate::error::{ApiError, ErrorCode};
 use crate::ids::{RoomId, UserId};
+use crate::sfu::MediaKind;
 
 /// The mesh relay's events: the same name goes to the target with `senderUserId`.
 pub const RELAY_EVENTS: [&str; 3] = ["webrtc:offer", "webrtc:answer", "webrtc:ice-candidate"];
@@ -48,7 +49,8 @@ pub async fn sfu_join(call: Call<SfuJoinRequest>) -> Result<Value, ApiError> {
     // database.
     call.state.rooms.require_seat(room, call.user_id()).await?;
     let ip = call.socket.handshake().client_ip;
-    call.state
+    let answer = call
+        .state
         .media
         .join(
             room,
@@ -57,7 +59,19 @@ pub async fn sfu_join(call: Call<SfuJoinRequest>) -> Result<Value, ApiError> {
             call.socket_id(),
             ip,
         )
-        .await
+        .await?;
+    // A hard-muted person (or anyone in a `noMic` room) starts muted in the SFU, whatever
+    // the browser says; no media flows before the answer, so nothing slips through.
+    let (mic, camera) = call.state.rooms.forced_mutes(room, call.user_id()).await?;
+    for (kind, forced) in [(MediaKind::Audio, mic), (MediaKind::Video, camera)] {
+        if forced {
+            call.state
+                .media
+                .set_muted(room, call.user_id(), kind, true)
+                .await;
+        }
+    }
+    Ok(answer)
 }
 
 /// `sfu:leave`: the session this socket holds closes.

@@ -94,6 +94,30 @@ fn register(state: &web::Data<AppState>, socket: &SocketRef) {
     on(state, socket, "room:leave", Budget::Event, rooms::leave);
     on(state, socket, "room:kick", Budget::Event, rooms::kick);
     on(state, socket, "room:end", Budget::Event, rooms::end);
+    on(state, socket, "room:cohost", Budget::Event, rooms::cohost);
+    on(
+        state,
+        socket,
+        "room:transfer-host",
+        Budget::Event,
+        rooms::transfer_host,
+    );
+    on(
+        state,
+        socket,
+        "room:hard-mute",
+        Budget::Event,
+        rooms::hard_mute,
+    );
+    on(
+        state,
+        socket,
+        "room:mute-all",
+        Budget::Event,
+        rooms::mute_all,
+    );
+    on(state, socket, "room:lock", Budget::Event, rooms::lock);
+    on(state, socket, "room:update", Budget::Event, rooms::update);
     on(
         state,
         socket,

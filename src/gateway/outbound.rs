@@ -104,6 +104,14 @@ pub fn translate(event: &DomainEvent) -> Vec<Emission> {
             };
             vec![emission([room_room(*room_id)], name, body)]
         }
+        DomainEvent::ParticipantUpdated {
+            room_id,
+            participant,
+        } => vec![emission(
+            [room_room(*room_id)],
+            "room:participant-updated",
+            json!({ "roomId": room_id, "participant": participant }),
+        )],
         DomainEvent::ChatMessagePosted { message } => vec![emission(
             [room_room(message.room_id)],
             "chat:message",
@@ -150,6 +158,30 @@ mod tests {
                 to: vec![format!("room:{room_id}"), format!("user:{user_id}")],
                 name: "room:user-kicked",
                 body: json!({ "roomId": room_id, "userId": user_id }),
+            }]
+        );
+    }
+
+    #[test]
+    fn a_changed_seat_goes_to_the_room_whole() {
+        let room_id = RoomId::random();
+        let participant: crate::rooms::ParticipantView = serde_json::from_value(json!({
+            "userId": UserId::random(), "displayName": "Ann", "username": null,
+            "isGuest": true, "role": "COHOST", "isMuted": true, "isVideoOff": false,
+            "handRaised": false, "joinedAt": "2026-01-01T00:00:00Z",
+            "micLocked": true, "cameraLocked": false,
+        }))
+        .unwrap();
+        let out = translate(&DomainEvent::ParticipantUpdated {
+            room_id,
+            participant: participant.clone(),
+        });
+        assert_eq!(
+            out,
+            vec![Emission {
+                to: vec![format!("room:{room_id}")],
+                name: "room:participant-updated",
+                body: json!({ "roomId": room_id, "participant": participant }),
             }]
         );
     }

@@ -1,6 +1,7 @@
-//! Client events about rooms, chat and one's seat: `room:join|leave|kick|end`,
-//! `chat:message`, `media:toggle-mic|toggle-video`, `hand:raise|lower`. Each is a named
-//! handler the table in `mod.rs` registers; the services do the work.
+//! Client events about rooms, chat and one's seat: `room:join|leave|kick|end`, the hosts'
+//! `room:cohost|transfer-host|hard-mute|mute-all|lock|update`, `chat:message`,
+//! `media:toggle-mic|toggle-video`, `hand:raise|lower`. Each is a named handler the table in
+//! `mod.rs` registers; the services do the work.
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -23,6 +24,8 @@ pub struct RoomRef {
 #[serde(rename_all = "camelCase")]
 pub struct JoinRequest {
     room_id: RoomId,
+    /// The key of a locked room, from an invite link.
+    room_key: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -68,7 +71,12 @@ pub async fn join(call: Call<JoinRequest>) -> Result<Value, ApiError> {
     // From the seat's write until the socket is inside, in order with the room's events: a
     // kick, an end or a release that follows this join finds the socket inside.
     let _room_turn = call.state.room_locks.lock(room_id).await;
-    let (room, participant) = call.state.rooms.join(room_id, (*call.user).clone()).await?;
+    let key = call.input.room_key.clone();
+    let (room, participant) = call
+        .state
+        .rooms
+        .join(room_id, (*call.user).clone(), key)
+        .await?;
     seats::enter_room(&call, room_id).await?;
     Ok(json!({ "room": room, "participant": participant }))
 }
@@ -93,6 +101,115 @@ pub async fn kick(call: Call<KickRequest>) -> Result<Value, ApiError> {
         .kick(room_id, call.user_id(), call.input.user_id)
         .await?;
     Ok(json!({ "kickedUserId": call.input.user_id }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CohostRequest {
+    room_id: Option<RoomId>,
+    user_id: UserId,
+    cohost: bool,
+}
+
+/// `room:cohost` (host only): make or unmake a co-host.
+pub async fn cohost(call: Call<CohostRequest>) -> Result<Value, ApiError> {
+    let room_id = call.room(call.input.room_id)?;
+    let participant = call
+        .state
+        .rooms
+        .set_cohost(
+            room_id,
+            call.user_id(),
+            call.input.user_id,
+            call.input.cohost,
+        )
+        .await?;
+    Ok(json!({ "participant": participant }))
+}
+
+/// `room:transfer-host` (host only).
+pub async fn transfer_host(call: Call<KickRequest>) -> Result<Value, ApiError> {
+    let room_id = call.room(call.input.room_id)?;
+    let room = call
+        .state
+        .rooms
+        .transfer_host(room_id, call.user_id(), call.input.user_id)
+        .await?;
+    Ok(json!({ "room": room }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HardMuteRequest {
+    room_id: Option<RoomId>,
+    user_id: UserId,
+    mic: Option<bool>,
+    camera: Option<bool>,
+}
+
+/// `room:hard-mute` (host, co-host).
+pub async fn hard_mute(call: Call<HardMuteRequest>) -> Result<Value, ApiError> {
+    let room_id = call.room(call.input.room_id)?;
+    let input = &call.input;
+    let participant = call
+        .state
+        .rooms
+        .hard_mute(
+            room_id,
+            call.user_id(),
+            input.user_id,
+            input.mic,
+            input.camera,
+        )
+        .await?;
+    Ok(json!({ "participant": participant }))
+}
+
+/// `room:mute-all` (host, co-host).
+pub async fn mute_all(call: Call<RoomRef>) -> Result<Value, ApiError> {
+    let room_id = call.room(call.input.room_id)?;
+    let muted = call.state.rooms.mute_all(room_id, call.user_id()).await?;
+    Ok(json!({ "muted": muted }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LockRequest {
+    room_id: Option<RoomId>,
+    locked: bool,
+}
+
+/// `room:lock` (host, co-host): `{roomKey}` when locking, `{}` when unlocking.
+pub async fn lock(call: Call<LockRequest>) -> Result<Value, ApiError> {
+    let room_id = call.room(call.input.room_id)?;
+    let key = call
+        .state
+        .rooms
+        .set_lock(room_id, call.user_id(), call.input.locked)
+        .await?;
+    Ok(match key {
+        Some(key) => json!({ "roomKey": key }),
+        None => json!({}),
+    })
+}
+
+/// `room:update` (host, co-host): the fields of `PATCH /api/rooms/:id`.
+pub async fn update(call: Call<Value>) -> Result<Value, ApiError> {
+    let mut input = call.input.clone();
+    let named = input
+        .as_object_mut()
+        .and_then(|o| o.remove("roomId"))
+        .map(serde_json::from_value::<RoomId>)
+        .transpose()
+        .map_err(|_| ApiError::invalid_field("roomId", "not a room id"))?;
+    let room_id = call.room(named)?;
+    let change = crate::rooms::parse_update(input, &call.state.rooms)?;
+    let room = call
+        .state
+        .rooms
+        .update(room_id, call.user_id(), change)
+        .await?;
+    Ok(json!({ "room": room }))
 }
 
 /// `room:end` (host only).

@@ -15,6 +15,8 @@ use crate::events::DomainEvent;
 use crate::ids::{RoomId, UserId};
 use crate::realtime::{BroadcastOperator, DisconnectReason, SocketRef};
 use crate::rooms::RoomError;
+use crate::rooms::rules::SeatChange;
+use crate::sfu::MediaKind;
 use crate::state::AppState;
 
 /// Puts the socket inside the room (leaving the one it was in) and holds the seat for it.
@@ -169,9 +171,46 @@ async fn react(state: &AppState, event: &DomainEvent) {
             remove_user_from_room(state, *room_id, *user_id).await;
             state.media.seat_gone(*room_id, *user_id, true).await;
         }
-        DomainEvent::RoomUpdated { .. }
-        | DomainEvent::SeatChanged { .. }
-        | DomainEvent::ChatMessagePosted { .. } => {}
+        // A hard mute, `mute-all` or a `noMic` room: the SFU that serves the seat stops
+        // forwarding at once, whatever the browser does.
+        DomainEvent::ParticipantUpdated {
+            room_id,
+            participant,
+        } => {
+            let user = participant.user_id;
+            if participant.mic_locked {
+                state
+                    .media
+                    .mute_here(*room_id, user, MediaKind::Audio)
+                    .await;
+            }
+            if participant.camera_locked {
+                state
+                    .media
+                    .mute_here(*room_id, user, MediaKind::Video)
+                    .await;
+            }
+        }
+        DomainEvent::SeatChanged {
+            room_id,
+            user_id,
+            change,
+        } => match change {
+            SeatChange::Mic { muted: true } => {
+                state
+                    .media
+                    .mute_here(*room_id, *user_id, MediaKind::Audio)
+                    .await;
+            }
+            SeatChange::Camera { off: true } => {
+                state
+                    .media
+                    .mute_here(*room_id, *user_id, MediaKind::Video)
+                    .await;
+            }
+            _ => {}
+        },
+        DomainEvent::RoomUpdated { .. } | DomainEvent::ChatMessagePosted { .. } => {}
     }
 }
 

@@ -126,6 +126,19 @@ impl Media {
         self.sessions.local().len()
     }
 
+    /// Stops forwarding the participant's microphone or camera if this replica's SFU serves
+    /// them (every replica hears the event that asks it; the one serving the seat acts).
+    pub async fn mute_here(&self, room: RoomId, user: UserId, kind: MediaKind) {
+        let Some(sfu) = &self.sfu else { return };
+        match sfu
+            .set_muted(&room.to_string(), &user.to_string(), kind, true)
+            .await
+        {
+            Ok(()) | Err(SfuError::UnknownRoom | SfuError::UnknownParticipant) => {}
+            Err(e) => tracing::debug!(%room, %user, error = %e, "sfu: mute not applied"),
+        }
+    }
+
     /// Mute or unmute forwarding of the participant's microphone or camera.
     pub async fn set_muted(
         self: &Arc<Self>,

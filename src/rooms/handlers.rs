@@ -1,4 +1,5 @@
-//! `/api/rooms…`: create, list, show, end, join, leave, kick.
+//! `/api/rooms…`: create, list, show, change, end, join, leave, kick; co-hosts, the host
+//! hand-over, hard mutes, mute-all, the lock and its key (docs/MODERATION.md).
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
@@ -7,12 +8,13 @@ use super::domain::{
     LanguageCode, Level, RoomStatus, RoomTitle, SeatLimit, Topic, fold_for_search,
 };
 use super::model::RoomView;
-use super::queries::RoomFilter;
+use super::moderation::RoomUpdate;
+use super::queries::{LobbyCursor, LobbySort, RoomFilter};
 use super::rules::{NewRoom, RoomError};
 use super::service::Rooms;
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ErrorCode};
-use crate::http::{Budget, Limits, allow, bad_query, page_cursor, page_limit};
+use crate::http::{Budget, Limits, allow, bad_query, page_limit};
 use crate::ids::{RoomId, UserId};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -25,8 +27,45 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/rooms/{room_id}")
             .route(web::get().to(get_room))
+            .route(web::patch().to(update_room))
             .route(web::delete().to(end_room))
-            .default_service(allow("GET, DELETE")),
+            .default_service(allow("GET, PATCH, DELETE")),
+    )
+    .service(
+        web::resource("/rooms/{room_id}/cohosts")
+            .route(web::post().to(make_cohost))
+            .default_service(allow("POST")),
+    )
+    .service(
+        web::resource("/rooms/{room_id}/cohosts/{user_id}")
+            .route(web::delete().to(unmake_cohost))
+            .default_service(allow("DELETE")),
+    )
+    .service(
+        web::resource("/rooms/{room_id}/host")
+            .route(web::post().to(transfer_host))
+            .default_service(allow("POST")),
+    )
+    .service(
+        web::resource("/rooms/{room_id}/participants/{user_id}/mute")
+            .route(web::post().to(hard_mute))
+            .default_service(allow("POST")),
+    )
+    .service(
+        web::resource("/rooms/{room_id}/mute-all")
+            .route(web::post().to(mute_all))
+            .default_service(allow("POST")),
+    )
+    .service(
+        web::resource("/rooms/{room_id}/lock")
+            .route(web::post().to(lock_room))
+            .route(web::delete().to(unlock_room))
+            .default_service(allow("POST, DELETE")),
+    )
+    .service(
+        web::resource("/rooms/{room_id}/key")
+            .route(web::get().to(room_key))
+            .default_service(allow("GET")),
     )
     .service(
         web::resource("/rooms/{room_id}/join")
@@ -58,6 +97,25 @@ impl From<RoomError> for ApiError {
             RoomError::NotHost => {
                 ApiError::forbidden(ErrorCode::NotHost, "Only the host may do this")
             }
+            RoomError::NotCohost => ApiError::forbidden(
+                ErrorCode::NotCohost,
+                "Only the host or a co-host may do this",
+            ),
+            RoomError::InvalidTarget => {
+                ApiError::unprocessable(ErrorCode::InvalidTarget, "You cannot do this to yourself")
+            }
+            RoomError::RoomLocked => ApiError::forbidden(
+                ErrorCode::RoomLocked,
+                "This room is locked; you need an invite link to join",
+            ),
+            RoomError::BadRoomKey => ApiError::forbidden(
+                ErrorCode::BadRoomKey,
+                "This invite link's key is wrong or out of date",
+            ),
+            RoomError::MutedByHost => {
+                ApiError::forbidden(ErrorCode::MutedByHost, "A host has turned this off for you")
+            }
+            RoomError::Invalid { field, message } => ApiError::invalid_field(field, message),
             RoomError::NotInRoom => {
                 ApiError::conflict(ErrorCode::NotInRoom, "You are not in this room")
             }
@@ -89,6 +147,21 @@ struct CreateRoomRequest {
     /// JSON has one number type: 12.0 is the integer 12, as JSON Schema says.
     #[serde(default, deserialize_with = "whole_number")]
     max_participants: Option<i64>,
+    second_language: Option<String>,
+    #[serde(default)]
+    mic_required: bool,
+    #[serde(default)]
+    no_mic: bool,
+}
+
+/// A second language: absent or `null` means none.
+fn second_language(raw: Option<&str>, known: &[String]) -> Result<Option<LanguageCode>, ApiError> {
+    match raw {
+        None => Ok(None),
+        Some(raw) => LanguageCode::parse(raw, known)
+            .map(Some)
+            .map_err(|m| ApiError::invalid_field("secondLanguage", &m)),
+    }
 }
 
 /// An integer that may be written with a zero fraction (`12.0`); anything else is refused.
@@ -130,12 +203,17 @@ impl CreateRoomRequest {
                 .unwrap_or(i64::from(settings.default_max_participants)),
         )
         .map_err(|m| ApiError::invalid_field("maxParticipants", m))?;
+        let second_language =
+            second_language(self.second_language.as_deref(), &settings.languages)?;
         Ok(NewRoom {
             title,
             topic,
             language,
+            second_language,
             level,
             seats,
+            mic_required: self.mic_required,
+            no_mic: self.no_mic,
         })
     }
 }
@@ -164,6 +242,8 @@ struct ListRoomsQuery {
     level: Option<String>,
     q: Option<String>,
     has_seat: Option<bool>,
+    mic_required: Option<bool>,
+    sort: Option<String>,
     limit: Option<i64>,
     cursor: Option<String>,
 }
@@ -233,9 +313,23 @@ async fn list_rooms(
         level,
         text: folded(query.q.as_deref()),
         has_seat: query.has_seat.unwrap_or(false),
+        mic_required: query.mic_required,
+        sort: match query.sort.as_deref().map(str::trim) {
+            None | Some("") | Some("newest") => LobbySort::Newest,
+            Some("popular") => LobbySort::Popular,
+            Some(_) => return Err(bad_query("sort", "must be newest or popular")),
+        },
     };
     let limit = page_limit(query.limit)?;
-    let after = page_cursor(query.cursor.as_deref())?;
+    let after = match query.cursor.as_deref() {
+        None => None,
+        Some(raw) => Some(LobbyCursor::decode(filter.sort, raw).ok_or_else(|| {
+            ApiError::bad_request(
+                ErrorCode::InvalidCursor,
+                "The cursor is not one this server gave out for this order",
+            )
+        })?),
+    };
     let (rooms, next) = rooms.list(filter, limit, after).await?;
     Ok(HttpResponse::Ok().json(RoomPage {
         rooms,
@@ -267,17 +361,38 @@ struct JoinResponse {
     participant: super::model::ParticipantView,
 }
 
+/// `POST …/join`'s optional body.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct JoinRequest {
+    /// The key of a locked room, from an invite link.
+    room_key: Option<String>,
+}
+
 async fn join_room(
     rooms: web::Data<Rooms>,
     limits: web::Data<Limits>,
     req: HttpRequest,
     path: web::Path<RoomId>,
     user: AuthUser,
+    body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
+    // The body is optional: none (as before locks existed) is `{}`.
+    let body: JoinRequest = match body.is_empty() {
+        true => JoinRequest::default(),
+        false => serde_json::from_slice(&body).map_err(|e| match e.is_data() {
+            true => ApiError::unprocessable(
+                ErrorCode::InvalidBody,
+                format!("The body does not fit: {e}"),
+            ),
+            false => ApiError::bad_request(ErrorCode::MalformedJson, "The body is not valid JSON"),
+        })?,
+    };
     limits
         .spend(Budget::JoinRoom, user.0.user_id(), limits.client_ip(&req))
         .await?;
-    let (room, participant) = rooms.join(path.into_inner(), user.0).await?;
+    let key = body.room_key;
+    let (room, participant) = rooms.join(path.into_inner(), user.0, key).await?;
     Ok(HttpResponse::Ok().json(JoinResponse { room, participant }))
 }
 
@@ -306,4 +421,234 @@ async fn kick_user(
     Ok(HttpResponse::Ok().json(KickResponse {
         kicked_user_id: target,
     }))
+}
+
+/// `PATCH /api/rooms/:id`: every field optional; `null` clears a topic or second language.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UpdateRoomRequest {
+    #[serde(default, deserialize_with = "not_null")]
+    title: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    topic: Option<Option<String>>,
+    #[serde(default, deserialize_with = "not_null")]
+    language: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    second_language: Option<Option<String>>,
+    #[serde(default, deserialize_with = "not_null")]
+    level: Option<String>,
+    #[serde(default, deserialize_with = "whole_number_not_null")]
+    max_participants: Option<i64>,
+    #[serde(default, deserialize_with = "not_null")]
+    no_mic: Option<bool>,
+    #[serde(default, deserialize_with = "not_null")]
+    mic_required: Option<bool>,
+    #[serde(default, deserialize_with = "whole_number_not_null")]
+    slow_mode_secs: Option<i64>,
+}
+
+/// A field that is present (`Some`), even as `null` (`Some(None)`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+/// A field that may be absent but not `null` (only the topic and second language clear).
+fn not_null<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
+fn whole_number_not_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    whole_number(d)?
+        .map(Some)
+        .ok_or_else(|| serde::de::Error::custom("null is not a number"))
+}
+
+impl UpdateRoomRequest {
+    fn parse(self, rooms: &Rooms) -> Result<RoomUpdate, ApiError> {
+        let known = &rooms.settings().languages;
+        let title = match self.title.as_deref() {
+            Some(raw) => {
+                Some(RoomTitle::parse(raw).map_err(|m| ApiError::invalid_field("title", m))?)
+            }
+            None => None,
+        };
+        let topic = match self.topic {
+            Some(raw) => Some(
+                Topic::parse(raw.as_deref().unwrap_or(""))
+                    .map_err(|m| ApiError::invalid_field("topic", m))?,
+            ),
+            None => None,
+        };
+        let language = match self.language.as_deref() {
+            Some(raw) => Some(
+                LanguageCode::parse(raw, known)
+                    .map_err(|m| ApiError::invalid_field("language", &m))?,
+            ),
+            None => None,
+        };
+        let second_language = match self.second_language {
+            Some(raw) => Some(second_language(raw.as_deref(), known)?),
+            None => None,
+        };
+        let level = match self.level.as_deref() {
+            Some(raw) => Some(Level::parse(raw).map_err(|m| ApiError::invalid_field("level", &m))?),
+            None => None,
+        };
+        let seats = match self.max_participants {
+            Some(n) => Some(
+                SeatLimit::parse(n).map_err(|m| ApiError::invalid_field("maxParticipants", m))?,
+            ),
+            None => None,
+        };
+        let slow_mode_secs = match self.slow_mode_secs {
+            Some(n) => Some(
+                i32::try_from(n)
+                    .ok()
+                    .filter(|n| (0..=super::moderation::MAX_SLOW_MODE_SECS).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::invalid_field("slowModeSecs", "must be between 0 and 300")
+                    })?,
+            ),
+            None => None,
+        };
+        Ok(RoomUpdate {
+            title,
+            topic,
+            language,
+            second_language,
+            level,
+            seats,
+            no_mic: self.no_mic,
+            mic_required: self.mic_required,
+            slow_mode_secs,
+        })
+    }
+}
+
+/// Reads `PATCH /api/rooms/:id`'s (and `room:update`'s) fields.
+pub fn parse_update(body: serde_json::Value, rooms: &Rooms) -> Result<RoomUpdate, ApiError> {
+    let request: UpdateRoomRequest = serde_json::from_value(body)
+        .map_err(|e| ApiError::unprocessable(ErrorCode::InvalidBody, e.to_string()))?;
+    request.parse(rooms)
+}
+
+async fn update_room(
+    rooms: web::Data<Rooms>,
+    path: web::Path<RoomId>,
+    user: AuthUser,
+    body: web::Json<UpdateRoomRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let change = body.into_inner().parse(&rooms)?;
+    let detail = rooms
+        .update(path.into_inner(), user.0.user_id(), change)
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "room": detail })))
+}
+
+/// A body naming one user.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UserRef {
+    user_id: UserId,
+}
+
+async fn make_cohost(
+    rooms: web::Data<Rooms>,
+    path: web::Path<RoomId>,
+    user: AuthUser,
+    body: web::Json<UserRef>,
+) -> Result<HttpResponse, ApiError> {
+    let participant = rooms
+        .set_cohost(path.into_inner(), user.0.user_id(), body.user_id, true)
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "participant": participant })))
+}
+
+async fn unmake_cohost(
+    rooms: web::Data<Rooms>,
+    path: web::Path<(RoomId, UserId)>,
+    user: AuthUser,
+) -> Result<HttpResponse, ApiError> {
+    let (room_id, target) = path.into_inner();
+    let participant = rooms
+        .set_cohost(room_id, user.0.user_id(), target, false)
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "participant": participant })))
+}
+
+async fn transfer_host(
+    rooms: web::Data<Rooms>,
+    path: web::Path<RoomId>,
+    user: AuthUser,
+    body: web::Json<UserRef>,
+) -> Result<HttpResponse, ApiError> {
+    let room = rooms
+        .transfer_host(path.into_inner(), user.0.user_id(), body.user_id)
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "room": room })))
+}
+
+/// `true`: muted (camera off) and locked; `false`: the lock lifted.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct HardMuteRequest {
+    mic: Option<bool>,
+    camera: Option<bool>,
+}
+
+async fn hard_mute(
+    rooms: web::Data<Rooms>,
+    path: web::Path<(RoomId, UserId)>,
+    user: AuthUser,
+    body: web::Json<HardMuteRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let (room_id, target) = path.into_inner();
+    let participant = rooms
+        .hard_mute(room_id, user.0.user_id(), target, body.mic, body.camera)
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "participant": participant })))
+}
+
+async fn mute_all(
+    rooms: web::Data<Rooms>,
+    path: web::Path<RoomId>,
+    user: AuthUser,
+) -> Result<HttpResponse, ApiError> {
+    let muted = rooms.mute_all(path.into_inner(), user.0.user_id()).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "muted": muted })))
+}
+
+async fn lock_room(
+    rooms: web::Data<Rooms>,
+    path: web::Path<RoomId>,
+    user: AuthUser,
+) -> Result<HttpResponse, ApiError> {
+    let key = rooms
+        .set_lock(path.into_inner(), user.0.user_id(), true)
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "roomKey": key })))
+}
+
+async fn unlock_room(
+    rooms: web::Data<Rooms>,
+    path: web::Path<RoomId>,
+    user: AuthUser,
+) -> Result<HttpResponse, ApiError> {
+    rooms
+        .set_lock(path.into_inner(), user.0.user_id(), false)
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({})))
+}
+
+async fn room_key(
+    rooms: web::Data<Rooms>,
+    path: web::Path<RoomId>,
+    user: AuthUser,
+) -> Result<HttpResponse, ApiError> {
+    let key = rooms.room_key(path.into_inner(), user.0.user_id()).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "roomKey": key })))
 }

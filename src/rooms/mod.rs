@@ -5,13 +5,14 @@
 pub mod domain;
 mod handlers;
 pub mod model;
+pub mod moderation;
 pub mod queries;
 mod room_locks;
 pub mod rules;
 pub mod seat_cache;
 mod service;
 
-pub use handlers::routes;
+pub use handlers::{parse_update, routes};
 pub use model::{ParticipantView, RoomDetail, RoomView};
 pub use room_locks::RoomLocks;
 pub use rules::RoomError;

@@ -77,6 +77,14 @@ impl ParticipantRow {
     pub fn is_active(&self) -> bool {
         self.left_at.is_none() && !self.is_kicked
     }
+
+    pub fn role(&self) -> Role {
+        Role::from_stored(&self.role)
+    }
+
+    pub fn user(&self) -> UserId {
+        UserId::from_stored(&self.user_id)
+    }
 }
 
 /// A room as the lobby shows it.
@@ -98,6 +106,19 @@ pub struct RoomView {
     /// Changes with every seat taken or freed: clients keep the newest view of a room.
     pub updated_at: DateTime<Utc>,
     pub ended_at: Option<DateTime<Utc>>,
+    /// New people need the room key (the key itself is never in a view).
+    #[serde(default)]
+    pub is_locked: bool,
+    #[serde(default)]
+    pub second_language: Option<String>,
+    #[serde(default)]
+    pub mic_required: bool,
+    /// Listen-and-chat: nobody's microphone is forwarded.
+    #[serde(default)]
+    pub no_mic: bool,
+    /// 0: off; else one chat message per this many seconds per person.
+    #[serde(default)]
+    pub slow_mode_secs: i32,
 }
 
 /// One seat as the room page shows it.
@@ -113,6 +134,12 @@ pub struct ParticipantView {
     pub is_video_off: bool,
     pub hand_raised: bool,
     pub joined_at: DateTime<Utc>,
+    /// Muted by a host or co-host: the person cannot unmute.
+    #[serde(default)]
+    pub mic_locked: bool,
+    /// Camera stopped by a host or co-host: the person cannot start it.
+    #[serde(default)]
+    pub camera_locked: bool,
 }
 
 impl ParticipantView {
@@ -127,6 +154,8 @@ impl ParticipantView {
             is_video_off: row.is_video_off,
             hand_raised: row.hand_raised,
             joined_at: row.joined_at.and_utc(),
+            mic_locked: row.mic_locked,
+            camera_locked: row.camera_locked,
         }
     }
 }

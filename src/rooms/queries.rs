@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use super::domain::{Level, RoomStatus};
 use super::model::{ParticipantRow, ParticipantView, RoomDetail, RoomRow, RoomView};
 use crate::auth::{User, UserPublic};
-use crate::db::cursor::PageCursor;
+use crate::db::cursor::{PageCursor, RankedCursor};
 use crate::db::schema::{room_participants, rooms, users};
 use crate::db::{DbConnection, DbError};
 use crate::ids::{RoomId, UserId};
@@ -31,6 +31,15 @@ pub fn find_seat(
         .select(ParticipantRow::as_select())
         .first(conn)
         .optional()
+}
+
+/// One seat as clients see it, with its user.
+pub fn seat_view(conn: &mut DbConnection, seat: &ParticipantRow) -> QueryResult<ParticipantView> {
+    let user: User = users::table
+        .find(&seat.user_id)
+        .select(User::as_select())
+        .first(conn)?;
+    Ok(ParticipantView::new(seat, &user.public()))
 }
 
 /// Seats currently taken in the rooms, longest-present first, with their users.
@@ -82,6 +91,11 @@ fn room_view(row: &RoomRow, host: UserPublic, members: Vec<UserPublic>) -> RoomV
         created_at: row.created_at.and_utc(),
         updated_at: row.updated_at.and_utc(),
         ended_at: row.ended_at.map(|t| t.and_utc()),
+        is_locked: row.lock_key.is_some(),
+        second_language: row.second_language.clone(),
+        mic_required: row.mic_required,
+        no_mic: row.no_mic,
+        slow_mode_secs: row.slow_mode_secs,
     }
 }
 
@@ -198,6 +212,57 @@ pub struct RoomFilter {
     /// Folded with `fold_for_search`.
     pub text: Option<String>,
     pub has_seat: bool,
+    /// `Some`: only rooms that do (or do not) ask people to use their microphone.
+    pub mic_required: Option<bool>,
+    pub sort: LobbySort,
+}
+
+/// The lobby's order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LobbySort {
+    /// Newest first.
+    #[default]
+    Newest,
+    /// Most people first, then newest.
+    Popular,
+}
+
+/// Where the next lobby page starts; its shape depends on the order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LobbyCursor {
+    Newest(PageCursor),
+    Popular(RankedCursor),
+}
+
+impl LobbyCursor {
+    pub fn encode(&self) -> String {
+        match self {
+            LobbyCursor::Newest(c) => c.encode(),
+            LobbyCursor::Popular(c) => c.encode(),
+        }
+    }
+
+    /// A cursor of this order (one of the other order is not one).
+    pub fn decode(sort: LobbySort, raw: &str) -> Option<Self> {
+        match sort {
+            LobbySort::Newest => PageCursor::decode(raw).map(LobbyCursor::Newest),
+            LobbySort::Popular => RankedCursor::decode(raw).map(LobbyCursor::Popular),
+        }
+    }
+
+    fn of(sort: LobbySort, row: &RoomRow) -> Self {
+        let position = PageCursor {
+            at: row.created_at,
+            id: row.id.clone(),
+        };
+        match sort {
+            LobbySort::Newest => LobbyCursor::Newest(position),
+            LobbySort::Popular => LobbyCursor::Popular(RankedCursor {
+                rank: row.participant_count,
+                position,
+            }),
+        }
+    }
 }
 
 /// Escapes LIKE wildcards so user text matches literally.
@@ -209,19 +274,23 @@ fn like_pattern(text: &str) -> String {
     format!("%{escaped}%")
 }
 
-/// One page of rooms, newest first, and the cursor of the next page if there is one.
+/// One page of rooms in the filter's order, and the cursor of the next page if there is one.
 pub fn list(
     conn: &mut DbConnection,
     filter: &RoomFilter,
     limit: i64,
-    after: Option<&PageCursor>,
-) -> Result<(Vec<RoomView>, Option<PageCursor>), DbError> {
+    after: Option<&LobbyCursor>,
+) -> Result<(Vec<RoomView>, Option<LobbyCursor>), DbError> {
     let mut query = rooms::table.select(RoomRow::as_select()).into_boxed();
     if let Some(status) = filter.status {
         query = query.filter(rooms::status.eq(status.as_str()));
     }
     if let Some(language) = &filter.language {
-        query = query.filter(rooms::language.eq(language.clone()));
+        query = query.filter(
+            rooms::language
+                .eq(language.clone())
+                .or(rooms::second_language.eq(language.clone())),
+        );
     }
     if let Some(topic_key) = &filter.topic_key {
         query = query.filter(rooms::topic_key.eq(topic_key.clone()));
@@ -235,23 +304,37 @@ pub fn list(
     if filter.has_seat {
         query = query.filter(rooms::participant_count.lt(rooms::max_participants));
     }
-    if let Some(cursor) = after {
-        query = query.filter(
-            rooms::created_at.lt(cursor.at).or(rooms::created_at
-                .eq(cursor.at)
-                .and(rooms::id.lt(cursor.id.clone()))),
-        );
+    if let Some(required) = filter.mic_required {
+        query = query.filter(rooms::mic_required.eq(required));
     }
-    let mut rows: Vec<RoomRow> = query
-        .order((rooms::created_at.desc(), rooms::id.desc()))
-        .limit(limit + 1)
-        .load(conn)?;
+    let older = |c: &PageCursor| {
+        rooms::created_at
+            .lt(c.at)
+            .or(rooms::created_at.eq(c.at).and(rooms::id.lt(c.id.clone())))
+    };
+    match after {
+        None => {}
+        Some(LobbyCursor::Newest(c)) => query = query.filter(older(c)),
+        Some(LobbyCursor::Popular(c)) => {
+            query = query.filter(
+                rooms::participant_count
+                    .lt(c.rank)
+                    .or(rooms::participant_count.eq(c.rank).and(older(&c.position))),
+            );
+        }
+    }
+    query = match filter.sort {
+        LobbySort::Newest => query.order((rooms::created_at.desc(), rooms::id.desc())),
+        LobbySort::Popular => query.order((
+            rooms::participant_count.desc(),
+            rooms::created_at.desc(),
+            rooms::id.desc(),
+        )),
+    };
+    let mut rows: Vec<RoomRow> = query.limit(limit + 1).load(conn)?;
     let next = if rows.len() as i64 > limit {
         rows.truncate(limit as usize);
-        rows.last().map(|r| PageCursor {
-            at: r.created_at,
-            id: r.id.clone(),
-        })
+        rows.last().map(|r| LobbyCursor::of(filter.sort, r))
     } else {
         None
     };

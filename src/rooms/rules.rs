@@ -1,5 +1,6 @@
 //! The room rules, each in one write transaction: create, join, leave (with host hand-over
-//! and the room ending when the last person goes), kick and end.
+//! and the room ending when the last person goes), kick and end. What hosts and co-hosts do
+//! besides kicking and ending is in `moderation`.
 
 use diesel::prelude::*;
 
@@ -12,6 +13,7 @@ use crate::auth::User;
 use crate::db::schema::{room_participants, rooms, users};
 use crate::db::{self, DbConnection, DbError, write_transaction};
 use crate::ids::{RoomId, UserId};
+use crate::moderation::audit::{self, AuditAction, AuditEntry};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RoomError {
@@ -25,6 +27,21 @@ pub enum RoomError {
     Kicked,
     #[error("only the host may do this")]
     NotHost,
+    #[error("only a host or co-host may do this")]
+    NotCohost,
+    #[error("not something one does to oneself")]
+    InvalidTarget,
+    #[error("the room is locked")]
+    RoomLocked,
+    #[error("wrong room key")]
+    BadRoomKey,
+    #[error("muted by a host")]
+    MutedByHost,
+    #[error("{field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: &'static str,
+    },
     #[error("not in this room")]
     NotInRoom,
     #[error("the host cannot kick themself")]
@@ -49,8 +66,11 @@ pub struct NewRoom {
     pub title: RoomTitle,
     pub topic: Option<Topic>,
     pub language: LanguageCode,
+    pub second_language: Option<LanguageCode>,
     pub level: Level,
     pub seats: SeatLimit,
+    pub mic_required: bool,
+    pub no_mic: bool,
 }
 
 /// Refuses a new seat to someone who already holds `max` in live rooms. Their own row is
@@ -108,13 +128,15 @@ pub fn create(
         created_at: now,
         updated_at: now,
         ended_at: None,
-        second_language: None,
-        mic_required: false,
-        no_mic: false,
+        second_language: new.second_language.as_ref().map(|l| l.as_str().to_owned()),
+        mic_required: new.mic_required,
+        no_mic: new.no_mic,
         lock_key: None,
         slow_mode_secs: 0,
     };
-    let seat = new_seat(room_id, host.user_id(), Role::Host, now);
+    let mut seat = new_seat(room_id, host.user_id(), Role::Host, now);
+    // In a listen-and-chat room every microphone starts muted.
+    seat.is_muted = room.no_mic;
     write_transaction(conn, |conn| {
         check_seat_count(conn, host.user_id(), max_seats)?;
         diesel::insert_into(rooms::table)
@@ -154,7 +176,7 @@ fn new_seat(
 /// The room, locked until the transaction ends, and required to exist. Every rule that
 /// changes seats starts here: `SELECT … FOR UPDATE` on PostgreSQL; on SQLite the immediate
 /// transaction already holds the database's write lock.
-fn locked_room(conn: &mut DbConnection, room_id: RoomId) -> Result<RoomRow, RoomError> {
+pub(super) fn locked_room(conn: &mut DbConnection, room_id: RoomId) -> Result<RoomRow, RoomError> {
     if let DbConnection::Postgres(c) = conn {
         rooms::table
             .find(room_id.to_string())
@@ -201,10 +223,26 @@ pub struct Joined {
     pub newly_joined: bool,
 }
 
+/// Refuses a new seat in a locked room without its key.
+fn check_room_key(room: &RoomRow, given: Option<&str>) -> Result<(), RoomError> {
+    match (room.lock_key.as_deref(), given) {
+        (None, _) => Ok(()),
+        (Some(_), None) => Err(RoomError::RoomLocked),
+        (Some(key), Some(given)) if constant_time_eq(key.as_bytes(), given.as_bytes()) => Ok(()),
+        (Some(_), Some(_)) => Err(RoomError::BadRoomKey),
+    }
+}
+
+/// Compares without stopping at the first difference (a key is a secret).
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 pub fn join(
     conn: &mut DbConnection,
     room_id: RoomId,
     user_id: UserId,
+    room_key: Option<&str>,
     max_seats: u32,
 ) -> Result<Joined, RoomError> {
     write_transaction(conn, |conn| {
@@ -224,6 +262,7 @@ pub fn join(
             }
             _ => {}
         }
+        check_room_key(&room, room_key)?;
         if room.participant_count >= room.max_participants {
             return Err(RoomError::Full);
         }
@@ -233,17 +272,21 @@ pub fn join(
             // Back after leaving: the same row, a fresh seat.
             Some(mut seat) => {
                 seat.role = Role::Participant.as_str().to_owned();
-                seat.is_muted = false;
+                seat.is_muted = room.no_mic;
                 seat.is_video_off = false;
                 seat.hand_raised = false;
+                seat.mic_locked = false;
+                seat.camera_locked = false;
                 seat.joined_at = now;
                 seat.left_at = None;
                 diesel::update(room_participants::table.find(&seat.id))
                     .set((
                         room_participants::role.eq(&seat.role),
-                        room_participants::is_muted.eq(false),
+                        room_participants::is_muted.eq(room.no_mic),
                         room_participants::is_video_off.eq(false),
                         room_participants::hand_raised.eq(false),
+                        room_participants::mic_locked.eq(false),
+                        room_participants::camera_locked.eq(false),
                         room_participants::joined_at.eq(now),
                         room_participants::left_at.eq(None::<chrono::NaiveDateTime>),
                     ))
@@ -251,7 +294,8 @@ pub fn join(
                 seat
             }
             None => {
-                let seat = new_seat(room_id, user_id, Role::Participant, now);
+                let mut seat = new_seat(room_id, user_id, Role::Participant, now);
+                seat.is_muted = room.no_mic;
                 diesel::insert_into(room_participants::table)
                     .values(&seat)
                     .execute(conn)?;
@@ -325,8 +369,9 @@ fn vacate(
     set_participant_count(conn, room.room_id(), room.participant_count)?;
     let mut new_host = None;
     if seat.user_id == room.host_id {
-        // Hand HOST to the longest-present participant: who users expect when the host drops.
-        let next: ParticipantRow = room_participants::table
+        // Hand HOST to the longest-present co-host, else the longest-present participant: who
+        // users expect when the host drops.
+        let seated: Vec<ParticipantRow> = room_participants::table
             .filter(room_participants::room_id.eq(&room.id))
             .filter(room_participants::left_at.is_null())
             .filter(room_participants::is_kicked.eq(false))
@@ -335,7 +380,12 @@ fn vacate(
                 room_participants::id.asc(),
             ))
             .select(ParticipantRow::as_select())
-            .first(conn)?;
+            .load(conn)?;
+        let next = seated
+            .iter()
+            .find(|s| s.role() == Role::Cohost)
+            .or(seated.first())
+            .ok_or(diesel::result::Error::NotFound)?;
         diesel::update(room_participants::table.find(&next.id))
             .set(room_participants::role.eq(Role::Host.as_str()))
             .execute(conn)?;
@@ -361,24 +411,47 @@ pub struct Kicked {
     pub was_seated: bool,
 }
 
+/// The actor's seat in the live, locked room, required to be a host's or co-host's.
+pub(super) fn moderator_seat(
+    conn: &mut DbConnection,
+    room_id: RoomId,
+    actor_id: UserId,
+) -> Result<(RoomRow, ParticipantRow), RoomError> {
+    let room = locked_room(conn, room_id)?;
+    if !room.is_live() {
+        return Err(RoomError::Ended);
+    }
+    let seat = find_seat(conn, room_id, actor_id)?
+        .filter(ParticipantRow::is_active)
+        .filter(|s| s.role().moderates())
+        .ok_or(RoomError::NotCohost)?;
+    Ok((room, seat))
+}
+
+/// A co-host acts on participants only; the host on anyone.
+pub(super) fn may_act_on(actor: &ParticipantRow, target: &ParticipantRow) -> Result<(), RoomError> {
+    match (actor.role(), target.role()) {
+        (Role::Host, _) | (_, Role::Participant) => Ok(()),
+        _ => Err(RoomError::NotHost),
+    }
+}
+
+/// Kicks `target_id` out for good (host, or a co-host kicking a participant).
 pub fn kick(
     conn: &mut DbConnection,
     room_id: RoomId,
-    host_id: UserId,
+    actor_id: UserId,
     target_id: UserId,
 ) -> Result<Kicked, RoomError> {
     write_transaction(conn, |conn| {
-        let mut room = locked_room(conn, room_id)?;
-        if !room.is_live() {
-            return Err(RoomError::Ended);
-        }
-        if room.host() != host_id {
-            return Err(RoomError::NotHost);
-        }
-        if target_id == host_id {
+        let (mut room, actor) = moderator_seat(conn, room_id, actor_id)?;
+        if target_id == actor_id {
             return Err(RoomError::CannotKickSelf);
         }
         let seat = find_seat(conn, room_id, target_id)?.ok_or(RoomError::ParticipantNotFound)?;
+        if seat.is_active() {
+            may_act_on(&actor, &seat)?;
+        }
         if seat.is_kicked {
             return Ok(Kicked {
                 room,
@@ -388,6 +461,12 @@ pub fn kick(
         }
         let was_seated = seat.is_active();
         let now = db::now();
+        audit::record(
+            conn,
+            &AuditEntry::new(Some(actor_id), AuditAction::Kick)
+                .target(target_id)
+                .room(room_id),
+        )?;
         diesel::update(room_participants::table.find(&seat.id))
             .set((
                 room_participants::is_kicked.eq(true),
@@ -424,6 +503,10 @@ pub fn end(conn: &mut DbConnection, room_id: RoomId, host_id: UserId) -> Result<
         if room.host() != host_id {
             return Err(RoomError::NotHost);
         }
+        audit::record(
+            conn,
+            &AuditEntry::new(Some(host_id), AuditAction::EndRoom).room(room_id),
+        )?;
         let now = db::now();
         let room_key = room_id.to_string();
         let active = room_participants::table
@@ -464,7 +547,8 @@ pub enum SeatChange {
 }
 
 /// Applies `change` to `target_id`'s seat on behalf of `actor_id`; returns whether anything
-/// changed. Only the host may act on another seat, and only to lower a hand.
+/// changed. Only a host or co-host may act on another seat, and only to lower a hand. Nobody
+/// unmutes a microphone a host locked (or in a `noMic` room), nor starts a locked camera.
 pub fn change_seat(
     conn: &mut DbConnection,
     room_id: RoomId,
@@ -473,16 +557,28 @@ pub fn change_seat(
     change: SeatChange,
 ) -> Result<bool, RoomError> {
     write_transaction(conn, |conn| {
-        let (room, _) = seat_in_live_room(conn, room_id, actor_id)?;
+        let (room, actor) = seat_in_live_room(conn, room_id, actor_id)?;
         if actor_id != target_id {
             let lowering_a_hand = change == SeatChange::Hand { raised: false };
-            if !lowering_a_hand || room.host() != actor_id {
+            if !lowering_a_hand {
                 return Err(RoomError::NotHost);
+            }
+            if !actor.role().moderates() {
+                return Err(RoomError::NotCohost);
             }
         }
         let seat = find_seat(conn, room_id, target_id)?
             .filter(ParticipantRow::is_active)
             .ok_or(RoomError::ParticipantNotFound)?;
+        match change {
+            SeatChange::Mic { muted: false } if seat.mic_locked || room.no_mic => {
+                return Err(RoomError::MutedByHost);
+            }
+            SeatChange::Camera { off: false } if seat.camera_locked => {
+                return Err(RoomError::MutedByHost);
+            }
+            _ => {}
+        }
         let target = room_participants::table.find(&seat.id);
         let updated = match change {
             SeatChange::Mic { muted } if seat.is_muted != muted => diesel::update(target)

@@ -6,12 +6,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use serde::Serialize;
 
 use super::model::{ParticipantView, RoomDetail, RoomView};
-use super::queries::{self, RoomFilter};
+use super::moderation::{self, RoomUpdate};
+use super::queries::{self, LobbyCursor, RoomFilter};
 use super::rules::{self, NewRoom, RoomError, SeatChange};
 use crate::auth::User;
 use crate::cluster::Bus;
 use crate::config::RoomSettings;
-use crate::db::cursor::PageCursor;
 use crate::db::{self, DbPool};
 use crate::events::{DomainEvent, EndReason};
 use crate::ids::{RoomId, UserId};
@@ -89,8 +89,8 @@ impl Rooms {
         &self,
         filter: RoomFilter,
         limit: i64,
-        after: Option<PageCursor>,
-    ) -> Result<(Vec<RoomView>, Option<PageCursor>), RoomError> {
+        after: Option<LobbyCursor>,
+    ) -> Result<(Vec<RoomView>, Option<LobbyCursor>), RoomError> {
         db::run(&self.pool, move |conn| {
             Ok(queries::list(conn, &filter, limit, after.as_ref())?)
         })
@@ -102,6 +102,7 @@ impl Rooms {
         &self,
         room_id: RoomId,
         user: User,
+        room_key: Option<String>,
     ) -> Result<(RoomDetail, ParticipantView), RoomError> {
         if self.seating().is_err() {
             // A seat held already is only confirmed: that is not a new one.
@@ -111,7 +112,13 @@ impl Rooms {
         }
         let max_seats = self.settings.max_seats_per_user;
         let (detail, seat, newly_joined) = db::run(&self.pool, move |conn| {
-            let joined = rules::join(conn, room_id, user.user_id(), max_seats)?;
+            let joined = rules::join(
+                conn,
+                room_id,
+                user.user_id(),
+                room_key.as_deref(),
+                max_seats,
+            )?;
             let detail = queries::detail(conn, &joined.room)?;
             let seat = ParticipantView::new(&joined.seat, &user.public());
             Ok::<_, RoomError>((detail, seat, joined.newly_joined))
@@ -238,6 +245,187 @@ impl Rooms {
                 .await;
         }
         Ok(())
+    }
+
+    /// The host makes or unmakes a co-host; the room hears the seat's new view.
+    pub async fn set_cohost(
+        &self,
+        room_id: RoomId,
+        actor_id: UserId,
+        target_id: UserId,
+        cohost: bool,
+    ) -> Result<ParticipantView, RoomError> {
+        let (view, changed) = db::run(&self.pool, move |conn| {
+            let (seat, changed) =
+                moderation::set_cohost(conn, room_id, actor_id, target_id, cohost)?;
+            Ok::<_, RoomError>((queries::seat_view(conn, &seat)?, changed))
+        })
+        .await?;
+        if changed {
+            tracing::info!(%room_id, user_id = %target_id, cohost, "co-host changed");
+            self.publish_seat(room_id, view.clone()).await;
+        }
+        Ok(view)
+    }
+
+    /// The host hands the room over; both seats' views and the room's go out.
+    pub async fn transfer_host(
+        &self,
+        room_id: RoomId,
+        actor_id: UserId,
+        target_id: UserId,
+    ) -> Result<RoomDetail, RoomError> {
+        let (detail, seats) = db::run(&self.pool, move |conn| {
+            let moved = moderation::transfer_host(conn, room_id, actor_id, target_id)?;
+            let seats = [
+                queries::seat_view(conn, &moved.old_host)?,
+                queries::seat_view(conn, &moved.new_host)?,
+            ];
+            Ok::<_, RoomError>((queries::detail(conn, &moved.room)?, seats))
+        })
+        .await?;
+        tracing::info!(%room_id, new_host = %target_id, "host handed over");
+        for seat in seats {
+            self.publish_seat(room_id, seat).await;
+        }
+        self.bus
+            .publish(DomainEvent::RoomUpdated {
+                room: detail.room.clone(),
+            })
+            .await;
+        Ok(detail)
+    }
+
+    /// A hard mute or its lifting: the seat's view, and the mute as current clients know it.
+    pub async fn hard_mute(
+        &self,
+        room_id: RoomId,
+        actor_id: UserId,
+        target_id: UserId,
+        mic: Option<bool>,
+        camera: Option<bool>,
+    ) -> Result<ParticipantView, RoomError> {
+        let (muted, view) = db::run(&self.pool, move |conn| {
+            let muted = moderation::hard_mute(conn, room_id, actor_id, target_id, mic, camera)?;
+            let view = queries::seat_view(conn, &muted.seat)?;
+            Ok::<_, RoomError>((muted, view))
+        })
+        .await?;
+        if muted.changed {
+            tracing::info!(%room_id, user_id = %target_id, ?mic, ?camera, "hard mute");
+            self.publish_seat(room_id, view.clone()).await;
+        }
+        if muted.mic_muted {
+            self.publish_change(room_id, target_id, SeatChange::Mic { muted: true })
+                .await;
+        }
+        if muted.camera_off {
+            self.publish_change(room_id, target_id, SeatChange::Camera { off: true })
+                .await;
+        }
+        Ok(view)
+    }
+
+    /// Every microphone but the actor's is muted (each person may unmute); returns how many.
+    pub async fn mute_all(&self, room_id: RoomId, actor_id: UserId) -> Result<usize, RoomError> {
+        let muted = db::run(&self.pool, move |conn| {
+            moderation::mute_all(conn, room_id, actor_id)
+        })
+        .await?;
+        tracing::info!(%room_id, muted = muted.len(), "everyone muted");
+        for user in &muted {
+            self.publish_change(room_id, *user, SeatChange::Mic { muted: true })
+                .await;
+        }
+        Ok(muted.len())
+    }
+
+    /// Locks the room with a fresh key (returned) or unlocks it (`None`).
+    pub async fn set_lock(
+        &self,
+        room_id: RoomId,
+        actor_id: UserId,
+        locked: bool,
+    ) -> Result<Option<String>, RoomError> {
+        let key = locked.then(moderation::new_room_key);
+        let view = db::run(&self.pool, move |conn| {
+            let room = moderation::set_lock(conn, room_id, actor_id, key)?;
+            Ok::<_, RoomError>((room.lock_key.clone(), queries::detail(conn, &room)?.room))
+        })
+        .await?;
+        tracing::info!(%room_id, locked, "room lock changed");
+        self.bus
+            .publish(DomainEvent::RoomUpdated { room: view.1 })
+            .await;
+        Ok(view.0)
+    }
+
+    /// The room's key, for its hosts and co-hosts.
+    pub async fn room_key(
+        &self,
+        room_id: RoomId,
+        actor_id: UserId,
+    ) -> Result<Option<String>, RoomError> {
+        db::run(&self.pool, move |conn| {
+            moderation::room_key(conn, room_id, actor_id)
+        })
+        .await
+    }
+
+    /// Live settings; the lobby and the room hear the new view.
+    pub async fn update(
+        &self,
+        room_id: RoomId,
+        actor_id: UserId,
+        change: RoomUpdate,
+    ) -> Result<RoomDetail, RoomError> {
+        let (detail, muted) = db::run(&self.pool, move |conn| {
+            let updated = moderation::update(conn, room_id, actor_id, change)?;
+            Ok::<_, RoomError>((queries::detail(conn, &updated.room)?, updated.muted))
+        })
+        .await?;
+        tracing::info!(%room_id, "room settings changed");
+        self.bus
+            .publish(DomainEvent::RoomUpdated {
+                room: detail.room.clone(),
+            })
+            .await;
+        for user in muted {
+            self.publish_change(room_id, user, SeatChange::Mic { muted: true })
+                .await;
+        }
+        Ok(detail)
+    }
+
+    /// Which of the seat's media a new SFU session starts muted: (microphone, camera).
+    pub async fn forced_mutes(
+        &self,
+        room_id: RoomId,
+        user_id: UserId,
+    ) -> Result<(bool, bool), RoomError> {
+        db::run(&self.pool, move |conn| {
+            moderation::forced_mutes(conn, room_id, user_id)
+        })
+        .await
+    }
+
+    async fn publish_seat(&self, room_id: RoomId, participant: ParticipantView) {
+        self.bus
+            .publish(DomainEvent::ParticipantUpdated {
+                room_id,
+                participant,
+            })
+            .await;
+    }
+
+    async fn publish_change(&self, room_id: RoomId, user_id: UserId, change: SeatChange) {
+        self.bus
+            .publish(DomainEvent::SeatChanged {
+                room_id,
+                user_id,
+                change,
+            })
+            .await;
     }
 
     async fn publish_room_change(&self, room: RoomView, ended: bool, reason: EndReason) {

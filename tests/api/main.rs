@@ -19,6 +19,8 @@ mod lobby;
 mod log_ids;
 mod media_probe;
 mod metrics;
+mod moderation_media;
+mod moderation_rooms;
 mod openapi;
 mod openapi_rules;
 mod platform;

@@ -361,6 +361,18 @@ async fn the_document_and_the_server_agree_on_every_input_rule() {
             token: Some(host.token.clone()),
         },
         BodyOp {
+            method: Method::PATCH,
+            path: format!("/api/rooms/{room}"),
+            template: "/api/rooms/{roomId}",
+            token: Some(host.token.clone()),
+        },
+        BodyOp {
+            method: Method::POST,
+            path: format!("/api/rooms/{room}/join"),
+            template: "/api/rooms/{roomId}/join",
+            token: Some(host.token.clone()),
+        },
+        BodyOp {
             method: Method::POST,
             path: format!("/api/rooms/{room}/chat"),
             template: "/api/rooms/{roomId}/chat",

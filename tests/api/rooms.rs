@@ -168,7 +168,7 @@ async fn the_host_leaving_hands_over_to_the_longest_present(backend: Backend) {
             Some(&host.token),
         )
         .await;
-    assert_eq!((status, code(&body)), (StatusCode::FORBIDDEN, "NOT_HOST"));
+    assert_eq!((status, code(&body)), (StatusCode::FORBIDDEN, "NOT_COHOST"));
     let (status, _) = app
         .post_empty(
             &format!("/api/rooms/{room}/kick/{}", second.id),
@@ -220,7 +220,7 @@ async fn kicked_users_can_never_rejoin(backend: Backend) {
         async move { app.post_empty(&path, Some(&token)).await }
     };
     let (status, body) = kick(&other.token, troll.id).await;
-    assert_eq!((status, code(&body)), (StatusCode::FORBIDDEN, "NOT_HOST"));
+    assert_eq!((status, code(&body)), (StatusCode::FORBIDDEN, "NOT_COHOST"));
     let (status, body) = kick(&host.token, host.id).await;
     assert_eq!(
         (status, code(&body)),

@@ -1,0 +1,293 @@
+//! Hard mutes reach the SFU: a webrtc-rs publisher that keeps sending audio after a host
+//! locks its microphone delivers no more audio packets to the others (its camera still
+//! flows), and a room turned `noMic` stops every microphone the same way. The counters are
+//! the subscriber's own: packets received per publisher and kind.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use talkconnect_testkit::sfu_client::{Attribution, Client, Peer, local_offer, wait_for};
+use tokio_tungstenite::tungstenite::Message;
+use webrtc::peer_connection::{PeerConnection, RTCIceCandidateInit, RTCSessionDescription};
+
+use crate::helpers::{Backend, TestApp, TestUser};
+
+fn sfu_app_settings(ports: (&'static str, &'static str)) -> [(&'static str, &'static str); 4] {
+    [
+        ("TALKCONNECT__SFU__BIND_IP", "127.0.0.1"),
+        ("TALKCONNECT__SFU__ALLOW_LOOPBACK", "true"),
+        ("TALKCONNECT__SFU__UDP_PORT_MIN", ports.0),
+        ("TALKCONNECT__SFU__UDP_PORT_MAX", ports.1),
+    ]
+}
+
+/// Audio packets `subscriber` received from `publisher` in `window`, once what was in flight
+/// has landed.
+async fn audio_in(subscriber: &Client, publisher: &str, window: Duration) -> u64 {
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = subscriber.state.received_from(publisher).audio;
+    tokio::time::sleep(window).await;
+    subscriber.state.received_from(publisher).audio - before
+}
+
+#[actix_web::test]
+async fn a_hard_muted_publisher_delivers_no_audio_through_the_sfu() {
+    let app = TestApp::spawn_with(Backend::Sqlite, &sfu_app_settings(("47340", "47359"))).await;
+    let host = app.guest("Host").await;
+    let guest = app.guest("Guest").await;
+    let room = app.room(&host, json!({"title": "Loud"})).await;
+    let (status, _) = app.join(room, &guest).await;
+    assert_eq!(status, 200);
+
+    let sfu = app.state.media.sfu_handle().expect("SFU mode");
+    let room_key = room.to_string();
+    let (host_id, guest_id) = (host.id.to_string(), guest.id.to_string());
+    let mut a = Client::join(&sfu, &room_key, &host_id, true).await;
+    let mut b = Client::join(&sfu, &room_key, &guest_id, true).await;
+    a.start_media(30, 400);
+    b.start_media(30, 400);
+    let (a_state, b_state) = (a.state.clone(), b.state.clone());
+    wait_for("audio both ways", Duration::from_secs(20), || {
+        a_state.received_from(&guest_id).audio > 20 && b_state.received_from(&host_id).audio > 20
+    })
+    .await;
+    assert!(audio_in(&a, &guest_id, Duration::from_secs(1)).await > 10);
+
+    // The host locks the guest's microphone; the guest's client keeps sending.
+    let (status, body) = app
+        .post(
+            &format!("/api/rooms/{room}/participants/{}/mute", guest.id),
+            Some(&host.token),
+            json!({ "mic": true }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let sent_before = b
+        .state
+        .sent_packets
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let video_before = a.state.received_from(&guest_id).video;
+    assert_eq!(
+        audio_in(&a, &guest_id, Duration::from_secs(2)).await,
+        0,
+        "a hard-muted microphone still reached the host"
+    );
+    assert!(
+        b.state
+            .sent_packets
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > sent_before + 20,
+        "the muted client kept sending"
+    );
+    assert!(
+        a.state.received_from(&guest_id).video > video_before + 20,
+        "the camera, not locked, still flows"
+    );
+    // The host's own microphone still reaches the guest.
+    assert!(audio_in(&b, &host_id, Duration::from_secs(1)).await > 10);
+
+    // A noMic room: every microphone stops, the host's too.
+    let (status, body) = app
+        .request(
+            reqwest::Method::PATCH,
+            &format!("/api/rooms/{room}"),
+            Some(&host.token),
+            Some(json!({ "noMic": true })),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        audio_in(&b, &host_id, Duration::from_secs(2)).await,
+        0,
+        "a noMic room still forwarded a microphone"
+    );
+    a.close().await;
+    b.close().await;
+}
+
+/// A browser as the gateway sees it: a Socket.IO socket that joins the room and the SFU
+/// (`sfu:join`), and a webrtc-rs peer whose signaling goes over that socket.
+struct GatewayPublisher {
+    peer: Peer,
+    task: tokio::task::JoinHandle<()>,
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn next_text(ws: &mut Ws) -> String {
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a frame within 10 s")
+            .expect("the socket is open")
+            .unwrap();
+        if let Message::Text(text) = frame {
+            if &*text == "2" {
+                ws.send(Message::text("3")).await.unwrap();
+                continue;
+            }
+            return text.to_string();
+        }
+    }
+}
+
+/// Emits with an ack and waits for it (events in between are dropped: none matter yet).
+async fn call(ws: &mut Ws, id: u64, event: &str, payload: Value) -> Value {
+    let text = format!("42{id}{}", json!([event, payload]));
+    ws.send(Message::text(text)).await.unwrap();
+    let prefix = format!("43{id}");
+    loop {
+        let text = next_text(ws).await;
+        if let Some(body) = text.strip_prefix(&prefix) {
+            return serde_json::from_str::<Value>(body).unwrap()[0].clone();
+        }
+    }
+}
+
+impl GatewayPublisher {
+    async fn join(app: &TestApp, user: &TestUser, room: talkconnect::ids::RoomId) -> Self {
+        let url = format!(
+            "{}/socket.io/?EIO=4&transport=websocket",
+            app.address.replace("http://", "ws://")
+        );
+        let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        assert!(next_text(&mut ws).await.starts_with('0'));
+        let auth = format!("40{}", json!({ "token": user.token }));
+        ws.send(Message::text(auth)).await.unwrap();
+        assert!(next_text(&mut ws).await.starts_with("40"));
+        let ack = call(&mut ws, 1, "room:join", json!({ "roomId": room })).await;
+        assert_eq!(ack["ok"], true, "{ack}");
+        let ack = call(&mut ws, 2, "sfu:join", json!({ "publish": true })).await;
+        assert_eq!(ack["ok"], true, "{ack}");
+
+        let user_id = user.id.to_string();
+        let mut peer = Peer::new(&user_id, "127.0.0.1", false, Attribution::StreamId).await;
+        peer.add_tracks().await;
+        let offer = local_offer(&peer.pc).await;
+        let text = format!("42{}", json!(["sfu:offer", { "sdp": offer }]));
+        ws.send(Message::text(text)).await.unwrap();
+        let mut candidates = peer.candidates.take().unwrap();
+        let pc = Arc::clone(&peer.pc);
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    frame = ws.next() => {
+                        let Some(Ok(Message::Text(text))) = frame else { return };
+                        if &*text == "2" {
+                            let _ = ws.send(Message::text("3")).await;
+                            continue;
+                        }
+                        let Some(body) = text.strip_prefix("42") else { continue };
+                        let Ok(Value::Array(args)) = serde_json::from_str::<Value>(body) else {
+                            continue;
+                        };
+                        let (Some(name), Some(payload)) = (args.first(), args.get(1)) else {
+                            continue;
+                        };
+                        if let Some(reply) = on_signal(&pc, name.as_str().unwrap_or(""), payload).await {
+                            let _ = ws.send(Message::text(format!("42{reply}"))).await;
+                        }
+                    }
+                    candidate = candidates.recv() => {
+                        let Some(c) = candidate else { return };
+                        let body = json!(["sfu:candidate", {
+                            "candidate": c.candidate,
+                            "sdpMid": c.sdp_mid,
+                            "sdpMLineIndex": c.sdp_mline_index,
+                        }]);
+                        let _ = ws.send(Message::text(format!("42{body}"))).await;
+                    }
+                }
+            }
+        });
+        GatewayPublisher { peer, task }
+    }
+}
+
+/// Applies what the SFU sent through the gateway; returns the event to send back, if any.
+async fn on_signal(pc: &Arc<dyn PeerConnection>, name: &str, payload: &Value) -> Option<Value> {
+    let sdp = payload["sdp"].as_str().unwrap_or_default().to_owned();
+    match name {
+        "sfu:answer" => {
+            pc.set_remote_description(RTCSessionDescription::answer(sdp).unwrap())
+                .await
+                .unwrap();
+            None
+        }
+        "sfu:offer" => {
+            pc.set_remote_description(RTCSessionDescription::offer(sdp).unwrap())
+                .await
+                .unwrap();
+            let answer = pc.create_answer(None).await.unwrap();
+            pc.set_local_description(answer).await.unwrap();
+            let local = pc.local_description().await.unwrap();
+            Some(json!(["sfu:answer", { "sdp": local.sdp }]))
+        }
+        "sfu:candidate" => {
+            let init = RTCIceCandidateInit {
+                candidate: payload["candidate"].as_str().unwrap_or_default().to_owned(),
+                sdp_mid: payload["sdpMid"].as_str().map(str::to_owned),
+                sdp_mline_index: payload["sdpMLineIndex"].as_u64().map(|i| i as u16),
+                username_fragment: None,
+                url: None,
+            };
+            let _ = pc.add_ice_candidate(init).await;
+            None
+        }
+        _ => None,
+    }
+}
+
+/// Someone hard-muted before their media session exists: the session `sfu:join` opens
+/// through the gateway starts muted in the SFU, whatever the client sends.
+#[actix_web::test]
+async fn a_new_sfu_session_of_a_hard_muted_person_starts_muted() {
+    let app = TestApp::spawn_with(Backend::Sqlite, &sfu_app_settings(("47360", "47379"))).await;
+    let host = app.guest("Host").await;
+    let guest = app.guest("Guest").await;
+    let room = app.room(&host, json!({"title": "Quiet"})).await;
+    let (status, _) = app.join(room, &guest).await;
+    assert_eq!(status, 200);
+    let (status, body) = app
+        .post(
+            &format!("/api/rooms/{room}/participants/{}/mute", guest.id),
+            Some(&host.token),
+            json!({ "mic": true }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    let sfu = app.state.media.sfu_handle().expect("SFU mode");
+    let guest_id = guest.id.to_string();
+    let listener = Client::join(&sfu, &room.to_string(), &host.id.to_string(), false).await;
+    let mut publisher = GatewayPublisher::join(&app, &guest, room).await;
+    publisher.peer.start_media(30, 400);
+    let state = listener.state.clone();
+    wait_for("the guest's camera", Duration::from_secs(20), || {
+        state.received_from(&guest_id).video > 20
+    })
+    .await;
+    assert!(
+        publisher
+            .peer
+            .state
+            .sent_packets
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 40
+    );
+    assert_eq!(
+        listener.state.received_from(&guest_id).audio,
+        0,
+        "a hard-muted microphone reached the host in a new session"
+    );
+    assert_eq!(
+        audio_in(&listener, &guest_id, Duration::from_secs(1)).await,
+        0
+    );
+    publisher.task.abort();
+    publisher.peer.close().await;
+    listener.close().await;
+}
