@@ -2,6 +2,7 @@
 //! change is committed. The realtime layer turns them into Socket.IO events.
 
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 use crate::ids::{RoomId, UserId};
 
@@ -49,6 +50,11 @@ pub enum DomainEvent {
     ChatMessagePosted {
         message: ChatMessageView,
     },
+    /// A host, co-host or the author deleted a chat message.
+    ChatMessageDeleted {
+        room_id: RoomId,
+        message_id: Uuid,
+    },
 }
 
 impl DomainEvent {
@@ -64,7 +70,8 @@ impl DomainEvent {
             | DomainEvent::ParticipantKicked { room_id, .. } => Some(*room_id),
             DomainEvent::RoomUpdated { .. }
             | DomainEvent::SeatChanged { .. }
-            | DomainEvent::ChatMessagePosted { .. } => None,
+            | DomainEvent::ChatMessagePosted { .. }
+            | DomainEvent::ChatMessageDeleted { .. } => None,
         }
     }
 }

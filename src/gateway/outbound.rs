@@ -109,6 +109,14 @@ pub fn translate(event: &DomainEvent) -> Vec<Emission> {
             "chat:message",
             json!({ "roomId": message.room_id, "message": message, "sender": message.sender }),
         )],
+        DomainEvent::ChatMessageDeleted {
+            room_id,
+            message_id,
+        } => vec![emission(
+            [room_room(*room_id)],
+            "chat:deleted",
+            json!({ "roomId": room_id, "messageId": message_id }),
+        )],
     }
 }
 

@@ -171,7 +171,8 @@ async fn react(state: &AppState, event: &DomainEvent) {
         }
         DomainEvent::RoomUpdated { .. }
         | DomainEvent::SeatChanged { .. }
-        | DomainEvent::ChatMessagePosted { .. } => {}
+        | DomainEvent::ChatMessagePosted { .. }
+        | DomainEvent::ChatMessageDeleted { .. } => {}
     }
 }
 

@@ -226,7 +226,9 @@ impl Metrics {
             DomainEvent::ChatMessagePosted { .. } => {
                 self.chat_messages.inc();
             }
-            DomainEvent::RoomUpdated { .. } | DomainEvent::SeatChanged { .. } => {}
+            DomainEvent::RoomUpdated { .. }
+            | DomainEvent::SeatChanged { .. }
+            | DomainEvent::ChatMessageDeleted { .. } => {}
         }
     }
 
