@@ -19,6 +19,7 @@ mod lobby;
 mod log_ids;
 mod media_probe;
 mod metrics;
+mod moderation_chat;
 mod openapi;
 mod openapi_rules;
 mod platform;
