@@ -123,7 +123,7 @@ async fn authors_hosts_and_cohosts_delete_messages_and_nobody_else(backend: Back
     let (_, a1) = say(&app, room, &alice, "alice one").await;
     let (_, a2) = say(&app, room, &alice, "alice two").await;
     let (_, b1) = say(&app, room, &bob, "bob one").await;
-    let (_, b2) = say(&app, room, &bob, "bob two").await;
+    say(&app, room, &bob, "bob two").await;
     let delete = |by: &TestUser, id: &Value| {
         let path = format!("/api/rooms/{room}/chat/{}", id.as_str().unwrap());
         let token = by.token.clone();
@@ -167,7 +167,6 @@ async fn authors_hosts_and_cohosts_delete_messages_and_nobody_else(backend: Back
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(code(&body), "MESSAGE_NOT_FOUND");
     assert_eq!(history(&app, room, &alice).await, vec!["bob two"]);
-    let _ = b2;
     assert_eq!(history(&app, other_room, &outsider).await, vec!["not here"]);
 
     // Each deletion is audited with its text.
@@ -827,4 +826,26 @@ async fn the_socket_deletes_reports_and_hears_slow_mode(backend: Backend) {
         )
         .await;
     assert_eq!(ack["ok"], true, "{ack}");
+
+    // room:join is refused across a block too, with the same neutral words.
+    let pest = app.guest("Pest").await;
+    let (status, _) = app
+        .request(
+            reqwest::Method::PUT,
+            &format!("/api/me/blocks/{}", pest.id),
+            Some(&guest.token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let mut pest_socket = Sio::connect(&app, &pest.token).await;
+    let refused = pest_socket
+        .call("room:join", json!({ "roomId": room }))
+        .await;
+    assert_eq!(refused["ok"], false, "{refused}");
+    assert_eq!(refused["error"]["code"], "BLOCKED");
+    assert_eq!(
+        refused["error"]["message"],
+        "You can't join this room right now."
+    );
 }
