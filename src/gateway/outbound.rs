@@ -163,6 +163,23 @@ mod tests {
     }
 
     #[test]
+    fn a_deleted_message_is_told_to_the_room() {
+        let (room_id, message_id) = (RoomId::random(), uuid::Uuid::new_v4());
+        let out = translate(&DomainEvent::ChatMessageDeleted {
+            room_id,
+            message_id,
+        });
+        assert_eq!(
+            out,
+            vec![Emission {
+                to: vec![format!("room:{room_id}")],
+                name: "chat:deleted",
+                body: json!({ "roomId": room_id, "messageId": message_id }),
+            }]
+        );
+    }
+
+    #[test]
     fn a_lowered_hand_names_the_seat() {
         let (room_id, user_id) = (RoomId::random(), UserId::random());
         let out = translate(&DomainEvent::SeatChanged {

@@ -454,3 +454,42 @@ async fn post_report(
     .await?;
     Ok(HttpResponse::Created().json(json!({ "report": report })))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(reason: &str, message: Option<&str>) -> ReportRequest {
+        ReportRequest {
+            user_id: UserId::random(),
+            reason: reason.to_owned(),
+            message: message.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn reasons_and_messages_are_checked() {
+        let (room, me) = (RoomId::random(), UserId::random());
+        let ok = request("underage", Some("  seems twelve  "))
+            .parse(room, me)
+            .unwrap();
+        assert_eq!(ok.reason, ReportReason::Underage);
+        assert_eq!(ok.message.as_deref(), Some("seems twelve"));
+        assert_eq!(
+            request("spam", Some("   "))
+                .parse(room, me)
+                .unwrap()
+                .message,
+            None
+        );
+        assert!(request("Spam ", None).parse(room, me).is_err());
+        assert!(request("rude", None).parse(room, me).is_err());
+        assert!(
+            request("spam", Some(&"x".repeat(501)))
+                .parse(room, me)
+                .is_err()
+        );
+        assert!(request("spam", Some("a\u{200B}b")).parse(room, me).is_err());
+        assert_eq!(ReportReason::Harassment.as_str(), "harassment");
+    }
+}
