@@ -497,6 +497,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .configure(auth::routes)
                 .configure(rooms::routes)
                 .configure(chat::routes)
+                .configure(crate::moderation::routes)
                 .configure(media::probe_routes)
                 .service(http::get_only("/meta", platform::meta))
                 .service(http::get_only("/ice-servers", platform::ice_servers))

@@ -244,6 +244,7 @@ pub struct RateLimitSettings {
     pub events_per_user: RateRule,
     pub lobby_per_ip: RateRule,
     pub media_probe_per_user: RateRule,
+    pub report_per_user: RateRule,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -428,6 +429,10 @@ impl Settings {
             (
                 "rate_limit.media_probe_per_user",
                 self.rate_limit.media_probe_per_user,
+            ),
+            (
+                "rate_limit.report_per_user",
+                self.rate_limit.report_per_user,
             ),
         ];
         for (key, rule) in rules {

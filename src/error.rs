@@ -72,6 +72,7 @@ pub enum ErrorCode {
     Banned,
     SlowMode,
     MessageNotFound,
+    TooManyBlocks,
     // Media.
     WrongMediaMode,
     MediaUnavailable,

@@ -2,6 +2,7 @@
 //! change is committed. The realtime layer turns them into Socket.IO events.
 
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 use crate::ids::{RoomId, UserId};
 
@@ -54,6 +55,11 @@ pub enum DomainEvent {
         room_id: RoomId,
         participant: ParticipantView,
     },
+    /// A host, co-host or the author deleted a chat message.
+    ChatMessageDeleted {
+        room_id: RoomId,
+        message_id: Uuid,
+    },
 }
 
 impl DomainEvent {
@@ -70,7 +76,8 @@ impl DomainEvent {
             DomainEvent::RoomUpdated { .. }
             | DomainEvent::SeatChanged { .. }
             | DomainEvent::ParticipantUpdated { .. }
-            | DomainEvent::ChatMessagePosted { .. } => None,
+            | DomainEvent::ChatMessagePosted { .. }
+            | DomainEvent::ChatMessageDeleted { .. } => None,
         }
     }
 }

@@ -132,17 +132,20 @@ pub enum Budget {
     Lobby,
     /// Connectivity probes of the `/doctor` page (each one a peer connection for 30 s).
     MediaProbe,
+    /// Reports filed against people in a room (REST and `room:report`).
+    Report,
 }
 
 impl Budget {
     /// Every budget, in the order of [`Refusals`]'s counts.
-    pub const ALL: [Budget; 6] = [
+    pub const ALL: [Budget; 7] = [
         Budget::CreateRoom,
         Budget::JoinRoom,
         Budget::Chat,
         Budget::Event,
         Budget::Lobby,
         Budget::MediaProbe,
+        Budget::Report,
     ];
 
     pub fn name(self) -> &'static str {
@@ -153,6 +156,7 @@ impl Budget {
             Budget::Event => "event",
             Budget::Lobby => "lobby",
             Budget::MediaProbe => "media:probe",
+            Budget::Report => "report",
         }
     }
 
@@ -168,6 +172,7 @@ impl Budget {
             Budget::Event => (settings.events_per_user, None),
             Budget::Lobby => (settings.lobby_per_ip, None),
             Budget::MediaProbe => (settings.media_probe_per_user, None),
+            Budget::Report => (settings.report_per_user, None),
         }
     }
 }

@@ -1,7 +1,10 @@
-//! `GET|POST /api/rooms/:id/chat`.
+//! `GET|POST /api/rooms/:id/chat`, `DELETE /api/rooms/:id/chat/:messageId`.
 
+use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
 
 use super::service::{Chat, ChatError, ChatMessageView, ChatText};
 use crate::auth::AuthUser;
@@ -15,6 +18,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(history))
             .route(web::post().to(post_message))
             .default_service(allow("GET, POST")),
+    )
+    .service(
+        web::resource("/rooms/{room_id}/chat/{message_id}")
+            .route(web::delete().to(delete_message))
+            .default_service(allow("DELETE")),
     );
 }
 
@@ -26,6 +34,23 @@ impl From<ChatError> for ApiError {
             ChatError::NotParticipant => ApiError::forbidden(
                 ErrorCode::NotAParticipant,
                 "Only people in the room can use its chat",
+            ),
+            ChatError::SlowMode { retry_after_secs } => {
+                let mut err = ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    ErrorCode::SlowMode,
+                    format!("Slow mode is on; you can write again in {retry_after_secs} s"),
+                )
+                .with_details(json!({ "retryAfterSecs": retry_after_secs }));
+                err.retry_after_secs = Some(retry_after_secs);
+                err
+            }
+            ChatError::MessageNotFound => {
+                ApiError::not_found(ErrorCode::MessageNotFound, "No such message in this room")
+            }
+            ChatError::NotCohost => ApiError::forbidden(
+                ErrorCode::NotCohost,
+                "Only a host, a co-host or its author may delete a message",
             ),
             ChatError::Db(e) => e.into(),
         }
@@ -83,4 +108,15 @@ async fn post_message(
     limits.spend(Budget::Chat, user.0.user_id(), None).await?;
     let message = chat.post(path.into_inner(), user.0, text).await?;
     Ok(HttpResponse::Created().json(message))
+}
+
+/// `DELETE /api/rooms/:id/chat/:messageId`: the author, a host or a co-host.
+async fn delete_message(
+    chat: web::Data<Chat>,
+    path: web::Path<(RoomId, Uuid)>,
+    user: AuthUser,
+) -> Result<HttpResponse, ApiError> {
+    let (room_id, message_id) = path.into_inner();
+    chat.delete(room_id, user.0.user_id(), message_id).await?;
+    Ok(HttpResponse::Ok().json(json!({})))
 }

@@ -10,11 +10,14 @@ use uuid::Uuid;
 use crate::auth::{User, UserPublic};
 use crate::cluster::Bus;
 use crate::db::cursor::PageCursor;
-use crate::db::schema::{room_chat_messages, users};
+use crate::db::schema::{room_chat_messages, room_participants, users};
 use crate::db::{self, DbConnection, DbError, DbPool, write_transaction};
 use crate::events::DomainEvent;
 use crate::ids::{RoomId, UserId};
+use crate::moderation::audit::{self, AuditAction, AuditEntry};
 use crate::rooms::RoomError;
+use crate::rooms::domain::Role;
+use crate::rooms::model::{ParticipantRow, RoomRow};
 use crate::rooms::rules::seat_in_live_room;
 use crate::text::{TextError, TextRule};
 
@@ -42,6 +45,13 @@ pub enum ChatError {
     RoomEnded,
     #[error("not a participant of this room")]
     NotParticipant,
+    /// Slow mode: this person wrote less than the room's interval ago.
+    #[error("slow mode: wait {retry_after_secs} s")]
+    SlowMode { retry_after_secs: u64 },
+    #[error("no such message in this room")]
+    MessageNotFound,
+    #[error("only a host, a co-host or the author may delete a message")]
+    NotCohost,
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -89,14 +99,62 @@ fn require_seat(
     conn: &mut DbConnection,
     room_id: RoomId,
     user_id: UserId,
-) -> Result<(), ChatError> {
+) -> Result<(RoomRow, ParticipantRow), ChatError> {
     match seat_in_live_room(conn, room_id, user_id) {
-        Ok(_) => Ok(()),
+        Ok(found) => Ok(found),
         Err(RoomError::NotFound) => Err(ChatError::RoomNotFound),
         Err(RoomError::Ended) => Err(ChatError::RoomEnded),
         Err(RoomError::Db(e)) => Err(ChatError::Db(e)),
         Err(_) => Err(ChatError::NotParticipant),
     }
+}
+
+/// Slow mode: records this message's time on the seat, or refuses it when the room's
+/// interval has not passed since the last one. Hosts and co-hosts are exempt. One UPDATE with
+/// the condition in it, so two messages sent at once cannot both pass.
+fn pace(
+    conn: &mut DbConnection,
+    room: &RoomRow,
+    seat: &ParticipantRow,
+    now: NaiveDateTime,
+) -> Result<(), ChatError> {
+    let interval = i64::from(room.slow_mode_secs.max(0));
+    let stamp = diesel::update(room_participants::table.find(&seat.id));
+    if interval == 0 || Role::from_stored(&seat.role).moderates() {
+        stamp
+            .set(room_participants::last_chat_at.eq(now))
+            .execute(conn)?;
+        return Ok(());
+    }
+    let earliest = now - chrono::Duration::seconds(interval);
+    let stamped = diesel::update(
+        room_participants::table.filter(
+            room_participants::id.eq(&seat.id).and(
+                room_participants::last_chat_at
+                    .is_null()
+                    .or(room_participants::last_chat_at.le(earliest)),
+            ),
+        ),
+    )
+    .set(room_participants::last_chat_at.eq(now))
+    .execute(conn)?;
+    if stamped == 1 {
+        return Ok(());
+    }
+    let last: Option<NaiveDateTime> = room_participants::table
+        .find(&seat.id)
+        .select(room_participants::last_chat_at)
+        .first(conn)?;
+    Err(ChatError::SlowMode {
+        retry_after_secs: retry_after(last, interval, now),
+    })
+}
+
+/// Whole seconds until `interval` has passed since `last` (at least 1).
+fn retry_after(last: Option<NaiveDateTime>, interval: i64, now: NaiveDateTime) -> u64 {
+    let Some(last) = last else { return 1 };
+    let wait_ms = (last + chrono::Duration::seconds(interval) - now).num_milliseconds();
+    u64::try_from((wait_ms + 999) / 1000).unwrap_or(1).max(1)
 }
 
 #[derive(Clone)]
@@ -127,7 +185,8 @@ impl Chat {
                 created_at: db::now(),
             };
             write_transaction(conn, |conn| {
-                require_seat(conn, room_id, sender_id)?;
+                let (room, seat) = require_seat(conn, room_id, sender_id)?;
+                pace(conn, &room, &seat, row.created_at)?;
                 diesel::insert_into(room_chat_messages::table)
                     .values(&row)
                     .execute(conn)?;
@@ -142,6 +201,51 @@ impl Chat {
             })
             .await;
         Ok(view)
+    }
+
+    /// Deletes a message of the room: its author may, and so may the room's hosts and
+    /// co-hosts (audited with the text). The room hears `chat:deleted`.
+    pub async fn delete(
+        &self,
+        room_id: RoomId,
+        actor_id: UserId,
+        message_id: Uuid,
+    ) -> Result<(), ChatError> {
+        db::run(&self.pool, move |conn| {
+            write_transaction(conn, |conn| {
+                let (_, seat) = require_seat(conn, room_id, actor_id)?;
+                let message: ChatMessageRow = room_chat_messages::table
+                    .find(message_id.to_string())
+                    .filter(room_chat_messages::room_id.eq(room_id.to_string()))
+                    .select(ChatMessageRow::as_select())
+                    .first(conn)
+                    .optional()?
+                    .ok_or(ChatError::MessageNotFound)?;
+                let author = UserId::from_stored(&message.user_id);
+                if author != actor_id && !Role::from_stored(&seat.role).moderates() {
+                    return Err(ChatError::NotCohost);
+                }
+                diesel::delete(room_chat_messages::table.find(&message.id)).execute(conn)?;
+                let entry = AuditEntry::new(Some(actor_id), AuditAction::DeleteMessage)
+                    .target(author)
+                    .room(room_id)
+                    .details(serde_json::json!({
+                        "messageId": message.id,
+                        "message": message.message,
+                        "sentAt": message.created_at.and_utc(),
+                    }));
+                audit::record(conn, &entry)?;
+                Ok(())
+            })
+        })
+        .await?;
+        self.bus
+            .publish(DomainEvent::ChatMessageDeleted {
+                room_id,
+                message_id,
+            })
+            .await;
+        Ok(())
     }
 
     /// One page of the room's messages, newest first, for someone seated in it.
@@ -204,5 +308,16 @@ mod tests {
         assert!(ChatText::parse(&"a".repeat(1001)).is_err());
         assert!(ChatText::parse("line one\nline two").is_ok());
         assert!(ChatText::parse("bell\u{7}").is_err());
+    }
+
+    #[test]
+    fn slow_mode_rounds_the_wait_up() {
+        let now = db::now();
+        let at = |ms: i64| Some(now - chrono::Duration::milliseconds(ms));
+        assert_eq!(retry_after(at(0), 10, now), 10);
+        assert_eq!(retry_after(at(500), 10, now), 10);
+        assert_eq!(retry_after(at(9_001), 10, now), 1);
+        assert_eq!(retry_after(at(20_000), 10, now), 1);
+        assert_eq!(retry_after(None, 10, now), 1);
     }
 }

@@ -8,6 +8,7 @@
 
 mod kit;
 mod media;
+mod moderation;
 mod outbound;
 mod resync;
 mod rooms;
@@ -124,6 +125,21 @@ fn register(state: &web::Data<AppState>, socket: &SocketRef) {
         "chat:message",
         Budget::Chat,
         rooms::chat_message,
+    );
+    on(
+        state,
+        socket,
+        "chat:delete",
+        Budget::Event,
+        moderation::chat_delete,
+    );
+    // The report budget is spent by the report itself (REST and socket alike).
+    on(
+        state,
+        socket,
+        "room:report",
+        Budget::Event,
+        moderation::report,
     );
     on(
         state,

@@ -117,6 +117,14 @@ pub fn translate(event: &DomainEvent) -> Vec<Emission> {
             "chat:message",
             json!({ "roomId": message.room_id, "message": message, "sender": message.sender }),
         )],
+        DomainEvent::ChatMessageDeleted {
+            room_id,
+            message_id,
+        } => vec![emission(
+            [room_room(*room_id)],
+            "chat:deleted",
+            json!({ "roomId": room_id, "messageId": message_id }),
+        )],
     }
 }
 
@@ -182,6 +190,23 @@ mod tests {
                 to: vec![format!("room:{room_id}")],
                 name: "room:participant-updated",
                 body: json!({ "roomId": room_id, "participant": participant }),
+            }]
+        );
+    }
+
+    #[test]
+    fn a_deleted_message_is_told_to_the_room() {
+        let (room_id, message_id) = (RoomId::random(), uuid::Uuid::new_v4());
+        let out = translate(&DomainEvent::ChatMessageDeleted {
+            room_id,
+            message_id,
+        });
+        assert_eq!(
+            out,
+            vec![Emission {
+                to: vec![format!("room:{room_id}")],
+                name: "chat:deleted",
+                body: json!({ "roomId": room_id, "messageId": message_id }),
             }]
         );
     }

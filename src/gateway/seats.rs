@@ -210,7 +210,9 @@ async fn react(state: &AppState, event: &DomainEvent) {
             }
             _ => {}
         },
-        DomainEvent::RoomUpdated { .. } | DomainEvent::ChatMessagePosted { .. } => {}
+        DomainEvent::RoomUpdated { .. }
+        | DomainEvent::ChatMessagePosted { .. }
+        | DomainEvent::ChatMessageDeleted { .. } => {}
     }
 }
 

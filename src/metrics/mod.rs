@@ -228,7 +228,8 @@ impl Metrics {
             }
             DomainEvent::RoomUpdated { .. }
             | DomainEvent::SeatChanged { .. }
-            | DomainEvent::ParticipantUpdated { .. } => {}
+            | DomainEvent::ParticipantUpdated { .. }
+            | DomainEvent::ChatMessageDeleted { .. } => {}
         }
     }
 

@@ -3,3 +3,12 @@
 //! chat (chat/); blocks, reports, admins and bans live here.
 
 pub mod audit;
+pub mod blocks;
+pub mod reports;
+
+use actix_web::web;
+
+/// The moderation endpoints under `/api`: blocks and reports.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.configure(blocks::routes).configure(reports::routes);
+}

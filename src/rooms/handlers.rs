@@ -130,6 +130,9 @@ impl From<RoomError> for ApiError {
                 ErrorCode::TooManySeats,
                 "You are seated in as many rooms as one person may be; leave one first",
             ),
+            RoomError::Blocked => {
+                ApiError::forbidden(ErrorCode::Blocked, "You can't join this room right now.")
+            }
             RoomError::Draining => ApiError::draining(),
             RoomError::Db(e) => e.into(),
         }

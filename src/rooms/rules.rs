@@ -50,6 +50,9 @@ pub enum RoomError {
     ParticipantNotFound,
     #[error("seated in too many rooms already")]
     TooManySeats,
+    /// Someone seated there blocked the joiner, or the joiner blocked someone seated there.
+    #[error("a block stands between this user and someone seated")]
+    Blocked,
     #[error("this server is stopping")]
     Draining,
     #[error(transparent)]
@@ -263,6 +266,9 @@ pub fn join(
             _ => {}
         }
         check_room_key(&room, room_key)?;
+        if crate::moderation::blocks::conflict_in_room(conn, room_id, user_id)? {
+            return Err(RoomError::Blocked);
+        }
         if room.participant_count >= room.max_participants {
             return Err(RoomError::Full);
         }

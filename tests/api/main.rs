@@ -21,6 +21,7 @@ mod media_probe;
 mod metrics;
 mod moderation_media;
 mod moderation_rooms;
+mod moderation_chat;
 mod openapi;
 mod openapi_rules;
 mod platform;

@@ -378,6 +378,12 @@ async fn the_document_and_the_server_agree_on_every_input_rule() {
             template: "/api/rooms/{roomId}/chat",
             token: Some(host.token.clone()),
         },
+        BodyOp {
+            method: Method::POST,
+            path: format!("/api/rooms/{room}/reports"),
+            template: "/api/rooms/{roomId}/reports",
+            token: Some(host.token.clone()),
+        },
     ];
     for op in &ops {
         probe_bodies(&app, &doc, op, &mut mismatches).await;
