@@ -286,6 +286,25 @@ async fn change_own_seat<T>(
             .media
             .set_muted(room_id, call.user_id(), kind, muted)
             .await;
+        if !muted {
+            // A hard mute that landed between the unmute's commit and now has muted the SFU
+            // already, or is seen here: either way the lock wins.
+            let (mic, camera) = call
+                .state
+                .rooms
+                .forced_mutes(room_id, call.user_id())
+                .await?;
+            let forced = match kind {
+                MediaKind::Audio => mic,
+                MediaKind::Video => camera,
+            };
+            if forced {
+                call.state
+                    .media
+                    .set_muted(room_id, call.user_id(), kind, true)
+                    .await;
+            }
+        }
     }
     Ok(json!({}))
 }

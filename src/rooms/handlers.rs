@@ -599,7 +599,9 @@ async fn transfer_host(
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct HardMuteRequest {
+    #[serde(default, deserialize_with = "not_null")]
     mic: Option<bool>,
+    #[serde(default, deserialize_with = "not_null")]
     camera: Option<bool>,
 }
 

@@ -563,7 +563,14 @@ pub fn change_seat(
     change: SeatChange,
 ) -> Result<bool, RoomError> {
     write_transaction(conn, |conn| {
-        let (room, actor) = seat_in_live_room(conn, room_id, actor_id)?;
+        // Locked, so that a hard mute and an unmute of the same seat take turns.
+        let room = locked_room(conn, room_id)?;
+        if !room.is_live() {
+            return Err(RoomError::Ended);
+        }
+        let actor = find_seat(conn, room_id, actor_id)?
+            .filter(ParticipantRow::is_active)
+            .ok_or(RoomError::NotInRoom)?;
         if actor_id != target_id {
             let lowering_a_hand = change == SeatChange::Hand { raised: false };
             if !lowering_a_hand {

@@ -334,6 +334,8 @@ async fn the_document_and_the_server_agree_on_every_input_rule() {
     let doc = doc();
     let host = app.guest("Host").await;
     let room = app.room(&host, json!({"title": "Rules"})).await;
+    let seated = app.guest("Seated").await;
+    app.join(room, &seated).await;
     let mut mismatches = Vec::new();
     let ops = [
         BodyOp {
@@ -370,6 +372,24 @@ async fn the_document_and_the_server_agree_on_every_input_rule() {
             method: Method::POST,
             path: format!("/api/rooms/{room}/join"),
             template: "/api/rooms/{roomId}/join",
+            token: Some(host.token.clone()),
+        },
+        BodyOp {
+            method: Method::POST,
+            path: format!("/api/rooms/{room}/participants/{}/mute", seated.id),
+            template: "/api/rooms/{roomId}/participants/{userId}/mute",
+            token: Some(host.token.clone()),
+        },
+        BodyOp {
+            method: Method::POST,
+            path: format!("/api/rooms/{room}/cohosts"),
+            template: "/api/rooms/{roomId}/cohosts",
+            token: Some(host.token.clone()),
+        },
+        BodyOp {
+            method: Method::POST,
+            path: format!("/api/rooms/{room}/host"),
+            template: "/api/rooms/{roomId}/host",
             token: Some(host.token.clone()),
         },
         BodyOp {
