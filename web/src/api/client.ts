@@ -85,6 +85,11 @@ async function request<T>(method: string, path: string, body?: unknown): Promise
       message: `HTTP ${response.status}`,
     };
     if (token && SESSION_CODES.has(error.code)) onSessionInvalid(error.code);
+    // SLOW_MODE over REST says the wait in Retry-After; the ack says it in details.
+    const retryAfter = Number(response.headers.get('Retry-After'));
+    if (error.code === 'SLOW_MODE' && error.details?.retryAfterSecs === undefined && retryAfter > 0) {
+      error.details = { ...error.details, retryAfterSecs: retryAfter };
+    }
     throw new ApiError(response.status, error);
   }
   return parsed as T;
