@@ -40,6 +40,17 @@ export function banned(p: SessionBanned): void {
 
 export function signIn(next: Session): void {
   saveSession(next);
+  refreshMe();
+}
+
+/** Re-reads the user (`isAdmin` for the header's admin link comes from GET /api/auth/me). */
+function refreshMe(): void {
+  api
+    .me()
+    .then((user) => {
+      if (session.value && session.value.user.id === user.id) saveSession({ ...session.value, user });
+    })
+    .catch(() => {});
 }
 
 export async function signOut(): Promise<void> {
@@ -60,12 +71,5 @@ export function startApp(): void {
     startRealtime(token, expireSession);
   });
   // Check a stored token once; a refused one signs out through configureApi's hook.
-  if (session.value) {
-    api
-      .me()
-      .then((user) => {
-        if (session.value && session.value.user.id === user.id) saveSession({ ...session.value, user });
-      })
-      .catch(() => {});
-  }
+  if (session.value) refreshMe();
 }
