@@ -152,6 +152,11 @@ export const api = {
     cohost
       ? request<{ participant: Participant }>('POST', `/api/rooms/${id(roomId)}/cohosts`, { userId })
       : request<{ participant: Participant }>('DELETE', `/api/rooms/${id(roomId)}/cohosts/${id(userId)}`),
+  transferHost: (roomId: string, userId: string) =>
+    request<{ room: RoomDetail }>('POST', `/api/rooms/${id(roomId)}/host`, { userId }),
+  hardMute: (roomId: string, userId: string, body: { mic?: boolean; camera?: boolean }) =>
+    request<{ participant: Participant }>('POST', `/api/rooms/${id(roomId)}/participants/${id(userId)}/mute`, body),
+  muteAll: (roomId: string) => request<{ muted: number }>('POST', `/api/rooms/${id(roomId)}/mute-all`),
   blocks: () => request<{ blocks: Block[] }>('GET', '/api/me/blocks'),
   block: (userId: string) => request<object>('PUT', `/api/me/blocks/${id(userId)}`),
   unblock: (userId: string) => request<object>('DELETE', `/api/me/blocks/${id(userId)}`),

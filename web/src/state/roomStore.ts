@@ -312,7 +312,9 @@ export async function setCohost(userId: string, cohost: boolean): Promise<void> 
 export async function transferHost(userId: string): Promise<void> {
   const roomId = activeRoomId;
   if (!roomId) return;
-  const answer = await request(ClientEvent.roomTransferHost, { roomId, userId });
+  const answer = isConnected()
+    ? await request(ClientEvent.roomTransferHost, { roomId, userId })
+    : await api.transferHost(roomId, userId);
   if (activeRoomId === roomId) currentRoom.value = answer.room;
 }
 
@@ -320,7 +322,9 @@ export async function transferHost(userId: string): Promise<void> {
 export async function hardMute(userId: string, what: { mic?: boolean; camera?: boolean }): Promise<void> {
   const roomId = activeRoomId;
   if (!roomId) return;
-  const answer = await request(ClientEvent.roomHardMute, { roomId, userId, ...what });
+  const answer = isConnected()
+    ? await request(ClientEvent.roomHardMute, { roomId, userId, ...what })
+    : await api.hardMute(roomId, userId, what);
   applyParticipant(roomId, answer.participant);
 }
 
@@ -328,7 +332,7 @@ export async function hardMute(userId: string, what: { mic?: boolean; camera?: b
 export async function muteAll(): Promise<number> {
   const roomId = activeRoomId;
   if (!roomId) return 0;
-  return (await request(ClientEvent.roomMuteAll, { roomId })).muted;
+  return isConnected() ? (await request(ClientEvent.roomMuteAll, { roomId })).muted : (await api.muteAll(roomId)).muted;
 }
 
 /** Lock with a fresh key (kept for the invite link), or unlock. */

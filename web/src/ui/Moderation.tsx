@@ -85,22 +85,20 @@ export function PersonMenu(props: {
               ? item('menu-unmake-cohost', t('room.unmakeCohost'), () => run(() => setCohost(p.userId, false)))
               : p.role === 'PARTICIPANT' &&
                 item('menu-make-cohost', t('room.makeCohost'), () => run(() => setCohost(p.userId, true))))}
-          {can.transfer && item('menu-transfer-host', t('room.transferHost'), () => setConfirm('transfer'), { needsLive: true })}
+          {can.transfer && item('menu-transfer-host', t('room.transferHost'), () => setConfirm('transfer'))}
           {can.moderate &&
             (p.micLocked
-              ? item('menu-unlock-mic', t('room.unlockMic'), () => run(() => hardMute(p.userId, { mic: false })), { needsLive: true })
-              : item('menu-mute-mic', t('room.muteMic'), () => run(() => hardMute(p.userId, { mic: true })), { needsLive: true }))}
+              ? item('menu-unlock-mic', t('room.unlockMic'), () => run(() => hardMute(p.userId, { mic: false })))
+              : item('menu-mute-mic', t('room.muteMic'), () => run(() => hardMute(p.userId, { mic: true }))))}
           {can.moderate &&
             (p.cameraLocked
-              ? item('menu-unlock-camera', t('room.unlockCamera'), () => run(() => hardMute(p.userId, { camera: false })), {
-                  needsLive: true,
-                })
-              : item('menu-stop-camera', t('room.stopCamera'), () => run(() => hardMute(p.userId, { camera: true })), {
-                  needsLive: true,
-                }))}
+              ? item('menu-unlock-camera', t('room.unlockCamera'), () => run(() => hardMute(p.userId, { camera: false })))
+              : item('menu-stop-camera', t('room.stopCamera'), () => run(() => hardMute(p.userId, { camera: true }))))}
           {can.moderate &&
             p.handRaised &&
-            item('menu-lower-hand', t('room.lowerHand'), () => run(() => setHandRaised(false, p.userId)), { needsLive: true })}
+            item('menu-lower-hand', t('room.lowerHand'), () => run(() => setHandRaised(false, p.userId)), {
+              needsLive: true,
+            })}
           {can.moderate && item('menu-kick', t('room.kick'), () => setConfirm('kick'), { danger: true })}
           {can.report &&
             item('menu-report', t('room.report'), () => {
@@ -140,7 +138,7 @@ function confirmText(kind: 'kick' | 'transfer', p: Participant): string {
 }
 
 /** For hosts and co-hosts: mute everyone, lock / unlock, copy the invite link, settings. */
-export function HostBar({ room, live, act }: { room: RoomDetail; live: boolean; act: Act }) {
+export function HostBar({ room, act }: { room: RoomDetail; act: Act }) {
   const [settings, setSettings] = useState(false);
   const [copied, setCopied] = useState(false);
 
@@ -163,8 +161,6 @@ export function HostBar({ room, live, act }: { room: RoomDetail; live: boolean; 
         type="button"
         class="button small"
         data-testid="mute-all"
-        disabled={!live}
-        title={live ? undefined : t('room.needsLive')}
         onClick={() =>
           act(async () => {
             const count = await muteAll();

@@ -117,7 +117,7 @@ function InRoom({ room }: { room: RoomDetail }) {
           <Icon name="link" /> {copied ? t('room.linkCopied') : t('room.copyLink')}
         </button>
       </header>
-      {amModerator && <HostBar room={room} live={live} act={act} />}
+      {amModerator && <HostBar room={room} act={act} />}
       {(room.slowModeSecs ?? 0) > 0 && (
         <p class="muted" data-testid="slow-mode-line">
           {t('room.slowMode', { secs: room.slowModeSecs ?? 0 })}
