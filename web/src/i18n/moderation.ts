@@ -59,7 +59,7 @@ export const enModeration = {
   'settings.micRequired': 'Microphone required',
   'settings.slowMode': 'Slow mode',
   'settings.slowOff': 'Off',
-  'settings.slowSecs': 'One message every {secs} s',
+  'settings.slowSecs': '{secs} s',
   'settings.save': 'Save',
   'settings.saved': 'The room settings were saved.',
 
@@ -186,7 +186,7 @@ export const viModeration: Record<ModerationKey, string> = {
   'settings.micRequired': 'Cần có micrô',
   'settings.slowMode': 'Chế độ chậm',
   'settings.slowOff': 'Tắt',
-  'settings.slowSecs': 'Mỗi {secs} giây một tin nhắn',
+  'settings.slowSecs': '{secs} giây',
   'settings.save': 'Lưu',
   'settings.saved': 'Đã lưu cài đặt phòng.',
 

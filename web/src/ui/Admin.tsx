@@ -7,6 +7,7 @@ import { api } from '../api/client';
 import type { AdminRoom, AuditEntry, Ban, Report, UserPublic } from '../api/types';
 import { errorCode, errorKey, errorMessage } from '../errors';
 import { formatDateTime, formatTime, t } from '../i18n';
+import { Icon } from './Icon';
 import { reasonLabel } from './Moderation';
 
 const DURATIONS: { key: 'admin.hour' | 'admin.day' | 'admin.week' | 'admin.forever'; secs: number | null }[] = [
@@ -147,7 +148,7 @@ function RoomsTable({ rooms, act }: { rooms: AdminRoom[]; act: Act }) {
             {rooms.map((room) => (
               <tr key={room.id} data-room-id={room.id}>
                 <td>
-                  {room.isLocked && '🔒 '}
+                  {room.isLocked && <Icon name="lock" />} 
                   {room.title}
                 </td>
                 <td>{(room.participants?.map((p) => p.displayName) ?? room.members.map((m) => m.displayName)).join(', ')}</td>

@@ -21,6 +21,7 @@ import {
 import { kickedFrom } from '../state/roomStore';
 import { session } from '../state/session';
 import { CreateRoomDialog } from './CreateRoom';
+import { Icon } from './Icon';
 import { LEVELS, levelLabel } from './labels';
 import { Avatar } from './Avatar';
 import { SignIn } from './SignIn';
@@ -225,7 +226,7 @@ function RoomCard({ room }: { room: Room }) {
         <h2 id={titleId} class="room-title">
           {room.isLocked && (
             <span role="img" aria-label={t('lobby.locked')} title={t('lobby.locked')} data-testid="room-card-locked">
-              🔒{' '}
+              <Icon name="lock" />{' '}
             </span>
           )}
           {room.title}

@@ -39,6 +39,21 @@ export function PersonMenu(props: {
   const { p, myRole, isMe, live, act } = props;
   const [open, setOpen] = useState(false);
   const [confirm, setConfirm] = useState<'kick' | 'transfer' | null>(null);
+  const root = useRef<HTMLSpanElement>(null);
+  useEffect(() => {
+    if (!open) return undefined;
+    // A click elsewhere or Escape closes the menu.
+    const onClick = (e: MouseEvent) => {
+      if (!root.current?.contains(e.target as Node)) setOpen(false);
+    };
+    const onKey = (e: KeyboardEvent) => e.key === 'Escape' && setOpen(false);
+    document.addEventListener('click', onClick);
+    document.addEventListener('keydown', onKey);
+    return () => {
+      document.removeEventListener('click', onClick);
+      document.removeEventListener('keydown', onKey);
+    };
+  }, [open]);
   const can = menuFor(myRole, p, isMe);
   if (!Object.values(can).some(Boolean)) return null;
   const blocked = blocks.value.has(p.userId);
@@ -63,7 +78,7 @@ export function PersonMenu(props: {
     </li>
   );
   return (
-    <span class="person-menu">
+    <span class="person-menu" ref={root}>
       <button
         type="button"
         class="button small ghost"
@@ -178,7 +193,7 @@ export function HostBar({ room, act }: { room: RoomDetail; act: Act }) {
         data-locked={room.isLocked ? 'true' : 'false'}
         onClick={() => act(() => setLocked(!room.isLocked))}
       >
-        {room.isLocked ? `🔒 ${t('room.unlock')}` : t('room.lock')}
+        <Icon name="lock" /> {room.isLocked ? t('room.unlock') : t('room.lock')}
       </button>
       {room.isLocked && (
         <button type="button" class="button small" data-testid="copy-invite" onClick={() => act(copyInvite)}>

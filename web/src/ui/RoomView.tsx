@@ -95,7 +95,7 @@ function InRoom({ room }: { room: RoomDetail }) {
           <p class="muted">
             {room.isLocked && (
               <span class="chip" data-testid="room-locked-badge">
-                🔒 {t('room.locked')}
+                <Icon name="lock" /> {t('room.locked')}
               </span>
             )}{' '}
             {[
@@ -353,9 +353,9 @@ function PersonRow(props: { p: Participant; isMe: boolean; blocked: boolean; men
       </span>
       <span class="person-state" role="img" aria-label={states.join(', ')} title={states.join(', ')}>
         <Icon name={p.isMuted ? 'micOff' : 'mic'} />
-        {p.micLocked && '🔒'}
+        {p.micLocked && <Icon name="lock" />}
         <Icon name={p.isVideoOff ? 'videoOff' : 'video'} />
-        {p.cameraLocked && '🔒'}
+        {p.cameraLocked && <Icon name="lock" />}
         {p.handRaised && <Icon name="hand" />}
       </span>
       {props.menu}
