@@ -17,7 +17,6 @@ import {
   muteAll,
   report,
   setCohost,
-  setHandRaised,
   setLocked,
   transferHost,
   updateSettings,
@@ -62,13 +61,19 @@ export function PersonMenu(props: {
     setConfirm(null);
     act(action);
   };
-  const item = (testid: string, label: string, onClick: () => void, opts: { danger?: boolean; needsLive?: boolean } = {}) => (
+  const item = (
+    testid: string,
+    label: string,
+    onClick: () => void,
+    opts: { danger?: boolean; needsLive?: boolean; ariaLabel?: string } = {},
+  ) => (
     <li role="none">
       <button
         type="button"
         role="menuitem"
         class={`menu-item ${opts.danger ? 'danger' : ''}`}
         data-testid={testid}
+        aria-label={opts.ariaLabel}
         disabled={opts.needsLive && !live}
         title={opts.needsLive && !live ? t('room.needsLive') : undefined}
         onClick={onClick}
@@ -110,11 +115,10 @@ export function PersonMenu(props: {
               ? item('menu-unlock-camera', t('room.unlockCamera'), () => run(() => hardMute(p.userId, { camera: false })))
               : item('menu-stop-camera', t('room.stopCamera'), () => run(() => hardMute(p.userId, { camera: true }))))}
           {can.moderate &&
-            p.handRaised &&
-            item('menu-lower-hand', t('room.lowerHand'), () => run(() => setHandRaised(false, p.userId)), {
-              needsLive: true,
+            item('menu-kick', t('room.kick'), () => setConfirm('kick'), {
+              danger: true,
+              ariaLabel: t('room.kickLabel', { name: p.displayName }),
             })}
-          {can.moderate && item('menu-kick', t('room.kick'), () => setConfirm('kick'), { danger: true })}
           {can.report &&
             item('menu-report', t('room.report'), () => {
               setOpen(false);

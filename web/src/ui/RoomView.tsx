@@ -164,6 +164,12 @@ function InRoom({ room }: { room: RoomDetail }) {
                   p={p}
                   isMe={p.userId === me}
                   blocked={blocked.has(p.userId)}
+                  lowerHand={
+                    p.handRaised && p.userId !== me && amModerator
+                      ? () => act(() => setHandRaised(false, p.userId))
+                      : undefined
+                  }
+                  live={live}
                   menu={
                     <PersonMenu
                       p={p}
@@ -326,7 +332,15 @@ function RoleBadge({ p }: { p: Participant }) {
   return null;
 }
 
-function PersonRow(props: { p: Participant; isMe: boolean; blocked: boolean; menu: ComponentChildren }) {
+function PersonRow(props: {
+  p: Participant;
+  isMe: boolean;
+  blocked: boolean;
+  live: boolean;
+  /** Hosts and co-hosts lower a raised hand in one click. */
+  lowerHand?: () => void;
+  menu: ComponentChildren;
+}) {
   const { p, isMe } = props;
   const states = [
     p.isMuted ? t('room.micOff') : t('room.micOn'),
@@ -358,6 +372,17 @@ function PersonRow(props: { p: Participant; isMe: boolean; blocked: boolean; men
         {p.cameraLocked && <Icon name="lock" />}
         {p.handRaised && <Icon name="hand" />}
       </span>
+      {props.lowerHand && (
+        <button
+          type="button"
+          class="button small"
+          disabled={!props.live}
+          aria-label={t('room.lowerHandOf', { name: p.displayName })}
+          onClick={props.lowerHand}
+        >
+          {t('room.lowerHand')}
+        </button>
+      )}
       {props.menu}
     </li>
   );
