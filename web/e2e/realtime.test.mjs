@@ -89,7 +89,7 @@ describe('live lobby and rooms over Socket.IO', () => {
     const guestId = await guest.evaluate(() => JSON.parse(localStorage.getItem('talkconnect.session')).user.id);
     await guest.getByRole('button', { name: 'Raise hand' }).click();
     await host.locator(`.tile.hand[data-user-id="${guestId}"]`).waitFor(LIVE);
-    await host.getByRole('button', { name: 'Mute' }).click();
+    await host.getByRole('button', { name: 'Mute', exact: true }).click();
     await guest.locator('.person', { hasText: 'Lan Host' }).locator('[aria-label*="Microphone off"]').waitFor(LIVE);
     await host.getByRole('button', { name: 'Lower the hand of Quân Guest' }).click();
     await guest.getByRole('button', { name: 'Raise hand' }).waitFor(LIVE);
@@ -97,7 +97,8 @@ describe('live lobby and rooms over Socket.IO', () => {
   });
 
   it('the host removes the guest: told, back in the lobby, seat freed live', STEP, async () => {
-    await host.getByRole('button', { name: 'Remove Quân Guest from the room' }).click();
+    await host.getByRole('button', { name: 'Actions for Quân Guest' }).click();
+    await host.getByRole('menuitem', { name: 'Remove Quân Guest from the room' }).click();
     await host.getByRole('button', { name: 'Yes, remove' }).click();
     await guest.getByText('The host removed you from the room.').waitFor(LIVE);
     await guest.getByRole('heading', { name: /Live rooms/ }).waitFor();

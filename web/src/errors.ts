@@ -34,6 +34,16 @@ const CODE_KEYS: Partial<Record<ServerErrorCode | ClientErrorCode, MessageKey>> 
   NETWORK_ERROR: 'error.network',
   TIMEOUT: 'error.timeout',
   REALTIME_OFFLINE: 'error.realtimeOffline',
+  NOT_COHOST: 'error.notCohost',
+  NOT_ADMIN: 'error.notAdmin',
+  ROOM_LOCKED: 'error.roomLocked',
+  BAD_ROOM_KEY: 'error.badRoomKey',
+  MUTED_BY_HOST: 'error.mutedByHost',
+  BLOCKED: 'error.blocked',
+  BANNED: 'error.banned',
+  SLOW_MODE: 'error.slowMode',
+  MESSAGE_NOT_FOUND: 'error.messageNotFound',
+  INVALID_TARGET: 'error.invalidTarget',
 };
 
 export function errorKey(code: string): MessageKey {
@@ -49,6 +59,9 @@ export function errorMessage(err: unknown): string {
   const code = errorCode(err);
   if (code === 'VALIDATION_FAILED' && err instanceof ApiError && err.details) {
     return t('error.validationFields', { fields: Object.keys(err.details).join(', ') });
+  }
+  if (code === 'SLOW_MODE' && err instanceof ApiError && err.details?.retryAfterSecs !== undefined) {
+    return t('chat.slowWait', { secs: Math.max(1, Math.ceil(Number(err.details.retryAfterSecs))) });
   }
   return t(errorKey(code));
 }

@@ -62,3 +62,19 @@ describe('chat message list', () => {
     expect(merged.map((m) => m.id)).toEqual(['a', 'b', 'c']);
   });
 });
+
+describe('chat delete button', () => {
+  it('shows only with a handler, says whose message, and calls it', () => {
+    let deleted = 0;
+    host = document.createElement('div');
+    document.body.appendChild(host);
+    render(<ChatMessageItem message={msg('m9', 'hi')} own={false} cohost onDelete={() => deleted++} />, host);
+    const button = host.querySelector<HTMLButtonElement>('[data-testid="chat-delete"]')!;
+    expect(button.getAttribute('aria-label')).toContain('Mai');
+    button.click();
+    expect(deleted).toBe(1);
+    expect(host.textContent).toContain('co-host');
+    host.remove();
+    expect(mount(msg('m9', 'hi')).querySelector('[data-testid="chat-delete"]')).toBeNull();
+  });
+});

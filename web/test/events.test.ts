@@ -8,6 +8,8 @@ describe('realtime contract', () => {
       [
         'chat:message', 'hand:lower', 'hand:raise', 'media:toggle-mic', 'media:toggle-video',
         'room:join', 'room:kick', 'room:leave',
+        'room:cohost', 'room:transfer-host', 'room:hard-mute', 'room:mute-all', 'room:lock',
+        'room:update', 'room:report', 'chat:delete',
         'sfu:join', 'sfu:leave', 'sfu:offer', 'sfu:answer', 'sfu:candidate',
         'webrtc:offer', 'webrtc:answer', 'webrtc:ice-candidate',
       ].sort(),
@@ -16,6 +18,7 @@ describe('realtime contract', () => {
       [
         'chat:message', 'hand:lowered', 'hand:raised', 'media:user-muted', 'media:user-video',
         'room:ended', 'room:list-update', 'room:user-joined', 'room:user-kicked', 'room:user-left',
+        'room:participant-updated', 'chat:deleted', 'session:banned',
         'sfu:offer', 'sfu:answer', 'sfu:candidate', 'sfu:connected', 'sfu:closed',
         'webrtc:offer', 'webrtc:answer', 'webrtc:ice-candidate',
       ].sort(),

@@ -18,7 +18,18 @@ describe('lobby query', () => {
   it('sends only the filters that are set', () => {
     expect(lobbyQuery(noFilters())).toBe('status=LIVE&limit=50');
     const q = new URLSearchParams(
-      lobbyQuery({ language: 'vi', topic: ' Du lịch ', q: 'tiếng anh', hasSeat: true }, 'next-page'),
+      lobbyQuery(
+        {
+          language: 'vi',
+          topic: ' Du lịch ',
+          q: 'tiếng anh',
+          hasSeat: true,
+          level: 'beginner',
+          micRequired: 'true',
+          sort: 'popular',
+        },
+        'next-page',
+      ),
     );
     expect(Object.fromEntries(q)).toEqual({
       status: 'LIVE',
@@ -27,6 +38,9 @@ describe('lobby query', () => {
       topic: 'Du lịch',
       q: 'tiếng anh',
       hasSeat: 'true',
+      level: 'beginner',
+      micRequired: 'true',
+      sort: 'popular',
       cursor: 'next-page',
     });
   });

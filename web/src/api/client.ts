@@ -1,7 +1,15 @@
 // REST calls (docs/openapi.json). Every failure becomes an ApiError with the server's
 // stable code, or NETWORK_ERROR when the server could not be reached.
 import type {
+  AdminRoom,
+  AuditEntry,
+  Ban,
+  Block,
   ChatMessage,
+  Participant,
+  Report,
+  ReportReason,
+  RoomSettings,
   ErrorBody,
   JoinResult,
   LeaveResult,
@@ -31,8 +39,9 @@ export class ApiError extends Error {
   }
 }
 
-/** Codes that mean the stored token is no good any more: sign out. */
-export const SESSION_CODES = new Set(['INVALID_TOKEN', 'TOKEN_EXPIRED', 'UNAUTHENTICATED']);
+/** Codes that mean the stored token is no good any more: sign out (BANNED: the account is
+ * banned, docs/MODERATION.md). */
+export const SESSION_CODES = new Set(['INVALID_TOKEN', 'TOKEN_EXPIRED', 'UNAUTHENTICATED', 'BANNED']);
 
 let tokenSource: () => string | null = () => null;
 let onSessionInvalid: (code: string) => void = () => {};
@@ -76,6 +85,11 @@ async function request<T>(method: string, path: string, body?: unknown): Promise
       message: `HTTP ${response.status}`,
     };
     if (token && SESSION_CODES.has(error.code)) onSessionInvalid(error.code);
+    // SLOW_MODE over REST says the wait in Retry-After; the ack says it in details.
+    const retryAfter = Number(response.headers.get('Retry-After'));
+    if (error.code === 'SLOW_MODE' && error.details?.retryAfterSecs === undefined && retryAfter > 0) {
+      error.details = { ...error.details, retryAfterSecs: retryAfter };
+    }
     throw new ApiError(response.status, error);
   }
   return parsed as T;
@@ -89,6 +103,9 @@ export function lobbyQuery(filters: LobbyFilters, cursor?: string | null, limit 
   if (filters.topic.trim()) params.set('topic', filters.topic.trim());
   if (filters.q.trim()) params.set('q', filters.q.trim().slice(0, 100));
   if (filters.hasSeat) params.set('hasSeat', 'true');
+  if (filters.level) params.set('level', filters.level);
+  if (filters.micRequired) params.set('micRequired', filters.micRequired);
+  if (filters.sort !== 'newest') params.set('sort', filters.sort);
   if (cursor) params.set('cursor', cursor);
   return params.toString();
 }
@@ -106,7 +123,8 @@ export const api = {
     request<RoomPage>('GET', `/api/rooms?${lobbyQuery(filters, cursor)}`),
   room: (roomId: string) => request<RoomDetail>('GET', `/api/rooms/${id(roomId)}`),
   createRoom: (room: NewRoom) => request<RoomDetail>('POST', '/api/rooms', room),
-  join: (roomId: string) => request<JoinResult>('POST', `/api/rooms/${id(roomId)}/join`),
+  join: (roomId: string, roomKey?: string | null) =>
+    request<JoinResult>('POST', `/api/rooms/${id(roomId)}/join`, roomKey ? { roomKey } : undefined),
   leave: (roomId: string) => request<LeaveResult>('POST', `/api/rooms/${id(roomId)}/leave`),
   kick: (roomId: string, userId: string) =>
     request<{ kickedUserId: string }>('POST', `/api/rooms/${id(roomId)}/kick/${id(userId)}`),
@@ -119,4 +137,39 @@ export const api = {
     request<ProbeAnswer>('POST', '/api/doctor/probe', { transport, sdp }),
   sendChat: (roomId: string, message: string) =>
     request<ChatMessage>('POST', `/api/rooms/${id(roomId)}/chat`, { message }),
+
+  // Moderation (docs/MODERATION.md): the REST side, used while the socket is down.
+  deleteChat: (roomId: string, messageId: string) =>
+    request<object>('DELETE', `/api/rooms/${id(roomId)}/chat/${id(messageId)}`),
+  lock: (roomId: string) => request<{ roomKey: string }>('POST', `/api/rooms/${id(roomId)}/lock`),
+  unlock: (roomId: string) => request<object>('DELETE', `/api/rooms/${id(roomId)}/lock`),
+  roomKey: (roomId: string) => request<{ roomKey: string | null }>('GET', `/api/rooms/${id(roomId)}/key`),
+  updateRoom: (roomId: string, settings: RoomSettings) =>
+    request<{ room: RoomDetail }>('PATCH', `/api/rooms/${id(roomId)}`, settings),
+  report: (roomId: string, body: { userId: string; reason: ReportReason; message?: string }) =>
+    request<{ report: Report }>('POST', `/api/rooms/${id(roomId)}/reports`, body),
+  setCohost: (roomId: string, userId: string, cohost: boolean) =>
+    cohost
+      ? request<{ participant: Participant }>('POST', `/api/rooms/${id(roomId)}/cohosts`, { userId })
+      : request<{ participant: Participant }>('DELETE', `/api/rooms/${id(roomId)}/cohosts/${id(userId)}`),
+  transferHost: (roomId: string, userId: string) =>
+    request<{ room: RoomDetail }>('POST', `/api/rooms/${id(roomId)}/host`, { userId }),
+  hardMute: (roomId: string, userId: string, body: { mic?: boolean; camera?: boolean }) =>
+    request<{ participant: Participant }>('POST', `/api/rooms/${id(roomId)}/participants/${id(userId)}/mute`, body),
+  muteAll: (roomId: string) => request<{ muted: number }>('POST', `/api/rooms/${id(roomId)}/mute-all`),
+  blocks: () => request<{ blocks: Block[] }>('GET', '/api/me/blocks'),
+  block: (userId: string) => request<object>('PUT', `/api/me/blocks/${id(userId)}`),
+  unblock: (userId: string) => request<object>('DELETE', `/api/me/blocks/${id(userId)}`),
+
+  admin: {
+    rooms: () => request<{ rooms: AdminRoom[] }>('GET', '/api/admin/rooms'),
+    endRoom: (roomId: string) => request<object>('DELETE', `/api/admin/rooms/${id(roomId)}`),
+    reports: () => request<{ reports: Report[] }>('GET', '/api/admin/reports'),
+    resolve: (reportId: string) => request<object>('POST', `/api/admin/reports/${id(reportId)}/resolve`),
+    bans: () => request<{ bans: Ban[] }>('GET', '/api/admin/bans'),
+    ban: (body: { userId: string; reason?: string; durationSecs?: number }) =>
+      request<object>('POST', '/api/admin/bans', body),
+    unban: (userId: string) => request<object>('DELETE', `/api/admin/bans/${id(userId)}`),
+    audit: () => request<{ entries: AuditEntry[] }>('GET', '/api/admin/audit'),
+  },
 };

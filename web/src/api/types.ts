@@ -19,6 +19,8 @@ export interface UserPublic {
 export interface UserPrivate extends UserPublic {
   email: string | null;
   createdAt: string;
+  /** An instance admin (`[moderation] admins`): the /admin page. */
+  isAdmin?: boolean;
 }
 
 export interface Session {
@@ -43,9 +45,17 @@ export interface Room {
   createdAt: string;
   updatedAt: string;
   endedAt: string | null;
+  /** Locked rooms take no new seat without the room key (docs/MODERATION.md). */
+  isLocked?: boolean;
+  secondLanguage?: string | null;
+  micRequired?: boolean;
+  /** Nobody may unmute: a text-only room. */
+  noMic?: boolean;
+  /** Seconds between two messages of one person (0: off); hosts and co-hosts are exempt. */
+  slowModeSecs?: number;
 }
 
-export type Role = 'HOST' | 'PARTICIPANT';
+export type Role = 'HOST' | 'COHOST' | 'PARTICIPANT';
 
 export interface Participant {
   userId: string;
@@ -57,6 +67,10 @@ export interface Participant {
   isVideoOff: boolean;
   handRaised: boolean;
   joinedAt: string;
+  /** Muted by a host or co-host: the person cannot unmute until it is lifted. */
+  micLocked?: boolean;
+  /** Camera stopped by a host or co-host, likewise. */
+  cameraLocked?: boolean;
 }
 
 export interface RoomDetail extends Room {
@@ -115,6 +129,66 @@ export interface NewRoom {
   language: string;
   level: Level;
   maxParticipants: number;
+  secondLanguage?: string | null;
+  micRequired?: boolean;
+  noMic?: boolean;
+}
+
+/** `PATCH /api/rooms/:id` and `room:update`: the live settings, each optional. */
+export interface RoomSettings {
+  title?: string;
+  topic?: string | null;
+  language?: string;
+  secondLanguage?: string | null;
+  level?: Level;
+  maxParticipants?: number;
+  noMic?: boolean;
+  micRequired?: boolean;
+  slowModeSecs?: number;
+}
+
+export type ReportReason = 'spam' | 'harassment' | 'hate' | 'sexual' | 'underage' | 'other';
+export const REPORT_REASONS: ReportReason[] = ['spam', 'harassment', 'hate', 'sexual', 'underage', 'other'];
+
+export interface Report {
+  id: string;
+  roomId: string;
+  reporter: UserPublic;
+  reported: UserPublic;
+  reason: ReportReason;
+  message: string | null;
+  /** The room's last chat lines when the report was made. */
+  evidence?: ChatMessage[];
+  createdAt: string;
+  resolvedAt?: string | null;
+}
+
+export interface Block {
+  user: UserPublic;
+  createdAt: string;
+}
+
+export interface Ban {
+  user: UserPublic;
+  reason: string | null;
+  until: string | null;
+  createdAt: string;
+}
+
+/** `GET /api/admin/rooms`: a live room with its people and open report count. */
+export interface AdminRoom extends Room {
+  participants?: Participant[];
+  openReports: number;
+}
+
+export interface AuditEntry {
+  id: string;
+  at: string;
+  actor: UserPublic | null;
+  action: string;
+  roomId: string | null;
+  target: UserPublic | null;
+  details?: Record<string, unknown> | null;
 }
 
 /** Lobby filters: the query of GET /api/rooms, also applied to live updates. */
@@ -123,6 +197,11 @@ export interface LobbyFilters {
   topic: string;
   q: string;
   hasSeat: boolean;
+  /** '' for any level. */
+  level: Level | '';
+  /** '' any, 'true' only rooms that need a microphone, 'false' only rooms that do not. */
+  micRequired: '' | 'true' | 'false';
+  sort: 'newest' | 'popular';
 }
 
 /** `POST /api/doctor/probe`: the SFU's answer, or why this server has no such path. */

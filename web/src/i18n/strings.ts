@@ -1,5 +1,7 @@
 // Every UI string, in English and Vietnamese. `vi` must have exactly the keys of `en`
-// (the type says so; a test also checks that placeholders match).
+// (the type says so; a test also checks that placeholders match). The moderation strings
+// live in moderation.ts.
+import { enModeration, viModeration } from './moderation';
 
 export const en = {
   'app.title': 'TalkConnect — practise languages with strangers',
@@ -255,11 +257,13 @@ export const en = {
     'People behind strict firewalls need a relay. If you run this server, set turn.enabled = true (the built-in TURN server) or add a TURN server to sfu.ice_servers.',
   'doctor.relay.failFix':
     'The TURN relay does not answer or refuses us. Check its address, ports and credentials (turn.* or sfu.ice_servers) and that its ports are open.',
+  ...enModeration,
 } as const;
 
 export type MessageKey = keyof typeof en;
 
 export const vi: Record<MessageKey, string> = {
+  ...viModeration,
   'app.title': 'TalkConnect — luyện ngoại ngữ cùng người lạ',
   'a11y.skipToContent': 'Bỏ qua, đến nội dung chính',
   'lang.label': 'Ngôn ngữ giao diện',

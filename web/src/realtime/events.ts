@@ -1,6 +1,6 @@
 // The Socket.IO contract with the server, in ONE place: event names and payloads.
 // A rename on the server is one edit here.
-import type { ChatMessage, Participant, Room, RoomDetail, UserPublic } from '../api/types';
+import type { ChatMessage, Participant, Report, ReportReason, Room, RoomDetail, RoomSettings, UserPublic } from '../api/types';
 
 /** Client → server; every one answers through an ack. */
 export const ClientEvent = {
@@ -12,6 +12,15 @@ export const ClientEvent = {
   handRaise: 'hand:raise',
   handLower: 'hand:lower',
   roomKick: 'room:kick',
+  // Moderation (docs/MODERATION.md).
+  roomCohost: 'room:cohost',
+  roomTransferHost: 'room:transfer-host',
+  roomHardMute: 'room:hard-mute',
+  roomMuteAll: 'room:mute-all',
+  roomLock: 'room:lock',
+  roomUpdate: 'room:update',
+  roomReport: 'room:report',
+  chatDelete: 'chat:delete',
   sfuJoin: 'sfu:join',
   sfuLeave: 'sfu:leave',
   sfuOffer: 'sfu:offer',
@@ -34,6 +43,9 @@ export const ServerEvent = {
   userVideo: 'media:user-video',
   handRaised: 'hand:raised',
   handLowered: 'hand:lowered',
+  participantUpdated: 'room:participant-updated',
+  chatDeleted: 'chat:deleted',
+  sessionBanned: 'session:banned',
   sfuOffer: 'sfu:offer',
   sfuAnswer: 'sfu:answer',
   sfuCandidate: 'sfu:candidate',
@@ -45,7 +57,7 @@ export const ServerEvent = {
 } as const;
 
 /** Messages of `connect_error` that mean the token is no good: sign out. */
-export const CONNECT_ERROR_SESSION_CODES = ['INVALID_TOKEN', 'TOKEN_EXPIRED'];
+export const CONNECT_ERROR_SESSION_CODES = ['INVALID_TOKEN', 'TOKEN_EXPIRED', 'BANNED'];
 
 export type AckError = { ok: false; error: { code: string; message: string } };
 export type Ack<T extends object = object> = ({ ok: true } & T) | AckError;
@@ -90,6 +102,21 @@ export interface UserVideo {
 export interface HandChange {
   roomId: string;
   userId: string;
+}
+/** A role or lock changed: the whole view, replacing the one we have. */
+export interface ParticipantUpdated {
+  roomId: string;
+  participant: Participant;
+}
+export interface ChatDeleted {
+  roomId: string;
+  messageId: string;
+}
+/** This account was banned: the server disconnects the socket right after. */
+export interface SessionBanned {
+  reason: string | null;
+  /** ISO time, null for good. */
+  until: string | null;
 }
 
 // Media through the server's SFU (docs/SFU.md): one peer connection per participant.
@@ -162,6 +189,9 @@ export interface ServerToClient {
   [ServerEvent.userVideo]: (p: UserVideo) => void;
   [ServerEvent.handRaised]: (p: HandChange) => void;
   [ServerEvent.handLowered]: (p: HandChange) => void;
+  [ServerEvent.participantUpdated]: (p: ParticipantUpdated) => void;
+  [ServerEvent.chatDeleted]: (p: ChatDeleted) => void;
+  [ServerEvent.sessionBanned]: (p: SessionBanned) => void;
   [ServerEvent.sfuOffer]: (p: SfuDescription) => void;
   [ServerEvent.sfuAnswer]: (p: SfuDescription) => void;
   [ServerEvent.sfuCandidate]: (p: SfuCandidate) => void;
@@ -175,7 +205,7 @@ export interface ServerToClient {
 type WithAck<P, R extends object = object> = (payload: P, ack: (answer: Ack<R>) => void) => void;
 
 export interface ClientToServer {
-  [ClientEvent.roomJoin]: WithAck<{ roomId: string }, { room: RoomDetail; participant: Participant }>;
+  [ClientEvent.roomJoin]: WithAck<{ roomId: string; roomKey?: string }, { room: RoomDetail; participant: Participant }>;
   [ClientEvent.roomLeave]: WithAck<{ roomId: string }, { roomEnded: boolean; newHostId: string | null }>;
   [ClientEvent.chatMessage]: WithAck<{ roomId: string; message: string }, { message: ChatMessage }>;
   [ClientEvent.toggleMic]: WithAck<{ roomId: string; isMuted: boolean }>;
@@ -183,6 +213,20 @@ export interface ClientToServer {
   [ClientEvent.handRaise]: WithAck<{ roomId: string }>;
   [ClientEvent.handLower]: WithAck<{ roomId: string; userId?: string }>;
   [ClientEvent.roomKick]: WithAck<{ roomId: string; userId: string }>;
+  [ClientEvent.roomCohost]: WithAck<{ roomId: string; userId: string; cohost: boolean }, { participant: Participant }>;
+  [ClientEvent.roomTransferHost]: WithAck<{ roomId: string; userId: string }, { room: RoomDetail }>;
+  [ClientEvent.roomHardMute]: WithAck<
+    { roomId: string; userId: string; mic?: boolean; camera?: boolean },
+    { participant: Participant }
+  >;
+  [ClientEvent.roomMuteAll]: WithAck<{ roomId: string }, { muted: number }>;
+  [ClientEvent.roomLock]: WithAck<{ roomId: string; locked: boolean }, { roomKey?: string }>;
+  [ClientEvent.roomUpdate]: WithAck<{ roomId: string } & RoomSettings, { room: RoomDetail }>;
+  [ClientEvent.roomReport]: WithAck<
+    { roomId: string; userId: string; reason: ReportReason; message?: string },
+    { report: Report }
+  >;
+  [ClientEvent.chatDelete]: WithAck<{ roomId: string; messageId: string }>;
   [ClientEvent.sfuJoin]: WithAck<{ roomId: string; publish: boolean }, { iceServers: IceServerConfig[] }>;
   [ClientEvent.sfuLeave]: WithAck<{ roomId: string }>;
   [ClientEvent.sfuOffer]: WithAck<{ sdp: string }>;

@@ -5,7 +5,7 @@ import type { LobbyFilters, Room } from '../api/types';
 import type { ListUpdate } from '../realtime/events';
 
 export interface LobbyState {
-  /** Rooms shown, newest first. */
+  /** Rooms shown, in the filters' order (newest first, or most people first). */
   rooms: Room[];
   /** Latest version seen per room id, ended rooms included, to drop late updates;
    * `receivedAt` is our clock (ms), compared with when a REST page was requested. */
@@ -14,7 +14,20 @@ export interface LobbyState {
 
 export const emptyLobby = (): LobbyState => ({ rooms: [], seen: {} });
 
-export const noFilters = (): LobbyFilters => ({ language: '', topic: '', q: '', hasSeat: false });
+export const noFilters = (): LobbyFilters => ({
+  language: '',
+  topic: '',
+  q: '',
+  hasSeat: false,
+  level: '',
+  micRequired: '',
+  sort: 'newest',
+});
+
+/** Any filter that narrows the list (the sort order is not one). */
+export function isFiltered(f: LobbyFilters): boolean {
+  return !!(f.language || f.topic.trim() || f.q.trim() || f.hasSeat || f.level || f.micRequired);
+}
 
 /** Lowercase, accents and Vietnamese tone marks removed, đ → d, spaces collapsed: the
  * server's fold_for_search, so `tieng anh` finds `Tiếng Anh`. */
@@ -35,7 +48,12 @@ export function hasFreeSeat(room: Room): boolean {
 
 export function matchesFilters(room: Room, filters: LobbyFilters): boolean {
   if (room.status !== 'LIVE') return false;
-  if (filters.language && room.language !== filters.language) return false;
+  // The server's rule: the room's language or its second language.
+  if (filters.language && room.language !== filters.language && room.secondLanguage !== filters.language) {
+    return false;
+  }
+  if (filters.level && room.level !== filters.level) return false;
+  if (filters.micRequired && String(!!room.micRequired) !== filters.micRequired) return false;
   const topic = foldText(filters.topic);
   if (topic && foldText(room.topic ?? '') !== topic) return false;
   const q = foldText(filters.q);
@@ -51,6 +69,15 @@ const time = (iso: string) => {
 
 function newestFirst(a: Room, b: Room): number {
   return time(b.createdAt) - time(a.createdAt) || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0);
+}
+
+/** `sort=popular`: most people first, then newest (the server's order). */
+function popularFirst(a: Room, b: Room): number {
+  return b.participantCount - a.participantCount || newestFirst(a, b);
+}
+
+export function roomOrder(filters: LobbyFilters): (a: Room, b: Room) => number {
+  return filters.sort === 'popular' ? popularFirst : newestFirst;
 }
 
 /** Is this view of the room older than one we already applied? */
@@ -80,7 +107,7 @@ export function applyListUpdate(
   const seen = remember(state, room, ending, now);
   const others = state.rooms.filter((r) => r.id !== room.id);
   if (ending || !matchesFilters(room, filters)) return { rooms: others, seen };
-  return { rooms: [...others, room].sort(newestFirst), seen };
+  return { rooms: [...others, room].sort(roomOrder(filters)), seen };
 }
 
 /** A REST page: replaces the list (or adds to it for "load more"). Rooms that live updates

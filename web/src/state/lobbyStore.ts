@@ -7,7 +7,15 @@ import type { LobbyFilters, Meta } from '../api/types';
 import { errorCode } from '../errors';
 import { ServerEvent } from '../realtime/events';
 import { onConnected, onServer } from '../realtime/socket';
-import { applyListUpdate, applyPage, emptyLobby, matchesFilters, noFilters, type LobbyState } from './lobby';
+import {
+  applyListUpdate,
+  applyPage,
+  emptyLobby,
+  matchesFilters,
+  noFilters,
+  roomOrder,
+  type LobbyState,
+} from './lobby';
 
 export const lobby = signal<LobbyState>(emptyLobby());
 export const filters = signal<LobbyFilters>(noFilters());
@@ -54,8 +62,11 @@ export async function loadMoreRooms(): Promise<void> {
 
 export function setFilters(next: Partial<LobbyFilters>): void {
   filters.value = { ...filters.value, ...next };
-  // Narrow what is shown at once; the REST answer then brings what the server knows.
-  lobby.value = { ...lobby.value, rooms: lobby.value.rooms.filter((r) => matchesFilters(r, filters.value)) };
+  // Narrow (and re-order) what is shown at once; the REST answer then brings what the server knows.
+  lobby.value = {
+    ...lobby.value,
+    rooms: lobby.value.rooms.filter((r) => matchesFilters(r, filters.value)).sort(roomOrder(filters.value)),
+  };
 }
 
 export async function loadMeta(): Promise<Meta | null> {

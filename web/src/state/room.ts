@@ -1,6 +1,7 @@
 // The room a person is in, as a pure reducer over RoomDetail: a REST/ack snapshot sets it,
-// socket events change it (joins, leaves with host hand-over, kicks, mic/camera/hand).
-import type { Participant, RoomDetail, UserPublic } from '../api/types';
+// socket events change it (joins, leaves with host hand-over, kicks, mic/camera/hand,
+// roles and host locks, live settings).
+import type { Participant, Room, RoomDetail, UserPublic } from '../api/types';
 
 export type RoomChange =
   | { type: 'joined'; user: UserPublic; participant: Participant }
@@ -9,6 +10,10 @@ export type RoomChange =
   | { type: 'muted'; userId: string; isMuted: boolean }
   | { type: 'video'; userId: string; isVideoOff: boolean }
   | { type: 'hand'; userId: string; raised: boolean }
+  /** `room:participant-updated` (role, locks): the whole view replaces ours. */
+  | { type: 'participant'; participant: Participant }
+  /** New settings (`room:update` ack, PATCH answer, `room:list-update` of this room). */
+  | { type: 'settings'; room: Room }
   | { type: 'ended' };
 
 function withParticipants(room: RoomDetail, participants: Participant[]): RoomDetail {
@@ -38,9 +43,10 @@ function update(room: RoomDetail, userId: string, change: Partial<Participant>):
 function remove(room: RoomDetail, userId: string, newHostId: string | null): RoomDetail {
   let participants = room.participants.filter((p) => p.userId !== userId);
   if (newHostId) {
+    // The new host is the only HOST; co-hosts stay co-hosts.
     participants = participants.map((p) => ({
       ...p,
-      role: p.userId === newHostId ? 'HOST' : 'PARTICIPANT',
+      role: p.userId === newHostId ? 'HOST' : p.role === 'HOST' ? 'PARTICIPANT' : p.role,
     }));
   }
   return withParticipants(room, participants);
@@ -63,18 +69,74 @@ export function reduceRoom(room: RoomDetail, change: RoomChange): RoomDetail {
       return update(room, change.userId, { isVideoOff: change.isVideoOff });
     case 'hand':
       return update(room, change.userId, { handRaised: change.raised });
+    case 'participant': {
+      const next = change.participant;
+      if (!room.participants.some((p) => p.userId === next.userId)) return room;
+      let participants = room.participants.map((p) => (p.userId === next.userId ? { ...p, ...next } : p));
+      // A hand-over arrives as two updates; never show two hosts in between.
+      if (next.role === 'HOST') {
+        participants = participants.map((p) =>
+          p.userId !== next.userId && p.role === 'HOST' ? { ...p, role: 'COHOST' } : p,
+        );
+      }
+      return withParticipants(room, participants);
+    }
+    case 'settings': {
+      const r = change.room;
+      if (r.id !== room.id) return room;
+      return {
+        ...room,
+        title: r.title,
+        topic: r.topic,
+        language: r.language,
+        level: r.level,
+        maxParticipants: r.maxParticipants,
+        isLocked: r.isLocked,
+        secondLanguage: r.secondLanguage,
+        micRequired: r.micRequired,
+        noMic: r.noMic,
+        slowModeSecs: r.slowModeSecs,
+        updatedAt: r.updatedAt,
+      };
+    }
     case 'ended':
       return { ...room, status: 'ENDED' };
   }
 }
 
-/** Host first, then who has been there longest. */
+const ROLE_ORDER: Record<Participant['role'], number> = { HOST: 0, COHOST: 1, PARTICIPANT: 2 };
+
+/** Host first, then co-hosts, then who has been there longest. */
 export function orderedParticipants(room: RoomDetail): Participant[] {
   return [...room.participants].sort(
     (a, b) =>
-      (a.role === 'HOST' ? 0 : 1) - (b.role === 'HOST' ? 0 : 1) ||
-      Date.parse(a.joinedAt) - Date.parse(b.joinedAt),
+      (ROLE_ORDER[a.role] ?? 2) - (ROLE_ORDER[b.role] ?? 2) || Date.parse(a.joinedAt) - Date.parse(b.joinedAt),
   );
+}
+
+/** The host or a co-host: may kick, hard-mute, lock, change settings, delete messages. */
+export function isModerator(room: RoomDetail, userId: string | undefined): boolean {
+  return (
+    !!userId && room.participants.some((p) => p.userId === userId && (p.role === 'HOST' || p.role === 'COHOST'))
+  );
+}
+
+/** What the person menu offers `actor` for `target` (docs/MODERATION.md "Roles in a room"):
+ * a co-host cannot act on the host or another co-host; nobody moderates themself. */
+export function menuFor(
+  actorRole: Participant['role'] | undefined,
+  target: Participant,
+  isSelf: boolean,
+): { cohost: boolean; transfer: boolean; moderate: boolean; report: boolean; block: boolean } {
+  const host = actorRole === 'HOST';
+  const moderator = host || actorRole === 'COHOST';
+  return {
+    cohost: host && !isSelf,
+    transfer: host && !isSelf,
+    moderate: !isSelf && (host || (moderator && target.role === 'PARTICIPANT')),
+    report: !isSelf,
+    block: !isSelf,
+  };
 }
 
 export function isHost(room: RoomDetail, userId: string | undefined): boolean {

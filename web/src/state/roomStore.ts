@@ -5,14 +5,14 @@
 import { signal } from '@preact/signals';
 
 import { ApiError, api } from '../api/client';
-import type { ChatMessage, RoomDetail } from '../api/types';
+import type { ChatMessage, Participant, ReportReason, RoomDetail, RoomSettings } from '../api/types';
 import { errorCode } from '../errors';
 import type { MessageKey } from '../i18n';
-import { navigate } from '../router';
+import { navigate, roomKeyFromUrl } from '../router';
 import { mark, resetMarks } from '../media/timeline';
 import { ClientEvent, ServerEvent } from '../realtime/events';
 import { isConnected, onConnected, onServer, request } from '../realtime/socket';
-import { mergeMessages } from './chat';
+import { mergeMessages, removeMessage } from './chat';
 import { showNotice } from './notice';
 import { reduceRoom, type RoomChange } from './room';
 import { currentUserId } from './session';
@@ -31,6 +31,10 @@ export const chatLoading = signal(false);
  * first one and every re-join after a reconnect, each with a new `epoch`), null when not.
  * Media (the SFU session) follows it. */
 export const socketJoin = signal<{ roomId: string; epoch: number } | null>(null);
+/** The room key for the invite link (hosts and co-hosts of a locked room), when known. */
+export const roomKey = signal<string | null>(null);
+/** Seconds to wait before the next message (SLOW_MODE), with when that was said (ms). */
+export const slowModeWait = signal<{ secs: number; at: number } | null>(null);
 /** Rooms this page was removed from: the lobby shows them as closed to us. */
 export const kickedFrom = signal<ReadonlySet<string>>(new Set());
 
@@ -38,6 +42,8 @@ const CHAT_PAGE = 30;
 const OFFLINE_RESYNC_MS = 5000;
 
 let activeRoomId: string | null = null;
+/** The `?key=` the room was opened with: sent with every join (a locked room needs it). */
+let activeKey: string | null = null;
 let joinEpoch = 0;
 let resyncTimer: ReturnType<typeof setInterval> | undefined;
 
@@ -49,17 +55,20 @@ function reset(): void {
   messages.value = [];
   olderCursor.value = null;
   chatLoading.value = false;
+  roomKey.value = null;
+  slowModeWait.value = null;
   clearInterval(resyncTimer);
   resyncTimer = undefined;
 }
 
-export async function enterRoom(roomId: string): Promise<void> {
+export async function enterRoom(roomId: string, key: string | null = roomKeyFromUrl()): Promise<void> {
   if (activeRoomId === roomId && roomPhase.value !== 'failed') return;
   // Opened another room's link from inside a room: give up the old seat.
   if (activeRoomId) void leaveRoom({ navigateHome: false });
   reset();
   resetMarks();
   activeRoomId = roomId;
+  activeKey = key;
   roomPhase.value = 'joining';
   roomFailure.value = null;
   try {
@@ -91,18 +100,22 @@ export async function enterRoom(roomId: string): Promise<void> {
 async function takeSeat(roomId: string): Promise<{ room: RoomDetail; viaSocket: boolean }> {
   if (isConnected()) {
     try {
-      return { room: (await request(ClientEvent.roomJoin, { roomId })).room, viaSocket: true };
+      return { room: (await request(ClientEvent.roomJoin, joinPayload(roomId))).room, viaSocket: true };
     } catch (err) {
       const code = errorCode(err);
       if (code !== 'TIMEOUT' && code !== 'REALTIME_OFFLINE') throw err;
     }
   }
-  return { room: (await api.join(roomId)).room, viaSocket: false };
+  return { room: (await api.join(roomId, activeKey)).room, viaSocket: false };
+}
+
+function joinPayload(roomId: string): { roomId: string; roomKey?: string } {
+  return activeKey ? { roomId, roomKey: activeKey } : { roomId };
 }
 
 async function joinOverSocket(roomId: string): Promise<void> {
   try {
-    const ack = await request(ClientEvent.roomJoin, { roomId });
+    const ack = await request(ClientEvent.roomJoin, joinPayload(roomId));
     if (activeRoomId !== roomId) return;
     currentRoom.value = ack.room;
     socketEntered(roomId);
@@ -220,10 +233,28 @@ export async function sendMessage(text: string): Promise<void> {
   const roomId = activeRoomId;
   const message = text.trim();
   if (!roomId || !message) return;
-  const sent = isConnected()
-    ? (await request(ClientEvent.chatMessage, { roomId, message })).message
-    : await api.sendChat(roomId, message);
-  if (activeRoomId === roomId) messages.value = mergeMessages(messages.value, [sent]);
+  try {
+    const sent = isConnected()
+      ? (await request(ClientEvent.chatMessage, { roomId, message })).message
+      : await api.sendChat(roomId, message);
+    slowModeWait.value = null;
+    if (activeRoomId === roomId) messages.value = mergeMessages(messages.value, [sent]);
+  } catch (err) {
+    if (err instanceof ApiError && err.code === 'SLOW_MODE') {
+      const secs = Number(err.details?.retryAfterSecs ?? currentRoom.value?.slowModeSecs ?? 1);
+      slowModeWait.value = { secs: Math.max(1, Math.ceil(secs)), at: Date.now() };
+    }
+    throw err;
+  }
+}
+
+/** Hosts and co-hosts any message, everyone their own: gone for the whole room. */
+export async function deleteMessage(messageId: string): Promise<void> {
+  const roomId = activeRoomId;
+  if (!roomId) return;
+  if (isConnected()) await request(ClientEvent.chatDelete, { roomId, messageId });
+  else await api.deleteChat(roomId, messageId);
+  if (activeRoomId === roomId) messages.value = removeMessage(messages.value, messageId);
 }
 
 /** Mic, camera and hand exist only over the socket (no REST endpoint). */
@@ -259,6 +290,101 @@ export async function kick(userId: string): Promise<void> {
   else await api.kick(roomId, userId);
   change(roomId, { type: 'kicked', userId });
 }
+
+// Moderation (docs/MODERATION.md). Each answer that carries a view applies it at once; the
+// room hears the same through `room:participant-updated`.
+
+function applyParticipant(roomId: string, participant: Participant): void {
+  change(roomId, { type: 'participant', participant });
+}
+
+/** Make (or unmake) a co-host: the host only. */
+export async function setCohost(userId: string, cohost: boolean): Promise<void> {
+  const roomId = activeRoomId;
+  if (!roomId) return;
+  const answer = isConnected()
+    ? await request(ClientEvent.roomCohost, { roomId, userId, cohost })
+    : await api.setCohost(roomId, userId, cohost);
+  applyParticipant(roomId, answer.participant);
+}
+
+/** Hand the room over: the old host becomes a co-host. */
+export async function transferHost(userId: string): Promise<void> {
+  const roomId = activeRoomId;
+  if (!roomId) return;
+  const answer = isConnected()
+    ? await request(ClientEvent.roomTransferHost, { roomId, userId })
+    : await api.transferHost(roomId, userId);
+  if (activeRoomId === roomId) currentRoom.value = answer.room;
+}
+
+/** Mute a microphone / stop a camera and lock it (`true`), or lift the lock (`false`). */
+export async function hardMute(userId: string, what: { mic?: boolean; camera?: boolean }): Promise<void> {
+  const roomId = activeRoomId;
+  if (!roomId) return;
+  const answer = isConnected()
+    ? await request(ClientEvent.roomHardMute, { roomId, userId, ...what })
+    : await api.hardMute(roomId, userId, what);
+  applyParticipant(roomId, answer.participant);
+}
+
+/** Every microphone but ours muted (not locked). Returns how many. */
+export async function muteAll(): Promise<number> {
+  const roomId = activeRoomId;
+  if (!roomId) return 0;
+  return isConnected() ? (await request(ClientEvent.roomMuteAll, { roomId })).muted : (await api.muteAll(roomId)).muted;
+}
+
+/** Lock with a fresh key (kept for the invite link), or unlock. */
+export async function setLocked(locked: boolean): Promise<void> {
+  const roomId = activeRoomId;
+  if (!roomId) return;
+  let key: string | null = null;
+  if (isConnected()) key = (await request(ClientEvent.roomLock, { roomId, locked })).roomKey ?? null;
+  else if (locked) key = (await api.lock(roomId)).roomKey;
+  else await api.unlock(roomId);
+  if (activeRoomId !== roomId) return;
+  roomKey.value = locked ? key : null;
+  if (currentRoom.value) currentRoom.value = { ...currentRoom.value, isLocked: locked };
+}
+
+/** The key for the invite link: the one the lock gave, else asked of the server. */
+export async function fetchRoomKey(): Promise<string | null> {
+  const roomId = activeRoomId;
+  if (!roomId) return null;
+  if (roomKey.value) return roomKey.value;
+  const key = (await api.roomKey(roomId)).roomKey;
+  if (activeRoomId === roomId) roomKey.value = key;
+  return key;
+}
+
+/** Live settings (the settings dialog). */
+export async function updateSettings(settings: RoomSettings): Promise<void> {
+  const roomId = activeRoomId;
+  if (!roomId) return;
+  const answer = isConnected()
+    ? await request(ClientEvent.roomUpdate, { roomId, ...settings })
+    : await api.updateRoom(roomId, settings);
+  change(roomId, { type: 'settings', room: answer.room });
+}
+
+export async function report(userId: string, reason: ReportReason, message: string): Promise<void> {
+  const roomId = activeRoomId;
+  if (!roomId) return;
+  const text = message.trim();
+  const body = text ? { userId, reason, message: text } : { userId, reason };
+  if (isConnected()) await request(ClientEvent.roomReport, { roomId, ...body });
+  else await api.report(roomId, body);
+}
+
+onServer(ServerEvent.participantUpdated, (p) => applyParticipant(p.roomId, p.participant));
+onServer(ServerEvent.chatDeleted, (p) => {
+  if (p.roomId === activeRoomId) messages.value = removeMessage(messages.value, p.messageId);
+});
+onServer(ServerEvent.listUpdate, (u) => {
+  // Settings changed by another host or co-host reach the room page through the lobby feed.
+  if (u.room.id === activeRoomId && u.action === 'updated') change(u.room.id, { type: 'settings', room: u.room });
+});
 
 onServer(ServerEvent.userJoined, (p) =>
   change(p.roomId, { type: 'joined', user: p.user, participant: p.participant }),

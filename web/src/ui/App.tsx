@@ -5,6 +5,7 @@ import { navigate, route } from '../router';
 import { activeRoom, leaveRoom } from '../state/roomStore';
 import { session } from '../state/session';
 import { ConnectionBanner, NoticeBar } from './Banners';
+import { Admin } from './Admin';
 import { Doctor } from './Doctor';
 import { Header } from './Header';
 import { Lobby } from './Lobby';
@@ -41,6 +42,7 @@ export function App() {
           ))}
         {current.name === 'doctor' &&
           (session.value ? <Doctor /> : <SignIn intro={t('doctor.signIn')} />)}
+        {current.name === 'admin' && (session.value ? <Admin /> : <SignIn intro={t('admin.notAdmin')} />)}
         {current.name === 'notFound' && <NotFound />}
       </main>
     </div>

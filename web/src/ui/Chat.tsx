@@ -1,9 +1,21 @@
 import { useLayoutEffect, useRef, useState } from 'preact/hooks';
 
-import type { ChatMessage } from '../api/types';
+import type { ChatMessage, Role } from '../api/types';
 import { errorMessage } from '../errors';
 import { formatTime, t } from '../i18n';
-import { chatLoading, currentRoom, loadOlderMessages, messages, olderCursor, sendMessage } from '../state/roomStore';
+import { blockedIds } from '../state/blocks';
+import { canDelete, visibleMessages } from '../state/chat';
+import { isModerator } from '../state/room';
+import {
+  chatLoading,
+  currentRoom,
+  deleteMessage,
+  loadOlderMessages,
+  messages,
+  olderCursor,
+  sendMessage,
+  slowModeWait,
+} from '../state/roomStore';
 import { session } from '../state/session';
 
 const MAX_LENGTH = 1000;
@@ -16,8 +28,14 @@ export function ChatPanel() {
   const [draft, setDraft] = useState('');
   const [error, setError] = useState<string | null>(null);
   const [sending, setSending] = useState(false);
-  const all = messages.value;
-  const hostId = currentRoom.value?.host.id;
+  // A blocked person's lines are not shown to the blocker.
+  const all = visibleMessages(messages.value, blockedIds.value);
+  const room = currentRoom.value;
+  const hostId = room?.host.id;
+  const roles = new Map<string, Role>(room?.participants.map((p) => [p.userId, p.role]) ?? []);
+  const moderator = !!room && isModerator(room, me);
+  const slowSecs = room?.slowModeSecs ?? 0;
+  const wait = slowModeWait.value;
 
   useLayoutEffect(() => {
     const el = list.current;
@@ -56,6 +74,11 @@ export function ChatPanel() {
   return (
     <section class="chat" aria-labelledby="chat-title">
       <h2 id="chat-title">{t('chat.title')}</h2>
+      {slowSecs > 0 && (
+        <p class="muted small" data-testid="chat-slow-mode">
+          {t('room.slowMode', { secs: slowSecs })}
+        </p>
+      )}
       <ol
         class="chat-log"
         ref={list}
@@ -78,7 +101,18 @@ export function ChatPanel() {
         )}
         {all.length === 0 && <li class="chat-empty muted">{t('chat.empty')}</li>}
         {all.map((m) => (
-          <ChatMessageItem key={m.id} message={m} own={m.sender.id === me} host={m.sender.id === hostId} />
+          <ChatMessageItem
+            key={m.id}
+            message={m}
+            own={m.sender.id === me}
+            host={m.sender.id === hostId}
+            cohost={roles.get(m.sender.id) === 'COHOST'}
+            onDelete={
+              canDelete(m, me, moderator)
+                ? () => deleteMessage(m.id).catch((err) => setError(errorMessage(err)))
+                : undefined
+            }
+          />
         ))}
       </ol>
       <form
@@ -110,7 +144,7 @@ export function ChatPanel() {
         </button>
       </form>
       {error && (
-        <p class="form-error" role="alert">
+        <p class="form-error" role="alert" data-testid="chat-error" data-slow-wait={wait ? String(wait.secs) : undefined}>
           {error}
         </p>
       )}
@@ -121,13 +155,33 @@ export function ChatPanel() {
 /** One message. The text is a text node (Preact escapes strings): chat is never HTML,
  * links stay plain text. The host's messages carry the host badge, so a stranger who takes
  * the host's name still cannot pass for the host. */
-export function ChatMessageItem({ message, own, host = false }: { message: ChatMessage; own: boolean; host?: boolean }) {
+export function ChatMessageItem(props: {
+  message: ChatMessage;
+  own: boolean;
+  host?: boolean;
+  cohost?: boolean;
+  /** Shown to hosts, co-hosts and the author. */
+  onDelete?: () => void;
+}) {
+  const { message, own, host = false, cohost = false } = props;
   return (
     <li class={`chat-message ${own ? 'own' : ''}`} data-message-id={message.id} data-own={own ? 'true' : 'false'}>
       <div class="chat-meta">
         <span class="chat-sender">{own ? t('chat.you') : message.sender.displayName}</span>
         {host && <span class="badge">{t('room.host')}</span>}
+        {!host && cohost && <span class="badge">{t('room.cohost')}</span>}
         <time dateTime={message.createdAt}>{formatTime(message.createdAt)}</time>
+        {props.onDelete && (
+          <button
+            type="button"
+            class="button small ghost chat-delete"
+            data-testid="chat-delete"
+            aria-label={t('chat.deleteLabel', { name: own ? t('chat.you') : message.sender.displayName })}
+            onClick={props.onDelete}
+          >
+            {t('chat.delete')}
+          </button>
+        )}
       </div>
       <p class="chat-text">{message.message}</p>
     </li>

@@ -7,6 +7,7 @@ import { lang, languageName, t } from '../i18n';
 import { navigate, roomPath } from '../router';
 import { meta } from '../state/lobbyStore';
 import { LEVELS, levelLabel } from './labels';
+import { SecondLanguageSelect } from './Moderation';
 
 /** The "open a room" form, in a modal dialog (focus stays inside, Esc closes). */
 export function CreateRoomDialog({ onClose }: { onClose: () => void }) {
@@ -25,6 +26,9 @@ export function CreateRoomDialog({ onClose }: { onClose: () => void }) {
     language: defaultLanguage,
     level: 'any' as Level,
     maxParticipants: m?.defaultMaxParticipants ?? 6,
+    secondLanguage: '',
+    micRequired: false,
+    noMic: false,
   });
   const set = (patch: Partial<typeof form>) => setForm((f) => ({ ...f, ...patch }));
 
@@ -43,6 +47,9 @@ export function CreateRoomDialog({ onClose }: { onClose: () => void }) {
         language: form.language,
         level: form.level,
         maxParticipants: form.maxParticipants,
+        // Only what differs from the defaults.
+        ...(form.secondLanguage && form.secondLanguage !== form.language ? { secondLanguage: form.secondLanguage } : {}),
+        ...(form.noMic ? { noMic: true } : form.micRequired ? { micRequired: true } : {}),
       });
       onClose();
       navigate(roomPath(room.id));
@@ -127,6 +134,32 @@ export function CreateRoomDialog({ onClose }: { onClose: () => void }) {
               ))}
             </select>
           </div>
+        </div>
+        <label for="create-second-language">{t('settings.secondLanguage')}</label>
+        <SecondLanguageSelect
+          id="create-second-language"
+          value={form.secondLanguage}
+          exclude={form.language}
+          onChange={(v) => set({ secondLanguage: v })}
+        />
+        <div class="checkbox">
+          <input
+            id="create-no-mic"
+            type="checkbox"
+            checked={form.noMic}
+            onChange={(e) => set({ noMic: e.currentTarget.checked })}
+          />
+          <label for="create-no-mic">{t('settings.noMic')}</label>
+        </div>
+        <div class="checkbox">
+          <input
+            id="create-mic-required"
+            type="checkbox"
+            checked={form.micRequired && !form.noMic}
+            disabled={form.noMic}
+            onChange={(e) => set({ micRequired: e.currentTarget.checked })}
+          />
+          <label for="create-mic-required">{t('settings.micRequired')}</label>
         </div>
         {error && (
           <p class="form-error" role="alert">

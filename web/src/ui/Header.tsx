@@ -1,5 +1,5 @@
 import { LANGS, lang, setLang, t, type Lang } from '../i18n';
-import { DOCTOR_PATH, navigate } from '../router';
+import { ADMIN_PATH, DOCTOR_PATH, navigate } from '../router';
 import { signOut } from '../state/app';
 import { session } from '../state/session';
 import { Icon } from './Icon';
@@ -33,6 +33,19 @@ export function Header() {
         >
           {t('doctor.title')}
         </a>
+        {user?.isAdmin && (
+          <a
+            class="button ghost small"
+            href={ADMIN_PATH}
+            data-testid="header-admin"
+            onClick={(e) => {
+              e.preventDefault();
+              navigate(ADMIN_PATH);
+            }}
+          >
+            {t('admin.link')}
+          </a>
+        )}
         <div class="lang-switch" role="group" aria-label={t('lang.label')}>
           {LANGS.map((code) => (
             <button

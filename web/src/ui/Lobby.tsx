@@ -1,11 +1,11 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 
-import type { Room } from '../api/types';
+import type { Level, LobbyFilters, Room } from '../api/types';
 import { errorKey } from '../errors';
 import { languageName, t } from '../i18n';
 import { navigate, roomPath } from '../router';
 import { connection } from '../realtime/socket';
-import { hasFreeSeat } from '../state/lobby';
+import { hasFreeSeat, isFiltered, noFilters } from '../state/lobby';
 import {
   filters,
   loadMeta,
@@ -21,7 +21,8 @@ import {
 import { kickedFrom } from '../state/roomStore';
 import { session } from '../state/session';
 import { CreateRoomDialog } from './CreateRoom';
-import { levelLabel } from './labels';
+import { Icon } from './Icon';
+import { LEVELS, levelLabel } from './labels';
 import { Avatar } from './Avatar';
 import { SignIn } from './SignIn';
 
@@ -53,7 +54,7 @@ export function Lobby() {
 
   const f = filters.value;
   const rooms = lobby.value.rooms;
-  const filtered = !!(f.language || f.topic.trim() || f.q.trim() || f.hasSeat);
+  const filtered = isFiltered(f);
   const topics = [...new Set(rooms.map((r) => r.topic).filter((x): x is string => !!x))].sort();
 
   return (
@@ -111,6 +112,47 @@ export function Lobby() {
               ))}
             </datalist>
           </div>
+          <div class="filter">
+            <label for="filter-level">{t('lobby.level')}</label>
+            <select
+              id="filter-level"
+              data-testid="filter-level"
+              value={f.level}
+              onChange={(e) => change({ level: e.currentTarget.value as Level | '' })}
+            >
+              <option value="">{t('lobby.anyLevel')}</option>
+              {(meta.value?.levels ?? LEVELS).map((level) => (
+                <option key={level} value={level}>
+                  {levelLabel(level)}
+                </option>
+              ))}
+            </select>
+          </div>
+          <div class="filter">
+            <label for="filter-mic">{t('lobby.mic')}</label>
+            <select
+              id="filter-mic"
+              data-testid="filter-mic"
+              value={f.micRequired}
+              onChange={(e) => change({ micRequired: e.currentTarget.value as LobbyFilters['micRequired'] })}
+            >
+              <option value="">{t('lobby.micAny')}</option>
+              <option value="true">{t('lobby.micYes')}</option>
+              <option value="false">{t('lobby.micNo')}</option>
+            </select>
+          </div>
+          <div class="filter">
+            <label for="filter-sort">{t('lobby.sort')}</label>
+            <select
+              id="filter-sort"
+              data-testid="filter-sort"
+              value={f.sort}
+              onChange={(e) => change({ sort: e.currentTarget.value as LobbyFilters['sort'] })}
+            >
+              <option value="newest">{t('lobby.sortNewest')}</option>
+              <option value="popular">{t('lobby.sortPopular')}</option>
+            </select>
+          </div>
           <div class="filter checkbox">
             <input
               id="filter-seat"
@@ -140,7 +182,7 @@ export function Lobby() {
                 <button
                   type="button"
                   class="button"
-                  onClick={() => change({ language: '', topic: '', q: '', hasSeat: false })}
+                  onClick={() => change({ ...noFilters(), sort: f.sort })}
                 >
                   {t('lobby.clearFilters')}
                 </button>
@@ -182,6 +224,11 @@ function RoomCard({ room }: { room: Room }) {
     <li class="room-card" data-room-id={room.id} aria-labelledby={titleId}>
       <div class="room-card-head">
         <h2 id={titleId} class="room-title">
+          {room.isLocked && (
+            <span role="img" aria-label={t('lobby.locked')} title={t('lobby.locked')} data-testid="room-card-locked">
+              <Icon name="lock" />{' '}
+            </span>
+          )}
           {room.title}
         </h2>
         <span
@@ -194,7 +241,10 @@ function RoomCard({ room }: { room: Room }) {
       {room.topic && <p class="room-topic">{room.topic}</p>}
       <p class="chips">
         <span class="chip">{languageName(room.language)}</span>
+        {room.secondLanguage && <span class="chip">{languageName(room.secondLanguage)}</span>}
         <span class="chip">{levelLabel(room.level)}</span>
+        {room.micRequired && <span class="chip">{t('room.micRequired')}</span>}
+        {room.noMic && <span class="chip">{t('settings.noMic')}</span>}
       </p>
       <p class="room-host muted">{t('room.hostedBy', { name: room.host.displayName })}</p>
       <ul class="members" aria-label={t('room.whoIsInside')}>

@@ -16,6 +16,7 @@ import {
 } from '../media/mediaStore';
 import { markFirstFrame } from '../media/timeline';
 import { DOCTOR_PATH } from '../router';
+import { blockedIds } from '../state/blocks';
 import { Icon } from './Icon';
 
 type FrameCallbackVideo = HTMLVideoElement & {
@@ -58,9 +59,10 @@ export function VideoView(props: { track: MediaStreamTrack; mirrored: boolean; l
   );
 }
 
-/** One <audio> per remote participant with a microphone track. */
+/** One <audio> per remote participant with a microphone track; none for people we blocked. */
 export function RemoteAudios() {
-  const entries = Object.entries(remoteMedia.value).filter(([, tracks]) => tracks.audio);
+  const blocked = blockedIds.value;
+  const entries = Object.entries(remoteMedia.value).filter(([userId, tracks]) => tracks.audio && !blocked.has(userId));
   return (
     <div class="remote-audio" aria-hidden="true">
       {entries.map(([userId, tracks]) => (

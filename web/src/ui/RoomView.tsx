@@ -1,5 +1,7 @@
 import { useEffect, useState } from 'preact/hooks';
 
+import type { ComponentChildren } from 'preact';
+
 import type { Participant, RoomDetail } from '../api/types';
 import { errorKey, errorMessage } from '../errors';
 import { languageName, t } from '../i18n';
@@ -7,22 +9,16 @@ import { navigate, roomLink } from '../router';
 import { connection } from '../realtime/socket';
 import { localAccess, localStream, remoteMedia, speaking, toggleCamera, toggleMic } from '../media/mediaStore';
 import { gridColumns, tileView } from '../media/tracks';
-import { isHost, orderedParticipants } from '../state/room';
-import {
-  currentRoom,
-  enterRoom,
-  kick,
-  leaveRoom,
-  roomFailure,
-  roomPhase,
-  setHandRaised,
-} from '../state/roomStore';
+import { blockedIds } from '../state/blocks';
+import { isModerator, orderedParticipants } from '../state/room';
+import { currentRoom, enterRoom, leaveRoom, roomFailure, roomPhase, setHandRaised } from '../state/roomStore';
 import { session } from '../state/session';
 import { Avatar } from './Avatar';
 import { Icon } from './Icon';
 import { ChatPanel } from './Chat';
 import { MediaStatus, RemoteAudios, VideoView } from './Media';
 import { levelLabel } from './labels';
+import { HostBar, PersonMenu, ReportDialog } from './Moderation';
 
 export function RoomView({ roomId }: { roomId: string }) {
   useEffect(() => {
@@ -59,14 +55,20 @@ function RoomUnavailable({ code }: { code: string }) {
 function InRoom({ room }: { room: RoomDetail }) {
   const me = session.value?.user.id;
   const mine = room.participants.find((p) => p.userId === me);
-  const amHost = isHost(room, me);
+  const amModerator = isModerator(room, me);
   const live = connection.value === 'connected';
   const [actionError, setActionError] = useState<string | null>(null);
   const [copied, setCopied] = useState(false);
+  const [reporting, setReporting] = useState<Participant | null>(null);
   const participants = orderedParticipants(room);
+  const blocked = blockedIds.value;
   const access = localAccess.value;
   const noMic = !!access && access.audio !== 'ok';
   const noCamera = !!access && access.video !== 'ok';
+  // Locked by a host, or a room without microphones: the person cannot turn it on.
+  const micLocked = !!mine?.micLocked || !!room.noMic;
+  const cameraLocked = !!mine?.cameraLocked;
+  const micLockText = room.noMic ? t('room.noMicRoom') : t('room.mutedByHost');
 
   const act = (action: () => Promise<void>) => {
     setActionError(null);
@@ -91,7 +93,20 @@ function InRoom({ room }: { room: RoomDetail }) {
         <div>
           <h1 class="room-name">{room.title}</h1>
           <p class="muted">
-            {[room.topic, languageName(room.language), levelLabel(room.level)].filter(Boolean).join(' · ')}
+            {room.isLocked && (
+              <span class="chip" data-testid="room-locked-badge">
+                <Icon name="lock" /> {t('room.locked')}
+              </span>
+            )}{' '}
+            {[
+              room.topic,
+              languageName(room.language),
+              room.secondLanguage ? languageName(room.secondLanguage) : null,
+              levelLabel(room.level),
+              room.micRequired ? t('room.micRequired') : null,
+            ]
+              .filter(Boolean)
+              .join(' · ')}
             {' · '}
             <span aria-label={t('room.seatsLabel', { taken: room.participantCount, limit: room.maxParticipants })}>
               {t('room.seats', { taken: room.participantCount, limit: room.maxParticipants })}
@@ -102,6 +117,22 @@ function InRoom({ room }: { room: RoomDetail }) {
           <Icon name="link" /> {copied ? t('room.linkCopied') : t('room.copyLink')}
         </button>
       </header>
+      {amModerator && <HostBar room={room} act={act} />}
+      {(room.slowModeSecs ?? 0) > 0 && (
+        <p class="muted" data-testid="slow-mode-line">
+          {t('room.slowMode', { secs: room.slowModeSecs ?? 0 })}
+        </p>
+      )}
+      {micLocked && (
+        <p class="muted" role="status" data-testid="mic-locked-line">
+          {micLockText}
+        </p>
+      )}
+      {cameraLocked && (
+        <p class="muted" role="status" data-testid="camera-locked-line">
+          {t('room.cameraByHost')}
+        </p>
+      )}
 
       <div class="room-body">
         <section class="stage" aria-label={t('room.stage')}>
@@ -115,7 +146,7 @@ function InRoom({ room }: { room: RoomDetail }) {
             }}
           >
             {participants.map((p) => (
-              <Tile key={p.userId} p={p} isMe={p.userId === me} />
+              <Tile key={p.userId} p={p} isMe={p.userId === me} blocked={blocked.has(p.userId)} />
             ))}
           </ul>
           <RemoteAudios />
@@ -132,10 +163,23 @@ function InRoom({ room }: { room: RoomDetail }) {
                   key={p.userId}
                   p={p}
                   isMe={p.userId === me}
-                  canModerate={amHost && p.userId !== me}
+                  blocked={blocked.has(p.userId)}
+                  lowerHand={
+                    p.handRaised && p.userId !== me && amModerator
+                      ? () => act(() => setHandRaised(false, p.userId))
+                      : undefined
+                  }
                   live={live}
-                  onKick={() => act(() => kick(p.userId))}
-                  onLowerHand={() => act(() => setHandRaised(false, p.userId))}
+                  menu={
+                    <PersonMenu
+                      p={p}
+                      myRole={mine?.role}
+                      isMe={p.userId === me}
+                      live={live}
+                      act={act}
+                      onReport={() => setReporting(p)}
+                    />
+                  }
                 />
               ))}
             </ul>
@@ -145,35 +189,57 @@ function InRoom({ room }: { room: RoomDetail }) {
       </div>
 
       {actionError && (
-        <p class="form-error" role="alert">
+        <p class="form-error" role="alert" data-testid="room-action-error">
           {actionError}
         </p>
       )}
+      {reporting && <ReportDialog p={reporting} onClose={() => setReporting(null)} />}
 
       <nav class="controls" aria-label={t('room.controls')}>
         <button
           type="button"
-          class={`control ${mine?.isMuted || noMic ? 'off' : ''}`}
+          class={`control ${mine?.isMuted || noMic || micLocked ? 'off' : ''}`}
           aria-pressed={!!mine?.isMuted}
-          disabled={!live || noMic}
-          title={noMic ? t('room.noMic') : live ? undefined : t('room.needsLive')}
+          // Locked and already muted: nothing to do. Locked but still on: muting is allowed.
+          disabled={!live || noMic || (micLocked && !!mine?.isMuted)}
+          title={noMic ? t('room.noMic') : micLocked ? micLockText : live ? undefined : t('room.needsLive')}
           data-testid="toggle-mic"
+          data-locked={micLocked ? 'true' : 'false'}
           onClick={() => act(toggleMic)}
         >
-          <Icon name={mine?.isMuted || noMic ? 'micOff' : 'mic'} />
-          <span>{noMic ? t('room.noMic') : mine?.isMuted ? t('room.unmute') : t('room.mute')}</span>
+          <Icon name={mine?.isMuted || noMic || micLocked ? 'micOff' : 'mic'} />
+          <span>
+            {noMic
+              ? t('room.noMic')
+              : micLocked && mine?.isMuted
+                ? t('room.mutedByHost')
+                : mine?.isMuted
+                  ? t('room.unmute')
+                  : t('room.mute')}
+          </span>
         </button>
         <button
           type="button"
-          class={`control ${mine?.isVideoOff || noCamera ? 'off' : ''}`}
+          class={`control ${mine?.isVideoOff || noCamera || cameraLocked ? 'off' : ''}`}
           aria-pressed={!!mine?.isVideoOff}
-          disabled={!live || noCamera}
-          title={noCamera ? t('room.noCamera') : live ? undefined : t('room.needsLive')}
+          disabled={!live || noCamera || (cameraLocked && !!mine?.isVideoOff)}
+          title={
+            noCamera ? t('room.noCamera') : cameraLocked ? t('room.cameraByHost') : live ? undefined : t('room.needsLive')
+          }
           data-testid="toggle-camera"
+          data-locked={cameraLocked ? 'true' : 'false'}
           onClick={() => act(toggleCamera)}
         >
-          <Icon name={mine?.isVideoOff || noCamera ? 'videoOff' : 'video'} />
-          <span>{noCamera ? t('room.noCamera') : mine?.isVideoOff ? t('room.cameraOn') : t('room.cameraOff')}</span>
+          <Icon name={mine?.isVideoOff || noCamera || cameraLocked ? 'videoOff' : 'video'} />
+          <span>
+            {noCamera
+              ? t('room.noCamera')
+              : cameraLocked && mine?.isVideoOff
+                ? t('room.cameraByHost')
+                : mine?.isVideoOff
+                  ? t('room.cameraOn')
+                  : t('room.cameraOff')}
+          </span>
         </button>
         <button
           type="button"
@@ -197,8 +263,13 @@ function InRoom({ room }: { room: RoomDetail }) {
 
 /** A participant's tile: their video (ours mirrored and muted), else their initials; badges
  * for host, muted mic, camera off and raised hand; a ring while they speak. */
-function Tile({ p, isMe }: { p: Participant; isMe: boolean }) {
-  const videoTrack = isMe ? localStream.value?.getVideoTracks()[0] : remoteMedia.value[p.userId]?.video;
+function Tile({ p, isMe, blocked }: { p: Participant; isMe: boolean; blocked: boolean }) {
+  // Someone we blocked: no video (their audio is not played either, see RemoteAudios).
+  const videoTrack = blocked
+    ? undefined
+    : isMe
+      ? localStream.value?.getVideoTracks()[0]
+      : remoteMedia.value[p.userId]?.video;
   const view = tileView({
     isMe,
     isVideoOff: p.isVideoOff,
@@ -211,6 +282,8 @@ function Tile({ p, isMe }: { p: Participant; isMe: boolean }) {
     <li
       class={classes.filter(Boolean).join(' ')}
       data-user-id={p.userId}
+      data-blocked={blocked ? 'true' : undefined}
+      title={blocked ? t('room.blockedTile') : undefined}
       data-video={view.showVideo ? 'on' : 'off'}
       data-speaking={view.speaking ? 'true' : 'false'}
     >
@@ -230,7 +303,8 @@ function Tile({ p, isMe }: { p: Participant; isMe: boolean }) {
         {view.speaking && <span class="visually-hidden">, {t('room.speaking')}</span>}
       </span>
       <span class="tile-state">
-        {p.role === 'HOST' && <span class="badge">{t('room.host')}</span>}
+        <RoleBadge p={p} />
+        {blocked && <span class="badge">{t('room.blockedBadge')}</span>}
         {view.mutedBadge && (
           <span class="tile-badge" title={t('room.micOff')} role="img" aria-label={t('room.micOff')} data-testid="muted-badge">
             <Icon name="micOff" />
@@ -251,73 +325,65 @@ function Tile({ p, isMe }: { p: Participant; isMe: boolean }) {
   );
 }
 
+/** HOST / COHOST badge (data-role for tests). */
+function RoleBadge({ p }: { p: Participant }) {
+  if (p.role === 'HOST') return <span class="badge" data-role="HOST">{t('room.host')}</span>;
+  if (p.role === 'COHOST') return <span class="badge" data-role="COHOST">{t('room.cohost')}</span>;
+  return null;
+}
+
 function PersonRow(props: {
   p: Participant;
   isMe: boolean;
-  canModerate: boolean;
+  blocked: boolean;
   live: boolean;
-  onKick: () => void;
-  onLowerHand: () => void;
+  /** Hosts and co-hosts lower a raised hand in one click. */
+  lowerHand?: () => void;
+  menu: ComponentChildren;
 }) {
-  const { p, isMe, canModerate } = props;
-  const [confirming, setConfirming] = useState(false);
+  const { p, isMe } = props;
   const states = [
     p.isMuted ? t('room.micOff') : t('room.micOn'),
+    ...(p.micLocked ? [t('room.mutedByHost')] : []),
     p.isVideoOff ? t('room.cameraIsOff') : t('room.cameraIsOn'),
+    ...(p.cameraLocked ? [t('room.cameraByHost')] : []),
     ...(p.handRaised ? [t('room.handRaised')] : []),
   ];
   return (
-    <li class="person" data-user-id={p.userId}>
+    <li
+      class="person"
+      data-user-id={p.userId}
+      data-role={p.role}
+      data-mic-locked={p.micLocked ? 'true' : 'false'}
+      data-camera-locked={p.cameraLocked ? 'true' : 'false'}
+      data-blocked={props.blocked ? 'true' : 'false'}
+    >
       <Avatar name={p.displayName} small />
       <span class="person-name">
         {p.displayName}
         {isMe && ` (${t('room.you')})`}
-        {p.role === 'HOST' && <span class="badge">{t('room.host')}</span>}
+        <RoleBadge p={p} />
+        {props.blocked && <span class="badge">{t('room.blockedBadge')}</span>}
       </span>
       <span class="person-state" role="img" aria-label={states.join(', ')} title={states.join(', ')}>
         <Icon name={p.isMuted ? 'micOff' : 'mic'} />
+        {p.micLocked && <Icon name="lock" />}
         <Icon name={p.isVideoOff ? 'videoOff' : 'video'} />
+        {p.cameraLocked && <Icon name="lock" />}
         {p.handRaised && <Icon name="hand" />}
       </span>
-      {canModerate && p.handRaised && (
+      {props.lowerHand && (
         <button
           type="button"
           class="button small"
           disabled={!props.live}
           aria-label={t('room.lowerHandOf', { name: p.displayName })}
-          onClick={props.onLowerHand}
+          onClick={props.lowerHand}
         >
           {t('room.lowerHand')}
         </button>
       )}
-      {canModerate &&
-        (confirming ? (
-          <span class="confirm" role="group" aria-label={t('room.kickConfirm', { name: p.displayName })}>
-            <span class="muted">{t('room.kickConfirm', { name: p.displayName })}</span>
-            <button
-              type="button"
-              class="button small danger"
-              onClick={() => {
-                setConfirming(false);
-                props.onKick();
-              }}
-            >
-              {t('room.kickYes')}
-            </button>
-            <button type="button" class="button small ghost" onClick={() => setConfirming(false)}>
-              {t('action.cancel')}
-            </button>
-          </span>
-        ) : (
-          <button
-            type="button"
-            class="button small danger"
-            aria-label={t('room.kickLabel', { name: p.displayName })}
-            onClick={() => setConfirming(true)}
-          >
-            {t('room.kick')}
-          </button>
-        ))}
+      {props.menu}
     </li>
   );
 }
