@@ -27,7 +27,20 @@ pub struct Settings {
     pub cluster: ClusterSettings,
     pub retention: RetentionSettings,
     pub metrics: MetricsSettings,
+    pub moderation: ModerationSettings,
     pub log: LogSettings,
+}
+
+/// The instance's admins and the key of the address hashes kept for guest bans
+/// (docs/MODERATION.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModerationSettings {
+    /// Usernames (registered accounts) or user ids.
+    pub admins: Vec<String>,
+    /// The HMAC key of `users.ip_hash`; empty = derived from the JWT secret (which every
+    /// replica of a cluster already shares).
+    pub ip_hash_secret: String,
 }
 
 /// Where Prometheus metrics are served (src/metrics): an admin address, the main port behind

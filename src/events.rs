@@ -1,6 +1,7 @@
 //! Domain events: what happened to rooms, seats and chat, published on the `Bus` after the
 //! change is committed. The realtime layer turns them into Socket.IO events.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{RoomId, UserId};
@@ -49,6 +50,16 @@ pub enum DomainEvent {
     ChatMessagePosted {
         message: ChatMessageView,
     },
+    /// An admin banned the user: every replica tells and closes the user's sockets, frees
+    /// their seats, and refuses their token from now on.
+    UserBanned {
+        user_id: UserId,
+        reason: Option<String>,
+        until: Option<DateTime<Utc>>,
+    },
+    UserUnbanned {
+        user_id: UserId,
+    },
 }
 
 impl DomainEvent {
@@ -64,7 +75,9 @@ impl DomainEvent {
             | DomainEvent::ParticipantKicked { room_id, .. } => Some(*room_id),
             DomainEvent::RoomUpdated { .. }
             | DomainEvent::SeatChanged { .. }
-            | DomainEvent::ChatMessagePosted { .. } => None,
+            | DomainEvent::ChatMessagePosted { .. }
+            | DomainEvent::UserBanned { .. }
+            | DomainEvent::UserUnbanned { .. } => None,
         }
     }
 }

@@ -109,6 +109,16 @@ pub fn translate(event: &DomainEvent) -> Vec<Emission> {
             "chat:message",
             json!({ "roomId": message.room_id, "message": message, "sender": message.sender }),
         )],
+        DomainEvent::UserBanned {
+            user_id,
+            reason,
+            until,
+        } => vec![emission(
+            [user_room(*user_id)],
+            "session:banned",
+            json!({ "reason": reason, "until": until }),
+        )],
+        DomainEvent::UserUnbanned { .. } => Vec::new(),
     }
 }
 

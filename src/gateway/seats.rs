@@ -169,6 +169,13 @@ async fn react(state: &AppState, event: &DomainEvent) {
             remove_user_from_room(state, *room_id, *user_id).await;
             state.media.seat_gone(*room_id, *user_id, true).await;
         }
+        DomainEvent::UserBanned { user_id, .. } => {
+            state.accounts.bans().apply(event);
+            super::bans::banned(state, *user_id).await;
+        }
+        DomainEvent::UserUnbanned { .. } => {
+            state.accounts.bans().apply(event);
+        }
         DomainEvent::RoomUpdated { .. }
         | DomainEvent::SeatChanged { .. }
         | DomainEvent::ChatMessagePosted { .. } => {}

@@ -226,7 +226,10 @@ impl Metrics {
             DomainEvent::ChatMessagePosted { .. } => {
                 self.chat_messages.inc();
             }
-            DomainEvent::RoomUpdated { .. } | DomainEvent::SeatChanged { .. } => {}
+            DomainEvent::RoomUpdated { .. }
+            | DomainEvent::SeatChanged { .. }
+            | DomainEvent::UserBanned { .. }
+            | DomainEvent::UserUnbanned { .. } => {}
         }
     }
 

@@ -417,13 +417,46 @@ pub struct Ended {
 /// The host ends the room: every seat is freed at once.
 pub fn end(conn: &mut DbConnection, room_id: RoomId, host_id: UserId) -> Result<Ended, RoomError> {
     write_transaction(conn, |conn| {
-        let mut room = locked_room(conn, room_id)?;
+        let room = locked_room(conn, room_id)?;
         if !room.is_live() {
             return Err(RoomError::Ended);
         }
         if room.host() != host_id {
             return Err(RoomError::NotHost);
         }
+        close(conn, room, room_id)
+    })
+}
+
+/// An instance admin (`None`: the command line) ends the room, as its host could; the audit
+/// line is written in the same transaction.
+pub fn end_by_admin(
+    conn: &mut DbConnection,
+    room_id: RoomId,
+    admin: Option<UserId>,
+) -> Result<Ended, RoomError> {
+    write_transaction(conn, |conn| {
+        let room = locked_room(conn, room_id)?;
+        if !room.is_live() {
+            return Err(RoomError::Ended);
+        }
+        let ended = close(conn, room, room_id)?;
+        crate::moderation::audit::record(
+            conn,
+            &crate::moderation::audit::AuditEntry::new(
+                admin,
+                crate::moderation::audit::AuditAction::EndRoom,
+            )
+            .room(room_id)
+            .details(serde_json::json!({ "byAdmin": true })),
+        )?;
+        Ok(ended)
+    })
+}
+
+/// Frees every seat of a live, locked room and marks it ENDED.
+fn close(conn: &mut DbConnection, mut room: RoomRow, room_id: RoomId) -> Result<Ended, RoomError> {
+    {
         let now = db::now();
         let room_key = room_id.to_string();
         let active = room_participants::table
@@ -450,7 +483,7 @@ pub fn end(conn: &mut DbConnection, room_id: RoomId, host_id: UserId) -> Result<
             ))
             .execute(conn)?;
         Ok(Ended { room, removed })
-    })
+    }
 }
 
 /// A change to one seat's live state: the participant's own mic, camera or hand, or the
