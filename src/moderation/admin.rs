@@ -104,8 +104,7 @@ impl From<BanError> for ApiError {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AdminRoom {
-    #[serde(flatten)]
-    pub detail: RoomDetail,
+    pub room: RoomDetail,
     pub open_reports: i64,
 }
 
@@ -133,7 +132,7 @@ pub fn live_rooms(conn: &mut DbConnection) -> Result<Vec<AdminRoom>, DbError> {
                 .get(&detail.room.id.to_string())
                 .copied()
                 .unwrap_or(0),
-            detail,
+            room: detail,
         })
         .collect())
 }

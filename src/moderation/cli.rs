@@ -82,16 +82,16 @@ fn execute(
     match command {
         AdminCommand::Rooms => {
             for room in admin::live_rooms(conn).map_err(|e| e.to_string())? {
-                let view = &room.detail.room;
+                let view = &room.room.room;
                 let _ = writeln!(
                     out,
                     "{}  {:?}  {} people  {} open reports",
                     view.id,
                     view.title,
-                    room.detail.participants.len(),
+                    room.room.participants.len(),
                     room.open_reports
                 );
-                for p in &room.detail.participants {
+                for p in &room.room.participants {
                     let _ = writeln!(out, "    {}  {}  {:?}", p.user_id, p.display_name, p.role);
                 }
             }
