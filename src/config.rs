@@ -344,7 +344,8 @@ impl Settings {
             .list_separator(",")
             .with_list_parse_key("server.cors_origins")
             .with_list_parse_key("server.trusted_proxies")
-            .with_list_parse_key("rooms.languages");
+            .with_list_parse_key("rooms.languages")
+            .with_list_parse_key("moderation.admins");
         if let Some(env) = env {
             environment = environment.source(Some(env.into_iter().collect()));
         }
