@@ -456,34 +456,32 @@ pub fn end_by_admin(
 
 /// Frees every seat of a live, locked room and marks it ENDED.
 fn close(conn: &mut DbConnection, mut room: RoomRow, room_id: RoomId) -> Result<Ended, RoomError> {
-    {
-        let now = db::now();
-        let room_key = room_id.to_string();
-        let active = room_participants::table
-            .filter(room_participants::room_id.eq(&room_key))
-            .filter(room_participants::left_at.is_null())
-            .filter(room_participants::is_kicked.eq(false));
-        let removed: Vec<String> = active.select(room_participants::user_id).load(conn)?;
-        let removed = removed.iter().map(|id| UserId::from_stored(id)).collect();
-        diesel::update(active)
-            .set((
-                room_participants::left_at.eq(Some(now)),
-                room_participants::hand_raised.eq(false),
-            ))
-            .execute(conn)?;
-        room.status = RoomStatus::Ended.as_str().to_owned();
-        room.participant_count = 0;
-        room.ended_at = Some(now);
-        diesel::update(rooms::table.find(room_id.to_string()))
-            .set((
-                rooms::status.eq(&room.status),
-                rooms::participant_count.eq(0),
-                rooms::ended_at.eq(room.ended_at),
-                rooms::updated_at.eq(now),
-            ))
-            .execute(conn)?;
-        Ok(Ended { room, removed })
-    }
+    let now = db::now();
+    let room_key = room_id.to_string();
+    let active = room_participants::table
+        .filter(room_participants::room_id.eq(&room_key))
+        .filter(room_participants::left_at.is_null())
+        .filter(room_participants::is_kicked.eq(false));
+    let removed: Vec<String> = active.select(room_participants::user_id).load(conn)?;
+    let removed = removed.iter().map(|id| UserId::from_stored(id)).collect();
+    diesel::update(active)
+        .set((
+            room_participants::left_at.eq(Some(now)),
+            room_participants::hand_raised.eq(false),
+        ))
+        .execute(conn)?;
+    room.status = RoomStatus::Ended.as_str().to_owned();
+    room.participant_count = 0;
+    room.ended_at = Some(now);
+    diesel::update(rooms::table.find(room_id.to_string()))
+        .set((
+            rooms::status.eq(&room.status),
+            rooms::participant_count.eq(0),
+            rooms::ended_at.eq(room.ended_at),
+            rooms::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(Ended { room, removed })
 }
 
 /// A change to one seat's live state: the participant's own mic, camera or hand, or the
