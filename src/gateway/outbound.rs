@@ -165,6 +165,25 @@ mod tests {
     }
 
     #[test]
+    fn a_ban_is_told_to_every_tab_of_the_banned_only() {
+        let user_id = UserId::random();
+        let out = translate(&DomainEvent::UserBanned {
+            user_id,
+            reason: Some("spam".into()),
+            until: None,
+        });
+        assert_eq!(
+            out,
+            vec![Emission {
+                to: vec![format!("user:{user_id}")],
+                name: "session:banned",
+                body: json!({ "reason": "spam", "until": null }),
+            }]
+        );
+        assert!(translate(&DomainEvent::UserUnbanned { user_id }).is_empty());
+    }
+
+    #[test]
     fn a_lowered_hand_names_the_seat() {
         let (room_id, user_id) = (RoomId::random(), UserId::random());
         let out = translate(&DomainEvent::SeatChanged {

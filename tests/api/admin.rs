@@ -26,6 +26,72 @@ on_both_backends!(
     the_command_line_bans_and_the_running_server_learns_of_it,
 );
 
+/// Two replicas on one Redis: a ban taken by one stops the token and the socket on the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ban_on_one_replica_stops_the_user_on_the_other() {
+    let reachable = tokio::net::TcpStream::connect("127.0.0.1:6379")
+        .await
+        .is_ok();
+    if !reachable {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "Redis is needed under CI"
+        );
+        eprintln!("skipped: no Redis on 127.0.0.1:6379 (run scripts/services)");
+        return;
+    }
+    let prefix = format!("tc-test:{}:", uuid::Uuid::new_v4().simple());
+    let cluster = |node: &'static str| {
+        let mut settings = ADMINS.to_vec();
+        settings.extend([
+            ("TALKCONNECT__REDIS__URL", "redis://127.0.0.1:6379"),
+            ("TALKCONNECT__REDIS__KEY_PREFIX", prefix.as_str()),
+            ("TALKCONNECT__CLUSTER__NODE_ID", node),
+        ]);
+        settings
+    };
+    let one = TestApp::spawn_with(Backend::Postgres, &cluster("one")).await;
+    let two = one.replica(&cluster("two")).await;
+    let boss = boss(&one).await;
+    let troll = two.guest("Troll").await;
+    let room = two.room(&troll, json!({"title": "Over there"})).await;
+    let mut ws = socket(&two, &troll.token).await.expect("connected");
+    let (status, _) = two.get("/api/auth/me", Some(&troll.token)).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let (status, _) = one
+        .post(
+            "/api/admin/bans",
+            Some(&boss.token),
+            json!({"userId": troll.id, "reason": "spam"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (notice, after) = wait_for_event(&mut ws, "session:banned").await;
+    assert_eq!(notice, json!({"reason": "spam", "until": null}));
+    assert_eq!(after.last().map(String::as_str), Some("41"), "disconnected");
+    // The socket was closed after the replica took in the ban: its token is refused there.
+    let (status, body) = two.get("/api/auth/me", Some(&troll.token)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(code(&body), "BANNED");
+    assert_eq!(
+        socket(&two, &troll.token).await.err().as_deref(),
+        Some("BANNED")
+    );
+    // Their room (they were alone) ended when the seat was freed.
+    let mut ended = false;
+    for _ in 0..50 {
+        let (_, detail) = one.get(&format!("/api/rooms/{room}"), None).await;
+        if detail["status"] == "ENDED" {
+            ended = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ended);
+}
+
 const ADMINS: &[(&str, &str)] = &[
     ("TALKCONNECT__MODERATION__ADMINS", "boss"),
     ("TALKCONNECT__SERVER__TRUSTED_PROXIES", "127.0.0.1"),
