@@ -23,9 +23,13 @@ use crate::rooms::domain::RoomStatus;
 use crate::rooms::model::RoomRow;
 use crate::rooms::{RoomDetail, Rooms, queries};
 use crate::state::AppState;
+use crate::text::TextRule;
 
-/// The longest ban reason, in characters.
-const MAX_REASON_CHARS: usize = 500;
+/// A ban's reason: up to 500 characters, line breaks allowed.
+pub const REASON: TextRule = TextRule {
+    max_chars: 500,
+    multiline: true,
+};
 /// The longest ban: ten years (longer is "for good": leave `durationSecs` out).
 const MAX_BAN_SECS: i64 = 10 * 365 * 24 * 3600;
 /// Live rooms shown at once.
@@ -345,16 +349,13 @@ struct BanRequest {
 
 impl BanRequest {
     fn parse(self, actor: UserId) -> Result<NewBan, ApiError> {
-        let reason = match self.reason.as_deref().map(str::trim) {
-            None | Some("") => None,
-            Some(r) if r.chars().count() > MAX_REASON_CHARS || r.chars().any(char::is_control) => {
-                return Err(ApiError::invalid_field(
-                    "reason",
-                    "must be at most 500 characters, on one line",
-                ));
-            }
-            Some(r) => Some(r.to_owned()),
+        let reason = match self.reason.as_deref() {
+            Some(raw) => REASON
+                .clean(raw)
+                .map_err(|m| ApiError::invalid_field("reason", m))?,
+            None => String::new(),
         };
+        let reason = Some(reason).filter(|r| !r.is_empty());
         if let Some(secs) = self.duration_secs {
             if !(1..=MAX_BAN_SECS).contains(&secs) {
                 return Err(ApiError::invalid_field(

@@ -110,12 +110,16 @@ fn execute(
             reason,
         } => {
             let target = find(conn, &user)?;
+            let reason = match reason {
+                Some(raw) => admin::REASON
+                    .clean(&raw)
+                    .map_err(|e| format!("--reason {e}"))?,
+                None => String::new(),
+            };
             let new = NewBan {
                 actor: None,
                 target,
-                reason: reason
-                    .map(|r| r.trim().to_owned())
-                    .filter(|r| !r.is_empty()),
+                reason: Some(reason).filter(|r| !r.is_empty()),
                 duration_secs: duration,
             };
             let ban = bans::ban(conn, admins, new).map_err(|e| e.to_string())?;

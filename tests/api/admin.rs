@@ -376,6 +376,27 @@ async fn a_guest_from_a_banned_network_is_refused(backend: Backend) {
     assert_eq!(code(&body), "BANNED");
     let (status, _) = guest_from(&app, "Other", "2001:db8:7:8::1").await;
     assert_eq!(status, StatusCode::CREATED);
+    // Registering from it is allowed (accounts are banned by id), and the hash is kept.
+    let response = app
+        .client
+        .post(format!("{}/api/auth/register", app.address))
+        .header("X-Forwarded-For", "2001:db8:7:7::5")
+        .json(&json!({"username": "newcomer", "email": "n@example.com", "password": "long enough pw"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let hashes: Vec<Option<String>> = {
+        use talkconnect::db::schema::users;
+        let mut conn = app.state.pool.get().unwrap();
+        users::table
+            .filter(users::display_name.eq_any(["Troll", "newcomer"]))
+            .select(users::ip_hash)
+            .load(&mut conn)
+            .unwrap()
+    };
+    assert_eq!(hashes.len(), 2);
+    assert!(hashes[0].is_some() && hashes[0] == hashes[1], "{hashes:?}");
     // Lifting the ban opens the network again.
     app.delete(&format!("/api/admin/bans/{}", troll.id), Some(&boss.token))
         .await;
