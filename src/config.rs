@@ -488,6 +488,19 @@ impl Settings {
                 "must be at least 32 characters (e.g. head -c 32 /dev/urandom | base64)",
             );
         }
+        let ip_secret = self.moderation.ip_hash_secret.trim();
+        if !ip_secret.is_empty() && ip_secret.len() < MIN_SECRET_BYTES {
+            return bad(
+                "moderation.ip_hash_secret",
+                "must be at least 32 characters, or empty (derived from the JWT secret)",
+            );
+        }
+        if let Some(blank) = self.moderation.admins.iter().find(|a| a.trim().is_empty()) {
+            return bad(
+                "moderation.admins",
+                &format!("{blank:?}: each entry is a username or a user id"),
+            );
+        }
         Ok(())
     }
 
@@ -889,6 +902,23 @@ mod tests {
             err.starts_with("auth.jwt_secret: must be at least 32"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn moderation_settings_are_checked() {
+        let settings = Settings::load_with_env(
+            None,
+            env(&[("TALKCONNECT__MODERATION__ADMINS", "alice,bob")]),
+        )
+        .unwrap();
+        assert_eq!(settings.moderation.admins, ["alice", "bob"]);
+        let err = Settings::load_with_env(
+            None,
+            env(&[("TALKCONNECT__MODERATION__IP_HASH_SECRET", "short")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("moderation.ip_hash_secret:"), "{err}");
     }
 
     #[test]
