@@ -19,7 +19,9 @@ use crate::config::Settings;
 use crate::state::{AppState, StartError};
 use crate::telemetry::RequestSpan;
 use crate::tls::Tls;
-use crate::{auth, chat, gateway, http, media, metrics, platform, retention, rooms, web_ui};
+use crate::{
+    auth, chat, gateway, http, media, metrics, moderation, platform, retention, rooms, web_ui,
+};
 
 pub struct Application {
     /// The HTTP server(s): actix-web's, and with TURN sharing the HTTPS port, the one that
@@ -497,7 +499,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .configure(auth::routes)
                 .configure(rooms::routes)
                 .configure(chat::routes)
-                .configure(crate::moderation::routes)
+                .configure(moderation::routes)
                 .configure(media::probe_routes)
                 .service(http::get_only("/meta", platform::meta))
                 .service(http::get_only("/ice-servers", platform::ice_servers))

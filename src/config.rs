@@ -27,7 +27,20 @@ pub struct Settings {
     pub cluster: ClusterSettings,
     pub retention: RetentionSettings,
     pub metrics: MetricsSettings,
+    pub moderation: ModerationSettings,
     pub log: LogSettings,
+}
+
+/// The instance's admins and the key of the address hashes kept for guest bans
+/// (docs/MODERATION.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModerationSettings {
+    /// Usernames (registered accounts) or user ids.
+    pub admins: Vec<String>,
+    /// The HMAC key of `users.ip_hash`; empty = derived from the JWT secret (which every
+    /// replica of a cluster already shares).
+    pub ip_hash_secret: String,
 }
 
 /// Where Prometheus metrics are served (src/metrics): an admin address, the main port behind
@@ -332,7 +345,8 @@ impl Settings {
             .list_separator(",")
             .with_list_parse_key("server.cors_origins")
             .with_list_parse_key("server.trusted_proxies")
-            .with_list_parse_key("rooms.languages");
+            .with_list_parse_key("rooms.languages")
+            .with_list_parse_key("moderation.admins");
         if let Some(env) = env {
             environment = environment.source(Some(env.into_iter().collect()));
         }
@@ -477,6 +491,19 @@ impl Settings {
             return bad(
                 "auth.jwt_secret",
                 "must be at least 32 characters (e.g. head -c 32 /dev/urandom | base64)",
+            );
+        }
+        let ip_secret = self.moderation.ip_hash_secret.trim();
+        if !ip_secret.is_empty() && ip_secret.len() < MIN_SECRET_BYTES {
+            return bad(
+                "moderation.ip_hash_secret",
+                "must be at least 32 characters, or empty (derived from the JWT secret)",
+            );
+        }
+        if let Some(blank) = self.moderation.admins.iter().find(|a| a.trim().is_empty()) {
+            return bad(
+                "moderation.admins",
+                &format!("{blank:?}: each entry is a username or a user id"),
             );
         }
         Ok(())
@@ -880,6 +907,23 @@ mod tests {
             err.starts_with("auth.jwt_secret: must be at least 32"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn moderation_settings_are_checked() {
+        let settings = Settings::load_with_env(
+            None,
+            env(&[("TALKCONNECT__MODERATION__ADMINS", "alice,bob")]),
+        )
+        .unwrap();
+        assert_eq!(settings.moderation.admins, ["alice", "bob"]);
+        let err = Settings::load_with_env(
+            None,
+            env(&[("TALKCONNECT__MODERATION__IP_HASH_SECRET", "short")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("moderation.ip_hash_secret:"), "{err}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Domain events: what happened to rooms, seats and chat, published on the `Bus` after the
 //! change is committed. The realtime layer turns them into Socket.IO events.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -60,6 +61,16 @@ pub enum DomainEvent {
         room_id: RoomId,
         message_id: Uuid,
     },
+    /// An admin banned the user: every replica tells and closes the user's sockets, frees
+    /// their seats, and refuses their token from now on.
+    UserBanned {
+        user_id: UserId,
+        reason: Option<String>,
+        until: Option<DateTime<Utc>>,
+    },
+    UserUnbanned {
+        user_id: UserId,
+    },
 }
 
 impl DomainEvent {
@@ -77,7 +88,9 @@ impl DomainEvent {
             | DomainEvent::SeatChanged { .. }
             | DomainEvent::ParticipantUpdated { .. }
             | DomainEvent::ChatMessagePosted { .. }
-            | DomainEvent::ChatMessageDeleted { .. } => None,
+            | DomainEvent::ChatMessageDeleted { .. }
+            | DomainEvent::UserBanned { .. }
+            | DomainEvent::UserUnbanned { .. } => None,
         }
     }
 }

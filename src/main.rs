@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use talkconnect::app::Application;
 use talkconnect::config::Settings;
+use talkconnect::moderation::cli::AdminCommand;
 use talkconnect::state::StartError;
 use talkconnect::{db, telemetry};
 
@@ -48,6 +49,12 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Instance moderation on the database (docs/MODERATION.md): rooms, bans, reports,
+    /// the audit log.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -62,11 +69,14 @@ fn main() -> ExitCode {
     if let Some(Command::Doctor) = cli.command {
         return doctor(&settings);
     }
+    if let Some(Command::Admin { command }) = cli.command {
+        return admin(&settings, command);
+    }
     telemetry::init(&settings.log);
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings),
         Command::Migrate => migrate(&settings),
-        Command::Doctor => Ok(()),
+        Command::Doctor | Command::Admin { .. } => Ok(()),
         Command::Backup { file, force } => backup(&settings, &file, force),
     };
     match result {
@@ -125,6 +135,22 @@ fn doctor(settings: &Settings) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+/// `talkconnect admin …`: its answer is this command's output (stdout); exit code 1 when it
+/// fails.
+fn admin(settings: &Settings, command: AdminCommand) -> ExitCode {
+    use std::io::Write;
+    match talkconnect::moderation::cli::run(settings, command) {
+        Ok(out) => {
+            let _ = std::io::stdout().lock().write_all(out.as_bytes());
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("talkconnect admin: {message}");
+            ExitCode::FAILURE
+        }
     }
 }
 

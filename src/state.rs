@@ -25,6 +25,7 @@ use crate::events::DomainEvent;
 use crate::http::Limits;
 use crate::media::{Media, Relay, RelayStart};
 use crate::metrics::Metrics;
+use crate::moderation::bans::{Admins, Bans};
 use crate::realtime::{self, SocketIo};
 use crate::rooms::{RoomLocks, RoomView, Rooms, seat_cache};
 
@@ -295,6 +296,18 @@ impl AppState {
             source,
         })?;
         let jwt = JwtKeys::new(&secret, settings.auth.token_ttl_secs);
+        let ip_secret = match settings.moderation.ip_hash_secret.trim() {
+            "" => secret.as_ref(),
+            own => own.as_bytes(),
+        };
+        let bans = Bans::new(
+            pool.clone(),
+            Admins::new(&settings.moderation.admins),
+            ip_secret,
+        );
+        bans.refresh()
+            .await
+            .map_err(|e| StartError::Task(format!("bans not loaded: {e}")))?;
         let limits = Limits::new(settings.rate_limit.clone(), parts.limiter, client_ip);
         let media = Media::start(
             &settings.media,
@@ -339,7 +352,7 @@ impl AppState {
             mode: parts.mode,
             metrics,
             settings: Arc::new(settings),
-            accounts: Accounts::new(pool.clone(), jwt),
+            accounts: Accounts::new(pool.clone(), jwt, bans),
             pool,
             bus: parts.bus,
             limits,

@@ -1,12 +1,12 @@
 //! `POST /api/auth/register|login|guest`, `GET /api/auth/me`.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use validator::Validate;
 
 use super::extract::AuthUser;
 use super::service::{AccountError, Accounts, NewAccount};
-use super::users::{DisplayName, Username};
+use super::users::{DisplayName, UserPrivate, Username};
 use crate::error::{ApiError, ErrorCode};
 use crate::http::{Limits, allow};
 
@@ -84,6 +84,7 @@ impl From<AccountError> for ApiError {
                 ErrorCode::InvalidToken,
                 "The token's account no longer exists",
             ),
+            AccountError::Banned(ban) => ApiError::forbidden(ErrorCode::Banned, ban.message()),
             AccountError::Db(e) => e.into(),
             AccountError::Internal(e) => ApiError::internal(e),
         }
@@ -116,14 +117,13 @@ async fn register(
             .map_err(|m| ApiError::invalid_field("username", m))?,
     };
     limit_auth(&limits, &req, Some(username.as_str())).await?;
-    let session = accounts
-        .register(NewAccount {
-            username,
-            email: body.email,
-            password: body.password,
-            display_name,
-        })
-        .await?;
+    let new = NewAccount {
+        username,
+        email: body.email,
+        password: body.password,
+        display_name,
+    };
+    let session = accounts.register(new, limits.client_ip(&req)).await?;
     Ok(HttpResponse::Created().json(session))
 }
 
@@ -150,10 +150,22 @@ async fn guest(
     let display_name = DisplayName::parse(&body.display_name)
         .map_err(|m| ApiError::invalid_field("displayName", m))?;
     limit_auth(&limits, &req, None).await?;
-    let session = accounts.guest(display_name).await?;
+    let session = accounts.guest(display_name, limits.client_ip(&req)).await?;
     Ok(HttpResponse::Created().json(session))
 }
 
-async fn me(user: AuthUser) -> HttpResponse {
-    HttpResponse::Ok().json(user.0.private())
+/// The user, and whether they are an instance admin.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Me {
+    #[serde(flatten)]
+    user: UserPrivate,
+    is_admin: bool,
+}
+
+async fn me(accounts: web::Data<Accounts>, user: AuthUser) -> HttpResponse {
+    HttpResponse::Ok().json(Me {
+        is_admin: accounts.is_admin(&user.0),
+        user: user.0.private(),
+    })
 }

@@ -13,6 +13,8 @@ use super::password;
 use super::token::{JwtKeys, TokenError};
 use super::users::{self, DisplayName, NewUserError, User, UserPrivate, Username};
 use crate::db::{self, DbError, DbPool};
+use crate::moderation::bans::{BanNotice, Bans};
+use std::net::IpAddr;
 
 /// A signed-in session: the token and who it is.
 #[derive(Debug, Serialize)]
@@ -34,6 +36,9 @@ pub enum AccountError {
     /// A valid token whose account is gone (a reset database with a kept secret).
     #[error("the token's account no longer exists")]
     AccountGone,
+    /// The account (or, for a new guest, its network) is banned from the instance.
+    #[error("banned")]
+    Banned(BanNotice),
     #[error(transparent)]
     Db(#[from] DbError),
     #[error("{0}")]
@@ -63,19 +68,36 @@ pub struct Accounts {
     pool: DbPool,
     jwt: JwtKeys,
     hashing: Arc<Semaphore>,
+    bans: Bans,
 }
 
 impl Accounts {
-    pub fn new(pool: DbPool, jwt: JwtKeys) -> Self {
+    pub fn new(pool: DbPool, jwt: JwtKeys, bans: Bans) -> Self {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Self {
             pool,
             jwt,
             hashing: Arc::new(Semaphore::new(cores)),
+            bans,
         }
     }
 
-    pub async fn register(&self, new: NewAccount) -> Result<Session, AccountError> {
+    /// The instance's bans and admins.
+    pub fn bans(&self) -> &Bans {
+        &self.bans
+    }
+
+    /// Is this user an instance admin (`[moderation] admins`)?
+    pub fn is_admin(&self, user: &User) -> bool {
+        self.bans.admins().contains(user)
+    }
+
+    /// `ip`: the client's address, kept as a keyed hash (docs/MODERATION.md).
+    pub async fn register(
+        &self,
+        new: NewAccount,
+        ip: Option<IpAddr>,
+    ) -> Result<Session, AccountError> {
         let password = new.password;
         let password_hash = self
             .hashing(move || password::hash(&password).map_err(|e| e.to_string()))
@@ -89,7 +111,7 @@ impl Accounts {
             display_name: new.display_name.into_inner(),
             is_guest: false,
             created_at: db::now(),
-            ip_hash: None,
+            ip_hash: ip.map(|ip| self.bans.ip_hash(ip)),
         };
         let stored = user.clone();
         db::run(&self.pool, move |conn| {
@@ -119,7 +141,21 @@ impl Accounts {
         }
     }
 
-    pub async fn guest(&self, display_name: DisplayName) -> Result<Session, AccountError> {
+    /// A guest from a banned network (`ip`'s hash) is refused.
+    pub async fn guest(
+        &self,
+        display_name: DisplayName,
+        ip: Option<IpAddr>,
+    ) -> Result<Session, AccountError> {
+        let ip_hash = ip.map(|ip| self.bans.ip_hash(ip));
+        if let Some(hash) = ip_hash.clone() {
+            if self.bans.ip_banned(hash).await? {
+                return Err(AccountError::Banned(BanNotice {
+                    reason: None,
+                    until: None,
+                }));
+            }
+        }
         let user = User {
             id: UserId::random().to_string(),
             username: None,
@@ -128,7 +164,7 @@ impl Accounts {
             display_name: display_name.into_inner(),
             is_guest: true,
             created_at: db::now(),
-            ip_hash: None,
+            ip_hash,
         };
         let stored = user.clone();
         db::run(&self.pool, move |conn| {
@@ -141,6 +177,9 @@ impl Accounts {
     /// The account a token was issued to.
     pub async fn authenticate(&self, token: &str) -> Result<User, AccountError> {
         let claims = self.jwt.verify(token)?;
+        if let Some(ban) = self.bans.check(claims.sub) {
+            return Err(AccountError::Banned(ban));
+        }
         db::run(&self.pool, move |conn| users::find(conn, claims.sub))
             .await?
             .ok_or(AccountError::AccountGone)

@@ -6,6 +6,7 @@
 //! Socket.IO rooms used here: `lobby` (every socket: lobby updates), `user:<id>` (every tab
 //! of a user), `room:<id>` (sockets inside a room).
 
+mod bans;
 mod kit;
 mod media;
 mod moderation;
@@ -42,6 +43,7 @@ pub fn install(state: web::Data<AppState>, shutdown: CancellationToken) {
         state.clone(),
         shutdown.clone(),
     ));
+    tokio::spawn(bans::watch(state.clone(), shutdown.clone()));
     tokio::spawn(seats::release_unattended_seats(state, shutdown));
 }
 
@@ -73,6 +75,7 @@ async fn on_connect(
             AccountError::Token(TokenError::Invalid) | AccountError::AccountGone => {
                 ConnectError::new(ErrorCode::InvalidToken.as_str())
             }
+            AccountError::Banned(_) => ConnectError::new(ErrorCode::Banned.as_str()),
             other => {
                 tracing::warn!(error = %other, "socket authentication failed");
                 ConnectError::new(ErrorCode::ServiceUnavailable.as_str())

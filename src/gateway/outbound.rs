@@ -125,6 +125,16 @@ pub fn translate(event: &DomainEvent) -> Vec<Emission> {
             "chat:deleted",
             json!({ "roomId": room_id, "messageId": message_id }),
         )],
+        DomainEvent::UserBanned {
+            user_id,
+            reason,
+            until,
+        } => vec![emission(
+            [user_room(*user_id)],
+            "session:banned",
+            json!({ "reason": reason, "until": until }),
+        )],
+        DomainEvent::UserUnbanned { .. } => Vec::new(),
     }
 }
 
@@ -209,6 +219,25 @@ mod tests {
                 body: json!({ "roomId": room_id, "messageId": message_id }),
             }]
         );
+    }
+
+    #[test]
+    fn a_ban_is_told_to_every_tab_of_the_banned_only() {
+        let user_id = UserId::random();
+        let out = translate(&DomainEvent::UserBanned {
+            user_id,
+            reason: Some("spam".into()),
+            until: None,
+        });
+        assert_eq!(
+            out,
+            vec![Emission {
+                to: vec![format!("user:{user_id}")],
+                name: "session:banned",
+                body: json!({ "reason": "spam", "until": null }),
+            }]
+        );
+        assert!(translate(&DomainEvent::UserUnbanned { user_id }).is_empty());
     }
 
     #[test]

@@ -210,6 +210,13 @@ async fn react(state: &AppState, event: &DomainEvent) {
             }
             _ => {}
         },
+        DomainEvent::UserBanned { user_id, .. } => {
+            state.accounts.bans().apply(event);
+            super::bans::banned(state, *user_id).await;
+        }
+        DomainEvent::UserUnbanned { .. } => {
+            state.accounts.bans().apply(event);
+        }
         DomainEvent::RoomUpdated { .. }
         | DomainEvent::ChatMessagePosted { .. }
         | DomainEvent::ChatMessageDeleted { .. } => {}

@@ -229,7 +229,9 @@ impl Metrics {
             DomainEvent::RoomUpdated { .. }
             | DomainEvent::SeatChanged { .. }
             | DomainEvent::ParticipantUpdated { .. }
-            | DomainEvent::ChatMessageDeleted { .. } => {}
+            | DomainEvent::ChatMessageDeleted { .. }
+            | DomainEvent::UserBanned { .. }
+            | DomainEvent::UserUnbanned { .. } => {}
         }
     }
 

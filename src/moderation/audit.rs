@@ -2,11 +2,12 @@
 //! in the same transaction as the action itself, so an action and its line stand or fall
 //! together; read by admins (REST and `talkconnect admin`).
 
-use chrono::NaiveDateTime;
+use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::db::cursor::PageCursor;
 use crate::db::schema::audit_log;
 use crate::db::{self, DbConnection};
 use crate::ids::{RoomId, UserId};
@@ -106,6 +107,65 @@ pub fn record(conn: &mut DbConnection, entry: &AuditEntry) -> QueryResult<()> {
         .values(&row)
         .execute(conn)
         .map(|_| ())
+}
+
+/// A line as admins see it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditView {
+    pub id: String,
+    /// `None`: the command line.
+    pub actor_id: Option<UserId>,
+    pub action: String,
+    pub target_user_id: Option<UserId>,
+    pub room_id: Option<RoomId>,
+    pub details: Value,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<AuditRow> for AuditView {
+    fn from(row: AuditRow) -> Self {
+        Self {
+            actor_id: row.actor_id.as_deref().map(UserId::from_stored),
+            action: row.action,
+            target_user_id: row.target_user_id.as_deref().map(UserId::from_stored),
+            room_id: row.room_id.as_deref().map(RoomId::from_stored),
+            details: serde_json::from_str(&row.details).unwrap_or(Value::Null),
+            created_at: row.created_at.and_utc(),
+            id: row.id,
+        }
+    }
+}
+
+/// One page of the log, newest first, and the cursor of the next page if there is one.
+pub fn list(
+    conn: &mut DbConnection,
+    limit: i64,
+    after: Option<&PageCursor>,
+) -> QueryResult<(Vec<AuditView>, Option<PageCursor>)> {
+    let mut query = audit_log::table
+        .select(AuditRow::as_select())
+        .order((audit_log::created_at.desc(), audit_log::id.desc()))
+        .limit(limit + 1)
+        .into_boxed();
+    if let Some(cursor) = after {
+        query = query.filter(
+            audit_log::created_at.lt(cursor.at).or(audit_log::created_at
+                .eq(cursor.at)
+                .and(audit_log::id.lt(cursor.id.clone()))),
+        );
+    }
+    let mut rows = query.load(conn)?;
+    let next = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(|r| PageCursor {
+            at: r.created_at,
+            id: r.id.clone(),
+        })
+    } else {
+        None
+    };
+    Ok((rows.into_iter().map(AuditView::from).collect(), next))
 }
 
 #[cfg(test)]

@@ -502,7 +502,7 @@ pub struct Ended {
 /// The host ends the room: every seat is freed at once.
 pub fn end(conn: &mut DbConnection, room_id: RoomId, host_id: UserId) -> Result<Ended, RoomError> {
     write_transaction(conn, |conn| {
-        let mut room = locked_room(conn, room_id)?;
+        let room = locked_room(conn, room_id)?;
         if !room.is_live() {
             return Err(RoomError::Ended);
         }
@@ -513,33 +513,61 @@ pub fn end(conn: &mut DbConnection, room_id: RoomId, host_id: UserId) -> Result<
             conn,
             &AuditEntry::new(Some(host_id), AuditAction::EndRoom).room(room_id),
         )?;
-        let now = db::now();
-        let room_key = room_id.to_string();
-        let active = room_participants::table
-            .filter(room_participants::room_id.eq(&room_key))
-            .filter(room_participants::left_at.is_null())
-            .filter(room_participants::is_kicked.eq(false));
-        let removed: Vec<String> = active.select(room_participants::user_id).load(conn)?;
-        let removed = removed.iter().map(|id| UserId::from_stored(id)).collect();
-        diesel::update(active)
-            .set((
-                room_participants::left_at.eq(Some(now)),
-                room_participants::hand_raised.eq(false),
-            ))
-            .execute(conn)?;
-        room.status = RoomStatus::Ended.as_str().to_owned();
-        room.participant_count = 0;
-        room.ended_at = Some(now);
-        diesel::update(rooms::table.find(room_id.to_string()))
-            .set((
-                rooms::status.eq(&room.status),
-                rooms::participant_count.eq(0),
-                rooms::ended_at.eq(room.ended_at),
-                rooms::updated_at.eq(now),
-            ))
-            .execute(conn)?;
-        Ok(Ended { room, removed })
+        close(conn, room, room_id)
     })
+}
+
+/// An instance admin (`None`: the command line) ends the room, as its host could; the audit
+/// line is written in the same transaction.
+pub fn end_by_admin(
+    conn: &mut DbConnection,
+    room_id: RoomId,
+    admin: Option<UserId>,
+) -> Result<Ended, RoomError> {
+    write_transaction(conn, |conn| {
+        let room = locked_room(conn, room_id)?;
+        if !room.is_live() {
+            return Err(RoomError::Ended);
+        }
+        let ended = close(conn, room, room_id)?;
+        audit::record(
+            conn,
+            &AuditEntry::new(admin, AuditAction::EndRoom)
+                .room(room_id)
+            .details(serde_json::json!({ "byAdmin": true })),
+        )?;
+        Ok(ended)
+    })
+}
+
+/// Frees every seat of a live, locked room and marks it ENDED.
+fn close(conn: &mut DbConnection, mut room: RoomRow, room_id: RoomId) -> Result<Ended, RoomError> {
+    let now = db::now();
+    let room_key = room_id.to_string();
+    let active = room_participants::table
+        .filter(room_participants::room_id.eq(&room_key))
+        .filter(room_participants::left_at.is_null())
+        .filter(room_participants::is_kicked.eq(false));
+    let removed: Vec<String> = active.select(room_participants::user_id).load(conn)?;
+    let removed = removed.iter().map(|id| UserId::from_stored(id)).collect();
+    diesel::update(active)
+        .set((
+            room_participants::left_at.eq(Some(now)),
+            room_participants::hand_raised.eq(false),
+        ))
+        .execute(conn)?;
+    room.status = RoomStatus::Ended.as_str().to_owned();
+    room.participant_count = 0;
+    room.ended_at = Some(now);
+    diesel::update(rooms::table.find(room_id.to_string()))
+        .set((
+            rooms::status.eq(&room.status),
+            rooms::participant_count.eq(0),
+            rooms::ended_at.eq(room.ended_at),
+            rooms::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(Ended { room, removed })
 }
 
 /// A change to one seat's live state: the participant's own mic, camera or hand, or the

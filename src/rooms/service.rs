@@ -207,6 +207,23 @@ impl Rooms {
         Ok(view)
     }
 
+    /// An instance admin ends the room; the room hears it as ended by its host.
+    pub async fn end_by_admin(
+        &self,
+        room_id: RoomId,
+        admin: Option<UserId>,
+    ) -> Result<RoomView, RoomError> {
+        let view = db::run(&self.pool, move |conn| {
+            let ended = rules::end_by_admin(conn, room_id, admin)?;
+            Ok::<_, RoomError>(queries::detail(conn, &ended.room)?.room)
+        })
+        .await?;
+        tracing::info!(%room_id, "room ended by an admin");
+        self.publish_room_change(view.clone(), true, EndReason::HostEnded)
+            .await;
+        Ok(view)
+    }
+
     /// Do the two users hold seats in one live room?
     pub async fn share_live_room(&self, a: UserId, b: UserId) -> Result<bool, RoomError> {
         db::run(&self.pool, move |conn| {

@@ -181,6 +181,33 @@ impl TestApp {
         }
     }
 
+    /// Another replica of this app: the same database and JWT secret, its own data folder
+    /// and port, `extra` on top (a cluster test gives both the same Redis and prefix).
+    pub async fn replica(&self, extra: &[(&str, &str)]) -> Self {
+        let dir = TempDir::create();
+        let url = self.state.settings.database.url.clone();
+        let mut all = vec![("TALKCONNECT__AUTH__JWT_SECRET", self.jwt_secret.as_str())];
+        all.extend_from_slice(extra);
+        let settings = test_settings(&url, &dir.0, &all);
+        let app = Application::build(settings)
+            .await
+            .expect("the replica builds");
+        let address = format!("http://{}", app.address());
+        let state = app.state();
+        let metrics_address = app.metrics_address();
+        tokio::spawn(app.run_until_stopped());
+        Self {
+            address,
+            client: reqwest::Client::new(),
+            state,
+            jwt_secret: self.jwt_secret.clone(),
+            metrics_address,
+            // The first app owns the database and drops it; this one leaves it alone.
+            _db: TestDb::Sqlite,
+            _data_dir: dir,
+        }
+    }
+
     /// Sends a request; every JSON answer is checked against the OpenAPI document.
     pub async fn request(
         &self,

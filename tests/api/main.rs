@@ -5,6 +5,7 @@
 //! TALKCONNECT_TEST_POSTGRES_URL names: without it the `postgres` tests fail, CI or not.
 
 mod acme;
+mod admin;
 mod auth;
 mod backup;
 mod bad_input;

@@ -330,9 +330,22 @@ fn the_documented_languages_are_the_default_configuration() {
 
 #[tokio::test]
 async fn the_document_and_the_server_agree_on_every_input_rule() {
-    let app = TestApp::spawn(Backend::Sqlite).await;
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        &[("TALKCONNECT__MODERATION__ADMINS", "boss")],
+    )
+    .await;
     let doc = doc();
     let host = app.guest("Host").await;
+    let (status, boss) = app
+        .post(
+            "/api/auth/register",
+            None,
+            json!({"username": "boss", "email": "boss@example.com", "password": "long enough pw"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let boss = boss["token"].as_str().unwrap().to_owned();
     let room = app.room(&host, json!({"title": "Rules"})).await;
     let seated = app.guest("Seated").await;
     app.join(room, &seated).await;
@@ -403,6 +416,12 @@ async fn the_document_and_the_server_agree_on_every_input_rule() {
             path: format!("/api/rooms/{room}/reports"),
             template: "/api/rooms/{roomId}/reports",
             token: Some(host.token.clone()),
+        },
+        BodyOp {
+            method: Method::POST,
+            path: "/api/admin/bans".into(),
+            template: "/api/admin/bans",
+            token: Some(boss.clone()),
         },
     ];
     for op in &ops {
