@@ -167,6 +167,24 @@ pub fn find(conn: &mut DbConnection, id: UserId) -> Result<Option<User>, DbError
         .optional()?)
 }
 
+/// The public faces of the given users that still exist, by stored id (for views that name
+/// people by id: reports, the audit log).
+pub fn public_by_ids<'a>(
+    conn: &mut DbConnection,
+    ids: impl IntoIterator<Item = &'a str>,
+) -> QueryResult<std::collections::HashMap<String, UserPublic>> {
+    let mut ids: Vec<&str> = ids.into_iter().collect();
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(users::table
+        .filter(users::id.eq_any(&ids))
+        .select(User::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(|u| (u.id.clone(), u.public()))
+        .collect())
+}
+
 /// Finds a registered account by username or email (both stored lowercase).
 pub fn find_by_login(conn: &mut DbConnection, login: &str) -> Result<Option<User>, DbError> {
     let login = login.trim().to_lowercase();

@@ -1,20 +1,17 @@
 //! `/api/admin/*`: what instance admins (`[moderation] admins`) see and do: live rooms,
 //! reports, bans, the audit log. Everyone else is refused `NOT_ADMIN`.
 
-use std::collections::HashMap;
-
 use actix_web::{HttpResponse, web};
-use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::audit::{self, AuditAction, AuditEntry};
+use super::audit;
 use super::bans::{self, BanError, NewBan};
+use super::reports::{self, ReportFilter};
 use crate::auth::{Accounts, AuthUser};
-use crate::db::cursor::PageCursor;
-use crate::db::schema::{reports, rooms};
-use crate::db::{self, DbConnection, DbError, write_transaction};
+use crate::db::schema::rooms;
+use crate::db::{self, DbConnection, DbError};
 use crate::error::{ApiError, ErrorCode};
 use crate::events::DomainEvent;
 use crate::http::{allow, page_cursor, page_limit};
@@ -120,22 +117,12 @@ pub fn live_rooms(conn: &mut DbConnection) -> Result<Vec<AdminRoom>, DbError> {
         .limit(MAX_ROOMS)
         .select(RoomRow::as_select())
         .load(conn)?;
-    let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-    let counts: HashMap<String, i64> = reports::table
-        .filter(reports::room_id.eq_any(&ids))
-        .filter(reports::resolved_at.is_null())
-        .group_by(reports::room_id)
-        .select((reports::room_id, diesel::dsl::count_star()))
-        .load::<(String, i64)>(conn)?
-        .into_iter()
-        .collect();
+    let ids: Vec<RoomId> = rows.iter().map(RoomRow::room_id).collect();
+    let counts = reports::open_counts(conn, &ids)?;
     Ok(queries::details(conn, &rows)?
         .into_iter()
         .map(|detail| AdminRoom {
-            open_reports: counts
-                .get(&detail.room.id.to_string())
-                .copied()
-                .unwrap_or(0),
+            open_reports: counts.get(&detail.room.id).copied().unwrap_or(0),
             room: detail,
         })
         .collect())
@@ -156,90 +143,6 @@ async fn end_room(
     let actor = admin(&state.accounts, &user)?;
     let room = rooms.end_by_admin(path.into_inner(), Some(actor)).await?;
     Ok(HttpResponse::Ok().json(json!({ "room": room })))
-}
-
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = reports)]
-struct ReportRow {
-    id: String,
-    room_id: String,
-    reporter_id: String,
-    reported_id: String,
-    reason: String,
-    message: Option<String>,
-    evidence: String,
-    created_at: NaiveDateTime,
-    resolved_at: Option<NaiveDateTime>,
-    resolved_by: Option<String>,
-}
-
-/// A report as admins see it.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AdminReport {
-    id: String,
-    room_id: RoomId,
-    reporter_id: UserId,
-    reported_id: UserId,
-    reason: String,
-    message: Option<String>,
-    /// The room's last chat lines when the report was made.
-    evidence: Value,
-    created_at: DateTime<Utc>,
-    resolved_at: Option<DateTime<Utc>>,
-    resolved_by: Option<UserId>,
-}
-
-impl From<ReportRow> for AdminReport {
-    fn from(row: ReportRow) -> Self {
-        Self {
-            room_id: RoomId::from_stored(&row.room_id),
-            reporter_id: UserId::from_stored(&row.reporter_id),
-            reported_id: UserId::from_stored(&row.reported_id),
-            reason: row.reason,
-            message: row.message,
-            evidence: serde_json::from_str(&row.evidence).unwrap_or(Value::Null),
-            created_at: row.created_at.and_utc(),
-            resolved_at: row.resolved_at.map(|t| t.and_utc()),
-            resolved_by: row.resolved_by.as_deref().map(UserId::from_stored),
-            id: row.id,
-        }
-    }
-}
-
-/// One page of reports, newest first; `open` keeps the unresolved ones only.
-pub fn list_reports_page(
-    conn: &mut DbConnection,
-    open: bool,
-    limit: i64,
-    after: Option<&PageCursor>,
-) -> Result<(Vec<AdminReport>, Option<PageCursor>), DbError> {
-    let mut query = reports::table
-        .select(ReportRow::as_select())
-        .order((reports::created_at.desc(), reports::id.desc()))
-        .limit(limit + 1)
-        .into_boxed();
-    if open {
-        query = query.filter(reports::resolved_at.is_null());
-    }
-    if let Some(cursor) = after {
-        query = query.filter(
-            reports::created_at.lt(cursor.at).or(reports::created_at
-                .eq(cursor.at)
-                .and(reports::id.lt(cursor.id.clone()))),
-        );
-    }
-    let mut rows = query.load(conn)?;
-    let next = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last().map(|r| PageCursor {
-            at: r.created_at,
-            id: r.id.clone(),
-        })
-    } else {
-        None
-    };
-    Ok((rows.into_iter().map(AdminReport::from).collect(), next))
 }
 
 #[derive(Debug, Deserialize)]
@@ -267,55 +170,19 @@ async fn list_reports(
     let query = query.into_inner();
     let limit = page_limit(query.limit)?;
     let after = page_cursor(query.cursor.as_deref())?;
-    let open = query.open.unwrap_or(false);
+    let filter = if query.open.unwrap_or(false) {
+        ReportFilter::Open
+    } else {
+        ReportFilter::All
+    };
     let (reports, next) = db::run(&state.pool, move |conn| {
-        list_reports_page(conn, open, limit, after.as_ref())
+        reports::list(conn, filter, limit, after).map_err(DbError::from)
     })
     .await?;
     Ok(HttpResponse::Ok().json(json!({
         "reports": reports,
         "nextCursor": next.map(|c| c.encode()),
     })))
-}
-
-/// Marks a report resolved (again is harmless: the first resolution stands).
-pub fn resolve(
-    conn: &mut DbConnection,
-    actor: Option<UserId>,
-    report_id: uuid::Uuid,
-) -> Result<Option<AdminReport>, DbError> {
-    write_transaction(conn, |conn| {
-        let key = report_id.to_string();
-        let Some(row) = reports::table
-            .find(&key)
-            .select(ReportRow::as_select())
-            .first(conn)
-            .optional()?
-        else {
-            return Ok(None);
-        };
-        if row.resolved_at.is_some() {
-            return Ok(Some(row.into()));
-        }
-        diesel::update(reports::table.find(&key))
-            .set((
-                reports::resolved_at.eq(Some(db::now())),
-                reports::resolved_by.eq(actor.map(|a| a.to_string())),
-            ))
-            .execute(conn)?;
-        audit::record(
-            conn,
-            &AuditEntry::new(actor, AuditAction::ResolveReport)
-                .target(UserId::from_stored(&row.reported_id))
-                .room(RoomId::from_stored(&row.room_id))
-                .details(json!({ "reportId": key })),
-        )?;
-        let row = reports::table
-            .find(&key)
-            .select(ReportRow::as_select())
-            .first(conn)?;
-        Ok(Some(row.into()))
-    })
 }
 
 async fn resolve_report(
@@ -326,10 +193,9 @@ async fn resolve_report(
     let actor = admin(&state.accounts, &user)?;
     let report_id = path.into_inner();
     let report = db::run(&state.pool, move |conn| {
-        resolve(conn, Some(actor), report_id)
+        reports::resolve(conn, report_id, Some(actor))
     })
-    .await?
-    .ok_or_else(|| ApiError::not_found(ErrorCode::NotFound, "No such report"))?;
+    .await?;
     Ok(HttpResponse::Ok().json(json!({ "report": report })))
 }
 

@@ -2,11 +2,15 @@
 //! in the same transaction as the action itself, so an action and its line stand or fall
 //! together; read by admins (REST and `talkconnect admin`).
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::auth::UserPublic;
+use crate::auth::users;
 use crate::db::cursor::PageCursor;
 use crate::db::schema::audit_log;
 use crate::db::{self, DbConnection};
@@ -118,14 +122,20 @@ pub struct AuditView {
     pub actor_id: Option<UserId>,
     pub action: String,
     pub target_user_id: Option<UserId>,
+    /// Who acted and on whom, while those accounts exist.
+    pub actor: Option<UserPublic>,
+    pub target: Option<UserPublic>,
     pub room_id: Option<RoomId>,
     pub details: Value,
     pub created_at: DateTime<Utc>,
 }
 
-impl From<AuditRow> for AuditView {
-    fn from(row: AuditRow) -> Self {
+impl AuditView {
+    fn new(row: AuditRow, people: &HashMap<String, UserPublic>) -> Self {
+        let named = |id: &Option<String>| id.as_ref().and_then(|id| people.get(id)).cloned();
         Self {
+            actor: named(&row.actor_id),
+            target: named(&row.target_user_id),
             actor_id: row.actor_id.as_deref().map(UserId::from_stored),
             action: row.action,
             target_user_id: row.target_user_id.as_deref().map(UserId::from_stored),
@@ -165,7 +175,17 @@ pub fn list(
     } else {
         None
     };
-    Ok((rows.into_iter().map(AuditView::from).collect(), next))
+    let people = users::public_by_ids(
+        conn,
+        rows.iter()
+            .flat_map(|r| [r.actor_id.as_deref(), r.target_user_id.as_deref()])
+            .flatten(),
+    )?;
+    let views = rows
+        .into_iter()
+        .map(|r| AuditView::new(r, &people))
+        .collect();
+    Ok((views, next))
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use clap::Subcommand;
 
-use super::{admin, audit, bans};
+use super::{admin, audit, bans, reports};
 use crate::config::Settings;
 use crate::db::{self, DbConnection};
 use crate::ids::RoomId;
@@ -134,8 +134,8 @@ fn execute(
             let _ = writeln!(out, "user {target} unbanned");
         }
         AdminCommand::Reports => {
-            let (reports, _) =
-                admin::list_reports_page(conn, true, 50, None).map_err(|e| e.to_string())?;
+            let (reports, _) = reports::list(conn, reports::ReportFilter::Open, 50, None)
+                .map_err(|e| e.to_string())?;
             for report in reports {
                 let _ = writeln!(
                     out,

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::auth::{AuthUser, User, UserPublic};
+use crate::auth::{AuthUser, UserPublic};
 use crate::db::cursor::PageCursor;
 use crate::db::schema::{reports, room_chat_messages, room_participants, rooms, users};
 use crate::db::{self, DbConnection, DbError, write_transaction};
@@ -288,19 +288,11 @@ fn evidence(conn: &mut DbConnection, room_id: RoomId) -> QueryResult<Value> {
 
 /// Rows → views, with the people and room titles that still exist.
 fn views(conn: &mut DbConnection, rows: Vec<ReportRow>) -> QueryResult<Vec<ReportView>> {
-    let mut user_ids: Vec<&str> = rows
-        .iter()
-        .flat_map(|r| [r.reporter_id.as_str(), r.reported_id.as_str()])
-        .collect();
-    user_ids.sort_unstable();
-    user_ids.dedup();
-    let people: HashMap<String, UserPublic> = users::table
-        .filter(users::id.eq_any(&user_ids))
-        .select(User::as_select())
-        .load(conn)?
-        .into_iter()
-        .map(|u| (u.id.clone(), u.public()))
-        .collect();
+    let people = crate::auth::users::public_by_ids(
+        conn,
+        rows.iter()
+            .flat_map(|r| [r.reporter_id.as_str(), r.reported_id.as_str()]),
+    )?;
     let mut room_ids: Vec<&str> = rows.iter().map(|r| r.room_id.as_str()).collect();
     room_ids.sort_unstable();
     room_ids.dedup();

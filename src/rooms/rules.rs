@@ -534,7 +534,7 @@ pub fn end_by_admin(
             conn,
             &AuditEntry::new(admin, AuditAction::EndRoom)
                 .room(room_id)
-            .details(serde_json::json!({ "byAdmin": true })),
+                .details(serde_json::json!({ "byAdmin": true })),
         )?;
         Ok(ended)
     })

@@ -150,17 +150,31 @@ export interface RoomSettings {
 export type ReportReason = 'spam' | 'harassment' | 'hate' | 'sexual' | 'underage' | 'other';
 export const REPORT_REASONS: ReportReason[] = ['spam', 'harassment', 'hate', 'sexual', 'underage', 'other'];
 
+/** One chat line kept with a report. */
+export interface EvidenceLine {
+  id: string;
+  userId: string;
+  displayName: string;
+  message: string;
+  createdAt: string;
+}
+
+/** A report; `reporter`, `reported` and `roomTitle` are null once purged (the ids stay). */
 export interface Report {
   id: string;
   roomId: string;
-  reporter: UserPublic;
-  reported: UserPublic;
+  roomTitle: string | null;
+  reporterId: string;
+  reporter: UserPublic | null;
+  reportedId: string;
+  reported: UserPublic | null;
   reason: ReportReason;
   message: string | null;
-  /** The room's last chat lines when the report was made. */
-  evidence?: ChatMessage[];
+  /** The room's last chat lines when the report was made, oldest first. */
+  evidence: EvidenceLine[];
   createdAt: string;
-  resolvedAt?: string | null;
+  resolvedAt: string | null;
+  resolvedBy: string | null;
 }
 
 export interface Block {
@@ -169,26 +183,36 @@ export interface Block {
 }
 
 export interface Ban {
-  user: UserPublic;
+  id: string;
+  userId: string;
+  /** Null once the account is purged. */
+  user: UserPublic | null;
+  /** The guest's network is banned too. */
+  ipBanned: boolean;
   reason: string | null;
-  until: string | null;
+  bannedBy: string | null;
   createdAt: string;
+  /** Null: for good. */
+  until: string | null;
 }
 
 /** `GET /api/admin/rooms`: a live room with its people and open report count. */
-export interface AdminRoom extends Room {
-  participants?: Participant[];
+export interface AdminRoom {
+  room: RoomDetail;
   openReports: number;
 }
 
+/** A line of the audit log; `actorId` null: the command line. */
 export interface AuditEntry {
   id: string;
-  at: string;
+  actorId: string | null;
   actor: UserPublic | null;
   action: string;
-  roomId: string | null;
+  targetUserId: string | null;
   target: UserPublic | null;
-  details?: Record<string, unknown> | null;
+  roomId: string | null;
+  details: Record<string, unknown> | null;
+  createdAt: string;
 }
 
 /** Lobby filters: the query of GET /api/rooms, also applied to live updates. */

@@ -17,9 +17,8 @@ const DURATIONS: { key: 'admin.hour' | 'admin.day' | 'admin.week' | 'admin.forev
   { key: 'admin.forever', secs: null },
 ];
 
-/** Lists come as `{<name>: [...]}`; accept a bare array too. */
+/** Lists come as `{<name>: [...]}` (docs/MODERATION.md, "Admin REST in detail"). */
 function list<T>(answer: unknown, name: string): T[] {
-  if (Array.isArray(answer)) return answer as T[];
   const inner = (answer as Record<string, unknown> | null)?.[name];
   return Array.isArray(inner) ? (inner as T[]) : [];
 }
@@ -51,7 +50,7 @@ export function Admin() {
         rooms: list<AdminRoom>(rooms, 'rooms'),
         reports: list<Report>(reports, 'reports'),
         bans: list<Ban>(bans, 'bans'),
-        audit: list<AuditEntry>(audit, 'entries').length ? list<AuditEntry>(audit, 'entries') : list<AuditEntry>(audit, 'audit'),
+        audit: list<AuditEntry>(audit, 'entries'),
       });
       setFailure(null);
     } catch (err) {
@@ -145,14 +144,14 @@ function RoomsTable({ rooms, act }: { rooms: AdminRoom[]; act: Act }) {
           </thead>
           <tbody>
             {rooms.length === 0 && <Empty cols={4} />}
-            {rooms.map((room) => (
+            {rooms.map(({ room, openReports }) => (
               <tr key={room.id} data-room-id={room.id}>
                 <td>
                   {room.isLocked && <Icon name="lock" />} 
                   {room.title}
                 </td>
-                <td>{(room.participants?.map((p) => p.displayName) ?? room.members.map((m) => m.displayName)).join(', ')}</td>
-                <td>{room.openReports ?? 0}</td>
+                <td>{room.participants.map((p) => p.displayName).join(', ')}</td>
+                <td>{openReports}</td>
                 <td>
                   <button
                     type="button"
@@ -204,7 +203,7 @@ function ReportsTable({ reports, act }: { reports: Report[]; act: Act }) {
                   <ol class="evidence">
                     {(r.evidence ?? []).map((m) => (
                       <li key={m.id}>
-                        <time dateTime={m.createdAt}>{formatTime(m.createdAt)}</time> <b>{m.sender.displayName}</b>:{' '}
+                        <time dateTime={m.createdAt}>{formatTime(m.createdAt)}</time> <b>{m.displayName}</b>:{' '}
                         {m.message}
                       </li>
                     ))}
@@ -227,7 +226,7 @@ function ReportsTable({ reports, act }: { reports: Report[]; act: Act }) {
                     type="button"
                     class="button small danger"
                     data-testid="admin-ban-reported"
-                    onClick={() => act(() => api.admin.ban({ userId: r.reported.id, reason: r.reason }))}
+                    onClick={() => act(() => api.admin.ban({ userId: r.reportedId, reason: r.reason }))}
                   >
                     {t('admin.ban')}
                   </button>
@@ -322,8 +321,8 @@ function BansTable({ bans, act }: { bans: Ban[]; act: Act }) {
           <tbody>
             {bans.length === 0 && <Empty cols={4} />}
             {bans.map((b) => (
-              <tr key={b.user.id} data-user-id={b.user.id}>
-                <td>{who(b.user)}</td>
+              <tr key={b.userId} data-user-id={b.userId}>
+                <td>{b.user ? who(b.user) : b.userId}</td>
                 <td>{b.reason ?? ''}</td>
                 <td>{b.until ? formatDateTime(b.until) : t('admin.forever')}</td>
                 <td>
@@ -331,7 +330,7 @@ function BansTable({ bans, act }: { bans: Ban[]; act: Act }) {
                     type="button"
                     class="button small"
                     data-testid="admin-unban"
-                    onClick={() => act(() => api.admin.unban(b.user.id))}
+                    onClick={() => act(() => api.admin.unban(b.userId))}
                   >
                     {t('admin.unban')}
                   </button>
@@ -364,8 +363,8 @@ function AuditTable({ entries }: { entries: AuditEntry[] }) {
             {entries.length === 0 && <Empty cols={5} />}
             {entries.map((e, i) => (
               <tr key={e.id ?? i}>
-                <td>{formatDateTime(e.at ?? (e as unknown as { createdAt?: string }).createdAt ?? '')}</td>
-                <td>{who(e.actor)}</td>
+                <td>{formatDateTime(e.createdAt)}</td>
+                <td>{e.actorId ? who(e.actor) : t('admin.commandLine')}</td>
                 <td>
                   <code>{e.action}</code>
                 </td>
