@@ -1,12 +1,13 @@
 // The instance admins' page (`/admin`, docs/MODERATION.md "The instance"): live rooms with
 // their people and open reports, reports with their evidence, bans and the ban form, and
 // the audit log. Plain tables that scroll sideways on a phone.
+import type { JSX } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 
 import { api } from '../api/client';
 import type { AdminRoom, AuditEntry, Ban, Report, UserPublic } from '../api/types';
 import { errorCode, errorKey, errorMessage } from '../errors';
-import { formatDateTime, formatTime, t } from '../i18n';
+import { formatDateTime, formatTime, type MessageKey, t } from '../i18n';
 import { Icon } from './Icon';
 import { reasonLabel } from './Moderation';
 
@@ -118,125 +119,131 @@ export function Admin() {
 
 type Act = (action: () => Promise<unknown>) => void;
 
-function Empty({ cols }: { cols: number }) {
+/**
+ * One titled admin table: a section headed by `title`, its header row from `columns` (`null`
+ * for a column without a heading), one `row(item)` per item, or a single "nothing here" row.
+ */
+function AdminTable<T>({
+  name,
+  title,
+  columns,
+  items,
+  row,
+}: {
+  name: 'rooms' | 'reports' | 'bans' | 'audit';
+  title: MessageKey;
+  columns: (MessageKey | null)[];
+  items: T[];
+  row: (item: T, index: number) => JSX.Element;
+}) {
   return (
-    <tr>
-      <td colSpan={cols} class="muted">
-        {t('admin.empty')}
-      </td>
-    </tr>
+    <section aria-labelledby={`admin-${name}`}>
+      <h2 id={`admin-${name}`}>{t(title)}</h2>
+      <div class="table-wrap">
+        <table class="admin-table" data-testid={`admin-${name}`}>
+          <thead>
+            <tr>
+              {columns.map((key, i) => (key ? <th key={i}>{t(key)}</th> : <th key={i} />))}
+            </tr>
+          </thead>
+          <tbody>
+            {items.length === 0 && (
+              <tr>
+                <td colSpan={columns.length} class="muted">
+                  {t('admin.empty')}
+                </td>
+              </tr>
+            )}
+            {items.map(row)}
+          </tbody>
+        </table>
+      </div>
+    </section>
   );
 }
 
 function RoomsTable({ rooms, act }: { rooms: AdminRoom[]; act: Act }) {
   return (
-    <section aria-labelledby="admin-rooms">
-      <h2 id="admin-rooms">{t('admin.rooms')}</h2>
-      <div class="table-wrap">
-        <table class="admin-table" data-testid="admin-rooms">
-          <thead>
-            <tr>
-              <th>{t('admin.room')}</th>
-              <th>{t('admin.people')}</th>
-              <th>{t('admin.openReports')}</th>
-              <th />
-            </tr>
-          </thead>
-          <tbody>
-            {rooms.length === 0 && <Empty cols={4} />}
-            {rooms.map(({ room, openReports }) => (
-              <tr key={room.id} data-room-id={room.id}>
-                <td>
-                  {room.isLocked && <Icon name="lock" />} 
-                  {room.title}
-                </td>
-                <td>{room.participants.map((p) => p.displayName).join(', ')}</td>
-                <td>{openReports}</td>
-                <td>
-                  <button
-                    type="button"
-                    class="button small danger"
-                    data-testid="admin-end-room"
-                    onClick={() => {
-                      if (window.confirm(t('admin.endConfirm', { title: room.title }))) act(() => api.admin.endRoom(room.id));
-                    }}
-                  >
-                    {t('admin.endRoom')}
-                  </button>
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
-    </section>
+    <AdminTable
+      name="rooms"
+      title="admin.rooms"
+      columns={['admin.room', 'admin.people', 'admin.openReports', null]}
+      items={rooms}
+      row={({ room, openReports }) => (
+        <tr key={room.id} data-room-id={room.id}>
+          <td>
+            {room.isLocked && <Icon name="lock" />} 
+            {room.title}
+          </td>
+          <td>{room.participants.map((p) => p.displayName).join(', ')}</td>
+          <td>{openReports}</td>
+          <td>
+            <button
+              type="button"
+              class="button small danger"
+              data-testid="admin-end-room"
+              onClick={() => {
+                if (window.confirm(t('admin.endConfirm', { title: room.title }))) act(() => api.admin.endRoom(room.id));
+              }}
+            >
+              {t('admin.endRoom')}
+            </button>
+          </td>
+        </tr>
+      )}
+    />
   );
 }
 
 function ReportsTable({ reports, act }: { reports: Report[]; act: Act }) {
   return (
-    <section aria-labelledby="admin-reports">
-      <h2 id="admin-reports">{t('admin.reports')}</h2>
-      <div class="table-wrap">
-        <table class="admin-table" data-testid="admin-reports">
-          <thead>
-            <tr>
-              <th>{t('admin.when')}</th>
-              <th>{t('admin.reporter')}</th>
-              <th>{t('admin.reported')}</th>
-              <th>{t('admin.reason')}</th>
-              <th>{t('admin.message')}</th>
-              <th>{t('admin.evidence')}</th>
-              <th />
-            </tr>
-          </thead>
-          <tbody>
-            {reports.length === 0 && <Empty cols={7} />}
-            {reports.map((r) => (
-              <tr key={r.id} data-report-id={r.id}>
-                <td>{formatDateTime(r.createdAt)}</td>
-                <td>{who(r.reporter)}</td>
-                <td>{who(r.reported)}</td>
-                <td>{reasonLabel(r.reason)}</td>
-                <td>{r.message ?? ''}</td>
-                <td>
-                  <ol class="evidence">
-                    {(r.evidence ?? []).map((m) => (
-                      <li key={m.id}>
-                        <time dateTime={m.createdAt}>{formatTime(m.createdAt)}</time> <b>{m.displayName}</b>:{' '}
-                        {m.message}
-                      </li>
-                    ))}
-                  </ol>
-                </td>
-                <td class="actions">
-                  {r.resolvedAt ? (
-                    <span class="muted">{t('admin.resolved')}</span>
-                  ) : (
-                    <button
-                      type="button"
-                      class="button small"
-                      data-testid="admin-resolve"
-                      onClick={() => act(() => api.admin.resolve(r.id))}
-                    >
-                      {t('admin.resolve')}
-                    </button>
-                  )}
-                  <button
-                    type="button"
-                    class="button small danger"
-                    data-testid="admin-ban-reported"
-                    onClick={() => act(() => api.admin.ban({ userId: r.reportedId, reason: r.reason }))}
-                  >
-                    {t('admin.ban')}
-                  </button>
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
-    </section>
+    <AdminTable
+      name="reports"
+      title="admin.reports"
+      columns={['admin.when', 'admin.reporter', 'admin.reported', 'admin.reason', 'admin.message', 'admin.evidence', null]}
+      items={reports}
+      row={(r) => (
+        <tr key={r.id} data-report-id={r.id}>
+          <td>{formatDateTime(r.createdAt)}</td>
+          <td>{who(r.reporter)}</td>
+          <td>{who(r.reported)}</td>
+          <td>{reasonLabel(r.reason)}</td>
+          <td>{r.message ?? ''}</td>
+          <td>
+            <ol class="evidence">
+              {(r.evidence ?? []).map((m) => (
+                <li key={m.id}>
+                  <time dateTime={m.createdAt}>{formatTime(m.createdAt)}</time> <b>{m.displayName}</b>:{' '}
+                  {m.message}
+                </li>
+              ))}
+            </ol>
+          </td>
+          <td class="actions">
+            {r.resolvedAt ? (
+              <span class="muted">{t('admin.resolved')}</span>
+            ) : (
+              <button
+                type="button"
+                class="button small"
+                data-testid="admin-resolve"
+                onClick={() => act(() => api.admin.resolve(r.id))}
+              >
+                {t('admin.resolve')}
+              </button>
+            )}
+            <button
+              type="button"
+              class="button small danger"
+              data-testid="admin-ban-reported"
+              onClick={() => act(() => api.admin.ban({ userId: r.reportedId, reason: r.reason }))}
+            >
+              {t('admin.ban')}
+            </button>
+          </td>
+        </tr>
+      )}
+    />
   );
 }
 
@@ -306,75 +313,50 @@ function BanForm({ act }: { act: Act }) {
 
 function BansTable({ bans, act }: { bans: Ban[]; act: Act }) {
   return (
-    <section aria-labelledby="admin-bans">
-      <h2 id="admin-bans">{t('admin.bans')}</h2>
-      <div class="table-wrap">
-        <table class="admin-table" data-testid="admin-bans">
-          <thead>
-            <tr>
-              <th>{t('admin.user')}</th>
-              <th>{t('admin.reason')}</th>
-              <th>{t('admin.until')}</th>
-              <th />
-            </tr>
-          </thead>
-          <tbody>
-            {bans.length === 0 && <Empty cols={4} />}
-            {bans.map((b) => (
-              <tr key={b.userId} data-user-id={b.userId}>
-                <td>{b.user ? who(b.user) : b.userId}</td>
-                <td>{b.reason ?? ''}</td>
-                <td>{b.until ? formatDateTime(b.until) : t('admin.forever')}</td>
-                <td>
-                  <button
-                    type="button"
-                    class="button small"
-                    data-testid="admin-unban"
-                    onClick={() => act(() => api.admin.unban(b.userId))}
-                  >
-                    {t('admin.unban')}
-                  </button>
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
-    </section>
+    <AdminTable
+      name="bans"
+      title="admin.bans"
+      columns={['admin.user', 'admin.reason', 'admin.until', null]}
+      items={bans}
+      row={(b) => (
+        <tr key={b.userId} data-user-id={b.userId}>
+          <td>{b.user ? who(b.user) : b.userId}</td>
+          <td>{b.reason ?? ''}</td>
+          <td>{b.until ? formatDateTime(b.until) : t('admin.forever')}</td>
+          <td>
+            <button
+              type="button"
+              class="button small"
+              data-testid="admin-unban"
+              onClick={() => act(() => api.admin.unban(b.userId))}
+            >
+              {t('admin.unban')}
+            </button>
+          </td>
+        </tr>
+      )}
+    />
   );
 }
 
 function AuditTable({ entries }: { entries: AuditEntry[] }) {
   return (
-    <section aria-labelledby="admin-audit">
-      <h2 id="admin-audit">{t('admin.audit')}</h2>
-      <div class="table-wrap">
-        <table class="admin-table" data-testid="admin-audit">
-          <thead>
-            <tr>
-              <th>{t('admin.when')}</th>
-              <th>{t('admin.actor')}</th>
-              <th>{t('admin.action')}</th>
-              <th>{t('admin.room')}</th>
-              <th>{t('admin.target')}</th>
-            </tr>
-          </thead>
-          <tbody>
-            {entries.length === 0 && <Empty cols={5} />}
-            {entries.map((e, i) => (
-              <tr key={e.id ?? i}>
-                <td>{formatDateTime(e.createdAt)}</td>
-                <td>{e.actorId ? who(e.actor) : t('admin.commandLine')}</td>
-                <td>
-                  <code>{e.action}</code>
-                </td>
-                <td>{e.roomId ?? ''}</td>
-                <td>{who(e.target)}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
-    </section>
+    <AdminTable
+      name="audit"
+      title="admin.audit"
+      columns={['admin.when', 'admin.actor', 'admin.action', 'admin.room', 'admin.target']}
+      items={entries}
+      row={(e, i) => (
+        <tr key={e.id ?? i}>
+          <td>{formatDateTime(e.createdAt)}</td>
+          <td>{e.actorId ? who(e.actor) : t('admin.commandLine')}</td>
+          <td>
+            <code>{e.action}</code>
+          </td>
+          <td>{e.roomId ?? ''}</td>
+          <td>{who(e.target)}</td>
+        </tr>
+      )}
+    />
   );
 }

@@ -2,9 +2,8 @@
 // everyone, lock, invite link, settings), the settings dialog and the report dialog.
 import { useEffect, useRef, useState } from 'preact/hooks';
 
-import { REPORT_REASONS, type Level, type Participant, type ReportReason, type RoomDetail } from '../api/types';
-import { errorMessage } from '../errors';
-import { languageName, t, type MessageKey } from '../i18n';
+import { REPORT_REASONS, type Participant, type ReportReason, type RoomDetail } from '../api/types';
+import { t, type MessageKey } from '../i18n';
 import { inviteLink } from '../router';
 import { block, blocks, unblock } from '../state/blocks';
 import { meta } from '../state/lobbyStore';
@@ -22,7 +21,18 @@ import {
   updateSettings,
 } from '../state/roomStore';
 import { Icon } from './Icon';
-import { LEVELS, levelLabel } from './labels';
+import {
+  copyText,
+  FormDialog,
+  LanguageField,
+  LevelField,
+  MicFields,
+  SeatsField,
+  SecondLanguageField,
+  SelectField,
+  TitleTopicFields,
+  useCopiedFlag,
+} from './RoomFields';
 
 type Act = (action: () => Promise<void>) => void;
 
@@ -159,19 +169,13 @@ function confirmText(kind: 'kick' | 'transfer', p: Participant): string {
 /** For hosts and co-hosts: mute everyone, lock / unlock, copy the invite link, settings. */
 export function HostBar({ room, act }: { room: RoomDetail; act: Act }) {
   const [settings, setSettings] = useState(false);
-  const [copied, setCopied] = useState(false);
+  const [copied, flashCopied] = useCopiedFlag();
 
   async function copyInvite() {
     const key = await fetchRoomKey();
     if (!key) return;
-    const link = inviteLink(room.id, key);
-    try {
-      await navigator.clipboard.writeText(link);
-    } catch {
-      window.prompt(t('room.copyPrompt'), link);
-    }
-    setCopied(true);
-    setTimeout(() => setCopied(false), 2000);
+    await copyText(inviteLink(room.id, key));
+    flashCopied();
   }
 
   return (
@@ -214,42 +218,12 @@ export function HostBar({ room, act }: { room: RoomDetail; act: Act }) {
 
 const SLOW_CHOICES = [0, 5, 10, 30, 60, 120];
 
-/** Shared fields of the create and settings forms: second language, mic rules. */
-export function SecondLanguageSelect(props: { id: string; value: string; exclude: string; onChange: (v: string) => void }) {
-  const languages = meta.value?.languages ?? ['en', 'vi'];
-  return (
-    <select id={props.id} name="secondLanguage" value={props.value} onChange={(e) => props.onChange(e.currentTarget.value)}>
-      <option value="">{t('settings.none')}</option>
-      {languages
-        .filter((code) => code !== props.exclude)
-        .map((code) => (
-          <option key={code} value={code}>
-            {languageName(code)}
-          </option>
-        ))}
-    </select>
-  );
-}
-
-function useModal(onClose: () => void) {
-  const dialog = useRef<HTMLDialogElement>(null);
-  useEffect(() => {
-    const d = dialog.current;
-    if (d && !d.open) d.showModal?.();
-  }, []);
-  return { ref: dialog, onClose, onCancel: onClose };
-}
-
 /** Live settings of the room (native <dialog>, as the create form). */
 export function RoomSettingsDialog({ room, onClose }: { room: RoomDetail; onClose: () => void }) {
-  const modal = useModal(onClose);
   const m = meta.value;
-  const languages = m?.languages ?? ['en', 'vi'];
   const min = Math.max(m?.minParticipants ?? 2, room.participantCount);
   const max = m?.maxParticipants ?? 12;
   const seats = Array.from({ length: Math.max(0, max - min + 1) }, (_, i) => min + i);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
   const [form, setForm] = useState({
     title: room.title,
     topic: room.topic ?? '',
@@ -262,150 +236,57 @@ export function RoomSettingsDialog({ room, onClose }: { room: RoomDetail; onClos
     slowModeSecs: room.slowModeSecs ?? 0,
   });
   const set = (patch: Partial<typeof form>) => setForm((f) => ({ ...f, ...patch }));
+  const fields = { prefix: 'settings', form, set } as const;
   const slowChoices = SLOW_CHOICES.includes(form.slowModeSecs) ? SLOW_CHOICES : [...SLOW_CHOICES, form.slowModeSecs];
 
   async function submit() {
-    setBusy(true);
-    setError(null);
-    try {
-      await updateSettings({
-        title: form.title.trim(),
-        topic: form.topic.trim() || null,
-        language: form.language,
-        secondLanguage: form.secondLanguage && form.secondLanguage !== form.language ? form.secondLanguage : null,
-        level: form.level,
-        maxParticipants: form.maxParticipants,
-        noMic: form.noMic,
-        micRequired: form.noMic ? false : form.micRequired,
-        slowModeSecs: form.slowModeSecs,
-      });
-      showNotice('info', 'settings.saved');
-      onClose();
-    } catch (err) {
-      setError(errorMessage(err));
-      setBusy(false);
-    }
+    await updateSettings({
+      title: form.title.trim(),
+      topic: form.topic.trim() || null,
+      language: form.language,
+      secondLanguage: form.secondLanguage && form.secondLanguage !== form.language ? form.secondLanguage : null,
+      level: form.level,
+      maxParticipants: form.maxParticipants,
+      noMic: form.noMic,
+      micRequired: form.noMic ? false : form.micRequired,
+      slowModeSecs: form.slowModeSecs,
+    });
+    showNotice('info', 'settings.saved');
+    onClose();
   }
 
   return (
-    <dialog {...modal} class="dialog" aria-labelledby="settings-title" data-testid="settings-dialog">
-      <form
-        class="form"
-        onSubmit={(e) => {
-          e.preventDefault();
-          void submit();
-        }}
-      >
-        <h2 id="settings-title">{t('settings.title')}</h2>
-        <label for="settings-title-input">{t('create.roomTitle')}</label>
-        <input
-          id="settings-title-input"
-          name="title"
-          required
-          maxLength={100}
-          value={form.title}
-          onInput={(e) => set({ title: e.currentTarget.value })}
+    <FormDialog
+      titleId="settings-title"
+      title={t('settings.title')}
+      testId="settings-dialog"
+      submitLabel="settings.save"
+      submitTestId="settings-save"
+      submit={submit}
+      onClose={onClose}
+    >
+      <TitleTopicFields {...fields} titleId="settings-title-input" />
+      <div class="form-row">
+        <LanguageField {...fields} />
+        <div>
+          <SecondLanguageField {...fields} />
+        </div>
+      </div>
+      <div class="form-row">
+        <LevelField {...fields} />
+        <SeatsField {...fields} seats={seats} />
+        <SelectField
+          id="settings-slow"
+          name="slowModeSecs"
+          label="settings.slowMode"
+          value={form.slowModeSecs}
+          options={slowChoices}
+          text={(secs) => (secs === 0 ? t('settings.slowOff') : t('settings.slowSecs', { secs }))}
+          onChange={(secs) => set({ slowModeSecs: Number(secs) })}
         />
-        <label for="settings-topic">{t('create.topic')}</label>
-        <input
-          id="settings-topic"
-          name="topic"
-          maxLength={100}
-          value={form.topic}
-          onInput={(e) => set({ topic: e.currentTarget.value })}
-        />
-        <div class="form-row">
-          <div>
-            <label for="settings-language">{t('create.language')}</label>
-            <select id="settings-language" name="language" value={form.language} onChange={(e) => set({ language: e.currentTarget.value })}>
-              {languages.map((code) => (
-                <option key={code} value={code}>
-                  {languageName(code)}
-                </option>
-              ))}
-            </select>
-          </div>
-          <div>
-            <label for="settings-second-language">{t('settings.secondLanguage')}</label>
-            <SecondLanguageSelect
-              id="settings-second-language"
-              value={form.secondLanguage}
-              exclude={form.language}
-              onChange={(v) => set({ secondLanguage: v })}
-            />
-          </div>
-        </div>
-        <div class="form-row">
-          <div>
-            <label for="settings-level">{t('create.level')}</label>
-            <select id="settings-level" name="level" value={form.level} onChange={(e) => set({ level: e.currentTarget.value as Level })}>
-              {(m?.levels ?? LEVELS).map((level) => (
-                <option key={level} value={level}>
-                  {levelLabel(level)}
-                </option>
-              ))}
-            </select>
-          </div>
-          <div>
-            <label for="settings-seats">{t('create.seats')}</label>
-            <select
-              id="settings-seats"
-              name="maxParticipants"
-              value={String(form.maxParticipants)}
-              onChange={(e) => set({ maxParticipants: Number(e.currentTarget.value) })}
-            >
-              {seats.map((n) => (
-                <option key={n} value={String(n)}>
-                  {n}
-                </option>
-              ))}
-            </select>
-          </div>
-          <div>
-            <label for="settings-slow">{t('settings.slowMode')}</label>
-            <select
-              id="settings-slow"
-              name="slowModeSecs"
-              value={String(form.slowModeSecs)}
-              onChange={(e) => set({ slowModeSecs: Number(e.currentTarget.value) })}
-            >
-              {slowChoices.map((secs) => (
-                <option key={secs} value={String(secs)}>
-                  {secs === 0 ? t('settings.slowOff') : t('settings.slowSecs', { secs })}
-                </option>
-              ))}
-            </select>
-          </div>
-        </div>
-        <div class="checkbox">
-          <input id="settings-no-mic" type="checkbox" checked={form.noMic} onChange={(e) => set({ noMic: e.currentTarget.checked })} />
-          <label for="settings-no-mic">{t('settings.noMic')}</label>
-        </div>
-        <div class="checkbox">
-          <input
-            id="settings-mic-required"
-            type="checkbox"
-            checked={form.micRequired && !form.noMic}
-            disabled={form.noMic}
-            onChange={(e) => set({ micRequired: e.currentTarget.checked })}
-          />
-          <label for="settings-mic-required">{t('settings.micRequired')}</label>
-        </div>
-        {error && (
-          <p class="form-error" role="alert">
-            {error}
-          </p>
-        )}
-        <div class="row end">
-          <button type="button" class="button ghost" onClick={onClose}>
-            {t('action.cancel')}
-          </button>
-          <button type="submit" class="button primary" disabled={busy} data-testid="settings-save">
-            {t('settings.save')}
-          </button>
-        </div>
-      </form>
-    </dialog>
+      </div>
+      <MicFields {...fields} />
+    </FormDialog>
   );
 }
 
@@ -423,73 +304,49 @@ export const reasonLabel = (reason: string): string =>
 
 /** Report one person: a reason and an optional message; the server keeps the chat lines. */
 export function ReportDialog({ p, onClose }: { p: Participant; onClose: () => void }) {
-  const modal = useModal(onClose);
   const [reason, setReason] = useState<ReportReason>('spam');
   const [message, setMessage] = useState('');
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
 
   async function submit() {
-    setBusy(true);
-    setError(null);
-    try {
-      await report(p.userId, reason, message);
-      showNotice('info', 'report.sent');
-      onClose();
-    } catch (err) {
-      setError(errorMessage(err));
-      setBusy(false);
-    }
+    await report(p.userId, reason, message);
+    showNotice('info', 'report.sent');
+    onClose();
   }
 
   return (
-    <dialog {...modal} class="dialog" aria-labelledby="report-title" data-testid="report-dialog">
-      <form
-        class="form"
-        onSubmit={(e) => {
-          e.preventDefault();
-          void submit();
-        }}
+    <FormDialog
+      titleId="report-title"
+      title={t('report.title', { name: p.displayName })}
+      testId="report-dialog"
+      submitLabel="report.submit"
+      submitTestId="report-submit"
+      submit={submit}
+      onClose={onClose}
+    >
+      <label for="report-reason">{t('report.reason')}</label>
+      <select
+        id="report-reason"
+        name="reason"
+        data-testid="report-reason"
+        value={reason}
+        onChange={(e) => setReason(e.currentTarget.value as ReportReason)}
       >
-        <h2 id="report-title">{t('report.title', { name: p.displayName })}</h2>
-        <label for="report-reason">{t('report.reason')}</label>
-        <select
-          id="report-reason"
-          name="reason"
-          data-testid="report-reason"
-          value={reason}
-          onChange={(e) => setReason(e.currentTarget.value as ReportReason)}
-        >
-          {REPORT_REASONS.map((r) => (
-            <option key={r} value={r}>
-              {reasonLabel(r)}
-            </option>
-          ))}
-        </select>
-        <label for="report-message">{t('report.message')}</label>
-        <textarea
-          id="report-message"
-          name="message"
-          data-testid="report-message"
-          rows={3}
-          maxLength={500}
-          value={message}
-          onInput={(e) => setMessage(e.currentTarget.value)}
-        />
-        {error && (
-          <p class="form-error" role="alert">
-            {error}
-          </p>
-        )}
-        <div class="row end">
-          <button type="button" class="button ghost" onClick={onClose}>
-            {t('action.cancel')}
-          </button>
-          <button type="submit" class="button primary" disabled={busy} data-testid="report-submit">
-            {t('report.submit')}
-          </button>
-        </div>
-      </form>
-    </dialog>
+        {REPORT_REASONS.map((r) => (
+          <option key={r} value={r}>
+            {reasonLabel(r)}
+          </option>
+        ))}
+      </select>
+      <label for="report-message">{t('report.message')}</label>
+      <textarea
+        id="report-message"
+        name="message"
+        data-testid="report-message"
+        rows={3}
+        maxLength={500}
+        value={message}
+        onInput={(e) => setMessage(e.currentTarget.value)}
+      />
+    </FormDialog>
   );
 }

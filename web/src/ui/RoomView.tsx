@@ -19,6 +19,7 @@ import { ChatPanel } from './Chat';
 import { MediaStatus, RemoteAudios, VideoView } from './Media';
 import { levelLabel } from './labels';
 import { HostBar, PersonMenu, ReportDialog } from './Moderation';
+import { copyText, useCopiedFlag } from './RoomFields';
 
 export function RoomView({ roomId }: { roomId: string }) {
   useEffect(() => {
@@ -58,7 +59,7 @@ function InRoom({ room }: { room: RoomDetail }) {
   const amModerator = isModerator(room, me);
   const live = connection.value === 'connected';
   const [actionError, setActionError] = useState<string | null>(null);
-  const [copied, setCopied] = useState(false);
+  const [copied, flashCopied] = useCopiedFlag();
   const [reporting, setReporting] = useState<Participant | null>(null);
   const participants = orderedParticipants(room);
   const blocked = blockedIds.value;
@@ -76,15 +77,8 @@ function InRoom({ room }: { room: RoomDetail }) {
   };
 
   async function copyLink() {
-    const link = roomLink(room.id);
-    try {
-      await navigator.clipboard.writeText(link);
-    } catch {
-      // No clipboard permission (http, old browser): select the text for a manual copy.
-      window.prompt(t('room.copyPrompt'), link);
-    }
-    setCopied(true);
-    setTimeout(() => setCopied(false), 2000);
+    await copyText(roomLink(room.id));
+    flashCopied();
   }
 
   return (
