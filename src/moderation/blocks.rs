@@ -56,7 +56,7 @@ impl From<BlockError> for ApiError {
     fn from(err: BlockError) -> Self {
         match err {
             BlockError::SelfBlock => {
-                ApiError::bad_request(ErrorCode::InvalidTarget, "You cannot block yourself")
+                ApiError::unprocessable(ErrorCode::InvalidTarget, "You cannot block yourself")
             }
             BlockError::UnknownUser => ApiError::not_found(ErrorCode::NotFound, "No such user"),
             BlockError::TooMany => ApiError::conflict(

@@ -109,7 +109,7 @@ impl From<ReportError> for ApiError {
                 "Only people in the room can report someone in it",
             ),
             ReportError::SelfReport => {
-                ApiError::bad_request(ErrorCode::InvalidTarget, "You cannot report yourself")
+                ApiError::unprocessable(ErrorCode::InvalidTarget, "You cannot report yourself")
             }
             ReportError::ParticipantNotFound => ApiError::not_found(
                 ErrorCode::ParticipantNotFound,

@@ -282,7 +282,7 @@ async fn blocks_are_listed_and_keep_people_apart(backend: Backend) {
     assert_eq!(body, json!({ "blocks": [] }));
     // Not yourself, not someone who does not exist, not without signing in.
     let (status, body) = put(&host, block_path(host.id)).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(code(&body), "INVALID_TARGET");
     let (status, body) = put(&host, block_path(UserId::random())).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -472,7 +472,7 @@ async fn reports_keep_the_last_chat_lines_and_refuse_what_makes_no_sense(backend
         (
             &host,
             json!({"userId": host.id, "reason": "spam"}),
-            StatusCode::BAD_REQUEST,
+            StatusCode::UNPROCESSABLE_ENTITY,
             "INVALID_TARGET",
         ),
         (
