@@ -1,7 +1,11 @@
 //! `/api/rooms…`: create, list, show, change, end, join, leave, kick; co-hosts, the host
 //! hand-over, hard mutes, mute-all, the lock and its key (docs/MODERATION.md).
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use super::domain::{
@@ -137,6 +141,33 @@ impl From<RoomError> for ApiError {
             RoomError::Db(e) => e.into(),
         }
     }
+}
+
+/// A room route's call: what its path names (the room, or the room and a user) and who,
+/// signed in, makes it. The path is read before the sign-in, as two extractors would be.
+struct Acting<P> {
+    target: P,
+    by: UserId,
+}
+
+impl<P: serde::de::DeserializeOwned + 'static> FromRequest for Acting<P> {
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, actix_web::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let target = web::Path::<P>::from_request(req, payload).into_inner();
+        let user = AuthUser::from_request(req, payload);
+        Box::pin(async move {
+            let target = target?.into_inner();
+            let by = user.await?.0.user_id();
+            Ok(Acting { target, by })
+        })
+    }
+}
+
+/// `200` with the one-field object `{ key: value }` most room routes answer.
+fn answer(key: &str, value: impl Serialize) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(serde_json::json!({ key: value })))
 }
 
 /// Each field is checked by the type it becomes (`rooms::domain`).
@@ -348,12 +379,8 @@ async fn get_room(
     Ok(HttpResponse::Ok().json(detail))
 }
 
-async fn end_room(
-    rooms: web::Data<Rooms>,
-    path: web::Path<RoomId>,
-    user: AuthUser,
-) -> Result<HttpResponse, ApiError> {
-    let room = rooms.end(path.into_inner(), user.0.user_id()).await?;
+async fn end_room(rooms: web::Data<Rooms>, call: Acting<RoomId>) -> Result<HttpResponse, ApiError> {
+    let room = rooms.end(call.target, call.by).await?;
     Ok(HttpResponse::Ok().json(room))
 }
 
@@ -401,10 +428,9 @@ async fn join_room(
 
 async fn leave_room(
     rooms: web::Data<Rooms>,
-    path: web::Path<RoomId>,
-    user: AuthUser,
+    call: Acting<RoomId>,
 ) -> Result<HttpResponse, ApiError> {
-    let left = rooms.leave(path.into_inner(), user.0.user_id()).await?;
+    let left = rooms.leave(call.target, call.by).await?;
     Ok(HttpResponse::Ok().json(left))
 }
 
@@ -416,11 +442,10 @@ struct KickResponse {
 
 async fn kick_user(
     rooms: web::Data<Rooms>,
-    path: web::Path<(RoomId, UserId)>,
-    user: AuthUser,
+    call: Acting<(RoomId, UserId)>,
 ) -> Result<HttpResponse, ApiError> {
-    let (room_id, target) = path.into_inner();
-    rooms.kick(room_id, user.0.user_id(), target).await?;
+    let (room_id, target) = call.target;
+    rooms.kick(room_id, call.by, target).await?;
     Ok(HttpResponse::Ok().json(KickResponse {
         kicked_user_id: target,
     }))
@@ -541,15 +566,12 @@ pub fn parse_update(body: serde_json::Value, rooms: &Rooms) -> Result<RoomUpdate
 
 async fn update_room(
     rooms: web::Data<Rooms>,
-    path: web::Path<RoomId>,
-    user: AuthUser,
+    call: Acting<RoomId>,
     body: web::Json<UpdateRoomRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let change = body.into_inner().parse(&rooms)?;
-    let detail = rooms
-        .update(path.into_inner(), user.0.user_id(), change)
-        .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "room": detail })))
+    let detail = rooms.update(call.target, call.by, change).await?;
+    answer("room", detail)
 }
 
 /// A body naming one user.
@@ -561,38 +583,33 @@ struct UserRef {
 
 async fn make_cohost(
     rooms: web::Data<Rooms>,
-    path: web::Path<RoomId>,
-    user: AuthUser,
+    call: Acting<RoomId>,
     body: web::Json<UserRef>,
 ) -> Result<HttpResponse, ApiError> {
     let participant = rooms
-        .set_cohost(path.into_inner(), user.0.user_id(), body.user_id, true)
+        .set_cohost(call.target, call.by, body.user_id, true)
         .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "participant": participant })))
+    answer("participant", participant)
 }
 
 async fn unmake_cohost(
     rooms: web::Data<Rooms>,
-    path: web::Path<(RoomId, UserId)>,
-    user: AuthUser,
+    call: Acting<(RoomId, UserId)>,
 ) -> Result<HttpResponse, ApiError> {
-    let (room_id, target) = path.into_inner();
-    let participant = rooms
-        .set_cohost(room_id, user.0.user_id(), target, false)
-        .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "participant": participant })))
+    let (room_id, target) = call.target;
+    let participant = rooms.set_cohost(room_id, call.by, target, false).await?;
+    answer("participant", participant)
 }
 
 async fn transfer_host(
     rooms: web::Data<Rooms>,
-    path: web::Path<RoomId>,
-    user: AuthUser,
+    call: Acting<RoomId>,
     body: web::Json<UserRef>,
 ) -> Result<HttpResponse, ApiError> {
     let room = rooms
-        .transfer_host(path.into_inner(), user.0.user_id(), body.user_id)
+        .transfer_host(call.target, call.by, body.user_id)
         .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "room": room })))
+    answer("room", room)
 }
 
 /// `true`: muted (camera off) and locked; `false`: the lock lifted.
@@ -607,53 +624,38 @@ struct HardMuteRequest {
 
 async fn hard_mute(
     rooms: web::Data<Rooms>,
-    path: web::Path<(RoomId, UserId)>,
-    user: AuthUser,
+    call: Acting<(RoomId, UserId)>,
     body: web::Json<HardMuteRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let (room_id, target) = path.into_inner();
+    let (room_id, target) = call.target;
     let participant = rooms
-        .hard_mute(room_id, user.0.user_id(), target, body.mic, body.camera)
+        .hard_mute(room_id, call.by, target, body.mic, body.camera)
         .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "participant": participant })))
+    answer("participant", participant)
 }
 
-async fn mute_all(
-    rooms: web::Data<Rooms>,
-    path: web::Path<RoomId>,
-    user: AuthUser,
-) -> Result<HttpResponse, ApiError> {
-    let muted = rooms.mute_all(path.into_inner(), user.0.user_id()).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "muted": muted })))
+async fn mute_all(rooms: web::Data<Rooms>, call: Acting<RoomId>) -> Result<HttpResponse, ApiError> {
+    let muted = rooms.mute_all(call.target, call.by).await?;
+    answer("muted", muted)
 }
 
 async fn lock_room(
     rooms: web::Data<Rooms>,
-    path: web::Path<RoomId>,
-    user: AuthUser,
+    call: Acting<RoomId>,
 ) -> Result<HttpResponse, ApiError> {
-    let key = rooms
-        .set_lock(path.into_inner(), user.0.user_id(), true)
-        .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "roomKey": key })))
+    let key = rooms.set_lock(call.target, call.by, true).await?;
+    answer("roomKey", key)
 }
 
 async fn unlock_room(
     rooms: web::Data<Rooms>,
-    path: web::Path<RoomId>,
-    user: AuthUser,
+    call: Acting<RoomId>,
 ) -> Result<HttpResponse, ApiError> {
-    rooms
-        .set_lock(path.into_inner(), user.0.user_id(), false)
-        .await?;
+    rooms.set_lock(call.target, call.by, false).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({})))
 }
 
-async fn room_key(
-    rooms: web::Data<Rooms>,
-    path: web::Path<RoomId>,
-    user: AuthUser,
-) -> Result<HttpResponse, ApiError> {
-    let key = rooms.room_key(path.into_inner(), user.0.user_id()).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "roomKey": key })))
+async fn room_key(rooms: web::Data<Rooms>, call: Acting<RoomId>) -> Result<HttpResponse, ApiError> {
+    let key = rooms.room_key(call.target, call.by).await?;
+    answer("roomKey", key)
 }
