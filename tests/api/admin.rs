@@ -12,7 +12,7 @@ use talkconnect::db::schema::reports;
 use talkconnect::ids::{RoomId, UserId};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::helpers::{Backend, TestApp, TestUser, code};
+use crate::helpers::{Backend, TestApp, TestUser, code, redis_reachable};
 use crate::on_both_backends;
 
 on_both_backends!(
@@ -29,16 +29,7 @@ on_both_backends!(
 /// Two replicas on one Redis: a ban taken by one stops the token and the socket on the other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ban_on_one_replica_stops_the_user_on_the_other() {
-    let reachable = tokio::net::TcpStream::connect("127.0.0.1:6379")
-        .await
-        .is_ok();
-    if !reachable {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "Redis is needed under CI"
-        );
-        eprintln!("skipped: no Redis on 127.0.0.1:6379 (run scripts/services)");
+    if !redis_reachable() {
         return;
     }
     let prefix = format!("tc-test:{}:", uuid::Uuid::new_v4().simple());

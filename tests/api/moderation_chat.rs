@@ -4,20 +4,17 @@
 //! report queries the admin pages use. Room settings and roles another part sets (slow mode,
 //! co-hosts) are written straight into the database here.
 
-use std::time::Duration;
-
 use diesel::prelude::*;
-use futures_util::{SinkExt, StreamExt};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use talkconnect::db::schema::{audit_log, reports, room_participants, rooms, user_blocks, users};
 use talkconnect::db::{self, DbConnection, DbError};
 use talkconnect::ids::{RoomId, UserId};
 use talkconnect::moderation::reports::{ReportFilter, list, resolve};
-use tokio_tungstenite::tungstenite::Message;
 
-use crate::helpers::{Backend, TestApp, TestUser, check_openapi, code};
+use crate::helpers::{Backend, TestApp, TestUser, check_openapi, code, retry_after};
 use crate::on_both_backends;
+use crate::sio::Sio;
 
 on_both_backends!(
     authors_hosts_and_cohosts_delete_messages_and_nobody_else,
@@ -212,11 +209,7 @@ async fn slow_mode_paces_participants_but_not_hosts(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
-    let retry: u64 = response.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry = retry_after(&response);
     assert!((1..=30).contains(&retry), "{retry}");
     let body: Value = response.json().await.unwrap();
     check_openapi(
@@ -642,97 +635,6 @@ async fn admins_page_through_reports_and_resolve_them(backend: Backend) {
     // Rows are what the document says.
     let stored: i64 = with_db(&app, |conn| reports::table.count().get_result(conn)).await;
     assert_eq!(stored, 3);
-}
-
-/// A Socket.IO client over a raw WebSocket: signs in, emits with acks, and keeps the events
-/// it hears while waiting for an ack.
-struct Sio {
-    ws: tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
-    next_ack: u64,
-    heard: Vec<(String, Value)>,
-}
-
-impl Sio {
-    async fn connect(app: &TestApp, token: &str) -> Sio {
-        let url = format!(
-            "{}/socket.io/?EIO=4&transport=websocket",
-            app.address.replace("http://", "ws://")
-        );
-        let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-        let mut sio = Sio {
-            ws,
-            next_ack: 0,
-            heard: Vec::new(),
-        };
-        assert!(sio.next_text().await.starts_with('0'));
-        sio.send(&format!("40{}", json!({ "token": token }))).await;
-        assert!(sio.next_text().await.starts_with("40"));
-        sio
-    }
-
-    async fn send(&mut self, text: &str) {
-        self.ws.send(Message::text(text.to_owned())).await.unwrap();
-    }
-
-    /// The next text frame, answering pings on the way.
-    async fn next_text(&mut self) -> String {
-        loop {
-            let frame = tokio::time::timeout(Duration::from_secs(10), self.ws.next())
-                .await
-                .expect("a frame within 10 s")
-                .expect("the socket is open")
-                .unwrap();
-            if let Message::Text(text) = frame {
-                if &*text == "2" {
-                    self.send("3").await;
-                    continue;
-                }
-                return text.to_string();
-            }
-        }
-    }
-
-    /// Keeps an event frame (`42[name, payload]`) for `event`.
-    fn keep(&mut self, text: &str) {
-        if let Some(body) = text.strip_prefix("42") {
-            if let Ok(Value::Array(args)) = serde_json::from_str::<Value>(body) {
-                if let Some(name) = args.first().and_then(Value::as_str) {
-                    let payload = args.get(1).cloned().unwrap_or(Value::Null);
-                    self.heard.push((name.to_owned(), payload));
-                }
-            }
-        }
-    }
-
-    /// Emits `event` and waits for its ack.
-    async fn call(&mut self, event: &str, payload: Value) -> Value {
-        self.next_ack += 1;
-        let id = self.next_ack;
-        self.send(&format!("42{id}{}", json!([event, payload])))
-            .await;
-        let prefix = format!("43{id}");
-        loop {
-            let text = self.next_text().await;
-            if let Some(body) = text.strip_prefix(&prefix) {
-                let args: Value = serde_json::from_str(body).unwrap();
-                return args[0].clone();
-            }
-            self.keep(&text);
-        }
-    }
-
-    /// The first event called `name` heard (now or next).
-    async fn event(&mut self, name: &str) -> Value {
-        loop {
-            if let Some(at) = self.heard.iter().position(|(n, _)| n == name) {
-                return self.heard.remove(at).1;
-            }
-            let text = self.next_text().await;
-            self.keep(&text);
-        }
-    }
 }
 
 async fn the_socket_deletes_reports_and_hears_slow_mode(backend: Backend) {
