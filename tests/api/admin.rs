@@ -452,10 +452,8 @@ async fn a_ban_for_a_while_ends_by_itself(backend: Backend) {
 async fn admins_see_live_rooms_and_end_them(backend: Backend) {
     let app = spawn(backend).await;
     let boss = boss(&app).await;
-    let host = app.guest("Host").await;
-    let other = app.guest("Other").await;
-    let room = app.room(&host, json!({"title": "Live one"})).await;
-    app.join(room, &other).await;
+    let [host, other] = app.guests(["Host", "Other"]).await;
+    let room = app.seated_room(&host, "Live one", &[&other]).await;
     insert_report(&app, room, host.id, other.id);
 
     let (status, body) = app.get("/api/admin/rooms", Some(&boss.token)).await;
@@ -525,8 +523,7 @@ fn insert_report(app: &TestApp, room: RoomId, reporter: UserId, reported: UserId
 async fn admins_list_and_resolve_reports(backend: Backend) {
     let app = spawn(backend).await;
     let boss = boss(&app).await;
-    let host = app.guest("Host").await;
-    let other = app.guest("Other").await;
+    let [host, other] = app.guests(["Host", "Other"]).await;
     let room = app.room(&host, json!({"title": "Reports"})).await;
     let first = insert_report(&app, room, host.id, other.id);
     tokio::time::sleep(Duration::from_millis(5)).await;

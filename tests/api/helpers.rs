@@ -253,6 +253,27 @@ impl TestApp {
         }
     }
 
+    /// Guests of these display names, in order.
+    pub async fn guests<const N: usize>(&self, names: [&str; N]) -> [TestUser; N] {
+        let mut users = Vec::with_capacity(N);
+        for name in names {
+            users.push(self.guest(name).await);
+        }
+        users
+            .try_into()
+            .unwrap_or_else(|_| unreachable!("one user a name"))
+    }
+
+    /// A room of `title` that `host` opened and each of `guests` joined.
+    pub async fn seated_room(&self, host: &TestUser, title: &str, guests: &[&TestUser]) -> RoomId {
+        let room = self.room(host, json!({ "title": title })).await;
+        for guest in guests {
+            let (status, body) = self.join(room, guest).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+        }
+        room
+    }
+
     /// Creates a room as `host` and returns its id.
     pub async fn room(&self, host: &TestUser, body: Value) -> RoomId {
         let (status, room) = self.post("/api/rooms", Some(&host.token), body).await;

@@ -107,13 +107,8 @@ async fn history(app: &TestApp, room: RoomId, who: &TestUser) -> Vec<String> {
 
 async fn authors_hosts_and_cohosts_delete_messages_and_nobody_else(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let host = app.guest("Host").await;
-    let alice = app.guest("Alice").await;
-    let bob = app.guest("Bob").await;
-    let outsider = app.guest("Outsider").await;
-    let room = app.room(&host, json!({"title": "Tidy"})).await;
-    app.join(room, &alice).await;
-    app.join(room, &bob).await;
+    let [host, alice, bob, outsider] = app.guests(["Host", "Alice", "Bob", "Outsider"]).await;
+    let room = app.seated_room(&host, "Tidy", &[&alice, &bob]).await;
     let other_room = app.room(&outsider, json!({"title": "Elsewhere"})).await;
     let (_, elsewhere) = say(&app, other_room, &outsider, "not here").await;
 
@@ -185,12 +180,8 @@ async fn authors_hosts_and_cohosts_delete_messages_and_nobody_else(backend: Back
 
 async fn slow_mode_paces_participants_but_not_hosts(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let host = app.guest("Host").await;
-    let guest = app.guest("Guest").await;
-    let cohost = app.guest("Cohost").await;
-    let room = app.room(&host, json!({"title": "Slow"})).await;
-    app.join(room, &guest).await;
-    app.join(room, &cohost).await;
+    let [host, guest, cohost] = app.guests(["Host", "Guest", "Cohost"]).await;
+    let room = app.seated_room(&host, "Slow", &[&guest, &cohost]).await;
     make_cohost(&app, room, cohost.id).await;
 
     // Off: as fast as the rate limits allow.
@@ -255,9 +246,7 @@ async fn slow_mode_paces_participants_but_not_hosts(backend: Backend) {
 
 async fn blocks_are_listed_and_keep_people_apart(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let host = app.guest("Host").await;
-    let pest = app.guest("Pest").await;
-    let friend = app.guest("Friend").await;
+    let [host, pest, friend] = app.guests(["Host", "Pest", "Friend"]).await;
     let room = app.room(&host, json!({"title": "Quiet"})).await;
     let block_path = |user: UserId| format!("/api/me/blocks/{user}");
     let put = |who: &TestUser, path: String| {
@@ -347,8 +336,7 @@ async fn blocks_are_listed_and_keep_people_apart(backend: Backend) {
 
 async fn one_user_keeps_at_most_a_thousand_blocks(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let blocker = app.guest("Blocker").await;
-    let last = app.guest("Last").await;
+    let [blocker, last] = app.guests(["Blocker", "Last"]).await;
     let blocker_id = blocker.id.to_string();
     with_db(&app, move |conn| {
         conn.transaction(|conn| {
@@ -408,13 +396,8 @@ async fn report(app: &TestApp, room: RoomId, by: &TestUser, body: Value) -> (Sta
 
 async fn reports_keep_the_last_chat_lines_and_refuse_what_makes_no_sense(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let host = app.guest("Host").await;
-    let troll = app.guest("Troll").await;
-    let gone = app.guest("Gone").await;
-    let outsider = app.guest("Outsider").await;
-    let room = app.room(&host, json!({"title": "Reported"})).await;
-    app.join(room, &troll).await;
-    app.join(room, &gone).await;
+    let [host, troll, gone, outsider] = app.guests(["Host", "Troll", "Gone", "Outsider"]).await;
+    let room = app.seated_room(&host, "Reported", &[&troll, &gone]).await;
     for i in 0..25 {
         let who = if i % 2 == 0 { &troll } else { &host };
         say(&app, room, who, &format!("line {i}")).await;
@@ -547,10 +530,8 @@ async fn reports_have_their_own_budget(backend: Backend) {
         ],
     )
     .await;
-    let host = app.guest("Host").await;
-    let troll = app.guest("Troll").await;
-    let room = app.room(&host, json!({"title": "Budget"})).await;
-    app.join(room, &troll).await;
+    let [host, troll] = app.guests(["Host", "Troll"]).await;
+    let room = app.seated_room(&host, "Budget", &[&troll]).await;
     let body = json!({"userId": troll.id, "reason": "spam"});
     for _ in 0..2 {
         let (status, answer) = report(&app, room, &host, body.clone()).await;
@@ -572,10 +553,8 @@ async fn reports_have_their_own_budget(backend: Backend) {
 
 async fn admins_page_through_reports_and_resolve_them(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let host = app.guest("Host").await;
-    let troll = app.guest("Troll").await;
-    let room = app.room(&host, json!({"title": "Admin view"})).await;
-    app.join(room, &troll).await;
+    let [host, troll] = app.guests(["Host", "Troll"]).await;
+    let room = app.seated_room(&host, "Admin view", &[&troll]).await;
     let mut ids = Vec::new();
     for reason in ["spam", "hate", "other"] {
         let (_, body) = report(
@@ -639,8 +618,7 @@ async fn admins_page_through_reports_and_resolve_them(backend: Backend) {
 
 async fn the_socket_deletes_reports_and_hears_slow_mode(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let host = app.guest("Host").await;
-    let guest = app.guest("Guest").await;
+    let [host, guest] = app.guests(["Host", "Guest"]).await;
     let room = app.room(&host, json!({"title": "Live moderation"})).await;
     let mut host_socket = Sio::connect(&app, &host.token).await;
     let mut guest_socket = Sio::connect(&app, &guest.token).await;

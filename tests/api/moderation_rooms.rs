@@ -505,8 +505,7 @@ async fn a_locked_room_takes_new_people_with_its_key_only(backend: Backend) {
 async fn the_room_key_is_never_in_a_view_or_an_event(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let mut bus = app.state.bus.subscribe();
-    let host = app.guest("Host").await;
-    let watcher = app.guest("Watcher").await;
+    let [host, watcher] = app.guests(["Host", "Watcher"]).await;
     let mut lobby = Sio::connect(&app, &watcher.token).await;
     let room = app.room(&host, json!({"title": "Secret"})).await;
     let (_, body) = app
