@@ -4,6 +4,8 @@
 //! report queries the admin pages use. Room settings and roles another part sets (slow mode,
 //! co-hosts) are written straight into the database here.
 
+use std::fmt::Display;
+
 use diesel::prelude::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -90,6 +92,17 @@ async fn say(app: &TestApp, room: RoomId, who: &TestUser, text: &str) -> (Status
         json!({ "message": text }),
     )
     .await
+}
+
+fn block_path(blocked: impl Display) -> String {
+    format!("/api/me/blocks/{blocked}")
+}
+
+/// `PUT /api/me/blocks/{blocked}` as `who`.
+async fn block(app: &TestApp, who: &TestUser, blocked: impl Display) -> (StatusCode, Value) {
+    let path = block_path(blocked);
+    app.request(reqwest::Method::PUT, &path, Some(&who.token), None)
+        .await
 }
 
 async fn history(app: &TestApp, room: RoomId, who: &TestUser) -> Vec<String> {
@@ -248,28 +261,19 @@ async fn blocks_are_listed_and_keep_people_apart(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let [host, pest, friend] = app.guests(["Host", "Pest", "Friend"]).await;
     let room = app.room(&host, json!({"title": "Quiet"})).await;
-    let block_path = |user: UserId| format!("/api/me/blocks/{user}");
-    let put = |who: &TestUser, path: String| {
-        let token = who.token.clone();
-        let app = &app;
-        async move {
-            app.request(reqwest::Method::PUT, &path, Some(&token), None)
-                .await
-        }
-    };
 
     // Nobody blocked yet.
     let (status, body) = app.get("/api/me/blocks", Some(&host.token)).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, json!({ "blocks": [] }));
     // Not yourself, not someone who does not exist, not without signing in.
-    let (status, body) = put(&host, block_path(host.id)).await;
+    let (status, body) = block(&app, &host, host.id).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(code(&body), "INVALID_TARGET");
-    let (status, body) = put(&host, block_path(UserId::random())).await;
+    let (status, body) = block(&app, &host, UserId::random()).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(code(&body), "NOT_FOUND");
-    let (status, body) = put(&host, "/api/me/blocks/not-an-id".into()).await;
+    let (status, body) = block(&app, &host, "not-an-id").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(code(&body), "INVALID_ID");
     let (status, body) = app
@@ -279,11 +283,11 @@ async fn blocks_are_listed_and_keep_people_apart(backend: Backend) {
 
     // The host blocks the pest (twice: the same), then the friend.
     for _ in 0..2 {
-        let (status, body) = put(&host, block_path(pest.id)).await;
+        let (status, body) = block(&app, &host, pest.id).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(body, json!({}));
     }
-    put(&host, block_path(friend.id)).await;
+    block(&app, &host, friend.id).await;
     let (_, body) = app.get("/api/me/blocks", Some(&host.token)).await;
     let names: Vec<&str> = body["blocks"]
         .as_array()
@@ -363,29 +367,14 @@ async fn one_user_keeps_at_most_a_thousand_blocks(backend: Backend) {
         })
     })
     .await;
-    let (status, body) = app
-        .request(
-            reqwest::Method::PUT,
-            &format!("/api/me/blocks/{}", last.id),
-            Some(&blocker.token),
-            None,
-        )
-        .await;
+    let (status, body) = block(&app, &blocker, last.id).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(code(&body), "TOO_MANY_BLOCKS");
     // Unblocking one makes room.
     let (_, body) = app.get("/api/me/blocks", Some(&blocker.token)).await;
     let some = body["blocks"][0]["user"]["id"].as_str().unwrap().to_owned();
-    app.delete(&format!("/api/me/blocks/{some}"), Some(&blocker.token))
-        .await;
-    let (status, _) = app
-        .request(
-            reqwest::Method::PUT,
-            &format!("/api/me/blocks/{}", last.id),
-            Some(&blocker.token),
-            None,
-        )
-        .await;
+    app.delete(&block_path(some), Some(&blocker.token)).await;
+    let (status, _) = block(&app, &blocker, last.id).await;
     assert_eq!(status, StatusCode::OK);
 }
 
@@ -709,14 +698,7 @@ async fn the_socket_deletes_reports_and_hears_slow_mode(backend: Backend) {
 
     // room:join is refused across a block too, with the same neutral words.
     let pest = app.guest("Pest").await;
-    let (status, _) = app
-        .request(
-            reqwest::Method::PUT,
-            &format!("/api/me/blocks/{}", pest.id),
-            Some(&guest.token),
-            None,
-        )
-        .await;
+    let (status, _) = block(&app, &guest, pest.id).await;
     assert_eq!(status, StatusCode::OK);
     let mut pest_socket = Sio::connect(&app, &pest.token).await;
     let refused = pest_socket

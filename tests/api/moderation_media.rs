@@ -39,6 +39,18 @@ async fn host_and_guest(
     (app, host, guest, room)
 }
 
+/// `host` hard-mutes `guest`'s microphone.
+async fn lock_mic(app: &TestApp, room: RoomId, host: &TestUser, guest: &TestUser) {
+    let (status, body) = app
+        .post(
+            &format!("/api/rooms/{room}/participants/{}/mute", guest.id),
+            Some(&host.token),
+            json!({ "mic": true }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
 /// Audio packets `subscriber` received from `publisher` in `window`, once what was in flight
 /// has landed.
 async fn audio_in(subscriber: &Client, publisher: &str, window: Duration) -> u64 {
@@ -67,14 +79,7 @@ async fn a_hard_muted_publisher_delivers_no_audio_through_the_sfu() {
     assert!(audio_in(&a, &guest_id, Duration::from_secs(1)).await > 10);
 
     // The host locks the guest's microphone; the guest's client keeps sending.
-    let (status, body) = app
-        .post(
-            &format!("/api/rooms/{room}/participants/{}/mute", guest.id),
-            Some(&host.token),
-            json!({ "mic": true }),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    lock_mic(&app, room, &host, &guest).await;
     let sent_before = b
         .state
         .sent_packets
@@ -217,14 +222,7 @@ async fn on_signal(pc: &Arc<dyn PeerConnection>, name: &str, payload: &Value) ->
 #[actix_web::test]
 async fn a_new_sfu_session_of_a_hard_muted_person_starts_muted() {
     let (app, host, guest, room) = host_and_guest(("47360", "47379"), "Quiet").await;
-    let (status, body) = app
-        .post(
-            &format!("/api/rooms/{room}/participants/{}/mute", guest.id),
-            Some(&host.token),
-            json!({ "mic": true }),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    lock_mic(&app, room, &host, &guest).await;
 
     let sfu = app.state.media.sfu_handle().expect("SFU mode");
     let guest_id = guest.id.to_string();
