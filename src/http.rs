@@ -341,6 +341,21 @@ pub fn page_cursor(raw: Option<&str>) -> Result<Option<PageCursor>, ApiError> {
     }
 }
 
+/// A serde field reader: an integer that may be written with a zero fraction (`12.0`, which
+/// JSON Schema counts as an integer); anything else is refused.
+pub fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    let Some(number) = <Option<serde_json::Number> as serde::Deserialize>::deserialize(d)? else {
+        return Ok(None);
+    };
+    if let Some(n) = number.as_i64() {
+        return Ok(Some(n));
+    }
+    match number.as_f64() {
+        Some(f) if f.fract() == 0.0 && f.abs() < 1e15 => Ok(Some(f as i64)),
+        _ => Err(serde::de::Error::custom("not a whole number")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::auth::{User, UserPublic};
 use crate::cluster::Bus;
-use crate::db::cursor::PageCursor;
+use crate::db::cursor::{PageCursor, split_page};
 use crate::db::schema::{room_chat_messages, room_participants, users};
 use crate::db::{self, DbConnection, DbError, DbPool, write_transaction};
 use crate::events::DomainEvent;
@@ -273,22 +273,17 @@ impl Chat {
                             .and(room_chat_messages::id.lt(cursor.id.clone()))),
                 );
             }
-            let mut rows: Vec<(ChatMessageRow, User)> = query
+            let rows: Vec<(ChatMessageRow, User)> = query
                 .order((
                     room_chat_messages::created_at.desc(),
                     room_chat_messages::id.desc(),
                 ))
                 .limit(limit + 1)
                 .load(conn)?;
-            let next = if rows.len() as i64 > limit {
-                rows.truncate(limit as usize);
-                rows.last().map(|(m, _)| PageCursor {
-                    at: m.created_at,
-                    id: m.id.clone(),
-                })
-            } else {
-                None
-            };
+            let (rows, next) = split_page(rows, limit, |(m, _)| PageCursor {
+                at: m.created_at,
+                id: m.id.clone(),
+            });
             let views = rows.iter().map(|(m, u)| m.view(u.public())).collect();
             Ok((views, next))
         })

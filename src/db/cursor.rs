@@ -35,6 +35,21 @@ impl PageCursor {
     }
 }
 
+/// Splits the `limit + 1` rows a page query loaded into the page and the next page's cursor:
+/// the extra row only tells that a next page exists; the cursor names the page's last row.
+pub fn split_page<R, C>(
+    mut rows: Vec<R>,
+    limit: i64,
+    cursor_of: impl FnOnce(&R) -> C,
+) -> (Vec<R>, Option<C>) {
+    if rows.len() as i64 <= limit {
+        return (rows, None);
+    }
+    rows.truncate(limit as usize);
+    let next = rows.last().map(cursor_of);
+    (rows, next)
+}
+
 /// The last row of a page of a list ordered by a count first (most first), then newest:
 /// `<count>_<µs since 1970>_<uuid>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,6 +121,13 @@ mod tests {
         assert_eq!(RankedCursor::decode(&cursor.encode()), Some(cursor.clone()));
         assert_eq!(PageCursor::decode(&cursor.encode()), None);
         assert_eq!(RankedCursor::decode(&cursor.position.encode()), None);
+    }
+
+    #[test]
+    fn a_page_has_a_next_cursor_only_when_a_row_is_left_over() {
+        assert_eq!(split_page(vec![1, 2], 2, |r| *r), (vec![1, 2], None));
+        assert_eq!(split_page(vec![1, 2, 3], 2, |r| *r), (vec![1, 2], Some(2)));
+        assert_eq!(split_page(Vec::<i32>::new(), 2, |r| *r), (vec![], None));
     }
 
     #[test]

@@ -92,36 +92,27 @@ async fn on_connect(
     Ok(())
 }
 
+/// Registers each `"event" => handler` on `socket` with one rate `budget`.
+macro_rules! on_each {
+    ($state:expr, $socket:expr, $budget:expr, { $($event:literal => $handler:expr),+ $(,)? }) => {
+        $(on($state, $socket, $event, $budget, $handler);)+
+    };
+}
+
 /// Every client event, its rate budget and its handler.
 fn register(state: &web::Data<AppState>, socket: &SocketRef) {
     on(state, socket, "room:join", Budget::JoinRoom, rooms::join);
-    on(state, socket, "room:leave", Budget::Event, rooms::leave);
-    on(state, socket, "room:kick", Budget::Event, rooms::kick);
-    on(state, socket, "room:end", Budget::Event, rooms::end);
-    on(state, socket, "room:cohost", Budget::Event, rooms::cohost);
-    on(
-        state,
-        socket,
-        "room:transfer-host",
-        Budget::Event,
-        rooms::transfer_host,
-    );
-    on(
-        state,
-        socket,
-        "room:hard-mute",
-        Budget::Event,
-        rooms::hard_mute,
-    );
-    on(
-        state,
-        socket,
-        "room:mute-all",
-        Budget::Event,
-        rooms::mute_all,
-    );
-    on(state, socket, "room:lock", Budget::Event, rooms::lock);
-    on(state, socket, "room:update", Budget::Event, rooms::update);
+    on_each!(state, socket, Budget::Event, {
+        "room:leave" => rooms::leave,
+        "room:kick" => rooms::kick,
+        "room:end" => rooms::end,
+        "room:cohost" => rooms::cohost,
+        "room:transfer-host" => rooms::transfer_host,
+        "room:hard-mute" => rooms::hard_mute,
+        "room:mute-all" => rooms::mute_all,
+        "room:lock" => rooms::lock,
+        "room:update" => rooms::update,
+    });
     on(
         state,
         socket,
@@ -129,51 +120,17 @@ fn register(state: &web::Data<AppState>, socket: &SocketRef) {
         Budget::Chat,
         rooms::chat_message,
     );
-    on(
-        state,
-        socket,
-        "chat:delete",
-        Budget::Event,
-        moderation::chat_delete,
-    );
-    // The report budget is spent by the report itself (REST and socket alike).
-    on(
-        state,
-        socket,
-        "room:report",
-        Budget::Event,
-        moderation::report,
-    );
-    on(
-        state,
-        socket,
-        "media:toggle-mic",
-        Budget::Event,
-        rooms::toggle_mic,
-    );
-    on(
-        state,
-        socket,
-        "media:toggle-video",
-        Budget::Event,
-        rooms::toggle_video,
-    );
-    on(
-        state,
-        socket,
-        "hand:raise",
-        Budget::Event,
-        rooms::raise_hand,
-    );
-    on(
-        state,
-        socket,
-        "hand:lower",
-        Budget::Event,
-        rooms::lower_hand,
-    );
-    on(state, socket, "sfu:join", Budget::Event, media::sfu_join);
-    on(state, socket, "sfu:leave", Budget::Event, media::sfu_leave);
+    on_each!(state, socket, Budget::Event, {
+        "chat:delete" => moderation::chat_delete,
+        // The report budget is spent by the report itself (REST and socket alike).
+        "room:report" => moderation::report,
+        "media:toggle-mic" => rooms::toggle_mic,
+        "media:toggle-video" => rooms::toggle_video,
+        "hand:raise" => rooms::raise_hand,
+        "hand:lower" => rooms::lower_hand,
+        "sfu:join" => media::sfu_join,
+        "sfu:leave" => media::sfu_leave,
+    });
     for event in ClientSignal::EVENT_NAMES {
         on(state, socket, event, Budget::Event, move |call| {
             media::sfu_signal(call, event)

@@ -210,6 +210,7 @@ async fn list_bans(state: web::Data<AppState>, user: AuthUser) -> Result<HttpRes
 struct BanRequest {
     user_id: UserId,
     reason: Option<String>,
+    #[serde(default, deserialize_with = "crate::http::whole_number")]
     duration_secs: Option<i64>,
 }
 

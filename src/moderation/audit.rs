@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::auth::UserPublic;
 use crate::auth::users;
-use crate::db::cursor::PageCursor;
+use crate::db::cursor::{PageCursor, split_page};
 use crate::db::schema::audit_log;
 use crate::db::{self, DbConnection};
 use crate::ids::{RoomId, UserId};
@@ -165,16 +165,10 @@ pub fn list(
                 .and(audit_log::id.lt(cursor.id.clone()))),
         );
     }
-    let mut rows = query.load(conn)?;
-    let next = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last().map(|r| PageCursor {
-            at: r.created_at,
-            id: r.id.clone(),
-        })
-    } else {
-        None
-    };
+    let (rows, next) = split_page(query.load(conn)?, limit, |r: &AuditRow| PageCursor {
+        at: r.created_at,
+        id: r.id.clone(),
+    });
     let people = users::public_by_ids(
         conn,
         rows.iter()

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::auth::{AuthUser, UserPublic};
-use crate::db::cursor::PageCursor;
+use crate::db::cursor::{PageCursor, split_page};
 use crate::db::schema::{reports, room_chat_messages, room_participants, rooms, users};
 use crate::db::{self, DbConnection, DbError, write_transaction};
 use crate::error::{ApiError, ErrorCode};
@@ -349,19 +349,14 @@ pub fn list(
                 .and(reports::id.lt(cursor.id.clone()))),
         );
     }
-    let mut rows: Vec<ReportRow> = query
+    let rows: Vec<ReportRow> = query
         .order((reports::created_at.desc(), reports::id.desc()))
         .limit(limit + 1)
         .load(conn)?;
-    let next = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last().map(|r| PageCursor {
-            at: r.created_at,
-            id: r.id.clone(),
-        })
-    } else {
-        None
-    };
+    let (rows, next) = split_page(rows, limit, |r| PageCursor {
+        at: r.created_at,
+        id: r.id.clone(),
+    });
     Ok((views(conn, rows)?, next))
 }
 

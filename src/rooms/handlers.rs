@@ -1,7 +1,11 @@
 //! `/api/rooms…`: create, list, show, change, end, join, leave, kick; co-hosts, the host
 //! hand-over, hard mutes, mute-all, the lock and its key (docs/MODERATION.md).
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use super::domain::{
@@ -139,6 +143,33 @@ impl From<RoomError> for ApiError {
     }
 }
 
+/// A room route's call: what its path names (the room, or the room and a user) and who,
+/// signed in, makes it. The path is read before the sign-in, as two extractors would be.
+struct Acting<P> {
+    target: P,
+    by: UserId,
+}
+
+impl<P: serde::de::DeserializeOwned + 'static> FromRequest for Acting<P> {
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, actix_web::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let target = web::Path::<P>::from_request(req, payload).into_inner();
+        let user = AuthUser::from_request(req, payload);
+        Box::pin(async move {
+            let target = target?.into_inner();
+            let by = user.await?.0.user_id();
+            Ok(Acting { target, by })
+        })
+    }
+}
+
+/// `200` with the one-field object `{ key: value }` most room routes answer.
+fn answer(key: &str, value: impl Serialize) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(serde_json::json!({ key: value })))
+}
+
 /// Each field is checked by the type it becomes (`rooms::domain`).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -148,7 +179,7 @@ struct CreateRoomRequest {
     language: Option<String>,
     level: Option<String>,
     /// JSON has one number type: 12.0 is the integer 12, as JSON Schema says.
-    #[serde(default, deserialize_with = "whole_number")]
+    #[serde(default, deserialize_with = "crate::http::whole_number")]
     max_participants: Option<i64>,
     second_language: Option<String>,
     #[serde(default)]
@@ -164,20 +195,6 @@ fn second_language(raw: Option<&str>, known: &[String]) -> Result<Option<Languag
         Some(raw) => LanguageCode::parse(raw, known)
             .map(Some)
             .map_err(|m| ApiError::invalid_field("secondLanguage", &m)),
-    }
-}
-
-/// An integer that may be written with a zero fraction (`12.0`); anything else is refused.
-fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-    let Some(number) = Option::<serde_json::Number>::deserialize(d)? else {
-        return Ok(None);
-    };
-    if let Some(n) = number.as_i64() {
-        return Ok(Some(n));
-    }
-    match number.as_f64() {
-        Some(f) if f.fract() == 0.0 && f.abs() < 1e15 => Ok(Some(f as i64)),
-        _ => Err(serde::de::Error::custom("not a whole number")),
     }
 }
 
@@ -348,12 +365,8 @@ async fn get_room(
     Ok(HttpResponse::Ok().json(detail))
 }
 
-async fn end_room(
-    rooms: web::Data<Rooms>,
-    path: web::Path<RoomId>,
-    user: AuthUser,
-) -> Result<HttpResponse, ApiError> {
-    let room = rooms.end(path.into_inner(), user.0.user_id()).await?;
+async fn end_room(rooms: web::Data<Rooms>, call: Acting<RoomId>) -> Result<HttpResponse, ApiError> {
+    let room = rooms.end(call.target, call.by).await?;
     Ok(HttpResponse::Ok().json(room))
 }
 
@@ -401,10 +414,9 @@ async fn join_room(
 
 async fn leave_room(
     rooms: web::Data<Rooms>,
-    path: web::Path<RoomId>,
-    user: AuthUser,
+    call: Acting<RoomId>,
 ) -> Result<HttpResponse, ApiError> {
-    let left = rooms.leave(path.into_inner(), user.0.user_id()).await?;
+    let left = rooms.leave(call.target, call.by).await?;
     Ok(HttpResponse::Ok().json(left))
 }
 
@@ -416,11 +428,10 @@ struct KickResponse {
 
 async fn kick_user(
     rooms: web::Data<Rooms>,
-    path: web::Path<(RoomId, UserId)>,
-    user: AuthUser,
+    call: Acting<(RoomId, UserId)>,
 ) -> Result<HttpResponse, ApiError> {
-    let (room_id, target) = path.into_inner();
-    rooms.kick(room_id, user.0.user_id(), target).await?;
+    let (room_id, target) = call.target;
+    rooms.kick(room_id, call.by, target).await?;
     Ok(HttpResponse::Ok().json(KickResponse {
         kicked_user_id: target,
     }))
@@ -465,7 +476,7 @@ where
 }
 
 fn whole_number_not_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-    whole_number(d)?
+    crate::http::whole_number(d)?
         .map(Some)
         .ok_or_else(|| serde::de::Error::custom("null is not a number"))
 }
@@ -541,15 +552,12 @@ pub fn parse_update(body: serde_json::Value, rooms: &Rooms) -> Result<RoomUpdate
 
 async fn update_room(
     rooms: web::Data<Rooms>,
-    path: web::Path<RoomId>,
-    user: AuthUser,
+    call: Acting<RoomId>,
     body: web::Json<UpdateRoomRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let change = body.into_inner().parse(&rooms)?;
-    let detail = rooms
-        .update(path.into_inner(), user.0.user_id(), change)
-        .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "room": detail })))
+    let detail = rooms.update(call.target, call.by, change).await?;
+    answer("room", detail)
 }
 
 /// A body naming one user.
@@ -561,38 +569,33 @@ struct UserRef {
 
 async fn make_cohost(
     rooms: web::Data<Rooms>,
-    path: web::Path<RoomId>,
-    user: AuthUser,
+    call: Acting<RoomId>,
     body: web::Json<UserRef>,
 ) -> Result<HttpResponse, ApiError> {
     let participant = rooms
-        .set_cohost(path.into_inner(), user.0.user_id(), body.user_id, true)
+        .set_cohost(call.target, call.by, body.user_id, true)
         .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "participant": participant })))
+    answer("participant", participant)
 }
 
 async fn unmake_cohost(
     rooms: web::Data<Rooms>,
-    path: web::Path<(RoomId, UserId)>,
-    user: AuthUser,
+    call: Acting<(RoomId, UserId)>,
 ) -> Result<HttpResponse, ApiError> {
-    let (room_id, target) = path.into_inner();
-    let participant = rooms
-        .set_cohost(room_id, user.0.user_id(), target, false)
-        .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "participant": participant })))
+    let (room_id, target) = call.target;
+    let participant = rooms.set_cohost(room_id, call.by, target, false).await?;
+    answer("participant", participant)
 }
 
 async fn transfer_host(
     rooms: web::Data<Rooms>,
-    path: web::Path<RoomId>,
-    user: AuthUser,
+    call: Acting<RoomId>,
     body: web::Json<UserRef>,
 ) -> Result<HttpResponse, ApiError> {
     let room = rooms
-        .transfer_host(path.into_inner(), user.0.user_id(), body.user_id)
+        .transfer_host(call.target, call.by, body.user_id)
         .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "room": room })))
+    answer("room", room)
 }
 
 /// `true`: muted (camera off) and locked; `false`: the lock lifted.
@@ -607,53 +610,38 @@ struct HardMuteRequest {
 
 async fn hard_mute(
     rooms: web::Data<Rooms>,
-    path: web::Path<(RoomId, UserId)>,
-    user: AuthUser,
+    call: Acting<(RoomId, UserId)>,
     body: web::Json<HardMuteRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let (room_id, target) = path.into_inner();
+    let (room_id, target) = call.target;
     let participant = rooms
-        .hard_mute(room_id, user.0.user_id(), target, body.mic, body.camera)
+        .hard_mute(room_id, call.by, target, body.mic, body.camera)
         .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "participant": participant })))
+    answer("participant", participant)
 }
 
-async fn mute_all(
-    rooms: web::Data<Rooms>,
-    path: web::Path<RoomId>,
-    user: AuthUser,
-) -> Result<HttpResponse, ApiError> {
-    let muted = rooms.mute_all(path.into_inner(), user.0.user_id()).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "muted": muted })))
+async fn mute_all(rooms: web::Data<Rooms>, call: Acting<RoomId>) -> Result<HttpResponse, ApiError> {
+    let muted = rooms.mute_all(call.target, call.by).await?;
+    answer("muted", muted)
 }
 
 async fn lock_room(
     rooms: web::Data<Rooms>,
-    path: web::Path<RoomId>,
-    user: AuthUser,
+    call: Acting<RoomId>,
 ) -> Result<HttpResponse, ApiError> {
-    let key = rooms
-        .set_lock(path.into_inner(), user.0.user_id(), true)
-        .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "roomKey": key })))
+    let key = rooms.set_lock(call.target, call.by, true).await?;
+    answer("roomKey", key)
 }
 
 async fn unlock_room(
     rooms: web::Data<Rooms>,
-    path: web::Path<RoomId>,
-    user: AuthUser,
+    call: Acting<RoomId>,
 ) -> Result<HttpResponse, ApiError> {
-    rooms
-        .set_lock(path.into_inner(), user.0.user_id(), false)
-        .await?;
+    rooms.set_lock(call.target, call.by, false).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({})))
 }
 
-async fn room_key(
-    rooms: web::Data<Rooms>,
-    path: web::Path<RoomId>,
-    user: AuthUser,
-) -> Result<HttpResponse, ApiError> {
-    let key = rooms.room_key(path.into_inner(), user.0.user_id()).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "roomKey": key })))
+async fn room_key(rooms: web::Data<Rooms>, call: Acting<RoomId>) -> Result<HttpResponse, ApiError> {
+    let key = rooms.room_key(call.target, call.by).await?;
+    answer("roomKey", key)
 }

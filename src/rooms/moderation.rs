@@ -10,7 +10,7 @@ use serde_json::json;
 use super::domain::{LanguageCode, Level, Role, RoomTitle, SeatLimit, Topic, fold_for_search};
 use super::model::{ParticipantRow, RoomRow};
 use super::queries::find_seat;
-use super::rules::{RoomError, locked_room, may_act_on, moderator_seat};
+use super::rules::{Needs, RoomError, acting_seat, may_act_on};
 use crate::db::schema::{room_participants, rooms};
 use crate::db::{self, DbConnection, write_transaction};
 use crate::ids::{RoomId, UserId};
@@ -28,23 +28,6 @@ pub fn new_room_key() -> String {
     (0..ROOM_KEY_LEN)
         .map(|_| char::from(KEY_ALPHABET[rng.gen_range(0..KEY_ALPHABET.len())]))
         .collect()
-}
-
-/// The host's seat in the live, locked room (`NOT_HOST` for anyone else).
-fn host_seat(
-    conn: &mut DbConnection,
-    room_id: RoomId,
-    actor_id: UserId,
-) -> Result<(RoomRow, ParticipantRow), RoomError> {
-    let room = locked_room(conn, room_id)?;
-    if !room.is_live() {
-        return Err(RoomError::Ended);
-    }
-    let seat = find_seat(conn, room_id, actor_id)?
-        .filter(ParticipantRow::is_active)
-        .filter(|s| s.role() == Role::Host)
-        .ok_or(RoomError::NotHost)?;
-    Ok((room, seat))
 }
 
 /// Someone else's seat, taken now.
@@ -80,7 +63,7 @@ pub fn set_cohost(
     cohost: bool,
 ) -> Result<(ParticipantRow, bool), RoomError> {
     write_transaction(conn, |conn| {
-        host_seat(conn, room_id, actor_id)?;
+        acting_seat(conn, room_id, actor_id, Needs::Host)?;
         let mut seat = other_seat(conn, room_id, actor_id, target_id)?;
         let role = if cohost {
             Role::Cohost
@@ -122,7 +105,7 @@ pub fn transfer_host(
     target_id: UserId,
 ) -> Result<HostTransferred, RoomError> {
     write_transaction(conn, |conn| {
-        let (mut room, mut old_host) = host_seat(conn, room_id, actor_id)?;
+        let (mut room, mut old_host) = acting_seat(conn, room_id, actor_id, Needs::Host)?;
         let mut new_host = other_seat(conn, room_id, actor_id, target_id)?;
         set_role(conn, &mut old_host, Role::Cohost)?;
         set_role(conn, &mut new_host, Role::Host)?;
@@ -177,7 +160,7 @@ pub fn hard_mute(
         });
     }
     write_transaction(conn, |conn| {
-        let (_, actor) = moderator_seat(conn, room_id, actor_id)?;
+        let (_, actor) = acting_seat(conn, room_id, actor_id, Needs::Moderator)?;
         let mut seat = other_seat(conn, room_id, actor_id, target_id)?;
         may_act_on(&actor, &seat)?;
         let before = seat.clone();
@@ -233,7 +216,7 @@ pub fn mute_all(
     actor_id: UserId,
 ) -> Result<Vec<UserId>, RoomError> {
     write_transaction(conn, |conn| {
-        moderator_seat(conn, room_id, actor_id)?;
+        acting_seat(conn, room_id, actor_id, Needs::Moderator)?;
         let muted = mute_every_mic(conn, room_id, Some(actor_id))?;
         audit::record(
             conn,
@@ -278,7 +261,7 @@ pub fn set_lock(
     key: Option<String>,
 ) -> Result<RoomRow, RoomError> {
     write_transaction(conn, |conn| {
-        let (mut room, _) = moderator_seat(conn, room_id, actor_id)?;
+        let (mut room, _) = acting_seat(conn, room_id, actor_id, Needs::Moderator)?;
         let action = match key {
             Some(_) => AuditAction::LockRoom,
             None => AuditAction::UnlockRoom,
@@ -303,7 +286,7 @@ pub fn room_key(
     actor_id: UserId,
 ) -> Result<Option<String>, RoomError> {
     write_transaction(conn, |conn| {
-        let (room, _) = moderator_seat(conn, room_id, actor_id)?;
+        let (room, _) = acting_seat(conn, room_id, actor_id, Needs::Moderator)?;
         Ok(room.lock_key)
     })
 }
@@ -347,7 +330,7 @@ pub fn update(
         }
     }
     write_transaction(conn, |conn| {
-        let (mut room, _) = moderator_seat(conn, room_id, actor_id)?;
+        let (mut room, _) = acting_seat(conn, room_id, actor_id, Needs::Moderator)?;
         let slow_before = room.slow_mode_secs;
         if let Some(seats) = change.seats {
             if seats.get() < room.participant_count {

@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use super::domain::{Level, RoomStatus};
 use super::model::{ParticipantRow, ParticipantView, RoomDetail, RoomRow, RoomView};
 use crate::auth::{User, UserPublic};
-use crate::db::cursor::{PageCursor, RankedCursor};
+use crate::db::cursor::{PageCursor, RankedCursor, split_page};
 use crate::db::schema::{room_participants, rooms, users};
 use crate::db::{DbConnection, DbError};
 use crate::ids::{RoomId, UserId};
@@ -331,13 +331,8 @@ pub fn list(
             rooms::id.desc(),
         )),
     };
-    let mut rows: Vec<RoomRow> = query.limit(limit + 1).load(conn)?;
-    let next = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last().map(|r| LobbyCursor::of(filter.sort, r))
-    } else {
-        None
-    };
+    let rows: Vec<RoomRow> = query.limit(limit + 1).load(conn)?;
+    let (rows, next) = split_page(rows, limit, |r| LobbyCursor::of(filter.sort, r));
     let views = details(conn, &rows)?.into_iter().map(|d| d.room).collect();
     Ok((views, next))
 }

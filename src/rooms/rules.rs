@@ -417,20 +417,38 @@ pub struct Kicked {
     pub was_seated: bool,
 }
 
-/// The actor's seat in the live, locked room, required to be a host's or co-host's.
-pub(super) fn moderator_seat(
+/// Whose seat a moderation call needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Needs {
+    /// The host's only (`NOT_HOST` for anyone else).
+    Host,
+    /// A host's or co-host's (`NOT_COHOST` for anyone else).
+    Moderator,
+}
+
+/// The actor's active seat in the live, locked room, if it is the seat the call `needs`.
+pub(super) fn acting_seat(
     conn: &mut DbConnection,
     room_id: RoomId,
     actor_id: UserId,
+    needs: Needs,
 ) -> Result<(RoomRow, ParticipantRow), RoomError> {
     let room = locked_room(conn, room_id)?;
     if !room.is_live() {
         return Err(RoomError::Ended);
     }
+    let fits = |role: Role| match needs {
+        Needs::Host => role == Role::Host,
+        Needs::Moderator => role.moderates(),
+    };
+    let refusal = match needs {
+        Needs::Host => RoomError::NotHost,
+        Needs::Moderator => RoomError::NotCohost,
+    };
     let seat = find_seat(conn, room_id, actor_id)?
         .filter(ParticipantRow::is_active)
-        .filter(|s| s.role().moderates())
-        .ok_or(RoomError::NotCohost)?;
+        .filter(|s| fits(s.role()))
+        .ok_or(refusal)?;
     Ok((room, seat))
 }
 
@@ -450,7 +468,7 @@ pub fn kick(
     target_id: UserId,
 ) -> Result<Kicked, RoomError> {
     write_transaction(conn, |conn| {
-        let (mut room, actor) = moderator_seat(conn, room_id, actor_id)?;
+        let (mut room, actor) = acting_seat(conn, room_id, actor_id, Needs::Moderator)?;
         if target_id == actor_id {
             return Err(RoomError::CannotKickSelf);
         }

@@ -12,7 +12,7 @@ use talkconnect::db::schema::reports;
 use talkconnect::ids::{RoomId, UserId};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::helpers::{Backend, TestApp, TestUser, code};
+use crate::helpers::{Backend, TestApp, TestUser, code, redis_reachable};
 use crate::on_both_backends;
 
 on_both_backends!(
@@ -29,16 +29,7 @@ on_both_backends!(
 /// Two replicas on one Redis: a ban taken by one stops the token and the socket on the other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ban_on_one_replica_stops_the_user_on_the_other() {
-    let reachable = tokio::net::TcpStream::connect("127.0.0.1:6379")
-        .await
-        .is_ok();
-    if !reachable {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "Redis is needed under CI"
-        );
-        eprintln!("skipped: no Redis on 127.0.0.1:6379 (run scripts/services)");
+    if !redis_reachable() {
         return;
     }
     let prefix = format!("tc-test:{}:", uuid::Uuid::new_v4().simple());
@@ -428,6 +419,11 @@ async fn bans_refuse_admins_oneself_and_bad_input(backend: Backend) {
     let (status, body) = ban(json!({"userId": "not-an-id"})).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(code(&body), "INVALID_BODY");
+    // A duration with a fraction is refused; a whole one written as 3600.0 (an integer to
+    // JSON Schema) is taken.
+    let (status, body) = ban(json!({"userId": guest.id, "durationSecs": 1.5})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(code(&body), "INVALID_BODY");
     let (status, _) = app
         .delete("/api/admin/bans/not-an-id", Some(&boss.token))
         .await;
@@ -435,6 +431,9 @@ async fn bans_refuse_admins_oneself_and_bad_input(backend: Backend) {
     // Nothing was written.
     let (_, audit) = app.get("/api/admin/audit", Some(&boss.token)).await;
     assert_eq!(audit["entries"], json!([]));
+    let (status, body) = ban(json!({"userId": guest.id, "durationSecs": 3600.0})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert!(body["ban"]["until"].is_string());
 }
 
 async fn a_ban_for_a_while_ends_by_itself(backend: Backend) {
@@ -461,10 +460,8 @@ async fn a_ban_for_a_while_ends_by_itself(backend: Backend) {
 async fn admins_see_live_rooms_and_end_them(backend: Backend) {
     let app = spawn(backend).await;
     let boss = boss(&app).await;
-    let host = app.guest("Host").await;
-    let other = app.guest("Other").await;
-    let room = app.room(&host, json!({"title": "Live one"})).await;
-    app.join(room, &other).await;
+    let [host, other] = app.guests(["Host", "Other"]).await;
+    let room = app.seated_room(&host, "Live one", &[&other]).await;
     insert_report(&app, room, host.id, other.id);
 
     let (status, body) = app.get("/api/admin/rooms", Some(&boss.token)).await;
@@ -534,8 +531,7 @@ fn insert_report(app: &TestApp, room: RoomId, reporter: UserId, reported: UserId
 async fn admins_list_and_resolve_reports(backend: Backend) {
     let app = spawn(backend).await;
     let boss = boss(&app).await;
-    let host = app.guest("Host").await;
-    let other = app.guest("Other").await;
+    let [host, other] = app.guests(["Host", "Other"]).await;
     let room = app.room(&host, json!({"title": "Reports"})).await;
     let first = insert_report(&app, room, host.id, other.id);
     tokio::time::sleep(Duration::from_millis(5)).await;

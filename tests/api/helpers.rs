@@ -164,6 +164,11 @@ impl TestApp {
         let dir = TempDir::create();
         let (db, url) = TestDb::create(backend, &dir.0);
         let settings = test_settings(&url, &dir.0, extra);
+        Self::start(settings, db, dir).await
+    }
+
+    /// Builds the app of `settings` and serves it in the background.
+    async fn start(settings: Settings, db: TestDb, dir: TempDir) -> Self {
         let jwt_secret = settings.auth.jwt_secret.clone();
         let app = Application::build(settings).await.expect("the app builds");
         let address = format!("http://{}", app.address());
@@ -189,23 +194,8 @@ impl TestApp {
         let mut all = vec![("TALKCONNECT__AUTH__JWT_SECRET", self.jwt_secret.as_str())];
         all.extend_from_slice(extra);
         let settings = test_settings(&url, &dir.0, &all);
-        let app = Application::build(settings)
-            .await
-            .expect("the replica builds");
-        let address = format!("http://{}", app.address());
-        let state = app.state();
-        let metrics_address = app.metrics_address();
-        tokio::spawn(app.run_until_stopped());
-        Self {
-            address,
-            client: reqwest::Client::new(),
-            state,
-            jwt_secret: self.jwt_secret.clone(),
-            metrics_address,
-            // The first app owns the database and drops it; this one leaves it alone.
-            _db: TestDb::Sqlite,
-            _data_dir: dir,
-        }
+        // The first app owns the database and drops it; this one leaves it alone.
+        Self::start(settings, TestDb::Sqlite, dir).await
     }
 
     /// Sends a request; every JSON answer is checked against the OpenAPI document.
@@ -263,6 +253,27 @@ impl TestApp {
         }
     }
 
+    /// Guests of these display names, in order.
+    pub async fn guests<const N: usize>(&self, names: [&str; N]) -> [TestUser; N] {
+        let mut users = Vec::with_capacity(N);
+        for name in names {
+            users.push(self.guest(name).await);
+        }
+        users
+            .try_into()
+            .unwrap_or_else(|_| unreachable!("one user a name"))
+    }
+
+    /// A room of `title` that `host` opened and each of `guests` joined.
+    pub async fn seated_room(&self, host: &TestUser, title: &str, guests: &[&TestUser]) -> RoomId {
+        let room = self.room(host, json!({ "title": title })).await;
+        for guest in guests {
+            let (status, body) = self.join(room, guest).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+        }
+        room
+    }
+
     /// Creates a room as `host` and returns its id.
     pub async fn room(&self, host: &TestUser, body: Value) -> RoomId {
         let (status, room) = self.post("/api/rooms", Some(&host.token), body).await;
@@ -274,6 +285,30 @@ impl TestApp {
         self.post_empty(&format!("/api/rooms/{room}/join"), Some(&user.token))
             .await
     }
+}
+
+/// Whether Redis answers on 127.0.0.1:6379; under CI it must (the test fails), elsewhere a
+/// test that needs it says it is skipped and returns.
+pub fn redis_reachable() -> bool {
+    let reachable = std::net::TcpStream::connect("127.0.0.1:6379").is_ok();
+    if !reachable {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "Redis is needed under CI"
+        );
+        eprintln!("skipped: no Redis on 127.0.0.1:6379 (run scripts/services)");
+    }
+    reachable
+}
+
+/// The seconds of a `429`'s `Retry-After`.
+pub fn retry_after(response: &reqwest::Response) -> u64 {
+    response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 /// The error code of an error answer.

@@ -29,5 +29,6 @@ mod platform;
 mod retention;
 mod rooms;
 mod seats;
+mod sio;
 mod tls;
 mod turn;

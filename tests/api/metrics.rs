@@ -7,12 +7,11 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use talkconnect_testkit::sfu_client::{Client, wait_for};
-use tokio_tungstenite::tungstenite::Message;
 
-use crate::helpers::{Backend, TestApp};
+use crate::helpers::{Backend, TestApp, redis_reachable};
+use crate::sio::Sio;
 
 const TOKEN: &str = "metrics-token-for-tests-0123";
 
@@ -89,67 +88,6 @@ async fn scrape_until(app: &TestApp, done: impl Fn(&Scrape) -> bool) -> Scrape {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     scraped(app).await
-}
-
-/// A Socket.IO client over a raw WebSocket: enough protocol to sign in and emit with acks.
-struct Sio {
-    ws: tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
-    next_ack: u64,
-}
-
-impl Sio {
-    async fn connect(app: &TestApp, token: &str) -> Sio {
-        let url = format!(
-            "{}/socket.io/?EIO=4&transport=websocket",
-            app.address.replace("http://", "ws://")
-        );
-        let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-        let mut sio = Sio { ws, next_ack: 0 };
-        assert!(sio.next_text().await.starts_with('0'));
-        sio.send(&format!("40{}", json!({ "token": token }))).await;
-        assert!(sio.next_text().await.starts_with("40"));
-        sio
-    }
-
-    async fn send(&mut self, text: &str) {
-        self.ws.send(Message::text(text.to_owned())).await.unwrap();
-    }
-
-    /// The next text frame, answering pings on the way.
-    async fn next_text(&mut self) -> String {
-        loop {
-            let frame = tokio::time::timeout(Duration::from_secs(10), self.ws.next())
-                .await
-                .expect("a frame within 10 s")
-                .expect("the socket is open")
-                .unwrap();
-            if let Message::Text(text) = frame {
-                if &*text == "2" {
-                    self.send("3").await;
-                    continue;
-                }
-                return text.to_string();
-            }
-        }
-    }
-
-    /// Emits `event` and waits for its ack, skipping the events in between.
-    async fn call(&mut self, event: &str, payload: Value) -> Value {
-        self.next_ack += 1;
-        let id = self.next_ack;
-        self.send(&format!("42{id}{}", json!([event, payload])))
-            .await;
-        let prefix = format!("43{id}");
-        loop {
-            let text = self.next_text().await;
-            if let Some(body) = text.strip_prefix(&prefix) {
-                let args: Value = serde_json::from_str(body).unwrap();
-                return args[0].clone();
-            }
-        }
-    }
 }
 
 /// `promtool check metrics` on the exposition, when promtool is installed (always in CI).
@@ -521,14 +459,7 @@ async fn rate_limit_refusals_are_counted_by_budget() {
 /// In cluster mode the Redis link shows: up, and no reconnection yet.
 #[actix_web::test]
 async fn a_cluster_replica_reports_its_redis_link() {
-    let reachable = std::net::TcpStream::connect("127.0.0.1:6379").is_ok();
-    if !reachable {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "Redis is needed under CI"
-        );
-        eprintln!("skipped: no Redis on 127.0.0.1:6379 (run scripts/services)");
+    if !redis_reachable() {
         return;
     }
     let prefix = format!("tc-test:{}:", uuid::Uuid::new_v4().simple());

@@ -4,20 +4,19 @@
 //! report queries the admin pages use. Room settings and roles another part sets (slow mode,
 //! co-hosts) are written straight into the database here.
 
-use std::time::Duration;
+use std::fmt::Display;
 
 use diesel::prelude::*;
-use futures_util::{SinkExt, StreamExt};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use talkconnect::db::schema::{audit_log, reports, room_participants, rooms, user_blocks, users};
 use talkconnect::db::{self, DbConnection, DbError};
 use talkconnect::ids::{RoomId, UserId};
 use talkconnect::moderation::reports::{ReportFilter, list, resolve};
-use tokio_tungstenite::tungstenite::Message;
 
-use crate::helpers::{Backend, TestApp, TestUser, check_openapi, code};
+use crate::helpers::{Backend, TestApp, TestUser, check_openapi, code, retry_after};
 use crate::on_both_backends;
+use crate::sio::Sio;
 
 on_both_backends!(
     authors_hosts_and_cohosts_delete_messages_and_nobody_else,
@@ -95,6 +94,17 @@ async fn say(app: &TestApp, room: RoomId, who: &TestUser, text: &str) -> (Status
     .await
 }
 
+fn block_path(blocked: impl Display) -> String {
+    format!("/api/me/blocks/{blocked}")
+}
+
+/// `PUT /api/me/blocks/{blocked}` as `who`.
+async fn block(app: &TestApp, who: &TestUser, blocked: impl Display) -> (StatusCode, Value) {
+    let path = block_path(blocked);
+    app.request(reqwest::Method::PUT, &path, Some(&who.token), None)
+        .await
+}
+
 async fn history(app: &TestApp, room: RoomId, who: &TestUser) -> Vec<String> {
     let (status, page) = app
         .get(&format!("/api/rooms/{room}/chat"), Some(&who.token))
@@ -110,13 +120,8 @@ async fn history(app: &TestApp, room: RoomId, who: &TestUser) -> Vec<String> {
 
 async fn authors_hosts_and_cohosts_delete_messages_and_nobody_else(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let host = app.guest("Host").await;
-    let alice = app.guest("Alice").await;
-    let bob = app.guest("Bob").await;
-    let outsider = app.guest("Outsider").await;
-    let room = app.room(&host, json!({"title": "Tidy"})).await;
-    app.join(room, &alice).await;
-    app.join(room, &bob).await;
+    let [host, alice, bob, outsider] = app.guests(["Host", "Alice", "Bob", "Outsider"]).await;
+    let room = app.seated_room(&host, "Tidy", &[&alice, &bob]).await;
     let other_room = app.room(&outsider, json!({"title": "Elsewhere"})).await;
     let (_, elsewhere) = say(&app, other_room, &outsider, "not here").await;
 
@@ -188,12 +193,8 @@ async fn authors_hosts_and_cohosts_delete_messages_and_nobody_else(backend: Back
 
 async fn slow_mode_paces_participants_but_not_hosts(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let host = app.guest("Host").await;
-    let guest = app.guest("Guest").await;
-    let cohost = app.guest("Cohost").await;
-    let room = app.room(&host, json!({"title": "Slow"})).await;
-    app.join(room, &guest).await;
-    app.join(room, &cohost).await;
+    let [host, guest, cohost] = app.guests(["Host", "Guest", "Cohost"]).await;
+    let room = app.seated_room(&host, "Slow", &[&guest, &cohost]).await;
     make_cohost(&app, room, cohost.id).await;
 
     // Off: as fast as the rate limits allow.
@@ -212,11 +213,7 @@ async fn slow_mode_paces_participants_but_not_hosts(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
-    let retry: u64 = response.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry = retry_after(&response);
     assert!((1..=30).contains(&retry), "{retry}");
     let body: Value = response.json().await.unwrap();
     check_openapi(
@@ -262,32 +259,21 @@ async fn slow_mode_paces_participants_but_not_hosts(backend: Backend) {
 
 async fn blocks_are_listed_and_keep_people_apart(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let host = app.guest("Host").await;
-    let pest = app.guest("Pest").await;
-    let friend = app.guest("Friend").await;
+    let [host, pest, friend] = app.guests(["Host", "Pest", "Friend"]).await;
     let room = app.room(&host, json!({"title": "Quiet"})).await;
-    let block_path = |user: UserId| format!("/api/me/blocks/{user}");
-    let put = |who: &TestUser, path: String| {
-        let token = who.token.clone();
-        let app = &app;
-        async move {
-            app.request(reqwest::Method::PUT, &path, Some(&token), None)
-                .await
-        }
-    };
 
     // Nobody blocked yet.
     let (status, body) = app.get("/api/me/blocks", Some(&host.token)).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, json!({ "blocks": [] }));
     // Not yourself, not someone who does not exist, not without signing in.
-    let (status, body) = put(&host, block_path(host.id)).await;
+    let (status, body) = block(&app, &host, host.id).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(code(&body), "INVALID_TARGET");
-    let (status, body) = put(&host, block_path(UserId::random())).await;
+    let (status, body) = block(&app, &host, UserId::random()).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(code(&body), "NOT_FOUND");
-    let (status, body) = put(&host, "/api/me/blocks/not-an-id".into()).await;
+    let (status, body) = block(&app, &host, "not-an-id").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(code(&body), "INVALID_ID");
     let (status, body) = app
@@ -297,11 +283,11 @@ async fn blocks_are_listed_and_keep_people_apart(backend: Backend) {
 
     // The host blocks the pest (twice: the same), then the friend.
     for _ in 0..2 {
-        let (status, body) = put(&host, block_path(pest.id)).await;
+        let (status, body) = block(&app, &host, pest.id).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(body, json!({}));
     }
-    put(&host, block_path(friend.id)).await;
+    block(&app, &host, friend.id).await;
     let (_, body) = app.get("/api/me/blocks", Some(&host.token)).await;
     let names: Vec<&str> = body["blocks"]
         .as_array()
@@ -354,8 +340,7 @@ async fn blocks_are_listed_and_keep_people_apart(backend: Backend) {
 
 async fn one_user_keeps_at_most_a_thousand_blocks(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let blocker = app.guest("Blocker").await;
-    let last = app.guest("Last").await;
+    let [blocker, last] = app.guests(["Blocker", "Last"]).await;
     let blocker_id = blocker.id.to_string();
     with_db(&app, move |conn| {
         conn.transaction(|conn| {
@@ -382,29 +367,14 @@ async fn one_user_keeps_at_most_a_thousand_blocks(backend: Backend) {
         })
     })
     .await;
-    let (status, body) = app
-        .request(
-            reqwest::Method::PUT,
-            &format!("/api/me/blocks/{}", last.id),
-            Some(&blocker.token),
-            None,
-        )
-        .await;
+    let (status, body) = block(&app, &blocker, last.id).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(code(&body), "TOO_MANY_BLOCKS");
     // Unblocking one makes room.
     let (_, body) = app.get("/api/me/blocks", Some(&blocker.token)).await;
     let some = body["blocks"][0]["user"]["id"].as_str().unwrap().to_owned();
-    app.delete(&format!("/api/me/blocks/{some}"), Some(&blocker.token))
-        .await;
-    let (status, _) = app
-        .request(
-            reqwest::Method::PUT,
-            &format!("/api/me/blocks/{}", last.id),
-            Some(&blocker.token),
-            None,
-        )
-        .await;
+    app.delete(&block_path(some), Some(&blocker.token)).await;
+    let (status, _) = block(&app, &blocker, last.id).await;
     assert_eq!(status, StatusCode::OK);
 }
 
@@ -415,13 +385,8 @@ async fn report(app: &TestApp, room: RoomId, by: &TestUser, body: Value) -> (Sta
 
 async fn reports_keep_the_last_chat_lines_and_refuse_what_makes_no_sense(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let host = app.guest("Host").await;
-    let troll = app.guest("Troll").await;
-    let gone = app.guest("Gone").await;
-    let outsider = app.guest("Outsider").await;
-    let room = app.room(&host, json!({"title": "Reported"})).await;
-    app.join(room, &troll).await;
-    app.join(room, &gone).await;
+    let [host, troll, gone, outsider] = app.guests(["Host", "Troll", "Gone", "Outsider"]).await;
+    let room = app.seated_room(&host, "Reported", &[&troll, &gone]).await;
     for i in 0..25 {
         let who = if i % 2 == 0 { &troll } else { &host };
         say(&app, room, who, &format!("line {i}")).await;
@@ -554,10 +519,8 @@ async fn reports_have_their_own_budget(backend: Backend) {
         ],
     )
     .await;
-    let host = app.guest("Host").await;
-    let troll = app.guest("Troll").await;
-    let room = app.room(&host, json!({"title": "Budget"})).await;
-    app.join(room, &troll).await;
+    let [host, troll] = app.guests(["Host", "Troll"]).await;
+    let room = app.seated_room(&host, "Budget", &[&troll]).await;
     let body = json!({"userId": troll.id, "reason": "spam"});
     for _ in 0..2 {
         let (status, answer) = report(&app, room, &host, body.clone()).await;
@@ -579,10 +542,8 @@ async fn reports_have_their_own_budget(backend: Backend) {
 
 async fn admins_page_through_reports_and_resolve_them(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let host = app.guest("Host").await;
-    let troll = app.guest("Troll").await;
-    let room = app.room(&host, json!({"title": "Admin view"})).await;
-    app.join(room, &troll).await;
+    let [host, troll] = app.guests(["Host", "Troll"]).await;
+    let room = app.seated_room(&host, "Admin view", &[&troll]).await;
     let mut ids = Vec::new();
     for reason in ["spam", "hate", "other"] {
         let (_, body) = report(
@@ -644,101 +605,9 @@ async fn admins_page_through_reports_and_resolve_them(backend: Backend) {
     assert_eq!(stored, 3);
 }
 
-/// A Socket.IO client over a raw WebSocket: signs in, emits with acks, and keeps the events
-/// it hears while waiting for an ack.
-struct Sio {
-    ws: tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
-    next_ack: u64,
-    heard: Vec<(String, Value)>,
-}
-
-impl Sio {
-    async fn connect(app: &TestApp, token: &str) -> Sio {
-        let url = format!(
-            "{}/socket.io/?EIO=4&transport=websocket",
-            app.address.replace("http://", "ws://")
-        );
-        let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-        let mut sio = Sio {
-            ws,
-            next_ack: 0,
-            heard: Vec::new(),
-        };
-        assert!(sio.next_text().await.starts_with('0'));
-        sio.send(&format!("40{}", json!({ "token": token }))).await;
-        assert!(sio.next_text().await.starts_with("40"));
-        sio
-    }
-
-    async fn send(&mut self, text: &str) {
-        self.ws.send(Message::text(text.to_owned())).await.unwrap();
-    }
-
-    /// The next text frame, answering pings on the way.
-    async fn next_text(&mut self) -> String {
-        loop {
-            let frame = tokio::time::timeout(Duration::from_secs(10), self.ws.next())
-                .await
-                .expect("a frame within 10 s")
-                .expect("the socket is open")
-                .unwrap();
-            if let Message::Text(text) = frame {
-                if &*text == "2" {
-                    self.send("3").await;
-                    continue;
-                }
-                return text.to_string();
-            }
-        }
-    }
-
-    /// Keeps an event frame (`42[name, payload]`) for `event`.
-    fn keep(&mut self, text: &str) {
-        if let Some(body) = text.strip_prefix("42") {
-            if let Ok(Value::Array(args)) = serde_json::from_str::<Value>(body) {
-                if let Some(name) = args.first().and_then(Value::as_str) {
-                    let payload = args.get(1).cloned().unwrap_or(Value::Null);
-                    self.heard.push((name.to_owned(), payload));
-                }
-            }
-        }
-    }
-
-    /// Emits `event` and waits for its ack.
-    async fn call(&mut self, event: &str, payload: Value) -> Value {
-        self.next_ack += 1;
-        let id = self.next_ack;
-        self.send(&format!("42{id}{}", json!([event, payload])))
-            .await;
-        let prefix = format!("43{id}");
-        loop {
-            let text = self.next_text().await;
-            if let Some(body) = text.strip_prefix(&prefix) {
-                let args: Value = serde_json::from_str(body).unwrap();
-                return args[0].clone();
-            }
-            self.keep(&text);
-        }
-    }
-
-    /// The first event called `name` heard (now or next).
-    async fn event(&mut self, name: &str) -> Value {
-        loop {
-            if let Some(at) = self.heard.iter().position(|(n, _)| n == name) {
-                return self.heard.remove(at).1;
-            }
-            let text = self.next_text().await;
-            self.keep(&text);
-        }
-    }
-}
-
 async fn the_socket_deletes_reports_and_hears_slow_mode(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let host = app.guest("Host").await;
-    let guest = app.guest("Guest").await;
+    let [host, guest] = app.guests(["Host", "Guest"]).await;
     let room = app.room(&host, json!({"title": "Live moderation"})).await;
     let mut host_socket = Sio::connect(&app, &host.token).await;
     let mut guest_socket = Sio::connect(&app, &guest.token).await;
@@ -829,14 +698,7 @@ async fn the_socket_deletes_reports_and_hears_slow_mode(backend: Backend) {
 
     // room:join is refused across a block too, with the same neutral words.
     let pest = app.guest("Pest").await;
-    let (status, _) = app
-        .request(
-            reqwest::Method::PUT,
-            &format!("/api/me/blocks/{}", pest.id),
-            Some(&guest.token),
-            None,
-        )
-        .await;
+    let (status, _) = block(&app, &guest, pest.id).await;
     assert_eq!(status, StatusCode::OK);
     let mut pest_socket = Sio::connect(&app, &pest.token).await;
     let refused = pest_socket

@@ -8,11 +8,13 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
+use talkconnect::ids::RoomId;
 use talkconnect_testkit::sfu_client::{Attribution, Client, Peer, local_offer, wait_for};
 use tokio_tungstenite::tungstenite::Message;
 use webrtc::peer_connection::{PeerConnection, RTCIceCandidateInit, RTCSessionDescription};
 
 use crate::helpers::{Backend, TestApp, TestUser};
+use crate::sio::Sio;
 
 fn sfu_app_settings(ports: (&'static str, &'static str)) -> [(&'static str, &'static str); 4] {
     [
@@ -21,6 +23,32 @@ fn sfu_app_settings(ports: (&'static str, &'static str)) -> [(&'static str, &'st
         ("TALKCONNECT__SFU__UDP_PORT_MIN", ports.0),
         ("TALKCONNECT__SFU__UDP_PORT_MAX", ports.1),
     ]
+}
+
+/// An SFU app on the UDP `ports`, and a room of `title` its host opened and a guest joined.
+async fn host_and_guest(
+    ports: (&'static str, &'static str),
+    title: &str,
+) -> (TestApp, TestUser, TestUser, RoomId) {
+    let app = TestApp::spawn_with(Backend::Sqlite, &sfu_app_settings(ports)).await;
+    let host = app.guest("Host").await;
+    let guest = app.guest("Guest").await;
+    let room = app.room(&host, json!({ "title": title })).await;
+    let (status, _) = app.join(room, &guest).await;
+    assert_eq!(status, 200);
+    (app, host, guest, room)
+}
+
+/// `host` hard-mutes `guest`'s microphone.
+async fn lock_mic(app: &TestApp, room: RoomId, host: &TestUser, guest: &TestUser) {
+    let (status, body) = app
+        .post(
+            &format!("/api/rooms/{room}/participants/{}/mute", guest.id),
+            Some(&host.token),
+            json!({ "mic": true }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
 }
 
 /// Audio packets `subscriber` received from `publisher` in `window`, once what was in flight
@@ -34,12 +62,7 @@ async fn audio_in(subscriber: &Client, publisher: &str, window: Duration) -> u64
 
 #[actix_web::test]
 async fn a_hard_muted_publisher_delivers_no_audio_through_the_sfu() {
-    let app = TestApp::spawn_with(Backend::Sqlite, &sfu_app_settings(("47340", "47359"))).await;
-    let host = app.guest("Host").await;
-    let guest = app.guest("Guest").await;
-    let room = app.room(&host, json!({"title": "Loud"})).await;
-    let (status, _) = app.join(room, &guest).await;
-    assert_eq!(status, 200);
+    let (app, host, guest, room) = host_and_guest(("47340", "47359"), "Loud").await;
 
     let sfu = app.state.media.sfu_handle().expect("SFU mode");
     let room_key = room.to_string();
@@ -56,14 +79,7 @@ async fn a_hard_muted_publisher_delivers_no_audio_through_the_sfu() {
     assert!(audio_in(&a, &guest_id, Duration::from_secs(1)).await > 10);
 
     // The host locks the guest's microphone; the guest's client keeps sending.
-    let (status, body) = app
-        .post(
-            &format!("/api/rooms/{room}/participants/{}/mute", guest.id),
-            Some(&host.token),
-            json!({ "mic": true }),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    lock_mic(&app, room, &host, &guest).await;
     let sent_before = b
         .state
         .sent_packets
@@ -114,54 +130,14 @@ struct GatewayPublisher {
     task: tokio::task::JoinHandle<()>,
 }
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn next_text(ws: &mut Ws) -> String {
-    loop {
-        let frame = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("a frame within 10 s")
-            .expect("the socket is open")
-            .unwrap();
-        if let Message::Text(text) = frame {
-            if &*text == "2" {
-                ws.send(Message::text("3")).await.unwrap();
-                continue;
-            }
-            return text.to_string();
-        }
-    }
-}
-
-/// Emits with an ack and waits for it (events in between are dropped: none matter yet).
-async fn call(ws: &mut Ws, id: u64, event: &str, payload: Value) -> Value {
-    let text = format!("42{id}{}", json!([event, payload]));
-    ws.send(Message::text(text)).await.unwrap();
-    let prefix = format!("43{id}");
-    loop {
-        let text = next_text(ws).await;
-        if let Some(body) = text.strip_prefix(&prefix) {
-            return serde_json::from_str::<Value>(body).unwrap()[0].clone();
-        }
-    }
-}
-
 impl GatewayPublisher {
-    async fn join(app: &TestApp, user: &TestUser, room: talkconnect::ids::RoomId) -> Self {
-        let url = format!(
-            "{}/socket.io/?EIO=4&transport=websocket",
-            app.address.replace("http://", "ws://")
-        );
-        let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-        assert!(next_text(&mut ws).await.starts_with('0'));
-        let auth = format!("40{}", json!({ "token": user.token }));
-        ws.send(Message::text(auth)).await.unwrap();
-        assert!(next_text(&mut ws).await.starts_with("40"));
-        let ack = call(&mut ws, 1, "room:join", json!({ "roomId": room })).await;
+    async fn join(app: &TestApp, user: &TestUser, room: RoomId) -> Self {
+        let mut sio = Sio::connect(app, &user.token).await;
+        let ack = sio.call("room:join", json!({ "roomId": room })).await;
         assert_eq!(ack["ok"], true, "{ack}");
-        let ack = call(&mut ws, 2, "sfu:join", json!({ "publish": true })).await;
+        let ack = sio.call("sfu:join", json!({ "publish": true })).await;
         assert_eq!(ack["ok"], true, "{ack}");
+        let mut ws = sio.into_ws();
 
         let user_id = user.id.to_string();
         let mut peer = Peer::new(&user_id, "127.0.0.1", false, Attribution::StreamId).await;
@@ -245,20 +221,8 @@ async fn on_signal(pc: &Arc<dyn PeerConnection>, name: &str, payload: &Value) ->
 /// through the gateway starts muted in the SFU, whatever the client sends.
 #[actix_web::test]
 async fn a_new_sfu_session_of_a_hard_muted_person_starts_muted() {
-    let app = TestApp::spawn_with(Backend::Sqlite, &sfu_app_settings(("47360", "47379"))).await;
-    let host = app.guest("Host").await;
-    let guest = app.guest("Guest").await;
-    let room = app.room(&host, json!({"title": "Quiet"})).await;
-    let (status, _) = app.join(room, &guest).await;
-    assert_eq!(status, 200);
-    let (status, body) = app
-        .post(
-            &format!("/api/rooms/{room}/participants/{}/mute", guest.id),
-            Some(&host.token),
-            json!({ "mic": true }),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    let (app, host, guest, room) = host_and_guest(("47360", "47379"), "Quiet").await;
+    lock_mic(&app, room, &host, &guest).await;
 
     let sfu = app.state.media.sfu_handle().expect("SFU mode");
     let guest_id = guest.id.to_string();

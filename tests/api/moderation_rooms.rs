@@ -6,15 +6,14 @@
 use std::time::Duration;
 
 use diesel::prelude::*;
-use futures_util::{SinkExt, StreamExt};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use talkconnect::db::schema::audit_log;
 use talkconnect::ids::RoomId;
-use tokio_tungstenite::tungstenite::Message;
 
 use crate::helpers::{Backend, TestApp, TestUser, code};
 use crate::on_both_backends;
+use crate::sio::Sio;
 
 on_both_backends!(
     cohosts_are_named_and_unnamed_by_the_host_only,
@@ -506,8 +505,7 @@ async fn a_locked_room_takes_new_people_with_its_key_only(backend: Backend) {
 async fn the_room_key_is_never_in_a_view_or_an_event(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let mut bus = app.state.bus.subscribe();
-    let host = app.guest("Host").await;
-    let watcher = app.guest("Watcher").await;
+    let [host, watcher] = app.guests(["Host", "Watcher"]).await;
     let mut lobby = Sio::connect(&app, &watcher.token).await;
     let room = app.room(&host, json!({"title": "Secret"})).await;
     let (_, body) = app
@@ -1038,97 +1036,6 @@ impl CloneUser for TestUser {
             id: self.id,
             token: self.token.clone(),
             display_name: self.display_name.clone(),
-        }
-    }
-}
-
-/// A Socket.IO client over a raw WebSocket: enough protocol to sign in, emit with acks and
-/// wait for an event (the one in tests/api/metrics.rs, with events kept).
-struct Sio {
-    ws: tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
-    next_ack: u64,
-    /// Events that arrived while waiting for an ack: (name, payload).
-    heard: Vec<(String, Value)>,
-}
-
-impl Sio {
-    async fn connect(app: &TestApp, token: &str) -> Sio {
-        let url = format!(
-            "{}/socket.io/?EIO=4&transport=websocket",
-            app.address.replace("http://", "ws://")
-        );
-        let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-        let mut sio = Sio {
-            ws,
-            next_ack: 0,
-            heard: Vec::new(),
-        };
-        assert!(sio.next_text().await.starts_with('0'));
-        sio.send(&format!("40{}", json!({ "token": token }))).await;
-        assert!(sio.next_text().await.starts_with("40"));
-        sio
-    }
-
-    async fn send(&mut self, text: &str) {
-        self.ws.send(Message::text(text.to_owned())).await.unwrap();
-    }
-
-    /// The next text frame, answering pings on the way.
-    async fn next_text(&mut self) -> String {
-        loop {
-            let frame = tokio::time::timeout(Duration::from_secs(10), self.ws.next())
-                .await
-                .expect("a frame within 10 s")
-                .expect("the socket is open")
-                .unwrap();
-            if let Message::Text(text) = frame {
-                if &*text == "2" {
-                    self.send("3").await;
-                    continue;
-                }
-                return text.to_string();
-            }
-        }
-    }
-
-    /// Emits `event` and waits for its ack (`{ok, data}` or `{ok: false, error}`), keeping
-    /// the events in between.
-    async fn call(&mut self, event: &str, payload: Value) -> Value {
-        self.next_ack += 1;
-        let id = self.next_ack;
-        self.send(&format!("42{id}{}", json!([event, payload])))
-            .await;
-        let prefix = format!("43{id}");
-        loop {
-            let text = self.next_text().await;
-            if let Some(body) = text.strip_prefix(&prefix) {
-                let args: Value = serde_json::from_str(body).unwrap();
-                return args[0].clone();
-            }
-            self.keep(&text);
-        }
-    }
-
-    fn keep(&mut self, text: &str) {
-        if let Some(body) = text.strip_prefix("42") {
-            if let Ok(Value::Array(args)) = serde_json::from_str::<Value>(body) {
-                if let (Some(Value::String(name)), Some(payload)) = (args.first(), args.get(1)) {
-                    self.heard.push((name.clone(), payload.clone()));
-                }
-            }
-        }
-    }
-
-    /// The first event called `name` (heard already, or coming within 10 s).
-    async fn event(&mut self, name: &str) -> Value {
-        loop {
-            if let Some(i) = self.heard.iter().position(|(n, _)| n == name) {
-                return self.heard.remove(i).1;
-            }
-            let text = self.next_text().await;
-            self.keep(&text);
         }
     }
 }

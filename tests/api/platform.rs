@@ -1,7 +1,7 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{Backend, TestApp, code};
+use crate::helpers::{Backend, TestApp, code, retry_after};
 use crate::on_both_backends;
 
 on_both_backends!(health_readiness_and_meta);
@@ -49,11 +49,7 @@ async fn limits_answer_429_with_retry_after_and_can_be_switched_off() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
-    let retry: u64 = response.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry = retry_after(&response);
     assert!((1..=60).contains(&retry), "Retry-After {retry}");
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(code(&body), "RATE_LIMITED");
