@@ -19,6 +19,9 @@ struct Args {
     /// Worker threads of the SFU runtime.
     #[arg(long, default_value_t = 1)]
     sfu_threads: usize,
+    /// `sfu.retransmission_buffer_ms` (0 = off), to weigh the buffer's cost.
+    #[arg(long, default_value_t = SfuConfig::default().retransmission_buffer_ms)]
+    retransmission_buffer_ms: u64,
 }
 
 fn main() {
@@ -26,11 +29,13 @@ fn main() {
     let Args {
         load: args,
         sfu_threads,
+        retransmission_buffer_ms,
     } = Args::parse();
     let sfu = Sfu::start(SfuConfig {
         worker_threads: sfu_threads,
         subscriber_queue_packets: 2048,
         max_participants_per_room: 1000,
+        retransmission_buffer_ms,
         ..SfuConfig::loopback(43000, 43999)
     })
     .expect("sfu");

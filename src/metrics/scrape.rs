@@ -375,8 +375,24 @@ fn encode_sfu(out: &mut Out<'_, '_>, sfu: &SfuStats) -> std::fmt::Result {
     )?;
     out.counter(
         "sfu_nacks_relayed",
-        "NACKs from subscribers relayed to publishers",
+        "NACK messages sent to publishers for packets the retransmission buffer lacked",
         sfu.relayed_nacks,
+    )?;
+    out.counter(
+        "sfu_nack_packets_requested",
+        "Sequence numbers subscribers asked for in NACKs",
+        sfu.nack_requested_packets,
+    )?;
+    out.labelled(
+        MetricType::Counter,
+        "sfu_nack_packets",
+        "What became of the sequence numbers subscribers NACKed",
+        "outcome",
+        &signed(&[
+            ("answered", sfu.nack_answered_packets),
+            ("relayed", sfu.nack_relayed_packets),
+            ("limited", sfu.nack_limited_packets),
+        ]),
     )?;
     out.counter(
         "sfu_keyframe_requests",

@@ -107,6 +107,13 @@ pub struct SfuConfig {
     /// first completed offer/answer. One that does not is dropped with `connectTimeout`, so a
     /// join that never goes anywhere cannot keep a media port.
     pub connect_timeout_ms: u64,
+    /// Milliseconds of each published video track's packets kept to answer subscribers'
+    /// NACKs from the SFU (0 = off: subscribers' losses are then not repaired, see
+    /// docs/SFU.md).
+    pub retransmission_buffer_ms: u64,
+    /// Most bytes one published track's retransmission buffer holds (RTP header and
+    /// payload); the oldest packets go first.
+    pub retransmission_buffer_bytes: usize,
 }
 
 /// A STUN or TURN server as the browser's `RTCPeerConnection` configuration wants it.
@@ -147,6 +154,8 @@ impl Default for SfuConfig {
             subscriber_queue_packets: 1024,
             answer_timeout_ms: 15_000,
             connect_timeout_ms: 20_000,
+            retransmission_buffer_ms: 1000,
+            retransmission_buffer_bytes: 1 << 20,
         }
     }
 }
@@ -187,6 +196,14 @@ impl SfuConfig {
             return Err("sfu limits must be at least 1".to_owned());
         }
         Ok(())
+    }
+
+    /// How much of each published track the forwarder keeps for retransmissions.
+    pub(crate) fn retransmission(&self) -> super::retransmit::RetransmitSettings {
+        super::retransmit::RetransmitSettings {
+            window: std::time::Duration::from_millis(self.retransmission_buffer_ms),
+            max_bytes: self.retransmission_buffer_bytes,
+        }
     }
 
     /// The addresses one participant's sockets bind on `port`.

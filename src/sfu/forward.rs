@@ -1,13 +1,19 @@
 //! Media fan-out. One forwarder task per published track polls it without pause and hands
 //! each packet, as an `Arc`, to the downlink queue of every subscriber; one downlink task per
 //! subscriber rewrites the packet for its leg (SSRC, payload type, extension ids) and writes it
-//! to that subscriber's connection. A slow subscriber fills only its own queue.
+//! to that subscriber's connection. A slow subscriber fills only its own queue. Subscribers'
+//! NACKs are answered from the forwarder's retransmission buffer through the same queue.
 
+use super::retransmit::{
+    MAX_PACKETS_PER_NACK, ResendLimiter, RetransmitBuffer, RetransmitSettings,
+};
 use super::signal::MediaKind;
 use super::stats::SfuMetrics;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use rtc::rtcp::transport_feedbacks::transport_layer_nack::{NackPair, TransportLayerNack};
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::{
+    NackPair, TransportLayerNack, nack_pairs_from_sequence_numbers,
+};
 use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
 use rtc::shared::marshal::MarshalSize;
@@ -237,7 +243,18 @@ pub(crate) enum ForwarderCmd {
     },
     SetMuted(bool),
     KeyframeRequest,
-    Nack(Vec<NackPair>),
+    /// A subscriber leg's NACK: answered from the buffer, the rest asked of the publisher.
+    Nack {
+        peer: u64,
+        nacks: Vec<NackPair>,
+    },
+}
+
+/// One subscriber of a forwarder: its downlink queue and what it may still have resent.
+struct Leg {
+    peer: u64,
+    queue: mpsc::Sender<DownlinkPacket>,
+    limiter: ResendLimiter,
 }
 
 pub(crate) struct Forwarder {
@@ -249,14 +266,24 @@ pub(crate) struct Forwarder {
     pub cancel: CancellationToken,
     pub metrics: Arc<SfuMetrics>,
     pub keyframe_interval: Duration,
+    pub retransmission: RetransmitSettings,
     pub muted: bool,
 }
 
 impl Forwarder {
     /// Polls the publisher's track until it ends, the room drops the forwarder, or shutdown.
     pub(crate) async fn run(mut self) {
-        let mut subscribers: Vec<(u64, mpsc::Sender<DownlinkPacket>)> = Vec::new();
+        let mut subscribers: Vec<Leg> = Vec::new();
         let mut seen = SeqWindow::default();
+        // Only video is NACKed (no codec of ours negotiates `nack` for audio).
+        let mut buffer = RetransmitBuffer::new(if self.kind == MediaKind::Video {
+            self.retransmission
+        } else {
+            RetransmitSettings {
+                window: Duration::ZERO,
+                max_bytes: 0,
+            }
+        });
         let mut last_keyframe_request: Option<Instant> = None;
         let mut keyframe_due: Option<Instant> = None;
         loop {
@@ -267,11 +294,15 @@ impl Forwarder {
                 command = self.commands.recv() => match command {
                     None => break,
                     Some(ForwarderCmd::AddSubscriber { peer, queue }) => {
-                        subscribers.retain(|(p, _)| *p != peer);
-                        subscribers.push((peer, queue));
+                        subscribers.retain(|leg| leg.peer != peer);
+                        subscribers.push(Leg {
+                            peer,
+                            queue,
+                            limiter: ResendLimiter::new(std::time::Instant::now()),
+                        });
                     }
                     Some(ForwarderCmd::RemoveSubscriber { peer }) => {
-                        subscribers.retain(|(p, _)| *p != peer);
+                        subscribers.retain(|leg| leg.peer != peer);
                     }
                     Some(ForwarderCmd::SetMuted(muted)) => {
                         let unmuted = self.muted && !muted;
@@ -285,7 +316,9 @@ impl Forwarder {
                             .map_or_else(Instant::now, |t| t + self.keyframe_interval);
                         keyframe_due = Some(keyframe_due.map_or(earliest, |d| d.min(earliest)));
                     }
-                    Some(ForwarderCmd::Nack(nacks)) => self.relay_nack(nacks).await,
+                    Some(ForwarderCmd::Nack { peer, nacks }) => {
+                        self.answer_nack(peer, &nacks, &buffer, &mut subscribers).await;
+                    }
                 },
                 () = sleep_until_opt(due) => {
                     keyframe_due = None;
@@ -297,14 +330,15 @@ impl Forwarder {
                 event = self.track.poll() => match event {
                     None | Some(TrackRemoteEvent::OnEnded) => break,
                     Some(TrackRemoteEvent::OnRtpPacket(packet)) => {
+                        let bytes = packet.marshal_size();
                         self.metrics.received_packets.fetch_add(1, Ordering::Relaxed);
                         self.metrics
                             .received_bytes
-                            .fetch_add(packet.marshal_size() as u64, Ordering::Relaxed);
+                            .fetch_add(bytes as u64, Ordering::Relaxed);
                         if self.muted || seen.is_duplicate(packet.header.sequence_number) {
                             continue;
                         }
-                        self.fan_out(packet, &mut subscribers);
+                        self.fan_out(packet, bytes, &mut buffer, &mut subscribers);
                     }
                     Some(_) => {}
                 },
@@ -316,15 +350,18 @@ impl Forwarder {
     fn fan_out(
         &self,
         packet: rtp::Packet,
-        subscribers: &mut Vec<(u64, mpsc::Sender<DownlinkPacket>)>,
+        bytes: usize,
+        buffer: &mut RetransmitBuffer,
+        subscribers: &mut Vec<Leg>,
     ) {
         if subscribers.is_empty() {
             return;
         }
         let packet = Arc::new(packet);
+        buffer.insert(std::time::Instant::now(), &packet, bytes);
         let mut closed = false;
-        for (_, queue) in subscribers.iter() {
-            match queue.try_send(DownlinkPacket {
+        for leg in subscribers.iter() {
+            match leg.queue.try_send(DownlinkPacket {
                 source: self.source,
                 packet: Arc::clone(&packet),
             }) {
@@ -336,7 +373,7 @@ impl Forwarder {
             }
         }
         if closed {
-            subscribers.retain(|(_, q)| !q.is_closed());
+            subscribers.retain(|leg| !leg.queue.is_closed());
         }
     }
 
@@ -350,6 +387,55 @@ impl Forwarder {
         };
         if let Err(e) = self.track.write_rtcp(vec![Box::new(pli)]).await {
             tracing::debug!(error = %e, "sfu: PLI to publisher not sent");
+        }
+    }
+
+    /// Resends what the buffer holds into the leg's downlink queue (the downlink applies the
+    /// leg's rewrite) and asks the publisher for the rest, within the leg's limits.
+    async fn answer_nack(
+        &self,
+        peer: u64,
+        nacks: &[NackPair],
+        buffer: &RetransmitBuffer,
+        subscribers: &mut [Leg],
+    ) {
+        let Some(leg) = subscribers.iter_mut().find(|leg| leg.peer == peer) else {
+            return;
+        };
+        let now = std::time::Instant::now();
+        let (mut requested, mut answered, mut limited) = (0u64, 0u64, 0u64);
+        let mut missing: Vec<u16> = Vec::new();
+        for seq in nacks.iter().flat_map(|pair| pair.into_iter()) {
+            requested += 1;
+            if requested > MAX_PACKETS_PER_NACK as u64 || !leg.limiter.allow(now, seq) {
+                limited += 1;
+                continue;
+            }
+            let Some(packet) = buffer.get(now, seq) else {
+                missing.push(seq);
+                continue;
+            };
+            let resend = DownlinkPacket {
+                source: self.source,
+                packet: Arc::clone(packet),
+            };
+            if leg.queue.try_send(resend).is_ok() {
+                answered += 1;
+            } else {
+                self.metrics.dropped_packets.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let m = &self.metrics;
+        m.nack_requested_packets
+            .fetch_add(requested, Ordering::Relaxed);
+        m.nack_answered_packets
+            .fetch_add(answered, Ordering::Relaxed);
+        m.nack_limited_packets.fetch_add(limited, Ordering::Relaxed);
+        m.nack_relayed_packets
+            .fetch_add(missing.len() as u64, Ordering::Relaxed);
+        if !missing.is_empty() {
+            self.relay_nack(nack_pairs_from_sequence_numbers(&missing))
+                .await;
         }
     }
 
@@ -429,9 +515,11 @@ pub(crate) async fn run_downlink(
 }
 
 /// Reads one leg's feedback (PLI/FIR/NACK marked by [`super::rtcp::FeedbackMarker`]) and
-/// relays it to the publisher's forwarder. Ends when the leg is removed or its connection closes.
+/// hands it to the publisher's forwarder, NACKs labelled with the subscriber's `peer`. Ends
+/// when the leg is removed or its connection closes.
 pub(crate) async fn run_leg_feedback(
     track: Arc<TrackLocalStaticRTP>,
+    peer: u64,
     forwarder: mpsc::UnboundedSender<ForwarderCmd>,
     cancel: CancellationToken,
 ) {
@@ -448,7 +536,10 @@ pub(crate) async fn run_leg_feedback(
             if any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() {
                 let _ = forwarder.send(ForwarderCmd::KeyframeRequest);
             } else if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
-                let _ = forwarder.send(ForwarderCmd::Nack(nack.nacks.clone()));
+                let _ = forwarder.send(ForwarderCmd::Nack {
+                    peer,
+                    nacks: nack.nacks.clone(),
+                });
             }
         }
     }

@@ -13,6 +13,7 @@ mod peer;
 mod ports;
 mod probe;
 pub mod public_address;
+mod retransmit;
 mod room;
 mod rtcp;
 mod signal;

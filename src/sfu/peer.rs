@@ -7,7 +7,7 @@ use super::error::{SfuError, internal};
 use super::mux::{SfuRuntime, UdpMux, ice_credential};
 use super::rtcp::{FEEDBACK_MARKER_SLOT, FeedbackMarker};
 use rtc::ice::mdns::MulticastDnsMode;
-use rtc::interceptor::Slot;
+use rtc::interceptor::{NackGeneratorBuilder, Slot};
 use rtc::peer_connection::configuration::media_engine::{
     MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8,
 };
@@ -19,7 +19,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, Registry,
-    SettingEngineBuilder, register_default_interceptors,
+    SettingEngineBuilder, configure_rtcp_reports, configure_simulcast_extension_headers,
+    configure_twcc_receiver_only,
 };
 
 /// Header extensions whose value means the same on every hop and is therefore forwarded
@@ -30,8 +31,9 @@ pub(crate) const FORWARDED_EXTENSIONS: [&str; 2] = [
 ];
 
 /// Opus for audio; VP8 first for video, H.264 (constrained baseline, packetization-mode 1)
-/// where offered. No RTX: retransmissions then come on the media SSRC, which keeps forwarding
-/// one SSRC per track.
+/// where offered. No RTX: webrtc-rs 0.21.1's `TrackLocalStaticRTP` writes only a coding's
+/// primary SSRC (`RTCRtpSender::write_rtp` refuses any other), so a leg could not send RTX on
+/// its own SSRC; retransmissions come on the media SSRC, with the `nack` feedback below.
 fn media_engine() -> Result<MediaEngine, SfuError> {
     let mut engine = MediaEngine::default();
     let video_feedback = vec![
@@ -114,8 +116,23 @@ fn media_engine() -> Result<MediaEngine, SfuError> {
     Ok(engine)
 }
 
+/// webrtc-rs' default interceptors without its NACK responder: the NACK generator (asks
+/// publishers for what the SFU missed), the TWCC receiver, sender and receiver reports and
+/// the simulcast header extensions, then our feedback marker. Subscribers' NACKs are answered
+/// by the forwarder's one buffer per published track (`retransmit.rs`); the responder would
+/// keep a second copy of every packet per leg and answer each NACK a second time.
+fn interceptors(engine: &mut MediaEngine) -> Result<Registry, SfuError> {
+    configure_simulcast_extension_headers(engine)
+        .map_err(|e| internal("register header extensions", e))?;
+    let registry = configure_twcc_receiver_only(Registry::new(), engine)
+        .map_err(|e| internal("register interceptors", e))?;
+    Ok(configure_rtcp_reports(registry)
+        .with(Slot::NackGenerator, NackGeneratorBuilder::new().build())
+        .with(Slot::from(FEEDBACK_MARKER_SLOT), FeedbackMarker::default()))
+}
+
 /// Builds a connection bound on `port` (UDP, and TCP when ICE-TCP is on) with mDNS off and
-/// the feedback marker appended to the default interceptors.
+/// our interceptors.
 pub(crate) async fn build_peer_connection(
     config: &SfuConfig,
     port: u16,
@@ -123,9 +140,7 @@ pub(crate) async fn build_peer_connection(
     handler: Arc<dyn PeerConnectionEventHandler>,
 ) -> Result<Arc<dyn PeerConnection>, SfuError> {
     let mut engine = media_engine()?;
-    let registry = register_default_interceptors(Registry::new(), &mut engine)
-        .map_err(|e| internal("register interceptors", e))?
-        .with(Slot::from(FEEDBACK_MARKER_SLOT), FeedbackMarker::default());
+    let registry = interceptors(&mut engine)?;
     let mut settings =
         SettingEngineBuilder::new().with_multicast_dns_mode(MulticastDnsMode::Disabled);
     let mut addrs: Vec<SocketAddr> = config.bind_addrs(port);
@@ -278,7 +293,8 @@ mod tests {
     }
 
     #[test]
-    fn media_engine_registers() {
-        assert!(media_engine().is_ok());
+    fn media_engine_and_interceptors_register() {
+        let mut engine = media_engine().expect("codecs register");
+        assert!(interceptors(&mut engine).is_ok());
     }
 }

@@ -15,6 +15,7 @@ use super::peer::{
 };
 use super::ports::{PortLease, PortPool};
 use super::probe::ProbeRegistry;
+use super::retransmit::RetransmitSettings;
 use super::signal::{
     ClientSignal, CloseReason, DescriptionPayload, IceCandidate, MediaKind, ServerSignal, SfuEvent,
     SfuEventKind, TrackInfo,
@@ -432,6 +433,7 @@ impl Room {
             keyframe_interval: Duration::from_millis(
                 self.shared.config.keyframe_request_min_interval_ms,
             ),
+            retransmission: self.shared.config.retransmission(),
         });
         let (port, pc) = self.shared.lease_peer(handler).await?;
         let (queue_tx, queue_rx) = mpsc::channel(self.shared.config.subscriber_queue_packets);
@@ -578,7 +580,12 @@ impl Room {
             .ok_or(SfuError::Internal)?;
         spawn_counted(
             &metrics,
-            run_leg_feedback(Arc::clone(&track), forwarder, sub.cancel.child_token()),
+            run_leg_feedback(
+                Arc::clone(&track),
+                sub.peer,
+                forwarder,
+                sub.cancel.child_token(),
+            ),
         );
         sub.subscriptions.insert(
             source,
@@ -1227,6 +1234,7 @@ struct PeerHandler {
     metrics: Arc<SfuMetrics>,
     cancel: CancellationToken,
     keyframe_interval: Duration,
+    retransmission: RetransmitSettings,
 }
 
 impl PeerHandler {
@@ -1278,6 +1286,7 @@ impl PeerConnectionEventHandler for PeerHandler {
                 cancel: self.cancel.clone(),
                 metrics: Arc::clone(&self.metrics),
                 keyframe_interval: self.keyframe_interval,
+                retransmission: self.retransmission,
                 muted: false,
             }
             .run(),

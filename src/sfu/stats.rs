@@ -18,6 +18,10 @@ pub(crate) struct SfuMetrics {
     pub connect_timeouts: AtomicU64,
     pub keyframe_requests: AtomicU64,
     pub relayed_nacks: AtomicU64,
+    pub nack_requested_packets: AtomicU64,
+    pub nack_answered_packets: AtomicU64,
+    pub nack_relayed_packets: AtomicU64,
+    pub nack_limited_packets: AtomicU64,
     pub ignored_candidates: AtomicU64,
     pub next_id: AtomicU64,
 }
@@ -54,8 +58,17 @@ pub struct SfuStats {
     pub dropped_packets: u64,
     /// PLIs sent to publishers.
     pub keyframe_requests: u64,
-    /// NACKs relayed to publishers.
+    /// NACK messages sent to publishers on behalf of subscribers (for packets the
+    /// retransmission buffer lacked).
     pub relayed_nacks: u64,
+    /// Sequence numbers subscribers asked for in NACKs.
+    pub nack_requested_packets: u64,
+    /// Of those, resent to the subscriber from the retransmission buffer.
+    pub nack_answered_packets: u64,
+    /// Of those, asked of the publisher because the buffer lacked them.
+    pub nack_relayed_packets: u64,
+    /// Of those, refused by the per-leg limit (the same packet too soon, too many at once).
+    pub nack_limited_packets: u64,
     /// Peer connections that reached ICE/DTLS `failed` since start.
     pub connections_failed: u64,
     /// Participants removed because they were not connected within `connect_timeout_ms`.

@@ -4,6 +4,7 @@
 use std::net::TcpListener;
 
 use crate::cli::{talkconnect, workdir};
+use talkconnect_testkit::netns::{Namespace, nft};
 
 /// Runs the doctor in `dir` with `env`; answers its exit code and what it printed.
 fn doctor(dir: &std::path::Path, env: &[(&str, String)]) -> (i32, String) {
@@ -406,74 +407,44 @@ fn a_running_server_with_turn_passes_with_an_allocation_and_round_trips() {
 }
 
 /// A network namespace of the test's own, deleted when dropped.
-struct Namespace(String);
-
-impl Namespace {
-    fn new() -> Self {
-        let name = format!("tcdoc{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-        let ip = |args: &[&str]| {
-            let status = std::process::Command::new("ip").args(args).status();
-            assert!(
-                status.is_ok_and(|s| s.success()),
-                "`ip {}` failed: this test needs root and iproute2 (scripts/test installs it)",
-                args.join(" ")
-            );
-        };
-        ip(&["netns", "add", &name]);
-        let ns = Namespace(name);
-        ip(&["-n", &ns.0, "link", "set", "lo", "up"]);
-        ns
-    }
-
-    /// `talkconnect` run inside the namespace, in `dir`, with no inherited TALKCONNECT__ variable.
-    fn talkconnect(&self, dir: &std::path::Path) -> std::process::Command {
-        let inherited = talkconnect(dir);
-        let mut cmd = std::process::Command::new("ip");
-        cmd.args(["netns", "exec", &self.0])
-            .arg(inherited.get_program())
-            .current_dir(dir);
-        for (key, value) in inherited.get_envs() {
-            match value {
-                Some(value) => cmd.env(key, value),
-                None => cmd.env_remove(key),
-            };
-        }
-        cmd
-    }
+fn namespace() -> Namespace {
+    Namespace::new(&format!(
+        "tcdoc{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    ))
 }
 
-impl Drop for Namespace {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("ip")
-            .args(["netns", "del", &self.0])
-            .status();
+/// `talkconnect` run inside `ns`, in `dir`, with no inherited TALKCONNECT__ variable.
+fn talkconnect_in(ns: &Namespace, dir: &std::path::Path) -> std::process::Command {
+    let inherited = talkconnect(dir);
+    let mut cmd = ns.command(inherited.get_program());
+    cmd.current_dir(dir);
+    for (key, value) in inherited.get_envs() {
+        match value {
+            Some(value) => cmd.env(key, value),
+            None => cmd.env_remove(key),
+        };
     }
+    cmd
 }
 
 #[test]
 fn a_firewall_dropping_the_sfu_udp_ports_fails_the_udp_probe_with_its_fix() {
     let dir = workdir();
-    let ns = Namespace::new();
+    let ns = namespace();
     // What a self-hoster's firewall does to ports nobody opened: drop, silently.
-    let mut nft = std::process::Command::new("ip");
-    nft.args(["netns", "exec", &ns.0, "nft", "-f", "-"])
-        .stdin(std::process::Stdio::piped());
-    let mut child = nft.spawn().expect("nft (scripts/test installs nftables)");
-    std::io::Write::write_all(
-        child.stdin.as_mut().unwrap(),
-        b"table inet firewall {\n chain input {\n  type filter hook input priority 0; policy accept;\n  udp dport 44950-44959 drop\n }\n}\n",
-    )
-    .unwrap();
-    drop(child.stdin.take());
-    assert!(child.wait().unwrap().success(), "the nftables rule applies");
+    nft(
+        ns.command("nft"),
+        "table inet firewall {\n chain input {\n  type filter hook input priority 0; policy accept;\n  udp dport 44950-44959 drop\n }\n}\n",
+    );
 
     let setup = running_setup((44950, 44959), (44960, 44960));
-    let mut serve = ns.talkconnect(&dir);
+    let mut serve = talkconnect_in(&ns, &dir);
     serve
         .envs(setup.clone())
         .env("TALKCONNECT__SERVER__PORT", "0");
     let server = crate::cli::start(serve);
-    let mut cmd = ns.talkconnect(&dir);
+    let mut cmd = talkconnect_in(&ns, &dir);
     cmd.arg("doctor")
         .envs(setup)
         .env("TALKCONNECT__SERVER__PORT", port_of(&server.address));

@@ -274,6 +274,23 @@ async fn a_scripted_session_moves_the_counters_and_gauges() {
     ] {
         assert!(delta(moved, &[]) > 40.0, "{moved}: {}", after.text);
     }
+    // Retransmission counters are exported, one series per outcome (loopback loses nothing).
+    let names = after.names();
+    for listed in [
+        "talkconnect_sfu_nack_packets_requested_total",
+        "talkconnect_sfu_nack_packets_total",
+    ] {
+        assert!(names.contains(listed), "{listed}: {}", after.text);
+    }
+    for outcome in ["answered", "relayed", "limited"] {
+        assert!(
+            after.text.contains(&format!(
+                "talkconnect_sfu_nack_packets_total{{outcome=\"{outcome}\"}}"
+            )),
+            "{outcome}: {}",
+            after.text
+        );
+    }
     // At least an RTP header per packet.
     assert!(
         after.value("talkconnect_sfu_forwarded_bytes_total", &[])

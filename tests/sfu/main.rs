@@ -1,8 +1,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The SFU through its public API (`Sfu`, `SfuHandle`), with real webrtc-rs peers
 //! (`talkconnect_testkit::sfu_client`) on loopback: forwarding, typed errors, offer collisions,
-//! ICE-TCP and single-port transport, join/leave cycles that leave nothing behind, and clients
-//! that misbehave on purpose. Needs no service; each test takes its own media ports in
+//! ICE-TCP and single-port transport, join/leave cycles that leave nothing behind, clients
+//! that misbehave on purpose, and retransmissions under loss (in a network namespace of its
+//! own, with nftables). Needs no service; each test takes its own media ports in
 //! 42000–42599, or ports the kernel hands out.
 
 mod errors;
@@ -10,4 +11,5 @@ mod forwarding;
 mod hardening;
 mod lifecycle;
 mod negotiation;
+mod retransmission;
 mod transport;

@@ -52,6 +52,14 @@ impl Client {
         client
     }
 
+    /// Joins receive-only with its UDP socket on `ip` (another loopback address than the
+    /// SFU's, so a test can filter this client's traffic by address).
+    pub async fn join_on_ip(sfu: &SfuHandle, room: &str, user: &str, ip: &str) -> Client {
+        let mut client = Self::join_at(sfu, room, user, false, false, ip).await;
+        client.start_signaling();
+        client
+    }
+
     async fn join_held_on(
         sfu: &SfuHandle,
         room: &str,
@@ -59,7 +67,18 @@ impl Client {
         publish: bool,
         tcp_only: bool,
     ) -> Client {
-        let peer = Peer::new(user, "127.0.0.1", tcp_only, Attribution::StreamId).await;
+        Self::join_at(sfu, room, user, publish, tcp_only, "127.0.0.1").await
+    }
+
+    async fn join_at(
+        sfu: &SfuHandle,
+        room: &str,
+        user: &str,
+        publish: bool,
+        tcp_only: bool,
+        ip: &str,
+    ) -> Client {
+        let peer = Peer::new(user, ip, tcp_only, Attribution::StreamId).await;
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         sfu.join(room, user, JoinOptions { publish }, events_tx)
             .await

@@ -58,6 +58,104 @@ pub struct ClientState {
     pub server_candidates: Mutex<Vec<String>>,
     /// RTP packets this publisher handed to its connection.
     pub sent_packets: AtomicU64,
+    /// Video frames received per publisher, to tell complete frames from damaged ones.
+    pub video_frames: Mutex<HashMap<String, FrameLog>>,
+}
+
+/// Video frames of one received track, by RTP timestamp: which sequence numbers arrived
+/// (first copy only) and which one carried the marker bit. Holds at most `MAX_FRAMES` frames.
+#[derive(Debug, Default)]
+pub struct FrameLog {
+    highest: Option<u64>,
+    frames: HashMap<u32, LoggedFrame>,
+}
+
+#[derive(Debug)]
+struct LoggedFrame {
+    first_arrival: Instant,
+    seqs: Vec<u64>,
+    marker: Option<u64>,
+}
+
+/// Frames judged by [`FrameLog::count`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct FrameCount {
+    /// Every packet of the frame arrived.
+    pub complete: u64,
+    /// Expected between the first and the last frame judged, but damaged or missing.
+    pub lost: u64,
+}
+
+impl FrameLog {
+    const MAX_FRAMES: usize = 20_000;
+
+    /// Records one packet; `seq` is extended over wrap-arounds.
+    pub fn record(&mut self, now: Instant, seq: u16, timestamp: u32, marker: bool) {
+        // Extended numbers start at 2^16 so a late packet from before the first still fits.
+        let ext = match self.highest {
+            None => u64::from(seq) + (1 << 16),
+            Some(h) => h.wrapping_add_signed(i64::from(seq.wrapping_sub(h as u16) as i16)),
+        };
+        self.highest = Some(self.highest.map_or(ext, |h| h.max(ext)));
+        if self.frames.len() >= Self::MAX_FRAMES && !self.frames.contains_key(&timestamp) {
+            return;
+        }
+        let frame = self.frames.entry(timestamp).or_insert(LoggedFrame {
+            first_arrival: now,
+            seqs: Vec::new(),
+            marker: None,
+        });
+        if !frame.seqs.contains(&ext) {
+            frame.seqs.push(ext);
+        }
+        if marker {
+            frame.marker = Some(ext);
+        }
+    }
+
+    /// Judges the frames whose first packet came at least `grace` before `now` (later ones may
+    /// still be repaired). A frame spans the sequence numbers after the previous frame's marker
+    /// up to its own; when the previous marker is unknown, as many as the largest frame seen.
+    /// Assumes timestamps rise by a constant step per frame, as `Peer::start_media` sends them.
+    pub fn count(&self, now: Instant, grace: Duration) -> FrameCount {
+        let mut judged: Vec<(u32, &LoggedFrame)> = self
+            .frames
+            .iter()
+            .filter(|(_, f)| now.saturating_duration_since(f.first_arrival) >= grace)
+            .map(|(ts, f)| (*ts, f))
+            .collect();
+        judged.sort_by_key(|(ts, _)| *ts);
+        let (Some(first), Some(last)) = (judged.first(), judged.last()) else {
+            return FrameCount::default();
+        };
+        let step = judged
+            .windows(2)
+            .map(|w| w[1].0.wrapping_sub(w[0].0))
+            .filter(|d| *d > 0)
+            .min()
+            .unwrap_or(1);
+        let expected = u64::from(last.0.wrapping_sub(first.0) / step) + 1;
+        let largest = judged.iter().map(|(_, f)| f.seqs.len()).max().unwrap_or(1) as u64;
+        let mut complete = 0;
+        for (ts, frame) in &judged {
+            let Some(marker) = frame.marker else { continue };
+            let start = match self
+                .frames
+                .get(&ts.wrapping_sub(step))
+                .and_then(|p| p.marker)
+            {
+                Some(previous) => previous + 1,
+                None => (marker + 1).saturating_sub(largest),
+            };
+            if (start..=marker).all(|s| frame.seqs.contains(&s)) {
+                complete += 1;
+            }
+        }
+        FrameCount {
+            complete,
+            lost: expected.saturating_sub(complete),
+        }
+    }
 }
 
 impl ClientState {
@@ -67,6 +165,16 @@ impl ClientState {
             .unwrap()
             .get(user)
             .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Video frames from `user` that arrived at least `grace` ago (see [`FrameLog::count`]).
+    pub fn video_frames_from(&self, user: &str, grace: Duration) -> FrameCount {
+        self.video_frames
+            .lock()
+            .unwrap()
+            .get(user)
+            .map(|log| log.count(Instant::now(), grace))
             .unwrap_or_default()
     }
 }
@@ -213,8 +321,11 @@ impl PeerConnectionEventHandler for ClientHandler {
                 }
                 let seq = packet.header.sequence_number;
                 let gap = last_seq.map_or(0, |l| u64::from(seq.wrapping_sub(l).wrapping_sub(1)));
+                // A late packet (a retransmission) is behind: it neither counts nor moves on.
                 let gap = if gap > 1000 { 0 } else { gap };
-                last_seq = Some(seq);
+                if last_seq.is_none_or(|l| seq.wrapping_sub(l) < 0x8000) {
+                    last_seq = Some(seq);
+                }
                 let labelled = packet
                     .payload
                     .windows(publisher.len().max(1))
@@ -228,6 +339,21 @@ impl PeerConnectionEventHandler for ClientHandler {
                 match kind {
                     RtpCodecKind::Audio => entry.audio += 1,
                     _ => entry.video += 1,
+                }
+                drop(received);
+                if kind == RtpCodecKind::Video {
+                    state
+                        .video_frames
+                        .lock()
+                        .unwrap()
+                        .entry(publisher.clone())
+                        .or_default()
+                        .record(
+                            Instant::now(),
+                            seq,
+                            packet.header.timestamp,
+                            packet.header.marker,
+                        );
                 }
             }
         });
@@ -444,5 +570,39 @@ pub async fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> b
     while !cond() {
         assert!(Instant::now() < deadline, "timed out waiting for: {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_log_tells_complete_from_damaged_frames() {
+        let t0 = Instant::now();
+        let mut log = FrameLog::default();
+        // Frames of 3 packets, timestamps 100 apart, numbers wrapping at 65535.
+        let mut seq = 65530u16;
+        for frame in 0..6u32 {
+            for i in 0..3 {
+                let lost = (frame == 2 && i == 1) || frame == 4;
+                if !lost {
+                    log.record(t0, seq, 1000 + frame * 100, i == 2);
+                }
+                seq = seq.wrapping_add(1);
+            }
+        }
+        let late = t0 + Duration::from_secs(2);
+        assert_eq!(
+            log.count(late, Duration::from_secs(1)),
+            FrameCount {
+                complete: 4,
+                lost: 2
+            }
+        );
+        // The retransmission of frame 2's middle packet (65530 + 7) repairs it.
+        log.record(late, 65530u16.wrapping_add(7), 1200, false);
+        assert_eq!(log.count(late, Duration::from_secs(1)).complete, 5);
+        assert_eq!(log.count(t0, Duration::from_secs(1)), FrameCount::default());
     }
 }
