@@ -3,6 +3,7 @@
 
 use super::candidate::map_candidate_lines;
 use super::config::SfuConfig;
+use super::congestion::{self, DownlinkEstimate};
 use super::error::{SfuError, internal};
 use super::mux::{SfuRuntime, UdpMux, ice_credential};
 use super::rtcp::{FEEDBACK_MARKER_SLOT, FeedbackMarker};
@@ -115,15 +116,22 @@ fn media_engine() -> Result<MediaEngine, SfuError> {
 }
 
 /// Builds a connection bound on `port` (UDP, and TCP when ICE-TCP is on) with mDNS off and
-/// the feedback marker appended to the default interceptors.
+/// the feedback marker appended to the default interceptors; with `estimate`, also
+/// transport-wide CC and the downlink estimator (src/sfu/congestion.rs).
 pub(crate) async fn build_peer_connection(
     config: &SfuConfig,
     port: u16,
     mux: Option<&Arc<UdpMux>>,
     handler: Arc<dyn PeerConnectionEventHandler>,
+    estimate: Option<Arc<DownlinkEstimate>>,
 ) -> Result<Arc<dyn PeerConnection>, SfuError> {
     let mut engine = media_engine()?;
-    let registry = register_default_interceptors(Registry::new(), &mut engine)
+    let registry = match estimate {
+        Some(estimate) => congestion::register(Registry::new(), &mut engine, estimate)
+            .map_err(|e| internal("register congestion control", e))?,
+        None => Registry::new(),
+    };
+    let registry = register_default_interceptors(registry, &mut engine)
         .map_err(|e| internal("register interceptors", e))?
         .with(Slot::from(FEEDBACK_MARKER_SLOT), FeedbackMarker::default());
     let mut settings =
