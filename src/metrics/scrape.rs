@@ -413,6 +413,11 @@ fn encode_sfu(out: &mut Out<'_, '_>, sfu: &SfuStats) -> std::fmt::Result {
         "sfu_ignored_candidates",
         "Client ICE candidates not probed (addresses the configuration does not allow)",
         sfu.ignored_candidates,
+    )?;
+    out.counter(
+        "sfu_video_pauses",
+        "Times the video forwarded to a participant was paused because its downlink lost packets",
+        sfu.video_pauses,
     )
 }
 

@@ -114,6 +114,16 @@ pub struct SfuConfig {
     /// Most bytes one published track's retransmission buffer holds (RTP header and
     /// payload); the oldest packets go first.
     pub retransmission_buffer_bytes: usize,
+    /// Audio first: the video forwarded to a participant is paused while the transport-wide
+    /// CC feedback of its connection reports more than this loss (per cent) for
+    /// `video_pause_after_ms`; 0 turns the pause (and the estimator) off.
+    pub video_pause_loss_percent: u32,
+    /// How long the loss must last before video is paused.
+    pub video_pause_after_ms: u64,
+    /// The first wait before paused video is tried again (doubled after each failed try, up
+    /// to `video_retry_max_ms`).
+    pub video_retry_after_ms: u64,
+    pub video_retry_max_ms: u64,
 }
 
 /// A STUN or TURN server as the browser's `RTCPeerConnection` configuration wants it.
@@ -156,11 +166,29 @@ impl Default for SfuConfig {
             connect_timeout_ms: 20_000,
             retransmission_buffer_ms: 1000,
             retransmission_buffer_bytes: 1 << 20,
+            video_pause_loss_percent: 10,
+            video_pause_after_ms: 1000,
+            video_retry_after_ms: 8000,
+            video_retry_max_ms: 60_000,
         }
     }
 }
 
 impl SfuConfig {
+    /// The downlink video gate's settings, `None` when `video_pause_loss_percent` is 0.
+    pub(crate) fn video_gate(&self) -> Option<super::congestion::GateConfig> {
+        (self.video_pause_loss_percent > 0).then(|| super::congestion::GateConfig {
+            pause_loss: f64::from(self.video_pause_loss_percent.min(100)) / 100.0,
+            pause_after: std::time::Duration::from_millis(self.video_pause_after_ms),
+            first_backoff: std::time::Duration::from_millis(self.video_retry_after_ms.max(1000)),
+            max_backoff: std::time::Duration::from_millis(
+                self.video_retry_max_ms
+                    .max(self.video_retry_after_ms.max(1000)),
+            ),
+            probe: super::congestion::TRY_LENGTH,
+        })
+    }
+
     /// A configuration for tests and single-machine use: loopback only, ports from `range`.
     pub fn loopback(udp_port_min: u16, udp_port_max: u16) -> Self {
         Self {

@@ -7,6 +7,7 @@
 use super::retransmit::{
     MAX_PACKETS_PER_NACK, ResendLimiter, RetransmitBuffer, RetransmitSettings,
 };
+use super::congestion::VideoPaused;
 use super::signal::MediaKind;
 use super::stats::SfuMetrics;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
@@ -463,6 +464,7 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
 pub(crate) enum DownlinkCmd {
     SetLeg {
         source: SourceId,
+        kind: MediaKind,
         track: Arc<TrackLocalStaticRTP>,
         mapping: Box<LegMapping>,
     },
@@ -477,16 +479,18 @@ pub(crate) async fn run_downlink(
     mut commands: mpsc::UnboundedReceiver<DownlinkCmd>,
     cancel: CancellationToken,
     metrics: Arc<SfuMetrics>,
+    video_paused: VideoPaused,
 ) {
-    let mut legs: HashMap<SourceId, (Arc<TrackLocalStaticRTP>, Box<LegMapping>)> = HashMap::new();
+    type Leg = (MediaKind, Arc<TrackLocalStaticRTP>, Box<LegMapping>);
+    let mut legs: HashMap<SourceId, Leg> = HashMap::new();
     loop {
         tokio::select! {
             biased;
             () = cancel.cancelled() => break,
             command = commands.recv() => match command {
                 None => break,
-                Some(DownlinkCmd::SetLeg { source, track, mapping }) => {
-                    legs.insert(source, (track, mapping));
+                Some(DownlinkCmd::SetLeg { source, kind, track, mapping }) => {
+                    legs.insert(source, (kind, track, mapping));
                 }
                 Some(DownlinkCmd::RemoveLeg { source }) => {
                     legs.remove(&source);
@@ -494,10 +498,14 @@ pub(crate) async fn run_downlink(
             },
             queued = packets.recv() => {
                 let Some(queued) = queued else { break };
-                let Some((track, mapping)) = legs.get(&queued.source) else {
+                let Some((kind, track, mapping)) = legs.get(&queued.source) else {
                     metrics.dropped_packets.fetch_add(1, Ordering::Relaxed);
                     continue;
                 };
+                // Audio first: no video while this subscriber's downlink is congested.
+                if *kind == MediaKind::Video && video_paused.load(Ordering::Relaxed) {
+                    continue;
+                }
                 let Some(packet) = mapping.rewrite(&queued.packet) else {
                     metrics.dropped_packets.fetch_add(1, Ordering::Relaxed);
                     continue;

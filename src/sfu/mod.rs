@@ -5,6 +5,7 @@
 
 mod candidate;
 mod config;
+mod congestion;
 mod error;
 mod forward;
 mod handle;
@@ -31,6 +32,6 @@ pub use probe::{
 pub use room::parse_client_offer;
 pub use signal::{
     ClientSignal, CloseReason, DescriptionPayload, IceCandidate, MediaKind, SdpPayload,
-    ServerSignal, SfuEvent, SfuEventKind, TrackInfo,
+    ServerSignal, SfuEvent, SfuEventKind, TrackInfo, VideoState,
 };
 pub use stats::SfuStats;

@@ -3,6 +3,7 @@
 
 use super::candidate::map_candidate_lines;
 use super::config::SfuConfig;
+use super::congestion::{self, DownlinkEstimate};
 use super::error::{SfuError, internal};
 use super::mux::{SfuRuntime, UdpMux, ice_credential};
 use super::rtcp::{FEEDBACK_MARKER_SLOT, FeedbackMarker};
@@ -121,10 +122,10 @@ fn media_engine() -> Result<MediaEngine, SfuError> {
 /// the simulcast header extensions, then our feedback marker. Subscribers' NACKs are answered
 /// by the forwarder's one buffer per published track (`retransmit.rs`); the responder would
 /// keep a second copy of every packet per leg and answer each NACK a second time.
-fn interceptors(engine: &mut MediaEngine) -> Result<Registry, SfuError> {
+fn interceptors(registry: Registry, engine: &mut MediaEngine) -> Result<Registry, SfuError> {
     configure_simulcast_extension_headers(engine)
         .map_err(|e| internal("register header extensions", e))?;
-    let registry = configure_twcc_receiver_only(Registry::new(), engine)
+    let registry = configure_twcc_receiver_only(registry, engine)
         .map_err(|e| internal("register interceptors", e))?;
     Ok(configure_rtcp_reports(registry)
         .with(Slot::NackGenerator, NackGeneratorBuilder::new().build())
@@ -132,15 +133,22 @@ fn interceptors(engine: &mut MediaEngine) -> Result<Registry, SfuError> {
 }
 
 /// Builds a connection bound on `port` (UDP, and TCP when ICE-TCP is on) with mDNS off and
-/// our interceptors.
+/// our interceptors; with `estimate`, also transport-wide CC and the downlink estimator
+/// (src/sfu/congestion.rs).
 pub(crate) async fn build_peer_connection(
     config: &SfuConfig,
     port: u16,
     mux: Option<&Arc<UdpMux>>,
     handler: Arc<dyn PeerConnectionEventHandler>,
+    estimate: Option<Arc<DownlinkEstimate>>,
 ) -> Result<Arc<dyn PeerConnection>, SfuError> {
     let mut engine = media_engine()?;
-    let registry = interceptors(&mut engine)?;
+    let registry = match estimate {
+        Some(estimate) => congestion::register(Registry::new(), &mut engine, estimate)
+            .map_err(|e| internal("register congestion control", e))?,
+        None => Registry::new(),
+    };
+    let registry = interceptors(registry, &mut engine)?;
     let mut settings =
         SettingEngineBuilder::new().with_multicast_dns_mode(MulticastDnsMode::Disabled);
     let mut addrs: Vec<SocketAddr> = config.bind_addrs(port);

@@ -144,7 +144,7 @@ pub(crate) async fn start_probe(
         cancel: cancel.clone(),
         metrics: Arc::clone(&shared.metrics),
     });
-    let (lease, pc) = shared.lease_peer(handler).await?;
+    let (lease, pc) = shared.lease_peer(handler, None).await?;
     let answer = async {
         pc.set_remote_description(offer)
             .await

@@ -4,6 +4,7 @@
 
 use super::candidate::{CandidatePolicy, RemoteCandidates, Verdict};
 use super::config::SfuConfig;
+use super::congestion::{DownlinkEstimate, VideoPaused, run_gate};
 use super::error::{SfuError, internal};
 use super::forward::{
     DownlinkCmd, DownlinkPacket, Forwarder, ForwarderCmd, LegMapping, SourceId, run_downlink,
@@ -18,7 +19,7 @@ use super::probe::ProbeRegistry;
 use super::retransmit::RetransmitSettings;
 use super::signal::{
     ClientSignal, CloseReason, DescriptionPayload, IceCandidate, MediaKind, ServerSignal, SfuEvent,
-    SfuEventKind, TrackInfo,
+    SfuEventKind, TrackInfo, VideoState,
 };
 use super::stats::{SfuMetrics, spawn_counted};
 use rtc::media_stream::MediaStreamTrack;
@@ -105,6 +106,13 @@ pub(crate) enum RoomCmd {
         user: String,
         deadline: u64,
     },
+    /// Posted by a participant's video gate (src/sfu/congestion.rs) when it paused or resumed
+    /// the video forwarded to that participant.
+    VideoGate {
+        user: String,
+        peer: u64,
+        paused: bool,
+    },
 }
 
 /// A publisher track whose forwarder is already running.
@@ -144,6 +152,7 @@ impl SfuShared {
     pub(crate) async fn lease_peer(
         &self,
         handler: Arc<dyn PeerConnectionEventHandler>,
+        estimate: Option<Arc<DownlinkEstimate>>,
     ) -> Result<(PortLease, Arc<dyn PeerConnection>), SfuError> {
         let mut busy = Vec::new();
         loop {
@@ -153,6 +162,7 @@ impl SfuShared {
                 port.port(),
                 self.mux.as_ref(),
                 Arc::clone(&handler),
+                estimate.clone(),
             )
             .await
             {
@@ -397,7 +407,43 @@ impl Room {
                         .await;
                 }
             }
+            RoomCmd::VideoGate { user, peer, paused } => self.video_gate(&user, peer, paused),
         }
+    }
+
+    /// A participant's video gate paused or resumed its incoming video: tell its browser (the
+    /// tiles say why the picture stopped) and, on resume, ask every publisher it receives video
+    /// from for a keyframe, which its decoder needs after the gap.
+    fn video_gate(&self, user: &str, peer: u64, paused: bool) {
+        let Some(p) = self.participants.get(user).filter(|p| p.peer == peer) else {
+            return;
+        };
+        if paused {
+            self.shared
+                .metrics
+                .video_pauses
+                .fetch_add(1, Ordering::Relaxed);
+        } else {
+            for (source, subscription) in &p.subscriptions {
+                if subscription.kind != MediaKind::Video {
+                    continue;
+                }
+                if let Some(publication) = self
+                    .participants
+                    .get(&subscription.publisher)
+                    .and_then(|pb| pb.published.get(source))
+                {
+                    let _ = publication.forwarder.send(ForwarderCmd::KeyframeRequest);
+                }
+            }
+        }
+        self.emit(
+            user,
+            SfuEventKind::Signal(ServerSignal::Video(VideoState {
+                paused,
+                reason: "congestion",
+            })),
+        );
     }
 
     fn emit(&self, user: &str, kind: SfuEventKind) {
@@ -435,9 +481,12 @@ impl Room {
             ),
             retransmission: self.shared.config.retransmission(),
         });
-        let (port, pc) = self.shared.lease_peer(handler).await?;
+        let gate = self.shared.config.video_gate();
+        let estimate = gate.map(|_| Arc::new(DownlinkEstimate::default()));
+        let (port, pc) = self.shared.lease_peer(handler, estimate.clone()).await?;
         let (queue_tx, queue_rx) = mpsc::channel(self.shared.config.subscriber_queue_packets);
         let (downlink_tx, downlink_rx) = mpsc::unbounded_channel();
+        let video_paused = VideoPaused::default();
         spawn_counted(
             &self.shared.metrics,
             run_downlink(
@@ -445,8 +494,23 @@ impl Room {
                 downlink_rx,
                 cancel.clone(),
                 Arc::clone(&self.shared.metrics),
+                Arc::clone(&video_paused),
             ),
         );
+        if let (Some(gate), Some(estimate)) = (gate, estimate) {
+            spawn_counted(
+                &self.shared.metrics,
+                run_gate(
+                    estimate,
+                    video_paused,
+                    gate,
+                    self.commands.clone(),
+                    user.to_owned(),
+                    peer,
+                    cancel.clone(),
+                ),
+            );
+        }
         let config = &self.shared.config;
         self.participants.insert(
             user.to_owned(),
@@ -939,6 +1003,7 @@ impl Room {
             subscription.ready = true;
             let _ = sub.downlink.send(DownlinkCmd::SetLeg {
                 source,
+                kind: subscription.kind,
                 track: Arc::clone(&subscription.track),
                 mapping: Box::new(mapping),
             });
@@ -1221,7 +1286,8 @@ fn reject_closed(command: RoomCmd) {
         | RoomCmd::PeerState { .. }
         | RoomCmd::TrackOpened { .. }
         | RoomCmd::AnswerDue { .. }
-        | RoomCmd::ConnectDue { .. } => {}
+        | RoomCmd::ConnectDue { .. }
+        | RoomCmd::VideoGate { .. } => {}
     }
 }
 

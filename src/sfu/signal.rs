@@ -119,6 +119,19 @@ pub enum ServerSignal {
     Answer(DescriptionPayload),
     /// `sfu:candidate`: a trickled server ICE candidate.
     Candidate(IceCandidate),
+    /// `sfu:video`: the video forwarded to this participant was paused (its downlink is losing
+    /// packets: audio first) or resumed.
+    Video(VideoState),
+}
+
+/// Payload of `sfu:video`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VideoState {
+    /// True while no video reaches this participant.
+    pub paused: bool,
+    /// Why: `congestion` (the only reason today).
+    pub reason: &'static str,
 }
 
 impl ServerSignal {
@@ -128,6 +141,7 @@ impl ServerSignal {
             Self::Offer(_) => "sfu:offer",
             Self::Answer(_) => "sfu:answer",
             Self::Candidate(_) => "sfu:candidate",
+            Self::Video(_) => "sfu:video",
         }
     }
 
@@ -136,6 +150,7 @@ impl ServerSignal {
         let value = match self {
             Self::Offer(p) | Self::Answer(p) => serde_json::to_value(p),
             Self::Candidate(c) => serde_json::to_value(c),
+            Self::Video(v) => serde_json::to_value(v),
         };
         value.unwrap_or(serde_json::Value::Null)
     }

@@ -23,6 +23,7 @@ pub(crate) struct SfuMetrics {
     pub nack_relayed_packets: AtomicU64,
     pub nack_limited_packets: AtomicU64,
     pub ignored_candidates: AtomicU64,
+    pub video_pauses: AtomicU64,
     pub next_id: AtomicU64,
 }
 
@@ -76,6 +77,8 @@ pub struct SfuStats {
     /// Client ICE candidates not probed since start (loopback or private addresses the
     /// configuration does not allow, link-local, multicast, `.local` names, …).
     pub ignored_candidates: u64,
+    /// Times the video forwarded to a participant was paused because its downlink lost packets.
+    pub video_pauses: u64,
     /// Routing entries of the shared socket in single-port mode (0 otherwise).
     pub mux_routes: usize,
     /// Connectivity probes open now (each also holds a leased port).

@@ -19,7 +19,7 @@ describe('realtime contract', () => {
         'chat:message', 'hand:lowered', 'hand:raised', 'media:user-muted', 'media:user-video',
         'room:ended', 'room:list-update', 'room:user-joined', 'room:user-kicked', 'room:user-left',
         'room:participant-updated', 'chat:deleted', 'session:banned',
-        'sfu:offer', 'sfu:answer', 'sfu:candidate', 'sfu:connected', 'sfu:closed',
+        'sfu:offer', 'sfu:answer', 'sfu:candidate', 'sfu:connected', 'sfu:closed', 'sfu:video',
         'webrtc:offer', 'webrtc:answer', 'webrtc:ice-candidate',
       ].sort(),
     );

@@ -267,7 +267,8 @@ async fn handle_event(
                 state.errors.lock().unwrap().push(format!("candidate: {e}"));
             }
         }
-        SfuEventKind::Connected => {}
+        // The downlink video gate: a test client on loopback never sees it.
+        SfuEventKind::Signal(ServerSignal::Video(_)) | SfuEventKind::Connected => {}
         SfuEventKind::Closed(reason) => {
             *state.closed.lock().unwrap() = Some(reason);
         }

@@ -103,6 +103,7 @@ export const en = {
   'room.micOff': 'Microphone off',
   'room.cameraIsOn': 'Camera on',
   'room.cameraIsOff': 'Camera off',
+  'room.videoPausedBadge': 'Video paused: weak connection',
   'room.handRaised': 'Hand raised',
   'room.kick': 'Remove',
   'room.kickLabel': 'Remove {name} from the room',
@@ -138,6 +139,7 @@ export const en = {
   'media.replaced': 'Your camera and microphone are in use in another tab of this room.',
   'media.useHere': 'Use them here',
   'media.soundBlocked': 'Your browser is holding back the sound until you allow it.',
+  'media.videoPaused': 'Video paused: your connection is too weak for it right now. You still hear everyone.',
   'media.enableSound': 'Enable sound',
 
   'chat.title': 'Chat',
@@ -363,6 +365,7 @@ export const vi: Record<MessageKey, string> = {
   'room.micOff': 'Mic đang tắt',
   'room.cameraIsOn': 'Camera đang bật',
   'room.cameraIsOff': 'Camera đang tắt',
+  'room.videoPausedBadge': 'Video tạm dừng: mạng yếu',
   'room.handRaised': 'Đang giơ tay',
   'room.kick': 'Mời ra',
   'room.kickLabel': 'Mời {name} ra khỏi phòng',
@@ -397,6 +400,7 @@ export const vi: Record<MessageKey, string> = {
   'media.replaced': 'Camera và micro của bạn đang được dùng ở một thẻ khác của phòng này.',
   'media.useHere': 'Dùng ở thẻ này',
   'media.soundBlocked': 'Trình duyệt đang tạm chặn âm thanh cho tới khi bạn cho phép.',
+  'media.videoPaused': 'Video đang tạm dừng: kết nối của bạn lúc này quá yếu. Bạn vẫn nghe được mọi người.',
   'media.enableSound': 'Bật âm thanh',
 
   'chat.title': 'Trò chuyện',

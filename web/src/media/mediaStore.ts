@@ -63,6 +63,8 @@ export const remoteMedia = signal<RemoteMap<MediaStreamTrack>>({});
 export const speaking = signal<ReadonlySet<string>>(new Set());
 /** The browser refused to start remote audio without a gesture: show "enable sound". */
 export const audioBlocked = signal(false);
+/** The SFU paused the video it sends us: our downlink loses packets (audio first). */
+export const videoPaused = signal(false);
 
 const MAX_RESTART_DELAY_MS = 10000;
 const LEAVE_WAIT_MS = 1500;
@@ -158,6 +160,9 @@ export function startMedia(): void {
     connectedNow();
   });
   onServer(ServerEvent.sfuClosed, closedByServer);
+  onServer(ServerEvent.sfuVideo, (p) => {
+    if (p.roomId === room && session) videoPaused.value = p.paused;
+  });
   onServer(ServerEvent.meshOffer, (p) => meshReceived('offer', p));
   onServer(ServerEvent.meshAnswer, (p) => meshReceived('answer', p));
   onServer(ServerEvent.meshCandidate, (p) => meshReceived('candidate', p));
@@ -442,6 +447,7 @@ function endSession(): void {
   joining = null;
   session?.close();
   session = null;
+  videoPaused.value = false;
   if (Object.keys(remoteMedia.value).length > 0) remoteMedia.value = {};
 }
 

@@ -51,6 +51,7 @@ export const ServerEvent = {
   sfuCandidate: 'sfu:candidate',
   sfuConnected: 'sfu:connected',
   sfuClosed: 'sfu:closed',
+  sfuVideo: 'sfu:video',
   meshOffer: 'webrtc:offer',
   meshAnswer: 'webrtc:answer',
   meshCandidate: 'webrtc:ice-candidate',
@@ -197,6 +198,7 @@ export interface ServerToClient {
   [ServerEvent.sfuCandidate]: (p: SfuCandidate) => void;
   [ServerEvent.sfuConnected]: (p: { roomId: string }) => void;
   [ServerEvent.sfuClosed]: (p: SfuClosed) => void;
+  [ServerEvent.sfuVideo]: (p: { roomId: string; paused: boolean; reason: string }) => void;
   [ServerEvent.meshOffer]: (p: MeshSignalIn) => void;
   [ServerEvent.meshAnswer]: (p: MeshSignalIn) => void;
   [ServerEvent.meshCandidate]: (p: MeshSignalIn) => void;

@@ -11,6 +11,7 @@ import {
   mediaPhase,
   registerAudio,
   remoteMedia,
+  videoPaused,
   takeMediaBack,
   unlockAudio,
 } from '../media/mediaStore';
@@ -109,6 +110,11 @@ export function MediaStatus() {
           <button type="button" class="button primary small" onClick={unlockAudio}>
             <Icon name="sound" /> {t('media.enableSound')}
           </button>
+        </p>
+      )}
+      {videoPaused.value && (
+        <p class="media-line warn" data-testid="video-paused">
+          {t('media.videoPaused')}
         </p>
       )}
       {phase === 'replaced' && (

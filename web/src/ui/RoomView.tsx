@@ -7,7 +7,7 @@ import { errorKey, errorMessage } from '../errors';
 import { languageName, t } from '../i18n';
 import { navigate, roomLink } from '../router';
 import { connection } from '../realtime/socket';
-import { localAccess, localStream, remoteMedia, speaking, toggleCamera, toggleMic } from '../media/mediaStore';
+import { localAccess, localStream, remoteMedia, speaking, toggleCamera, toggleMic, videoPaused } from '../media/mediaStore';
 import { gridColumns, tileView } from '../media/tracks';
 import { blockedIds } from '../state/blocks';
 import { isModerator, orderedParticipants } from '../state/room';
@@ -302,6 +302,11 @@ function Tile({ p, isMe, blocked }: { p: Participant; isMe: boolean; blocked: bo
         {view.mutedBadge && (
           <span class="tile-badge" title={t('room.micOff')} role="img" aria-label={t('room.micOff')} data-testid="muted-badge">
             <Icon name="micOff" />
+          </span>
+        )}
+        {!isMe && view.showVideo && videoPaused.value && (
+          <span class="tile-badge" title={t('room.videoPausedBadge')} role="img" aria-label={t('room.videoPausedBadge')} data-testid="video-paused-badge">
+            <Icon name="videoOff" />
           </span>
         )}
         {view.cameraOffBadge && (
