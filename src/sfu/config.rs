@@ -107,6 +107,11 @@ pub struct SfuConfig {
     /// first completed offer/answer. One that does not is dropped with `connectTimeout`, so a
     /// join that never goes anywhere cannot keep a media port.
     pub connect_timeout_ms: u64,
+    /// Milliseconds a connected participant whose connection went `disconnected` or `failed`
+    /// has to come back through an ICE restart (the server offers one at once; the browser may
+    /// offer its own). Its seat and subscriptions stay meanwhile; only then is it dropped with
+    /// `connectionFailed`.
+    pub ice_restart_grace_ms: u64,
 }
 
 /// A STUN or TURN server as the browser's `RTCPeerConnection` configuration wants it.
@@ -147,6 +152,7 @@ impl Default for SfuConfig {
             subscriber_queue_packets: 1024,
             answer_timeout_ms: 15_000,
             connect_timeout_ms: 20_000,
+            ice_restart_grace_ms: 20_000,
         }
     }
 }

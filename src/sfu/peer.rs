@@ -4,7 +4,7 @@
 use super::candidate::map_candidate_lines;
 use super::config::SfuConfig;
 use super::error::{SfuError, internal};
-use super::mux::{SfuRuntime, UdpMux, ice_credential};
+use super::mux::{MuxRoute, SfuRuntime, UdpMux};
 use super::rtcp::{FEEDBACK_MARKER_SLOT, FeedbackMarker};
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::Slot;
@@ -115,19 +115,20 @@ fn media_engine() -> Result<MediaEngine, SfuError> {
 }
 
 /// Builds a connection bound on `port` (UDP, and TCP when ICE-TCP is on) with mDNS off and
-/// the feedback marker appended to the default interceptors.
+/// the feedback marker appended to the default interceptors. In single-port mode it also
+/// returns the connection's route, which each local description must be shown to
+/// ([`MuxRoute::follow`]) before it is sent.
 pub(crate) async fn build_peer_connection(
     config: &SfuConfig,
     port: u16,
     mux: Option<&Arc<UdpMux>>,
     handler: Arc<dyn PeerConnectionEventHandler>,
-) -> Result<Arc<dyn PeerConnection>, SfuError> {
+) -> Result<(Arc<dyn PeerConnection>, Option<MuxRoute>), SfuError> {
     let mut engine = media_engine()?;
     let registry = register_default_interceptors(Registry::new(), &mut engine)
         .map_err(|e| internal("register interceptors", e))?
         .with(Slot::from(FEEDBACK_MARKER_SLOT), FeedbackMarker::default());
-    let mut settings =
-        SettingEngineBuilder::new().with_multicast_dns_mode(MulticastDnsMode::Disabled);
+    let settings = SettingEngineBuilder::new().with_multicast_dns_mode(MulticastDnsMode::Disabled);
     let mut addrs: Vec<SocketAddr> = config.bind_addrs(port);
     let tcp_addrs = if config.ice_tcp {
         addrs.clone()
@@ -144,12 +145,13 @@ pub(crate) async fn build_peer_connection(
         return Err(SfuError::NoFreePort);
     }
     let mut runtime = SfuRuntime::default();
-    if let Some(mux) = mux {
-        // A fixed ufrag is what the shared socket routes STUN requests by. The driver still
-        // binds a placeholder socket, which the runtime swaps for a view of the shared one.
-        let ufrag = ice_credential(16);
-        settings = settings.with_ice_credentials(ufrag.clone(), ice_credential(32));
-        runtime.mux = Some((Arc::clone(mux), ufrag));
+    // No fixed ICE credentials (webrtc-rs would reuse them on every ICE restart, which then
+    // restarts nothing for the browser): the shared socket learns each new ufrag from the
+    // local descriptions instead. The driver still binds a placeholder socket, which the
+    // runtime swaps for a view of the shared one.
+    let route = mux.map(MuxRoute::new);
+    if route.is_some() {
+        runtime.mux.clone_from(&route);
         addrs = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
     }
     let builder = PeerConnectionBuilder::new().with_runtime(Arc::new(runtime));
@@ -166,7 +168,7 @@ pub(crate) async fn build_peer_connection(
             tracing::warn!(port, error = %e, "sfu: peer connection could not bind");
             SfuError::NoFreePort
         })?;
-    Ok(Arc::new(pc))
+    Ok((Arc::new(pc), route))
 }
 
 /// Binds and releases each address: the first error, if one cannot be bound now.

@@ -1,13 +1,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The SFU through its public API (`Sfu`, `SfuHandle`), with real webrtc-rs peers
 //! (`talkconnect_testkit::sfu_client`) on loopback: forwarding, typed errors, offer collisions,
-//! ICE-TCP and single-port transport, join/leave cycles that leave nothing behind, and clients
-//! that misbehave on purpose. Needs no service; each test takes its own media ports in
-//! 42000–42599, or ports the kernel hands out.
+//! ICE-TCP and single-port transport, join/leave cycles that leave nothing behind, clients
+//! that misbehave on purpose, and ICE restarts after a client's path broke. Needs no service;
+//! each test takes its own media ports in 42000–42599 (restart: 42900–42949), or ports the
+//! kernel hands out.
 
 mod errors;
 mod forwarding;
 mod hardening;
 mod lifecycle;
 mod negotiation;
+mod restart;
 mod transport;
