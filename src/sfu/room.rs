@@ -260,6 +260,8 @@ struct Participant {
     restart_deadline: Option<(u64, CancellationToken)>,
     /// The next server offer restarts ICE (new credentials).
     ice_restart_wanted: bool,
+    /// An ICE restart (either side's) is under way: keyframes are due once connected.
+    ice_restarting: bool,
     remote_candidates: RemoteCandidates,
     first_mid: Option<String>,
     offer_budget: OfferBudget,
@@ -509,6 +511,7 @@ impl Room {
                 connect_deadline: None,
                 restart_deadline: None,
                 ice_restart_wanted: false,
+                ice_restarting: false,
                 remote_candidates: RemoteCandidates::default(),
                 first_mid: None,
                 offer_budget: OfferBudget {
@@ -690,6 +693,7 @@ impl Room {
         p.negotiation_needed = false;
         if p.ice_restart_wanted {
             p.ice_restart_wanted = false;
+            p.ice_restarting = true;
             tracing::info!(room = %self.id, user, "sfu: ICE restart offered");
         }
         p.offer_in_flight = true;
@@ -838,6 +842,7 @@ impl Room {
         if restarts_ice {
             // The client's offer restarts ICE (its network changed): ours is not needed.
             p.ice_restart_wanted = false;
+            p.ice_restarting = true;
             tracing::info!(room = %self.id, user, "sfu: ICE restart by the client");
         }
         let answer = match p.pc.create_answer(None).await {
@@ -1130,23 +1135,34 @@ impl Room {
         self.maybe_offer(user).await;
     }
 
-    /// Connected again after a break: the grace deadline ends, and every forwarded video asks
-    /// for a keyframe (what was lost meanwhile left the decoder without a reference).
+    /// Connected again after a break or an ICE restart: the grace deadline ends, and every
+    /// video it receives or publishes asks for a keyframe (what was lost meanwhile left decoders without a
+    /// reference: its own, and the others' for its video).
     fn reconnected(&mut self, user: &str) {
         let Some(p) = self.participants.get_mut(user) else {
             return;
         };
-        let Some((_, timer)) = p.restart_deadline.take() else {
+        let broken = p.restart_deadline.take();
+        if broken.is_none() && !p.ice_restarting {
             return;
-        };
-        timer.cancel();
+        }
+        if let Some((_, timer)) = broken {
+            timer.cancel();
+        }
         p.ice_restart_wanted = false;
+        p.ice_restarting = false;
         tracing::info!(room = %self.id, user, "sfu: connection restored");
         let videos: Vec<(String, SourceId)> = p
             .subscriptions
             .iter()
             .filter(|(_, s)| s.ready && s.kind == MediaKind::Video)
             .map(|(source, s)| (s.publisher.clone(), *source))
+            .chain(
+                p.published
+                    .values()
+                    .filter(|pb| pb.kind == MediaKind::Video)
+                    .map(|pb| (user.to_owned(), pb.source)),
+            )
             .collect();
         for (publisher, source) in videos {
             if let Some(publication) = self
