@@ -20,8 +20,9 @@
 //   local side is her new address;
 // - the seat is never released: Bình's page still shows Mai, the room (REST) still lists both,
 //   no `room:user-left` reached Bình's page, and the SFU removed nobody (its log).
-// The time from each switch to Mai's video decoding again on Bình's page is logged, not
-// asserted. Every namespace (tcn-ice-*) is removed at the end, and first thing, leftovers.
+// The same again with the SFU on a single UDP port (the demultiplexer must route the new
+// ufrag and the new address). The time from each switch to Mai's video decoding again on
+// Bình's page is logged, not asserted. Every namespace (tcn-ice-*) is removed at the end, and first thing, leftovers.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
@@ -80,17 +81,16 @@ function joinNetwork(n) {
   const [subnet, veth, routerEnd] = NETWORKS[n];
   link(NS.mai, veth, `${subnet}.10/24`, NS.router, routerEnd, `${subnet}.1/24`);
   inNs(NS.mai, 'ip', 'route', 'replace', 'default', 'via', `${subnet}.1`);
-  nft(
-    NS.mai,
-    `table inet tcn_ice_net_${n} {
-      counter udp_out {}
-      chain output {
-        type filter hook output priority filter - 1; policy accept;
-        ip saddr ${subnet}.10 meta l4proto udp counter name "udp_out"
-      }
-    }`,
-  );
+  nft(NS.mai, counterTable(n));
 }
+
+const counterTable = (n) => `table inet tcn_ice_net_${n} {
+  counter udp_out {}
+  chain output {
+    type filter hook output priority filter - 1; policy accept;
+    ip saddr ${NETWORKS[n][0]}.10 meta l4proto udp counter name "udp_out"
+  }
+}`;
 
 /** UDP packets Mai's page sent from network `n`'s address. */
 function udpSentFrom(n) {
@@ -119,14 +119,11 @@ function loseUdp(n) {
 }
 
 const dir = tempDir('tc-ice-restart-');
-let server;
 const browsers = {};
 
-before(async () => {
-  if (SKIP) return;
-  removeNamespaces(PREFIX);
-  buildTopology();
-  server = await startServer({
+/** The binary in the server's namespace, plain HTTP on port 80; `env` adds SFU settings. */
+const serve = (env = {}) =>
+  startServer({
     netns: NS.server,
     port: 80,
     env: {
@@ -135,8 +132,14 @@ before(async () => {
       TALKCONNECT__SFU__ALLOW_LOOPBACK: 'false',
       TALKCONNECT__SFU__UDP_PORT_MIN: '40000',
       TALKCONNECT__SFU__UDP_PORT_MAX: '40019',
+      ...env,
     },
   });
+
+before(async () => {
+  if (SKIP) return;
+  removeNamespaces(PREFIX);
+  buildTopology();
   // getUserMedia wants a secure context; the test serves plain HTTP.
   const secure = `--unsafely-treat-insecure-origin-as-secure=http://${SERVER_IP}`;
   for (const who of ['mai', 'binh']) {
@@ -147,7 +150,6 @@ before(async () => {
 after(async () => {
   if (SKIP) return;
   for (const browser of Object.values(browsers)) await browser.close().catch(() => {});
-  await server?.stop();
   removeNamespaces(PREFIX);
 });
 
@@ -171,12 +173,15 @@ const iceState = (page) =>
     const ufrag = /^a=ice-ufrag:(.+)$/m.exec(pc.localDescription?.sdp ?? '')?.[1]?.trim() ?? null;
     const stats = await pc.getStats();
     let local = null;
+    let remotePort = null;
     stats.forEach((r) => {
       if (r.type !== 'transport' || !r.selectedCandidatePairId) return;
-      const candidate = stats.get(stats.get(r.selectedCandidatePairId).localCandidateId);
+      const pair = stats.get(r.selectedCandidatePairId);
+      const candidate = stats.get(pair.localCandidateId);
       local = { type: candidate.candidateType, address: candidate.address, port: candidate.port };
+      remotePort = stats.get(pair.remoteCandidateId).port;
     });
-    return { ufrag, local, restarts: window.__talkconnect.restarts, phase: window.__talkconnect.phase };
+    return { ufrag, local, remotePort, restarts: window.__talkconnect.restarts, phase: window.__talkconnect.phase };
   });
 
 const framesFrom = async (page, id) => (await remoteStats(page))[id]?.framesDecoded ?? 0;
@@ -206,59 +211,102 @@ async function participantIds(page, roomId) {
   return (body.participants ?? body.room?.participants ?? []).map((p) => p.userId).sort();
 }
 
-describe('a network switch mid-call', { skip: SKIP }, () => {
-  it('ICE restarts, media resumes both ways, and the seat is never released', STEP, async () => {
-    const mai = await person('mai', 'Mai on the move');
-    const binh = await person('binh', 'Bình at home');
-    await mai.page.goto(SITE);
-    await signInAsGuest(mai.page, mai.name);
-    const roomId = await createRoom(mai.page, { title: 'On the move' });
-    await binh.page.goto(`${SITE}r/${roomId}`);
-    await signInAsGuest(binh.page, binh.name);
-    await binh.page.locator('.room .room-name').waitFor(LIVE);
-    const ids = { mai: await userIdOf(mai.page), binh: await userIdOf(binh.page) };
-    await binh.page.locator(`.tile[data-user-id="${ids.mai}"][data-video="on"] video`).waitFor(MEDIA);
+/** Mai's namespace back on its first network only (the state buildTopology left). */
+function backToFirstNetwork() {
+  for (let n = 1; n < NETWORKS.length; n++) {
+    try {
+      inNs(NS.mai, 'ip', 'link', 'del', NETWORKS[n][1]);
+    } catch {
+      // Never joined.
+    }
+  }
+  for (let n = 0; n < NETWORKS.length; n++) {
+    for (const table of [`tcn_ice_gone_${n}`, `tcn_ice_net_${n}`]) {
+      try {
+        inNs(NS.mai, 'nft', 'delete', 'table', 'inet', table);
+      } catch {
+        // Not made.
+      }
+    }
+  }
+  inNs(NS.mai, 'ip', 'route', 'replace', 'default', 'via', `${NETWORKS[0][0]}.1`);
+  nft(NS.mai, counterTable(0));
+}
+
+/** `sfuPort`: the single UDP port every pair must end on (single-port mode). */
+async function switchTwice(server, mode, sfuPort) {
+  const mai = await person('mai', 'Mai on the move');
+  const binh = await person('binh', 'Bình at home');
+  await mai.page.goto(SITE);
+  await signInAsGuest(mai.page, mai.name);
+  const roomId = await createRoom(mai.page, { title: 'On the move' });
+  await binh.page.goto(`${SITE}r/${roomId}`);
+  await signInAsGuest(binh.page, binh.name);
+  await binh.page.locator('.room .room-name').waitFor(LIVE);
+  const ids = { mai: await userIdOf(mai.page), binh: await userIdOf(binh.page) };
+  await binh.page.locator(`.tile[data-user-id="${ids.mai}"][data-video="on"] video`).waitFor(MEDIA);
+  await expectFlowing(binh.page, [ids.mai], { timeout: MEDIA.timeout });
+  await expectFlowing(mai.page, [ids.binh], { timeout: MEDIA.timeout });
+  const everyone = await participantIds(binh.page, roomId);
+  assert.deepEqual(everyone, [ids.mai, ids.binh].sort());
+
+  let previous = await iceState(mai.page);
+  console.log(`[ice] before: ${JSON.stringify(previous)}`);
+  assert.ok(udpSentFrom(0) > 0, 'the media left from the first network');
+  for (let n = 1; n < NETWORKS.length; n++) {
+    joinNetwork(n);
+    loseUdp(n - 1);
+    const switchedAt = Date.now();
+    const told = n === 2;
+    if (told) await mai.page.evaluate(() => window.dispatchEvent(new Event('online')));
+    const ms = await resumed(binh.page, ids.mai, switchedAt);
     await expectFlowing(binh.page, [ids.mai], { timeout: MEDIA.timeout });
     await expectFlowing(mai.page, [ids.binh], { timeout: MEDIA.timeout });
-    const everyone = await participantIds(binh.page, roomId);
-    assert.deepEqual(everyone, [ids.mai, ids.binh].sort());
+    const now = await iceState(mai.page);
+    console.log(`[ice] ${mode}, switch ${n}: Mai's video decoded again on Bình's page ${ms} ms after the switch; ${JSON.stringify(now)}`);
+    assert.notEqual(now.ufrag, previous.ufrag, 'an ICE restart: new local credentials');
+    // A new pair: the NAT maps the new address to a new port (the local candidate is the
+    // peer-reflexive one the server's answers named), and the media leaves from there.
+    assert.notDeepEqual(now.local, previous.local, JSON.stringify(now));
+    const sent = udpSentFrom(n);
+    await mai.page.waitForTimeout(1000);
+    assert.ok(udpSentFrom(n) > sent, 'the media leaves from the new address');
+    assert.equal(now.phase, 'connected');
+    if (sfuPort) assert.equal(now.remotePort, sfuPort, 'still through the single port');
+    if (told) assert.ok(now.restarts > previous.restarts, 'the page restarted ICE itself');
+    previous = now;
+  }
 
-    let previous = await iceState(mai.page);
-    console.log(`[ice] before: ${JSON.stringify(previous)}`);
-    assert.ok(udpSentFrom(0) > 0, 'the media left from the first network');
-    for (let n = 1; n < NETWORKS.length; n++) {
-      joinNetwork(n);
-      loseUdp(n - 1);
-      const switchedAt = Date.now();
-      const told = n === 2;
-      if (told) await mai.page.evaluate(() => window.dispatchEvent(new Event('online')));
-      const ms = await resumed(binh.page, ids.mai, switchedAt);
-      await expectFlowing(binh.page, [ids.mai], { timeout: MEDIA.timeout });
-      await expectFlowing(mai.page, [ids.binh], { timeout: MEDIA.timeout });
-      const now = await iceState(mai.page);
-      console.log(`[ice] switch ${n}: Mai's video decoded again on Bình's page ${ms} ms after the switch; ${JSON.stringify(now)}`);
-      assert.notEqual(now.ufrag, previous.ufrag, 'an ICE restart: new local credentials');
-      // A new pair: the NAT maps the new address to a new port (the local candidate is the
-      // peer-reflexive one the server's answers named), and the media leaves from there.
-      assert.notDeepEqual(now.local, previous.local, JSON.stringify(now));
-      const sent = udpSentFrom(n);
-      await mai.page.waitForTimeout(1000);
-      assert.ok(udpSentFrom(n) > sent, 'the media leaves from the new address');
-      assert.equal(now.phase, 'connected');
-      if (told) assert.ok(now.restarts > previous.restarts, 'the page restarted ICE itself');
-      previous = now;
+  // The seat was never released.
+  await binh.page.locator(`.tile[data-user-id="${ids.mai}"]`).waitFor({ state: 'attached', timeout: 1000 });
+  assert.deepEqual(await participantIds(binh.page, roomId), everyone);
+  assert.deepEqual(binh.userLeft, [], 'Bình heard of nobody leaving');
+  const log = server.log();
+  assert.doesNotMatch(log, /sfu: participant removed/, 'the SFU removed nobody');
+  console.log(`[ice] server: ${log.split('\n').filter((l) => /ICE restart|connection (broke|restored)/.test(l)).length} restart lines`);
+  for (const line of log.split('\n').filter((l) => /ICE restart|connection (broke|restored)/.test(l))) console.log(`[ice]   ${line.slice(0, 200)}`);
+  await screenshot(binh.page, `ice-restart-${mode}`);
+  await mai.page.context().close();
+  await binh.page.context().close();
+}
+
+describe('a network switch mid-call', { skip: SKIP }, () => {
+  it('ICE restarts, media resumes both ways, and the seat is never released', STEP, async () => {
+    const server = await serve();
+    try {
+      await switchTwice(server, 'port range');
+    } finally {
+      await server.stop();
     }
+  });
 
-    // The seat was never released.
-    await binh.page.locator(`.tile[data-user-id="${ids.mai}"]`).waitFor({ state: 'attached', timeout: 1000 });
-    assert.deepEqual(await participantIds(binh.page, roomId), everyone);
-    assert.deepEqual(binh.userLeft, [], 'Bình heard of nobody leaving');
-    const log = server.log();
-    assert.doesNotMatch(log, /sfu: participant removed/, 'the SFU removed nobody');
-    console.log(`[ice] server: ${log.split('\n').filter((l) => /ICE restart|connection (broke|restored)/.test(l)).length} restart lines`);
-    for (const line of log.split('\n').filter((l) => /ICE restart|connection (broke|restored)/.test(l))) console.log(`[ice]   ${line.slice(0, 200)}`);
-    await screenshot(binh.page, 'ice-restart');
-    await mai.page.context().close();
-    await binh.page.context().close();
+  it('the same through the single UDP port', STEP, async () => {
+    backToFirstNetwork();
+    const server = await serve({ TALKCONNECT__SFU__SINGLE_UDP_PORT: '3478' });
+    try {
+      await switchTwice(server, 'single port', 3478);
+    } finally {
+      await server.stop();
+    }
   });
 });
