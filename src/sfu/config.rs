@@ -124,6 +124,11 @@ pub struct SfuConfig {
     /// to `video_retry_max_ms`).
     pub video_retry_after_ms: u64,
     pub video_retry_max_ms: u64,
+    /// Milliseconds a connected participant whose connection went `disconnected` or `failed`
+    /// has to come back through an ICE restart (the server offers one at once; the browser may
+    /// offer its own). Its seat and subscriptions stay meanwhile; only then is it dropped with
+    /// `connectionFailed`.
+    pub ice_restart_grace_ms: u64,
 }
 
 /// A STUN or TURN server as the browser's `RTCPeerConnection` configuration wants it.
@@ -170,6 +175,7 @@ impl Default for SfuConfig {
             video_pause_after_ms: 1000,
             video_retry_after_ms: 8000,
             video_retry_max_ms: 60_000,
+            ice_restart_grace_ms: 20_000,
         }
     }
 }

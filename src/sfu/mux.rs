@@ -2,16 +2,17 @@
 //! webrtc-rs 0.21.1 has no UDP mux, so each connection gets its own [`SfuRuntime`], whose
 //! `wrap_udp_socket` throws away the placeholder socket the driver bound and hands back a
 //! virtual [`MuxSocket`] on the shared socket. Datagrams are routed to a connection by the
-//! ICE username fragment of STUN requests (each connection's ufrag is fixed at build time),
-//! then by remote address. Host candidates are rewritten to the shared address.
+//! ICE username fragment of STUN requests, then by remote address. A connection's ufrag is
+//! the one of its latest local description ([`MuxRoute::follow`]): an ICE restart brings new
+//! credentials, and the route follows them. Host candidates are rewritten to the shared address.
 
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -29,6 +30,8 @@ type Datagram = (SocketAddr, Bytes);
 struct Endpoint {
     id: u64,
     queue: mpsc::Sender<Datagram>,
+    /// Set (under the routes lock) when its socket is dropped: no route may name it again.
+    closed: AtomicBool,
 }
 
 #[derive(Default)]
@@ -109,23 +112,36 @@ impl UdpMux {
         }
     }
 
-    fn register(self: &Arc<Self>, ufrag: &str) -> MuxSocket {
+    /// A new connection's view of the shared socket. It is reached by remote address only
+    /// until its route names a ufrag ([`MuxRoute::follow`]).
+    fn register(self: &Arc<Self>) -> MuxSocket {
         let (tx, rx) = mpsc::channel(ENDPOINT_QUEUE);
         let endpoint = Arc::new(Endpoint {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             queue: tx,
+            closed: AtomicBool::new(false),
         });
-        if let Ok(mut routes) = self.routes.lock() {
-            routes
-                .by_ufrag
-                .insert(ufrag.to_owned(), Arc::clone(&endpoint));
-        }
         MuxSocket {
             mux: Arc::clone(self),
             endpoint,
-            ufrag: ufrag.to_owned(),
             incoming: Mutex::new(rx),
         }
+    }
+
+    /// Routes STUN requests for `ufrag` to `endpoint`, in place of the ufrag it had: after an
+    /// ICE restart the old credentials are dead, so one ufrag per connection is enough.
+    fn route_ufrag(&self, endpoint: &Weak<Endpoint>, ufrag: &str) {
+        let Ok(mut routes) = self.routes.lock() else {
+            return;
+        };
+        let Some(endpoint) = endpoint.upgrade() else {
+            return;
+        };
+        if endpoint.closed.load(Ordering::Acquire) {
+            return;
+        }
+        routes.by_ufrag.retain(|_, e| e.id != endpoint.id);
+        routes.by_ufrag.insert(ufrag.to_owned(), endpoint);
     }
 
     fn route_outgoing(&self, destination: SocketAddr, endpoint: &Arc<Endpoint>) {
@@ -167,18 +183,72 @@ pub(crate) fn stun_request_ufrag(data: &[u8]) -> Option<&str> {
     None
 }
 
+/// The `a=ice-ufrag` of a description (session level or the first media section's: the SFU
+/// bundles everything on one transport, so they are all the same).
+pub(crate) fn sdp_ice_ufrag(sdp: &str) -> Option<&str> {
+    sdp.lines()
+        .find_map(|l| l.strip_prefix("a=ice-ufrag:"))
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+}
+
+/// A connection's place in the mux, kept by its owner: it names the connection's current
+/// local ufrag to the demultiplexer. Cheap to clone; the routes themselves go away with the
+/// connection's socket.
+#[derive(Clone)]
+pub(crate) struct MuxRoute {
+    mux: Arc<UdpMux>,
+    /// The connection's socket once the driver has wrapped it (again, after a rebind).
+    endpoint: Arc<Mutex<Weak<Endpoint>>>,
+}
+
+impl std::fmt::Debug for MuxRoute {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MuxRoute").finish_non_exhaustive()
+    }
+}
+
+impl MuxRoute {
+    pub(crate) fn new(mux: &Arc<UdpMux>) -> Self {
+        Self {
+            mux: Arc::clone(mux),
+            endpoint: Arc::new(Mutex::new(Weak::new())),
+        }
+    }
+
+    /// Call with each local description before it is sent: STUN requests naming its ufrag
+    /// (the first one's, or the fresh one of an ICE restart) reach this connection.
+    pub(crate) fn follow(&self, local_sdp: &str) {
+        let Some(ufrag) = sdp_ice_ufrag(local_sdp) else {
+            return;
+        };
+        let endpoint = match self.endpoint.lock() {
+            Ok(endpoint) => endpoint.clone(),
+            Err(_) => return,
+        };
+        self.mux.route_ufrag(&endpoint, ufrag);
+    }
+
+    fn wrap(&self) -> MuxSocket {
+        let socket = self.mux.register();
+        if let Ok(mut endpoint) = self.endpoint.lock() {
+            *endpoint = Arc::downgrade(&socket.endpoint);
+        }
+        socket
+    }
+}
+
 /// One connection's view of the shared socket.
 pub(crate) struct MuxSocket {
     mux: Arc<UdpMux>,
     endpoint: Arc<Endpoint>,
-    ufrag: String,
     incoming: Mutex<mpsc::Receiver<Datagram>>,
 }
 
 impl std::fmt::Debug for MuxSocket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MuxSocket")
-            .field("ufrag", &self.ufrag)
+            .field("endpoint", &self.endpoint.id)
             .finish()
     }
 }
@@ -187,9 +257,8 @@ impl Drop for MuxSocket {
     fn drop(&mut self) {
         let id = self.endpoint.id;
         if let Ok(mut routes) = self.mux.routes.lock() {
-            if routes.by_ufrag.get(&self.ufrag).is_some_and(|e| e.id == id) {
-                routes.by_ufrag.remove(&self.ufrag);
-            }
+            self.endpoint.closed.store(true, Ordering::Release);
+            routes.by_ufrag.retain(|_, e| e.id != id);
             routes.by_remote.retain(|_, e| e.id != id);
         }
     }
@@ -255,11 +324,11 @@ impl AsyncUdpSocket for MuxSocket {
 /// - Nagle's algorithm off on ICE-TCP connections: webrtc-rs leaves it on, and each small
 ///   packet then waits for the last one's (delayed) ACK, about 40 ms per round trip. Set on
 ///   the listening socket, the option is inherited by the connections it accepts (Linux);
-/// - in single-port mode (`mux`: the shared socket and this connection's ufrag), UDP sockets
-///   become views of the shared socket.
+/// - in single-port mode (`mux`: this connection's route), UDP sockets become views of the
+///   shared socket.
 #[derive(Debug, Default)]
 pub(crate) struct SfuRuntime {
-    pub mux: Option<(Arc<UdpMux>, String)>,
+    pub mux: Option<MuxRoute>,
 }
 
 impl Runtime for SfuRuntime {
@@ -269,10 +338,10 @@ impl Runtime for SfuRuntime {
 
     fn wrap_udp_socket(&self, socket: std::net::UdpSocket) -> io::Result<Arc<dyn AsyncUdpSocket>> {
         match &self.mux {
-            Some((mux, ufrag)) => {
+            Some(route) => {
                 // The driver bound a placeholder; the shared socket carries the traffic.
                 drop(socket);
-                Ok(Arc::new(mux.register(ufrag)))
+                Ok(Arc::new(route.wrap()))
             }
             None => TokioRuntime.wrap_udp_socket(socket),
         }
@@ -316,16 +385,6 @@ impl Runtime for SfuRuntime {
 /// Nagle off for every connection `listener` accepts.
 fn no_delay(listener: &std::net::TcpListener) -> io::Result<()> {
     socket2::SockRef::from(listener).set_tcp_nodelay(true)
-}
-
-/// A random ICE credential of `len` characters from the ICE alphabet.
-pub(crate) fn ice_credential(len: usize) -> String {
-    use rand::Rng;
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let mut rng = rand::thread_rng();
-    (0..len)
-        .map(|_| char::from(ALPHABET[rng.gen_range(0..ALPHABET.len())]))
-        .collect()
 }
 
 #[cfg(test)]
@@ -375,10 +434,41 @@ mod tests {
     }
 
     #[test]
-    fn credentials_use_the_ice_alphabet() {
-        let ufrag = ice_credential(16);
-        assert_eq!(ufrag.len(), 16);
-        assert!(ufrag.chars().all(|c| c.is_ascii_alphanumeric()));
-        assert_ne!(ufrag, ice_credential(16));
+    fn description_ufrag_is_found() {
+        let sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=ice-ufrag:AbCd\r\na=ice-pwd:x\r\n";
+        assert_eq!(sdp_ice_ufrag(sdp), Some("AbCd"));
+        assert_eq!(sdp_ice_ufrag("v=0\r\n"), None);
+    }
+
+    fn endpoint_of(mux: &UdpMux, data: &[u8]) -> Option<u64> {
+        let routes = mux.routes.lock().unwrap();
+        stun_request_ufrag(data)
+            .and_then(|u| routes.by_ufrag.get(u))
+            .map(|e| e.id)
+    }
+
+    /// An ICE restart gives the connection a new local ufrag: requests naming it are routed to
+    /// the same connection, the old ufrag no longer routes, and nothing is left once the
+    /// connection's socket is gone (a late `follow` included).
+    #[tokio::test]
+    async fn the_route_follows_a_restart_and_goes_with_its_socket() {
+        let mux = UdpMux::bind(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+        let route = MuxRoute::new(&mux);
+        let socket = route.wrap();
+        let id = socket.endpoint.id;
+        route.follow("a=ice-ufrag:first\r\n");
+        assert_eq!(endpoint_of(&mux, &binding_request("first:cli")), Some(id));
+        route.follow("a=ice-ufrag:second\r\n");
+        assert_eq!(endpoint_of(&mux, &binding_request("second:cli")), Some(id));
+        assert_eq!(endpoint_of(&mux, &binding_request("first:cli")), None);
+        assert_eq!(mux.route_count(), 1);
+        drop(socket);
+        assert_eq!(mux.route_count(), 0);
+        route.follow("a=ice-ufrag:third\r\n");
+        assert_eq!(
+            mux.route_count(),
+            0,
+            "a dropped connection is never routed again"
+        );
     }
 }

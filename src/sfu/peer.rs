@@ -5,7 +5,7 @@ use super::candidate::map_candidate_lines;
 use super::config::SfuConfig;
 use super::congestion::{self, DownlinkEstimate};
 use super::error::{SfuError, internal};
-use super::mux::{SfuRuntime, UdpMux, ice_credential};
+use super::mux::{MuxRoute, SfuRuntime, UdpMux};
 use super::rtcp::{FEEDBACK_MARKER_SLOT, FeedbackMarker};
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::{NackGeneratorBuilder, Slot};
@@ -134,14 +134,15 @@ fn interceptors(registry: Registry, engine: &mut MediaEngine) -> Result<Registry
 
 /// Builds a connection bound on `port` (UDP, and TCP when ICE-TCP is on) with mDNS off and
 /// our interceptors; with `estimate`, also transport-wide CC and the downlink estimator
-/// (src/sfu/congestion.rs).
+/// (src/sfu/congestion.rs). In single-port mode it also returns the connection's route, which
+/// each local description must be shown to ([`MuxRoute::follow`]) before it is sent.
 pub(crate) async fn build_peer_connection(
     config: &SfuConfig,
     port: u16,
     mux: Option<&Arc<UdpMux>>,
     handler: Arc<dyn PeerConnectionEventHandler>,
     estimate: Option<Arc<DownlinkEstimate>>,
-) -> Result<Arc<dyn PeerConnection>, SfuError> {
+) -> Result<(Arc<dyn PeerConnection>, Option<MuxRoute>), SfuError> {
     let mut engine = media_engine()?;
     let registry = match estimate {
         Some(estimate) => congestion::register(Registry::new(), &mut engine, estimate)
@@ -149,8 +150,7 @@ pub(crate) async fn build_peer_connection(
         None => Registry::new(),
     };
     let registry = interceptors(registry, &mut engine)?;
-    let mut settings =
-        SettingEngineBuilder::new().with_multicast_dns_mode(MulticastDnsMode::Disabled);
+    let settings = SettingEngineBuilder::new().with_multicast_dns_mode(MulticastDnsMode::Disabled);
     let mut addrs: Vec<SocketAddr> = config.bind_addrs(port);
     let tcp_addrs = if config.ice_tcp {
         addrs.clone()
@@ -167,12 +167,13 @@ pub(crate) async fn build_peer_connection(
         return Err(SfuError::NoFreePort);
     }
     let mut runtime = SfuRuntime::default();
-    if let Some(mux) = mux {
-        // A fixed ufrag is what the shared socket routes STUN requests by. The driver still
-        // binds a placeholder socket, which the runtime swaps for a view of the shared one.
-        let ufrag = ice_credential(16);
-        settings = settings.with_ice_credentials(ufrag.clone(), ice_credential(32));
-        runtime.mux = Some((Arc::clone(mux), ufrag));
+    // No fixed ICE credentials (webrtc-rs would reuse them on every ICE restart, which then
+    // restarts nothing for the browser): the shared socket learns each new ufrag from the
+    // local descriptions instead. The driver still binds a placeholder socket, which the
+    // runtime swaps for a view of the shared one.
+    let route = mux.map(MuxRoute::new);
+    if route.is_some() {
+        runtime.mux.clone_from(&route);
         addrs = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
     }
     let builder = PeerConnectionBuilder::new().with_runtime(Arc::new(runtime));
@@ -189,7 +190,7 @@ pub(crate) async fn build_peer_connection(
             tracing::warn!(port, error = %e, "sfu: peer connection could not bind");
             SfuError::NoFreePort
         })?;
-    Ok(Arc::new(pc))
+    Ok((Arc::new(pc), route))
 }
 
 /// Binds and releases each address: the first error, if one cannot be bound now.

@@ -8,7 +8,7 @@
 use super::candidate::{Candidate, CandidatePolicy, RemoteCandidates, map_candidate_lines};
 use super::error::{SfuError, internal};
 use super::peer::announce_sdp;
-use super::room::{MAX_SDP_BYTES, SfuShared, parse_client_offer};
+use super::room::{LeasedPeer, MAX_SDP_BYTES, SfuShared, parse_client_offer};
 use super::stats::{SfuMetrics, spawn_counted};
 use bytes::BytesMut;
 use serde::{Deserialize, Serialize};
@@ -144,7 +144,11 @@ pub(crate) async fn start_probe(
         cancel: cancel.clone(),
         metrics: Arc::clone(&shared.metrics),
     });
-    let (lease, pc) = shared.lease_peer(handler, None).await?;
+    let LeasedPeer {
+        port: lease,
+        pc,
+        mux_route,
+    } = shared.lease_peer(handler, None).await?;
     let answer = async {
         pc.set_remote_description(offer)
             .await
@@ -158,6 +162,9 @@ pub(crate) async fn start_probe(
             .map_err(|e| internal("probe set_local_description", e))?;
         let _ = tokio::time::timeout(GATHER_TIMEOUT, gathered.recv()).await;
         let sdp = pc.local_description().await.ok_or(SfuError::Internal)?.sdp;
+        if let Some(route) = &mux_route {
+            route.follow(&sdp);
+        }
         let sdp = keep_candidates(&sdp, |c| transport.server_offers(c))?;
         Ok(announce_sdp(&sdp, &shared.candidate_rewrite()))
     }

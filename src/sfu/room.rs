@@ -10,7 +10,7 @@ use super::forward::{
     DownlinkCmd, DownlinkPacket, Forwarder, ForwarderCmd, LegMapping, SourceId, run_downlink,
     run_leg_feedback,
 };
-use super::mux::UdpMux;
+use super::mux::{MuxRoute, UdpMux, sdp_ice_ufrag};
 use super::peer::{
     CandidateRewrite, FORWARDED_EXTENSIONS, announce_candidate, announce_sdp, build_peer_connection,
 };
@@ -23,6 +23,7 @@ use super::signal::{
 };
 use super::stats::{SfuMetrics, spawn_counted};
 use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::RTCOfferOptions;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
@@ -113,6 +114,11 @@ pub(crate) enum RoomCmd {
         peer: u64,
         paused: bool,
     },
+    /// Posted `ice_restart_grace_ms` after the connection of a connected participant broke.
+    RestartDue {
+        user: String,
+        deadline: u64,
+    },
 }
 
 /// A publisher track whose forwarder is already running.
@@ -153,7 +159,7 @@ impl SfuShared {
         &self,
         handler: Arc<dyn PeerConnectionEventHandler>,
         estimate: Option<Arc<DownlinkEstimate>>,
-    ) -> Result<(PortLease, Arc<dyn PeerConnection>), SfuError> {
+    ) -> Result<LeasedPeer, SfuError> {
         let mut busy = Vec::new();
         loop {
             let port = self.ports.lease().ok_or(SfuError::NoFreePort)?;
@@ -166,7 +172,13 @@ impl SfuShared {
             )
             .await
             {
-                Ok(pc) => return Ok((port, pc)),
+                Ok((pc, mux_route)) => {
+                    return Ok(LeasedPeer {
+                        port,
+                        pc,
+                        mux_route,
+                    });
+                }
                 Err(SfuError::NoFreePort) if busy.len() < BUSY_PORT_ATTEMPTS => busy.push(port),
                 Err(e) => return Err(e),
             }
@@ -182,6 +194,14 @@ impl SfuShared {
             }),
         }
     }
+}
+
+/// A peer connection with its port, and in single-port mode its route in the mux.
+pub(crate) struct LeasedPeer {
+    pub port: PortLease,
+    pub pc: Arc<dyn PeerConnection>,
+    /// Shown every local description before it is sent (single-port mode).
+    pub mux_route: Option<MuxRoute>,
 }
 
 struct Publication {
@@ -231,6 +251,7 @@ struct Participant {
     peer: u64,
     pc: Arc<dyn PeerConnection>,
     port: PortLease,
+    mux_route: Option<MuxRoute>,
     events: mpsc::UnboundedSender<SfuEvent>,
     cancel: CancellationToken,
     /// Wait for the client's publish offer before the first server offer (avoids glare).
@@ -245,6 +266,13 @@ struct Participant {
     negotiated: bool,
     /// Until connected: the current connect deadline's id and the token that stops its timer.
     connect_deadline: Option<(u64, CancellationToken)>,
+    /// While a connected participant's connection is broken (ICE disconnected or failed): the
+    /// grace deadline's id and the token that stops its timer. An ICE restart brings it back.
+    restart_deadline: Option<(u64, CancellationToken)>,
+    /// The next server offer restarts ICE (new credentials).
+    ice_restart_wanted: bool,
+    /// An ICE restart (either side's) is under way: keyframes are due once connected.
+    ice_restarting: bool,
     remote_candidates: RemoteCandidates,
     first_mid: Option<String>,
     offer_budget: OfferBudget,
@@ -392,6 +420,21 @@ impl Room {
                         .await;
                 }
             }
+            RoomCmd::RestartDue { user, deadline } => {
+                let late = self.participants.get(&user).is_some_and(|p| {
+                    p.restart_deadline
+                        .as_ref()
+                        .is_some_and(|(id, _)| *id == deadline)
+                });
+                if late {
+                    self.shared
+                        .metrics
+                        .connections_failed
+                        .fetch_add(1, Ordering::Relaxed);
+                    self.remove_participant(&user, CloseReason::ConnectionFailed)
+                        .await;
+                }
+            }
             RoomCmd::ConnectDue { user, deadline } => {
                 let late = self.participants.get(&user).is_some_and(|p| {
                     p.connect_deadline
@@ -483,7 +526,11 @@ impl Room {
         });
         let gate = self.shared.config.video_gate();
         let estimate = gate.map(|_| Arc::new(DownlinkEstimate::default()));
-        let (port, pc) = self.shared.lease_peer(handler, estimate.clone()).await?;
+        let LeasedPeer {
+            port,
+            pc,
+            mux_route,
+        } = self.shared.lease_peer(handler, estimate.clone()).await?;
         let (queue_tx, queue_rx) = mpsc::channel(self.shared.config.subscriber_queue_packets);
         let (downlink_tx, downlink_rx) = mpsc::unbounded_channel();
         let video_paused = VideoPaused::default();
@@ -518,6 +565,7 @@ impl Room {
                 peer,
                 pc,
                 port,
+                mux_route,
                 events,
                 cancel,
                 awaits_client_offer: publish,
@@ -527,6 +575,9 @@ impl Room {
                 connected: false,
                 negotiated: false,
                 connect_deadline: None,
+                restart_deadline: None,
+                ice_restart_wanted: false,
+                ice_restarting: false,
                 remote_candidates: RemoteCandidates::default(),
                 first_mid: None,
                 offer_budget: OfferBudget {
@@ -688,14 +739,18 @@ impl Room {
         let Some(p) = self.participants.get_mut(user) else {
             return;
         };
-        if !p.negotiation_needed || p.offer_in_flight || p.awaits_client_offer {
+        let wanted = p.negotiation_needed || p.ice_restart_wanted;
+        if !wanted || p.offer_in_flight || p.awaits_client_offer {
             return;
         }
         if p.subscriptions.is_empty() && p.pc.current_local_description().await.is_none() {
             // Nothing to receive yet and nothing negotiated: an offer would be empty.
             return;
         }
-        let offer = match p.pc.create_offer(None).await {
+        let options = p
+            .ice_restart_wanted
+            .then_some(RTCOfferOptions { ice_restart: true });
+        let offer = match p.pc.create_offer(options).await {
             Ok(offer) => offer,
             Err(e) => {
                 tracing::warn!(user, error = %e, "sfu: create_offer failed");
@@ -707,6 +762,11 @@ impl Room {
             return;
         }
         p.negotiation_needed = false;
+        if p.ice_restart_wanted {
+            p.ice_restart_wanted = false;
+            p.ice_restarting = true;
+            tracing::info!(room = %self.id, user, "sfu: ICE restart offered");
+        }
         p.offer_in_flight = true;
         p.offers_sent += 1;
         self.answer_deadline(user);
@@ -798,6 +858,9 @@ impl Room {
             .lines()
             .find_map(|l| l.strip_prefix("a=mid:"))
             .map(|m| m.trim().to_owned());
+        if let Some(route) = &p.mux_route {
+            route.follow(&sdp);
+        }
         announce_sdp(&sdp, &rewrite)
     }
 
@@ -840,8 +903,18 @@ impl Room {
             // server offer, answers it, and sends its own offer again.
             return Err(SfuError::NegotiationInProgress);
         }
+        let restarts_ice = match p.pc.remote_description().await {
+            Some(current) => sdp_ice_ufrag(&current.sdp) != sdp_ice_ufrag(&offer.sdp),
+            None => false,
+        };
         if let Err(e) = p.pc.set_remote_description(offer).await {
             return Err(SfuError::InvalidSdp(e.to_string()));
+        }
+        if restarts_ice {
+            // The client's offer restarts ICE (its network changed): ours is not needed.
+            p.ice_restart_wanted = false;
+            p.ice_restarting = true;
+            tracing::info!(room = %self.id, user, "sfu: ICE restart by the client");
         }
         let answer = match p.pc.create_answer(None).await {
             Ok(answer) => answer,
@@ -1088,6 +1161,12 @@ impl Room {
                 }
                 self.emit(user, SfuEventKind::Connected);
             }
+            RTCPeerConnectionState::Connected => self.reconnected(user),
+            RTCPeerConnectionState::Disconnected | RTCPeerConnectionState::Failed
+                if p.connected =>
+            {
+                self.connection_broke(user, state).await;
+            }
             RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
                 if state == RTCPeerConnectionState::Failed {
                     self.shared
@@ -1099,6 +1178,72 @@ impl Room {
                     .await;
             }
             _ => {}
+        }
+    }
+
+    /// A connected participant's connection broke (its network changed, or went away): its
+    /// seat, tracks and subscriptions stay while the server offers an ICE restart, and the
+    /// participant has `ice_restart_grace_ms` to be connected again. The others see its media
+    /// freeze meanwhile; nothing is renegotiated for them.
+    async fn connection_broke(&mut self, user: &str, state: RTCPeerConnectionState) {
+        let grace = Duration::from_millis(self.shared.config.ice_restart_grace_ms);
+        let id = self.shared.metrics.next_id();
+        let Some(p) = self.participants.get_mut(user) else {
+            return;
+        };
+        if p.restart_deadline.is_some() {
+            // Already restarting (disconnected, then failed): one offer per break.
+            return;
+        }
+        tracing::info!(room = %self.id, user, ?state, "sfu: connection broke, restarting ICE");
+        let cancel = p.cancel.child_token();
+        p.restart_deadline = Some((id, cancel.clone()));
+        p.ice_restart_wanted = true;
+        let due = RoomCmd::RestartDue {
+            user: user.to_owned(),
+            deadline: id,
+        };
+        self.remind(cancel, grace, due);
+        self.maybe_offer(user).await;
+    }
+
+    /// Connected again after a break or an ICE restart: the grace deadline ends, and every
+    /// video it receives or publishes asks for a keyframe (what was lost meanwhile left decoders without a
+    /// reference: its own, and the others' for its video).
+    fn reconnected(&mut self, user: &str) {
+        let Some(p) = self.participants.get_mut(user) else {
+            return;
+        };
+        let broken = p.restart_deadline.take();
+        if broken.is_none() && !p.ice_restarting {
+            return;
+        }
+        if let Some((_, timer)) = broken {
+            timer.cancel();
+        }
+        p.ice_restart_wanted = false;
+        p.ice_restarting = false;
+        tracing::info!(room = %self.id, user, "sfu: connection restored");
+        let videos: Vec<(String, SourceId)> = p
+            .subscriptions
+            .iter()
+            .filter(|(_, s)| s.ready && s.kind == MediaKind::Video)
+            .map(|(source, s)| (s.publisher.clone(), *source))
+            .chain(
+                p.published
+                    .values()
+                    .filter(|pb| pb.kind == MediaKind::Video)
+                    .map(|pb| (user.to_owned(), pb.source)),
+            )
+            .collect();
+        for (publisher, source) in videos {
+            if let Some(publication) = self
+                .participants
+                .get(&publisher)
+                .and_then(|pb| pb.published.get(&source))
+            {
+                let _ = publication.forwarder.send(ForwarderCmd::KeyframeRequest);
+            }
         }
     }
 
@@ -1287,7 +1432,8 @@ fn reject_closed(command: RoomCmd) {
         | RoomCmd::TrackOpened { .. }
         | RoomCmd::AnswerDue { .. }
         | RoomCmd::ConnectDue { .. }
-        | RoomCmd::VideoGate { .. } => {}
+        | RoomCmd::VideoGate { .. }
+        | RoomCmd::RestartDue { .. } => {}
     }
 }
 

@@ -2,9 +2,10 @@
 //! The SFU through its public API (`Sfu`, `SfuHandle`), with real webrtc-rs peers
 //! (`talkconnect_testkit::sfu_client`) on loopback: forwarding, typed errors, offer collisions,
 //! ICE-TCP and single-port transport, join/leave cycles that leave nothing behind, clients
-//! that misbehave on purpose, and retransmissions under loss (in a network namespace of its
-//! own, with nftables). Needs no service; each test takes its own media ports in
-//! 42000–42599, or ports the kernel hands out.
+//! that misbehave on purpose, retransmissions under loss (in a network namespace of its
+//! own, with nftables), and ICE restarts after a client's path broke. Needs no service; each
+//! test takes its own media ports in 42000–42599 (restart: 42900–42949), or ports the kernel
+//! hands out.
 
 mod errors;
 mod forwarding;
@@ -12,4 +13,5 @@ mod hardening;
 mod lifecycle;
 mod negotiation;
 mod retransmission;
+mod restart;
 mod transport;

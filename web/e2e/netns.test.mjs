@@ -18,14 +18,13 @@
 // Every namespace is removed at the end, and first thing, leftovers of a crashed run (tcn-*).
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import { tempDir } from '../../e2e/support/server.mjs';
 import {
   MEDIA_ARGS,
-  chromiumPath,
   createRoom,
   expectFlowing,
   launchBrowser,
@@ -34,6 +33,7 @@ import {
   startServer,
   userIdOf as userId,
 } from './harness.mjs';
+import { addNamespace, chromiumIn, inNs, link, nft, removeNamespaces } from './namespaces.mjs';
 
 const STEP = { timeout: 120000 };
 const LIVE = { timeout: 10000 };
@@ -46,14 +46,6 @@ const PREFIX = 'tcn-';
 const SITE = `https://${NAME}/`;
 const SKIP = process.getuid?.() === 0 ? false : 'network namespaces need root';
 
-// ip and nft live in /usr/sbin, which a root shell's PATH may lack (su without -).
-if (!process.env.PATH?.split(':').includes('/usr/sbin')) process.env.PATH = `${process.env.PATH ?? ''}:/usr/sbin:/sbin`;
-
-const run = (cmd, ...args) => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
-const inNs = (ns, cmd, ...args) => run('ip', 'netns', 'exec', ns, cmd, ...args);
-const nft = (ns, ruleset) =>
-  execFileSync('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], { input: ruleset, stdio: ['pipe', 'pipe', 'pipe'] });
-
 /** Packets a named nftables counter has seen in `ns`. */
 function counted(ns, family, table, counter) {
   const out = inNs(ns, 'nft', 'list', 'counter', family, table, counter);
@@ -62,45 +54,10 @@ function counted(ns, family, table, counter) {
   return Number(match[1]);
 }
 
-/** Removes this test's namespaces (their veths and nftables tables go with them) and any veth
- * of ours a crash left in the root namespace. A crashed run's server and browsers still live
- * in its namespaces (and would keep them alive, unnamed): they are ended first. */
-function removeTopology() {
-  for (const line of run('ip', 'netns', 'list').split('\n')) {
-    const name = line.split(' ')[0];
-    if (!name.startsWith(PREFIX)) continue;
-    for (const pid of run('ip', 'netns', 'pids', name).split('\n').filter(Boolean)) {
-      try {
-        process.kill(Number(pid), 'SIGKILL');
-      } catch {
-        // Gone already.
-      }
-    }
-    run('ip', 'netns', 'del', name);
-  }
-  for (const line of run('ip', '-o', 'link', 'show').split('\n')) {
-    const name = /^\d+: ([^:@]+)/.exec(line)?.[1];
-    if (name?.startsWith(PREFIX)) run('ip', 'link', 'del', name);
-  }
-}
-
-/** A veth pair from `a` (address `ipA`) to `b` (address `ipB`), both ends up. */
-function link(a, nameA, ipA, b, nameB, ipB) {
-  run('ip', 'link', 'add', nameA, 'netns', a, 'type', 'veth', 'peer', 'name', nameB, 'netns', b);
-  inNs(a, 'ip', 'addr', 'add', ipA, 'dev', nameA);
-  inNs(b, 'ip', 'addr', 'add', ipB, 'dev', nameB);
-  inNs(a, 'ip', 'link', 'set', nameA, 'up');
-  inNs(b, 'ip', 'link', 'set', nameB, 'up');
-}
+const removeTopology = () => removeNamespaces(PREFIX);
 
 function buildTopology() {
-  for (const ns of Object.values(NS)) {
-    run('ip', 'netns', 'add', ns);
-    // IPv4 only: IPv6 link-local addresses that finish their duplicate check after Chromium
-    // started are a network change to it, and abort the page load in flight.
-    inNs(ns, 'sh', '-c', 'echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6; echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6');
-    inNs(ns, 'ip', 'link', 'set', 'lo', 'up');
-  }
+  for (const ns of Object.values(NS)) addNamespace(ns);
   link(NS.server, 'tcn-s', `${SERVER_IP}/24`, NS.router, 'tcn-rs', `${ROUTER_PUBLIC_IP}/24`);
   link(NS.nat, 'tcn-n', '192.168.77.10/24', NS.router, 'tcn-rn', '192.168.77.1/24');
   link(NS.fw, 'tcn-f', '192.168.78.10/24', NS.router, 'tcn-rf', '192.168.78.1/24');
@@ -163,11 +120,8 @@ function certificates() {
 /** Chromium in network namespace `ns`: a wrapper script in its place, the pipe to playwright
  * kept across `ip netns exec`. NAME resolves to the server's address. */
 function browserIn(ns, home) {
-  const wrapper = join(dir, `chromium-${ns}`);
-  writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${ns} ${chromiumPath()} "$@"\n`);
-  chmodSync(wrapper, 0o755);
   return launchBrowser({
-    executablePath: wrapper,
+    executablePath: chromiumIn(ns, dir),
     home,
     extraArgs: [...MEDIA_ARGS, `--host-resolver-rules=MAP ${NAME} ${SERVER_IP}`],
   });

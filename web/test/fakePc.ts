@@ -69,6 +69,10 @@ export class FakePc {
     this.log.push(`remote:${desc.type}:${desc.sdp}`);
   }
 
+  restartIce() {
+    this.log.push('restartIce');
+  }
+
   async addIceCandidate(c: RTCIceCandidateInit) {
     if (!this.remoteDescription) throw new Error('no remote description');
     this.added.push(c);

@@ -303,6 +303,51 @@ describe('SFU negotiation', () => {
     expect(h.events()).toEqual(['offer']);
   });
 
+  it('restarts ICE over its offer when a connected session breaks, instead of ending it', async () => {
+    const h = harness();
+    h.session.publish(h.tracks);
+    h.session.handleAnswer('answer-1', []);
+    await h.session.settled();
+    h.pc.connectionState = 'connected';
+    h.pc.onconnectionstatechange?.();
+    h.pc.connectionState = 'failed';
+    h.pc.onconnectionstatechange?.();
+    await h.session.settled();
+    expect(h.pc.log).toContain('restartIce');
+    expect(h.events()).toEqual(['offer', 'offer']);
+    expect(h.session.restarts).toBe(1);
+    expect(h.hooks.onFailure).not.toHaveBeenCalled();
+    h.session.close();
+  });
+
+  it('a receive-only session restarts on a network change; a server restart makes ours moot', async () => {
+    const h = harness();
+    h.session.handleOffer('v=0\na=ice-ufrag:first', []);
+    await h.session.settled();
+    h.pc.connectionState = 'connected';
+    h.pc.onconnectionstatechange?.();
+    h.session.networkChanged();
+    await h.session.settled();
+    expect(h.events()).toEqual(['answer', 'offer']);
+    expect(h.session.restarts).toBe(1);
+    h.session.close();
+
+    // The server offers new credentials while our restart waits for its turn: ours is dropped.
+    const g = harness({ offerErrors: ['SFU_NEGOTIATION_IN_PROGRESS'] });
+    g.session.handleOffer('v=0\na=ice-ufrag:first', []);
+    await g.session.settled();
+    g.pc.connectionState = 'connected';
+    g.pc.onconnectionstatechange?.();
+    g.session.networkChanged();
+    await g.session.settled();
+    g.session.handleOffer('v=0\na=ice-ufrag:second', []);
+    await g.session.settled();
+    expect(g.events()).toEqual(['answer', 'offer', 'answer']);
+    expect(g.session.restarts).toBe(0);
+    expect(g.hooks.onFailure).not.toHaveBeenCalled();
+    g.session.close();
+  });
+
   it('labels what it receives for the tiles', async () => {
     const h = harness();
     h.session.publish(h.tracks);

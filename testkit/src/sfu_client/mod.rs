@@ -2,10 +2,13 @@
 //! through `SfuHandle::join` / `signal` and the `SfuEvent` channel. Shared by the SFU tests and
 //! the load tools (`bench/sfu`).
 
+mod network;
 mod peer;
 
+pub use network::Network;
 pub use peer::*;
 
+use rtc::peer_connection::configuration::RTCOfferOptions;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -55,7 +58,26 @@ impl Client {
     /// Joins receive-only with its UDP socket on `ip` (another loopback address than the
     /// SFU's, so a test can filter this client's traffic by address).
     pub async fn join_on_ip(sfu: &SfuHandle, room: &str, user: &str, ip: &str) -> Client {
-        let mut client = Self::join_at(sfu, room, user, false, false, ip).await;
+        let peer = Peer::new(user, ip, false, Attribution::StreamId).await;
+        let mut client = Self::join_with(sfu, room, user, false, peer).await;
+        client.start_signaling();
+        client
+    }
+
+    /// Joins with its UDP sockets on `network` (see [`Network`]): a test can break its path,
+    /// and an ICE restart brings it back from a new port.
+    pub async fn join_on(
+        sfu: &SfuHandle,
+        room: &str,
+        user: &str,
+        publish: bool,
+        network: Arc<Network>,
+    ) -> Client {
+        let peer = Peer::on_network(user, "127.0.0.1", network).await;
+        let mut client = Self::join_with(sfu, room, user, publish, peer).await;
+        if publish {
+            client.publish().await;
+        }
         client.start_signaling();
         client
     }
@@ -67,18 +89,17 @@ impl Client {
         publish: bool,
         tcp_only: bool,
     ) -> Client {
-        Self::join_at(sfu, room, user, publish, tcp_only, "127.0.0.1").await
+        let peer = Peer::new(user, "127.0.0.1", tcp_only, Attribution::StreamId).await;
+        Self::join_with(sfu, room, user, publish, peer).await
     }
 
-    async fn join_at(
+    async fn join_with(
         sfu: &SfuHandle,
         room: &str,
         user: &str,
         publish: bool,
-        tcp_only: bool,
-        ip: &str,
+        peer: Peer,
     ) -> Client {
-        let peer = Peer::new(user, ip, tcp_only, Attribution::StreamId).await;
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         sfu.join(room, user, JoinOptions { publish }, events_tx)
             .await
@@ -107,6 +128,10 @@ impl Client {
     pub async fn try_publish(&mut self) -> Result<(), talkconnect::sfu::SfuError> {
         self.peer.add_tracks().await;
         let sdp = local_offer(&self.pc).await;
+        self.send_offer(sdp).await
+    }
+
+    async fn send_offer(&self, sdp: String) -> Result<(), talkconnect::sfu::SfuError> {
         self.sfu
             .signal(
                 &self.room,
@@ -128,13 +153,23 @@ impl Client {
     /// Offers again with the tracks already added.
     pub async fn resend_offer(&self) -> Result<(), talkconnect::sfu::SfuError> {
         let sdp = local_offer(&self.pc).await;
-        self.sfu
-            .signal(
-                &self.room,
-                &self.user,
-                ClientSignal::Offer(SdpPayload { sdp }),
-            )
+        self.send_offer(sdp).await
+    }
+
+    /// Restarts ICE from this side, as a browser's `restartIce()` does: an offer with new ICE
+    /// credentials over the usual client offer; the signaling loop applies the answer.
+    pub async fn restart_ice(&self) -> Result<(), talkconnect::sfu::SfuError> {
+        let offer = self
+            .pc
+            .create_offer(Some(RTCOfferOptions { ice_restart: true }))
             .await
+            .expect("restart offer");
+        self.pc
+            .set_local_description(offer)
+            .await
+            .expect("set restart offer");
+        let sdp = self.pc.local_description().await.expect("local").sdp;
+        self.send_offer(sdp).await
     }
 
     pub async fn publish(&mut self) {
@@ -273,4 +308,11 @@ async fn handle_event(
             *state.closed.lock().unwrap() = Some(reason);
         }
     }
+}
+
+/// The `a=ice-ufrag` of an SDP: it changes with every ICE restart.
+pub fn ice_ufrag(sdp: &str) -> Option<String> {
+    sdp.lines()
+        .find_map(|l| l.strip_prefix("a=ice-ufrag:"))
+        .map(|u| u.trim().to_owned())
 }

@@ -3,6 +3,7 @@
 //! labelled media. Used by the SFU tests' `Client` (signals through `SfuHandle`) and by the Janus
 //! load client (`bench/sfu/janus_load.rs`, signals over Janus's HTTP API).
 
+use super::network::{Network, NetworkRuntime};
 use bytes::Bytes;
 use rtc::interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
 use rtc::media_stream::MediaStreamTrack;
@@ -375,6 +376,22 @@ pub struct Peer {
 impl Peer {
     /// A peer connection on a UDP port of `ip` (or, with `tcp_only`, ICE-TCP alone).
     pub async fn new(user: &str, ip: &str, tcp_only: bool, attribution: Attribution) -> Peer {
+        Self::build(user, ip, tcp_only, attribution, None).await
+    }
+
+    /// A peer connection whose UDP sockets go through `network` (a test can cut them), and
+    /// which binds new sockets at each ICE restart: it comes back from a new address.
+    pub async fn on_network(user: &str, ip: &str, network: Arc<Network>) -> Peer {
+        Self::build(user, ip, false, Attribution::StreamId, Some(network)).await
+    }
+
+    async fn build(
+        user: &str,
+        ip: &str,
+        tcp_only: bool,
+        attribution: Attribution,
+        network: Option<Arc<Network>>,
+    ) -> Peer {
         let state = Arc::new(ClientState::default());
         let (cand_tx, cand_rx) = mpsc::unbounded_channel();
         let mut engine = MediaEngine::default();
@@ -404,12 +421,19 @@ impl Peer {
         if tcp_only {
             settings = settings.with_network_types(vec![rtc::ice::network_type::NetworkType::Tcp4]);
         }
+        if network.is_some() {
+            settings = settings.with_discard_local_candidates_during_ice_restart(true);
+        }
         let (udp, tcp) = if tcp_only {
             (vec![], vec![format!("{ip}:0")])
         } else {
             (vec![format!("{ip}:0")], vec![])
         };
-        let pc = PeerConnectionBuilder::new()
+        let mut builder = PeerConnectionBuilder::new();
+        if let Some(network) = network {
+            builder = builder.with_runtime(Arc::new(NetworkRuntime { network }));
+        }
+        let pc = builder
             .with_media_engine(engine)
             .with_interceptor_registry(registry)
             .with_setting_engine(settings.build())

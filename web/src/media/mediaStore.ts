@@ -167,6 +167,7 @@ export function startMedia(): void {
   onServer(ServerEvent.meshAnswer, (p) => meshReceived('answer', p));
   onServer(ServerEvent.meshCandidate, (p) => meshReceived('candidate', p));
   tabs?.addEventListener('message', (e: MessageEvent<{ roomId?: unknown }>) => anotherTabTookOver(e.data?.roomId));
+  watchNetwork();
   exposeForTests();
 }
 
@@ -531,6 +532,18 @@ if (typeof document !== 'undefined') {
 }
 
 /** For the browser tests and the benchmark: the live peer connection(s) and the timestamps. */
+/** A network switch (Wi-Fi → cellular, a new address) restarts the SFU session's ICE at once,
+ * before the connection notices it lost its path. */
+function watchNetwork(): void {
+  if (typeof window === 'undefined') return;
+  const changed = () => {
+    if (session instanceof SfuSession) session.networkChanged();
+  };
+  window.addEventListener('online', changed);
+  const info = (navigator as Navigator & { connection?: EventTarget }).connection;
+  info?.addEventListener?.('change', changed);
+}
+
 function exposeForTests(): void {
   if (typeof window === 'undefined') return;
   (window as unknown as { __talkconnect: object }).__talkconnect = {
@@ -546,6 +559,10 @@ function exposeForTests(): void {
     },
     get phase() {
       return mediaPhase.value;
+    },
+    /** ICE restarts the SFU session offered. */
+    get restarts() {
+      return session instanceof SfuSession ? session.restarts : 0;
     },
     get remote() {
       return Object.fromEntries(

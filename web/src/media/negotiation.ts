@@ -10,6 +10,12 @@
 //   we are polite: roll ours back, answer theirs, send ours again once stable.
 // * Trickle ICE: our candidates go out only once the server holds a description of ours (its
 //   ack of our first offer or answer); the server's candidates wait for its description.
+// * Network switches: once connected, a connection that stays `disconnected` a moment, goes
+//   `failed`, or sees the network change (`networkChanged()`: the `online` event, a
+//   `navigator.connection` change) restarts ICE: `restartIce()` and our offer, through the
+//   usual `sfu:offer` (a receive-only session offers too). The server may restart first (its
+//   offer carries new credentials): then ours is dropped. Only a connection still not back
+//   `RESTART_GIVE_UP_MS` after it broke ends the session.
 import type { SfuTrackInfo } from '../realtime/events';
 import { SerialPeer } from './serialPeer';
 import { remoteTracksFrom, type MediaKindName, type MediaTransport, type ReceiverView, type RemoteMap } from './tracks';
@@ -30,6 +36,7 @@ export type PeerLike = Pick<
   | 'onicecandidate'
   | 'ontrack'
   | 'onconnectionstatechange'
+  | 'restartIce'
 >;
 
 export interface SignalSender {
@@ -50,6 +57,17 @@ export interface SessionHooks {
 const RETRY_LATER = new Set(['SFU_RATE_LIMITED']);
 const COLLISION = 'SFU_NEGOTIATION_IN_PROGRESS';
 const RATE_LIMIT_RETRY_MS = 1500;
+/** `disconnected` this long (often a blip that heals by itself) before we restart ICE. */
+const DISCONNECTED_RESTART_MS = 2000;
+/** At most one restart offer this often (the server allows 5 offers, then one per 2 s). */
+const MIN_RESTART_INTERVAL_MS = 4000;
+/** A broken connection not back after this long ends the session (the server's own grace is
+ * `ice_restart_grace_ms`, 20 s by default; it then closes the session itself). */
+const RESTART_GIVE_UP_MS = 25000;
+
+/** The `a=ice-ufrag` of an SDP: a new one means an ICE restart. */
+export const iceUfrag = (sdp: string | undefined): string | null =>
+  /^a=ice-ufrag:(.+)$/m.exec(sdp ?? '')?.[1]?.trim() ?? null;
 
 const codeOf = (err: unknown): string => (err as { code?: string } | null)?.code ?? String(err);
 
@@ -65,6 +83,16 @@ export class SfuSession extends SerialPeer<PeerLike> implements MediaTransport {
   /** Our offer was refused for a collision (or never sent): send it once stable. */
   private offerWanted = false;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Connected once: a later break restarts ICE instead of ending the session. */
+  private everConnected = false;
+  /** The next offer of ours restarts ICE. */
+  private restartWanted = false;
+  private lastRestartAt = -Infinity;
+  /** ICE restarts this session offered (tests, timeline). */
+  restarts = 0;
+  private disconnectedTimer: ReturnType<typeof setTimeout> | undefined;
+  private restartTimer: ReturnType<typeof setTimeout> | undefined;
+  private giveUpTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
     pc: PeerLike,
@@ -90,7 +118,7 @@ export class SfuSession extends SerialPeer<PeerLike> implements MediaTransport {
       if (this.closed) return;
       const state = pc.connectionState;
       this.hooks.onConnectionState?.(state);
-      if (state === 'failed') this.fail('connectionFailed');
+      this.watchConnection(state);
     };
   }
 
@@ -107,13 +135,38 @@ export class SfuSession extends SerialPeer<PeerLike> implements MediaTransport {
     }
   }
 
+  /** The network changed (`online`, a `navigator.connection` change): restart ICE. */
+  networkChanged(): void {
+    if (this.everConnected) this.restartIce();
+  }
+
+  /** Offers an ICE restart now, or as soon as the restart rate allows. */
+  restartIce(): void {
+    if (this.closed || this.restartWanted) return;
+    const wait = this.lastRestartAt + MIN_RESTART_INTERVAL_MS - Date.now();
+    if (wait > 0) {
+      clearTimeout(this.restartTimer);
+      this.restartTimer = setTimeout(() => this.restartIce(), wait);
+      return;
+    }
+    this.restartWanted = true;
+    this.offerWanted = true;
+    this.enqueue(() => this.makeOffer());
+  }
+
   /** A server `sfu:offer`: roll back our own offer if one is out, apply, answer. */
   handleOffer(sdp: string, tracks: SfuTrackInfo[] | undefined): void {
     this.enqueue(async () => {
       if (this.pc.signalingState !== 'stable') {
         // Polite side of a collision: our offer gives way (it is sent again below).
         await this.pc.setLocalDescription({ type: 'rollback' });
-        this.offerWanted = this.own.size > 0;
+        this.offerWanted = this.own.size > 0 || this.restartWanted;
+      }
+      const before = iceUfrag(this.pc.remoteDescription?.sdp);
+      if (this.restartWanted && before && iceUfrag(sdp) !== before) {
+        // The server restarts ICE itself: answering it is our restart too.
+        this.restartWanted = false;
+        this.offerWanted &&= this.own.size > 0;
       }
       await this.pc.setRemoteDescription({ type: 'offer', sdp });
       if (tracks) this.labels = tracks;
@@ -167,6 +220,37 @@ export class SfuSession extends SerialPeer<PeerLike> implements MediaTransport {
 
   protected detach(): void {
     clearTimeout(this.retryTimer);
+    clearTimeout(this.disconnectedTimer);
+    clearTimeout(this.restartTimer);
+    clearTimeout(this.giveUpTimer);
+  }
+
+  /** Before the first connection a failure ends the session (the server's connect deadline
+   * would); after it, a break is a network switch: restart ICE and give it time. */
+  private watchConnection(state: RTCPeerConnectionState): void {
+    if (state === 'connected') {
+      this.everConnected = true;
+      clearTimeout(this.disconnectedTimer);
+      clearTimeout(this.giveUpTimer);
+      this.disconnectedTimer = undefined;
+      this.giveUpTimer = undefined;
+      return;
+    }
+    if (state !== 'disconnected' && state !== 'failed') return;
+    if (!this.everConnected) {
+      if (state === 'failed') this.fail('connectionFailed');
+      return;
+    }
+    this.giveUpTimer ??= setTimeout(() => this.fail('connectionFailed'), RESTART_GIVE_UP_MS);
+    if (state === 'failed') {
+      clearTimeout(this.disconnectedTimer);
+      this.restartIce();
+    } else {
+      clearTimeout(this.disconnectedTimer);
+      this.disconnectedTimer = setTimeout(() => {
+        if (this.pc.connectionState === 'disconnected') this.restartIce();
+      }, DISCONNECTED_RESTART_MS);
+    }
   }
 
   protected stepFailed(err: unknown): void {
@@ -176,10 +260,19 @@ export class SfuSession extends SerialPeer<PeerLike> implements MediaTransport {
   private async makeOffer(): Promise<void> {
     if (this.closed || this.pc.signalingState !== 'stable') return;
     this.offerWanted = false;
+    const restarting = this.restartWanted;
+    if (restarting) {
+      this.pc.restartIce();
+      this.lastRestartAt = Date.now();
+    }
     await this.pc.setLocalDescription();
     const sdp = this.pc.localDescription?.sdp ?? '';
     try {
       await this.send.offer(sdp);
+      if (restarting) {
+        this.restartWanted = false;
+        this.restarts += 1;
+      }
     } catch (err) {
       const code = codeOf(err);
       if (code === COLLISION) {
