@@ -304,6 +304,6 @@ mod tests {
     #[test]
     fn media_engine_and_interceptors_register() {
         let mut engine = media_engine().expect("codecs register");
-        assert!(interceptors(&mut engine).is_ok());
+        assert!(interceptors(Registry::new(), &mut engine).is_ok());
     }
 }
