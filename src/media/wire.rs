@@ -43,6 +43,13 @@ pub(super) enum MediaRequest {
         kind: MediaKind,
         muted: bool,
     },
+    /// `sfu:prefs` of the socket holding the session: what it wants to receive.
+    Prefs {
+        room: RoomId,
+        user: UserId,
+        socket: String,
+        video: bool,
+    },
 }
 
 /// An `ApiError` as it crosses between replicas.

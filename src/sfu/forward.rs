@@ -11,7 +11,7 @@ use rtc::rtcp::transport_feedbacks::transport_layer_nack::{NackPair, TransportLa
 use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
 use rtc::shared::marshal::MarshalSize;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -383,6 +383,12 @@ pub(crate) enum DownlinkCmd {
     RemoveLeg {
         source: SourceId,
     },
+    /// The subscriber wants none of this leg's packets for now (audio-only); the leg and its
+    /// m-line stay.
+    SetPaused {
+        source: SourceId,
+        paused: bool,
+    },
 }
 
 /// Writes queued packets of every leg into one subscriber's connection.
@@ -393,6 +399,7 @@ pub(crate) async fn run_downlink(
     metrics: Arc<SfuMetrics>,
 ) {
     let mut legs: HashMap<SourceId, (Arc<TrackLocalStaticRTP>, Box<LegMapping>)> = HashMap::new();
+    let mut paused: HashSet<SourceId> = HashSet::new();
     loop {
         tokio::select! {
             biased;
@@ -405,9 +412,18 @@ pub(crate) async fn run_downlink(
                 Some(DownlinkCmd::RemoveLeg { source }) => {
                     legs.remove(&source);
                 }
+                Some(DownlinkCmd::SetPaused { source, paused: true }) => {
+                    paused.insert(source);
+                }
+                Some(DownlinkCmd::SetPaused { source, paused: false }) => {
+                    paused.remove(&source);
+                }
             },
             queued = packets.recv() => {
                 let Some(queued) = queued else { break };
+                if paused.contains(&queued.source) {
+                    continue;
+                }
                 let Some((track, mapping)) = legs.get(&queued.source) else {
                     metrics.dropped_packets.fetch_add(1, Ordering::Relaxed);
                     continue;

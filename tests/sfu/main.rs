@@ -10,4 +10,5 @@ mod forwarding;
 mod hardening;
 mod lifecycle;
 mod negotiation;
+mod prefs;
 mod transport;
