@@ -6,6 +6,10 @@
 // frames/s: small for the machine's two cores, and an encoder that always wants more bits
 // than the budget gives.
 //
+// Then a server in mesh mode: three pages, each page's uplink (all its peer connections) below
+// the budget, which the app divides among its peers; audio-only stops the video the others
+// send to that page (its video transceivers stop receiving).
+//
 // TC_QUALITY_NO_BUDGET=1 runs the room of 6 with an unlimited budget and only prints its
 // uplink (the figure to compare with).
 import assert from 'node:assert/strict';
@@ -57,9 +61,12 @@ before(async () => {
   browser = await launchBrowser({ extraArgs: [...MEDIA_ARGS, `--use-file-for-fake-video-capture=${noiseClip()}`] });
 });
 
+let meshServer;
+
 after(async () => {
   await browser?.close();
   await server?.stop();
+  await meshServer?.stop();
 });
 
 async function enter(name, roomId) {
@@ -230,6 +237,87 @@ describe('quality in the UI', () => {
       assert.ok(k > 30, `page ${i + 1} sends media (${k} kbit/s)`);
       if (BUDGET_KBPS < 100000) assert.ok(k <= BUDGET_KBPS, `page ${i + 1}: ${k.toFixed(0)} kbit/s over the ${BUDGET_KBPS} budget`);
     }
+    await Promise.all(pages.map((p) => p.context().close()));
+  });
+});
+
+/** Mesh mode, per peer connection (by the other's user id): bytes received by kind, and the
+ * bytes this page sent in all (every connection's transport). */
+function meshCounts(page) {
+  return page.evaluate(async () => {
+    const out = { at: 0, sent: 0, from: {} };
+    for (const [id, pc] of Object.entries(window.__talkconnect?.peers ?? {})) {
+      const from = (out.from[id] = { audio: 0, video: 0 });
+      (await pc.getStats()).forEach((r) => {
+        if (r.type === 'inbound-rtp') from[r.kind] += r.bytesReceived ?? 0;
+        if (r.type === 'transport') {
+          out.sent += r.bytesSent ?? 0;
+          out.at = Math.max(out.at, r.timestamp);
+        }
+      });
+    }
+    return out;
+  });
+}
+
+async function meshUntil(page, what, cond, timeout = MEDIA.timeout) {
+  const deadline = Date.now() + timeout;
+  let last;
+  while (Date.now() < deadline) {
+    last = await meshCounts(page);
+    if (cond(last)) return last;
+    await page.waitForTimeout(1000);
+  }
+  assert.fail(`${what}: ${JSON.stringify(last)}`);
+}
+
+describe('quality in mesh mode', () => {
+  const MESH_BUDGET = 600;
+
+  it(`each page's uplink to its two peers stays below the budget (${MESH_BUDGET} kbit/s); audio-only stops their video`, STEP, async () => {
+    meshServer = await startServer({
+      env: { TALKCONNECT__MEDIA__MODE: 'mesh', TALKCONNECT__MEDIA__UPLINK_KBPS: String(MESH_BUDGET) },
+    });
+    const enterMesh = async (name, roomId) => {
+      const context = await browser.newContext({ viewport: { width: 900, height: 700 }, locale: 'en-US' });
+      const page = await context.newPage();
+      await page.goto(roomId ? `${meshServer.url}/r/${roomId}` : meshServer.url);
+      await signInAsGuest(page, name);
+      if (roomId) await page.locator('.room .room-name').waitFor(LIVE);
+      return page;
+    };
+    const first = await enterMesh('Mesh 1');
+    const roomId = await createRoom(first, { title: 'Mesh quality' });
+    const pages = [first, await enterMesh('Mesh 2', roomId), await enterMesh('Mesh 3', roomId)];
+    const everyone = await Promise.all(pages.map((p) => userIdOf(p)));
+    for (const [i, page] of pages.entries()) {
+      const others = everyone.filter((_, j) => j !== i);
+      await meshUntil(page, `mesh page ${i + 1} receives both others`, (s) => others.every((id) => s.from[id]?.video > 0), 120000);
+    }
+    await first.waitForTimeout(8000);
+    const start = await Promise.all(pages.map(meshCounts));
+    await first.waitForTimeout(12000);
+    const end = await Promise.all(pages.map(meshCounts));
+    const kbps = pages.map((_, i) => ((end[i].sent - start[i].sent) * 8) / (end[i].at - start[i].at));
+    console.log(`[quality] mesh room of 3, budget ${MESH_BUDGET} kbit/s: uplink per page ${kbps.map((k) => k.toFixed(0)).join(', ')} kbit/s`);
+    for (const [i, k] of kbps.entries()) {
+      assert.ok(k > 30, `page ${i + 1} sends media (${k} kbit/s)`);
+      assert.ok(k <= MESH_BUDGET, `page ${i + 1}: ${k.toFixed(0)} kbit/s over the ${MESH_BUDGET} budget`);
+    }
+
+    // Audio-only on the first page: both others stop sending it video; audio goes on.
+    await first.getByTestId('toggle-audio-only').click();
+    const others = everyone.slice(1);
+    const s0 = await meshCounts(first);
+    const settled = await meshUntil(first, 'audio after the switch', (s) => others.every((id) => s.from[id].audio > s0.from[id].audio + 20000));
+    const s2 = await meshUntil(first, 'more audio, audio-only', (s) => others.every((id) => s.from[id].audio > settled.from[id].audio + 40000));
+    for (const id of others) {
+      console.log(`[quality] mesh audio-only, from ${id}: video ${settled.from[id].video} → ${s2.from[id].video} bytes`);
+      assert.equal(s2.from[id].video, settled.from[id].video, 'no video arrives from a peer');
+    }
+    const second = await meshCounts(pages[1]);
+    await meshUntil(pages[1], 'the others still get video', (s) => s.from[everyone[2]].video > second.from[everyone[2]].video + 20000);
+    await first.getByTestId('toggle-audio-only').click();
     await Promise.all(pages.map((p) => p.context().close()));
   });
 });
