@@ -187,5 +187,20 @@ mod tests {
             serde_json::from_value(wire).unwrap(),
             MediaRequest::Mute { muted: true, .. }
         ));
+        let prefs = serde_json::to_value(MediaRequest::Prefs {
+            room: RoomId::random(),
+            user: UserId::random(),
+            socket: "s1".into(),
+            video: false,
+        })
+        .unwrap();
+        assert_eq!(
+            (&prefs["op"], &prefs["video"]),
+            (&json!("prefs"), &json!(false))
+        );
+        assert!(matches!(
+            serde_json::from_value(prefs).unwrap(),
+            MediaRequest::Prefs { video: false, .. }
+        ));
     }
 }
