@@ -1,7 +1,8 @@
 // Browser tests of quality in the UI (docs/SFU.md, Quality): the connection-quality indicator
 // on every tile; audio-only (the subscriber's inbound video bytes stop growing while audio
 // keeps growing, and the server's forwarded bytes fall with it); Opus FEC and DTX asked for
-// in the server's SDP; and a room of 6 Chromium pages whose uplink each stays below the
+// in the server's SDP, and DTX at work (a muted microphone sends a tenth of the packets);
+// and a room of 6 Chromium pages whose uplink each stays below the
 // server's budget (`[media] uplink_kbps`). The fake camera plays a 320x240 noise clip at 10
 // frames/s: small for the machine's two cores, and an encoder that always wants more bits
 // than the budget gives.
@@ -166,6 +167,34 @@ describe('quality in the UI', () => {
     assert.ok(server.length > 0, 'an Opus fmtp line from the server');
     for (const line of server) assert.match(line, /useinbandfec=1/), assert.match(line, /usedtx=1/);
     console.log(`[quality] server Opus fmtp: ${server[0]}; Chromium's own: ${opusFmtp(sdp.local)[0]}`);
+
+    // DTX at work: a muted microphone (silence) sends a packet every 400 ms instead of every
+    // 20 ms. Counted against video frames sent (10 a second), not against the clock.
+    const sent = () =>
+      an.evaluate(async () => {
+        const out = { audio: 0, frames: 0 };
+        (await window.__talkconnect.pc.getStats()).forEach((r) => {
+          if (r.type === 'outbound-rtp' && r.kind === 'audio') out.audio += r.packetsSent ?? 0;
+          if (r.type === 'outbound-rtp' && r.kind === 'video') out.frames += r.framesEncoded ?? 0;
+        });
+        return out;
+      });
+    const perFrame = async () => {
+      const a = await sent();
+      let b = a;
+      while (b.frames < a.frames + 40) {
+        await an.waitForTimeout(500);
+        b = await sent();
+      }
+      return (b.audio - a.audio) / (b.frames - a.frames);
+    };
+    const speaking = await perFrame();
+    await an.getByTestId('toggle-mic').click();
+    await an.waitForTimeout(1000);
+    const silent = await perFrame();
+    await an.getByTestId('toggle-mic').click();
+    console.log(`[quality] audio packets per video frame sent: ${speaking.toFixed(2)} speaking, ${silent.toFixed(2)} muted (DTX)`);
+    assert.ok(silent * 4 < speaking, `DTX: silence sends far fewer packets (${speaking} → ${silent})`);
   });
 
   it('audio-only: no more video reaches the page, audio goes on, the server forwards less', STEP, async () => {
