@@ -100,7 +100,10 @@ export function startQualityMonitor(sources: QualitySources): () => void {
       const self = sources.self();
       const own = worst(linkLevels);
       if (self && own) levels[self] = own;
-      qualityLevels.value = levels;
+      // The tiles re-render only when a level changed.
+      const before = qualityLevels.value;
+      const keys = Object.keys(levels);
+      if (keys.length !== Object.keys(before).length || keys.some((k) => before[k] !== levels[k])) qualityLevels.value = levels;
     } catch {
       // A connection closed under us: the next sample starts over.
     } finally {
