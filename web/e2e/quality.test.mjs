@@ -11,8 +11,8 @@
 // the budget, which the app divides among its peers; audio-only stops the video the others
 // send to that page (its video transceivers stop receiving).
 //
-// TC_QUALITY_NO_BUDGET=1 runs the room of 6 with an unlimited budget and only prints its
-// uplink (the figure to compare with).
+// TC_QUALITY_NO_BUDGET=1 runs the rooms with an unlimited budget and only prints their
+// uplink (the figures to compare with).
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -301,7 +301,7 @@ async function meshUntil(page, what, cond, timeout = MEDIA.timeout) {
 }
 
 describe('quality in mesh mode', () => {
-  const MESH_BUDGET = 600;
+  const MESH_BUDGET = process.env.TC_QUALITY_NO_BUDGET === '1' ? 100000 : 600;
 
   it(`each page's uplink to its two peers stays below the budget (${MESH_BUDGET} kbit/s); audio-only stops their video`, STEP, async () => {
     meshServer = await startServer({
@@ -331,7 +331,7 @@ describe('quality in mesh mode', () => {
     console.log(`[quality] mesh room of 3, budget ${MESH_BUDGET} kbit/s: uplink per page ${kbps.map((k) => k.toFixed(0)).join(', ')} kbit/s`);
     for (const [i, k] of kbps.entries()) {
       assert.ok(k > 30, `page ${i + 1} sends media (${k} kbit/s)`);
-      assert.ok(k <= MESH_BUDGET, `page ${i + 1}: ${k.toFixed(0)} kbit/s over the ${MESH_BUDGET} budget`);
+      if (MESH_BUDGET < 100000) assert.ok(k <= MESH_BUDGET, `page ${i + 1}: ${k.toFixed(0)} kbit/s over the ${MESH_BUDGET} budget`);
     }
 
     // Audio-only on the first page: both others stop sending it video; audio goes on.

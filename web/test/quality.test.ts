@@ -119,6 +119,8 @@ describe('uplink budget', () => {
     expect(videoCap(300, 3).scaleResolutionDownBy).toBe(4);
     // Too many peers for the budget: a minimal picture rather than none.
     expect(videoCap(300, 10).maxBitrate).toBe(30_000);
+    // A generous budget never lifts the browser's own ceiling much.
+    expect(videoCap(100_000, 1).maxBitrate).toBe(2_500_000);
   });
 
   it('caps one encoding whole and simulcast layers in proportion', () => {

@@ -143,6 +143,10 @@ export const AUDIO_RESERVE_KBPS = 64;
 const VIDEO_OVERHEAD = 0.1;
 /** Below this per connection, video is sent at half the size (and a quarter below half). */
 const SMALL_VIDEO_KBPS = 150;
+/** Never more than this per sender: an explicit maxBitrate replaces the browser's own ceiling
+ * for the picture size (Chromium: 600 kbit/s at 320x240, 2.5 Mbit/s at most for a camera),
+ * and a generous budget must not raise it (a page sent 12 Mbit/s of camera noise so). */
+export const MAX_VIDEO_KBPS = 2500;
 
 export interface VideoCap {
   /** bit/s for RTCRtpEncodingParameters.maxBitrate. */
@@ -159,7 +163,7 @@ export interface VideoCap {
 export function videoCap(budgetKbps: number, senders: number): VideoCap {
   const n = Math.max(1, Math.floor(senders));
   const perSender = budgetKbps / n - AUDIO_RESERVE_KBPS;
-  const kbps = Math.max(30, Math.floor(perSender / (1 + VIDEO_OVERHEAD)));
+  const kbps = Math.min(MAX_VIDEO_KBPS, Math.max(30, Math.floor(perSender / (1 + VIDEO_OVERHEAD))));
   const scale = kbps < SMALL_VIDEO_KBPS / 2 ? 4 : kbps < SMALL_VIDEO_KBPS ? 2 : 1;
   return { maxBitrate: kbps * 1000, scaleResolutionDownBy: scale };
 }
