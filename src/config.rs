@@ -88,7 +88,14 @@ pub struct MediaSettings {
     pub max_sessions_per_user: usize,
     /// SFU sessions from one client address at once (each holds a UDP port).
     pub max_sessions_per_ip: usize,
+    /// What one browser may send in all, in kbit/s: the web app caps its video senders to it
+    /// (in mesh mode divided among its peers). Handed out with the ICE servers.
+    pub uplink_kbps: u32,
 }
+
+/// The uplink budget's bounds: below, not even one small video stream fits beside audio;
+/// above, the cap means nothing.
+pub const UPLINK_KBPS_RANGE: std::ops::RangeInclusive<u32> = 150..=100_000;
 
 /// A configured signing secret shorter than this is refused: HS256 keys shorter than the
 /// hash are easier to guess offline from one token.
@@ -417,6 +424,9 @@ impl Settings {
                 "media.max_sessions_per_user",
                 "media.max_sessions_per_user and max_sessions_per_ip must be at least 1",
             );
+        }
+        if !UPLINK_KBPS_RANGE.contains(&self.media.uplink_kbps) {
+            return bad("media.uplink_kbps", "must be between 150 and 100000");
         }
         if !(2..=12).contains(&self.rooms.default_max_participants) {
             return bad("rooms.default_max_participants", "must be between 2 and 12");

@@ -88,7 +88,10 @@ pub async fn ice_servers(req: HttpRequest, state: web::Data<AppState>) -> HttpRe
     let host = host_name(&host);
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(serde_json::json!({ "iceServers": state.media.ice_servers(user, Some(host)) }))
+        .json(serde_json::json!({
+            "iceServers": state.media.ice_servers(user, Some(host)),
+            "uplinkKbps": state.media.uplink_kbps(),
+        }))
 }
 
 /// `example.org:8443` → `example.org`, `[::1]:80` → `::1`.

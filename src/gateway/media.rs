@@ -33,6 +33,15 @@ pub struct SfuLeaveRequest {
     room_id: Option<RoomId>,
 }
 
+/// `sfu:prefs`: what this participant wants to receive.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SfuPrefsRequest {
+    room_id: Option<RoomId>,
+    /// False: audio-only, no one's video is sent to this participant.
+    video: bool,
+}
+
 /// A `webrtc:*` relay: the target and whatever the browsers exchange (SDP, candidates).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -92,6 +101,17 @@ pub async fn sfu_signal(call: Call<Value>, event: &'static str) -> Result<Value,
     call.state
         .media
         .signal(room, call.user_id(), socket, event, call.input)
+        .await
+}
+
+/// `sfu:prefs {video}`: audio-only on (`false`) or off, for the session this socket holds.
+pub async fn sfu_prefs(call: Call<SfuPrefsRequest>) -> Result<Value, ApiError> {
+    call.state.media.require_sfu()?;
+    let room = call.inside(call.input.room_id)?;
+    let socket = call.socket_id();
+    call.state
+        .media
+        .set_prefs(room, call.user_id(), socket, call.input.video)
         .await
 }
 

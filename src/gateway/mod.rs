@@ -130,6 +130,7 @@ fn register(state: &web::Data<AppState>, socket: &SocketRef) {
         "hand:lower" => rooms::lower_hand,
         "sfu:join" => media::sfu_join,
         "sfu:leave" => media::sfu_leave,
+        "sfu:prefs" => media::sfu_prefs,
     });
     for event in ClientSignal::EVENT_NAMES {
         on(state, socket, event, Budget::Event, move |call| {

@@ -31,6 +31,7 @@ pub struct Media {
     pub(super) mode: MediaMode,
     max_per_user: usize,
     max_per_ip: usize,
+    uplink_kbps: u32,
     /// Owns the SFU's runtime; dropping it stops the SFU.
     _sfu: Option<Sfu>,
     pub(super) sfu: Option<SfuHandle>,
@@ -67,6 +68,7 @@ impl Media {
             mode: settings.mode,
             max_per_user: settings.max_sessions_per_user,
             max_per_ip: settings.max_sessions_per_ip,
+            uplink_kbps: settings.uplink_kbps,
             sfu: sfu.as_ref().map(Sfu::handle),
             _sfu: sfu,
             ice_servers: config.ice_servers.clone(),
@@ -117,6 +119,11 @@ impl Media {
             servers.extend(relay.ice_server(user, request_host));
         }
         servers
+    }
+
+    /// The uplink budget browsers cap their senders to (`[media] uplink_kbps`).
+    pub fn uplink_kbps(&self) -> u32 {
+        self.uplink_kbps
     }
 
     /// Hands the started relay to the service (once).
@@ -188,6 +195,19 @@ impl Media {
                 }
                 let signal = ClientSignal::from_event(&event, payload)?;
                 sfu.signal(&room.to_string(), &user.to_string(), signal)
+                    .await?;
+                Ok(json!({}))
+            }
+            MediaRequest::Prefs {
+                room,
+                user,
+                socket,
+                video,
+            } => {
+                if !self.sessions.local_holder_is((room, user), &socket) {
+                    return Err(not_joined());
+                }
+                sfu.set_receive_video(&room.to_string(), &user.to_string(), video)
                     .await?;
                 Ok(json!({}))
             }
@@ -278,7 +298,10 @@ impl Media {
             seat,
             receiver,
         ));
-        Ok(json!({ "iceServers": self.ice_servers(Some(user), None) }))
+        Ok(json!({
+            "iceServers": self.ice_servers(Some(user), None),
+            "uplinkKbps": self.uplink_kbps,
+        }))
     }
 
     /// Sends a request to the replica that serves `seat`'s session (none: not joined).
@@ -356,18 +379,46 @@ impl Media {
         event: &str,
         payload: Value,
     ) -> Result<Value, ApiError> {
-        self.sfu()?;
-        let seat = (room, user);
-        if !self.sessions.held_by(seat, &socket) {
-            return Err(not_joined());
-        }
         let request = MediaRequest::Signal {
             room,
             user,
-            socket,
+            socket: socket.clone(),
             event: event.to_owned(),
             payload,
         };
+        self.from_holder((room, user), &socket, request).await
+    }
+
+    /// `sfu:prefs` from the socket that holds the seat's session: `video: false` is
+    /// audio-only (the SFU serving the session stops sending it video).
+    pub async fn set_prefs(
+        self: &Arc<Self>,
+        room: RoomId,
+        user: UserId,
+        socket: String,
+        video: bool,
+    ) -> Result<Value, ApiError> {
+        let request = MediaRequest::Prefs {
+            room,
+            user,
+            socket: socket.clone(),
+            video,
+        };
+        self.from_holder((room, user), &socket, request).await
+    }
+
+    /// A request of the socket that holds `seat`'s session (any other: not joined), carried
+    /// to the SFU that serves it.
+    async fn from_holder(
+        self: &Arc<Self>,
+        seat: Seat,
+        socket: &str,
+        request: MediaRequest,
+    ) -> Result<Value, ApiError> {
+        self.sfu()?;
+        if !self.sessions.held_by(seat, socket) {
+            return Err(not_joined());
+        }
         self.to_session(seat, request).await
     }
 }

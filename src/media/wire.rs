@@ -43,6 +43,13 @@ pub(super) enum MediaRequest {
         kind: MediaKind,
         muted: bool,
     },
+    /// `sfu:prefs` of the socket holding the session: what it wants to receive.
+    Prefs {
+        room: RoomId,
+        user: UserId,
+        socket: String,
+        video: bool,
+    },
 }
 
 /// An `ApiError` as it crosses between replicas.
@@ -179,6 +186,21 @@ mod tests {
         assert!(matches!(
             serde_json::from_value(wire).unwrap(),
             MediaRequest::Mute { muted: true, .. }
+        ));
+        let prefs = serde_json::to_value(MediaRequest::Prefs {
+            room: RoomId::random(),
+            user: UserId::random(),
+            socket: "s1".into(),
+            video: false,
+        })
+        .unwrap();
+        assert_eq!(
+            (&prefs["op"], &prefs["video"]),
+            (&json!("prefs"), &json!(false))
+        );
+        assert!(matches!(
+            serde_json::from_value(prefs).unwrap(),
+            MediaRequest::Prefs { video: false, .. }
         ));
     }
 }

@@ -18,7 +18,7 @@ use rtc::rtcp::transport_feedbacks::transport_layer_nack::{
 use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
 use rtc::shared::marshal::MarshalSize;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -471,6 +471,12 @@ pub(crate) enum DownlinkCmd {
     RemoveLeg {
         source: SourceId,
     },
+    /// The subscriber wants none of this leg's packets for now (audio-only); the leg and its
+    /// m-line stay.
+    SetPaused {
+        source: SourceId,
+        paused: bool,
+    },
 }
 
 /// Writes queued packets of every leg into one subscriber's connection.
@@ -483,6 +489,7 @@ pub(crate) async fn run_downlink(
 ) {
     type Leg = (MediaKind, Arc<TrackLocalStaticRTP>, Box<LegMapping>);
     let mut legs: HashMap<SourceId, Leg> = HashMap::new();
+    let mut paused: HashSet<SourceId> = HashSet::new();
     loop {
         tokio::select! {
             biased;
@@ -495,9 +502,18 @@ pub(crate) async fn run_downlink(
                 Some(DownlinkCmd::RemoveLeg { source }) => {
                     legs.remove(&source);
                 }
+                Some(DownlinkCmd::SetPaused { source, paused: true }) => {
+                    paused.insert(source);
+                }
+                Some(DownlinkCmd::SetPaused { source, paused: false }) => {
+                    paused.remove(&source);
+                }
             },
             queued = packets.recv() => {
                 let Some(queued) = queued else { break };
+                if paused.contains(&queued.source) {
+                    continue;
+                }
                 let Some((kind, track, mapping)) = legs.get(&queued.source) else {
                     metrics.dropped_packets.fetch_add(1, Ordering::Relaxed);
                     continue;

@@ -234,6 +234,24 @@ impl SfuHandle {
         .await
     }
 
+    /// Audio-only for `user` as a subscriber: `false` stops forwarding every video track to
+    /// them (their link carries audio alone), `true` resumes it with a fresh keyframe. What
+    /// the others receive, and what `user` publishes, is unchanged; nothing is renegotiated.
+    pub async fn set_receive_video(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        video: bool,
+    ) -> Result<(), SfuError> {
+        let user = user_id.to_owned();
+        self.call(room_id, |reply| RoomCmd::SetReceiveVideo {
+            user,
+            video,
+            reply,
+        })
+        .await
+    }
+
     /// The participant leaves: its connection closes and its tracks leave the others.
     pub async fn leave(&self, room_id: &str, user_id: &str) -> Result<(), SfuError> {
         self.remove(room_id, user_id, CloseReason::Left).await

@@ -31,6 +31,10 @@ pub(crate) const FORWARDED_EXTENSIONS: [&str; 2] = [
     "urn:3gpp:video-orientation",
 ];
 
+/// What the SFU asks of every Opus sender: in-band FEC (a lost packet is rebuilt from the
+/// next one's redundancy) and DTX (silence costs almost nothing).
+pub(crate) const OPUS_FMTP: &str = "minptime=10;useinbandfec=1;usedtx=1";
+
 /// Opus for audio; VP8 first for video, H.264 (constrained baseline, packetization-mode 1)
 /// where offered. No RTX: webrtc-rs 0.21.1's `TrackLocalStaticRTP` writes only a coding's
 /// primary SSRC (`RTCRtpSender::write_rtp` refuses any other), so a leg could not send RTX on
@@ -57,7 +61,7 @@ fn media_engine() -> Result<MediaEngine, SfuError> {
             MIME_TYPE_OPUS,
             48000,
             2,
-            "minptime=10;useinbandfec=1",
+            OPUS_FMTP,
             111,
         ),
         (RtpCodecKind::Video, MIME_TYPE_VP8, 90000, 0, "", 96),
@@ -238,12 +242,58 @@ pub(crate) fn announce_candidate(candidate: &str, rewrite: &CandidateRewrite) ->
 
 /// Applies [`announce_candidate`] to every `a=candidate:` line of an SDP.
 pub(crate) fn announce_sdp(sdp: &str, rewrite: &CandidateRewrite) -> String {
+    let sdp = ask_for_opus_fec_dtx(sdp);
     if *rewrite == CandidateRewrite::default() {
-        return sdp.to_owned();
+        return sdp;
     }
-    let Ok(out) = map_candidate_lines(sdp, |line| {
+    let Ok(out) = map_candidate_lines(&sdp, |line| {
         Ok::<_, Infallible>(Some(announce_candidate(line, rewrite)))
     });
+    out
+}
+
+/// Puts [`OPUS_FMTP`]'s FEC and DTX into every Opus `a=fmtp` line we send. webrtc-rs answers
+/// with the offerer's Opus parameters (Chromium offers `useinbandfec=1` but not `usedtx`),
+/// and a browser applies what the answer asks to its own encoder.
+pub(crate) fn ask_for_opus_fec_dtx(sdp: &str) -> String {
+    let eol = if sdp.contains("\r\n") { "\r\n" } else { "\n" };
+    let opus_types: Vec<&str> = sdp
+        .lines()
+        .filter_map(|l| l.strip_prefix("a=rtpmap:"))
+        .filter_map(|rest| rest.split_once(' '))
+        .filter(|(_, codec)| codec.to_ascii_lowercase().starts_with("opus/"))
+        .map(|(pt, _)| pt)
+        .collect();
+    if opus_types.is_empty() {
+        return sdp.to_owned();
+    }
+    let mut out = String::with_capacity(sdp.len() + 16 * opus_types.len());
+    for line in sdp.split(eol) {
+        let opus_fmtp = line
+            .strip_prefix("a=fmtp:")
+            .and_then(|rest| rest.split_once(' '))
+            .filter(|(pt, _)| opus_types.contains(pt));
+        match opus_fmtp {
+            Some((pt, params)) => {
+                let mut kept: Vec<&str> = params
+                    .split(';')
+                    .map(str::trim)
+                    .filter(|kv| {
+                        let key = kv.split('=').next().unwrap_or_default();
+                        !kv.is_empty()
+                            && !key.eq_ignore_ascii_case("useinbandfec")
+                            && !key.eq_ignore_ascii_case("usedtx")
+                    })
+                    .collect();
+                kept.extend(["useinbandfec=1", "usedtx=1"]);
+                out.push_str(&format!("a=fmtp:{pt} {}", kept.join(";")));
+            }
+            None => out.push_str(line),
+        }
+        out.push_str(eol);
+    }
+    // `split` yields an empty last piece after a final line break: one break too many.
+    out.truncate(out.len() - eol.len());
     out
 }
 
@@ -258,6 +308,22 @@ mod tests {
             announced: Some(IpAddr::from(ip)),
             single_port: None,
         }
+    }
+
+    #[test]
+    fn opus_fmtp_asks_for_fec_and_dtx_and_leaves_the_rest() {
+        let sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111 63\r\na=rtpmap:111 opus/48000/2\r\n\
+                   a=fmtp:111 minptime=10;useinbandfec=0\r\na=rtpmap:63 red/48000/2\r\n\
+                   a=fmtp:63 111/111\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=fmtp:96 x=1\r\n";
+        let out = ask_for_opus_fec_dtx(sdp);
+        assert!(out.contains("a=fmtp:111 minptime=10;useinbandfec=1;usedtx=1\r\n"));
+        assert!(out.contains("a=fmtp:63 111/111\r\n"), "{out}");
+        assert!(out.contains("a=fmtp:96 x=1\r\n"));
+        assert_eq!(out.len(), sdp.len() + ";usedtx=1".len());
+        assert!(out.ends_with("\r\n"));
+        assert_eq!(ask_for_opus_fec_dtx(&out), out, "idempotent");
+        let no_audio = "v=0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n";
+        assert_eq!(ask_for_opus_fec_dtx(no_audio), no_audio);
     }
 
     #[test]

@@ -72,6 +72,11 @@ pub(crate) enum RoomCmd {
         muted: bool,
         reply: Reply<()>,
     },
+    SetReceiveVideo {
+        user: String,
+        video: bool,
+        reply: Reply<()>,
+    },
     Leave {
         user: String,
         reason: CloseReason,
@@ -277,6 +282,8 @@ struct Participant {
     first_mid: Option<String>,
     offer_budget: OfferBudget,
     muted: HashSet<MediaKind>,
+    /// False: audio-only, the downlink skips every video leg (see `set_receive_video`).
+    receive_video: bool,
     published: HashMap<SourceId, Publication>,
     subscriptions: HashMap<SourceId, Subscription>,
     /// Subscriptions waiting for the client's first offer to be applied: transceivers added
@@ -383,6 +390,9 @@ impl Room {
                 reply,
             } => {
                 let _ = reply.send(self.set_muted(&user, kind, muted));
+            }
+            RoomCmd::SetReceiveVideo { user, video, reply } => {
+                let _ = reply.send(self.set_receive_video(&user, video));
             }
             RoomCmd::Leave {
                 user,
@@ -587,6 +597,7 @@ impl Room {
                     last: Instant::now(),
                 },
                 muted: HashSet::new(),
+                receive_video: true,
                 published: HashMap::new(),
                 subscriptions: HashMap::new(),
                 deferred: Vec::new(),
@@ -715,6 +726,12 @@ impl Room {
                 ready: false,
             },
         );
+        if kind == MediaKind::Video && !sub.receive_video {
+            let _ = sub.downlink.send(DownlinkCmd::SetPaused {
+                source,
+                paused: true,
+            });
+        }
         sub.negotiation_needed = true;
         Ok(())
     }
@@ -1108,6 +1125,43 @@ impl Room {
         Ok(())
     }
 
+    /// Audio-only for one subscriber: its downlink skips (or resumes) every video leg, so the
+    /// bandwidth is saved on its link alone; m-lines and publishers stay as they are. Resuming
+    /// asks each publisher for a keyframe, which the subscriber needs to decode again.
+    fn set_receive_video(&mut self, user: &str, video: bool) -> Result<(), SfuError> {
+        let p = self
+            .participants
+            .get_mut(user)
+            .ok_or(SfuError::UnknownParticipant)?;
+        if p.receive_video == video {
+            return Ok(());
+        }
+        p.receive_video = video;
+        let mut resumed = Vec::new();
+        for (source, subscription) in &p.subscriptions {
+            if subscription.kind != MediaKind::Video {
+                continue;
+            }
+            let _ = p.downlink.send(DownlinkCmd::SetPaused {
+                source: *source,
+                paused: !video,
+            });
+            resumed.push((subscription.publisher.clone(), *source));
+        }
+        if video {
+            for (publisher, source) in resumed {
+                if let Some(publication) = self
+                    .participants
+                    .get(&publisher)
+                    .and_then(|pb| pb.published.get(&source))
+                {
+                    let _ = publication.forwarder.send(ForwarderCmd::KeyframeRequest);
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn local_candidate(&self, user: &str, peer: u64, candidate: RTCIceCandidateInit) {
         let Some(p) = self.participants.get(user).filter(|p| p.peer == peer) else {
             return;
@@ -1424,6 +1478,7 @@ fn reject_closed(command: RoomCmd) {
         }
         RoomCmd::Signal { reply, .. }
         | RoomCmd::SetMuted { reply, .. }
+        | RoomCmd::SetReceiveVideo { reply, .. }
         | RoomCmd::Leave { reply, .. } => {
             let _ = reply.send(Err(SfuError::UnknownParticipant));
         }

@@ -18,6 +18,7 @@ mod events;
 mod helpers;
 mod lobby;
 mod log_ids;
+mod media_prefs;
 mod media_probe;
 mod metrics;
 mod moderation_chat;

@@ -23,7 +23,7 @@ async fn health_readiness_and_meta(backend: Backend) {
     );
     let (status, ice) = app.get("/api/ice-servers", None).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(ice, json!({"iceServers": []}));
+    assert_eq!(ice, json!({"iceServers": [], "uplinkKbps": 1500}));
 }
 
 #[tokio::test]

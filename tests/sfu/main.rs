@@ -14,4 +14,5 @@ mod lifecycle;
 mod negotiation;
 mod retransmission;
 mod restart;
+mod prefs;
 mod transport;

@@ -2,7 +2,7 @@
 // one Redis, browsers on both. The room's SFU lives on the replica that claimed it first; a
 // browser whose socket is on the other replica still gets its media from there. When that
 // replica is killed, the browsers left reconnect their media to the replica that takes the
-// room over.
+// room over. Audio-only (`sfu:prefs`) from a browser on the other replica reaches the SFU.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
@@ -67,6 +67,36 @@ describe('media across replicas', { skip }, () => {
     await expectFlowing(first, [ids.host, ids.second]);
     await expectFlowing(host, [ids.first, ids.second]);
     await screenshot(first, 'cluster-media-two-replicas');
+
+    // Audio-only from a socket on B: relayed to A's SFU, which stops sending it video.
+    await first.getByTestId('toggle-audio-only').click();
+    // Bytes, not frames: a decoder with no video element to feed might stand still anyway.
+    const bytesFromHost = () =>
+      first.evaluate(async (host) => {
+        const tc = window.__talkconnect;
+        const out = { audio: 0, video: 0 };
+        (await tc.pc.getStats()).forEach((r) => {
+          if (r.type !== 'inbound-rtp') return;
+          if (r.trackIdentifier === tc.remote[host]?.audio) out.audio = r.bytesReceived;
+          if (r.trackIdentifier === tc.remote[host]?.video) out.video = r.bytesReceived;
+        });
+        return out;
+      }, ids.host);
+    const fromHost = async (cond) => {
+      for (let i = 0; i < 60; i++) {
+        const s = await bytesFromHost();
+        if (cond(s)) return s;
+        await first.waitForTimeout(1000);
+      }
+      assert.fail('audio from the host stopped');
+    };
+    const s0 = await bytesFromHost();
+    const settled = await fromHost((s) => s.audio > s0.audio + 20000);
+    const s2 = await fromHost((s) => s.audio > settled.audio + 40000);
+    assert.ok(settled.video > 0, 'video came before');
+    assert.equal(s2.video, settled.video, 'no video bytes, audio-only across replicas');
+    await first.getByTestId('toggle-audio-only').click();
+    await expectFlowing(first, [ids.host]);
 
     // A dies: its lease runs out, B takes the room over, the two left renegotiate with it.
     await a.kill();

@@ -65,6 +65,12 @@ describe('tile state', () => {
     expect(tileView({ ...base, hasVideo: false }).showVideo).toBe(false);
   });
 
+  it('shows the initials and an audio-only badge instead of others\' video when we chose audio-only', () => {
+    expect(tileView({ ...base, audioOnly: true })).toMatchObject({ showVideo: false, audioOnlyBadge: true });
+    expect(tileView({ ...base, audioOnly: true, isVideoOff: true })).toMatchObject({ audioOnlyBadge: false, cameraOffBadge: true });
+    expect(tileView({ ...base, audioOnly: true, isMe: true })).toMatchObject({ showVideo: true, audioOnlyBadge: false });
+  });
+
   it('mirrors only our own preview', () => {
     expect(tileView({ ...base, isMe: true }).mirrored).toBe(true);
     expect(tileView(base).mirrored).toBe(false);

@@ -205,6 +205,36 @@ describe('mesh session (every connection of the page)', () => {
     return { s, pcs, ...rec, changes: () => changes };
   }
 
+  it('audio-only: every video transceiver stops receiving (sendonly with our camera, inactive without), then comes back', () => {
+    const h = session();
+    h.s.setReceiveVideo(false);
+    h.s.sync(['me', 'a']);
+    const video = () => h.pcs.flatMap((pc) => pc.transceivers.filter((t) => t.receiver.track.kind === 'video').map((t) => t.direction));
+    expect(video()).toEqual(['sendonly']);
+    h.s.setReceiveVideo(true);
+    expect(video()).toEqual(['sendrecv']);
+
+    const pcs: FakePc[] = [];
+    const cameraless = new MeshSession({
+      self: 'me',
+      iceServers: [],
+      local: null,
+      sending: { audio: false, video: false },
+      send: recorder().send,
+      receiveVideo: false,
+      onRemoteChange: () => {},
+      createPeerConnection: () => {
+        const pc = new FakePc(true);
+        pcs.push(pc);
+        return pc as unknown as MeshPeerLike;
+      },
+    });
+    cameraless.sync(['me', 'b']);
+    expect(pcs[0].transceivers.map((t) => `${t.receiver.track.kind}:${t.direction}`)).toEqual(['audio:recvonly', 'video:inactive']);
+    cameraless.setReceiveVideo(true);
+    expect(pcs[0].transceivers[1].direction).toBe('recvonly');
+  });
+
   it('follows the participants: one connection per other person, closed when they go', () => {
     const h = session();
     h.s.sync(['me', 'a', 'b']);

@@ -112,7 +112,7 @@ export function lobbyQuery(filters: LobbyFilters, cursor?: string | null, limit 
 
 export const api = {
   meta: () => request<Meta>('GET', '/api/meta'),
-  iceServers: () => request<{ iceServers: IceServerConfig[] }>('GET', '/api/ice-servers'),
+  iceServers: () => request<{ iceServers: IceServerConfig[]; uplinkKbps?: number }>('GET', '/api/ice-servers'),
   guest: (displayName: string) => request<Session>('POST', '/api/auth/guest', { displayName }),
   login: (login: string, password: string) =>
     request<Session>('POST', '/api/auth/login', { login, password }),

@@ -1,7 +1,8 @@
 // Every UI string, in English and Vietnamese. `vi` must have exactly the keys of `en`
 // (the type says so; a test also checks that placeholders match). The moderation strings
-// live in moderation.ts.
+// live in moderation.ts, the connection-quality ones in quality.ts.
 import { enModeration, viModeration } from './moderation';
+import { enQuality, viQuality } from './quality';
 
 export const en = {
   'app.title': 'TalkConnect — practise languages with strangers',
@@ -260,12 +261,14 @@ export const en = {
   'doctor.relay.failFix':
     'The TURN relay does not answer or refuses us. Check its address, ports and credentials (turn.* or sfu.ice_servers) and that its ports are open.',
   ...enModeration,
+  ...enQuality,
 } as const;
 
 export type MessageKey = keyof typeof en;
 
 export const vi: Record<MessageKey, string> = {
   ...viModeration,
+  ...viQuality,
   'app.title': 'TalkConnect — luyện ngoại ngữ cùng người lạ',
   'a11y.skipToContent': 'Bỏ qua, đến nội dung chính',
   'lang.label': 'Ngôn ngữ giao diện',

@@ -13,6 +13,10 @@
 // * Mic and camera buttons switch `track.enabled` at once AND tell the server, which stops
 //   forwarding and tells everyone (`isMuted` / `isVideoOff` in the room state, which then
 //   keeps the tracks in step, also after a re-join).
+// * Audio-only (a toggle, remembered in localStorage): the server stops sending us video
+//   (`sfu:prefs {video:false}`, again for every new session); in mesh mode every connection's
+//   video transceivers stop receiving. Our uplink stays within the server's budget
+//   (`uplinkKbps`): our video senders are capped (quality.ts), in mesh mode per peer.
 // * Mesh mode: the same local media and tiles; every socket (re)join keeps the connections
 //   that are up and opens again the others; the room's participants decide who we connect to.
 //   The server relays to every tab of a user, so tabs of this browser agree over a
@@ -31,6 +35,8 @@ import { AudioLevels } from './audioLevels';
 import { acquireLocalMedia, mediaNoticeKey, publishes, type LocalAccess } from './devices';
 import { MeshSession, type MeshSignalKind } from './mesh';
 import { SfuSession } from './negotiation';
+import { capVideoSenders, videoCap } from './quality';
+import { startQualityMonitor } from './qualityMonitor';
 import { mark, marks } from './timeline';
 import { sameRemoteMap, type MediaTransport, type RemoteMap } from './tracks';
 
@@ -65,6 +71,17 @@ export const speaking = signal<ReadonlySet<string>>(new Set());
 export const audioBlocked = signal(false);
 /** The SFU paused the video it sends us: our downlink loses packets (audio first). */
 export const videoPaused = signal(false);
+/** Receive no video at all (saves the downlink); remembered for the next rooms. */
+export const AUDIO_ONLY_KEY = 'talkconnect.audioOnly';
+export const audioOnly = signal(readFlag(AUDIO_ONLY_KEY));
+
+function readFlag(key: string): boolean {
+  try {
+    return globalThis.localStorage?.getItem(key) === '1';
+  } catch {
+    return false;
+  }
+}
 
 const MAX_RESTART_DELAY_MS = 10000;
 const LEAVE_WAIT_MS = 1500;
@@ -148,6 +165,20 @@ export function startMedia(): void {
       if (tracks.audio) watch.set(userId, tracks.audio);
     }
     levels.sync(watch);
+  });
+  startQualityMonitor({
+    connections: () =>
+      session instanceof SfuSession
+        ? [session.pc as RTCPeerConnection]
+        : session instanceof MeshSession
+          ? [...session.peers.values()].map((p) => p.pc as RTCPeerConnection)
+          : [],
+    remote: () => remoteMedia.value,
+    self: () => currentUserId() ?? null,
+    expecting: (userId) => {
+      const p = currentRoom.value?.participants.find((x) => x.userId === userId);
+      return { audio: !!p && !p.isMuted, video: !!p && !p.isVideoOff && !audioOnly.value };
+    },
   });
   onServer(ServerEvent.sfuOffer, (p) => deliver(p.roomId, (s) => s.handleOffer(p.sdp, p.tracks)));
   onServer(ServerEvent.sfuAnswer, (p) => deliver(p.roomId, (s) => s.handleAnswer(p.sdp, p.tracks)));
@@ -277,7 +308,12 @@ async function startSession(): Promise<void> {
     session = s;
     // Listen-only: nothing to connect until someone publishes (the server offers then).
     mediaPhase.value = publish ? 'connecting' : 'connected';
-    if (publish && stream) s.publish(stream.getTracks(), stream);
+    if (publish && stream) {
+      s.publish(stream.getTracks(), stream);
+      if (ack.uplinkKbps) void capVideoSenders(pc, videoCap(ack.uplinkKbps, 1));
+    }
+    // A new session receives video: say again that we want none.
+    if (audioOnly.value) void sendReceivePrefs(roomId);
     const buffered = joining.events;
     joining = null;
     buffered.forEach((replay) => replay());
@@ -302,7 +338,7 @@ async function startSession(): Promise<void> {
 /** Mesh mode: connections to everyone else in the room, signaled over `webrtc:*`. */
 async function startMesh(gen: number, stream: MediaStream | null): Promise<void> {
   try {
-    const { iceServers } = await api.iceServers();
+    const { iceServers, uplinkKbps } = await api.iceServers();
     if (gen !== generation) return;
     const me = currentRoom.value?.participants.find((p) => p.userId === currentUserId());
     const mesh: MeshSession = new MeshSession({
@@ -314,6 +350,8 @@ async function startMesh(gen: number, stream: MediaStream | null): Promise<void>
         video: !(pendingVideoOff.value ?? me?.isVideoOff ?? false),
       },
       send: async (kind, targetUserId, signal) => void (await request(MESH_EVENTS[kind], { targetUserId, ...signal })),
+      receiveVideo: !audioOnly.value,
+      uplinkKbps,
       onRemoteChange: () => session === mesh && refreshRemote(),
     });
     session = mesh;
@@ -427,6 +465,27 @@ function restartLater(reason: string): void {
     restartTimer = undefined;
     if (room && sessionEpoch >= 0 && connection.value === 'connected') void startSession();
   }, delay);
+}
+
+/** Audio-only on or off: remembered, and applied to the session at once. */
+export async function setAudioOnly(on: boolean): Promise<void> {
+  audioOnly.value = on;
+  try {
+    globalThis.localStorage?.setItem(AUDIO_ONLY_KEY, on ? '1' : '0');
+  } catch {
+    // Private mode: this page still follows it.
+  }
+  if (session instanceof MeshSession) session.setReceiveVideo(!on);
+  else if (session instanceof SfuSession && room) await sendReceivePrefs(room);
+}
+
+async function sendReceivePrefs(roomId: string): Promise<void> {
+  try {
+    await request(ClientEvent.sfuPrefs, { roomId, video: !audioOnly.value });
+  } catch (err) {
+    // Not joined (yet): the next session sends it again.
+    console.info(`[media] sfu:prefs not applied (${(err as { code?: string }).code ?? String(err)})`);
+  }
 }
 
 /** "Use camera and microphone here" after another tab took them. */

@@ -19,6 +19,7 @@
 import type { MeshSignal, MeshSignalIn } from '../realtime/events';
 import { rtcConfig } from './iceConfig';
 import type { PeerLike } from './negotiation';
+import { capVideoSenders, videoCap } from './quality';
 import { SerialPeer } from './serialPeer';
 import type { MediaKindName, MediaTransport, RemoteMap, RemoteTracks } from './tracks';
 
@@ -88,6 +89,7 @@ export class MeshPeer extends SerialPeer<MeshPeerLike> {
   private readonly pendingCandidates: RTCIceCandidateInit[] = [];
   private readonly own = new Map<MediaKindName, { sender: RTCRtpSender; track: MediaStreamTrack }>();
   private refused = false;
+  private receiveVideo = true;
 
   constructor(
     readonly userId: string,
@@ -110,6 +112,24 @@ export class MeshPeer extends SerialPeer<MeshPeerLike> {
     pc.onconnectionstatechange = () => !this.closed && hooks.onState(this);
   }
 
+  /** Audio-only (`on` false): every video transceiver stops receiving (sendonly, or inactive
+   * when we send no video), which renegotiates, and the other side stops sending it. */
+  setReceiveVideo(on: boolean): void {
+    if (this.closed) return;
+    this.receiveVideo = on;
+    this.applyReceiveVideo();
+  }
+
+  private applyReceiveVideo(): void {
+    const sends = this.own.has('video');
+    for (const t of this.pc.getTransceivers()) {
+      if (t.receiver.track.kind !== 'video' || t.currentDirection === 'stopped') continue;
+      const mine = sends && t.sender === this.own.get('video')?.sender;
+      const want: RTCRtpTransceiverDirection = this.receiveVideo ? (mine ? 'sendrecv' : 'recvonly') : mine ? 'sendonly' : 'inactive';
+      if (t.direction !== want) t.direction = want;
+    }
+  }
+
   /** Our tracks (each sent or held back as `sending` says); a receive-only transceiver for a
    * kind we do not have, so that this connection offers and receives it all the same. */
   addLocal(local: LocalTracks | null, sending: Sending): void {
@@ -123,6 +143,7 @@ export class MeshPeer extends SerialPeer<MeshPeerLike> {
         this.pc.addTransceiver(kind, { direction: 'recvonly' });
       }
     }
+    this.applyReceiveVideo();
   }
 
   /** Mic or camera off: nothing of it leaves this browser (no silence, no black frames). */
@@ -153,6 +174,8 @@ export class MeshPeer extends SerialPeer<MeshPeerLike> {
         if (this.ignoreOffer) return;
         // Polite (or our offer never arrived): setRemoteDescription rolls ours back.
         await this.pc.setRemoteDescription({ type: 'offer', sdp: msg.sdp });
+        // Transceivers their offer created receive video unless we are audio-only.
+        this.applyReceiveVideo();
       }
       for (const c of this.pendingCandidates.splice(0)) await this.addRemoteCandidate(c);
       if (kind === 'offer') {
@@ -217,6 +240,10 @@ export interface MeshOptions {
   local: LocalTracks | null;
   sending: Sending;
   send: MeshSend;
+  /** Audio-only when false (see MeshPeer.setReceiveVideo). */
+  receiveVideo?: boolean;
+  /** The uplink budget (kbit/s) shared by our video senders to every peer. */
+  uplinkKbps?: number;
   onRemoteChange(): void;
   /** Makes a peer connection (tests pass a fake). */
   createPeerConnection?: (config: RTCConfiguration) => MeshPeerLike;
@@ -280,6 +307,20 @@ export class MeshSession implements MediaTransport {
     this.peers.forEach((p) => p.setSending(kind, on));
   }
 
+  /** Audio-only on every connection, present and future. */
+  setReceiveVideo(on: boolean): void {
+    this.options.receiveVideo = on;
+    this.peers.forEach((p) => p.setReceiveVideo(on));
+  }
+
+  /** Each peer's share of the uplink budget: re-applied whenever the number of peers changes. */
+  private applyBudget(): void {
+    const budget = this.options.uplinkKbps;
+    if (!budget || this.closed) return;
+    const cap = videoCap(budget, this.peers.size);
+    this.peers.forEach((p) => void capVideoSenders(p.pc, cap));
+  }
+
   close(): void {
     this.closed = true;
     [...this.peers.keys()].forEach((id) => this.drop(id));
@@ -295,15 +336,19 @@ export class MeshSession implements MediaTransport {
       onState: (p) => this.stateChanged(p),
     }, remoteId);
     this.peers.set(userId, peer);
+    if (this.options.receiveVideo === false) peer.setReceiveVideo(false);
     peer.addLocal(this.options.local, this.sending);
+    this.applyBudget();
     return peer;
   }
 
   private drop(userId: string): void {
     clearTimeout(this.reopenTimers.get(userId));
     this.reopenTimers.delete(userId);
-    this.peers.get(userId)?.close();
+    const had = this.peers.get(userId);
+    had?.close();
     this.peers.delete(userId);
+    if (had) this.applyBudget();
   }
 
   private stateChanged(peer: MeshPeer): void {

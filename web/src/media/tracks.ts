@@ -94,6 +94,8 @@ export interface TileInput {
   hasVideo: boolean;
   /** This person's audio level is above the speaking threshold. */
   speaking: boolean;
+  /** We chose to receive no video (audio-only). */
+  audioOnly?: boolean;
 }
 
 export interface TileView {
@@ -103,17 +105,21 @@ export interface TileView {
   mirrored: boolean;
   mutedBadge: boolean;
   cameraOffBadge: boolean;
+  /** Their camera is on but we receive no video (audio-only). */
+  audioOnlyBadge: boolean;
   speaking: boolean;
 }
 
 /** What a participant's tile shows. A camera that is off (their choice, or none at all)
  * shows the initials; a muted person never shows as speaking. */
 export function tileView(input: TileInput): TileView {
+  const audioOnly = !!input.audioOnly && !input.isMe;
   return {
-    showVideo: input.hasVideo && !input.isVideoOff,
+    showVideo: input.hasVideo && !input.isVideoOff && !audioOnly,
     mirrored: input.isMe,
     mutedBadge: input.isMuted,
     cameraOffBadge: input.isVideoOff,
+    audioOnlyBadge: audioOnly && !input.isVideoOff,
     speaking: input.speaking && !input.isMuted,
   };
 }

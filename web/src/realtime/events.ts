@@ -23,6 +23,8 @@ export const ClientEvent = {
   chatDelete: 'chat:delete',
   sfuJoin: 'sfu:join',
   sfuLeave: 'sfu:leave',
+  /** What this participant wants to receive: `{video: false}` is audio-only. */
+  sfuPrefs: 'sfu:prefs',
   sfuOffer: 'sfu:offer',
   sfuAnswer: 'sfu:answer',
   sfuCandidate: 'sfu:candidate',
@@ -229,8 +231,9 @@ export interface ClientToServer {
     { report: Report }
   >;
   [ClientEvent.chatDelete]: WithAck<{ roomId: string; messageId: string }>;
-  [ClientEvent.sfuJoin]: WithAck<{ roomId: string; publish: boolean }, { iceServers: IceServerConfig[] }>;
+  [ClientEvent.sfuJoin]: WithAck<{ roomId: string; publish: boolean }, { iceServers: IceServerConfig[]; uplinkKbps?: number }>;
   [ClientEvent.sfuLeave]: WithAck<{ roomId: string }>;
+  [ClientEvent.sfuPrefs]: WithAck<{ roomId: string; video: boolean }>;
   [ClientEvent.sfuOffer]: WithAck<{ sdp: string }>;
   [ClientEvent.sfuAnswer]: WithAck<{ sdp: string }>;
   [ClientEvent.sfuCandidate]: WithAck<Omit<SfuCandidate, 'roomId'>>;

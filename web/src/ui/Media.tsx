@@ -15,6 +15,7 @@ import {
   takeMediaBack,
   unlockAudio,
 } from '../media/mediaStore';
+import { qualityLevels } from '../media/qualityMonitor';
 import { markFirstFrame } from '../media/timeline';
 import { DOCTOR_PATH } from '../router';
 import { blockedIds } from '../state/blocks';
@@ -57,6 +58,28 @@ export function VideoView(props: { track: MediaStreamTrack; mirrored: boolean; l
       muted
       aria-label={props.label}
     />
+  );
+}
+
+/** A tile's connection quality: four bars, coloured by level, named for screen readers and
+ * explained in the tooltip ("measuring" until two samples exist). */
+export function QualityIndicator({ userId }: { userId: string }) {
+  const level = qualityLevels.value[userId] ?? 'unknown';
+  const label = t(`quality.${level}`);
+  const bars = { good: 4, fair: 3, poor: 2, lost: 0, unknown: 0 }[level];
+  return (
+    <span
+      class={`quality quality-${level}`}
+      role="img"
+      aria-label={label}
+      title={`${label}. ${t(`quality.${level}Hint`)}`}
+      data-testid="quality"
+      data-level={level}
+    >
+      {[1, 2, 3, 4].map((n) => (
+        <span key={n} class={`quality-bar ${n <= bars ? 'lit' : ''}`} aria-hidden="true" />
+      ))}
+    </span>
   );
 }
 

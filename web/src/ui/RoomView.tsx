@@ -7,7 +7,17 @@ import { errorKey, errorMessage } from '../errors';
 import { languageName, t } from '../i18n';
 import { navigate, roomLink } from '../router';
 import { connection } from '../realtime/socket';
-import { localAccess, localStream, remoteMedia, speaking, toggleCamera, toggleMic, videoPaused } from '../media/mediaStore';
+import {
+  audioOnly,
+  localAccess,
+  localStream,
+  remoteMedia,
+  setAudioOnly,
+  speaking,
+  toggleCamera,
+  toggleMic,
+  videoPaused,
+} from '../media/mediaStore';
 import { gridColumns, tileView } from '../media/tracks';
 import { blockedIds } from '../state/blocks';
 import { isModerator, orderedParticipants } from '../state/room';
@@ -16,7 +26,7 @@ import { session } from '../state/session';
 import { Avatar } from './Avatar';
 import { Icon } from './Icon';
 import { ChatPanel } from './Chat';
-import { MediaStatus, RemoteAudios, VideoView } from './Media';
+import { MediaStatus, QualityIndicator, RemoteAudios, VideoView } from './Media';
 import { levelLabel } from './labels';
 import { HostBar, PersonMenu, ReportDialog } from './Moderation';
 import { copyText, useCopiedFlag } from './RoomFields';
@@ -237,6 +247,17 @@ function InRoom({ room }: { room: RoomDetail }) {
         </button>
         <button
           type="button"
+          class={`control ${audioOnly.value ? 'on' : ''}`}
+          aria-pressed={audioOnly.value}
+          title={t('media.audioOnlyHint')}
+          data-testid="toggle-audio-only"
+          onClick={() => act(() => setAudioOnly(!audioOnly.value))}
+        >
+          <Icon name={audioOnly.value ? 'video' : 'videoOff'} />
+          <span>{audioOnly.value ? t('media.audioOnlyOff') : t('media.audioOnly')}</span>
+        </button>
+        <button
+          type="button"
           class={`control ${mine?.handRaised ? 'on' : ''}`}
           aria-pressed={!!mine?.handRaised}
           disabled={!live}
@@ -270,6 +291,7 @@ function Tile({ p, isMe, blocked }: { p: Participant; isMe: boolean; blocked: bo
     isMuted: p.isMuted,
     hasVideo: !!videoTrack,
     speaking: speaking.value.has(p.userId),
+    audioOnly: audioOnly.value,
   });
   const classes = ['tile', p.handRaised && 'hand', view.speaking && 'speaking', view.showVideo && 'with-video'];
   return (
@@ -296,6 +318,7 @@ function Tile({ p, isMe, blocked }: { p: Participant; isMe: boolean; blocked: bo
         {isMe && ` (${t('room.you')})`}
         {view.speaking && <span class="visually-hidden">, {t('room.speaking')}</span>}
       </span>
+      <QualityIndicator userId={p.userId} />
       <span class="tile-state">
         <RoleBadge p={p} />
         {blocked && <span class="badge">{t('room.blockedBadge')}</span>}
@@ -312,6 +335,11 @@ function Tile({ p, isMe, blocked }: { p: Participant; isMe: boolean; blocked: bo
         {view.cameraOffBadge && (
           <span class="tile-badge" title={t('room.cameraIsOff')} role="img" aria-label={t('room.cameraIsOff')}>
             <Icon name="videoOff" />
+          </span>
+        )}
+        {view.audioOnlyBadge && (
+          <span class="badge" title={t('media.audioOnlyBadge')} data-testid="audio-only-badge">
+            {t('media.audioOnly')}
           </span>
         )}
         {p.handRaised && (
