@@ -325,6 +325,7 @@ impl SfuHandle {
             connections_failed: m.connections_failed.load(Ordering::Relaxed),
             connect_timeouts: m.connect_timeouts.load(Ordering::Relaxed),
             ignored_candidates: m.ignored_candidates.load(Ordering::Relaxed),
+            recycled_legs: m.recycled_legs.load(Ordering::Relaxed),
             mux_routes: self.shared.mux.as_ref().map_or(0, |mux| mux.route_count()),
             probes: live_probes(&self.shared.probes),
         }

@@ -19,6 +19,7 @@ pub(crate) struct SfuMetrics {
     pub keyframe_requests: AtomicU64,
     pub relayed_nacks: AtomicU64,
     pub ignored_candidates: AtomicU64,
+    pub recycled_legs: AtomicU64,
     pub next_id: AtomicU64,
 }
 
@@ -63,6 +64,8 @@ pub struct SfuStats {
     /// Client ICE candidates not probed since start (loopback or private addresses the
     /// configuration does not allow, link-local, multicast, `.local` names, …).
     pub ignored_candidates: u64,
+    /// Subscriptions that reused a departed publisher's m-line instead of adding one.
+    pub recycled_legs: u64,
     /// Routing entries of the shared socket in single-port mode (0 otherwise).
     pub mux_routes: usize,
     /// Connectivity probes open now (each also holds a leased port).

@@ -198,6 +198,7 @@ async fn handle_event(
         SfuEventKind::Signal(ServerSignal::Offer(offer)) => {
             *state.tracks.lock().unwrap() = offer.tracks.clone();
             *state.last_offer_sdp.lock().unwrap() = offer.sdp.clone();
+            state.learn_ssrc_owners(&offer.sdp);
             let desc = RTCSessionDescription::offer(offer.sdp).unwrap();
             if let Err(e) = pc.set_remote_description(desc).await {
                 return record("apply server offer", &e);
@@ -226,6 +227,7 @@ async fn handle_event(
         }
         SfuEventKind::Signal(ServerSignal::Answer(answer)) => {
             *state.tracks.lock().unwrap() = answer.tracks.clone();
+            state.learn_ssrc_owners(&answer.sdp);
             let desc = RTCSessionDescription::answer(answer.sdp).unwrap();
             if let Err(e) = pc.set_remote_description(desc).await {
                 record("apply server answer", &e);

@@ -58,9 +58,21 @@ pub struct ClientState {
     pub server_candidates: Mutex<Vec<String>>,
     /// RTP packets this publisher handed to its connection.
     pub sent_packets: AtomicU64,
+    /// Who sends each SSRC, as the last server description says (`a=ssrc:<ssrc> msid:<user> …`).
+    pub ssrc_owners: Mutex<HashMap<u32, String>>,
 }
 
 impl ClientState {
+    /// Learns from a server description which publisher each SSRC belongs to.
+    pub fn learn_ssrc_owners(&self, sdp: &str) {
+        let owners = sdp.lines().filter_map(|line| {
+            let (ssrc, rest) = line.strip_prefix("a=ssrc:")?.split_once(' ')?;
+            let stream = rest.strip_prefix("msid:")?.split(' ').next()?;
+            Some((ssrc.parse().ok()?, stream.to_owned()))
+        });
+        self.ssrc_owners.lock().unwrap().extend(owners);
+    }
+
     pub fn received_from(&self, user: &str) -> Received {
         self.received
             .lock()
@@ -201,6 +213,7 @@ impl PeerConnectionEventHandler for ClientHandler {
             let kind = track.kind().await;
             let mut last_seq: Option<u16> = None;
             let mut attributed = matches!(attribution, Attribution::StreamId);
+            let mut last_ssrc = None;
             while let Some(event) = track.poll().await {
                 let TrackRemoteEvent::OnRtpPacket(packet) = event else {
                     continue;
@@ -210,6 +223,19 @@ impl PeerConnectionEventHandler for ClientHandler {
                         publisher = name;
                     }
                     attributed = true;
+                }
+                // A recycled m-line carries a new publisher on a new SSRC, and webrtc-rs keeps
+                // the track (and its first stream id) instead of firing on_track again: the
+                // SDP's SSRC → msid says who it is now.
+                if matches!(attribution, Attribution::StreamId)
+                    && last_ssrc != Some(packet.header.ssrc)
+                {
+                    last_ssrc = Some(packet.header.ssrc);
+                    if let Some(owner) = state.ssrc_owners.lock().unwrap().get(&packet.header.ssrc)
+                    {
+                        publisher.clone_from(owner);
+                    }
+                    last_seq = None;
                 }
                 let seq = packet.header.sequence_number;
                 let gap = last_seq.map_or(0, |l| u64::from(seq.wrapping_sub(l).wrapping_sub(1)));
