@@ -536,21 +536,15 @@ impl Room {
         publisher: &str,
         source: SourceId,
     ) -> Result<(), SfuError> {
-        let (kind, codec, payload_type, forwarder) = {
+        let (kind, offered, forwarder) = {
             let publication = self
                 .participants
                 .get(publisher)
                 .and_then(|p| p.published.get(&source))
                 .ok_or(SfuError::UnknownParticipant)?;
-            let payload_type = publication
-                .codecs
-                .iter()
-                .find(|(_, c)| c.mime_type == publication.codec.mime_type)
-                .map_or(0, |(pt, _)| *pt);
             (
                 publication.kind,
-                publication.codec.clone(),
-                payload_type,
+                offered_codec(publication),
                 publication.forwarder.clone(),
             )
         };
@@ -582,11 +576,11 @@ impl Room {
                 ssrc: Some(ssrc),
                 ..Default::default()
             },
-            codec: codec.clone(),
+            codec: offered.rtp_codec.clone(),
             ..Default::default()
         };
         let leg = match take_idle_leg(sub, kind) {
-            Some(leg) => match recycle_leg(&leg, publisher, encoding.clone(), payload_type).await {
+            Some(leg) => match recycle_leg(&leg, publisher, encoding.clone(), offered).await {
                 Ok(()) => {
                     metrics.recycled_legs.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(room = %room, subscriber, publisher, track = %leg.track_id,
@@ -920,9 +914,26 @@ impl Room {
         };
         let mut ready = Vec::new();
         for (source, subscription) in &sub.subscriptions {
+            if subscription.ready {
+                continue;
+            }
             // Ready once a server offer made after it was answered: a client's offer answered
-            // meanwhile, or an older offer, did not carry its SSRC and codec.
-            if subscription.ready || sub.offers_answered() <= subscription.since_offer {
+            // meanwhile, or an older offer, did not carry its SSRC and codec. That answer
+            // reset the m-line's codecs to what it listed (the previous publisher's, for a
+            // recycled one): the next offer must list this publisher's again.
+            if sub.offers_answered() <= subscription.since_offer {
+                if let Some(publication) = self
+                    .participants
+                    .get(&subscription.publisher)
+                    .and_then(|p| p.published.get(source))
+                    && let Err(e) = subscription
+                        .leg
+                        .transceiver
+                        .set_codec_preferences(vec![offered_codec(publication)])
+                        .await
+                {
+                    tracing::debug!(error = %e, "sfu: codec preference not set");
+                }
                 continue;
             }
             let sending = matches!(
@@ -1269,13 +1280,13 @@ async fn recycle_leg(
     leg: &SendLeg,
     publisher: &str,
     encoding: RTCRtpEncodingParameters,
-    payload_type: u8,
+    offered: RTCRtpCodecParameters,
 ) -> Result<(), webrtc::error::Error> {
     // webrtc-rs hands out the sender of a sending transceiver only: direction first.
     leg.transceiver
         .set_direction(RTCRtpTransceiverDirection::Sendonly)
         .await?;
-    let result = repoint_sender(leg, publisher, encoding, payload_type).await;
+    let result = repoint_sender(leg, publisher, encoding, offered).await;
     if result.is_err() {
         let _ = leg
             .transceiver
@@ -1289,7 +1300,7 @@ async fn repoint_sender(
     leg: &SendLeg,
     publisher: &str,
     encoding: RTCRtpEncodingParameters,
-    payload_type: u8,
+    offered: RTCRtpCodecParameters,
 ) -> Result<(), webrtc::error::Error> {
     let codec = encoding.codec.clone();
     let next = MediaStreamTrack::new(
@@ -1309,14 +1320,22 @@ async fn repoint_sender(
         e.codec = codec.clone();
     }
     leg.sender.set_parameters(params, None).await?;
-    // The offer lists only this codec (as for a new m-line); webrtc-rs matches it to its own
-    // payload type, and the answer sets the one used.
-    leg.transceiver
-        .set_codec_preferences(vec![RTCRtpCodecParameters {
-            rtp_codec: codec,
-            payload_type,
-        }])
-        .await
+    // The offer lists only this codec (as for a new m-line).
+    leg.transceiver.set_codec_preferences(vec![offered]).await
+}
+
+/// The one codec a subscriber's m-line for `publication` offers. webrtc-rs matches it to its
+/// own payload type for the offer, and the answer sets the one used.
+fn offered_codec(publication: &Publication) -> RTCRtpCodecParameters {
+    let payload_type = publication
+        .codecs
+        .iter()
+        .find(|(_, c)| c.mime_type == publication.codec.mime_type)
+        .map_or(0, |(pt, _)| *pt);
+    RTCRtpCodecParameters {
+        rtp_codec: publication.codec.clone(),
+        payload_type,
+    }
 }
 
 fn rtc_kind(kind: MediaKind) -> RtpCodecKind {

@@ -1,12 +1,13 @@
 //! m-line reuse: one participant stays (publishing too, so its own m-lines are in the same SDP)
 //! while 30 publishers join and leave one after another. A departed publisher's two m-lines are
 //! recycled for the next one, so the staying participant's SDP stays the same size; and each
-//! publisher's media reaches it under that publisher's name, on a recycled m-line.
+//! publisher's media reaches it under that publisher's name, on a recycled m-line. Publishers
+//! alternate VP8 and H.264 cameras, so one video m-line carries both codecs in turn.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use talkconnect::sfu::{MediaKind, Sfu, SfuConfig};
-use talkconnect_testkit::sfu_client::{Client, has_kind, wait_for};
+use talkconnect_testkit::sfu_client::{Client, VideoCodec, has_kind, wait_for};
 
 const CHURNS: usize = 30;
 /// The staying participant's own microphone and camera.
@@ -31,7 +32,12 @@ async fn thirty_publishers_come_and_go_and_the_sdp_of_who_stays_does_not_grow() 
     let mut first_size: Option<(usize, usize)> = None;
     for i in 0..CHURNS {
         let name = format!("pub{i}");
-        let mut publisher = Client::join(&h, room, &name, true).await;
+        let video = if i % 2 == 0 {
+            VideoCodec::Vp8
+        } else {
+            VideoCodec::H264
+        };
+        let mut publisher = Client::join_publishing(&h, room, &name, video).await;
         publisher.start_media(50, 300);
         wait_for(
             &format!("{name}'s audio and video reach the staying participant"),
@@ -66,9 +72,18 @@ async fn thirty_publishers_come_and_go_and_the_sdp_of_who_stays_does_not_grow() 
 
         let sdp = stay.state.last_offer_sdp.lock().unwrap().clone();
         let lines = m_lines(&sdp);
+        // Its video m-line names it and offers its codec alone.
+        let section = sdp
+            .split("\r\nm=")
+            .find(|m| m.starts_with("video") && m.contains(&format!("a=msid:{name} ")))
+            .unwrap_or_else(|| panic!("no video m-line names {name}: {sdp}"));
+        let (wanted, other) = match video {
+            VideoCodec::Vp8 => (" VP8/90000", " H264/90000"),
+            VideoCodec::H264 => (" H264/90000", " VP8/90000"),
+        };
         assert!(
-            sdp.contains(&format!("a=msid:{name} ")),
-            "the offer names {name} in an msid"
+            section.contains(wanted) && !section.contains(other),
+            "{name}'s video m-line offers {wanted} alone: {section}"
         );
         // Present: one publisher (two m-lines); at most one departed pair waiting to be
         // recycled; our own two. A bound that does not move with the number of churns.

@@ -39,6 +39,20 @@ impl Client {
         client
     }
 
+    /// Joins and publishes like `join(.., true)`, the camera in `video`.
+    pub async fn join_publishing(
+        sfu: &SfuHandle,
+        room: &str,
+        user: &str,
+        video: VideoCodec,
+    ) -> Client {
+        let mut client = Self::join_held(sfu, room, user, true).await;
+        client.peer.video_codec = video;
+        client.publish().await;
+        client.start_signaling();
+        client
+    }
+
     /// Joins without publishing and without starting the signaling loop, so a test can
     /// interleave messages by hand (`next_event`, `publish`, `start_signaling`).
     pub async fn join_held(sfu: &SfuHandle, room: &str, user: &str, publish: bool) -> Client {
