@@ -348,6 +348,7 @@ impl SfuHandle {
             connect_timeouts: m.connect_timeouts.load(Ordering::Relaxed),
             ignored_candidates: m.ignored_candidates.load(Ordering::Relaxed),
             video_pauses: m.video_pauses.load(Ordering::Relaxed),
+            recycled_legs: m.recycled_legs.load(Ordering::Relaxed),
             mux_routes: self.shared.mux.as_ref().map_or(0, |mux| mux.route_count()),
             probes: live_probes(&self.shared.probes),
         }

@@ -25,7 +25,8 @@ use super::stats::{SfuMetrics, spawn_counted};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::RTCOfferOptions;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+    RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
+    RtpCodecKind,
 };
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use std::collections::{HashMap, HashSet};
@@ -221,12 +222,29 @@ struct Publication {
 struct Subscription {
     publisher: String,
     kind: MediaKind,
-    track_id: String,
+    leg: SendLeg,
     ssrc: u32,
+    /// Ends this subscription's feedback task (the leg may outlive it, recycled).
+    feedback: CancellationToken,
+    /// `offers_sent` when it was made: a server offer after that one carries it.
+    since_offer: u64,
+    ready: bool,
+}
+
+/// One server-created send m-line of a subscriber's connection. It outlives the subscription
+/// it was made for: when that publisher goes, the leg turns inactive and waits in
+/// `Participant::idle_legs` for the next publisher's track of the same kind (m-line reuse), so
+/// a long-lived room's SDP does not grow with every departure.
+struct SendLeg {
+    kind: MediaKind,
+    /// The msid track id, fixed for the life of the m-line: webrtc-rs routes the subscriber's
+    /// RTCP for this sender by it, and only to the track it was first bound with.
+    track_id: String,
+    /// The track bound to the sender: every forwarded packet is written through it, whichever
+    /// publisher the leg carries now.
     track: Arc<TrackLocalStaticRTP>,
     sender: Arc<dyn RtpSender>,
     transceiver: Arc<dyn RtpTransceiver>,
-    ready: bool,
 }
 
 /// Client offers allowed per participant: a token bucket.
@@ -286,11 +304,21 @@ struct Participant {
     receive_video: bool,
     published: HashMap<SourceId, Publication>,
     subscriptions: HashMap<SourceId, Subscription>,
+    /// Send m-lines whose publisher left, inactive, kept for reuse (see [`SendLeg`]), each with
+    /// `offers_sent` when it turned inactive.
+    idle_legs: Vec<(u64, SendLeg)>,
     /// Subscriptions waiting for the client's first offer to be applied: transceivers added
     /// before it would be matched to the client's own m-lines.
     deferred: Vec<(String, SourceId)>,
     downlink_queue: mpsc::Sender<DownlinkPacket>,
     downlink: mpsc::UnboundedSender<DownlinkCmd>,
+}
+
+impl Participant {
+    /// Server offers answered so far (at most one is outstanding).
+    fn offers_answered(&self) -> u64 {
+        self.offers_sent - u64::from(self.offer_in_flight)
+    }
 }
 
 pub(crate) struct Room {
@@ -600,6 +628,7 @@ impl Room {
                 receive_video: true,
                 published: HashMap::new(),
                 subscriptions: HashMap::new(),
+                idle_legs: Vec::new(),
                 deferred: Vec::new(),
                 downlink_queue: queue_tx,
                 downlink: downlink_tx,
@@ -627,14 +656,15 @@ impl Room {
         Ok(())
     }
 
-    /// Adds a send-only transceiver for `publisher`'s `source` to `subscriber`'s connection.
+    /// Gives `subscriber` a send-only leg for `publisher`'s `source`: an idle m-line of the same
+    /// kind when it has one, else a new transceiver.
     async fn subscribe(
         &mut self,
         subscriber: &str,
         publisher: &str,
         source: SourceId,
     ) -> Result<(), SfuError> {
-        let (kind, codec, forwarder) = {
+        let (kind, offered, forwarder) = {
             let publication = self
                 .participants
                 .get(publisher)
@@ -642,11 +672,12 @@ impl Room {
                 .ok_or(SfuError::UnknownParticipant)?;
             (
                 publication.kind,
-                publication.codec.clone(),
+                offered_codec(publication),
                 publication.forwarder.clone(),
             )
         };
         let metrics = Arc::clone(&self.shared.metrics);
+        let room = self.id.clone();
         let sub = self
             .participants
             .get_mut(subscriber)
@@ -667,50 +698,45 @@ impl Room {
             }
         };
         // Stream id = publisher's user id, so the browser's `event.streams[0].id` names the
-        // owner; the track id is unique per subscription so a rejoin never reuses one.
-        let track_id = format!("{publisher}-{kind}-{source}");
-        let rtc_kind = match kind {
-            MediaKind::Audio => RtpCodecKind::Audio,
-            MediaKind::Video => RtpCodecKind::Video,
-        };
-        let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-            publisher.to_owned(),
-            track_id.clone(),
-            track_id.clone(),
-            rtc_kind,
-            vec![RTCRtpEncodingParameters {
-                rtp_coding_parameters: RTCRtpCodingParameters {
-                    ssrc: Some(ssrc),
-                    ..Default::default()
-                },
-                codec,
+        // owner (and CNAME, so its audio and video are synchronised together).
+        let encoding = RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(ssrc),
                 ..Default::default()
-            }],
-        )));
-        let transceiver = sub
-            .pc
-            .add_transceiver_from_track(
-                Arc::clone(&track) as Arc<dyn webrtc::media_stream::track_local::TrackLocal>,
-                Some(RTCRtpTransceiverInit {
-                    direction: RTCRtpTransceiverDirection::Sendonly,
-                    streams: vec![],
-                    send_encodings: vec![],
-                }),
-            )
-            .await
-            .map_err(|e| internal("add transceiver", e))?;
-        let sender = transceiver
-            .sender()
-            .await
-            .map_err(|e| internal("transceiver sender", e))?
-            .ok_or(SfuError::Internal)?;
+            },
+            codec: offered.rtp_codec.clone(),
+            ..Default::default()
+        };
+        let leg = match take_idle_leg(sub, kind) {
+            Some(leg) => match recycle_leg(&leg, publisher, encoding.clone(), offered).await {
+                Ok(()) => {
+                    metrics.recycled_legs.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(room = %room, subscriber, publisher, track = %leg.track_id,
+                        "sfu: idle m-line reused");
+                    Some(leg)
+                }
+                Err(e) => {
+                    // recycle_leg left it inactive; it is dropped from the idle legs (an
+                    // inactive m-line, as before reuse existed) and the subscription gets a
+                    // new m-line.
+                    tracing::warn!(room = %room, subscriber, error = %e, "sfu: m-line reuse failed");
+                    None
+                }
+            },
+            None => None,
+        };
+        let leg = match leg {
+            Some(leg) => leg,
+            None => new_leg(sub, publisher, kind, source, encoding).await?,
+        };
+        let feedback = sub.cancel.child_token();
         spawn_counted(
             &metrics,
             run_leg_feedback(
-                Arc::clone(&track),
+                Arc::clone(&leg.track),
                 sub.peer,
                 forwarder,
-                sub.cancel.child_token(),
+                feedback.clone(),
             ),
         );
         sub.subscriptions.insert(
@@ -718,11 +744,10 @@ impl Room {
             Subscription {
                 publisher: publisher.to_owned(),
                 kind,
-                track_id,
+                leg,
                 ssrc,
-                track,
-                sender,
-                transceiver,
+                feedback,
+                since_offer: sub.offers_sent,
                 ready: false,
             },
         );
@@ -736,6 +761,8 @@ impl Room {
         Ok(())
     }
 
+    /// Stops forwarding `source` to `subscriber`; its m-line turns inactive at the next offer
+    /// and becomes an idle leg for the next publisher.
     async fn unsubscribe(&mut self, subscriber: &str, source: SourceId) {
         let Some(sub) = self.participants.get_mut(subscriber) else {
             return;
@@ -745,8 +772,20 @@ impl Room {
             return;
         };
         let _ = sub.downlink.send(DownlinkCmd::RemoveLeg { source });
-        if let Err(e) = sub.pc.remove_track(&subscription.sender).await {
-            tracing::debug!(error = %e, "sfu: remove_track failed");
+        subscription.feedback.cancel();
+        let leg = subscription.leg;
+        match leg
+            .transceiver
+            .set_direction(RTCRtpTransceiverDirection::Inactive)
+            .await
+        {
+            Ok(()) => sub.idle_legs.push((sub.offers_sent, leg)),
+            Err(e) => {
+                tracing::debug!(error = %e, "sfu: idle m-line not kept");
+                if let Err(e) = sub.pc.remove_track(&leg.sender).await {
+                    tracing::debug!(error = %e, "sfu: remove_track failed");
+                }
+            }
         }
         sub.negotiation_needed = true;
     }
@@ -887,12 +926,12 @@ impl Room {
         };
         let mut tracks = Vec::with_capacity(p.subscriptions.len());
         for subscription in p.subscriptions.values() {
-            if let Ok(Some(mid)) = subscription.transceiver.mid().await {
+            if let Ok(Some(mid)) = subscription.leg.transceiver.mid().await {
                 tracks.push(TrackInfo {
                     mid,
                     user_id: subscription.publisher.clone(),
                     kind: subscription.kind,
-                    track_id: subscription.track_id.clone(),
+                    track_id: subscription.leg.track_id.clone(),
                 });
             }
         }
@@ -1039,14 +1078,33 @@ impl Room {
             if subscription.ready {
                 continue;
             }
+            // Ready once a server offer made after it was answered: a client's offer answered
+            // meanwhile, or an older offer, did not carry its SSRC and codec. That answer
+            // reset the m-line's codecs to what it listed (the previous publisher's, for a
+            // recycled one): the next offer must list this publisher's again.
+            if sub.offers_answered() <= subscription.since_offer {
+                if let Some(publication) = self
+                    .participants
+                    .get(&subscription.publisher)
+                    .and_then(|p| p.published.get(source))
+                    && let Err(e) = subscription
+                        .leg
+                        .transceiver
+                        .set_codec_preferences(vec![offered_codec(publication)])
+                        .await
+                {
+                    tracing::debug!(error = %e, "sfu: codec preference not set");
+                }
+                continue;
+            }
             let sending = matches!(
-                subscription.transceiver.current_direction().await,
+                subscription.leg.transceiver.current_direction().await,
                 Ok(RTCRtpTransceiverDirection::Sendonly | RTCRtpTransceiverDirection::Sendrecv)
             );
             if !sending {
                 continue;
             }
-            let Ok(params) = subscription.sender.get_parameters().await else {
+            let Ok(params) = subscription.leg.sender.get_parameters().await else {
                 continue;
             };
             let Some(publication) = self
@@ -1094,7 +1152,7 @@ impl Room {
             let _ = sub.downlink.send(DownlinkCmd::SetLeg {
                 source,
                 kind: subscription.kind,
-                track: Arc::clone(&subscription.track),
+                track: Arc::clone(&subscription.leg.track),
                 mapping: Box::new(mapping),
             });
             // Until the subscriber is connected it could not decrypt anything: it joins the
@@ -1426,6 +1484,135 @@ impl Room {
         for user in users {
             self.remove_participant(&user, reason).await;
         }
+    }
+}
+
+/// A new send-only transceiver (a new m-line) carrying `publisher`'s track to `sub`.
+async fn new_leg(
+    sub: &Participant,
+    publisher: &str,
+    kind: MediaKind,
+    source: SourceId,
+    encoding: RTCRtpEncodingParameters,
+) -> Result<SendLeg, SfuError> {
+    // Unique per m-line, so a rejoin never reuses one.
+    let track_id = format!("{publisher}-{kind}-{source}");
+    let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+        publisher.to_owned(),
+        track_id.clone(),
+        track_id.clone(),
+        rtc_kind(kind),
+        vec![encoding],
+    )));
+    let transceiver = sub
+        .pc
+        .add_transceiver_from_track(
+            Arc::clone(&track) as Arc<dyn webrtc::media_stream::track_local::TrackLocal>,
+            Some(RTCRtpTransceiverInit {
+                direction: RTCRtpTransceiverDirection::Sendonly,
+                streams: vec![],
+                send_encodings: vec![],
+            }),
+        )
+        .await
+        .map_err(|e| internal("add transceiver", e))?;
+    let sender = transceiver
+        .sender()
+        .await
+        .map_err(|e| internal("transceiver sender", e))?
+        .ok_or(SfuError::Internal)?;
+    Ok(SendLeg {
+        kind,
+        track_id,
+        track,
+        sender,
+        transceiver,
+    })
+}
+
+/// An idle leg of `kind` whose inactive state the subscriber has already answered (a server
+/// offer made after it turned inactive was answered): only then does the next offer
+/// turn it back on, a fresh `track` event in the browser, rather than switch an m-line the
+/// browser still plays from one publisher to another.
+fn take_idle_leg(sub: &mut Participant, kind: MediaKind) -> Option<SendLeg> {
+    let answered = sub.offers_answered();
+    let i = sub
+        .idle_legs
+        .iter()
+        .position(|(since, leg)| leg.kind == kind && answered > *since)?;
+    Some(sub.idle_legs.swap_remove(i).1)
+}
+
+/// Points an idle leg at a new publisher: the sender's track (msid stream id and CNAME = the
+/// publisher, the same track id), its SSRC and codec (a VP8 leg may carry H.264 next), and the
+/// direction back to send-only. The next offer says all of it; the wire mapping is negotiated
+/// again in `refresh_legs` once answered. On failure the leg is left inactive.
+async fn recycle_leg(
+    leg: &SendLeg,
+    publisher: &str,
+    encoding: RTCRtpEncodingParameters,
+    offered: RTCRtpCodecParameters,
+) -> Result<(), webrtc::error::Error> {
+    // webrtc-rs hands out the sender of a sending transceiver only: direction first.
+    leg.transceiver
+        .set_direction(RTCRtpTransceiverDirection::Sendonly)
+        .await?;
+    let result = repoint_sender(leg, publisher, encoding, offered).await;
+    if result.is_err() {
+        let _ = leg
+            .transceiver
+            .set_direction(RTCRtpTransceiverDirection::Inactive)
+            .await;
+    }
+    result
+}
+
+async fn repoint_sender(
+    leg: &SendLeg,
+    publisher: &str,
+    encoding: RTCRtpEncodingParameters,
+    offered: RTCRtpCodecParameters,
+) -> Result<(), webrtc::error::Error> {
+    let codec = encoding.codec.clone();
+    let next = MediaStreamTrack::new(
+        publisher.to_owned(),
+        leg.track_id.clone(),
+        leg.track_id.clone(),
+        rtc_kind(leg.kind),
+        vec![encoding.clone()],
+    );
+    leg.sender
+        .replace_track(Arc::new(TrackLocalStaticRTP::new(next)))
+        .await?;
+    // The sender checks each packet's SSRC against its encodings, which replace_track leaves.
+    let mut params = leg.sender.get_parameters().await?;
+    for e in &mut params.encodings {
+        e.rtp_coding_parameters.ssrc = encoding.rtp_coding_parameters.ssrc;
+        e.codec = codec.clone();
+    }
+    leg.sender.set_parameters(params, None).await?;
+    // The offer lists only this codec (as for a new m-line).
+    leg.transceiver.set_codec_preferences(vec![offered]).await
+}
+
+/// The one codec a subscriber's m-line for `publication` offers. webrtc-rs matches it to its
+/// own payload type for the offer, and the answer sets the one used.
+fn offered_codec(publication: &Publication) -> RTCRtpCodecParameters {
+    let payload_type = publication
+        .codecs
+        .iter()
+        .find(|(_, c)| c.mime_type == publication.codec.mime_type)
+        .map_or(0, |(pt, _)| *pt);
+    RTCRtpCodecParameters {
+        rtp_codec: publication.codec.clone(),
+        payload_type,
+    }
+}
+
+fn rtc_kind(kind: MediaKind) -> RtpCodecKind {
+    match kind {
+        MediaKind::Audio => RtpCodecKind::Audio,
+        MediaKind::Video => RtpCodecKind::Video,
     }
 }
 

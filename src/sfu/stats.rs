@@ -24,6 +24,7 @@ pub(crate) struct SfuMetrics {
     pub nack_limited_packets: AtomicU64,
     pub ignored_candidates: AtomicU64,
     pub video_pauses: AtomicU64,
+    pub recycled_legs: AtomicU64,
     pub next_id: AtomicU64,
 }
 
@@ -79,6 +80,8 @@ pub struct SfuStats {
     pub ignored_candidates: u64,
     /// Times the video forwarded to a participant was paused because its downlink lost packets.
     pub video_pauses: u64,
+    /// Subscriptions that reused a departed publisher's m-line instead of adding one.
+    pub recycled_legs: u64,
     /// Routing entries of the shared socket in single-port mode (0 otherwise).
     pub mux_routes: usize,
     /// Connectivity probes open now (each also holds a leased port).

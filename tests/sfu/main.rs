@@ -1,12 +1,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The SFU through its public API (`Sfu`, `SfuHandle`), with real webrtc-rs peers
 //! (`talkconnect_testkit::sfu_client`) on loopback: forwarding, typed errors, offer collisions,
-//! ICE-TCP and single-port transport, join/leave cycles that leave nothing behind, clients
-//! that misbehave on purpose, retransmissions under loss (in a network namespace of its
-//! own, with nftables), and ICE restarts after a client's path broke. Needs no service; each
-//! test takes its own media ports in 42000–42599 (restart: 42900–42949), or ports the kernel
-//! hands out.
+//! ICE-TCP and single-port transport, join/leave cycles that leave nothing behind, publisher
+//! churn that recycles m-lines, clients that misbehave on purpose, retransmissions under loss
+//! (in a network namespace of its own, with nftables), and ICE restarts after a client's path
+//! broke. Needs no service; each test takes its own media ports in 42000–42599 (restart:
+//! 42900–42949), or ports the kernel hands out.
 
+mod churn;
 mod errors;
 mod forwarding;
 mod hardening;

@@ -3,8 +3,10 @@
 // the page: framesDecoded and audio bytesReceived rising); camera and microphone off;
 // someone leaving; a person who refused the camera (audio-only) and one who refused both
 // (listen-only); a second tab taking the media over; autoplay refused until a tap; a reload;
-// a server restart (media comes back). Then a server in mesh mode: the same three pages, each
-// with one peer connection per other participant (webrtc:* relay, no sfu:* traffic).
+// a server restart (media comes back); a publisher leaving and another joining on the m-lines
+// the first left (m-line reuse: same mids, the newcomer's msid, SSRC, tile and frames). Then a
+// server in mesh mode: the same three pages, each with one peer connection per other
+// participant (webrtc:* relay, no sfu:* traffic).
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
@@ -290,6 +292,129 @@ describe('audio and video through the SFU', () => {
     assert.deepEqual(body.participants.map((p) => p.userId).sort(), [ids.an, ids.binh].sort());
     await an.context().close();
     await binh.context().close();
+  });
+});
+
+/** The remote description as the page holds it: m-lines (mid, direction, msid stream, SSRCs). */
+function remoteSections(page) {
+  return page.evaluate(() => {
+    const sdp = window.__talkconnect.pc?.remoteDescription?.sdp ?? '';
+    return sdp
+      .split(/\r\n(?=m=)/)
+      .slice(1)
+      .map((section) => {
+        const lines = section.split('\r\n');
+        const attr = (name) => lines.find((l) => l.startsWith(`a=${name}`));
+        return {
+          kind: lines[0].slice(2).split(' ')[0],
+          mid: attr('mid:')?.slice(6) ?? null,
+          direction: ['sendonly', 'recvonly', 'sendrecv', 'inactive'].find((d) => lines.includes(`a=${d}`)),
+          stream: attr('msid:')?.slice(7).split(' ')[0] ?? null,
+          ssrcs: [...new Set(lines.filter((l) => l.startsWith('a=ssrc:')).map((l) => l.split(' ')[0].slice(7)))],
+        };
+      });
+  });
+}
+
+/** Video frames decoded on the m-line `mid` (every inbound-rtp of that mid, getStats). */
+function framesDecodedOn(page, mid) {
+  return page.evaluate(async (m) => {
+    let frames = 0;
+    (await window.__talkconnect.pc.getStats()).forEach((r) => {
+      if (r.type === 'inbound-rtp' && r.kind === 'video' && r.mid === m) frames += r.framesDecoded ?? 0;
+    });
+    return frames;
+  }, mid);
+}
+
+describe('m-line reuse through the SFU', () => {
+  it('a publisher leaves, another joins: same m-lines, new person, right tile', STEP, async () => {
+    const an = await newPage();
+    await an.goto(server.url);
+    await signInAsGuest(an, 'An Nguyen');
+    const roomId = await createRoom(an, { title: 'Churn room' });
+    const binh = await enterAs(browser, 'Bình Trần', roomId);
+    const ids = { an: await userId(an), binh: await userId(binh) };
+    await videoOn(an, ids.binh).waitFor(MEDIA);
+
+    const withBinh = await remoteSections(an);
+    const binhSections = withBinh.filter((s) => s.stream === ids.binh && s.direction === 'sendonly');
+    assert.equal(binhSections.length, 2, `Bình's audio and video m-lines: ${JSON.stringify(withBinh)}`);
+
+    await binh.getByRole('button', { name: 'Leave' }).click();
+    await an.locator(`.tile[data-user-id="${ids.binh}"]`).waitFor({ state: 'detached', ...LIVE });
+    // The departure is negotiated: Bình's m-lines are inactive.
+    await an.waitForFunction(
+      (mids) => {
+        const sdp = window.__talkconnect.pc?.remoteDescription?.sdp ?? '';
+        const sections = sdp.split(/\r\n(?=m=)/);
+        return (
+          window.__talkconnect.pc.signalingState === 'stable' &&
+          mids.every((mid) => sections.some((s) => s.includes(`a=mid:${mid}\r\n`) && s.includes('a=inactive')))
+        );
+      },
+      binhSections.map((s) => s.mid),
+      LIVE,
+    );
+    await binh.context().close();
+    // Every `track` event from here on (the app's own handler stays in place).
+    await an.evaluate(() => {
+      window.__trackEvents = [];
+      window.__talkconnect.pc.addEventListener('track', (e) =>
+        window.__trackEvents.push({ mid: e.transceiver.mid, stream: e.streams[0]?.id ?? null }),
+      );
+    });
+
+    const chi = await enterAs(browser, 'Chi Lê', roomId);
+    const chiId = await userId(chi);
+    await videoOn(an, chiId).waitFor(MEDIA);
+    const tile = an.locator(`.tile[data-user-id="${chiId}"]`);
+    assert.match(await tile.textContent(), /Chi Lê/, "the tile is labelled with Chi's name");
+
+    const withChi = await remoteSections(an);
+    assert.ok(withChi.length <= withBinh.length, `m-lines: ${withBinh.length} with Bình, ${withChi.length} with Chi`);
+    const chiSections = withChi.filter((s) => s.stream === chiId && s.direction === 'sendonly');
+    assert.deepEqual(
+      chiSections.map((s) => s.mid).sort(),
+      binhSections.map((s) => s.mid).sort(),
+      "Chi's media arrives on the m-lines Bình left",
+    );
+    // The browser fired `track` again on each recycled m-line, with Chi's stream.
+    const events = await an.evaluate(() => window.__trackEvents);
+    assert.deepEqual(
+      events.filter((e) => e.stream === chiId).map((e) => e.mid).sort(),
+      binhSections.map((s) => s.mid).sort(),
+      `track events: ${JSON.stringify(events)}`,
+    );
+    for (const s of chiSections) {
+      const was = binhSections.find((b) => b.mid === s.mid);
+      assert.notDeepEqual(s.ssrcs, was.ssrcs, `mid ${s.mid}: a new SSRC for the new publisher`);
+    }
+    // The page maps Chi's tile to the receiver of the recycled video m-line, and decodes it.
+    const videoMid = chiSections.find((s) => s.kind === 'video').mid;
+    const mapped = await an.evaluate(
+      ([id, mid]) => {
+        const tc = window.__talkconnect;
+        const t = tc.pc.getTransceivers().find((x) => x.mid === mid);
+        return tc.remote[id]?.video === t?.receiver.track.id;
+      },
+      [chiId, videoMid],
+    );
+    assert.ok(mapped, "Chi's tile shows the track of the recycled video m-line");
+    const first = await framesDecodedOn(an, videoMid);
+    const deadline = Date.now() + MEDIA.timeout;
+    let frames = first;
+    while (frames <= first + 10 && Date.now() < deadline) {
+      await an.waitForTimeout(500);
+      frames = await framesDecodedOn(an, videoMid);
+    }
+    assert.ok(frames > first + 10, `video frames decoded on mid ${videoMid}: ${first} then ${frames}`);
+    console.log(
+      `[mline] m-lines ${withBinh.length} → ${withChi.length}; video mid ${videoMid} ssrc ${JSON.stringify(binhSections.find((s) => s.kind === 'video').ssrcs)} → ${JSON.stringify(chiSections.find((s) => s.kind === 'video').ssrcs)}; frames ${first} → ${frames}`,
+    );
+    await screenshot(an, 'mline-reuse');
+    await chi.context().close();
+    await an.context().close();
   });
 });
 

@@ -42,6 +42,20 @@ impl Client {
         client
     }
 
+    /// Joins and publishes like `join(.., true)`, the camera in `video`.
+    pub async fn join_publishing(
+        sfu: &SfuHandle,
+        room: &str,
+        user: &str,
+        video: VideoCodec,
+    ) -> Client {
+        let mut client = Self::join_held(sfu, room, user, true).await;
+        client.peer.video_codec = video;
+        client.publish().await;
+        client.start_signaling();
+        client
+    }
+
     /// Joins without publishing and without starting the signaling loop, so a test can
     /// interleave messages by hand (`next_event`, `publish`, `start_signaling`).
     pub async fn join_held(sfu: &SfuHandle, room: &str, user: &str, publish: bool) -> Client {
@@ -252,6 +266,7 @@ async fn handle_event(
         SfuEventKind::Signal(ServerSignal::Offer(offer)) => {
             *state.tracks.lock().unwrap() = offer.tracks.clone();
             *state.last_offer_sdp.lock().unwrap() = offer.sdp.clone();
+            state.learn_ssrc_owners(&offer.sdp);
             let desc = RTCSessionDescription::offer(offer.sdp).unwrap();
             if let Err(e) = pc.set_remote_description(desc).await {
                 return record("apply server offer", &e);
@@ -280,6 +295,7 @@ async fn handle_event(
         }
         SfuEventKind::Signal(ServerSignal::Answer(answer)) => {
             *state.tracks.lock().unwrap() = answer.tracks.clone();
+            state.learn_ssrc_owners(&answer.sdp);
             let desc = RTCSessionDescription::answer(answer.sdp).unwrap();
             if let Err(e) = pc.set_remote_description(desc).await {
                 record("apply server answer", &e);

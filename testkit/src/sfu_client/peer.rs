@@ -7,7 +7,9 @@ use super::network::{Network, NetworkRuntime};
 use bytes::Bytes;
 use rtc::interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
 use rtc::media_stream::MediaStreamTrack;
-use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
+use rtc::peer_connection::configuration::media_engine::{
+    MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8,
+};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp;
@@ -34,6 +36,41 @@ use webrtc::peer_connection::{
 
 pub const OPUS_PT: u8 = 111;
 pub const VP8_PT: u8 = 96;
+pub const H264_PT: u8 = 102;
+
+/// The codec a publishing client sends its camera in (every client receives both).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum VideoCodec {
+    #[default]
+    Vp8,
+    /// Constrained baseline, packetization-mode 1.
+    H264,
+}
+
+impl VideoCodec {
+    fn codec(self) -> RTCRtpCodec {
+        match self {
+            VideoCodec::Vp8 => vp8(),
+            VideoCodec::H264 => h264(),
+        }
+    }
+
+    fn payload_type(self) -> u8 {
+        match self {
+            VideoCodec::Vp8 => VP8_PT,
+            VideoCodec::H264 => H264_PT,
+        }
+    }
+
+    /// The start of a frame's first packet: a VP8 payload descriptor and frame header, or an
+    /// H.264 NAL header (IDR or not).
+    fn frame_start(self, key: bool) -> Vec<u8> {
+        match self {
+            VideoCodec::Vp8 => vec![0x10, if key { 0x00 } else { 0x01 }, 0x9d, 0x01, 0x2a],
+            VideoCodec::H264 => vec![if key { 0x65 } else { 0x41 }, 0x88],
+        }
+    }
+}
 
 /// Packets one subscriber received from one publisher.
 #[derive(Debug, Default, Clone)]
@@ -157,9 +194,21 @@ impl FrameLog {
             lost: expected.saturating_sub(complete),
         }
     }
+    /// Who sends each SSRC, as the last server description says (`a=ssrc:<ssrc> msid:<user> …`).
+    pub ssrc_owners: Mutex<HashMap<u32, String>>,
 }
 
 impl ClientState {
+    /// Learns from a server description which publisher each SSRC belongs to.
+    pub fn learn_ssrc_owners(&self, sdp: &str) {
+        let owners = sdp.lines().filter_map(|line| {
+            let (ssrc, rest) = line.strip_prefix("a=ssrc:")?.split_once(' ')?;
+            let stream = rest.strip_prefix("msid:")?.split(' ').next()?;
+            Some((ssrc.parse().ok()?, stream.to_owned()))
+        });
+        self.ssrc_owners.lock().unwrap().extend(owners);
+    }
+
     pub fn received_from(&self, user: &str) -> Received {
         self.received
             .lock()
@@ -240,22 +289,37 @@ fn opus() -> RTCRtpCodec {
     }
 }
 
+fn video_feedback() -> Vec<RTCPFeedback> {
+    vec![
+        RTCPFeedback {
+            typ: "nack".into(),
+            parameter: String::new(),
+        },
+        RTCPFeedback {
+            typ: "nack".into(),
+            parameter: "pli".into(),
+        },
+    ]
+}
+
 fn vp8() -> RTCRtpCodec {
     RTCRtpCodec {
         mime_type: MIME_TYPE_VP8.to_owned(),
         clock_rate: 90000,
         channels: 0,
         sdp_fmtp_line: String::new(),
-        rtcp_feedback: vec![
-            RTCPFeedback {
-                typ: "nack".into(),
-                parameter: String::new(),
-            },
-            RTCPFeedback {
-                typ: "nack".into(),
-                parameter: "pli".into(),
-            },
-        ],
+        rtcp_feedback: video_feedback(),
+    }
+}
+
+fn h264() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_H264.to_owned(),
+        clock_rate: 90000,
+        channels: 0,
+        sdp_fmtp_line: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"
+            .to_owned(),
+        rtcp_feedback: video_feedback(),
     }
 }
 
@@ -310,6 +374,7 @@ impl PeerConnectionEventHandler for ClientHandler {
             let kind = track.kind().await;
             let mut last_seq: Option<u16> = None;
             let mut attributed = matches!(attribution, Attribution::StreamId);
+            let mut last_ssrc = None;
             while let Some(event) = track.poll().await {
                 let TrackRemoteEvent::OnRtpPacket(packet) = event else {
                     continue;
@@ -319,6 +384,19 @@ impl PeerConnectionEventHandler for ClientHandler {
                         publisher = name;
                     }
                     attributed = true;
+                }
+                // A recycled m-line carries a new publisher on a new SSRC, and webrtc-rs keeps
+                // the track (and its first stream id) instead of firing on_track again: the
+                // SDP's SSRC → msid says who it is now.
+                if matches!(attribution, Attribution::StreamId)
+                    && last_ssrc != Some(packet.header.ssrc)
+                {
+                    last_ssrc = Some(packet.header.ssrc);
+                    if let Some(owner) = state.ssrc_owners.lock().unwrap().get(&packet.header.ssrc)
+                    {
+                        publisher.clone_from(owner);
+                    }
+                    last_seq = None;
                 }
                 let seq = packet.header.sequence_number;
                 let gap = last_seq.map_or(0, |l| u64::from(seq.wrapping_sub(l).wrapping_sub(1)));
@@ -369,6 +447,8 @@ pub struct Peer {
     /// Local ICE candidates, for the signaling loop to trickle.
     pub candidates: Option<mpsc::UnboundedReceiver<RTCIceCandidateInit>>,
     pub tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// What `add_tracks` publishes the camera in.
+    pub video_codec: VideoCodec,
     audio: Option<Arc<TrackLocalStaticRTP>>,
     video: Option<Arc<TrackLocalStaticRTP>>,
 }
@@ -404,15 +484,17 @@ impl Peer {
                 RtpCodecKind::Audio,
             )
             .unwrap();
-        engine
-            .register_codec(
-                RTCRtpCodecParameters {
-                    rtp_codec: vp8(),
-                    payload_type: VP8_PT,
-                },
-                RtpCodecKind::Video,
-            )
-            .unwrap();
+        for codec in [VideoCodec::Vp8, VideoCodec::H264] {
+            engine
+                .register_codec(
+                    RTCRtpCodecParameters {
+                        rtp_codec: codec.codec(),
+                        payload_type: codec.payload_type(),
+                    },
+                    RtpCodecKind::Video,
+                )
+                .unwrap();
+        }
         let registry = register_default_interceptors(Registry::new(), &mut engine)
             .unwrap()
             .with(Slot::from(14_000usize), KeyframeRequestMarker::default());
@@ -453,14 +535,16 @@ impl Peer {
             state,
             candidates: Some(cand_rx),
             tasks: vec![],
+            video_codec: VideoCodec::default(),
             audio: None,
             video: None,
         }
     }
 
-    /// Adds an Opus and a VP8 track (stream id `<user>-stream`).
+    /// Adds an Opus and a video track in `video_codec` (stream id `<user>-stream`).
     pub async fn add_tracks(&mut self) {
-        for (kind, codec) in [(RtpCodecKind::Audio, opus()), (RtpCodecKind::Video, vp8())] {
+        let video = self.video_codec.codec();
+        for (kind, codec) in [(RtpCodecKind::Audio, opus()), (RtpCodecKind::Video, video)] {
             let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
                 format!("{}-stream", self.user),
                 format!("{}-{kind}", self.user),
@@ -475,10 +559,35 @@ impl Peer {
                     ..Default::default()
                 }],
             )));
-            self.pc
+            let sender = self
+                .pc
                 .add_track(Arc::clone(&track) as Arc<dyn TrackLocal>)
                 .await
                 .expect("add_track");
+            if kind == RtpCodecKind::Video {
+                // Offer every video codec, the one sent first (as browsers do): the SFU may
+                // forward either to this client.
+                let others = [VideoCodec::Vp8, VideoCodec::H264]
+                    .into_iter()
+                    .filter(|c| *c != self.video_codec);
+                let preferences = std::iter::once(self.video_codec)
+                    .chain(others)
+                    .map(|c| RTCRtpCodecParameters {
+                        rtp_codec: c.codec(),
+                        payload_type: c.payload_type(),
+                    })
+                    .collect::<Vec<_>>();
+                for transceiver in self.pc.get_transceivers().await {
+                    if let Ok(Some(s)) = transceiver.sender().await
+                        && s.id() == sender.id()
+                    {
+                        transceiver
+                            .set_codec_preferences(preferences.clone())
+                            .await
+                            .expect("video codec preferences");
+                    }
+                }
+            }
             // Count keyframe requests reaching this publisher.
             let state = Arc::clone(&self.state);
             let reader = Arc::clone(&track);
@@ -503,7 +612,7 @@ impl Peer {
         }
     }
 
-    /// Sends generated media: 50 Opus packets/s and `video_pps` VP8 packets/s (a keyframe-like
+    /// Sends generated media: 50 Opus packets/s and `video_pps` video packets/s (VP8 or H.264) (a keyframe-like
     /// packet every second), each payload naming the publisher so receivers can check labels.
     pub fn start_media(&mut self, video_pps: u32, payload_len: usize) {
         let (Some(audio), Some(video)) = (self.audio.clone(), self.video.clone()) else {
@@ -511,6 +620,7 @@ impl Peer {
         };
         let label = self.user.clone().into_bytes();
         let state = Arc::clone(&self.state);
+        let codec = self.video_codec;
         self.tasks.push(tokio::spawn(async move {
             let audio_ssrc = audio.ssrcs().await[0];
             let video_ssrc = video.ssrcs().await[0];
@@ -542,13 +652,13 @@ impl Peer {
                 for i in 0..per_tick {
                     // VP8 descriptor (S=1, PID 0) then a frame header: P=0 (key) once a second.
                     let key = n % 50 == 1 && i == 0;
-                    let mut payload = vec![0x10, if key { 0x00 } else { 0x01 }, 0x9d, 0x01, 0x2a];
+                    let mut payload = codec.frame_start(key);
                     payload.extend_from_slice(&label);
                     payload.resize(payload_len.max(payload.len()), 0x55);
                     let packet = rtp::Packet {
                         header: rtp::header::Header {
                             version: 2,
-                            payload_type: VP8_PT,
+                            payload_type: codec.payload_type(),
                             sequence_number: vseq,
                             timestamp: n * 1800,
                             ssrc: video_ssrc,
