@@ -4,10 +4,10 @@
 //! to that subscriber's connection. A slow subscriber fills only its own queue. Subscribers'
 //! NACKs are answered from the forwarder's retransmission buffer through the same queue.
 
+use super::congestion::VideoPaused;
 use super::retransmit::{
     MAX_PACKETS_PER_NACK, ResendLimiter, RetransmitBuffer, RetransmitSettings,
 };
-use super::congestion::VideoPaused;
 use super::signal::MediaKind;
 use super::stats::SfuMetrics;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;

@@ -98,6 +98,8 @@ pub struct ClientState {
     pub sent_packets: AtomicU64,
     /// Video frames received per publisher, to tell complete frames from damaged ones.
     pub video_frames: Mutex<HashMap<String, FrameLog>>,
+    /// Who sends each SSRC, as the last server description says (`a=ssrc:<ssrc> msid:<user> …`).
+    pub ssrc_owners: Mutex<HashMap<u32, String>>,
 }
 
 /// Video frames of one received track, by RTP timestamp: which sequence numbers arrived
@@ -194,8 +196,6 @@ impl FrameLog {
             lost: expected.saturating_sub(complete),
         }
     }
-    /// Who sends each SSRC, as the last server description says (`a=ssrc:<ssrc> msid:<user> …`).
-    pub ssrc_owners: Mutex<HashMap<u32, String>>,
 }
 
 impl ClientState {
