@@ -18,7 +18,7 @@ use rtc::rtcp::transport_feedbacks::transport_layer_nack::{
 use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
 use rtc::shared::marshal::MarshalSize;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -471,12 +471,9 @@ pub(crate) enum DownlinkCmd {
     RemoveLeg {
         source: SourceId,
     },
-    /// The subscriber wants none of this leg's packets for now (audio-only); the leg and its
-    /// m-line stay.
-    SetPaused {
-        source: SourceId,
-        paused: bool,
-    },
+    /// Audio-only (false) or not: the subscriber wants no video legs' packets for now; the
+    /// legs and their m-lines stay.
+    ReceiveVideo(bool),
 }
 
 /// Writes queued packets of every leg into one subscriber's connection.
@@ -489,7 +486,7 @@ pub(crate) async fn run_downlink(
 ) {
     type Leg = (MediaKind, Arc<TrackLocalStaticRTP>, Box<LegMapping>);
     let mut legs: HashMap<SourceId, Leg> = HashMap::new();
-    let mut paused: HashSet<SourceId> = HashSet::new();
+    let mut receive_video = true;
     loop {
         tokio::select! {
             biased;
@@ -502,24 +499,18 @@ pub(crate) async fn run_downlink(
                 Some(DownlinkCmd::RemoveLeg { source }) => {
                     legs.remove(&source);
                 }
-                Some(DownlinkCmd::SetPaused { source, paused: true }) => {
-                    paused.insert(source);
-                }
-                Some(DownlinkCmd::SetPaused { source, paused: false }) => {
-                    paused.remove(&source);
-                }
+                Some(DownlinkCmd::ReceiveVideo(video)) => receive_video = video,
             },
             queued = packets.recv() => {
                 let Some(queued) = queued else { break };
-                if paused.contains(&queued.source) {
-                    continue;
-                }
                 let Some((kind, track, mapping)) = legs.get(&queued.source) else {
                     metrics.dropped_packets.fetch_add(1, Ordering::Relaxed);
                     continue;
                 };
-                // Audio first: no video while this subscriber's downlink is congested.
-                if *kind == MediaKind::Video && video_paused.load(Ordering::Relaxed) {
+                // Audio-only, or audio first while this subscriber's downlink is congested.
+                if *kind == MediaKind::Video
+                    && (!receive_video || video_paused.load(Ordering::Relaxed))
+                {
                     continue;
                 }
                 let Some(packet) = mapping.rewrite(&queued.packet) else {

@@ -496,27 +496,16 @@ impl Room {
     /// tiles say why the picture stopped) and, on resume, ask every publisher it receives video
     /// from for a keyframe, which its decoder needs after the gap.
     fn video_gate(&self, user: &str, peer: u64, paused: bool) {
-        let Some(p) = self.participants.get(user).filter(|p| p.peer == peer) else {
+        if self.participants.get(user).is_none_or(|p| p.peer != peer) {
             return;
-        };
+        }
         if paused {
             self.shared
                 .metrics
                 .video_pauses
                 .fetch_add(1, Ordering::Relaxed);
         } else {
-            for (source, subscription) in &p.subscriptions {
-                if subscription.kind != MediaKind::Video {
-                    continue;
-                }
-                if let Some(publication) = self
-                    .participants
-                    .get(&subscription.publisher)
-                    .and_then(|pb| pb.published.get(source))
-                {
-                    let _ = publication.forwarder.send(ForwarderCmd::KeyframeRequest);
-                }
-            }
+            self.request_received_keyframes(user);
         }
         self.emit(
             user,
@@ -751,12 +740,6 @@ impl Room {
                 ready: false,
             },
         );
-        if kind == MediaKind::Video && !sub.receive_video {
-            let _ = sub.downlink.send(DownlinkCmd::SetPaused {
-                source,
-                paused: true,
-            });
-        }
         sub.negotiation_needed = true;
         Ok(())
     }
@@ -1195,29 +1178,32 @@ impl Room {
             return Ok(());
         }
         p.receive_video = video;
-        let mut resumed = Vec::new();
-        for (source, subscription) in &p.subscriptions {
-            if subscription.kind != MediaKind::Video {
-                continue;
-            }
-            let _ = p.downlink.send(DownlinkCmd::SetPaused {
-                source: *source,
-                paused: !video,
-            });
-            resumed.push((subscription.publisher.clone(), *source));
-        }
+        let _ = p.downlink.send(DownlinkCmd::ReceiveVideo(video));
         if video {
-            for (publisher, source) in resumed {
-                if let Some(publication) = self
-                    .participants
-                    .get(&publisher)
-                    .and_then(|pb| pb.published.get(&source))
-                {
-                    let _ = publication.forwarder.send(ForwarderCmd::KeyframeRequest);
-                }
-            }
+            self.request_received_keyframes(user);
         }
         Ok(())
+    }
+
+    /// Asks the publisher of every video `user` receives for a keyframe: its decoder needs one
+    /// after a gap (video resumed, the connection restored).
+    fn request_received_keyframes(&self, user: &str) {
+        let Some(p) = self.participants.get(user) else {
+            return;
+        };
+        let videos = p
+            .subscriptions
+            .iter()
+            .filter(|(_, s)| s.ready && s.kind == MediaKind::Video);
+        for (source, subscription) in videos {
+            if let Some(publication) = self
+                .participants
+                .get(&subscription.publisher)
+                .and_then(|pb| pb.published.get(source))
+            {
+                let _ = publication.forwarder.send(ForwarderCmd::KeyframeRequest);
+            }
+        }
     }
 
     fn local_candidate(&self, user: &str, peer: u64, candidate: RTCIceCandidateInit) {
@@ -1336,27 +1322,15 @@ impl Room {
         p.ice_restart_wanted = false;
         p.ice_restarting = false;
         tracing::info!(room = %self.id, user, "sfu: connection restored");
-        let videos: Vec<(String, SourceId)> = p
-            .subscriptions
-            .iter()
-            .filter(|(_, s)| s.ready && s.kind == MediaKind::Video)
-            .map(|(source, s)| (s.publisher.clone(), *source))
-            .chain(
-                p.published
-                    .values()
-                    .filter(|pb| pb.kind == MediaKind::Video)
-                    .map(|pb| (user.to_owned(), pb.source)),
-            )
-            .collect();
-        for (publisher, source) in videos {
-            if let Some(publication) = self
-                .participants
-                .get(&publisher)
-                .and_then(|pb| pb.published.get(&source))
-            {
-                let _ = publication.forwarder.send(ForwarderCmd::KeyframeRequest);
-            }
+        // Its own video too: the others' decoders saw the same gap.
+        for publication in p
+            .published
+            .values()
+            .filter(|pb| pb.kind == MediaKind::Video)
+        {
+            let _ = publication.forwarder.send(ForwarderCmd::KeyframeRequest);
         }
+        self.request_received_keyframes(user);
     }
 
     async fn track_opened(&mut self, user: &str, peer: u64, opened: OpenedTrack) {
