@@ -1,6 +1,6 @@
 // Audio first on a congested downlink (src/sfu/congestion.rs), in real Chromium through the
 // real binary, in the network lab of netlab.mjs: a publisher sends about 1 Mbit/s of video
-// (random grey) and a voice; the listener's downlink is then cut to 300 kbit/s by `tc tbf`.
+// (random noise) and a voice; the listener's downlink is then cut to 300 kbit/s by `tc tbf`.
 // Asserted:
 // - the server pauses the video it forwards to the listener (`sfu:video`), and the page says so
 //   (the media line and a badge on the publisher's tile);
@@ -13,7 +13,7 @@ import { after, before, describe, it } from 'node:test';
 
 import { tempDir } from '../../e2e/support/server.mjs';
 import { createRoom, expectFlowing, screenshot, signInAsGuest, userIdOf } from './harness.mjs';
-import { SITE, labMissing, netLab, noiseClip, receiving } from './netlab.mjs';
+import { SITE, labMissing, netLab, noiseCamera, receiving } from './netlab.mjs';
 
 const missing = labMissing();
 if (missing && process.env.CI === 'true') throw new Error(`congestion test under CI=true: ${missing}`);
@@ -29,7 +29,7 @@ before(async () => {
   if (SKIP) return;
   lab.build();
   server = await lab.server({ RUST_LOG: 'warn,talkconnect=info' });
-  publisherBrowser = await lab.browser('srv', { video: noiseClip(dir) });
+  publisherBrowser = await lab.browser('srv', { video: noiseCamera() });
   listenerBrowser = await lab.browser('sub');
 });
 

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { createSocket } from 'node:dgram';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -63,6 +63,29 @@ function fakeVoiceFile() {
   }
   const file = join(tempDir('tc-voice-'), 'voice.wav');
   writeFileSync(file, wav);
+  return file;
+}
+
+/**
+ * A Y4M clip of random noise for Chromium's fake camera (`--use-file-for-fake-video-capture`,
+ * looped): hard to compress, so the encoder sends what its estimate and limits allow (Chromium's
+ * own fake camera compresses to under 200 kbit/s).
+ */
+export function noiseClip({ width, height, fps, frames }) {
+  const file = join(tempDir('tc-noise-'), 'noise.y4m');
+  const fd = openSync(file, 'w');
+  writeSync(fd, `YUV4MPEG2 W${width} H${height} F${fps}:1 Ip A1:1 C420jpeg\n`);
+  const frame = Buffer.alloc((width * height * 3) / 2);
+  let seed = 7;
+  for (let f = 0; f < frames; f++) {
+    for (let i = 0; i < frame.length; i++) {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      frame[i] = seed >> 16;
+    }
+    writeSync(fd, 'FRAME\n');
+    writeSync(fd, frame);
+  }
+  closeSync(fd);
   return file;
 }
 

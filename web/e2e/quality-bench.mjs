@@ -10,10 +10,10 @@
 // `0,2,5,300k`) are applied one after another to the listener's downlink: `N` % random loss,
 // or `Nk` kbit/s. For each, a fresh listener page joins the publisher's room, waits WARMUP
 // seconds (default 5), then measures for SECONDS (default 20). The publisher's camera plays
-// random grey (VIDEO=fake: Chromium's own pattern, under 200 kbit/s).
+// random noise (VIDEO=fake: Chromium's own pattern, under 200 kbit/s).
 import { tempDir } from '../../e2e/support/server.mjs';
 import { createRoom, signInAsGuest, userIdOf } from './harness.mjs';
-import { SITE, netLab, noiseClip, receiving } from './netlab.mjs';
+import { SITE, netLab, noiseCamera, receiving } from './netlab.mjs';
 
 const CONDITIONS = (process.env.CONDITIONS ?? '0,2,5,300k').split(',').map((c) => c.trim());
 const WARMUP = Number(process.env.WARMUP ?? 5);
@@ -63,7 +63,7 @@ async function main() {
   const lab = netLab('tcq', dir);
   lab.build();
   const server = await lab.server(SERVER_ENV);
-  const publisherBrowser = await lab.browser('srv', { video: process.env.VIDEO === 'fake' ? undefined : noiseClip(dir) });
+  const publisherBrowser = await lab.browser('srv', { video: process.env.VIDEO === 'fake' ? undefined : noiseCamera() });
   const listenerBrowser = await lab.browser('sub');
   const rows = [];
   try {

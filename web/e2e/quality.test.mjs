@@ -14,12 +14,19 @@
 // TC_QUALITY_NO_BUDGET=1 runs the rooms with an unlimited budget and only prints their
 // uplink (the figures to compare with).
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
-import { MEDIA_ARGS, createRoom, launchBrowser, realtimeAvailable, screenshot, signInAsGuest, startServer, userIdOf } from './harness.mjs';
-import { tempDir } from '../../e2e/support/server.mjs';
+import {
+  MEDIA_ARGS,
+  createRoom,
+  launchBrowser,
+  noiseClip,
+  realtimeAvailable,
+  screenshot,
+  signInAsGuest,
+  startServer,
+  userIdOf,
+} from './harness.mjs';
 
 const STEP = { timeout: 240000 };
 const LIVE = { timeout: 15000 };
@@ -27,27 +34,6 @@ const MEDIA = { timeout: 60000 };
 const BUDGET_KBPS = process.env.TC_QUALITY_NO_BUDGET === '1' ? 100000 : 400;
 const METRICS_TOKEN = 'quality-test-metrics-token';
 const LEVELS = ['good', 'fair', 'poor', 'lost'];
-
-/** A 320x240 clip of random noise, 10 frames/s, 20 frames (Y4M, looped by Chromium). */
-function noiseClip() {
-  const [w, h, frames] = [320, 240, 20];
-  const header = Buffer.from(`YUV4MPEG2 W${w} H${h} F10:1 Ip A1:1 C420jpeg\n`);
-  const frameBytes = (w * h * 3) / 2;
-  const parts = [header];
-  let seed = 7;
-  for (let f = 0; f < frames; f++) {
-    parts.push(Buffer.from('FRAME\n'));
-    const frame = Buffer.alloc(frameBytes);
-    for (let i = 0; i < frameBytes; i++) {
-      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
-      frame[i] = seed >> 16;
-    }
-    parts.push(frame);
-  }
-  const file = join(tempDir('tc-noise-'), 'noise.y4m');
-  writeFileSync(file, Buffer.concat(parts));
-  return file;
-}
 
 const server = await startServer({
   env: { TALKCONNECT__MEDIA__UPLINK_KBPS: String(BUDGET_KBPS), TALKCONNECT__METRICS__TOKEN: METRICS_TOKEN },
@@ -59,7 +45,7 @@ if (!(await realtimeAvailable(server.url))) {
 let browser;
 
 before(async () => {
-  browser = await launchBrowser({ extraArgs: [...MEDIA_ARGS, `--use-file-for-fake-video-capture=${noiseClip()}`] });
+  browser = await launchBrowser({ extraArgs: [...MEDIA_ARGS, `--use-file-for-fake-video-capture=${noiseClip({ width: 320, height: 240, fps: 10, frames: 20 })}`] });
 });
 
 let meshServer;
