@@ -418,6 +418,11 @@ fn encode_sfu(out: &mut Out<'_, '_>, sfu: &SfuStats) -> std::fmt::Result {
         "sfu_video_pauses",
         "Times the video forwarded to a participant was paused because its downlink lost packets",
         sfu.video_pauses,
+    )?;
+    out.counter(
+        "sfu_layer_switches",
+        "Times a subscriber switched from one simulcast layer of a publisher's video to another",
+        sfu.layer_switches,
     )
 }
 

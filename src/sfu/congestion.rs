@@ -11,7 +11,7 @@ use rtc::interceptor::{
 use rtc::peer_connection::configuration::interceptor_registry::configure_twcc;
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::room::RoomCmd;
@@ -125,25 +125,35 @@ pub(crate) struct GateConfig {
 /// How long a try of paused video lasts before it is judged.
 pub(crate) const TRY_LENGTH: Duration = Duration::from_secs(3);
 
-/// What the gate decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum GateChange {
-    Pause,
-    Resume,
-}
+/// After a step up holds, how long before the next one is tried.
+const STEP_UP_AFTER: Duration = Duration::from_secs(2);
+
+/// The level at which every layer may be forwarded (`DownlinkVideo::level`).
+pub(crate) const FULL_LEVEL: u8 = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum GateState {
+    /// At the full level.
     Forwarding { lossy_since: Option<Instant> },
-    Paused { until: Instant, backoff: Duration },
+    /// Below it: the next step up is tried at `until`.
+    Limited {
+        lossy_since: Option<Instant>,
+        until: Instant,
+        backoff: Duration,
+    },
+    /// A step up under trial until `until`.
     Trying { until: Instant, backoff: Duration },
 }
 
-/// Pauses one participant's incoming video while its downlink loses packets.
+/// Sets how much video one participant receives from its downlink's loss: every layer
+/// (`FULL_LEVEL`), fewer simulcast layers, or none (0, paused). Sustained loss steps down to the
+/// lowest layer when a leg gets a higher one, else pauses; later, one level at a time is tried
+/// again, and a try that brings the loss back doubles the wait before the next.
 #[derive(Debug)]
 pub(crate) struct VideoGate {
     config: GateConfig,
     state: GateState,
+    level: u8,
 }
 
 impl VideoGate {
@@ -151,56 +161,77 @@ impl VideoGate {
         Self {
             config,
             state: GateState::Forwarding { lossy_since: None },
+            level: FULL_LEVEL,
         }
     }
 
-    #[cfg(test)]
-    fn paused(&self) -> bool {
-        matches!(self.state, GateState::Paused { .. })
-    }
-
-    /// Feeds the latest loss figure (`None`: no feedback yet) at `now`.
-    pub(crate) fn observe(&mut self, now: Instant, loss: Option<f64>) -> Option<GateChange> {
+    /// Feeds the latest loss figure (`None`: no feedback yet) at `now`; `above_low`: some leg
+    /// towards this participant forwards a simulcast layer above the lowest. Returns the new
+    /// level when it changes.
+    pub(crate) fn observe(
+        &mut self,
+        now: Instant,
+        loss: Option<f64>,
+        above_low: bool,
+    ) -> Option<u8> {
         let lossy = loss.is_some_and(|l| l > self.config.pause_loss);
         match self.state {
-            GateState::Forwarding { lossy_since } => {
-                let since = if lossy {
-                    Some(lossy_since.unwrap_or(now))
-                } else {
-                    None
+            GateState::Forwarding { lossy_since } | GateState::Limited { lossy_since, .. } => {
+                let (until, backoff) = match self.state {
+                    GateState::Limited { until, backoff, .. } => (Some(until), backoff),
+                    _ => (None, self.config.first_backoff),
                 };
+                // Paused: nothing left to shed, the try comes when it is due.
+                let since = (lossy && self.level > 0).then(|| lossy_since.unwrap_or(now));
                 if since.is_some_and(|t| now.duration_since(t) >= self.config.pause_after) {
-                    let backoff = self.config.first_backoff;
-                    self.state = GateState::Paused {
+                    self.level = if self.level >= 2 && above_low { 1 } else { 0 };
+                    self.state = GateState::Limited {
+                        lossy_since: None,
                         until: now + backoff,
                         backoff,
                     };
-                    return Some(GateChange::Pause);
+                    return Some(self.level);
                 }
-                self.state = GateState::Forwarding { lossy_since: since };
+                if let Some(until) = until {
+                    if now >= until && self.level < FULL_LEVEL {
+                        self.level += 1;
+                        self.state = GateState::Trying {
+                            until: now + self.config.probe,
+                            backoff,
+                        };
+                        return Some(self.level);
+                    }
+                    self.state = GateState::Limited {
+                        lossy_since: since,
+                        until,
+                        backoff,
+                    };
+                } else {
+                    self.state = GateState::Forwarding { lossy_since: since };
+                }
                 None
-            }
-            GateState::Paused { until, backoff } => {
-                if now < until {
-                    return None;
-                }
-                self.state = GateState::Trying {
-                    until: now + self.config.probe,
-                    backoff,
-                };
-                Some(GateChange::Resume)
             }
             GateState::Trying { until, backoff } => {
                 if lossy {
                     let backoff = (backoff * 2).min(self.config.max_backoff);
-                    self.state = GateState::Paused {
+                    self.level -= 1;
+                    self.state = GateState::Limited {
+                        lossy_since: None,
                         until: now + backoff,
                         backoff,
                     };
-                    return Some(GateChange::Pause);
+                    return Some(self.level);
                 }
                 if now >= until {
-                    self.state = GateState::Forwarding { lossy_since: None };
+                    self.state = if self.level >= FULL_LEVEL {
+                        GateState::Forwarding { lossy_since: None }
+                    } else {
+                        GateState::Limited {
+                            lossy_since: None,
+                            until: now + STEP_UP_AFTER,
+                            backoff: self.config.first_backoff,
+                        }
+                    };
                 }
                 None
             }
@@ -208,18 +239,56 @@ impl VideoGate {
     }
 }
 
-/// The flag a participant's downlink reads: true while its video is paused.
-pub(crate) type VideoPaused = Arc<AtomicBool>;
+/// What one participant's downlink may carry of video, shared by its gate (which sets it), its
+/// downlink (which drops video at level 0) and the forwarders of the video it receives (which
+/// choose each leg's simulcast layer below it and count the legs above the lowest layer).
+#[derive(Debug)]
+pub(crate) struct DownlinkVideo {
+    level: AtomicU8,
+    legs_above_low: AtomicU32,
+}
+
+impl Default for DownlinkVideo {
+    fn default() -> Self {
+        Self {
+            level: AtomicU8::new(FULL_LEVEL),
+            legs_above_low: AtomicU32::new(0),
+        }
+    }
+}
+
+impl DownlinkVideo {
+    pub(crate) fn level(&self) -> u8 {
+        self.level.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn paused(&self) -> bool {
+        self.level() == 0
+    }
+
+    /// A leg's layer went above the lowest (`true`) or back (`false`).
+    pub(crate) fn leg_above_low(&self, above: bool) {
+        if above {
+            self.legs_above_low.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.legs_above_low.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    fn any_above_low(&self) -> bool {
+        self.legs_above_low.load(Ordering::Relaxed) > 0
+    }
+}
 
 /// How often the gate looks at the estimate.
 const GATE_TICK: Duration = Duration::from_millis(250);
 
-/// Watches one participant's downlink until `cancel`: flips `paused` (read by its downlink for
-/// every video packet) and posts each change to the room, which tells the browser and asks
-/// for keyframes on resume.
+/// Watches one participant's downlink until `cancel`: sets its video level (read by its
+/// downlink and the forwarders for every video packet) and posts each pause and resume to the
+/// room, which tells the browser and asks for keyframes on resume.
 pub(crate) async fn run_gate(
     estimate: Arc<DownlinkEstimate>,
-    paused: VideoPaused,
+    video: Arc<DownlinkVideo>,
     config: GateConfig,
     room: tokio::sync::mpsc::WeakUnboundedSender<RoomCmd>,
     user: String,
@@ -233,24 +302,29 @@ pub(crate) async fn run_gate(
             () = cancel.cancelled() => break,
             _ = tick.tick() => {}
         }
-        let Some(change) = gate.observe(Instant::now(), estimate.loss()) else {
+        let before = video.level();
+        let Some(level) = gate.observe(Instant::now(), estimate.loss(), video.any_above_low())
+        else {
             continue;
         };
-        let now_paused = change == GateChange::Pause;
-        paused.store(now_paused, Ordering::Relaxed);
+        video.level.store(level, Ordering::Relaxed);
         tracing::info!(
             user,
             peer,
-            paused = now_paused,
+            level,
+            paused = level == 0,
             loss = estimate.loss().unwrap_or(0.0),
             target_bps = estimate.target_bps(),
             "sfu: downlink video gate"
         );
+        if (level == 0) == (before == 0) {
+            continue;
+        }
         let Some(room) = room.upgrade() else { break };
         let posted = room.send(RoomCmd::VideoGate {
             user: user.clone(),
             peer,
-            paused: now_paused,
+            paused: level == 0,
         });
         if posted.is_err() {
             break;
@@ -281,10 +355,16 @@ mod tests {
         let t0 = Instant::now();
         let mut gate = VideoGate::new(config());
         for i in 0..100 {
-            assert_eq!(gate.observe(secs(t0, f64::from(i) * 0.5), Some(0.05)), None);
-            assert_eq!(gate.observe(secs(t0, f64::from(i) * 0.5 + 0.1), None), None);
+            assert_eq!(
+                gate.observe(secs(t0, f64::from(i) * 0.5), Some(0.05), false),
+                None
+            );
+            assert_eq!(
+                gate.observe(secs(t0, f64::from(i) * 0.5 + 0.1), None, false),
+                None
+            );
         }
-        assert!(!gate.paused());
+        assert_ne!(gate.level, 0);
     }
 
     #[test]
@@ -292,45 +372,66 @@ mod tests {
         let t0 = Instant::now();
         let mut gate = VideoGate::new(config());
         assert_eq!(
-            gate.observe(t0, Some(0.4)),
+            gate.observe(t0, Some(0.4), false),
             None,
             "one bad report is not enough"
         );
-        assert_eq!(gate.observe(secs(t0, 0.5), Some(0.05)), None, "recovered");
-        assert_eq!(gate.observe(secs(t0, 1.0), Some(0.4)), None);
         assert_eq!(
-            gate.observe(secs(t0, 2.0), Some(0.4)),
-            Some(GateChange::Pause)
+            gate.observe(secs(t0, 0.5), Some(0.05), false),
+            None,
+            "recovered"
         );
-        assert!(gate.paused());
-        assert_eq!(gate.observe(secs(t0, 9.0), Some(0.0)), None, "backing off");
+        assert_eq!(gate.observe(secs(t0, 1.0), Some(0.4), false), None);
+        assert_eq!(gate.observe(secs(t0, 2.0), Some(0.4), false), Some(0));
+        assert_eq!(gate.level, 0);
         assert_eq!(
-            gate.observe(secs(t0, 10.0), Some(0.0)),
-            Some(GateChange::Resume)
+            gate.observe(secs(t0, 9.0), Some(0.0), false),
+            None,
+            "backing off"
         );
-        assert!(!gate.paused());
+        assert_eq!(gate.observe(secs(t0, 10.0), Some(0.0), false), Some(1));
+        assert_ne!(gate.level, 0);
         // The try fails: paused again, for twice as long.
-        assert_eq!(
-            gate.observe(secs(t0, 11.0), Some(0.5)),
-            Some(GateChange::Pause)
-        );
-        assert_eq!(gate.observe(secs(t0, 26.0), Some(0.0)), None);
-        assert_eq!(
-            gate.observe(secs(t0, 27.0), Some(0.0)),
-            Some(GateChange::Resume)
-        );
+        assert_eq!(gate.observe(secs(t0, 11.0), Some(0.5), false), Some(0));
+        assert_eq!(gate.observe(secs(t0, 26.0), Some(0.0), false), None);
+        assert_eq!(gate.observe(secs(t0, 27.0), Some(0.0), false), Some(1));
         // This try holds: back to forwarding, and the next pause starts from the first backoff.
-        assert_eq!(gate.observe(secs(t0, 28.0), Some(0.01)), None);
-        assert_eq!(gate.observe(secs(t0, 30.5), Some(0.01)), None);
-        assert_eq!(gate.observe(secs(t0, 31.0), Some(0.3)), None);
+        assert_eq!(gate.observe(secs(t0, 28.0), Some(0.01), false), None);
+        assert_eq!(gate.observe(secs(t0, 30.5), Some(0.01), false), None);
+        assert_eq!(gate.observe(secs(t0, 31.0), Some(0.3), false), None);
+        assert_eq!(gate.observe(secs(t0, 32.0), Some(0.3), false), Some(0));
+        assert_eq!(gate.observe(secs(t0, 40.0), Some(0.0), false), Some(1));
+    }
+
+    #[test]
+    fn simulcast_steps_down_to_the_lowest_layer_before_pausing_and_climbs_back() {
+        let t0 = Instant::now();
+        let mut gate = VideoGate::new(config());
+        assert_eq!(gate.observe(t0, Some(0.4), true), None);
         assert_eq!(
-            gate.observe(secs(t0, 32.0), Some(0.3)),
-            Some(GateChange::Pause)
+            gate.observe(secs(t0, 1.0), Some(0.4), true),
+            Some(1),
+            "the lowest layer first"
         );
+        assert_eq!(gate.observe(secs(t0, 1.5), Some(0.4), false), None);
         assert_eq!(
-            gate.observe(secs(t0, 40.0), Some(0.0)),
-            Some(GateChange::Resume)
+            gate.observe(secs(t0, 2.5), Some(0.4), false),
+            Some(0),
+            "still lossy on the lowest layer: paused"
         );
+        assert_eq!(gate.observe(secs(t0, 10.0), Some(0.0), false), None);
+        assert_eq!(gate.observe(secs(t0, 10.5), Some(0.0), false), Some(1));
+        assert_eq!(gate.observe(secs(t0, 13.5), Some(0.0), true), None);
+        assert_eq!(gate.observe(secs(t0, 15.5), Some(0.0), true), Some(2));
+        // A failed step goes back one level and waits twice as long.
+        assert_eq!(gate.observe(secs(t0, 16.0), Some(0.3), true), Some(1));
+        assert_eq!(gate.observe(secs(t0, 31.5), Some(0.0), true), None);
+        assert_eq!(gate.observe(secs(t0, 32.0), Some(0.0), true), Some(2));
+        assert_eq!(gate.observe(secs(t0, 35.0), Some(0.0), true), None);
+        assert_eq!(gate.observe(secs(t0, 37.0), Some(0.0), true), Some(3));
+        assert_eq!(gate.observe(secs(t0, 40.0), Some(0.0), true), None);
+        assert_eq!(gate.level, FULL_LEVEL);
+        assert!(matches!(gate.state, GateState::Forwarding { .. }));
     }
 
     #[test]
@@ -338,27 +439,21 @@ mod tests {
         let t0 = Instant::now();
         let mut gate = VideoGate::new(config());
         let mut now = 0.0;
-        gate.observe(secs(t0, now), Some(0.5));
+        gate.observe(secs(t0, now), Some(0.5), false);
         now += 1.0;
-        assert_eq!(
-            gate.observe(secs(t0, now), Some(0.5)),
-            Some(GateChange::Pause)
-        );
+        assert_eq!(gate.observe(secs(t0, now), Some(0.5), false), Some(0));
         let mut waits = Vec::new();
         for _ in 0..6 {
             let paused_at = now;
             loop {
                 now += 0.5;
-                if gate.observe(secs(t0, now), Some(0.5)) == Some(GateChange::Resume) {
+                if gate.observe(secs(t0, now), Some(0.5), false) == Some(1) {
                     break;
                 }
             }
             waits.push(now - paused_at);
             now += 0.5;
-            assert_eq!(
-                gate.observe(secs(t0, now), Some(0.5)),
-                Some(GateChange::Pause)
-            );
+            assert_eq!(gate.observe(secs(t0, now), Some(0.5), false), Some(0));
         }
         assert_eq!(waits, vec![8.0, 16.0, 32.0, 60.0, 60.0, 60.0]);
     }

@@ -4,11 +4,15 @@
 //! to that subscriber's connection. A slow subscriber fills only its own queue. Subscribers'
 //! NACKs are answered from the forwarder's retransmission buffer through the same queue.
 
-use super::congestion::VideoPaused;
+use super::congestion::DownlinkVideo;
 use super::retransmit::{
     MAX_PACKETS_PER_NACK, ResendLimiter, RetransmitBuffer, RetransmitSettings,
 };
 use super::signal::MediaKind;
+use super::simulcast::{
+    Incoming, LAYER_IDLE, LayerView, LegLayers, Shift, VideoCodec, Vp8Ids, choose_layer,
+    starts_keyframe,
+};
 use super::stats::SfuMetrics;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
@@ -36,6 +40,10 @@ pub(crate) type SourceId = u64;
 pub(crate) struct DownlinkPacket {
     pub source: SourceId,
     pub packet: Arc<rtp::Packet>,
+    /// The leg's simulcast rewrite (zero without simulcast).
+    pub shift: Shift,
+    /// The payload is VP8 (its picture ids follow `shift`).
+    pub vp8: bool,
 }
 
 /// How one subscriber leg differs from its publisher on the wire.
@@ -95,7 +103,18 @@ impl LegMapping {
     }
 
     /// The packet as this leg must send it, or `None` when its payload type has no mapping.
+    #[cfg(test)]
     pub(crate) fn rewrite(&self, source: &rtp::Packet) -> Option<rtp::Packet> {
+        self.rewrite_shifted(source, Shift::default(), false)
+    }
+
+    /// [`Self::rewrite`], with a simulcast leg's numbers shifted.
+    pub(crate) fn rewrite_shifted(
+        &self,
+        source: &rtp::Packet,
+        shift: Shift,
+        vp8: bool,
+    ) -> Option<rtp::Packet> {
         let payload_type = *self
             .payload_types
             .get(usize::from(source.header.payload_type))?;
@@ -117,7 +136,7 @@ impl LegMapping {
         let one_byte = extensions
             .iter()
             .all(|e| (1..=14).contains(&e.id) && (1..=16).contains(&e.payload.len()));
-        let header = rtp::header::Header {
+        let mut header = rtp::header::Header {
             version: 2,
             padding: false,
             extension: !extensions.is_empty(),
@@ -135,10 +154,19 @@ impl LegMapping {
             extensions,
             extensions_padding: 0,
         };
-        Some(rtp::Packet {
-            header,
-            payload: source.payload.clone(),
-        })
+        if shift.is_zero() {
+            return Some(rtp::Packet {
+                header,
+                payload: source.payload.clone(),
+            });
+        }
+        shift.apply_header(&mut header);
+        let payload = if vp8 {
+            shift.apply_vp8(&source.payload)
+        } else {
+            source.payload.clone()
+        };
+        Some(rtp::Packet { header, payload })
     }
 }
 
@@ -238,6 +266,8 @@ pub(crate) enum ForwarderCmd {
     AddSubscriber {
         peer: u64,
         queue: mpsc::Sender<DownlinkPacket>,
+        /// The subscriber's video level (simulcast layers it may get).
+        video: Arc<DownlinkVideo>,
     },
     RemoveSubscriber {
         peer: u64,
@@ -249,14 +279,57 @@ pub(crate) enum ForwarderCmd {
         peer: u64,
         nacks: Vec<NackPair>,
     },
+    /// The subscriber shows this track in a tile `height` device pixels high (`None`: no
+    /// limit); a simulcast leg gets the smallest layer at least that tall.
+    TileHeight {
+        peer: u64,
+        height: Option<u16>,
+    },
 }
 
-/// One subscriber of a forwarder: its downlink queue and what it may still have resent.
+/// One subscriber of a forwarder: its downlink queue, its simulcast layer and what it may
+/// still have resent.
 struct Leg {
     peer: u64,
     queue: mpsc::Sender<DownlinkPacket>,
     limiter: ResendLimiter,
+    video: Arc<DownlinkVideo>,
+    max_height: Option<u16>,
+    layers: LegLayers,
+    /// Counted in `video`'s legs above the lowest layer.
+    above_low: bool,
 }
+
+impl Leg {
+    fn set_above_low(&mut self, above: bool) {
+        if above != self.above_low {
+            self.above_low = above;
+            self.video.leg_above_low(above);
+        }
+    }
+}
+
+impl Drop for Leg {
+    fn drop(&mut self) {
+        self.set_above_low(false);
+    }
+}
+
+/// One encoding of the publisher's track: all of it without simulcast, else one layer.
+struct Layer {
+    ssrc: u32,
+    rid: Option<String>,
+    /// 0 = the lowest (the order of the publisher's encodings).
+    rank: u8,
+    seen: SeqWindow,
+    buffer: RetransmitBuffer,
+    last_packet: Option<std::time::Instant>,
+    height: Option<u16>,
+    last_keyframe_request: Option<Instant>,
+}
+
+/// Simulcast tracks have at most this many layers (more SSRCs are ignored).
+const MAX_LAYERS: usize = 4;
 
 pub(crate) struct Forwarder {
     pub source: SourceId,
@@ -271,20 +344,33 @@ pub(crate) struct Forwarder {
     pub muted: bool,
 }
 
+/// The forwarder's moving parts, apart from its fixed settings.
+struct State {
+    subscribers: Vec<Leg>,
+    layers: Vec<Layer>,
+    codec: VideoCodec,
+}
+
 impl Forwarder {
-    /// Polls the publisher's track until it ends, the room drops the forwarder, or shutdown.
-    pub(crate) async fn run(mut self) {
-        let mut subscribers: Vec<Leg> = Vec::new();
-        let mut seen = SeqWindow::default();
+    fn buffer_settings(&self) -> RetransmitSettings {
         // Only video is NACKed (no codec of ours negotiates `nack` for audio).
-        let mut buffer = RetransmitBuffer::new(if self.kind == MediaKind::Video {
+        if self.kind == MediaKind::Video {
             self.retransmission
         } else {
             RetransmitSettings {
                 window: Duration::ZERO,
                 max_bytes: 0,
             }
-        });
+        }
+    }
+
+    /// Polls the publisher's track until it ends, the room drops the forwarder, or shutdown.
+    pub(crate) async fn run(mut self) {
+        let mut state = State {
+            subscribers: Vec::new(),
+            layers: Vec::new(),
+            codec: VideoCodec::Other,
+        };
         let mut last_keyframe_request: Option<Instant> = None;
         let mut keyframe_due: Option<Instant> = None;
         loop {
@@ -294,16 +380,20 @@ impl Forwarder {
                 () = self.cancel.cancelled() => break,
                 command = self.commands.recv() => match command {
                     None => break,
-                    Some(ForwarderCmd::AddSubscriber { peer, queue }) => {
-                        subscribers.retain(|leg| leg.peer != peer);
-                        subscribers.push(Leg {
+                    Some(ForwarderCmd::AddSubscriber { peer, queue, video }) => {
+                        state.subscribers.retain(|leg| leg.peer != peer);
+                        state.subscribers.push(Leg {
                             peer,
                             queue,
                             limiter: ResendLimiter::new(std::time::Instant::now()),
+                            video,
+                            max_height: None,
+                            layers: LegLayers::default(),
+                            above_low: false,
                         });
                     }
                     Some(ForwarderCmd::RemoveSubscriber { peer }) => {
-                        subscribers.retain(|leg| leg.peer != peer);
+                        state.subscribers.retain(|leg| leg.peer != peer);
                     }
                     Some(ForwarderCmd::SetMuted(muted)) => {
                         let unmuted = self.muted && !muted;
@@ -318,14 +408,19 @@ impl Forwarder {
                         keyframe_due = Some(keyframe_due.map_or(earliest, |d| d.min(earliest)));
                     }
                     Some(ForwarderCmd::Nack { peer, nacks }) => {
-                        self.answer_nack(peer, &nacks, &buffer, &mut subscribers).await;
+                        self.answer_nack(peer, &nacks, &mut state).await;
+                    }
+                    Some(ForwarderCmd::TileHeight { peer, height }) => {
+                        if let Some(leg) = state.subscribers.iter_mut().find(|l| l.peer == peer) {
+                            leg.max_height = height;
+                        }
                     }
                 },
                 () = sleep_until_opt(due) => {
                     keyframe_due = None;
                     if self.kind == MediaKind::Video && !self.muted {
                         last_keyframe_request = Some(Instant::now());
-                        self.request_keyframe().await;
+                        self.request_keyframes_in_use(&mut state).await;
                     }
                 }
                 event = self.track.poll() => match event {
@@ -336,10 +431,19 @@ impl Forwarder {
                         self.metrics
                             .received_bytes
                             .fetch_add(bytes as u64, Ordering::Relaxed);
-                        if self.muted || seen.is_duplicate(packet.header.sequence_number) {
+                        if self.muted {
                             continue;
                         }
-                        self.fan_out(packet, bytes, &mut buffer, &mut subscribers);
+                        let Some(layer) = self.layer_of(&packet, &mut state).await else {
+                            continue;
+                        };
+                        if state.layers[layer].seen.is_duplicate(packet.header.sequence_number) {
+                            continue;
+                        }
+                        let wanted = self.fan_out(packet, bytes, layer, &mut state);
+                        for want in wanted {
+                            self.request_layer_keyframe(&mut state.layers[want]).await;
+                        }
                     }
                     Some(_) => {}
                 },
@@ -348,43 +452,251 @@ impl Forwarder {
         tracing::debug!(source = self.source, "sfu: forwarder ended");
     }
 
+    /// The layer a packet belongs to, registering a new SSRC (its rid and rank from the
+    /// publisher's encodings) on its first packet. Without rids everything is layer 0.
+    async fn layer_of(&self, packet: &rtp::Packet, state: &mut State) -> Option<usize> {
+        let ssrc = packet.header.ssrc;
+        if let Some(i) = state.layers.iter().position(|l| l.ssrc == ssrc) {
+            return Some(i);
+        }
+        let rid = if self.kind == MediaKind::Video {
+            self.track.rid(ssrc).await.filter(|rid| !rid.is_empty())
+        } else {
+            None
+        };
+        if rid.is_none() && !state.layers.is_empty() && state.layers.iter().all(|l| l.rid.is_none())
+        {
+            // One encoding whose SSRC changed: as before, one layer.
+            return Some(0);
+        }
+        if state.layers.len() >= MAX_LAYERS {
+            return None;
+        }
+        let codings = self.track.codings().await;
+        if state.codec == VideoCodec::Other && self.kind == MediaKind::Video {
+            // A simulcast encoding may carry no codec of its own: any encoding's will do (one
+            // m-line, one codec).
+            let codec = match self.track.codec(ssrc).await {
+                Some(codec) => Some(codec),
+                None => codings
+                    .iter()
+                    .find(|c| !c.codec.mime_type.is_empty())
+                    .map(|c| c.codec.clone()),
+            };
+            state.codec = codec.map_or(VideoCodec::Other, |c| VideoCodec::from_mime(&c.mime_type));
+        }
+        state.layers.push(Layer {
+            ssrc,
+            rid,
+            rank: 0,
+            seen: SeqWindow::default(),
+            buffer: RetransmitBuffer::new(self.buffer_settings()),
+            last_packet: None,
+            height: None,
+            last_keyframe_request: None,
+        });
+        // Rank by the order of the publisher's encodings (browsers list them lowest first),
+        // rids not listed after them in order of arrival.
+        let order: Vec<String> = codings
+            .into_iter()
+            .map(|c| c.rtp_coding_parameters.rid)
+            .collect();
+        let mut keys: Vec<(usize, usize)> = state
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let listed = l
+                    .rid
+                    .as_ref()
+                    .and_then(|rid| order.iter().position(|o| o == rid));
+                (listed.unwrap_or(order.len() + i), i)
+            })
+            .collect();
+        keys.sort_unstable();
+        for (rank, (_, i)) in keys.into_iter().enumerate() {
+            state.layers[i].rank = rank as u8;
+        }
+        tracing::debug!(
+            source = self.source,
+            ssrc,
+            rid = state.layers.last().and_then(|l| l.rid.clone()),
+            layers = state.layers.len(),
+            codec = ?state.codec,
+            "sfu: publisher layer"
+        );
+        Some(state.layers.len() - 1)
+    }
+
+    /// Hands the packet to every leg that takes it. Returns the layers whose keyframe some
+    /// leg waits for (to switch to them).
     fn fan_out(
         &self,
         packet: rtp::Packet,
         bytes: usize,
-        buffer: &mut RetransmitBuffer,
-        subscribers: &mut Vec<Leg>,
-    ) {
-        if subscribers.is_empty() {
-            return;
+        layer: usize,
+        state: &mut State,
+    ) -> Vec<usize> {
+        let now = std::time::Instant::now();
+        let simulcast = state.layers.iter().any(|l| l.rid.is_some());
+        let vp8_ids = (state.codec == VideoCodec::Vp8)
+            .then(|| Vp8Ids::parse(&packet.payload))
+            .flatten();
+        {
+            let l = &mut state.layers[layer];
+            l.last_packet = Some(now);
+            if let Some((_, height)) = vp8_ids.and_then(|ids| ids.size) {
+                l.height = Some(height);
+            }
+        }
+        if state.subscribers.is_empty() {
+            return Vec::new();
         }
         let packet = Arc::new(packet);
-        buffer.insert(std::time::Instant::now(), &packet, bytes);
+        state.layers[layer].buffer.insert(now, &packet, bytes);
+        let vp8 = state.codec == VideoCodec::Vp8;
+        let mut wanted = Vec::new();
         let mut closed = false;
-        for leg in subscribers.iter() {
-            match leg.queue.try_send(DownlinkPacket {
-                source: self.source,
-                packet: Arc::clone(&packet),
-            }) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    self.metrics.dropped_packets.fetch_add(1, Ordering::Relaxed);
+        if simulcast {
+            let views: Vec<LayerView> = state
+                .layers
+                .iter()
+                .map(|l| LayerView {
+                    rank: l.rank,
+                    active: l
+                        .last_packet
+                        .is_some_and(|t| now.duration_since(t) < LAYER_IDLE),
+                    height: l.height,
+                })
+                .collect();
+            let incoming = Incoming {
+                layer,
+                seq: packet.header.sequence_number,
+                ts: packet.header.timestamp,
+                keyframe: starts_keyframe(state.codec, &packet.payload),
+                vp8: vp8_ids,
+                at: now,
+            };
+            for leg in &mut state.subscribers {
+                if let Some(current) = leg.layers.current()
+                    && !views[current].active
+                {
+                    leg.layers.drop_layer(current);
                 }
-                Err(mpsc::error::TrySendError::Closed(_)) => closed = true,
+                let Some(target) = choose_layer(&views, leg.video.level(), leg.max_height) else {
+                    continue;
+                };
+                if leg.layers.current() != Some(target) && !wanted.contains(&target) {
+                    wanted.push(target);
+                }
+                let before = leg.layers.current();
+                let Some(shift) = leg.layers.offer(&incoming, target, 90_000) else {
+                    continue;
+                };
+                if before != leg.layers.current() {
+                    tracing::debug!(
+                        source = self.source,
+                        peer = leg.peer,
+                        from = ?before.map(|l| views[l].rank),
+                        to = views[layer].rank,
+                        "sfu: leg layer"
+                    );
+                    if before.is_some() {
+                        self.metrics.layer_switches.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                if leg.layers.current() == Some(layer) {
+                    leg.set_above_low(views[layer].rank > 0);
+                }
+                closed |= self.send(&leg.queue, &packet, shift, vp8);
+            }
+        } else {
+            for leg in &state.subscribers {
+                closed |= self.send(&leg.queue, &packet, Shift::default(), vp8);
             }
         }
         if closed {
-            subscribers.retain(|leg| !leg.queue.is_closed());
+            state.subscribers.retain(|leg| !leg.queue.is_closed());
+        }
+        wanted
+    }
+
+    /// Queues one packet for a leg; true when the leg's downlink is gone.
+    fn send(
+        &self,
+        queue: &mpsc::Sender<DownlinkPacket>,
+        packet: &Arc<rtp::Packet>,
+        shift: Shift,
+        vp8: bool,
+    ) -> bool {
+        match queue.try_send(DownlinkPacket {
+            source: self.source,
+            packet: Arc::clone(packet),
+            shift,
+            vp8,
+        }) {
+            Ok(()) => false,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.metrics.dropped_packets.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => true,
         }
     }
 
-    async fn request_keyframe(&self) {
+    /// A keyframe of one layer, for a leg waiting to switch to it: at most one request per
+    /// `keyframe_interval` per layer.
+    async fn request_layer_keyframe(&self, layer: &mut Layer) {
+        let now = Instant::now();
+        if layer
+            .last_keyframe_request
+            .is_some_and(|t| now.duration_since(t) < self.keyframe_interval)
+        {
+            return;
+        }
+        layer.last_keyframe_request = Some(now);
         self.metrics
             .keyframe_requests
             .fetch_add(1, Ordering::Relaxed);
+        self.send_pli(layer.ssrc).await;
+    }
+
+    /// A subscriber lost a picture (or video resumed): keyframes of the layers the legs get
+    /// (all of them before any is chosen).
+    async fn request_keyframes_in_use(&self, state: &mut State) {
+        self.metrics
+            .keyframe_requests
+            .fetch_add(1, Ordering::Relaxed);
+        let in_use: Vec<usize> = state
+            .subscribers
+            .iter()
+            .filter_map(|leg| leg.layers.current())
+            .collect();
+        let mut ssrcs: Vec<u32> = state
+            .layers
+            .iter()
+            .enumerate()
+            .filter(|(i, l)| l.rid.is_none() || in_use.is_empty() || in_use.contains(i))
+            .map(|(_, l)| l.ssrc)
+            .collect();
+        if ssrcs.is_empty() {
+            ssrcs.push(self.media_ssrc);
+        }
+        let now = Instant::now();
+        for layer in &mut state.layers {
+            if ssrcs.contains(&layer.ssrc) {
+                layer.last_keyframe_request = Some(now);
+            }
+        }
+        for ssrc in ssrcs {
+            self.send_pli(ssrc).await;
+        }
+    }
+
+    async fn send_pli(&self, media_ssrc: u32) {
         let pli = PictureLossIndication {
             sender_ssrc: 0,
-            media_ssrc: self.media_ssrc,
+            media_ssrc,
         };
         if let Err(e) = self.track.write_rtcp(vec![Box::new(pli)]).await {
             tracing::debug!(error = %e, "sfu: PLI to publisher not sent");
@@ -393,32 +705,46 @@ impl Forwarder {
 
     /// Resends what the buffer holds into the leg's downlink queue (the downlink applies the
     /// leg's rewrite) and asks the publisher for the rest, within the leg's limits.
-    async fn answer_nack(
-        &self,
-        peer: u64,
-        nacks: &[NackPair],
-        buffer: &RetransmitBuffer,
-        subscribers: &mut [Leg],
-    ) {
-        let Some(leg) = subscribers.iter_mut().find(|leg| leg.peer == peer) else {
+    async fn answer_nack(&self, peer: u64, nacks: &[NackPair], state: &mut State) {
+        let simulcast = state.layers.iter().any(|l| l.rid.is_some());
+        let vp8 = state.codec == VideoCodec::Vp8;
+        let Some(leg) = state.subscribers.iter_mut().find(|leg| leg.peer == peer) else {
             return;
         };
         let now = std::time::Instant::now();
         let (mut requested, mut answered, mut limited) = (0u64, 0u64, 0u64);
-        let mut missing: Vec<u16> = Vec::new();
+        // Per layer: the publisher's sequence numbers the buffer lacks.
+        let mut missing: Vec<(usize, Vec<u16>)> = Vec::new();
         for seq in nacks.iter().flat_map(|pair| pair.into_iter()) {
             requested += 1;
             if requested > MAX_PACKETS_PER_NACK as u64 || !leg.limiter.allow(now, seq) {
                 limited += 1;
                 continue;
             }
-            let Some(packet) = buffer.get(now, seq) else {
-                missing.push(seq);
+            let (layer, original, shift) = if simulcast {
+                match leg.layers.map_back(seq) {
+                    Some(found) => found,
+                    None => continue,
+                }
+            } else {
+                (0, seq, Shift::default())
+            };
+            let Some(packet) = state
+                .layers
+                .get(layer)
+                .and_then(|l| l.buffer.get(now, original))
+            else {
+                match missing.iter_mut().find(|(l, _)| *l == layer) {
+                    Some((_, seqs)) => seqs.push(original),
+                    None => missing.push((layer, vec![original])),
+                }
                 continue;
             };
             let resend = DownlinkPacket {
                 source: self.source,
                 packet: Arc::clone(packet),
+                shift,
+                vp8,
             };
             if leg.queue.try_send(resend).is_ok() {
                 answered += 1;
@@ -426,6 +752,7 @@ impl Forwarder {
                 self.metrics.dropped_packets.fetch_add(1, Ordering::Relaxed);
             }
         }
+        let relayed: usize = missing.iter().map(|(_, seqs)| seqs.len()).sum();
         let m = &self.metrics;
         m.nack_requested_packets
             .fetch_add(requested, Ordering::Relaxed);
@@ -433,18 +760,19 @@ impl Forwarder {
             .fetch_add(answered, Ordering::Relaxed);
         m.nack_limited_packets.fetch_add(limited, Ordering::Relaxed);
         m.nack_relayed_packets
-            .fetch_add(missing.len() as u64, Ordering::Relaxed);
-        if !missing.is_empty() {
-            self.relay_nack(nack_pairs_from_sequence_numbers(&missing))
+            .fetch_add(relayed as u64, Ordering::Relaxed);
+        for (layer, seqs) in missing {
+            let ssrc = state.layers.get(layer).map_or(self.media_ssrc, |l| l.ssrc);
+            self.relay_nack(ssrc, nack_pairs_from_sequence_numbers(&seqs))
                 .await;
         }
     }
 
-    async fn relay_nack(&self, nacks: Vec<NackPair>) {
+    async fn relay_nack(&self, media_ssrc: u32, nacks: Vec<NackPair>) {
         self.metrics.relayed_nacks.fetch_add(1, Ordering::Relaxed);
         let nack = TransportLayerNack {
             sender_ssrc: 0,
-            media_ssrc: self.media_ssrc,
+            media_ssrc,
             nacks,
         };
         if let Err(e) = self.track.write_rtcp(vec![Box::new(nack)]).await {
@@ -482,7 +810,7 @@ pub(crate) async fn run_downlink(
     mut commands: mpsc::UnboundedReceiver<DownlinkCmd>,
     cancel: CancellationToken,
     metrics: Arc<SfuMetrics>,
-    video_paused: VideoPaused,
+    video: Arc<DownlinkVideo>,
 ) {
     type Leg = (MediaKind, Arc<TrackLocalStaticRTP>, Box<LegMapping>);
     let mut legs: HashMap<SourceId, Leg> = HashMap::new();
@@ -508,21 +836,24 @@ pub(crate) async fn run_downlink(
                     continue;
                 };
                 // Audio-only, or audio first while this subscriber's downlink is congested.
-                if *kind == MediaKind::Video
-                    && (!receive_video || video_paused.load(Ordering::Relaxed))
-                {
+                if *kind == MediaKind::Video && (!receive_video || video.paused()) {
                     continue;
                 }
-                let Some(packet) = mapping.rewrite(&queued.packet) else {
+                let Some(packet) = mapping.rewrite_shifted(&queued.packet, queued.shift, queued.vp8)
+                else {
                     metrics.dropped_packets.fetch_add(1, Ordering::Relaxed);
                     continue;
                 };
                 let bytes = packet.marshal_size() as u64;
-                if track.write_rtp(packet).await.is_ok() {
-                    metrics.forwarded_packets.fetch_add(1, Ordering::Relaxed);
-                    metrics.forwarded_bytes.fetch_add(bytes, Ordering::Relaxed);
-                } else {
-                    metrics.dropped_packets.fetch_add(1, Ordering::Relaxed);
+                match track.write_rtp(packet).await {
+                    Ok(()) => {
+                        metrics.forwarded_packets.fetch_add(1, Ordering::Relaxed);
+                        metrics.forwarded_bytes.fetch_add(bytes, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "sfu: packet not written");
+                        metrics.dropped_packets.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
             }
         }

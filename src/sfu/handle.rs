@@ -252,6 +252,25 @@ impl SfuHandle {
         .await
     }
 
+    /// The heights (device pixels) at which `user` shows each publisher's video, by publisher
+    /// user id; each replaces the last, publishers not named get no limit. A simulcast
+    /// publisher's video reaches `user` in the smallest layer at least that tall (0: the
+    /// lowest); without simulcast nothing changes.
+    pub async fn set_tile_heights(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        heights: HashMap<String, u16>,
+    ) -> Result<(), SfuError> {
+        let user = user_id.to_owned();
+        self.call(room_id, |reply| RoomCmd::SetTileHeights {
+            user,
+            heights,
+            reply,
+        })
+        .await
+    }
+
     /// The participant leaves: its connection closes and its tracks leave the others.
     pub async fn leave(&self, room_id: &str, user_id: &str) -> Result<(), SfuError> {
         self.remove(room_id, user_id, CloseReason::Left).await
@@ -349,6 +368,7 @@ impl SfuHandle {
             ignored_candidates: m.ignored_candidates.load(Ordering::Relaxed),
             video_pauses: m.video_pauses.load(Ordering::Relaxed),
             recycled_legs: m.recycled_legs.load(Ordering::Relaxed),
+            layer_switches: m.layer_switches.load(Ordering::Relaxed),
             mux_routes: self.shared.mux.as_ref().map_or(0, |mux| mux.route_count()),
             probes: live_probes(&self.shared.probes),
         }

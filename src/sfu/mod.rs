@@ -18,6 +18,7 @@ mod retransmit;
 mod room;
 mod rtcp;
 mod signal;
+mod simulcast;
 mod stats;
 
 pub use candidate::{

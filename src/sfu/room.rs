@@ -4,7 +4,7 @@
 
 use super::candidate::{CandidatePolicy, RemoteCandidates, Verdict};
 use super::config::SfuConfig;
-use super::congestion::{DownlinkEstimate, VideoPaused, run_gate};
+use super::congestion::{DownlinkEstimate, DownlinkVideo, run_gate};
 use super::error::{SfuError, internal};
 use super::forward::{
     DownlinkCmd, DownlinkPacket, Forwarder, ForwarderCmd, LegMapping, SourceId, run_downlink,
@@ -72,6 +72,11 @@ pub(crate) enum RoomCmd {
         kind: MediaKind,
         muted: bool,
         reply: Reply<()>,
+    },
+    SetTileHeights {
+        user: String,
+        heights: HashMap<String, u16>,
+        reply: oneshot::Sender<Result<(), SfuError>>,
     },
     SetReceiveVideo {
         user: String,
@@ -302,6 +307,10 @@ struct Participant {
     muted: HashSet<MediaKind>,
     /// False: audio-only, the downlink skips every video leg (see `set_receive_video`).
     receive_video: bool,
+    /// How much video its downlink carries (the congestion gate's level).
+    video: Arc<DownlinkVideo>,
+    /// The height (device pixels) at which it shows each publisher's video, by user id.
+    tile_heights: HashMap<String, u16>,
     published: HashMap<SourceId, Publication>,
     subscriptions: HashMap<SourceId, Subscription>,
     /// Send m-lines whose publisher left, inactive, kept for reuse (see [`SendLeg`]), each with
@@ -418,6 +427,13 @@ impl Room {
                 reply,
             } => {
                 let _ = reply.send(self.set_muted(&user, kind, muted));
+            }
+            RoomCmd::SetTileHeights {
+                user,
+                heights,
+                reply,
+            } => {
+                let _ = reply.send(self.set_tile_heights(&user, heights));
             }
             RoomCmd::SetReceiveVideo { user, video, reply } => {
                 let _ = reply.send(self.set_receive_video(&user, video));
@@ -560,7 +576,7 @@ impl Room {
         } = self.shared.lease_peer(handler, estimate.clone()).await?;
         let (queue_tx, queue_rx) = mpsc::channel(self.shared.config.subscriber_queue_packets);
         let (downlink_tx, downlink_rx) = mpsc::unbounded_channel();
-        let video_paused = VideoPaused::default();
+        let video = Arc::new(DownlinkVideo::default());
         spawn_counted(
             &self.shared.metrics,
             run_downlink(
@@ -568,7 +584,7 @@ impl Room {
                 downlink_rx,
                 cancel.clone(),
                 Arc::clone(&self.shared.metrics),
-                Arc::clone(&video_paused),
+                Arc::clone(&video),
             ),
         );
         if let (Some(gate), Some(estimate)) = (gate, estimate) {
@@ -576,7 +592,7 @@ impl Room {
                 &self.shared.metrics,
                 run_gate(
                     estimate,
-                    video_paused,
+                    Arc::clone(&video),
                     gate,
                     self.commands.clone(),
                     user.to_owned(),
@@ -615,6 +631,8 @@ impl Room {
                 },
                 muted: HashSet::new(),
                 receive_video: true,
+                video,
+                tile_heights: HashMap::new(),
                 published: HashMap::new(),
                 subscriptions: HashMap::new(),
                 idle_legs: Vec::new(),
@@ -1131,6 +1149,7 @@ impl Room {
             let Some(subscription) = sub.subscriptions.get_mut(&source) else {
                 continue;
             };
+            let height = sub.tile_heights.get(&subscription.publisher).copied();
             subscription.ready = true;
             let _ = sub.downlink.send(DownlinkCmd::SetLeg {
                 source,
@@ -1144,6 +1163,11 @@ impl Room {
                 let _ = forwarder.send(ForwarderCmd::AddSubscriber {
                     peer: sub.peer,
                     queue: sub.downlink_queue.clone(),
+                    video: Arc::clone(&sub.video),
+                });
+                let _ = forwarder.send(ForwarderCmd::TileHeight {
+                    peer: sub.peer,
+                    height,
                 });
                 let _ = forwarder.send(ForwarderCmd::KeyframeRequest);
             }
@@ -1181,6 +1205,38 @@ impl Room {
         let _ = p.downlink.send(DownlinkCmd::ReceiveVideo(video));
         if video {
             self.request_received_keyframes(user);
+        }
+        Ok(())
+    }
+
+    /// Tile sizes for one subscriber: each video leg's forwarder learns its height (`None`
+    /// where the publisher is not named).
+    fn set_tile_heights(
+        &mut self,
+        user: &str,
+        heights: HashMap<String, u16>,
+    ) -> Result<(), SfuError> {
+        let p = self
+            .participants
+            .get_mut(user)
+            .ok_or(SfuError::UnknownParticipant)?;
+        p.tile_heights = heights;
+        let p = &self.participants[user];
+        let videos = p
+            .subscriptions
+            .iter()
+            .filter(|(_, s)| s.kind == MediaKind::Video);
+        for (source, subscription) in videos {
+            if let Some(publication) = self
+                .participants
+                .get(&subscription.publisher)
+                .and_then(|pb| pb.published.get(source))
+            {
+                let _ = publication.forwarder.send(ForwarderCmd::TileHeight {
+                    peer: p.peer,
+                    height: p.tile_heights.get(&subscription.publisher).copied(),
+                });
+            }
         }
         Ok(())
     }
@@ -1240,15 +1296,22 @@ impl Room {
                         self.participants
                             .get(&s.publisher)
                             .and_then(|pb| pb.published.get(source))
-                            .map(|pb| pb.forwarder.clone())
+                            .map(|pb| {
+                                (
+                                    pb.forwarder.clone(),
+                                    p.tile_heights.get(&s.publisher).copied(),
+                                )
+                            })
                     })
                     .collect();
                 let (peer, queue) = (p.peer, p.downlink_queue.clone());
-                for forwarder in forwarders {
+                for (forwarder, height) in forwarders {
                     let _ = forwarder.send(ForwarderCmd::AddSubscriber {
                         peer,
                         queue: queue.clone(),
+                        video: Arc::clone(&p.video),
                     });
+                    let _ = forwarder.send(ForwarderCmd::TileHeight { peer, height });
                     let _ = forwarder.send(ForwarderCmd::KeyframeRequest);
                 }
                 if let Some(p) = self.participants.get_mut(user) {
@@ -1640,6 +1703,7 @@ fn reject_closed(command: RoomCmd) {
         RoomCmd::Signal { reply, .. }
         | RoomCmd::SetMuted { reply, .. }
         | RoomCmd::SetReceiveVideo { reply, .. }
+        | RoomCmd::SetTileHeights { reply, .. }
         | RoomCmd::Leave { reply, .. } => {
             let _ = reply.send(Err(SfuError::UnknownParticipant));
         }

@@ -25,6 +25,7 @@ pub(crate) struct SfuMetrics {
     pub ignored_candidates: AtomicU64,
     pub video_pauses: AtomicU64,
     pub recycled_legs: AtomicU64,
+    pub layer_switches: AtomicU64,
     pub next_id: AtomicU64,
 }
 
@@ -82,6 +83,8 @@ pub struct SfuStats {
     pub video_pauses: u64,
     /// Subscriptions that reused a departed publisher's m-line instead of adding one.
     pub recycled_legs: u64,
+    /// Times a subscriber leg switched from one simulcast layer to another (on a keyframe).
+    pub layer_switches: u64,
     /// Routing entries of the shared socket in single-port mode (0 otherwise).
     pub mux_routes: usize,
     /// Connectivity probes open now (each also holds a leased port).
