@@ -91,6 +91,10 @@ pub struct MediaSettings {
     /// What one browser may send in all, in kbit/s: the web app caps its video senders to it
     /// (in mesh mode divided among its peers). Handed out with the ICE servers.
     pub uplink_kbps: u32,
+    /// The web app publishes its camera in 2–3 simulcast layers (SFU mode) and the SFU
+    /// forwards each subscriber the one its link and tile size call for. Handed out in the
+    /// `sfu:join` ack.
+    pub simulcast: bool,
 }
 
 /// The uplink budget's bounds: below, not even one small video stream fits beside audio;

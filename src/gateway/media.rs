@@ -5,10 +5,12 @@
 
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 
 use super::kit::{Call, room_room, user_room};
 use crate::error::{ApiError, ErrorCode};
 use crate::ids::{RoomId, UserId};
+use crate::media::ReceivePrefs;
 use crate::sfu::MediaKind;
 
 /// The mesh relay's events: the same name goes to the target with `senderUserId`.
@@ -39,8 +41,16 @@ pub struct SfuLeaveRequest {
 pub struct SfuPrefsRequest {
     room_id: Option<RoomId>,
     /// False: audio-only, no one's video is sent to this participant.
-    video: bool,
+    video: Option<bool>,
+    /// Publisher user id → the height in device pixels of its tile on this page (simulcast
+    /// layer choice). Replaces the last map.
+    tiles: Option<BTreeMap<UserId, u32>>,
 }
+
+/// At most this many tiles in one `sfu:prefs` (more than any room has seats).
+const MAX_PREF_TILES: usize = 64;
+/// Taller tiles count as this tall.
+const MAX_TILE_HEIGHT: u32 = 4320;
 
 /// A `webrtc:*` relay: the target and whatever the browsers exchange (SDP, candidates).
 #[derive(Deserialize)]
@@ -109,9 +119,28 @@ pub async fn sfu_prefs(call: Call<SfuPrefsRequest>) -> Result<Value, ApiError> {
     call.state.media.require_sfu()?;
     let room = call.inside(call.input.room_id)?;
     let socket = call.socket_id();
+    let user = call.user_id();
+    let SfuPrefsRequest { video, tiles, .. } = call.input;
+    if video.is_none() && tiles.is_none() {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidBody,
+            "sfu:prefs needs video (true or false), tiles, or both",
+        ));
+    }
+    if tiles.as_ref().is_some_and(|t| t.len() > MAX_PREF_TILES) {
+        return Err(ApiError::invalid_field(
+            "tiles",
+            format_args!("at most {MAX_PREF_TILES} tiles"),
+        ));
+    }
+    let tiles = tiles.map(|t| {
+        t.into_iter()
+            .map(|(user, height)| (user, height.min(MAX_TILE_HEIGHT) as u16))
+            .collect()
+    });
     call.state
         .media
-        .set_prefs(room, call.user_id(), socket, call.input.video)
+        .set_prefs(room, user, socket, ReceivePrefs { video, tiles })
         .await
 }
 

@@ -21,3 +21,4 @@ pub use probe::{ProbeUnavailable, routes as probe_routes};
 pub(crate) use relay::derived_secret;
 pub use relay::{Relay, RelayStart, RelayStartError};
 pub use service::Media;
+pub use wire::ReceivePrefs;

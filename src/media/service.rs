@@ -14,7 +14,8 @@ use super::relay::{self, Relay};
 use super::sessions::{Holder, Seat, Sessions};
 use super::sfu_events::{forward_sfu_events, log_removal};
 use super::wire::{
-    MediaRequest, from_wire, not_joined, to_wire, too_many_sessions, unavailable, wrong_mode,
+    MediaRequest, ReceivePrefs, from_wire, not_joined, to_wire, too_many_sessions, unavailable,
+    wrong_mode,
 };
 use crate::cluster::{MediaPlacement, Owner};
 use crate::config::{MediaMode, MediaSettings};
@@ -32,6 +33,7 @@ pub struct Media {
     max_per_user: usize,
     max_per_ip: usize,
     uplink_kbps: u32,
+    simulcast: bool,
     /// Owns the SFU's runtime; dropping it stops the SFU.
     _sfu: Option<Sfu>,
     pub(super) sfu: Option<SfuHandle>,
@@ -69,6 +71,7 @@ impl Media {
             max_per_user: settings.max_sessions_per_user,
             max_per_ip: settings.max_sessions_per_ip,
             uplink_kbps: settings.uplink_kbps,
+            simulcast: settings.simulcast,
             sfu: sfu.as_ref().map(Sfu::handle),
             _sfu: sfu,
             ice_servers: config.ice_servers.clone(),
@@ -202,13 +205,20 @@ impl Media {
                 room,
                 user,
                 socket,
-                video,
+                prefs,
             } => {
                 if !self.sessions.local_holder_is((room, user), &socket) {
                     return Err(not_joined());
                 }
-                sfu.set_receive_video(&room.to_string(), &user.to_string(), video)
-                    .await?;
+                let (room, user) = (room.to_string(), user.to_string());
+                if let Some(video) = prefs.video {
+                    sfu.set_receive_video(&room, &user, video).await?;
+                }
+                if let Some(tiles) = prefs.tiles {
+                    let heights = tiles.into_iter().map(|(u, h)| (u.to_string(), h));
+                    sfu.set_tile_heights(&room, &user, heights.collect())
+                        .await?;
+                }
                 Ok(json!({}))
             }
             MediaRequest::Leave { room, user, socket } => {
@@ -301,6 +311,7 @@ impl Media {
         Ok(json!({
             "iceServers": self.ice_servers(Some(user), None),
             "uplinkKbps": self.uplink_kbps,
+            "simulcast": self.simulcast,
         }))
     }
 
@@ -390,19 +401,20 @@ impl Media {
     }
 
     /// `sfu:prefs` from the socket that holds the seat's session: `video: false` is
-    /// audio-only (the SFU serving the session stops sending it video).
+    /// audio-only (the SFU serving the session stops sending it video); `tiles` gives the
+    /// size of each publisher's tile (simulcast layer choice).
     pub async fn set_prefs(
         self: &Arc<Self>,
         room: RoomId,
         user: UserId,
         socket: String,
-        video: bool,
+        prefs: ReceivePrefs,
     ) -> Result<Value, ApiError> {
         let request = MediaRequest::Prefs {
             room,
             user,
             socket: socket.clone(),
-            video,
+            prefs,
         };
         self.from_holder((room, user), &socket, request).await
     }

@@ -48,8 +48,20 @@ pub(super) enum MediaRequest {
         room: RoomId,
         user: UserId,
         socket: String,
-        video: bool,
+        prefs: ReceivePrefs,
     },
+}
+
+/// What a participant wants to receive (`sfu:prefs`); fields left out are unchanged.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceivePrefs {
+    /// False: audio-only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video: Option<bool>,
+    /// The height in device pixels at which each publisher's video is shown (simulcast layer
+    /// choice); replaces the last map.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tiles: Option<std::collections::BTreeMap<UserId, u16>>,
 }
 
 /// An `ApiError` as it crosses between replicas.
@@ -191,16 +203,25 @@ mod tests {
             room: RoomId::random(),
             user: UserId::random(),
             socket: "s1".into(),
-            video: false,
+            prefs: ReceivePrefs {
+                video: Some(false),
+                tiles: None,
+            },
         })
         .unwrap();
         assert_eq!(
-            (&prefs["op"], &prefs["video"]),
+            (&prefs["op"], &prefs["prefs"]["video"]),
             (&json!("prefs"), &json!(false))
         );
         assert!(matches!(
             serde_json::from_value(prefs).unwrap(),
-            MediaRequest::Prefs { video: false, .. }
+            MediaRequest::Prefs {
+                prefs: ReceivePrefs {
+                    video: Some(false),
+                    tiles: None
+                },
+                ..
+            }
         ));
     }
 }

@@ -35,6 +35,21 @@ async fn prefs_are_validated_need_a_session_and_then_apply() {
         assert_eq!(ack["ok"], false, "{bad} → {ack}");
         assert_eq!(ack["error"]["code"], "INVALID_BODY", "{ack}");
     }
+    let many: serde_json::Map<String, serde_json::Value> = (0..65)
+        .map(|_| (uuid::Uuid::new_v4().to_string(), json!(240)))
+        .collect();
+    for (bad, code) in [
+        (json!({ "tiles": { "someone": 240 } }), "INVALID_BODY"),
+        (
+            json!({ "tiles": { host.id.to_string(): -1 } }),
+            "INVALID_BODY",
+        ),
+        (json!({ "tiles": many }), "VALIDATION_FAILED"),
+    ] {
+        let ack = sio.call("sfu:prefs", bad.clone()).await;
+        assert_eq!(ack["ok"], false, "{bad} → {ack}");
+        assert_eq!(ack["error"]["code"], code, "{ack}");
+    }
     let ack = sio.call("sfu:prefs", json!({ "video": false })).await;
     assert_eq!(
         ack["error"]["code"], "SFU_NOT_JOINED",
@@ -47,10 +62,19 @@ async fn prefs_are_validated_need_a_session_and_then_apply() {
         ack["uplinkKbps"], 800,
         "the budget comes with the join: {ack}"
     );
+    assert_eq!(ack["simulcast"], false, "simulcast off by default: {ack}");
     for video in [false, true] {
         let ack = sio
             .call("sfu:prefs", json!({ "video": video, "roomId": room }))
             .await;
         assert_eq!(ack["ok"], true, "{ack}");
     }
+    // Tile sizes (simulcast layer choice): a huge one is taken as the largest.
+    let ack = sio
+        .call(
+            "sfu:prefs",
+            json!({ "tiles": { host.id.to_string(): 100000 }, "roomId": room }),
+        )
+        .await;
+    assert_eq!(ack["ok"], true, "{ack}");
 }

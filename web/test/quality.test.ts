@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 
 import {
+  simulcastEncodings,
   AUDIO_RESERVE_KBPS,
   capEncodings,
   linkLevel,
@@ -141,5 +142,29 @@ describe('uplink budget', () => {
     expect(layers[0].scaleResolutionDownBy).toBe(4);
     const roomy = capEncodings([{ maxBitrate: 100_000 }, { maxBitrate: 200_000 }], cap);
     expect(roomy.map((l) => l.maxBitrate)).toEqual([100_000, 200_000]);
+  });
+});
+
+describe('simulcastEncodings', () => {
+  it('gives no layers below 360 lines, two up to 719, three from 720, lowest first', () => {
+    expect(simulcastEncodings(undefined)).toBeUndefined();
+    expect(simulcastEncodings(240)).toBeUndefined();
+    expect(simulcastEncodings(360)?.map((e) => [e.rid, e.scaleResolutionDownBy])).toEqual([
+      ['l', 2],
+      ['h', 1],
+    ]);
+    const three = simulcastEncodings(720) ?? [];
+    expect(three.map((e) => e.rid)).toEqual(['l', 'm', 'h']);
+    const rates = three.map((e) => e.maxBitrate ?? 0);
+    expect(rates).toEqual([...rates].sort((a, b) => a - b));
+    // The lowest layer and the voice fit a 300 kbit/s downlink.
+    expect(rates[0] / 1000 + AUDIO_RESERVE_KBPS).toBeLessThan(300);
+  });
+
+  it('keeps the layers in proportion under an uplink cap', () => {
+    const capped = capEncodings(simulcastEncodings(720) ?? [], videoCap(400, 1));
+    const total = capped.reduce((sum, e) => sum + (e.maxBitrate ?? 0), 0);
+    expect(total).toBeLessThanOrEqual(videoCap(400, 1).maxBitrate);
+    expect(capped[0].maxBitrate).toBeLessThan(capped[2].maxBitrate ?? 0);
   });
 });

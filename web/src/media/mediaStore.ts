@@ -35,7 +35,7 @@ import { AudioLevels } from './audioLevels';
 import { acquireLocalMedia, mediaNoticeKey, publishes, type LocalAccess } from './devices';
 import { MeshSession, type MeshSignalKind } from './mesh';
 import { SfuSession } from './negotiation';
-import { capVideoSenders, videoCap } from './quality';
+import { capVideoSenders, simulcastEncodings, videoCap } from './quality';
 import { startQualityMonitor } from './qualityMonitor';
 import { mark, marks } from './timeline';
 import { sameRemoteMap, type MediaTransport, type RemoteMap } from './tracks';
@@ -309,11 +309,15 @@ async function startSession(): Promise<void> {
     // Listen-only: nothing to connect until someone publishes (the server offers then).
     mediaPhase.value = publish ? 'connecting' : 'connected';
     if (publish && stream) {
-      s.publish(stream.getTracks(), stream);
+      const layers = (track: MediaStreamTrack) =>
+        ack.simulcast && track.kind === 'video' ? simulcastEncodings(track.getSettings().height) : undefined;
+      s.publish(stream.getTracks(), stream, layers);
       if (ack.uplinkKbps) void capVideoSenders(pc, videoCap(ack.uplinkKbps, 1));
     }
     // A new session receives video: say again that we want none.
     if (audioOnly.value) void sendReceivePrefs(roomId);
+    tilesSent = '';
+    if (tileHeights.size > 0) void sendTileHeights();
     const buffered = joining.events;
     joining = null;
     buffered.forEach((replay) => replay());
@@ -477,6 +481,35 @@ export async function setAudioOnly(on: boolean): Promise<void> {
   }
   if (session instanceof MeshSession) session.setReceiveVideo(!on);
   else if (session instanceof SfuSession && room) await sendReceivePrefs(room);
+}
+
+/** The height in device pixels at which each remote person's video is shown: the SFU sends a
+ * simulcast publisher's smallest layer that is at least that tall. */
+const tileHeights = new Map<string, number>();
+let tilesTimer: ReturnType<typeof setTimeout> | undefined;
+let tilesSent = '';
+
+/** A remote video tile was shown at `height` device pixels (`null`: no longer shown). Sent
+ * to the SFU 300 ms after the last change, when something changed. */
+export function reportTileHeight(userId: string, height: number | null): void {
+  if (height === null) tileHeights.delete(userId);
+  else tileHeights.set(userId, Math.max(0, Math.round(height)));
+  clearTimeout(tilesTimer);
+  tilesTimer = setTimeout(() => void sendTileHeights(), 300);
+}
+
+async function sendTileHeights(): Promise<void> {
+  if (!(session instanceof SfuSession) || !room) return;
+  const tiles = Object.fromEntries(tileHeights);
+  const key = JSON.stringify(tiles);
+  if (key === tilesSent) return;
+  tilesSent = key;
+  try {
+    await request(ClientEvent.sfuPrefs, { roomId: room, tiles });
+  } catch (err) {
+    tilesSent = '';
+    console.info(`[media] sfu:prefs tiles not applied (${(err as { code?: string }).code ?? String(err)})`);
+  }
 }
 
 async function sendReceivePrefs(roomId: string): Promise<void> {

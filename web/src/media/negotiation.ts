@@ -122,11 +122,18 @@ export class SfuSession extends SerialPeer<PeerLike> implements MediaTransport {
     };
   }
 
-  /** Adds our tracks as send-only transceivers and sends our offer. */
-  publish(tracks: readonly MediaStreamTrack[], stream?: MediaStream): void {
+  /** Adds our tracks as send-only transceivers and sends our offer; `encodings` gives a
+   * track's simulcast layers (none: one encoding). */
+  publish(
+    tracks: readonly MediaStreamTrack[],
+    stream?: MediaStream,
+    encodings?: (track: MediaStreamTrack) => RTCRtpEncodingParameters[] | undefined,
+  ): void {
     for (const track of tracks) {
       const init: RTCRtpTransceiverInit = { direction: 'sendonly' };
       if (stream) init.streams = [stream];
+      const layers = encodings?.(track);
+      if (layers) init.sendEncodings = layers;
       this.own.add(this.pc.addTransceiver(track, init));
     }
     if (tracks.length > 0) {

@@ -168,6 +168,27 @@ export function videoCap(budgetKbps: number, senders: number): VideoCap {
   return { maxBitrate: kbps * 1000, scaleResolutionDownBy: scale };
 }
 
+/**
+ * The simulcast layers for a camera `height` lines tall, lowest first (the SFU ranks them in
+ * this order): three from 720 lines, two from 360, none below (one encoding). Each layer's
+ * maxBitrate sets the proportions `capEncodings` keeps under the uplink budget; the lowest
+ * fits a 300 kbit/s downlink beside the voice.
+ */
+export function simulcastEncodings(height: number | undefined): RTCRtpEncodingParameters[] | undefined {
+  if (!height || height < 360) return undefined;
+  if (height < 720) {
+    return [
+      { rid: 'l', scaleResolutionDownBy: 2, maxBitrate: 150_000 },
+      { rid: 'h', scaleResolutionDownBy: 1, maxBitrate: 900_000 },
+    ];
+  }
+  return [
+    { rid: 'l', scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+    { rid: 'm', scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+    { rid: 'h', scaleResolutionDownBy: 1, maxBitrate: 1_500_000 },
+  ];
+}
+
 /** Applies `cap` to a sender's encodings: one encoding gets it whole; simulcast layers keep
  * their proportions, scaled down so that together they stay within it (a layer with no
  * maxBitrate of its own counts as an equal share). */

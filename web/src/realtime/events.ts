@@ -231,9 +231,12 @@ export interface ClientToServer {
     { report: Report }
   >;
   [ClientEvent.chatDelete]: WithAck<{ roomId: string; messageId: string }>;
-  [ClientEvent.sfuJoin]: WithAck<{ roomId: string; publish: boolean }, { iceServers: IceServerConfig[]; uplinkKbps?: number }>;
+  [ClientEvent.sfuJoin]: WithAck<
+    { roomId: string; publish: boolean },
+    { iceServers: IceServerConfig[]; uplinkKbps?: number; simulcast?: boolean }
+  >;
   [ClientEvent.sfuLeave]: WithAck<{ roomId: string }>;
-  [ClientEvent.sfuPrefs]: WithAck<{ roomId: string; video: boolean }>;
+  [ClientEvent.sfuPrefs]: WithAck<{ roomId: string; video?: boolean; tiles?: Record<string, number> }>;
   [ClientEvent.sfuOffer]: WithAck<{ sdp: string }>;
   [ClientEvent.sfuAnswer]: WithAck<{ sdp: string }>;
   [ClientEvent.sfuCandidate]: WithAck<Omit<SfuCandidate, 'roomId'>>;

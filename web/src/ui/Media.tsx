@@ -11,6 +11,7 @@ import {
   mediaPhase,
   registerAudio,
   remoteMedia,
+  reportTileHeight,
   videoPaused,
   takeMediaBack,
   unlockAudio,
@@ -43,7 +44,15 @@ export function VideoView(props: { track: MediaStreamTrack; mirrored: boolean; l
       if (el.requestVideoFrameCallback) handle = el.requestVideoFrameCallback(firstFrame);
       else el.addEventListener('loadeddata', firstFrame, { once: true });
     }
+    // How big the picture is shown decides which simulcast layer the SFU sends.
+    const sizes =
+      publisher && typeof ResizeObserver !== 'undefined'
+        ? new ResizeObserver(() => reportTileHeight(publisher, el.clientHeight * (globalThis.devicePixelRatio || 1)))
+        : undefined;
+    sizes?.observe(el);
     return () => {
+      sizes?.disconnect();
+      if (publisher) reportTileHeight(publisher, null);
       if (handle !== undefined) el.cancelVideoFrameCallback?.(handle);
       el.removeEventListener('loadeddata', firstFrame);
       el.srcObject = null;

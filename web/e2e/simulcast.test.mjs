@@ -1,0 +1,130 @@
+// Simulcast (src/sfu/simulcast.rs, forward.rs, congestion.rs), in real Chromium through the
+// real binary, in the network lab of netlab.mjs: a publisher's 640x360 camera goes out in two
+// layers (320x180 and 640x360, web/src/media/quality.ts); the listener's downlink is cut to
+// 300 kbit/s by `tc tbf`, then restored. Asserted, from the listener's getStats:
+// - on a clean link it receives the high layer (360 lines);
+// - within 10 s of the cut it receives the low layer (180 lines), its video keeps being
+//   decoded, and its audio arrives without a loss burst;
+// - the link restored, it climbs back to the high layer;
+// - the server counted the switches (`sfu_layer_switches` in /metrics).
+//
+// NOT IN THE e2e LIST YET (web/package.json): it fails today. The publisher's two encodings
+// reach the SFU until the room renegotiates (the listener joins); from then on webrtc-rs
+// 0.21.1 delivers none of that track's packets to the forwarder (no error, no OnEnded), so
+// the listener never decodes the publisher's video. `[media] simulcast` is off by default
+// until that is solved (docs/SFU.md, Known limits). Run it alone: node --test
+// e2e/simulcast.test.mjs (SIM_LOG sets the server's RUST_LOG, DUMP_LOG=1 prints its log).
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+
+import { tempDir } from '../../e2e/support/server.mjs';
+import { createRoom, expectFlowing, screenshot, signInAsGuest, userIdOf } from './harness.mjs';
+import { SITE, labMissing, netLab, noiseCamera, receiving } from './netlab.mjs';
+
+const missing = labMissing();
+if (missing && process.env.CI === 'true') throw new Error(`simulcast test under CI=true: ${missing}`);
+const SKIP = missing ?? false;
+
+const dir = tempDir('tc-simulcast-');
+const lab = netLab('tcs', dir);
+const METRICS_TOKEN = 'simulcast-metrics-token';
+let server;
+let publisherBrowser;
+let listenerBrowser;
+
+before(async () => {
+  if (SKIP) return;
+  lab.build();
+  server = await lab.server({
+    TALKCONNECT__MEDIA__SIMULCAST: 'true',
+    RUST_LOG: process.env.SIM_LOG ?? 'warn,talkconnect=info',
+    TALKCONNECT__METRICS__TOKEN: METRICS_TOKEN,
+  });
+  publisherBrowser = await lab.browser('srv', { video: noiseCamera() });
+  listenerBrowser = await lab.browser('sub');
+});
+
+after(async () => {
+  if (SKIP) return;
+  if (process.env.DUMP_LOG) console.log(server?.log());
+  await publisherBrowser?.close().catch(() => {});
+  await listenerBrowser?.close().catch(() => {});
+  await server?.stop();
+  lab.remove();
+});
+
+const delta = (a, b, kind, key) => (b[kind]?.[key] ?? 0) - (a[kind]?.[key] ?? 0);
+
+/** Polls the listener's received picture height until `want(height)`; returns the height and
+ * how long it took. */
+async function waitForHeight(page, publisher, want, timeout) {
+  const start = Date.now();
+  let last = null;
+  while (Date.now() - start < timeout) {
+    last = (await receiving(page, publisher)).video?.frameHeight ?? null;
+    if (last && want(last)) return { height: last, ms: Date.now() - start };
+    await page.waitForTimeout(250);
+  }
+  throw new Error(`received height ${last} after ${timeout} ms`);
+}
+
+describe('a listener of a simulcast publisher', { skip: SKIP }, () => {
+  it('gets the low layer on a narrow downlink and the high one back when it recovers', { timeout: 240000 }, async () => {
+    const pub = await (await publisherBrowser.newContext({ locale: 'en-US' })).newPage();
+    await pub.goto(SITE);
+    await signInAsGuest(pub, 'Publisher');
+    const roomId = await createRoom(pub, { title: 'Simulcast' });
+    const publisher = await userIdOf(pub);
+    // The publisher's browser sends two encodings.
+    let rids = '';
+    for (let i = 0; i < 120 && rids !== 'h,l'; i += 1) {
+      rids = await pub.evaluate(async () => {
+        const pc = window.__talkconnect?.pc;
+        if (!pc) return '';
+        const found = new Set();
+        (await pc.getStats()).forEach((r) => r.type === 'outbound-rtp' && r.kind === 'video' && r.rid && found.add(r.rid));
+        return [...found].sort().join(',');
+      });
+      if (rids !== 'h,l') await pub.waitForTimeout(250);
+    }
+    assert.equal(rids, 'h,l', 'two encodings sent');
+
+    const listener = await (await listenerBrowser.newContext({ locale: 'vi-VN' })).newPage();
+    await listener.goto(`${SITE}/r/${roomId}`);
+    await signInAsGuest(listener, 'Người nghe');
+    await listener.locator(`.tile[data-user-id="${publisher}"][data-video="on"] video`).waitFor({ timeout: 60000 });
+    await expectFlowing(listener, [publisher], { timeout: 45000 });
+    const high = await waitForHeight(listener, publisher, (h) => h >= 360, 60000);
+    console.log(`[simulcast] clean link: ${high.height} lines after ${high.ms} ms`);
+
+    lab.setCondition('300k');
+    const low = await waitForHeight(listener, publisher, (h) => h <= 180, 10000);
+    console.log(`[simulcast] 300 kbit/s: ${low.height} lines after ${low.ms} ms`);
+    await listener.waitForTimeout(1000);
+    const a = await receiving(listener, publisher);
+    await listener.waitForTimeout(4000);
+    const b = await receiving(listener, publisher);
+    console.log(`[simulcast] on the low layer: ${JSON.stringify({ a, b })}`);
+    const audioReceived = delta(a, b, 'audio', 'packetsReceived');
+    const audioLost = delta(a, b, 'audio', 'packetsLost');
+    assert.ok(audioReceived >= 100, `audio packets in 4 s on the low layer: ${audioReceived}`);
+    assert.ok(audioLost <= audioReceived / 50, `audio lost ${audioLost} of ${audioReceived} on the low layer`);
+    assert.ok(delta(a, b, 'video', 'framesDecoded') >= 10, `low layer frames decoded: ${delta(a, b, 'video', 'framesDecoded')}`);
+    assert.ok(b.video.frameHeight <= 180, `still the low layer: ${b.video.frameHeight}`);
+    await screenshot(listener, 'simulcast-low');
+
+    lab.setCondition('0');
+    const back = await waitForHeight(listener, publisher, (h) => h >= 360, 90000);
+    console.log(`[simulcast] restored: ${back.height} lines after ${back.ms} ms`);
+    await expectFlowing(listener, [publisher], { timeout: 30000 });
+
+    // From inside the lab: the publisher's page reaches the server.
+    const metrics = await pub.evaluate(
+      async (token) => (await fetch('/metrics', { headers: { authorization: `Bearer ${token}` } })).text(),
+      METRICS_TOKEN,
+    );
+    const switches = Number(/^talkconnect_sfu_layer_switches_total (\d+)/m.exec(metrics)?.[1] ?? 0);
+    assert.ok(switches >= 2, `layer switches counted: ${switches}`);
+    assert.match(server.log(), /sfu: downlink video gate .*level=1/);
+  });
+});
