@@ -21,6 +21,7 @@ use super::signal::{
     ClientSignal, CloseReason, DescriptionPayload, IceCandidate, MediaKind, ServerSignal, SfuEvent,
     SfuEventKind, TrackInfo, VideoState,
 };
+use super::simulcast::keep_simulcast_receivers;
 use super::stats::{SfuMetrics, spawn_counted};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::RTCOfferOptions;
@@ -307,6 +308,8 @@ struct Participant {
     muted: HashSet<MediaKind>,
     /// False: audio-only, the downlink skips every video leg (see `set_receive_video`).
     receive_video: bool,
+    /// Mids of its simulcast m-lines already set up (see `keep_simulcast_receivers`).
+    simulcast_mids: HashSet<String>,
     /// How much video its downlink carries (the congestion gate's level).
     video: Arc<DownlinkVideo>,
     /// The height (device pixels) at which it shows each publisher's video, by user id.
@@ -632,6 +635,7 @@ impl Room {
                 muted: HashSet::new(),
                 receive_video: true,
                 video,
+                simulcast_mids: HashSet::new(),
                 tile_heights: HashMap::new(),
                 published: HashMap::new(),
                 subscriptions: HashMap::new(),
@@ -954,6 +958,7 @@ impl Room {
             )));
         }
         let sdp = filter_sdp_candidates(p, &self.shared, &sdp)?;
+        let (sdp, new_simulcast) = keep_simulcast_receivers(&sdp, &p.simulcast_mids);
         let offer = parse_client_offer(sdp)?;
         if p.offer_in_flight {
             // Glare: the server is the impolite side. The browser (polite) applies the pending
@@ -967,6 +972,7 @@ impl Room {
         if let Err(e) = p.pc.set_remote_description(offer).await {
             return Err(SfuError::InvalidSdp(e.to_string()));
         }
+        p.simulcast_mids.extend(new_simulcast);
         if restarts_ice {
             // The client's offer restarts ICE (its network changed): ours is not needed.
             p.ice_restart_wanted = false;
@@ -1016,6 +1022,7 @@ impl Room {
             return Err(SfuError::UnexpectedAnswer);
         }
         let sdp = filter_sdp_candidates(p, &self.shared, &sdp)?;
+        let (sdp, new_simulcast) = keep_simulcast_receivers(&sdp, &p.simulcast_mids);
         let answer =
             RTCSessionDescription::answer(sdp).map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
         let applied = match answer.unmarshal() {
@@ -1027,6 +1034,7 @@ impl Room {
             return Err(SfuError::InvalidSdp(e.to_string()));
         }
         p.offer_in_flight = false;
+        p.simulcast_mids.extend(new_simulcast);
         self.first_negotiation_done(user);
         self.refresh_legs(user).await;
         self.maybe_offer(user).await;

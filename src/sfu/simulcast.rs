@@ -6,11 +6,13 @@
 
 use bytes::{Bytes, BytesMut};
 use rtc::rtp;
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 /// A layer that sent nothing for this long is not chosen (the publisher's browser turns a
-/// layer off when its own uplink is short).
-pub(crate) const LAYER_IDLE: Duration = Duration::from_millis(1000);
+/// layer off when its own uplink is short). Long enough for a low layer whose encoder drops
+/// frames to fit its bitrate.
+pub(crate) const LAYER_IDLE: Duration = Duration::from_millis(3000);
 
 /// Epochs (switches) remembered per leg to map NACKed sequence numbers back.
 const EPOCHS: usize = 4;
@@ -336,6 +338,59 @@ impl LegLayers {
     }
 }
 
+/// Keeps a publisher's simulcast receivers through renegotiations. At every negotiation
+/// webrtc-rs 0.21.1 rebuilds the receiver of each m-line the remote description names a track
+/// for (`start_rtp`), and a simulcast receiver is rebuilt with no SSRCs: it learnt them from
+/// the rid header extension, which browsers stop sending once the SFU's receiver reports
+/// arrive, so from then on every layer's packets would be dropped. For the sending m-lines
+/// with rids whose mid is in `known` (set up by an earlier negotiation), the lines that name
+/// a track (`a=msid`, `a=ssrc`, `a=ssrc-group`) are left out of the copy webrtc-rs applies,
+/// so it leaves that receiver alone; rids and `a=simulcast` stay (the answer keeps simulcast).
+/// Returns the SDP to apply and the simulcast mids it sets up for the first time (to add to
+/// `known` once it is applied).
+pub(crate) fn keep_simulcast_receivers(
+    sdp: &str,
+    known: &HashSet<String>,
+) -> (String, Vec<String>) {
+    let mut out = String::with_capacity(sdp.len());
+    let mut new = Vec::new();
+    let mut sections: Vec<Vec<&str>> = vec![Vec::new()];
+    for line in sdp.split_inclusive('\n') {
+        if line.starts_with("m=") {
+            sections.push(Vec::new());
+        }
+        if let Some(last) = sections.last_mut() {
+            last.push(line);
+        }
+    }
+    for (i, section) in sections.iter().enumerate() {
+        let attr = |prefix: &str| section.iter().find_map(|l| l.strip_prefix(prefix));
+        let simulcast = i > 0
+            && section.iter().any(|l| l.starts_with("a=rid:"))
+            && section
+                .iter()
+                .any(|l| l.starts_with("a=sendonly") || l.starts_with("a=sendrecv"));
+        let mid = attr("a=mid:").map(|m| m.trim().to_owned());
+        let keep_receiver = match (&mid, simulcast) {
+            (Some(mid), true) if known.contains(mid) => true,
+            (Some(mid), true) => {
+                new.push(mid.clone());
+                false
+            }
+            _ => false,
+        };
+        for line in section {
+            let names_track = line.starts_with("a=msid:")
+                || line.starts_with("a=ssrc:")
+                || line.starts_with("a=ssrc-group:");
+            if !(keep_receiver && names_track) {
+                out.push_str(line);
+            }
+        }
+    }
+    (out, new)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -531,5 +586,34 @@ mod tests {
             .offer(&incoming(0, 110, 30000, true, 50, at), 0, 90_000)
             .expect("keyframe of the new target");
         assert_eq!(110u16.wrapping_add(back.seq), 105);
+    }
+
+    #[test]
+    fn a_known_simulcast_section_names_no_track_on_renegotiation() {
+        let sdp = "v=0\r\ns=-\r\nm=audio 9 UDP 111\r\na=mid:0\r\na=sendonly\r\na=msid:s a\r\n\
+                   m=video 9 UDP 96\r\na=mid:1\r\na=sendonly\r\na=msid:s v\r\na=ssrc:5 cname:x\r\n\
+                   a=rid:l send\r\na=rid:h send\r\na=simulcast:send l;h\r\n\
+                   m=video 9 UDP 96\r\na=mid:2\r\na=recvonly\r\na=rid:l recv\r\n";
+        let (first, new) = keep_simulcast_receivers(sdp, &HashSet::new());
+        assert_eq!(first, sdp, "the first negotiation sets the receiver up");
+        assert_eq!(
+            new,
+            vec!["1".to_owned()],
+            "only the sending section with rids"
+        );
+        let known: HashSet<String> = new.into_iter().collect();
+        let (again, new) = keep_simulcast_receivers(sdp, &known);
+        assert!(new.is_empty());
+        assert!(
+            again.contains("a=msid:s a\r\n"),
+            "other sections keep their track"
+        );
+        assert!(!again.contains("a=msid:s v"));
+        assert!(!again.contains("a=ssrc:5"));
+        assert!(again.contains("a=simulcast:send l;h\r\n") && again.contains("a=rid:h send\r\n"));
+        assert_eq!(
+            again.len(),
+            sdp.len() - "a=msid:s v\r\na=ssrc:5 cname:x\r\n".len()
+        );
     }
 }
