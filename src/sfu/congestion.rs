@@ -128,6 +128,10 @@ pub(crate) const TRY_LENGTH: Duration = Duration::from_secs(3);
 /// After a step up holds, how long before the next one is tried.
 const STEP_UP_AFTER: Duration = Duration::from_secs(2);
 
+/// After the level changes, how long the loss is not held against the new level: the
+/// estimator's loss is an average, and the queue in front of the narrow link drains first.
+const SETTLE: Duration = Duration::from_secs(2);
+
 /// The level at which every layer may be forwarded (`DownlinkVideo::level`).
 pub(crate) const FULL_LEVEL: u8 = 3;
 
@@ -154,6 +158,7 @@ pub(crate) struct VideoGate {
     config: GateConfig,
     state: GateState,
     level: u8,
+    settle_until: Option<Instant>,
 }
 
 impl VideoGate {
@@ -162,19 +167,39 @@ impl VideoGate {
             config,
             state: GateState::Forwarding { lossy_since: None },
             level: FULL_LEVEL,
+            settle_until: None,
         }
     }
 
     /// Feeds the latest loss figure (`None`: no feedback yet) at `now`; `above_low`: some leg
     /// towards this participant forwards a simulcast layer above the lowest. Returns the new
     /// level when it changes.
+    /// `room_up`: the estimate leaves room for the next simulcast layer (a try from a pause
+    /// does not ask).
     pub(crate) fn observe(
         &mut self,
         now: Instant,
         loss: Option<f64>,
         above_low: bool,
+        room_up: bool,
+    ) -> Option<u8> {
+        let before = self.level;
+        let change = self.step(now, loss, above_low, room_up);
+        if self.level != before {
+            self.settle_until = Some(now + SETTLE);
+        }
+        change
+    }
+
+    fn step(
+        &mut self,
+        now: Instant,
+        loss: Option<f64>,
+        above_low: bool,
+        room_up: bool,
     ) -> Option<u8> {
         let lossy = loss.is_some_and(|l| l > self.config.pause_loss);
+        let settled = self.settle_until.is_none_or(|t| now >= t);
         match self.state {
             GateState::Forwarding { lossy_since } | GateState::Limited { lossy_since, .. } => {
                 let (until, backoff) = match self.state {
@@ -182,7 +207,8 @@ impl VideoGate {
                     _ => (None, self.config.first_backoff),
                 };
                 // Paused: nothing left to shed, the try comes when it is due.
-                let since = (lossy && self.level > 0).then(|| lossy_since.unwrap_or(now));
+                let since =
+                    (lossy && settled && self.level > 0).then(|| lossy_since.unwrap_or(now));
                 if since.is_some_and(|t| now.duration_since(t) >= self.config.pause_after) {
                     self.level = if self.level >= 2 && above_low { 1 } else { 0 };
                     self.state = GateState::Limited {
@@ -193,7 +219,7 @@ impl VideoGate {
                     return Some(self.level);
                 }
                 if let Some(until) = until {
-                    if now >= until && self.level < FULL_LEVEL {
+                    if now >= until && self.level < FULL_LEVEL && (self.level == 0 || room_up) {
                         self.level += 1;
                         self.state = GateState::Trying {
                             until: now + self.config.probe,
@@ -246,6 +272,10 @@ impl VideoGate {
 pub(crate) struct DownlinkVideo {
     level: AtomicU8,
     legs_above_low: AtomicU32,
+    /// What raising every leg one simulcast layer would add, bits/s (kept by the forwarders).
+    step_up_bps: AtomicU64,
+    /// Bytes written to the participant's connection (its downlink counts them).
+    sent_bytes: AtomicU64,
 }
 
 impl Default for DownlinkVideo {
@@ -253,6 +283,8 @@ impl Default for DownlinkVideo {
         Self {
             level: AtomicU8::new(FULL_LEVEL),
             legs_above_low: AtomicU32::new(0),
+            step_up_bps: AtomicU64::new(0),
+            sent_bytes: AtomicU64::new(0),
         }
     }
 }
@@ -275,8 +307,47 @@ impl DownlinkVideo {
         }
     }
 
+    /// A leg's share of `step_up_bps` changed from `before` to `after`.
+    pub(crate) fn step_up_share(&self, before: u64, after: u64) {
+        if after > before {
+            self.step_up_bps
+                .fetch_add(after - before, Ordering::Relaxed);
+        } else {
+            self.step_up_bps
+                .fetch_sub(before - after, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn count_sent(&self, bytes: u64) {
+        self.sent_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
     fn any_above_low(&self) -> bool {
         self.legs_above_low.load(Ordering::Relaxed) > 0
+    }
+}
+
+/// What a participant's connection sends, bits/s over the last second or so.
+#[derive(Debug, Default)]
+struct SendRate {
+    since: Option<(Instant, u64)>,
+    bps: u64,
+}
+
+impl SendRate {
+    fn sample(&mut self, now: Instant, bytes: u64) -> u64 {
+        match self.since {
+            Some((at, then)) => {
+                let elapsed = now.duration_since(at);
+                if elapsed >= Duration::from_secs(1) {
+                    self.bps =
+                        (bytes.saturating_sub(then) as f64 * 8.0 / elapsed.as_secs_f64()) as u64;
+                    self.since = Some((now, bytes));
+                }
+            }
+            None => self.since = Some((now, bytes)),
+        }
+        self.bps
     }
 }
 
@@ -297,14 +368,20 @@ pub(crate) async fn run_gate(
 ) {
     let mut gate = VideoGate::new(config);
     let mut tick = tokio::time::interval(GATE_TICK);
+    let mut rate = SendRate::default();
     loop {
         tokio::select! {
             () = cancel.cancelled() => break,
             _ = tick.tick() => {}
         }
+        let now = Instant::now();
+        let sent_bps = rate.sample(now, video.sent_bytes.load(Ordering::Relaxed));
+        // A step up is tried when the estimate carries what is sent now plus what the next
+        // layers add, with a tenth to spare.
+        let wanted = sent_bps + video.step_up_bps.load(Ordering::Relaxed);
+        let room_up = estimate.target_bps() as f64 >= wanted as f64 * 1.1;
         let before = video.level();
-        let Some(level) = gate.observe(Instant::now(), estimate.loss(), video.any_above_low())
-        else {
+        let Some(level) = gate.observe(now, estimate.loss(), video.any_above_low(), room_up) else {
             continue;
         };
         video.level.store(level, Ordering::Relaxed);
@@ -315,6 +392,7 @@ pub(crate) async fn run_gate(
             paused = level == 0,
             loss = estimate.loss().unwrap_or(0.0),
             target_bps = estimate.target_bps(),
+            sent_bps,
             "sfu: downlink video gate"
         );
         if (level == 0) == (before == 0) {
@@ -356,11 +434,11 @@ mod tests {
         let mut gate = VideoGate::new(config());
         for i in 0..100 {
             assert_eq!(
-                gate.observe(secs(t0, f64::from(i) * 0.5), Some(0.05), false),
+                gate.observe(secs(t0, f64::from(i) * 0.5), Some(0.05), false, true),
                 None
             );
             assert_eq!(
-                gate.observe(secs(t0, f64::from(i) * 0.5 + 0.1), None, false),
+                gate.observe(secs(t0, f64::from(i) * 0.5 + 0.1), None, false, true),
                 None
             );
         }
@@ -372,66 +450,108 @@ mod tests {
         let t0 = Instant::now();
         let mut gate = VideoGate::new(config());
         assert_eq!(
-            gate.observe(t0, Some(0.4), false),
+            gate.observe(t0, Some(0.4), false, true),
             None,
             "one bad report is not enough"
         );
         assert_eq!(
-            gate.observe(secs(t0, 0.5), Some(0.05), false),
+            gate.observe(secs(t0, 0.5), Some(0.05), false, true),
             None,
             "recovered"
         );
-        assert_eq!(gate.observe(secs(t0, 1.0), Some(0.4), false), None);
-        assert_eq!(gate.observe(secs(t0, 2.0), Some(0.4), false), Some(0));
+        assert_eq!(gate.observe(secs(t0, 1.0), Some(0.4), false, true), None);
+        assert_eq!(gate.observe(secs(t0, 2.0), Some(0.4), false, true), Some(0));
         assert_eq!(gate.level, 0);
         assert_eq!(
-            gate.observe(secs(t0, 9.0), Some(0.0), false),
+            gate.observe(secs(t0, 9.0), Some(0.0), false, true),
             None,
             "backing off"
         );
-        assert_eq!(gate.observe(secs(t0, 10.0), Some(0.0), false), Some(1));
+        assert_eq!(
+            gate.observe(secs(t0, 10.0), Some(0.0), false, true),
+            Some(1)
+        );
         assert_ne!(gate.level, 0);
         // The try fails: paused again, for twice as long.
-        assert_eq!(gate.observe(secs(t0, 11.0), Some(0.5), false), Some(0));
-        assert_eq!(gate.observe(secs(t0, 26.0), Some(0.0), false), None);
-        assert_eq!(gate.observe(secs(t0, 27.0), Some(0.0), false), Some(1));
+        assert_eq!(
+            gate.observe(secs(t0, 11.0), Some(0.5), false, true),
+            Some(0)
+        );
+        assert_eq!(gate.observe(secs(t0, 26.0), Some(0.0), false, true), None);
+        assert_eq!(
+            gate.observe(secs(t0, 27.0), Some(0.0), false, true),
+            Some(1)
+        );
         // This try holds: back to forwarding, and the next pause starts from the first backoff.
-        assert_eq!(gate.observe(secs(t0, 28.0), Some(0.01), false), None);
-        assert_eq!(gate.observe(secs(t0, 30.5), Some(0.01), false), None);
-        assert_eq!(gate.observe(secs(t0, 31.0), Some(0.3), false), None);
-        assert_eq!(gate.observe(secs(t0, 32.0), Some(0.3), false), Some(0));
-        assert_eq!(gate.observe(secs(t0, 40.0), Some(0.0), false), Some(1));
+        assert_eq!(gate.observe(secs(t0, 28.0), Some(0.01), false, true), None);
+        assert_eq!(gate.observe(secs(t0, 30.5), Some(0.01), false, true), None);
+        assert_eq!(gate.observe(secs(t0, 31.0), Some(0.3), false, true), None);
+        assert_eq!(
+            gate.observe(secs(t0, 32.0), Some(0.3), false, true),
+            Some(0)
+        );
+        assert_eq!(
+            gate.observe(secs(t0, 40.0), Some(0.0), false, true),
+            Some(1)
+        );
     }
 
     #[test]
     fn simulcast_steps_down_to_the_lowest_layer_before_pausing_and_climbs_back() {
         let t0 = Instant::now();
         let mut gate = VideoGate::new(config());
-        assert_eq!(gate.observe(t0, Some(0.4), true), None);
+        assert_eq!(gate.observe(t0, Some(0.4), true, true), None);
         assert_eq!(
-            gate.observe(secs(t0, 1.0), Some(0.4), true),
+            gate.observe(secs(t0, 1.0), Some(0.4), true, true),
             Some(1),
             "the lowest layer first"
         );
-        assert_eq!(gate.observe(secs(t0, 1.5), Some(0.4), false), None);
         assert_eq!(
-            gate.observe(secs(t0, 2.5), Some(0.4), false),
+            gate.observe(secs(t0, 2.5), Some(0.4), false, true),
+            None,
+            "the loss of before is not held against the new level for 2 s"
+        );
+        assert_eq!(gate.observe(secs(t0, 3.0), Some(0.4), false, true), None);
+        assert_eq!(
+            gate.observe(secs(t0, 4.0), Some(0.4), false, true),
             Some(0),
             "still lossy on the lowest layer: paused"
         );
-        assert_eq!(gate.observe(secs(t0, 10.0), Some(0.0), false), None);
-        assert_eq!(gate.observe(secs(t0, 10.5), Some(0.0), false), Some(1));
-        assert_eq!(gate.observe(secs(t0, 13.5), Some(0.0), true), None);
-        assert_eq!(gate.observe(secs(t0, 15.5), Some(0.0), true), Some(2));
+        assert_eq!(gate.observe(secs(t0, 11.5), Some(0.0), false, true), None);
+        assert_eq!(
+            gate.observe(secs(t0, 12.0), Some(0.0), false, true),
+            Some(1)
+        );
+        assert_eq!(gate.observe(secs(t0, 15.0), Some(0.0), true, true), None);
+        assert_eq!(gate.observe(secs(t0, 17.0), Some(0.0), true, true), Some(2));
         // A failed step goes back one level and waits twice as long.
-        assert_eq!(gate.observe(secs(t0, 16.0), Some(0.3), true), Some(1));
-        assert_eq!(gate.observe(secs(t0, 31.5), Some(0.0), true), None);
-        assert_eq!(gate.observe(secs(t0, 32.0), Some(0.0), true), Some(2));
-        assert_eq!(gate.observe(secs(t0, 35.0), Some(0.0), true), None);
-        assert_eq!(gate.observe(secs(t0, 37.0), Some(0.0), true), Some(3));
-        assert_eq!(gate.observe(secs(t0, 40.0), Some(0.0), true), None);
+        assert_eq!(gate.observe(secs(t0, 17.5), Some(0.3), true, true), Some(1));
+        assert_eq!(gate.observe(secs(t0, 33.0), Some(0.0), true, true), None);
+        assert_eq!(gate.observe(secs(t0, 33.5), Some(0.0), true, true), Some(2));
+        assert_eq!(gate.observe(secs(t0, 36.5), Some(0.0), true, true), None);
+        assert_eq!(gate.observe(secs(t0, 38.5), Some(0.0), true, true), Some(3));
+        assert_eq!(gate.observe(secs(t0, 41.5), Some(0.0), true, true), None);
         assert_eq!(gate.level, FULL_LEVEL);
         assert!(matches!(gate.state, GateState::Forwarding { .. }));
+    }
+
+    #[test]
+    fn a_layer_is_tried_only_when_the_estimate_has_room_for_it() {
+        let t0 = Instant::now();
+        let mut gate = VideoGate::new(config());
+        gate.observe(t0, Some(0.5), true, true);
+        assert_eq!(gate.observe(secs(t0, 1.0), Some(0.5), true, true), Some(1));
+        // The back-off is over, but the estimate cannot carry the next layer: no try.
+        for i in 0..40 {
+            let at = 9.0 + f64::from(i) * 0.5;
+            assert_eq!(gate.observe(secs(t0, at), Some(0.0), true, false), None);
+        }
+        assert_eq!(gate.observe(secs(t0, 29.5), Some(0.0), true, true), Some(2));
+        // A try out of a pause is made whatever the estimate says.
+        assert_eq!(
+            gate.observe(secs(t0, 30.0), Some(0.5), true, false),
+            Some(1)
+        );
     }
 
     #[test]
@@ -439,21 +559,21 @@ mod tests {
         let t0 = Instant::now();
         let mut gate = VideoGate::new(config());
         let mut now = 0.0;
-        gate.observe(secs(t0, now), Some(0.5), false);
+        gate.observe(secs(t0, now), Some(0.5), false, true);
         now += 1.0;
-        assert_eq!(gate.observe(secs(t0, now), Some(0.5), false), Some(0));
+        assert_eq!(gate.observe(secs(t0, now), Some(0.5), false, true), Some(0));
         let mut waits = Vec::new();
         for _ in 0..6 {
             let paused_at = now;
             loop {
                 now += 0.5;
-                if gate.observe(secs(t0, now), Some(0.5), false) == Some(1) {
+                if gate.observe(secs(t0, now), Some(0.5), false, true) == Some(1) {
                     break;
                 }
             }
             waits.push(now - paused_at);
             now += 0.5;
-            assert_eq!(gate.observe(secs(t0, now), Some(0.5), false), Some(0));
+            assert_eq!(gate.observe(secs(t0, now), Some(0.5), false, true), Some(0));
         }
         assert_eq!(waits, vec![8.0, 16.0, 32.0, 60.0, 60.0, 60.0]);
     }

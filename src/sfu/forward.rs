@@ -298,6 +298,8 @@ struct Leg {
     layers: LegLayers,
     /// Counted in `video`'s legs above the lowest layer.
     above_low: bool,
+    /// This leg's share of `video`'s step-up bitrate.
+    step_up_bps: u64,
 }
 
 impl Leg {
@@ -312,6 +314,7 @@ impl Leg {
 impl Drop for Leg {
     fn drop(&mut self) {
         self.set_above_low(false);
+        self.video.step_up_share(self.step_up_bps, 0);
     }
 }
 
@@ -326,6 +329,10 @@ struct Layer {
     last_packet: Option<std::time::Instant>,
     height: Option<u16>,
     last_keyframe_request: Option<Instant>,
+    /// Its bitrate over the last second (and the bytes counted since `rate_since`).
+    bps: u64,
+    rate_bytes: u64,
+    rate_since: Option<std::time::Instant>,
 }
 
 /// Simulcast tracks have at most this many layers (more SSRCs are ignored).
@@ -390,6 +397,7 @@ impl Forwarder {
                             max_height: None,
                             layers: LegLayers::default(),
                             above_low: false,
+                            step_up_bps: 0,
                         });
                     }
                     Some(ForwarderCmd::RemoveSubscriber { peer }) => {
@@ -494,6 +502,9 @@ impl Forwarder {
             last_packet: None,
             height: None,
             last_keyframe_request: None,
+            bps: 0,
+            rate_bytes: 0,
+            rate_since: None,
         });
         // Rank by the order of the publisher's encodings (browsers list them lowest first),
         // rids not listed after them in order of arrival.
@@ -545,6 +556,14 @@ impl Forwarder {
         {
             let l = &mut state.layers[layer];
             l.last_packet = Some(now);
+            l.rate_bytes += bytes as u64;
+            let since = *l.rate_since.get_or_insert(now);
+            let elapsed = now.duration_since(since);
+            if elapsed >= Duration::from_secs(1) {
+                l.bps = (l.rate_bytes as f64 * 8.0 / elapsed.as_secs_f64()) as u64;
+                l.rate_bytes = 0;
+                l.rate_since = Some(now);
+            }
             if let Some((_, height)) = vp8_ids.and_then(|ids| ids.size) {
                 l.height = Some(height);
             }
@@ -569,6 +588,7 @@ impl Forwarder {
                     height: l.height,
                 })
                 .collect();
+            let state_bps: Vec<u64> = state.layers.iter().map(|l| l.bps).collect();
             let incoming = Incoming {
                 layer,
                 seq: packet.header.sequence_number,
@@ -607,6 +627,15 @@ impl Forwarder {
                 }
                 if leg.layers.current() == Some(layer) {
                     leg.set_above_low(views[layer].rank > 0);
+                    // What the next layer up would add on this leg (the gate's step-up test).
+                    let next = choose_layer(&views, views[layer].rank + 2, leg.max_height)
+                        .filter(|&next| views[next].rank > views[layer].rank);
+                    let extra =
+                        next.map_or(0, |next| state_bps[next].saturating_sub(state_bps[layer]));
+                    if extra != leg.step_up_bps {
+                        leg.video.step_up_share(leg.step_up_bps, extra);
+                        leg.step_up_bps = extra;
+                    }
                 }
                 closed |= self.send(&leg.queue, &packet, shift, vp8);
             }
@@ -849,6 +878,7 @@ pub(crate) async fn run_downlink(
                     Ok(()) => {
                         metrics.forwarded_packets.fetch_add(1, Ordering::Relaxed);
                         metrics.forwarded_bytes.fetch_add(bytes, Ordering::Relaxed);
+                        video.count_sent(bytes);
                     }
                     Err(e) => {
                         tracing::debug!(error = %e, "sfu: packet not written");
