@@ -393,6 +393,7 @@ pub(crate) async fn run_gate(
             loss = estimate.loss().unwrap_or(0.0),
             target_bps = estimate.target_bps(),
             sent_bps,
+            step_up_bps = video.step_up_bps.load(Ordering::Relaxed),
             "sfu: downlink video gate"
         );
         if (level == 0) == (before == 0) {
