@@ -12,7 +12,7 @@ use clap::Parser;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
-use talkconnect_testkit::sfu_client::{self, Attribution, Peer};
+use talkconnect_testkit::sfu_client::{self, Attribution, LayerOrder, Peer};
 use talkconnect_testkit::sfu_measure::{self, Load, LoadArgs, Snapshot};
 use tokio::sync::{Mutex, mpsc};
 use webrtc::peer_connection::{PeerConnection, RTCSessionDescription};
@@ -233,7 +233,18 @@ impl Participant {
     /// sending media.
     async fn publish(&mut self, load: &LoadArgs, room: u64, index: usize) {
         let handle = self.session.attach().await;
-        let mut peer = Peer::new(&self.user, &self.ip, false, Attribution::StreamId).await;
+        let mut peer = if load.simulcast {
+            // Janus takes the first rid for the highest layer, as janus.js lists them.
+            Peer::simulcast(
+                &self.user,
+                &self.ip,
+                Attribution::StreamId,
+                LayerOrder::HighestFirst,
+            )
+            .await
+        } else {
+            Peer::new(&self.user, &self.ip, false, Attribution::StreamId).await
+        };
         let join = json!({"request": "join", "ptype": "publisher", "room": room,
                           "id": FEED_BASE + index as u64, "display": self.user});
         self.session.message(&handle, join, None).await;

@@ -45,7 +45,12 @@ fn main() {
         let room = "bench";
         let mut publishers = Vec::new();
         for i in 0..args.publishers {
-            let mut p = Client::join(&handle, room, &format!("pub{i}"), true).await;
+            let name = format!("pub{i}");
+            let mut p = if args.simulcast {
+                Client::join_simulcast(&handle, room, &name).await
+            } else {
+                Client::join(&handle, room, &name, true).await
+            };
             p.start_media(args.video_pps, args.payload);
             publishers.push(p);
         }

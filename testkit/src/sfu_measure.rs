@@ -33,6 +33,10 @@ pub struct LoadArgs {
     /// Skip pinning.
     #[arg(long)]
     pub no_pin: bool,
+    /// Publishers send their video as three simulcast layers (rids l, m, h: a quarter, half
+    /// and all of --video-pps); each subscriber is forwarded one of them.
+    #[arg(long)]
+    pub simulcast: bool,
 }
 
 /// Logs errors only unless RUST_LOG says otherwise, to stderr: stdout is the report.
@@ -193,6 +197,15 @@ impl Load<'_> {
             .map(|s| s.sent_packets.load(Ordering::Relaxed))
             .sum()
     }
+
+    /// Packets of simulcast layers below the top one: ingested by the SFU, forwarded to none
+    /// while every subscriber takes the top layer.
+    fn sent_lower_layers(&self) -> u64 {
+        self.senders
+            .iter()
+            .map(|s| s.sent_lower_layers.load(Ordering::Relaxed))
+            .sum()
+    }
 }
 
 /// Counters at one instant. `forwarded`/`dropped` are the SFU's own counters when it has
@@ -200,6 +213,7 @@ impl Load<'_> {
 pub struct Snapshot {
     at: Instant,
     sent: u64,
+    sent_lower: u64,
     received: u64,
     lost: u64,
     sfu_ticks: u64,
@@ -217,6 +231,7 @@ impl Snapshot {
         Snapshot {
             at: Instant::now(),
             sent: load.sent(),
+            sent_lower: load.sent_lower_layers(),
             received,
             lost,
             sfu_ticks: cpu.0,
@@ -253,7 +268,7 @@ pub fn report(publishers: usize, subscribers: usize, s0: &Snapshot, s1: &Snapsho
         "pubs={} subs={} streams={} offered_pps={:.0} forwarded_pps={:.0} delivered_pps={:.0} \
          sfu_dropped_pps={:.0} seq_gaps_pps={:.0} loss={:.2}% sfu_cpu={:.0}% load_cpu={:.0}% \
          sfu_us_per_pkt={:.1} sfu_cpu_per_stream={:.2}% kernel_rcvbuf_drops_pps={:.0} \
-         kernel_sndbuf_drops_pps={:.0} missing_before_fanout_pps={:.0}",
+         kernel_sndbuf_drops_pps={:.0} missing_before_fanout_pps={:.0} lower_layers_in_pps={:.0}",
         publishers,
         subscribers,
         streams,
@@ -274,6 +289,7 @@ pub fn report(publishers: usize, subscribers: usize, s0: &Snapshot, s1: &Snapsho
         rate(s0.rcvbuf, s1.rcvbuf),
         rate(s0.sndbuf, s1.sndbuf),
         (offered - forwarded - dropped).max(0.0),
+        rate(s0.sent_lower, s1.sent_lower),
     )
 }
 

@@ -3,9 +3,10 @@
 //! (`talkconnect_testkit::sfu_client`) on loopback: forwarding, typed errors, offer collisions,
 //! ICE-TCP and single-port transport, join/leave cycles that leave nothing behind, publisher
 //! churn that recycles m-lines, clients that misbehave on purpose, retransmissions under loss
-//! (in a network namespace of its own, with nftables), and ICE restarts after a client's path
-//! broke. Needs no service; each test takes its own media ports in 42000–42599 (restart:
-//! 42900–42949), or ports the kernel hands out.
+//! (in a network namespace of its own, with nftables), ICE restarts after a client's path
+//! broke, and a simulcast publisher's layers chosen per subscriber. Needs no service; each test
+//! takes its own media ports in 42000–42599 (restart: 42900–42949, simulcast: 42950–42969), or
+//! ports the kernel hands out.
 
 mod churn;
 mod errors;
@@ -16,4 +17,5 @@ mod negotiation;
 mod prefs;
 mod restart;
 mod retransmission;
+mod simulcast;
 mod transport;

@@ -8,6 +8,8 @@
 #   ONLY=janus or ONLY=ours runs one side; JANUS_PORT (8088) is the HTTP API port;
 #   JANUS_EVENT_LOOPS=N gives Janus N shared event loops (default 1, like our SFU's single
 #   runtime thread); JANUS_EVENT_LOOPS=0 keeps Janus's own default, a thread per handle.
+#   LOAD_ARGS adds flags to both load tools, e.g. LOAD_ARGS=--simulcast (publishers send three
+#   simulcast layers; each subscriber is forwarded one).
 # Needs: Debian's `janus` package (installed with apt-get when missing; needs root), taskset.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -20,6 +22,7 @@ port=${JANUS_PORT:-8088}
 # address (traffic between local addresses still goes over the loopback device).
 hostip=${HOST_IP:-$(ip -4 -o route get 1.1.1.1 | sed -E 's/.* src ([0-9.]+).*/\1/')}
 only=${ONLY:-}
+read -r -a extra <<<"${LOAD_ARGS:-}"
 # The tools' logs (stderr; webrtc-rs complains when queues overflow under overload).
 logdir=${LOG_DIR:-/tmp/sfu-janus-bench}; mkdir -p "$logdir"
 
@@ -63,7 +66,7 @@ for subs in "${subs_list[@]}"; do
   echo "# subs=$subs $(cut -d' ' -f1-3 /proc/loadavg | sed 's/^/loadavg=/')"
   if [ -z "$ours_done" ]; then
     line=$("$bin/sfu_load" --publishers "$pubs" --subscribers "$subs" --video-pps "$pps" \
-      --seconds "$secs" 2>>"$logdir/ours.log" | grep 'pubs=' | tail -1 || true)
+      --seconds "$secs" "${extra[@]}" 2>>"$logdir/ours.log" | grep 'pubs=' | tail -1 || true)
     [ -n "$line" ] || line="failed (see $logdir/ours.log) loss=100%"
     echo "ours $line"
     if passed "$line"; then echo "# ours: loss passed 1% at subs=$subs"; ours_done=1; fi
@@ -71,7 +74,8 @@ for subs in "${subs_list[@]}"; do
   if [ -z "$janus_done" ]; then
     line=$(taskset -c 1 "$bin/sfu_janus_load" --janus-url "http://127.0.0.1:$port/janus" \
       --janus-pid "$janus_pid" --client-ip "$hostip" --no-pin --publishers "$pubs" \
-      --subscribers "$subs" --video-pps "$pps" --seconds "$secs" 2>>"$logdir/janus.log" \
+      --subscribers "$subs" --video-pps "$pps" --seconds "$secs" "${extra[@]}" \
+      2>>"$logdir/janus.log" \
       | grep 'pubs=' | tail -1 || true)
     [ -n "$line" ] || line="janus failed (see $logdir/janus.log) loss=100%"
     echo "$line"

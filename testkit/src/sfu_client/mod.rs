@@ -56,6 +56,22 @@ impl Client {
         client
     }
 
+    /// Joins and publishes like `join(.., true)`, the camera as three simulcast layers (see
+    /// [`Peer::simulcast`]).
+    pub async fn join_simulcast(sfu: &SfuHandle, room: &str, user: &str) -> Client {
+        let peer = Peer::simulcast(
+            user,
+            "127.0.0.1",
+            Attribution::StreamId,
+            LayerOrder::LowestFirst,
+        )
+        .await;
+        let mut client = Self::join_with(sfu, room, user, true, peer).await;
+        client.publish().await;
+        client.start_signaling();
+        client
+    }
+
     /// Joins without publishing and without starting the signaling loop, so a test can
     /// interleave messages by hand (`next_event`, `publish`, `start_signaling`).
     pub async fn join_held(sfu: &SfuHandle, room: &str, user: &str, publish: bool) -> Client {

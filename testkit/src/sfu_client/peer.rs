@@ -28,6 +28,7 @@ use webrtc::media_stream::Track;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::peer_connection::configure_simulcast_extension_headers;
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
     RTCIceCandidateInit, RTCPeerConnectionIceEvent, RTCPeerConnectionState, Registry,
@@ -37,6 +38,20 @@ use webrtc::peer_connection::{
 pub const OPUS_PT: u8 = 111;
 pub const VP8_PT: u8 = 96;
 pub const H264_PT: u8 = 102;
+/// A simulcast publisher's rids, lowest layer first.
+pub const SIMULCAST_RIDS: [&str; 3] = ["l", "m", "h"];
+/// The order in which a simulcast publisher lists its layers (its encodings, and the rids
+/// of its SDP): receivers may rank layers by it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayerOrder {
+    /// `l;m;h`, as the web app sends them (the SFU ranks layers in this order).
+    LowestFirst,
+    /// `h;m;l`, as Janus's janus.js sends them (Janus takes the first rid for the highest).
+    HighestFirst,
+}
+
+/// The picture size a simulcast publisher's VP8 keyframes give for each layer.
+pub const SIMULCAST_SIZES: [(u16, u16); 3] = [(320, 180), (640, 360), (1280, 720)];
 
 /// The codec a publishing client sends its camera in (every client receives both).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -72,6 +87,15 @@ impl VideoCodec {
     }
 }
 
+/// The start of a VP8 keyframe whose header gives its size: payload descriptor (S=1, PID 0),
+/// frame tag (P=0), start code, 14-bit width and height.
+fn vp8_keyframe_start((width, height): (u16, u16)) -> Vec<u8> {
+    let mut start = vec![0x10, 0x00, 0x00, 0x00, 0x9d, 0x01, 0x2a];
+    start.extend_from_slice(&width.to_le_bytes());
+    start.extend_from_slice(&height.to_le_bytes());
+    start
+}
+
 /// Packets one subscriber received from one publisher.
 #[derive(Debug, Default, Clone)]
 pub struct Received {
@@ -94,8 +118,11 @@ pub struct ClientState {
     pub keyframe_requests: AtomicU64,
     pub errors: Mutex<Vec<String>>,
     pub server_candidates: Mutex<Vec<String>>,
-    /// RTP packets this publisher handed to its connection.
+    /// RTP packets this publisher handed to its connection (of a simulcast publisher, only
+    /// its audio and its top layer: what a subscriber on the top layer is meant to receive).
     pub sent_packets: AtomicU64,
+    /// RTP packets of a simulcast publisher's layers below the top one.
+    pub sent_lower_layers: AtomicU64,
     /// Video frames received per publisher, to tell complete frames from damaged ones.
     pub video_frames: Mutex<HashMap<String, FrameLog>>,
     /// Who sends each SSRC, as the last server description says (`a=ssrc:<ssrc> msid:<user> …`).
@@ -449,6 +476,9 @@ pub struct Peer {
     pub tasks: Vec<tokio::task::JoinHandle<()>>,
     /// What `add_tracks` publishes the camera in.
     pub video_codec: VideoCodec,
+    /// Whether `add_tracks` publishes the camera as three simulcast layers, and in which
+    /// order (see [`Peer::simulcast`]).
+    simulcast: Option<LayerOrder>,
     audio: Option<Arc<TrackLocalStaticRTP>>,
     video: Option<Arc<TrackLocalStaticRTP>>,
 }
@@ -456,13 +486,26 @@ pub struct Peer {
 impl Peer {
     /// A peer connection on a UDP port of `ip` (or, with `tcp_only`, ICE-TCP alone).
     pub async fn new(user: &str, ip: &str, tcp_only: bool, attribution: Attribution) -> Peer {
-        Self::build(user, ip, tcp_only, attribution, None).await
+        Self::build(user, ip, tcp_only, attribution, None, None).await
+    }
+
+    /// A peer connection on a UDP port of `ip` that publishes its camera as three simulcast
+    /// layers, rids `l`, `m` and `h` listed in `order`, each on its own SSRC and carrying the
+    /// mid and rid header extensions as browsers do. `start_media` sends `h` at the given
+    /// rate, `m` at half and `l` at a quarter.
+    pub async fn simulcast(
+        user: &str,
+        ip: &str,
+        attribution: Attribution,
+        order: LayerOrder,
+    ) -> Peer {
+        Self::build(user, ip, false, attribution, None, Some(order)).await
     }
 
     /// A peer connection whose UDP sockets go through `network` (a test can cut them), and
     /// which binds new sockets at each ICE restart: it comes back from a new address.
     pub async fn on_network(user: &str, ip: &str, network: Arc<Network>) -> Peer {
-        Self::build(user, ip, false, Attribution::StreamId, Some(network)).await
+        Self::build(user, ip, false, Attribution::StreamId, Some(network), None).await
     }
 
     async fn build(
@@ -471,6 +514,7 @@ impl Peer {
         tcp_only: bool,
         attribution: Attribution,
         network: Option<Arc<Network>>,
+        simulcast: Option<LayerOrder>,
     ) -> Peer {
         let state = Arc::new(ClientState::default());
         let (cand_tx, cand_rx) = mpsc::unbounded_channel();
@@ -494,6 +538,9 @@ impl Peer {
                     RtpCodecKind::Video,
                 )
                 .unwrap();
+        }
+        if simulcast.is_some() {
+            configure_simulcast_extension_headers(&mut engine).unwrap();
         }
         let registry = register_default_interceptors(Registry::new(), &mut engine)
             .unwrap()
@@ -536,6 +583,7 @@ impl Peer {
             candidates: Some(cand_rx),
             tasks: vec![],
             video_codec: VideoCodec::default(),
+            simulcast,
             audio: None,
             video: None,
         }
@@ -545,19 +593,31 @@ impl Peer {
     pub async fn add_tracks(&mut self) {
         let video = self.video_codec.codec();
         for (kind, codec) in [(RtpCodecKind::Audio, opus()), (RtpCodecKind::Video, video)] {
+            let mut rids = vec![""];
+            if let (Some(order), RtpCodecKind::Video) = (self.simulcast, kind) {
+                rids = SIMULCAST_RIDS.to_vec();
+                if order == LayerOrder::HighestFirst {
+                    rids.reverse();
+                }
+            }
+            let encodings = rids
+                .iter()
+                .map(|rid| RTCRtpEncodingParameters {
+                    rtp_coding_parameters: RTCRtpCodingParameters {
+                        rid: (*rid).to_owned(),
+                        ssrc: Some(rand::random::<u32>() | 1),
+                        ..Default::default()
+                    },
+                    codec: codec.clone(),
+                    ..Default::default()
+                })
+                .collect();
             let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
                 format!("{}-stream", self.user),
                 format!("{}-{kind}", self.user),
                 format!("{}-{kind}", self.user),
                 kind,
-                vec![RTCRtpEncodingParameters {
-                    rtp_coding_parameters: RTCRtpCodingParameters {
-                        ssrc: Some(rand::random::<u32>() | 1),
-                        ..Default::default()
-                    },
-                    codec,
-                    ..Default::default()
-                }],
+                encodings,
             )));
             let sender = self
                 .pc
@@ -612,8 +672,11 @@ impl Peer {
         }
     }
 
-    /// Sends generated media: 50 Opus packets/s and `video_pps` video packets/s (VP8 or H.264) (a keyframe-like
-    /// packet every second), each payload naming the publisher so receivers can check labels.
+    /// Sends generated media: 50 Opus packets/s and `video_pps` video packets/s (VP8 or H.264)
+    /// (a keyframe-like packet every second), each payload naming the publisher so receivers
+    /// can check labels. A simulcast publisher sends its top layer at `video_pps`, the one
+    /// below at half and the lowest at a quarter (at least one packet per 20 ms each), every
+    /// layer with its own sequence numbers and keyframes, and the mid and rid extensions.
     pub fn start_media(&mut self, video_pps: u32, payload_len: usize) {
         let (Some(audio), Some(video)) = (self.audio.clone(), self.video.clone()) else {
             panic!("start_media needs a publishing client");
@@ -621,13 +684,30 @@ impl Peer {
         let label = self.user.clone().into_bytes();
         let state = Arc::clone(&self.state);
         let codec = self.video_codec;
+        let pc = Arc::clone(&self.pc);
+        let simulcast = self.simulcast.is_some();
         self.tasks.push(tokio::spawn(async move {
             let audio_ssrc = audio.ssrcs().await[0];
-            let video_ssrc = video.ssrcs().await[0];
+            // (SSRC, layer: 0 the lowest), the top layer last.
+            let mut video_ssrcs = Vec::new();
+            for ssrc in video.ssrcs().await {
+                let rid = video.rid(ssrc).await.unwrap_or_default();
+                let layer = SIMULCAST_RIDS.iter().position(|r| *r == rid).unwrap_or(0);
+                video_ssrcs.push((ssrc, layer));
+            }
+            video_ssrcs.sort_by_key(|(_, layer)| *layer);
+            let layer_ids = if simulcast {
+                let sdp = pc.local_description().await.expect("negotiated").sdp;
+                Some(LayerIds::from_sdp(&sdp))
+            } else {
+                None
+            };
             let mut tick = tokio::time::interval(Duration::from_millis(20));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-            let per_tick = (video_pps / 50).max(1);
-            let (mut aseq, mut vseq, mut n) = (0u16, 0u16, 0u32);
+            let top = video_ssrcs.len() - 1;
+            let per_tick = |layer: usize| ((video_pps / 50) >> (top - layer)).max(1);
+            let (mut aseq, mut n) = (0u16, 0u32);
+            let mut vseq = vec![0u16; video_ssrcs.len()];
             loop {
                 tick.tick().await;
                 n += 1;
@@ -649,27 +729,44 @@ impl Peer {
                 if audio.write_rtp(packet).await.is_ok() {
                     state.sent_packets.fetch_add(1, Ordering::Relaxed);
                 }
-                for i in 0..per_tick {
-                    // VP8 descriptor (S=1, PID 0) then a frame header: P=0 (key) once a second.
-                    let key = n % 50 == 1 && i == 0;
-                    let mut payload = codec.frame_start(key);
-                    payload.extend_from_slice(&label);
-                    payload.resize(payload_len.max(payload.len()), 0x55);
-                    let packet = rtp::Packet {
-                        header: rtp::header::Header {
-                            version: 2,
-                            payload_type: codec.payload_type(),
-                            sequence_number: vseq,
-                            timestamp: n * 1800,
-                            ssrc: video_ssrc,
-                            marker: i + 1 == per_tick,
-                            ..Default::default()
-                        },
-                        payload: Bytes::from(payload),
-                    };
-                    vseq = vseq.wrapping_add(1);
-                    if video.write_rtp(packet).await.is_ok() {
-                        state.sent_packets.fetch_add(1, Ordering::Relaxed);
+                for &(ssrc, layer) in &video_ssrcs {
+                    let count = per_tick(layer);
+                    for i in 0..count {
+                        // VP8 descriptor (S=1, PID 0) then a frame header: P=0 (key) once a
+                        // second.
+                        let key = n % 50 == 1 && i == 0;
+                        let mut payload = match (key, &layer_ids, codec) {
+                            (true, Some(_), VideoCodec::Vp8) => {
+                                vp8_keyframe_start(SIMULCAST_SIZES[layer])
+                            }
+                            _ => codec.frame_start(key),
+                        };
+                        payload.extend_from_slice(&label);
+                        payload.resize(payload_len.max(payload.len()), 0x55);
+                        let mut packet = rtp::Packet {
+                            header: rtp::header::Header {
+                                version: 2,
+                                payload_type: codec.payload_type(),
+                                sequence_number: vseq[layer],
+                                timestamp: n * 1800,
+                                ssrc,
+                                marker: i + 1 == count,
+                                ..Default::default()
+                            },
+                            payload: Bytes::from(payload),
+                        };
+                        if let Some(ids) = &layer_ids {
+                            ids.mark(&mut packet.header, SIMULCAST_RIDS[layer]);
+                        }
+                        vseq[layer] = vseq[layer].wrapping_add(1);
+                        if video.write_rtp(packet).await.is_ok() {
+                            let counter = if layer == top {
+                                &state.sent_packets
+                            } else {
+                                &state.sent_lower_layers
+                            };
+                            counter.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
                 }
             }
@@ -686,6 +783,50 @@ impl Peer {
             task.abort();
         }
         let _ = self.pc.close().await;
+    }
+}
+
+/// The video m-line's mid and the header extension ids that name a simulcast layer, as this
+/// client offered them (an answer keeps the offered ids).
+struct LayerIds {
+    mid: Bytes,
+    mid_id: u8,
+    rid_id: u8,
+}
+
+impl LayerIds {
+    fn from_sdp(sdp: &str) -> Self {
+        let video = &sdp[sdp.find("m=video").expect("a video m-line")..];
+        let attr = |prefix: &str| {
+            video
+                .lines()
+                .find_map(|l| l.strip_prefix(prefix))
+                .map(str::trim)
+        };
+        let ext_id = |uri: &str| {
+            video
+                .lines()
+                .filter_map(|l| l.strip_prefix("a=extmap:"))
+                .find_map(|l| {
+                    let (id, rest) = l.split_once(' ')?;
+                    (rest.trim() == uri).then(|| id.split('/').next()?.parse().ok())?
+                })
+                .unwrap_or_else(|| panic!("no extmap for {uri}"))
+        };
+        LayerIds {
+            mid: Bytes::from(attr("a=mid:").expect("a video mid").to_owned()),
+            mid_id: ext_id("urn:ietf:params:rtp-hdrext:sdes:mid"),
+            rid_id: ext_id("urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"),
+        }
+    }
+
+    fn mark(&self, header: &mut rtp::header::Header, rid: &'static str) {
+        header.extension = true;
+        header.extension_profile = 0xBEDE;
+        header.set_extension(self.mid_id, self.mid.clone()).unwrap();
+        header
+            .set_extension(self.rid_id, Bytes::from_static(rid.as_bytes()))
+            .unwrap();
     }
 }
 
