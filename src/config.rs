@@ -95,6 +95,10 @@ pub struct MediaSettings {
     /// forwards each subscriber the one its link and tile size call for. Handed out in the
     /// `sfu:join` ack.
     pub simulcast: bool,
+    /// The web app asks to send its microphone as redundant audio (RFC 2198 RED: each packet
+    /// carries the last Opus frame again), where the browser can. The SFU forwards RED to
+    /// listeners that take it and plain Opus to the others. Handed out in the `sfu:join` ack.
+    pub audio_red: bool,
 }
 
 /// The uplink budget's bounds: below, not even one small video stream fits beside audio;

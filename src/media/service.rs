@@ -34,6 +34,7 @@ pub struct Media {
     max_per_ip: usize,
     uplink_kbps: u32,
     simulcast: bool,
+    audio_red: bool,
     /// Owns the SFU's runtime; dropping it stops the SFU.
     _sfu: Option<Sfu>,
     pub(super) sfu: Option<SfuHandle>,
@@ -72,6 +73,7 @@ impl Media {
             max_per_ip: settings.max_sessions_per_ip,
             uplink_kbps: settings.uplink_kbps,
             simulcast: settings.simulcast,
+            audio_red: settings.audio_red,
             sfu: sfu.as_ref().map(Sfu::handle),
             _sfu: sfu,
             ice_servers: config.ice_servers.clone(),
@@ -312,6 +314,7 @@ impl Media {
             "iceServers": self.ice_servers(Some(user), None),
             "uplinkKbps": self.uplink_kbps,
             "simulcast": self.simulcast,
+            "audioRed": self.audio_red,
         }))
     }
 

@@ -5,6 +5,7 @@
 //! NACKs are answered from the forwarder's retransmission buffer through the same queue.
 
 use super::congestion::DownlinkVideo;
+use super::red;
 use super::retransmit::{
     MAX_PACKETS_PER_NACK, ResendLimiter, RetransmitBuffer, RetransmitSettings,
 };
@@ -55,6 +56,10 @@ pub(crate) struct LegMapping {
     pub payload_types: [u8; 128],
     /// Publisher extension id → subscriber extension id (0 = drop).
     pub extensions: [u8; 256],
+    /// The publisher's RED payload type, if it offered RED (`red.rs`): its packets reach
+    /// this leg as RED with the types inside renumbered, or as their primary block alone
+    /// when the subscriber has no RED.
+    pub red: Option<u8>,
 }
 
 impl LegMapping {
@@ -70,6 +75,11 @@ impl LegMapping {
     ) -> Option<Self> {
         let mut payload_types = [0u8; 128];
         let mut any = false;
+        let red = publisher_codecs
+            .iter()
+            .find(|(_, c)| c.mime_type.eq_ignore_ascii_case(red::MIME_TYPE_RED))
+            .map(|(pt, _)| *pt)
+            .filter(|pt| *pt < 128);
         for (pub_pt, pub_codec) in publisher_codecs {
             if let Some((sub_pt, _)) = subscriber_codecs
                 .iter()
@@ -99,6 +109,7 @@ impl LegMapping {
             ssrc,
             payload_types,
             extensions,
+            red,
         })
     }
 
@@ -115,9 +126,20 @@ impl LegMapping {
         shift: Shift,
         vp8: bool,
     ) -> Option<rtp::Packet> {
-        let payload_type = *self
+        let mut payload_type = *self
             .payload_types
             .get(usize::from(source.header.payload_type))?;
+        // A RED packet: renumbered for a subscriber with RED, else its primary block alone.
+        let mut red_payload = None;
+        if self.red == Some(source.header.payload_type) {
+            if payload_type != 0 {
+                red_payload = Some(red::remap(&source.payload, &self.payload_types)?);
+            } else {
+                let (inner, primary) = red::primary(&source.payload)?;
+                payload_type = *self.payload_types.get(usize::from(inner))?;
+                red_payload = Some(primary);
+            }
+        }
         if payload_type == 0 {
             return None;
         }
@@ -154,6 +176,10 @@ impl LegMapping {
             extensions,
             extensions_padding: 0,
         };
+        if let Some(payload) = red_payload {
+            // Audio: never simulcast, nothing to shift.
+            return Some(rtp::Packet { header, payload });
+        }
         if shift.is_zero() {
             return Some(rtp::Packet {
                 header,
@@ -1017,6 +1043,88 @@ mod tests {
         let mut no_ext = packet;
         no_ext.header.extensions.clear();
         assert!(!map.rewrite(&no_ext).expect("ok").header.extension);
+    }
+
+    /// An audio packet of the publisher's: `payload_type` 63 is RED (one redundant block of
+    /// type 111, then the primary), 111 is Opus.
+    fn audio(payload_type: u8) -> rtp::Packet {
+        let payload: &'static [u8] = if payload_type == 63 {
+            &[
+                0x80 | 111,
+                0x0f,
+                0x00,
+                0x03,
+                111,
+                b'o',
+                b'l',
+                b'd',
+                b'n',
+                b'e',
+                b'w',
+            ]
+        } else {
+            b"new"
+        };
+        rtp::Packet {
+            header: rtp::header::Header {
+                version: 2,
+                payload_type,
+                sequence_number: 1,
+                timestamp: 960,
+                ssrc: 5,
+                ..Default::default()
+            },
+            payload: Bytes::from_static(payload),
+        }
+    }
+
+    fn audio_mapping(subscriber: &[(u8, RTCRtpCodec)]) -> LegMapping {
+        let publisher = [
+            (63, codec("audio/red", "111/111")),
+            (111, codec("audio/opus", "")),
+        ];
+        LegMapping::negotiate(7, &publisher, subscriber, &[], &[], &[]).expect("Opus maps")
+    }
+
+    #[test]
+    fn red_goes_to_a_red_subscriber_renumbered_and_to_others_as_its_primary_block() {
+        // Same numbers: forwarded untouched.
+        let chrome = audio_mapping(&[
+            (111, codec("audio/opus", "")),
+            (63, codec("audio/red", "111/111")),
+        ]);
+        let out = chrome.rewrite(&audio(63)).expect("forwarded");
+        assert_eq!(out.header.payload_type, 63);
+        assert_eq!(out.payload, audio(63).payload);
+
+        // Other numbers (Firefox's Opus is 109): the block headers follow.
+        let other = audio_mapping(&[
+            (109, codec("audio/opus", "")),
+            (120, codec("audio/red", "109/109")),
+        ]);
+        let out = other.rewrite(&audio(63)).expect("forwarded");
+        assert_eq!(out.header.payload_type, 120);
+        assert_eq!(out.payload[0], 0x80 | 109);
+        assert_eq!(out.payload[4], 109);
+        assert_eq!(&out.payload[5..], b"oldnew");
+
+        // No RED on the subscriber's side: plain Opus, the new frame alone.
+        let plain = audio_mapping(&[(111, codec("audio/opus", ""))]);
+        let out = plain.rewrite(&audio(63)).expect("unwrapped");
+        assert_eq!(out.header.payload_type, 111);
+        assert_eq!(&out.payload[..], b"new");
+        assert_eq!(out.header.timestamp, 960);
+        // Plain Opus from the same publisher passes as before.
+        assert_eq!(
+            &plain.rewrite(&audio(111)).expect("opus").payload[..],
+            b"new"
+        );
+
+        // A malformed RED payload is dropped, not forwarded half-read.
+        let mut broken = audio(63);
+        broken.payload = Bytes::from_static(&[0x80 | 111, 0, 0]);
+        assert!(plain.rewrite(&broken).is_none());
+        assert!(chrome.rewrite(&broken).is_none());
     }
 
     #[test]

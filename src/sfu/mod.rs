@@ -14,6 +14,7 @@ mod peer;
 mod ports;
 mod probe;
 pub mod public_address;
+mod red;
 mod retransmit;
 mod room;
 mod rtcp;

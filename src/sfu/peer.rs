@@ -6,6 +6,7 @@ use super::config::SfuConfig;
 use super::congestion::{self, DownlinkEstimate};
 use super::error::{SfuError, internal};
 use super::mux::{MuxRoute, SfuRuntime, UdpMux};
+use super::red;
 use super::rtcp::{FEEDBACK_MARKER_SLOT, FeedbackMarker};
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::{NackGeneratorBuilder, Slot};
@@ -35,7 +36,7 @@ pub(crate) const FORWARDED_EXTENSIONS: [&str; 2] = [
 /// next one's redundancy) and DTX (silence costs almost nothing).
 pub(crate) const OPUS_FMTP: &str = "minptime=10;useinbandfec=1;usedtx=1";
 
-/// Opus for audio; VP8 first for video, H.264 (constrained baseline, packetization-mode 1)
+/// Opus (and RED over it) for audio; VP8 first for video, H.264 (constrained baseline, packetization-mode 1)
 /// where offered. No RTX: webrtc-rs 0.21.1's `TrackLocalStaticRTP` writes only a coding's
 /// primary SSRC (`RTCRtpSender::write_rtp` refuses any other), so a leg could not send RTX on
 /// its own SSRC; retransmissions come on the media SSRC, with the `nack` feedback below.
@@ -63,6 +64,16 @@ fn media_engine() -> Result<MediaEngine, SfuError> {
             2,
             OPUS_FMTP,
             111,
+        ),
+        // Redundant Opus (`red.rs`): offered by Chromium; the web app lists it first, so its
+        // packets carry the last frame again.
+        (
+            RtpCodecKind::Audio,
+            red::MIME_TYPE_RED,
+            48000,
+            2,
+            "111/111",
+            63,
         ),
         (RtpCodecKind::Video, MIME_TYPE_VP8, 90000, 0, "", 96),
         (

@@ -16,6 +16,7 @@ use super::peer::{
 };
 use super::ports::{PortLease, PortPool};
 use super::probe::ProbeRegistry;
+use super::red;
 use super::retransmit::RetransmitSettings;
 use super::signal::{
     ClientSignal, CloseReason, DescriptionPayload, IceCandidate, MediaKind, ServerSignal, SfuEvent,
@@ -683,7 +684,7 @@ impl Room {
                 .ok_or(SfuError::UnknownParticipant)?;
             (
                 publication.kind,
-                offered_codec(publication),
+                offered_codecs(publication),
                 publication.forwarder.clone(),
             )
         };
@@ -715,30 +716,41 @@ impl Room {
                 ssrc: Some(ssrc),
                 ..Default::default()
             },
-            codec: offered.rtp_codec.clone(),
+            codec: offered[0].rtp_codec.clone(),
             ..Default::default()
         };
         let leg = match take_idle_leg(sub, kind) {
-            Some(leg) => match recycle_leg(&leg, publisher, encoding.clone(), offered).await {
-                Ok(()) => {
-                    metrics.recycled_legs.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(room = %room, subscriber, publisher, track = %leg.track_id,
+            Some(leg) => {
+                match recycle_leg(&leg, publisher, encoding.clone(), offered.clone()).await {
+                    Ok(()) => {
+                        metrics.recycled_legs.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(room = %room, subscriber, publisher, track = %leg.track_id,
                         "sfu: idle m-line reused");
-                    Some(leg)
+                        Some(leg)
+                    }
+                    Err(e) => {
+                        // recycle_leg left it inactive; it is dropped from the idle legs (an
+                        // inactive m-line, as before reuse existed) and the subscription gets a
+                        // new m-line.
+                        tracing::warn!(room = %room, subscriber, error = %e, "sfu: m-line reuse failed");
+                        None
+                    }
                 }
-                Err(e) => {
-                    // recycle_leg left it inactive; it is dropped from the idle legs (an
-                    // inactive m-line, as before reuse existed) and the subscription gets a
-                    // new m-line.
-                    tracing::warn!(room = %room, subscriber, error = %e, "sfu: m-line reuse failed");
-                    None
-                }
-            },
+            }
             None => None,
         };
         let leg = match leg {
             Some(leg) => leg,
-            None => new_leg(sub, publisher, kind, source, encoding).await?,
+            None => {
+                let leg = new_leg(sub, publisher, kind, source, encoding).await?;
+                // A new m-line offers its encoding's codec; RED needs Opus beside it.
+                if offered.len() > 1 {
+                    prefer_codecs(&leg.transceiver, offered)
+                        .await
+                        .map_err(|e| internal("codec preferences", e))?;
+                }
+                leg
+            }
         };
         let feedback = sub.cancel.child_token();
         spawn_counted(
@@ -1096,11 +1108,9 @@ impl Room {
                     .participants
                     .get(&subscription.publisher)
                     .and_then(|p| p.published.get(source))
-                    && let Err(e) = subscription
-                        .leg
-                        .transceiver
-                        .set_codec_preferences(vec![offered_codec(publication)])
-                        .await
+                    && let Err(e) =
+                        prefer_codecs(&subscription.leg.transceiver, offered_codecs(publication))
+                            .await
                 {
                     tracing::debug!(error = %e, "sfu: codec preference not set");
                 }
@@ -1596,7 +1606,7 @@ async fn recycle_leg(
     leg: &SendLeg,
     publisher: &str,
     encoding: RTCRtpEncodingParameters,
-    offered: RTCRtpCodecParameters,
+    offered: Vec<RTCRtpCodecParameters>,
 ) -> Result<(), webrtc::error::Error> {
     // webrtc-rs hands out the sender of a sending transceiver only: direction first.
     leg.transceiver
@@ -1616,7 +1626,7 @@ async fn repoint_sender(
     leg: &SendLeg,
     publisher: &str,
     encoding: RTCRtpEncodingParameters,
-    offered: RTCRtpCodecParameters,
+    offered: Vec<RTCRtpCodecParameters>,
 ) -> Result<(), webrtc::error::Error> {
     let codec = encoding.codec.clone();
     let next = MediaStreamTrack::new(
@@ -1636,21 +1646,61 @@ async fn repoint_sender(
         e.codec = codec.clone();
     }
     leg.sender.set_parameters(params, None).await?;
-    // The offer lists only this codec (as for a new m-line).
-    leg.transceiver.set_codec_preferences(vec![offered]).await
+    // The offer lists only these codecs (as for a new m-line).
+    prefer_codecs(&leg.transceiver, offered).await
 }
 
-/// The one codec a subscriber's m-line for `publication` offers. webrtc-rs matches it to its
-/// own payload type for the offer, and the answer sets the one used.
-fn offered_codec(publication: &Publication) -> RTCRtpCodecParameters {
-    let payload_type = publication
+/// Sets the codecs an m-line offers. A subscriber whose connection has not negotiated the
+/// later ones (RED, when its own offer had none: Firefox, webrtc-rs) is offered the first
+/// alone, and gets RED as plain Opus (`red.rs`).
+async fn prefer_codecs(
+    transceiver: &Arc<dyn RtpTransceiver>,
+    offered: Vec<RTCRtpCodecParameters>,
+) -> Result<(), webrtc::error::Error> {
+    let first = offered.first().cloned();
+    match transceiver.set_codec_preferences(offered).await {
+        Err(_) if first.is_some() => {
+            let first = first.into_iter().collect();
+            transceiver.set_codec_preferences(first).await
+        }
+        result => result,
+    }
+}
+
+/// The codecs a subscriber's m-line for `publication` offers: the publisher's codec, and for
+/// a RED publisher (`red.rs`) Opus first then RED, so a subscriber without RED still gets
+/// Opus. webrtc-rs matches them to its own payload types for the offer, and the answer sets
+/// the ones used; the first is the leg's encoding codec.
+fn offered_codecs(publication: &Publication) -> Vec<RTCRtpCodecParameters> {
+    let param = |codec: &RTCRtpCodec| RTCRtpCodecParameters {
+        rtp_codec: codec.clone(),
+        payload_type: publication
+            .codecs
+            .iter()
+            .find(|(_, c)| c.mime_type.eq_ignore_ascii_case(&codec.mime_type))
+            .map_or(0, |(pt, _)| *pt),
+    };
+    let is_red = |c: &RTCRtpCodec| c.mime_type.eq_ignore_ascii_case(red::MIME_TYPE_RED);
+    let Some(red_codec) = publication
         .codecs
         .iter()
-        .find(|(_, c)| c.mime_type == publication.codec.mime_type)
-        .map_or(0, |(pt, _)| *pt);
-    RTCRtpCodecParameters {
-        rtp_codec: publication.codec.clone(),
-        payload_type,
+        .map(|(_, c)| c)
+        .find(|c| is_red(c))
+    else {
+        return vec![param(&publication.codec)];
+    };
+    let primary = if is_red(&publication.codec) {
+        publication
+            .codecs
+            .iter()
+            .map(|(_, c)| c)
+            .find(|c| !is_red(c))
+    } else {
+        Some(&publication.codec)
+    };
+    match primary {
+        Some(primary) => vec![param(primary), param(red_codec)],
+        None => vec![param(red_codec)],
     }
 }
 

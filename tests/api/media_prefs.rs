@@ -63,6 +63,7 @@ async fn prefs_are_validated_need_a_session_and_then_apply() {
         "the budget comes with the join: {ack}"
     );
     assert_eq!(ack["simulcast"], true, "simulcast by default: {ack}");
+    assert_eq!(ack["audioRed"], true, "redundant audio by default: {ack}");
     for video in [false, true] {
         let ack = sio
             .call("sfu:prefs", json!({ "video": video, "roomId": room }))

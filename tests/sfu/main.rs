@@ -4,9 +4,10 @@
 //! ICE-TCP and single-port transport, join/leave cycles that leave nothing behind, publisher
 //! churn that recycles m-lines, clients that misbehave on purpose, retransmissions under loss
 //! (in a network namespace of its own, with nftables), ICE restarts after a client's path
-//! broke, and a simulcast publisher's layers chosen per subscriber. Needs no service; each test
-//! takes its own media ports in 42000–42599 (restart: 42900–42949, simulcast: 42950–42969), or
-//! ports the kernel hands out.
+//! broke, a simulcast publisher's layers chosen per subscriber, and redundant audio (RED) to
+//! subscribers with and without it. Needs no service; each test takes its own media ports in
+//! 42000–42599 (restart: 42900–42949, simulcast: 42950–42969, RED: 42970–42989), or ports the
+//! kernel hands out.
 
 mod churn;
 mod errors;
@@ -15,6 +16,7 @@ mod hardening;
 mod lifecycle;
 mod negotiation;
 mod prefs;
+mod red;
 mod restart;
 mod retransmission;
 mod simulcast;

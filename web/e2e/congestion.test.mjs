@@ -9,51 +9,29 @@
 // - the link restored, the video comes back by itself (frames decoded again, the notice gone);
 // - on a clean link nothing is ever paused.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 
-import { tempDir } from '../../e2e/support/server.mjs';
 import { createRoom, expectFlowing, screenshot, signInAsGuest, userIdOf } from './harness.mjs';
-import { SITE, labMissing, netLab, noiseCamera, receiving } from './netlab.mjs';
+import { SITE, labCall, noiseCamera, receiving } from './netlab.mjs';
 
-const missing = labMissing();
-if (missing && process.env.CI === 'true') throw new Error(`congestion test under CI=true: ${missing}`);
-const SKIP = missing ?? false;
-
-const dir = tempDir('tc-congestion-');
-const lab = netLab('tcc', dir);
-let server;
-let publisherBrowser;
-let listenerBrowser;
-
-before(async () => {
-  if (SKIP) return;
-  lab.build();
+const { skip: SKIP, call } = labCall('congestion', 'tcc', {
   // One encoding: with simulcast the low layer would fit the narrow link and nothing would
   // pause (web/e2e/simulcast.test.mjs covers that).
-  server = await lab.server({ RUST_LOG: 'warn,talkconnect=info', TALKCONNECT__MEDIA__SIMULCAST: 'false' });
-  publisherBrowser = await lab.browser('srv', { video: noiseCamera() });
-  listenerBrowser = await lab.browser('sub');
-});
-
-after(async () => {
-  if (SKIP) return;
-  await publisherBrowser?.close().catch(() => {});
-  await listenerBrowser?.close().catch(() => {});
-  await server?.stop();
-  lab.remove();
+  env: { TALKCONNECT__MEDIA__SIMULCAST: 'false' },
+  video: noiseCamera(),
 });
 
 const delta = (a, b, kind, key) => (b[kind]?.[key] ?? 0) - (a[kind]?.[key] ?? 0);
 
 describe('a listener whose downlink is congested', { skip: SKIP }, () => {
   it('gets the voice without its video, then the video back when the link recovers', { timeout: 240000 }, async () => {
-    const pub = await (await publisherBrowser.newContext({ locale: 'en-US' })).newPage();
+    const pub = await (await call.publisherBrowser.newContext({ locale: 'en-US' })).newPage();
     await pub.goto(SITE);
     await signInAsGuest(pub, 'Publisher');
     const roomId = await createRoom(pub, { title: 'Congested downlink' });
     const publisher = await userIdOf(pub);
 
-    const listener = await (await listenerBrowser.newContext({ locale: 'vi-VN' })).newPage();
+    const listener = await (await call.listenerBrowser.newContext({ locale: 'vi-VN' })).newPage();
     await listener.goto(`${SITE}/r/${roomId}`);
     await signInAsGuest(listener, 'Người nghe');
     await listener.locator(`.tile[data-user-id="${publisher}"][data-video="on"] video`).waitFor({ timeout: 60000 });
@@ -62,7 +40,7 @@ describe('a listener whose downlink is congested', { skip: SKIP }, () => {
     await listener.waitForTimeout(4000);
     assert.equal(await listener.getByTestId('video-paused').count(), 0, 'paused on a clean link');
 
-    lab.setCondition('300k');
+    call.lab.setCondition('300k');
     const notice = listener.getByTestId('video-paused');
     await notice.waitFor({ timeout: 20000 });
     assert.match(await notice.innerText(), /Video đang tạm dừng/);
@@ -82,10 +60,10 @@ describe('a listener whose downlink is congested', { skip: SKIP }, () => {
     assert.ok(audioLost <= audioReceived / 50, `audio lost ${audioLost} of ${audioReceived} while video was paused`);
     assert.ok(delta(a, b, 'video', 'framesDecoded') <= 5, `video frames decoded while paused: ${delta(a, b, 'video', 'framesDecoded')}`);
 
-    lab.setCondition('0');
+    call.lab.setCondition('0');
     await notice.waitFor({ state: 'detached', timeout: 90000 });
     await expectFlowing(listener, [publisher], { timeout: 30000 });
-    const logged = server.log();
+    const logged = call.server.log();
     assert.match(logged, /sfu: downlink video gate .*paused=true/);
     assert.match(logged, /sfu: downlink video gate .*paused=false/);
   });

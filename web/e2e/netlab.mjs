@@ -11,6 +11,9 @@
 // both. Pages are plain http, treated as secure by a Chromium flag so the fake devices work;
 // the publisher's camera can play random noise (`noiseCamera`): Chromium's own fake camera
 // compresses to under 200 kbit/s, which no link here would touch.
+import { after, before } from 'node:test';
+
+import { tempDir } from '../../e2e/support/server.mjs';
 import { MEDIA_ARGS, launchBrowser, noiseClip, startServer } from './harness.mjs';
 import { addNamespace, chromiumIn, inNs, link, nft, removeNamespaces, run } from './namespaces.mjs';
 
@@ -105,6 +108,36 @@ export function netLab(prefix, dir) {
   }
 
   return { build, remove, setCondition, browser, server };
+}
+
+/**
+ * The set-up a call test in the lab shares: registers `before`/`after` hooks that build the
+ * lab `prefix`, start the server with `env` and launch the publisher's browser (in the
+ * server's namespace, camera `video`) and the listener's. Returns `{ skip, call }`: `skip` is
+ * why the lab cannot be built here (a test under CI=true throws instead), `call` holds `lab`,
+ * `server`, `publisherBrowser` and `listenerBrowser` once `before` ran. `DUMP_LOG=1` prints
+ * the server's log at the end.
+ */
+export function labCall(name, prefix, { env = {}, video } = {}) {
+  const missing = labMissing();
+  if (missing && process.env.CI === 'true') throw new Error(`${name} test under CI=true: ${missing}`);
+  const call = { lab: netLab(prefix, tempDir(`tc-${name}-`)), server: null, publisherBrowser: null, listenerBrowser: null };
+  before(async () => {
+    if (missing) return;
+    call.lab.build();
+    call.server = await call.lab.server({ RUST_LOG: 'warn,talkconnect=info', ...env });
+    call.publisherBrowser = await call.lab.browser('srv', video ? { video } : {});
+    call.listenerBrowser = await call.lab.browser('sub');
+  });
+  after(async () => {
+    if (missing) return;
+    if (process.env.DUMP_LOG) console.log(call.server?.log());
+    await call.publisherBrowser?.close().catch(() => {});
+    await call.listenerBrowser?.close().catch(() => {});
+    await call.server?.stop();
+    call.lab.remove();
+  });
+  return { skip: missing ?? false, call };
 }
 
 /** A listener's receiving counters for one publisher (getStats of the SFU connection). */

@@ -10,42 +10,19 @@
 //
 // SIM_LOG sets the server's RUST_LOG, DUMP_LOG=1 prints its log at the end.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 
-import { tempDir } from '../../e2e/support/server.mjs';
 import { createRoom, expectFlowing, screenshot, signInAsGuest, userIdOf } from './harness.mjs';
-import { SITE, labMissing, netLab, noiseCamera, receiving } from './netlab.mjs';
+import { SITE, labCall, noiseCamera, receiving } from './netlab.mjs';
 
-const missing = labMissing();
-if (missing && process.env.CI === 'true') throw new Error(`simulcast test under CI=true: ${missing}`);
-const SKIP = missing ?? false;
-
-const dir = tempDir('tc-simulcast-');
-const lab = netLab('tcs', dir);
 const METRICS_TOKEN = 'simulcast-metrics-token';
-let server;
-let publisherBrowser;
-let listenerBrowser;
-
-before(async () => {
-  if (SKIP) return;
-  lab.build();
-  server = await lab.server({
+const { skip: SKIP, call } = labCall('simulcast', 'tcs', {
+  env: {
     TALKCONNECT__MEDIA__SIMULCAST: 'true',
     RUST_LOG: process.env.SIM_LOG ?? 'warn,talkconnect=info',
     TALKCONNECT__METRICS__TOKEN: METRICS_TOKEN,
-  });
-  publisherBrowser = await lab.browser('srv', { video: noiseCamera() });
-  listenerBrowser = await lab.browser('sub');
-});
-
-after(async () => {
-  if (SKIP) return;
-  if (process.env.DUMP_LOG) console.log(server?.log());
-  await publisherBrowser?.close().catch(() => {});
-  await listenerBrowser?.close().catch(() => {});
-  await server?.stop();
-  lab.remove();
+  },
+  video: noiseCamera(),
 });
 
 const delta = (a, b, kind, key) => (b[kind]?.[key] ?? 0) - (a[kind]?.[key] ?? 0);
@@ -75,7 +52,7 @@ async function layerSwitches(page) {
 
 describe('a listener of a simulcast publisher', { skip: SKIP }, () => {
   it('gets the low layer on a narrow downlink and the high one back when it recovers', { timeout: 240000 }, async () => {
-    const pub = await (await publisherBrowser.newContext({ locale: 'en-US' })).newPage();
+    const pub = await (await call.publisherBrowser.newContext({ locale: 'en-US' })).newPage();
     await pub.goto(SITE);
     await signInAsGuest(pub, 'Publisher');
     const roomId = await createRoom(pub, { title: 'Simulcast' });
@@ -94,7 +71,7 @@ describe('a listener of a simulcast publisher', { skip: SKIP }, () => {
     }
     assert.equal(rids, 'h,l', 'two encodings sent');
 
-    const listener = await (await listenerBrowser.newContext({ locale: 'vi-VN' })).newPage();
+    const listener = await (await call.listenerBrowser.newContext({ locale: 'vi-VN' })).newPage();
     await listener.goto(`${SITE}/r/${roomId}`);
     await signInAsGuest(listener, 'Người nghe');
     await listener.locator(`.tile[data-user-id="${publisher}"][data-video="on"] video`).waitFor({ timeout: 60000 });
@@ -105,7 +82,7 @@ describe('a listener of a simulcast publisher', { skip: SKIP }, () => {
     // Switches so far (the listener may have moved from the low to the high layer while the
     // publisher's encoder ramped up).
     const switchesBefore = await layerSwitches(pub);
-    lab.setCondition('300k');
+    call.lab.setCondition('300k');
     // Within 10 s the SFU sends the listener the low layer; the first low-layer picture can
     // take longer to show (its keyframe crosses the full queue of the narrow link, and noise
     // at 150 kbit/s is a few frames a second at best).
@@ -135,13 +112,13 @@ describe('a listener of a simulcast publisher', { skip: SKIP }, () => {
     assert.ok(b.video.frameHeight <= 180, `still the low layer: ${b.video.frameHeight}`);
     await screenshot(listener, 'simulcast-low');
 
-    lab.setCondition('0');
+    call.lab.setCondition('0');
     const back = await waitForHeight(listener, publisher, (h) => h >= 360, 90000);
     console.log(`[simulcast] restored: ${back.height} lines after ${back.ms} ms`);
     await expectFlowing(listener, [publisher], { timeout: 30000 });
 
     const switches = await layerSwitches(pub);
     assert.ok(switches >= switchesBefore + 2, `layer switches counted: ${switches} (${switchesBefore} before the cut)`);
-    assert.match(server.log(), /sfu: downlink video gate .*level=1/);
+    assert.match(call.server.log(), /sfu: downlink video gate .*level=1/);
   });
 });

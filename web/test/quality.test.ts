@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 
 import {
+  redFirst,
   simulcastEncodings,
   AUDIO_RESERVE_KBPS,
   capEncodings,
@@ -115,7 +116,7 @@ describe('uplink budget', () => {
     const mesh = videoCap(1500, 5);
     expect(sfu.maxBitrate).toBeGreaterThan(4 * mesh.maxBitrate);
     expect(sfu.scaleResolutionDownBy).toBe(1);
-    expect(mesh.maxBitrate).toBe(214_000);
+    expect(mesh.maxBitrate).toBe(199_000);
     expect(videoCap(1500, 8).scaleResolutionDownBy).toBe(2);
     expect(videoCap(300, 3).scaleResolutionDownBy).toBe(4);
     // Too many peers for the budget: a minimal picture rather than none.
@@ -166,5 +167,19 @@ describe('simulcastEncodings', () => {
     const total = capped.reduce((sum, e) => sum + (e.maxBitrate ?? 0), 0);
     expect(total).toBeLessThanOrEqual(videoCap(400, 1).maxBitrate);
     expect(capped[0].maxBitrate).toBeLessThan(capped[2].maxBitrate ?? 0);
+  });
+});
+
+describe('redFirst', () => {
+  const codec = (mimeType: string, sdpFmtpLine?: string): RTCRtpCodec => ({ mimeType, clockRate: 48000, channels: 2, sdpFmtpLine });
+  it('puts RED before Opus and keeps the rest in order', () => {
+    const chromium = [codec('audio/opus', 'minptime=10;useinbandfec=1'), codec('audio/red', '111/111'), codec('audio/G722'), codec('audio/PCMU')];
+    expect(redFirst(chromium)?.map((c) => c.mimeType)).toEqual(['audio/red', 'audio/opus', 'audio/G722', 'audio/PCMU']);
+    expect(redFirst([codec('audio/RED'), codec('audio/opus')])?.[0].mimeType).toBe('audio/RED');
+  });
+  it('changes nothing without RED', () => {
+    expect(redFirst([codec('audio/opus'), codec('audio/PCMU')])).toBeUndefined();
+    expect(redFirst(undefined)).toBeUndefined();
+    expect(redFirst([])).toBeUndefined();
   });
 });

@@ -72,6 +72,18 @@ impl Client {
         client
     }
 
+    /// Joins like `join`, taking RED (RFC 2198) and, when publishing, sending its voice in
+    /// it (see [`Peer::with_red`]).
+    pub async fn join_red(sfu: &SfuHandle, room: &str, user: &str, publish: bool) -> Client {
+        let peer = Peer::with_red(user, "127.0.0.1").await;
+        let mut client = Self::join_with(sfu, room, user, publish, peer).await;
+        if publish {
+            client.publish().await;
+        }
+        client.start_signaling();
+        client
+    }
+
     /// Joins without publishing and without starting the signaling loop, so a test can
     /// interleave messages by hand (`next_event`, `publish`, `start_signaling`).
     pub async fn join_held(sfu: &SfuHandle, room: &str, user: &str, publish: bool) -> Client {

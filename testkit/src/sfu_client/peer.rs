@@ -38,6 +38,8 @@ use webrtc::peer_connection::{
 pub const OPUS_PT: u8 = 111;
 pub const VP8_PT: u8 = 96;
 pub const H264_PT: u8 = 102;
+/// Redundant Opus (RFC 2198), for a client made with [`Peer::with_red`].
+pub const RED_PT: u8 = 63;
 /// A simulcast publisher's rids, lowest layer first.
 pub const SIMULCAST_RIDS: [&str; 3] = ["l", "m", "h"];
 /// The order in which a simulcast publisher lists its layers (its encodings, and the rids
@@ -103,6 +105,8 @@ pub struct Received {
     pub video: u64,
     /// Packets whose payload did not name the publisher the stream id claims.
     pub mislabelled: u64,
+    /// Audio packets that came as RED (payload type [`RED_PT`]).
+    pub audio_red: u64,
     /// Sequence-number gaps seen (lost packets), per kind summed.
     pub lost: u64,
 }
@@ -306,6 +310,37 @@ impl Interceptor for KeyframeRequestMarker {
     fn unbind_remote_stream(&mut self, _: &StreamInfo) {}
 }
 
+fn red() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: "audio/red".to_owned(),
+        clock_rate: 48000,
+        channels: 2,
+        sdp_fmtp_line: format!("{OPUS_PT}/{OPUS_PT}"),
+        rtcp_feedback: vec![],
+    }
+}
+
+/// A RED payload (RFC 2198): `previous` as a redundant block 960 ticks old (none for the
+/// first packet), then `primary`.
+fn red_payload(previous: Option<&[u8]>, primary: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(5 + previous.map_or(0, <[u8]>::len) + primary.len());
+    if let Some(previous) = previous {
+        let len = previous.len();
+        out.extend_from_slice(&[
+            0x80 | OPUS_PT,
+            (960u16 >> 6) as u8,
+            (((960u16 & 0x3f) << 2) as u8) | (len >> 8) as u8,
+            len as u8,
+        ]);
+    }
+    out.push(OPUS_PT);
+    if let Some(previous) = previous {
+        out.extend_from_slice(previous);
+    }
+    out.extend_from_slice(primary);
+    out
+}
+
 fn opus() -> RTCRtpCodec {
     RTCRtpCodec {
         mime_type: MIME_TYPE_OPUS.to_owned(),
@@ -446,6 +481,9 @@ impl PeerConnectionEventHandler for ClientHandler {
                     RtpCodecKind::Audio => entry.audio += 1,
                     _ => entry.video += 1,
                 }
+                if packet.header.payload_type == RED_PT {
+                    entry.audio_red += 1;
+                }
                 drop(received);
                 if kind == RtpCodecKind::Video {
                     state
@@ -479,6 +517,8 @@ pub struct Peer {
     /// Whether `add_tracks` publishes the camera as three simulcast layers, and in which
     /// order (see [`Peer::simulcast`]).
     simulcast: Option<LayerOrder>,
+    /// Whether this client takes RED and sends its voice in it (see [`Peer::with_red`]).
+    red: bool,
     audio: Option<Arc<TrackLocalStaticRTP>>,
     video: Option<Arc<TrackLocalStaticRTP>>,
 }
@@ -486,7 +526,14 @@ pub struct Peer {
 impl Peer {
     /// A peer connection on a UDP port of `ip` (or, with `tcp_only`, ICE-TCP alone).
     pub async fn new(user: &str, ip: &str, tcp_only: bool, attribution: Attribution) -> Peer {
-        Self::build(user, ip, tcp_only, attribution, None, None).await
+        Self::build(user, ip, tcp_only, attribution, None, None, false).await
+    }
+
+    /// A peer connection on a UDP port of `ip` that offers redundant Opus (RFC 2198 RED,
+    /// payload type [`RED_PT`]) first, as the web app does, and sends its voice in it: each
+    /// packet carries the frame before it again.
+    pub async fn with_red(user: &str, ip: &str) -> Peer {
+        Self::build(user, ip, false, Attribution::StreamId, None, None, true).await
     }
 
     /// A peer connection on a UDP port of `ip` that publishes its camera as three simulcast
@@ -499,13 +546,22 @@ impl Peer {
         attribution: Attribution,
         order: LayerOrder,
     ) -> Peer {
-        Self::build(user, ip, false, attribution, None, Some(order)).await
+        Self::build(user, ip, false, attribution, None, Some(order), false).await
     }
 
     /// A peer connection whose UDP sockets go through `network` (a test can cut them), and
     /// which binds new sockets at each ICE restart: it comes back from a new address.
     pub async fn on_network(user: &str, ip: &str, network: Arc<Network>) -> Peer {
-        Self::build(user, ip, false, Attribution::StreamId, Some(network), None).await
+        Self::build(
+            user,
+            ip,
+            false,
+            Attribution::StreamId,
+            Some(network),
+            None,
+            false,
+        )
+        .await
     }
 
     async fn build(
@@ -515,6 +571,7 @@ impl Peer {
         attribution: Attribution,
         network: Option<Arc<Network>>,
         simulcast: Option<LayerOrder>,
+        red: bool,
     ) -> Peer {
         let state = Arc::new(ClientState::default());
         let (cand_tx, cand_rx) = mpsc::unbounded_channel();
@@ -536,6 +593,17 @@ impl Peer {
                         payload_type: codec.payload_type(),
                     },
                     RtpCodecKind::Video,
+                )
+                .unwrap();
+        }
+        if red {
+            engine
+                .register_codec(
+                    RTCRtpCodecParameters {
+                        rtp_codec: self::red(),
+                        payload_type: RED_PT,
+                    },
+                    RtpCodecKind::Audio,
                 )
                 .unwrap();
         }
@@ -584,6 +652,7 @@ impl Peer {
             tasks: vec![],
             video_codec: VideoCodec::default(),
             simulcast,
+            red,
             audio: None,
             video: None,
         }
@@ -624,19 +693,35 @@ impl Peer {
                 .add_track(Arc::clone(&track) as Arc<dyn TrackLocal>)
                 .await
                 .expect("add_track");
-            if kind == RtpCodecKind::Video {
+            let preferences = if kind == RtpCodecKind::Video {
                 // Offer every video codec, the one sent first (as browsers do): the SFU may
                 // forward either to this client.
                 let others = [VideoCodec::Vp8, VideoCodec::H264]
                     .into_iter()
                     .filter(|c| *c != self.video_codec);
-                let preferences = std::iter::once(self.video_codec)
+                std::iter::once(self.video_codec)
                     .chain(others)
                     .map(|c| RTCRtpCodecParameters {
                         rtp_codec: c.codec(),
                         payload_type: c.payload_type(),
                     })
-                    .collect::<Vec<_>>();
+                    .collect::<Vec<_>>()
+            } else if self.red {
+                // RED first: the answer then has it first, and the voice goes out in it.
+                vec![
+                    RTCRtpCodecParameters {
+                        rtp_codec: red(),
+                        payload_type: RED_PT,
+                    },
+                    RTCRtpCodecParameters {
+                        rtp_codec: opus(),
+                        payload_type: OPUS_PT,
+                    },
+                ]
+            } else {
+                vec![]
+            };
+            if !preferences.is_empty() {
                 for transceiver in self.pc.get_transceivers().await {
                     if let Ok(Some(s)) = transceiver.sender().await
                         && s.id() == sender.id()
@@ -644,7 +729,7 @@ impl Peer {
                         transceiver
                             .set_codec_preferences(preferences.clone())
                             .await
-                            .expect("video codec preferences");
+                            .expect("codec preferences");
                     }
                 }
             }
@@ -686,6 +771,7 @@ impl Peer {
         let codec = self.video_codec;
         let pc = Arc::clone(&self.pc);
         let simulcast = self.simulcast.is_some();
+        let red = self.red;
         self.tasks.push(tokio::spawn(async move {
             let audio_ssrc = audio.ssrcs().await[0];
             // (SSRC, layer: 0 the lowest), the top layer last.
@@ -707,16 +793,24 @@ impl Peer {
             let top = video_ssrcs.len() - 1;
             let per_tick = |layer: usize| ((video_pps / 50) >> (top - layer)).max(1);
             let (mut aseq, mut n) = (0u16, 0u32);
+            let mut previous_frame: Option<Vec<u8>> = None;
             let mut vseq = vec![0u16; video_ssrcs.len()];
             loop {
                 tick.tick().await;
                 n += 1;
                 let mut payload = vec![0xfcu8, 0xff, 0xfe];
                 payload.extend_from_slice(&label);
+                let (payload_type, payload) = if red {
+                    let wrapped = red_payload(previous_frame.as_deref(), &payload);
+                    previous_frame = Some(payload);
+                    (RED_PT, wrapped)
+                } else {
+                    (OPUS_PT, payload)
+                };
                 let packet = rtp::Packet {
                     header: rtp::header::Header {
                         version: 2,
-                        payload_type: OPUS_PT,
+                        payload_type,
                         sequence_number: aseq,
                         timestamp: n * 960,
                         ssrc: audio_ssrc,

@@ -35,7 +35,7 @@ import { AudioLevels } from './audioLevels';
 import { acquireLocalMedia, mediaNoticeKey, publishes, type LocalAccess } from './devices';
 import { MeshSession, type MeshSignalKind } from './mesh';
 import { SfuSession } from './negotiation';
-import { capVideoSenders, simulcastEncodings, videoCap } from './quality';
+import { capVideoSenders, redFirst, simulcastEncodings, videoCap } from './quality';
 import { startQualityMonitor } from './qualityMonitor';
 import { mark, marks } from './timeline';
 import { sameRemoteMap, type MediaTransport, type RemoteMap } from './tracks';
@@ -311,7 +311,10 @@ async function startSession(): Promise<void> {
     if (publish && stream) {
       const layers = (track: MediaStreamTrack) =>
         ack.simulcast && track.kind === 'video' ? simulcastEncodings(track.getSettings().height) : undefined;
-      s.publish(stream.getTracks(), stream, layers);
+      // Redundant audio where the server asks for it and the browser has it.
+      const codecs = (track: MediaStreamTrack) =>
+        ack.audioRed && track.kind === 'audio' ? redFirst(RTCRtpReceiver.getCapabilities?.('audio')?.codecs) : undefined;
+      s.publish(stream.getTracks(), stream, layers, codecs);
       if (ack.uplinkKbps) void capVideoSenders(pc, videoCap(ack.uplinkKbps, 1));
     }
     // A new session receives video: say again that we want none.

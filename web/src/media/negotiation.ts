@@ -123,18 +123,29 @@ export class SfuSession extends SerialPeer<PeerLike> implements MediaTransport {
   }
 
   /** Adds our tracks as send-only transceivers and sends our offer; `encodings` gives a
-   * track's simulcast layers (none: one encoding). */
+   * track's simulcast layers (none: one encoding), `codecs` the codec order to offer for a
+   * track (none: the browser's). */
   publish(
     tracks: readonly MediaStreamTrack[],
     stream?: MediaStream,
     encodings?: (track: MediaStreamTrack) => RTCRtpEncodingParameters[] | undefined,
+    codecs?: (track: MediaStreamTrack) => RTCRtpCodec[] | undefined,
   ): void {
     for (const track of tracks) {
       const init: RTCRtpTransceiverInit = { direction: 'sendonly' };
       if (stream) init.streams = [stream];
       const layers = encodings?.(track);
       if (layers) init.sendEncodings = layers;
-      this.own.add(this.pc.addTransceiver(track, init));
+      const transceiver = this.pc.addTransceiver(track, init);
+      const order = codecs?.(track);
+      if (order) {
+        try {
+          transceiver.setCodecPreferences(order);
+        } catch {
+          // A browser that refuses the order offers its own: plain Opus, which works.
+        }
+      }
+      this.own.add(transceiver);
     }
     if (tracks.length > 0) {
       this.offerWanted = true;

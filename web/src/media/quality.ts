@@ -137,8 +137,9 @@ export function linkLevel(prev: LinkSnapshot, cur: LinkSnapshot): QualityLevel |
 
 // ---- The uplink budget ----
 
-/** What audio (Opus with FEC) and its packet overhead take of the budget, kbit/s. */
-export const AUDIO_RESERVE_KBPS = 64;
+/** What audio (Opus with FEC, or RED: the frame before sent again) and its packet overhead
+ * take of the budget, kbit/s. */
+export const AUDIO_RESERVE_KBPS = 80;
 /** RTP/SRTP headers and RTCP on top of what the encoder is told, as a share of video. */
 const VIDEO_OVERHEAD = 0.1;
 /** Below this per connection, video is sent at half the size (and a quarter below half). */
@@ -166,6 +167,18 @@ export function videoCap(budgetKbps: number, senders: number): VideoCap {
   const kbps = Math.min(MAX_VIDEO_KBPS, Math.max(30, Math.floor(perSender / (1 + VIDEO_OVERHEAD))));
   const scale = kbps < SMALL_VIDEO_KBPS / 2 ? 4 : kbps < SMALL_VIDEO_KBPS ? 2 : 1;
   return { maxBitrate: kbps * 1000, scaleResolutionDownBy: scale };
+}
+
+/**
+ * The audio codecs with RED (RFC 2198: each packet carries the frame before it again) first,
+ * so the browser sends redundant Opus; `undefined` when the browser has no RED (Firefox, a
+ * WebView): it then sends plain Opus as before.
+ */
+export function redFirst(codecs: readonly RTCRtpCodec[] | undefined): RTCRtpCodec[] | undefined {
+  const isRed = (c: RTCRtpCodec) => c.mimeType.toLowerCase() === 'audio/red';
+  const red = (codecs ?? []).filter(isRed);
+  if (red.length === 0) return undefined;
+  return [...red, ...(codecs ?? []).filter((c) => !isRed(c))];
 }
 
 /**

@@ -233,7 +233,7 @@ export interface ClientToServer {
   [ClientEvent.chatDelete]: WithAck<{ roomId: string; messageId: string }>;
   [ClientEvent.sfuJoin]: WithAck<
     { roomId: string; publish: boolean },
-    { iceServers: IceServerConfig[]; uplinkKbps?: number; simulcast?: boolean }
+    { iceServers: IceServerConfig[]; uplinkKbps?: number; simulcast?: boolean; audioRed?: boolean }
   >;
   [ClientEvent.sfuLeave]: WithAck<{ roomId: string }>;
   [ClientEvent.sfuPrefs]: WithAck<{ roomId: string; video?: boolean; tiles?: Record<string, number> }>;
