@@ -300,11 +300,6 @@ pub(crate) enum ForwarderCmd {
     },
     SetMuted(bool),
     KeyframeRequest,
-    /// A subscriber leg's NACK: answered from the buffer, the rest asked of the publisher.
-    Nack {
-        peer: u64,
-        nacks: Vec<NackPair>,
-    },
     /// The subscriber shows this track in a tile `height` device pixels high (`None`: no
     /// limit); a simulcast leg gets the smallest layer at least that tall.
     TileHeight {
@@ -312,6 +307,21 @@ pub(crate) enum ForwarderCmd {
         height: Option<u16>,
     },
 }
+
+/// What subscribers' RTCP asks of a publisher's forwarder. It comes at the rate subscribers
+/// send it, so it goes through a queue of [`FEEDBACK_QUEUE`] entries (each at most one RTCP
+/// packet's NACK list): when the forwarder falls behind, the rest is dropped, as a lost RTCP
+/// packet would be.
+#[derive(Debug)]
+pub(crate) enum LegFeedback {
+    /// A PLI or FIR.
+    KeyframeRequest,
+    /// A subscriber leg's NACK: answered from the buffer, the rest asked of the publisher.
+    Nack { peer: u64, nacks: Vec<NackPair> },
+}
+
+/// Entries of a forwarder's feedback queue.
+pub(crate) const FEEDBACK_QUEUE: usize = 256;
 
 /// One subscriber of a forwarder: its downlink queue, its simulcast layer and what it may
 /// still have resent.
@@ -369,7 +379,10 @@ pub(crate) struct Forwarder {
     pub kind: MediaKind,
     pub media_ssrc: u32,
     pub track: Arc<dyn TrackRemote>,
+    /// From the room: few, and never dropped.
     pub commands: mpsc::UnboundedReceiver<ForwarderCmd>,
+    /// From the subscribers' legs (bounded, see [`LegFeedback`]).
+    pub feedback: mpsc::Receiver<LegFeedback>,
     pub cancel: CancellationToken,
     pub metrics: Arc<SfuMetrics>,
     pub keyframe_interval: Duration,
@@ -437,17 +450,20 @@ impl Forwarder {
                         }
                     }
                     Some(ForwarderCmd::KeyframeRequest) => {
-                        let earliest = last_keyframe_request
-                            .map_or_else(Instant::now, |t| t + self.keyframe_interval);
-                        keyframe_due = Some(keyframe_due.map_or(earliest, |d| d.min(earliest)));
-                    }
-                    Some(ForwarderCmd::Nack { peer, nacks }) => {
-                        self.answer_nack(peer, &nacks, &mut state).await;
+                        keyframe_due = self.keyframe_due(keyframe_due, last_keyframe_request);
                     }
                     Some(ForwarderCmd::TileHeight { peer, height }) => {
                         if let Some(leg) = state.subscribers.iter_mut().find(|l| l.peer == peer) {
                             leg.max_height = height;
                         }
+                    }
+                },
+                Some(feedback) = self.feedback.recv() => match feedback {
+                    LegFeedback::KeyframeRequest => {
+                        keyframe_due = self.keyframe_due(keyframe_due, last_keyframe_request);
+                    }
+                    LegFeedback::Nack { peer, nacks } => {
+                        self.answer_nack(peer, &nacks, &mut state).await;
                     }
                 },
                 () = sleep_until_opt(due) => {
@@ -484,6 +500,13 @@ impl Forwarder {
             }
         }
         tracing::debug!(source = self.source, "sfu: forwarder ended");
+    }
+
+    /// When to ask the publisher for a keyframe after another request: at once, but at most
+    /// once per `keyframe_interval`.
+    fn keyframe_due(&self, due: Option<Instant>, last: Option<Instant>) -> Option<Instant> {
+        let earliest = last.map_or_else(Instant::now, |t| t + self.keyframe_interval);
+        Some(due.map_or(earliest, |d| d.min(earliest)))
     }
 
     /// The layer a packet belongs to, registering a new SSRC (its rid and rank from the
@@ -922,7 +945,7 @@ pub(crate) async fn run_downlink(
 pub(crate) async fn run_leg_feedback(
     track: Arc<TrackLocalStaticRTP>,
     peer: u64,
-    forwarder: mpsc::UnboundedSender<ForwarderCmd>,
+    forwarder: mpsc::Sender<LegFeedback>,
     cancel: CancellationToken,
 ) {
     loop {
@@ -935,13 +958,22 @@ pub(crate) async fn run_leg_feedback(
         };
         for packet in packets {
             let any = packet.as_any();
-            if any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() {
-                let _ = forwarder.send(ForwarderCmd::KeyframeRequest);
+            let feedback = if any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() {
+                LegFeedback::KeyframeRequest
             } else if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
-                let _ = forwarder.send(ForwarderCmd::Nack {
+                LegFeedback::Nack {
                     peer,
                     nacks: nack.nacks.clone(),
-                });
+                }
+            } else {
+                continue;
+            };
+            match forwarder.try_send(feedback) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    tracing::debug!(peer, "sfu: forwarder behind, subscriber feedback dropped");
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => return,
             }
         }
     }

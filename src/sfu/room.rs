@@ -7,8 +7,8 @@ use super::config::SfuConfig;
 use super::congestion::{DownlinkEstimate, DownlinkVideo, run_gate};
 use super::error::{SfuError, internal};
 use super::forward::{
-    DownlinkCmd, DownlinkPacket, Forwarder, ForwarderCmd, LegMapping, SourceId, run_downlink,
-    run_leg_feedback,
+    DownlinkCmd, DownlinkPacket, FEEDBACK_QUEUE, Forwarder, ForwarderCmd, LegFeedback, LegMapping,
+    SourceId, run_downlink, run_leg_feedback,
 };
 use super::mux::{MuxRoute, UdpMux, sdp_ice_ufrag};
 use super::peer::{
@@ -140,6 +140,7 @@ pub(crate) struct OpenedTrack {
     kind: MediaKind,
     track: Arc<dyn TrackRemote>,
     forwarder: mpsc::UnboundedSender<ForwarderCmd>,
+    feedback: mpsc::Sender<LegFeedback>,
 }
 
 /// Entry of a live room in the SFU's registry.
@@ -221,6 +222,8 @@ struct Publication {
     source: SourceId,
     kind: MediaKind,
     forwarder: mpsc::UnboundedSender<ForwarderCmd>,
+    /// Where its subscribers' legs send their RTCP feedback (bounded).
+    feedback: mpsc::Sender<LegFeedback>,
     codec: RTCRtpCodec,
     codecs: Vec<(u8, RTCRtpCodec)>,
     extensions: Vec<(u16, String)>,
@@ -676,7 +679,7 @@ impl Room {
         publisher: &str,
         source: SourceId,
     ) -> Result<(), SfuError> {
-        let (kind, offered, forwarder) = {
+        let (kind, offered, feedback_tx) = {
             let publication = self
                 .participants
                 .get(publisher)
@@ -685,7 +688,7 @@ impl Room {
             (
                 publication.kind,
                 offered_codecs(publication),
-                publication.forwarder.clone(),
+                publication.feedback.clone(),
             )
         };
         let metrics = Arc::clone(&self.shared.metrics);
@@ -758,7 +761,7 @@ impl Room {
             run_leg_feedback(
                 Arc::clone(&leg.track),
                 sub.peer,
-                forwarder,
+                feedback_tx,
                 feedback.clone(),
             ),
         );
@@ -1462,6 +1465,7 @@ impl Room {
                 source: opened.source,
                 kind: opened.kind,
                 forwarder: opened.forwarder,
+                feedback: opened.feedback,
                 codec,
                 codecs,
                 extensions,
@@ -1824,6 +1828,7 @@ impl PeerConnectionEventHandler for PeerHandler {
         let media_ssrc = track.ssrcs().await.first().copied().unwrap_or(0);
         let source = self.metrics.next_id();
         let (tx, rx) = mpsc::unbounded_channel();
+        let (feedback_tx, feedback_rx) = mpsc::channel(FEEDBACK_QUEUE);
         // Start polling at once: the track's queue holds only 256 events.
         spawn_counted(
             &self.metrics,
@@ -1833,6 +1838,7 @@ impl PeerConnectionEventHandler for PeerHandler {
                 media_ssrc,
                 track: Arc::clone(&track),
                 commands: rx,
+                feedback: feedback_rx,
                 cancel: self.cancel.clone(),
                 metrics: Arc::clone(&self.metrics),
                 keyframe_interval: self.keyframe_interval,
@@ -1849,6 +1855,7 @@ impl PeerConnectionEventHandler for PeerHandler {
                 kind,
                 track,
                 forwarder: tx,
+                feedback: feedback_tx,
             },
         });
     }
