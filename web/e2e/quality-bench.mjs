@@ -30,9 +30,13 @@ function uplink(page) {
         out.availableOutgoingKbps = Math.round(r.availableOutgoingBitrate / 1000);
       }
       if (r.type === 'outbound-rtp' && r.kind === 'video') {
-        out.videoTargetKbps = Math.round((r.targetBitrate ?? 0) / 1000);
-        out.qualityLimitationReason = r.qualityLimitationReason;
-        out.frameSize = `${r.frameWidth}x${r.frameHeight}@${r.framesPerSecond}`;
+        // One entry per simulcast layer (its rid), or one for a single encoding.
+        out.video ??= {};
+        out.video[r.rid ?? 'single'] = {
+          targetKbps: Math.round((r.targetBitrate ?? 0) / 1000),
+          limitation: r.qualityLimitationReason,
+          frame: `${r.frameWidth}x${r.frameHeight}@${r.framesPerSecond}`,
+        };
       }
     });
     return out;
