@@ -36,10 +36,11 @@ pub(crate) const FORWARDED_EXTENSIONS: [&str; 2] = [
 /// next one's redundancy) and DTX (silence costs almost nothing).
 pub(crate) const OPUS_FMTP: &str = "minptime=10;useinbandfec=1;usedtx=1";
 
-/// Opus (and RED over it) for audio; VP8 first for video, H.264 (constrained baseline, packetization-mode 1)
-/// where offered. No RTX: webrtc-rs 0.21.1's `TrackLocalStaticRTP` writes only a coding's
-/// primary SSRC (`RTCRtpSender::write_rtp` refuses any other), so a leg could not send RTX on
-/// its own SSRC; retransmissions come on the media SSRC, with the `nack` feedback below.
+/// Opus (and RED over it) for audio; VP8 first for video, H.264 (constrained baseline,
+/// packetization-mode 1) where offered. No RTX: webrtc-rs 0.21.1's `TrackLocalStaticRTP`
+/// writes only a coding's primary SSRC (`RTCRtpSender::write_rtp` refuses any other), so a
+/// leg could not send RTX on its own SSRC; retransmissions come on the media SSRC, with the
+/// `nack` feedback below.
 fn media_engine() -> Result<MediaEngine, SfuError> {
     let mut engine = MediaEngine::default();
     let video_feedback = vec![

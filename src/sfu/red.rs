@@ -13,9 +13,9 @@ use bytes::Bytes;
 /// The MIME type that names RED in SDP.
 pub(crate) const MIME_TYPE_RED: &str = "audio/red";
 
-/// Where a RED payload's headers end and its primary block starts, and each header's offset
-/// (the payload type is in its low 7 bits). `None` for a malformed payload.
-fn layout(payload: &[u8]) -> Option<(Vec<usize>, usize, usize)> {
+/// Each block header's offset (the payload type is in its low 7 bits), and where the primary
+/// block's data starts. `None` for a malformed payload.
+fn layout(payload: &[u8]) -> Option<(Vec<usize>, usize)> {
     let mut headers = Vec::new();
     let mut at = 0;
     let mut redundant_len = 0usize;
@@ -31,13 +31,13 @@ fn layout(payload: &[u8]) -> Option<(Vec<usize>, usize, usize)> {
         at += 4;
     }
     let primary = at.checked_add(redundant_len)?;
-    (primary <= payload.len()).then_some((headers, at, primary))
+    (primary <= payload.len()).then_some((headers, primary))
 }
 
 /// The primary block of a RED payload: its payload type and its data (the frame a plain
 /// Opus packet would have carried). `None` for a malformed payload.
 pub(crate) fn primary(payload: &Bytes) -> Option<(u8, Bytes)> {
-    let (headers, _, primary) = layout(payload)?;
+    let (headers, primary) = layout(payload)?;
     let pt = payload[*headers.last()?] & 0x7f;
     Some((pt, payload.slice(primary..)))
 }
@@ -46,7 +46,7 @@ pub(crate) fn primary(payload: &Bytes) -> Option<(u8, Bytes)> {
 /// payload type → subscriber's, 0 = none). `None` when a block's type has no mapping or the
 /// payload is malformed. Unchanged (no copy) when every type maps to itself.
 pub(crate) fn remap(payload: &Bytes, map: &[u8; 128]) -> Option<Bytes> {
-    let (headers, _, _) = layout(payload)?;
+    let (headers, _) = layout(payload)?;
     let mapped = |at: usize| map[usize::from(payload[at] & 0x7f)];
     if headers.iter().any(|&at| mapped(at) == 0) {
         return None;

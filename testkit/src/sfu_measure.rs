@@ -3,7 +3,7 @@
 //! wait, the counters of the measurement window and the one-line report.
 
 use crate::sfu_client::{ClientState, wait_for};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// The load both tools generate, and where it runs.
@@ -191,19 +191,11 @@ impl Load<'_> {
             })
     }
 
-    fn sent(&self) -> u64 {
+    /// One send counter summed over the publishers.
+    fn sum_sent(&self, counter: fn(&ClientState) -> &AtomicU64) -> u64 {
         self.senders
             .iter()
-            .map(|s| s.sent_packets.load(Ordering::Relaxed))
-            .sum()
-    }
-
-    /// Packets of simulcast layers below the top one: ingested by the SFU, forwarded to none
-    /// while every subscriber takes the top layer.
-    fn sent_lower_layers(&self) -> u64 {
-        self.senders
-            .iter()
-            .map(|s| s.sent_lower_layers.load(Ordering::Relaxed))
+            .map(|s| counter(s).load(Ordering::Relaxed))
             .sum()
     }
 }
@@ -230,8 +222,10 @@ impl Snapshot {
         let (rcvbuf, sndbuf) = udp_buffer_errors();
         Snapshot {
             at: Instant::now(),
-            sent: load.sent(),
-            sent_lower: load.sent_lower_layers(),
+            sent: load.sum_sent(|s| &s.sent_packets),
+            // Simulcast layers below the top one: ingested by the SFU, forwarded to none
+            // while every subscriber takes the top layer.
+            sent_lower: load.sum_sent(|s| &s.sent_lower_layers),
             received,
             lost,
             sfu_ticks: cpu.0,

@@ -504,6 +504,19 @@ impl PeerConnectionEventHandler for ClientHandler {
     }
 }
 
+/// How a [`Peer`] differs from a plain UDP client that sends Opus and one video encoding.
+#[derive(Default)]
+struct Options {
+    /// ICE-TCP alone, no UDP socket.
+    tcp_only: bool,
+    /// UDP sockets through this network (see [`Peer::on_network`]).
+    network: Option<Arc<Network>>,
+    /// Video as three simulcast layers, listed in this order.
+    simulcast: Option<LayerOrder>,
+    /// Takes RED and sends its voice in it.
+    red: bool,
+}
+
 /// A webrtc-rs peer connection with its local tracks (once added) and its tasks.
 pub struct Peer {
     pub user: String,
@@ -526,14 +539,22 @@ pub struct Peer {
 impl Peer {
     /// A peer connection on a UDP port of `ip` (or, with `tcp_only`, ICE-TCP alone).
     pub async fn new(user: &str, ip: &str, tcp_only: bool, attribution: Attribution) -> Peer {
-        Self::build(user, ip, tcp_only, attribution, None, None, false).await
+        let options = Options {
+            tcp_only,
+            ..Options::default()
+        };
+        Self::build(user, ip, attribution, options).await
     }
 
     /// A peer connection on a UDP port of `ip` that offers redundant Opus (RFC 2198 RED,
     /// payload type [`RED_PT`]) first, as the web app does, and sends its voice in it: each
     /// packet carries the frame before it again.
     pub async fn with_red(user: &str, ip: &str) -> Peer {
-        Self::build(user, ip, false, Attribution::StreamId, None, None, true).await
+        let options = Options {
+            red: true,
+            ..Options::default()
+        };
+        Self::build(user, ip, Attribution::StreamId, options).await
     }
 
     /// A peer connection on a UDP port of `ip` that publishes its camera as three simulcast
@@ -546,33 +567,30 @@ impl Peer {
         attribution: Attribution,
         order: LayerOrder,
     ) -> Peer {
-        Self::build(user, ip, false, attribution, None, Some(order), false).await
+        let options = Options {
+            simulcast: Some(order),
+            ..Options::default()
+        };
+        Self::build(user, ip, attribution, options).await
     }
 
     /// A peer connection whose UDP sockets go through `network` (a test can cut them), and
     /// which binds new sockets at each ICE restart: it comes back from a new address.
     pub async fn on_network(user: &str, ip: &str, network: Arc<Network>) -> Peer {
-        Self::build(
-            user,
-            ip,
-            false,
-            Attribution::StreamId,
-            Some(network),
-            None,
-            false,
-        )
-        .await
+        let options = Options {
+            network: Some(network),
+            ..Options::default()
+        };
+        Self::build(user, ip, Attribution::StreamId, options).await
     }
 
-    async fn build(
-        user: &str,
-        ip: &str,
-        tcp_only: bool,
-        attribution: Attribution,
-        network: Option<Arc<Network>>,
-        simulcast: Option<LayerOrder>,
-        red: bool,
-    ) -> Peer {
+    async fn build(user: &str, ip: &str, attribution: Attribution, options: Options) -> Peer {
+        let Options {
+            tcp_only,
+            network,
+            simulcast,
+            red,
+        } = options;
         let state = Arc::new(ClientState::default());
         let (cand_tx, cand_rx) = mpsc::unbounded_channel();
         let mut engine = MediaEngine::default();
@@ -916,7 +934,7 @@ impl LayerIds {
 
     fn mark(&self, header: &mut rtp::header::Header, rid: &'static str) {
         header.extension = true;
-        header.extension_profile = 0xBEDE;
+        header.extension_profile = rtp::header::EXTENSION_PROFILE_ONE_BYTE;
         header.set_extension(self.mid_id, self.mid.clone()).unwrap();
         header
             .set_extension(self.rid_id, Bytes::from_static(rid.as_bytes()))
