@@ -441,6 +441,9 @@ async fn a_relay_port_already_in_use_stops_the_start_naming_the_setting() {
             ("TALKCONNECT__TURN__LISTEN_IP", "127.0.0.1"),
             ("TALKCONNECT__TURN__UDP_PORT", port.as_str()),
             ("TALKCONNECT__TURN__TCP_PORT", "0"),
+            // Below the ephemeral ports, where the taken one lies: the settings stay valid.
+            ("TALKCONNECT__TURN__RELAY_PORT_MIN", "30100"),
+            ("TALKCONNECT__TURN__RELAY_PORT_MAX", "30109"),
             ("TALKCONNECT__SFU__BIND_IP", "127.0.0.1"),
             ("TALKCONNECT__SFU__UDP_PORT_MIN", "45130"),
             ("TALKCONNECT__SFU__UDP_PORT_MAX", "45139"),
