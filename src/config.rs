@@ -99,7 +99,15 @@ pub struct MediaSettings {
     /// carries the last Opus frame again), where the browser can. The SFU forwards RED to
     /// listeners that take it and plain Opus to the others. Handed out in the `sfu:join` ack.
     pub audio_red: bool,
+    /// A socket that vanished (no pong, a transport error: its network went away) leaves its
+    /// SFU session waiting this long for `sfu:resume` from the page's next socket; the media
+    /// carries on meanwhile. A socket that closed cleanly ends it at once. 0: at once always.
+    pub resume_grace_secs: u64,
 }
+
+/// The longest `media.resume_grace_secs`: an orphaned session holds a UDP port and is
+/// forwarded to.
+pub const MAX_RESUME_GRACE_SECS: u64 = 120;
 
 /// The uplink budget's bounds: below, not even one small video stream fits beside audio;
 /// above, the cap means nothing.
@@ -435,6 +443,12 @@ impl Settings {
         }
         if !UPLINK_KBPS_RANGE.contains(&self.media.uplink_kbps) {
             return bad("media.uplink_kbps", "must be between 150 and 100000");
+        }
+        if self.media.resume_grace_secs > MAX_RESUME_GRACE_SECS {
+            return bad(
+                "media.resume_grace_secs",
+                &format!("must be at most {MAX_RESUME_GRACE_SECS}"),
+            );
         }
         if !(2..=12).contains(&self.rooms.default_max_participants) {
             return bad("rooms.default_max_participants", "must be between 2 and 12");

@@ -35,6 +35,14 @@ pub struct SfuLeaveRequest {
     room_id: Option<RoomId>,
 }
 
+/// `sfu:resume`: the `sessionId` of the `sfu:join` ack.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SfuResumeRequest {
+    room_id: Option<RoomId>,
+    session_id: String,
+}
+
 /// `sfu:prefs`: what this participant wants to receive.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -98,9 +106,29 @@ pub async fn sfu_leave(call: Call<SfuLeaveRequest>) -> Result<Value, ApiError> {
     let room = call.inside(call.input.room_id)?;
     call.state
         .media
-        .socket_gone(room, call.user_id(), &call.socket_id())
+        .leave_session(room, call.user_id(), &call.socket_id())
         .await;
     Ok(json!({}))
+}
+
+/// `sfu:resume`: this socket takes over the session an earlier socket of the same page held
+/// (its network went away); the peer connection goes on. Answers like `sfu:join`.
+pub async fn sfu_resume(call: Call<SfuResumeRequest>) -> Result<Value, ApiError> {
+    call.state.media.require_sfu()?;
+    let room = call.inside(call.input.room_id)?;
+    call.state.rooms.require_seat(room, call.user_id()).await?;
+    // Not a number: no session has that id.
+    let Ok(session) = call.input.session_id.parse::<u64>() else {
+        return Err(ApiError::conflict(
+            ErrorCode::SfuNotJoined,
+            "That media session has ended; send sfu:join",
+        ));
+    };
+    let ip = call.socket.handshake().client_ip;
+    call.state
+        .media
+        .resume(room, call.user_id(), session, call.socket_id(), ip)
+        .await
 }
 
 /// `sfu:offer`, `sfu:answer`, `sfu:candidate`.

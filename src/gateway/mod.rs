@@ -130,6 +130,8 @@ fn register(state: &web::Data<AppState>, socket: &SocketRef) {
         "hand:lower" => rooms::lower_hand,
         "sfu:join" => media::sfu_join,
         "sfu:leave" => media::sfu_leave,
+        "sfu:resume" => media::sfu_resume,
+        "conn:ping" => ping,
         "sfu:prefs" => media::sfu_prefs,
     });
     for event in ClientSignal::EVENT_NAMES {
@@ -144,6 +146,13 @@ fn register(state: &web::Data<AppState>, socket: &SocketRef) {
     }
     let state = state.clone();
     socket.on_disconnect(move |socket, reason| seats::socket_gone(state.clone(), socket, reason));
+}
+
+/// `conn:ping`: answered at once. A page whose network changed asks it to learn whether its
+/// socket still reaches the server (a dead one is replaced at once, not after the ping
+/// timeout).
+async fn ping(_call: kit::Call<Value>) -> Result<Value, crate::error::ApiError> {
+    Ok(Value::Object(Default::default()))
 }
 
 /// Turns what the services publish into what the browsers hear, and what else it changes.

@@ -13,7 +13,7 @@ use crate::db;
 use crate::error::{ApiError, ErrorCode};
 use crate::events::DomainEvent;
 use crate::ids::{RoomId, UserId};
-use crate::realtime::{BroadcastOperator, DisconnectReason, SocketRef};
+use crate::realtime::{BroadcastOperator, CloseReason, DisconnectReason, SocketRef};
 use crate::rooms::RoomError;
 use crate::rooms::rules::SeatChange;
 use crate::sfu::MediaKind;
@@ -68,7 +68,9 @@ pub async fn exit_room<T>(call: &Call<T>, room_id: RoomId) {
         .await;
 }
 
-/// A socket disconnected: its media session closes and its seat goes on the clock.
+/// A socket disconnected: its seat goes on the clock, and its media session closes, at once
+/// if the socket closed cleanly, or after the resume grace if it vanished (its page may come
+/// back on a new socket and take the session over, `sfu:resume`).
 pub async fn socket_gone(state: web::Data<AppState>, socket: SocketRef, reason: DisconnectReason) {
     let (Some(SocketUser(user)), Some(InRoom(room_id))) = (
         socket.extensions().get::<SocketUser>(),
@@ -77,15 +79,30 @@ pub async fn socket_gone(state: web::Data<AppState>, socket: SocketRef, reason: 
         return;
     };
     let socket_id = socket.id().to_string();
-    state
-        .media
-        .socket_gone(room_id, user.user_id(), &socket_id)
-        .await;
+    let media = &state.media;
+    if vanished(reason) {
+        media
+            .socket_vanished(room_id, user.user_id(), &socket_id)
+            .await;
+    } else {
+        media
+            .leave_session(room_id, user.user_id(), &socket_id)
+            .await;
+    }
     let left = state
         .presence
         .socket_left(room_id, user.user_id(), &socket_id)
         .await;
     tracing::debug!(%room_id, user_id = %user.id, reason = reason.as_str(), sockets_left = left, "socket gone");
+}
+
+/// The socket's network went away (no pong, a broken transport), rather than its page
+/// closing it.
+fn vanished(reason: DisconnectReason) -> bool {
+    matches!(
+        reason,
+        DisconnectReason::Transport(CloseReason::PingTimeout | CloseReason::TransportError)
+    )
 }
 
 /// Delivers one domain event on this node: what the browsers hear, then what else it

@@ -15,7 +15,7 @@ use super::sfu_events::log_removal;
 use super::wire::MediaRequest;
 use crate::error::ErrorCode;
 use crate::ids::{RoomId, UserId};
-use crate::sfu::{MediaKind, SfuError};
+use crate::sfu::{MediaKind, SfuError, SfuHandle};
 
 impl Media {
     /// The seat is gone (left, kicked): its media goes too. Every replica hears of it; the
@@ -54,10 +54,31 @@ impl Media {
         }
     }
 
-    /// The socket is gone or asked to stop: if it held a media session, the session closes
-    /// (the browser starts a new one when it comes back).
-    pub async fn socket_gone(self: &Arc<Self>, room: RoomId, user: UserId, socket: &str) {
-        let seat = (room, user);
+    /// `sfu:leave`, or the socket closed cleanly (tab closed, reload): the media session it
+    /// holds closes at once.
+    pub async fn leave_session(self: &Arc<Self>, room: RoomId, user: UserId, socket: &str) {
+        let request = MediaRequest::Leave {
+            room,
+            user,
+            socket: socket.to_owned(),
+        };
+        self.from_gone_holder((room, user), socket, request).await;
+    }
+
+    /// The socket vanished (no pong, a transport error: its network went away): the media
+    /// session it holds goes on and waits `resume_grace_secs` for the page's next socket
+    /// (`sfu:resume`) before it closes.
+    pub async fn socket_vanished(self: &Arc<Self>, room: RoomId, user: UserId, socket: &str) {
+        let request = MediaRequest::Away {
+            room,
+            user,
+            socket: socket.to_owned(),
+        };
+        self.from_gone_holder((room, user), socket, request).await;
+    }
+
+    /// Carries what a departing socket asks of its session to the replica that serves it.
+    async fn from_gone_holder(self: &Arc<Self>, seat: Seat, socket: &str, request: MediaRequest) {
         let remote_owner = {
             let mut remote = self.sessions.remote();
             match remote.get(&seat) {
@@ -69,18 +90,60 @@ impl Media {
                 _ => None,
             }
         };
-        let request = MediaRequest::Leave {
-            room,
-            user,
-            socket: socket.to_owned(),
-        };
         let result = match remote_owner {
             Some(node) => self.call(&node, &request).await,
             None if self.sfu.is_some() => self.execute(request).await,
             None => Ok(Value::Null),
         };
         if let Err(e) = result {
+            let (room, user) = seat;
             tracing::debug!(%room, %user, error = %e, "media session not closed");
+        }
+    }
+
+    /// On the replica serving the seat: the session `socket` holds waits for `sfu:resume`
+    /// (the SFU holds its deadlines meanwhile), then closes unless it was taken.
+    pub(super) async fn hold_for_resume(
+        self: &Arc<Self>,
+        sfu: &SfuHandle,
+        seat: Seat,
+        socket: String,
+    ) {
+        let (room, user) = seat;
+        if self.resume_grace.is_zero() {
+            self.close_if_held(sfu, seat, &socket).await;
+            return;
+        }
+        if !self.sessions.mark_away(seat, &socket) {
+            return;
+        }
+        tracing::info!(%room, %user, grace = ?self.resume_grace, "media: socket vanished, session kept for sfu:resume");
+        if let Err(e) = sfu
+            .signaling_away(&room.to_string(), &user.to_string())
+            .await
+        {
+            tracing::debug!(%room, %user, error = %e, "sfu: session already gone");
+        }
+        let media = Arc::downgrade(self);
+        let (sfu, grace) = (sfu.clone(), self.resume_grace);
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            if let Some(media) = media.upgrade() {
+                // Only if `socket` still holds it: a resumed session has another.
+                media.close_if_held(&sfu, seat, &socket).await;
+            }
+        });
+    }
+
+    /// Closes the seat's session if `socket` holds it.
+    pub(super) async fn close_if_held(&self, sfu: &SfuHandle, seat: Seat, socket: &str) {
+        if self.sessions.release(seat, Some(socket)) {
+            let (room, user) = seat;
+            log_removal(
+                sfu.disconnect(&room.to_string(), &user.to_string()).await,
+                room,
+                user,
+            );
         }
     }
 

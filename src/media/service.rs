@@ -14,8 +14,8 @@ use super::relay::{self, Relay};
 use super::sessions::{Holder, Seat, Sessions};
 use super::sfu_events::{forward_sfu_events, log_removal};
 use super::wire::{
-    MediaRequest, ReceivePrefs, from_wire, not_joined, to_wire, too_many_sessions, unavailable,
-    wrong_mode,
+    MediaRequest, ReceivePrefs, from_wire, not_joined, session_gone, to_wire, too_many_sessions,
+    unavailable, wrong_mode,
 };
 use crate::cluster::{MediaPlacement, Owner};
 use crate::config::{MediaMode, MediaSettings};
@@ -35,6 +35,8 @@ pub struct Media {
     uplink_kbps: u32,
     simulcast: bool,
     audio_red: bool,
+    /// How long the session of a vanished socket waits for `sfu:resume`.
+    pub(super) resume_grace: Duration,
     /// Owns the SFU's runtime; dropping it stops the SFU.
     _sfu: Option<Sfu>,
     pub(super) sfu: Option<SfuHandle>,
@@ -74,6 +76,7 @@ impl Media {
             uplink_kbps: settings.uplink_kbps,
             simulcast: settings.simulcast,
             audio_red: settings.audio_red,
+            resume_grace: Duration::from_secs(settings.resume_grace_secs),
             sfu: sfu.as_ref().map(Sfu::handle),
             _sfu: sfu,
             ice_servers: config.ice_servers.clone(),
@@ -185,7 +188,12 @@ impl Media {
                     // The asking replica's browser tries again and lands on the new owner.
                     return Err(unavailable("this replica is stopping"));
                 }
-                let holder = Holder { socket, ip };
+                let holder = Holder {
+                    socket,
+                    ip,
+                    session: rand::random(),
+                    away: false,
+                };
                 self.join_here(&sfu, (room, user), publish, holder).await
             }
             MediaRequest::Signal {
@@ -224,14 +232,31 @@ impl Media {
                 Ok(json!({}))
             }
             MediaRequest::Leave { room, user, socket } => {
-                if self.sessions.release((room, user), Some(&socket)) {
-                    log_removal(
-                        sfu.disconnect(&room.to_string(), &user.to_string()).await,
-                        room,
-                        user,
-                    );
-                }
+                self.close_if_held(&sfu, (room, user), &socket).await;
                 Ok(json!({}))
+            }
+            MediaRequest::Away { room, user, socket } => {
+                self.hold_for_resume(&sfu, (room, user), socket).await;
+                Ok(json!({}))
+            }
+            MediaRequest::Resume {
+                room,
+                user,
+                session,
+                socket,
+                ip,
+            } => {
+                if !self.sessions.rebind((room, user), session, &socket, ip) {
+                    return Err(session_gone());
+                }
+                if let Err(e) = sfu.resume(&room.to_string(), &user.to_string()).await {
+                    // The SFU closed it meanwhile (a deadline): the page starts afresh.
+                    tracing::debug!(%room, %user, error = %e, "sfu: session not resumed");
+                    self.sessions.release_session((room, user), session);
+                    return Err(session_gone());
+                }
+                tracing::info!(%room, %user, "media: session resumed on a new socket");
+                Ok(self.session_answer(user, session))
             }
             MediaRequest::Mute {
                 room,
@@ -302,20 +327,29 @@ impl Media {
             }
             other => other?,
         }
+        let session = holder.session;
         self.sessions.local().insert(seat, holder);
         tokio::spawn(forward_sfu_events(
             self.io.clone(),
             Arc::clone(&self.sessions),
             socket,
             seat,
+            session,
             receiver,
         ));
-        Ok(json!({
+        Ok(self.session_answer(user, session))
+    }
+
+    /// The ack of `sfu:join` and `sfu:resume`: ICE servers (fresh TURN credentials), what the
+    /// browser should send, and the session's id for a later `sfu:resume`.
+    fn session_answer(&self, user: UserId, session: u64) -> Value {
+        json!({
             "iceServers": self.ice_servers(Some(user), None),
             "uplinkKbps": self.uplink_kbps,
             "simulcast": self.simulcast,
             "audioRed": self.audio_red,
-        }))
+            "sessionId": session.to_string(),
+        })
     }
 
     /// Sends a request to the replica that serves `seat`'s session (none: not joined).
@@ -362,7 +396,6 @@ impl Media {
         if self.draining.load(Ordering::Acquire) {
             return Err(ApiError::draining());
         }
-        let seat = (room, user);
         let request = MediaRequest::Join {
             room,
             user,
@@ -370,7 +403,18 @@ impl Media {
             socket: socket.clone(),
             ip,
         };
-        match self.placement.owner(room).await.map_err(unavailable)? {
+        self.at_owner((room, user), socket, request).await
+    }
+
+    /// Runs `socket`'s request that opens or takes `seat`'s session on the room's owner (here
+    /// or elsewhere), and remembers where the session lives.
+    async fn at_owner(
+        self: &Arc<Self>,
+        seat: Seat,
+        socket: String,
+        request: MediaRequest,
+    ) -> Result<Value, ApiError> {
+        match self.placement.owner(seat.0).await.map_err(unavailable)? {
             Owner::Here => {
                 self.sessions.remote().remove(&seat);
                 self.execute(request).await
@@ -381,6 +425,28 @@ impl Media {
                 Ok(answer)
             }
         }
+    }
+
+    /// `sfu:resume` from a socket of this replica: session `session` of the seat (opened by an
+    /// earlier socket of the same page, whose network went away) goes on with this socket,
+    /// its peer connection, tracks and subscriptions as they were. Answers like `sfu:join`.
+    pub async fn resume(
+        self: &Arc<Self>,
+        room: RoomId,
+        user: UserId,
+        session: u64,
+        socket: String,
+        ip: Option<IpAddr>,
+    ) -> Result<Value, ApiError> {
+        self.sfu()?;
+        let request = MediaRequest::Resume {
+            room,
+            user,
+            session,
+            socket: socket.clone(),
+            ip,
+        };
+        self.at_owner((room, user), socket, request).await
     }
 
     /// `sfu:offer`/`sfu:answer`/`sfu:candidate` from the socket that holds the seat's

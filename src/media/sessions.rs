@@ -16,6 +16,11 @@ pub(super) type Seat = (RoomId, UserId);
 pub(super) struct Holder {
     pub socket: String,
     pub ip: Option<IpAddr>,
+    /// Names this session (the `sfu:join` ack's `sessionId`): `sfu:resume` must name it, and
+    /// what a replaced session's task releases is its own session only.
+    pub session: u64,
+    /// The socket vanished (its network went away) and the session waits for `sfu:resume`.
+    pub away: bool,
 }
 
 #[derive(Default)]
@@ -53,6 +58,54 @@ impl Sessions {
         let by_user = others.clone().filter(|((_, u), _)| *u == seat.1).count();
         let by_ip = others.filter(|(_, h)| ip.is_some() && h.ip == ip).count();
         (by_user, by_ip)
+    }
+
+    /// The socket holding session `session`, while it is the seat's session.
+    pub(super) fn socket_of(&self, seat: Seat, session: u64) -> Option<String> {
+        self.local()
+            .get(&seat)
+            .filter(|h| h.session == session)
+            .map(|h| h.socket.clone())
+    }
+
+    /// Marks the seat's session away if `socket` holds it (and it was not already); true when
+    /// it did.
+    pub(super) fn mark_away(&self, seat: Seat, socket: &str) -> bool {
+        match self.local().get_mut(&seat) {
+            Some(holder) if holder.socket == socket && !holder.away => {
+                holder.away = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Hands session `session` of the seat to `socket` (from `ip`); false when the seat's
+    /// session is another one, or none.
+    pub(super) fn rebind(
+        &self,
+        seat: Seat,
+        session: u64,
+        socket: &str,
+        ip: Option<IpAddr>,
+    ) -> bool {
+        match self.local().get_mut(&seat) {
+            Some(holder) if holder.session == session => {
+                holder.socket = socket.to_owned();
+                holder.ip = ip;
+                holder.away = false;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Forgets session `session` of the seat if it is still the seat's session.
+    pub(super) fn release_session(&self, seat: Seat, session: u64) {
+        let mut local = self.local();
+        if local.get(&seat).is_some_and(|h| h.session == session) {
+            local.remove(&seat);
+        }
     }
 
     /// Forgets the local session if `socket` (or anyone, when None) holds it; true when it did.

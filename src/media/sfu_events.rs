@@ -1,5 +1,6 @@
 //! What the SFU says about a session (signals, connected, closed) reaches the socket that
-//! holds it, on any replica.
+//! holds it, on any replica: the one holding it when the event comes (`sfu:resume` hands a
+//! session to a new socket).
 
 use std::sync::Arc;
 
@@ -11,16 +12,22 @@ use crate::ids::{RoomId, UserId};
 use crate::realtime::SocketIo;
 use crate::sfu::{SfuError, SfuEvent, SfuEventKind};
 
-/// Carries what the SFU says to the socket that holds the session (on any replica).
+/// Carries what the SFU says about session `session` to the socket that holds it (on any
+/// replica). Once the session is no longer the seat's (replaced, released), its last words
+/// go to the last socket that held it.
 pub(super) async fn forward_sfu_events(
     io: SocketIo,
     sessions: Arc<Sessions>,
-    socket: String,
+    mut socket: String,
     seat: Seat,
+    session: u64,
     mut events: mpsc::UnboundedReceiver<SfuEvent>,
 ) {
     let (room, user) = seat;
     while let Some(event) = events.recv().await {
+        if let Some(holder) = sessions.socket_of(seat, session) {
+            socket = holder;
+        }
         let target = io.to(socket.clone());
         let sent = match event.kind {
             SfuEventKind::Signal(signal) => {
@@ -36,7 +43,7 @@ pub(super) async fn forward_sfu_events(
                     .await
             }
             SfuEventKind::Closed(reason) => {
-                sessions.release(seat, Some(&socket));
+                sessions.release_session(seat, session);
                 let _ = target
                     .emit("sfu:closed", &json!({ "roomId": room, "reason": reason }))
                     .await;

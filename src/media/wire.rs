@@ -31,11 +31,27 @@ pub(super) enum MediaRequest {
         event: String,
         payload: Value,
     },
-    /// The socket holding the session is gone or asked to stop.
+    /// The socket holding the session asked to stop, or is gone for good.
     Leave {
         room: RoomId,
         user: UserId,
         socket: String,
+    },
+    /// The socket holding the session vanished (its network went away): the session waits
+    /// `resume_grace_secs` for `sfu:resume` before it closes.
+    Away {
+        room: RoomId,
+        user: UserId,
+        socket: String,
+    },
+    /// `sfu:resume`: session `session` of the seat goes on with `socket`.
+    Resume {
+        room: RoomId,
+        user: UserId,
+        session: u64,
+        socket: String,
+        #[serde(default)]
+        ip: Option<IpAddr>,
     },
     Mute {
         room: RoomId,
@@ -113,6 +129,13 @@ pub(super) fn too_many_sessions(why: &'static str) -> ApiError {
 
 pub(super) fn not_joined() -> ApiError {
     ApiError::conflict(ErrorCode::SfuNotJoined, "Send sfu:join first")
+}
+
+pub(super) fn session_gone() -> ApiError {
+    ApiError::conflict(
+        ErrorCode::SfuNotJoined,
+        "That media session has ended; send sfu:join",
+    )
 }
 
 pub(super) fn wrong_mode(wanted: &str) -> ApiError {
@@ -198,6 +221,22 @@ mod tests {
         assert!(matches!(
             serde_json::from_value(wire).unwrap(),
             MediaRequest::Mute { muted: true, .. }
+        ));
+        let resume = serde_json::to_value(MediaRequest::Resume {
+            room: RoomId::random(),
+            user: UserId::random(),
+            session: u64::MAX,
+            socket: "s2".into(),
+            ip: None,
+        })
+        .unwrap();
+        assert_eq!(resume["op"], "resume");
+        assert!(matches!(
+            serde_json::from_value(resume).unwrap(),
+            MediaRequest::Resume {
+                session: u64::MAX,
+                ..
+            }
         ));
         let prefs = serde_json::to_value(MediaRequest::Prefs {
             room: RoomId::random(),

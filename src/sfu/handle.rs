@@ -271,6 +271,24 @@ impl SfuHandle {
         .await
     }
 
+    /// The participant's signaling is away (its socket vanished): its deadlines for answers
+    /// and for a broken connection hold until [`resume`](Self::resume); what it is sent
+    /// meanwhile is lost. The media goes on as it can.
+    pub async fn signaling_away(&self, room_id: &str, user_id: &str) -> Result<(), SfuError> {
+        let user = user_id.to_owned();
+        self.call(room_id, |reply| RoomCmd::SignalingAway { user, reply })
+            .await
+    }
+
+    /// The participant's signaling is back (a new socket took the session): an offer still
+    /// unanswered is sent again, a broken connection is offered an ICE restart (with a new
+    /// grace), and a paused video is said again.
+    pub async fn resume(&self, room_id: &str, user_id: &str) -> Result<(), SfuError> {
+        let user = user_id.to_owned();
+        self.call(room_id, |reply| RoomCmd::Resume { user, reply })
+            .await
+    }
+
     /// The participant leaves: its connection closes and its tracks leave the others.
     pub async fn leave(&self, room_id: &str, user_id: &str) -> Result<(), SfuError> {
         self.remove(room_id, user_id, CloseReason::Left).await

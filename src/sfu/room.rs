@@ -93,6 +93,14 @@ pub(crate) enum RoomCmd {
     End {
         reply: Reply<()>,
     },
+    SignalingAway {
+        user: String,
+        reply: Reply<()>,
+    },
+    Resume {
+        user: String,
+        reply: Reply<()>,
+    },
     // Posted by webrtc-rs handlers; `peer` tells a stale connection from the current one.
     LocalCandidate {
         user: String,
@@ -306,6 +314,8 @@ struct Participant {
     ice_restart_wanted: bool,
     /// An ICE restart (either side's) is under way: keyframes are due once connected.
     ice_restarting: bool,
+    /// Its socket vanished: the answer and restart deadlines wait for `Resume`.
+    signaling_away: bool,
     remote_candidates: RemoteCandidates,
     first_mid: Option<String>,
     offer_budget: OfferBudget,
@@ -471,21 +481,42 @@ impl Room {
             RoomCmd::TrackOpened { user, peer, opened } => {
                 self.track_opened(&user, peer, opened).await;
             }
+            RoomCmd::SignalingAway { user, reply } => {
+                let result = match self.participants.get_mut(&user) {
+                    Some(p) => {
+                        p.signaling_away = true;
+                        Ok(())
+                    }
+                    None => Err(SfuError::UnknownParticipant),
+                };
+                let _ = reply.send(result);
+            }
+            RoomCmd::Resume { user, reply } => {
+                let result = self.resume(&user).await;
+                let _ = reply.send(result);
+            }
             RoomCmd::AnswerDue { user, peer, offer } => {
-                let unanswered = self
-                    .participants
-                    .get(&user)
-                    .is_some_and(|p| p.peer == peer && p.offer_in_flight && p.offers_sent == offer);
+                // While the signaling is away the offer may never have arrived; `resume`
+                // sends it again with a new deadline.
+                let unanswered = self.participants.get(&user).is_some_and(|p| {
+                    p.peer == peer
+                        && p.offer_in_flight
+                        && p.offers_sent == offer
+                        && !p.signaling_away
+                });
                 if unanswered {
                     self.remove_participant(&user, CloseReason::AnswerTimeout)
                         .await;
                 }
             }
             RoomCmd::RestartDue { user, deadline } => {
+                // While the signaling is away no restart can be negotiated: `resume` gives a
+                // new grace.
                 let late = self.participants.get(&user).is_some_and(|p| {
-                    p.restart_deadline
-                        .as_ref()
-                        .is_some_and(|(id, _)| *id == deadline)
+                    !p.signaling_away
+                        && p.restart_deadline
+                            .as_ref()
+                            .is_some_and(|(id, _)| *id == deadline)
                 });
                 if late {
                     self.shared
@@ -628,6 +659,7 @@ impl Room {
                 restart_deadline: None,
                 ice_restart_wanted: false,
                 ice_restarting: false,
+                signaling_away: false,
                 remote_candidates: RemoteCandidates::default(),
                 first_mid: None,
                 offer_budget: OfferBudget {
@@ -845,6 +877,12 @@ impl Room {
         }
         p.offer_in_flight = true;
         p.offers_sent += 1;
+        self.send_offer(user).await;
+    }
+
+    /// Sends the participant the outstanding server offer (its local description) and starts
+    /// the wait for its answer.
+    async fn send_offer(&mut self, user: &str) {
         self.answer_deadline(user);
         let sdp = self.local_sdp(user).await;
         let tracks = self.track_map(user).await;
@@ -1368,9 +1406,7 @@ impl Room {
     /// participant has `ice_restart_grace_ms` to be connected again. The others see its media
     /// freeze meanwhile; nothing is renegotiated for them.
     async fn connection_broke(&mut self, user: &str, state: RTCPeerConnectionState) {
-        let grace = Duration::from_millis(self.shared.config.ice_restart_grace_ms);
-        let id = self.shared.metrics.next_id();
-        let Some(p) = self.participants.get_mut(user) else {
+        let Some(p) = self.participants.get(user) else {
             return;
         };
         if p.restart_deadline.is_some() {
@@ -1378,15 +1414,28 @@ impl Room {
             return;
         }
         tracing::info!(room = %self.id, user, ?state, "sfu: connection broke, restarting ICE");
+        self.restart_with_grace(user);
+        self.maybe_offer(user).await;
+    }
+
+    /// The next server offer restarts ICE, and the participant has `ice_restart_grace_ms` from
+    /// now to be connected again (replacing the grace it had).
+    fn restart_with_grace(&mut self, user: &str) {
+        let grace = Duration::from_millis(self.shared.config.ice_restart_grace_ms);
+        let id = self.shared.metrics.next_id();
+        let Some(p) = self.participants.get_mut(user) else {
+            return;
+        };
         let cancel = p.cancel.child_token();
-        p.restart_deadline = Some((id, cancel.clone()));
+        if let Some((_, previous)) = p.restart_deadline.replace((id, cancel.clone())) {
+            previous.cancel();
+        }
         p.ice_restart_wanted = true;
         let due = RoomCmd::RestartDue {
             user: user.to_owned(),
             deadline: id,
         };
         self.remind(cancel, grace, due);
-        self.maybe_offer(user).await;
     }
 
     /// Connected again after a break or an ICE restart: the grace deadline ends, and every
@@ -1415,6 +1464,43 @@ impl Room {
             let _ = publication.forwarder.send(ForwarderCmd::KeyframeRequest);
         }
         self.request_received_keyframes(user);
+    }
+
+    /// The participant's signaling is back on a new socket. What it was sent while away is
+    /// lost: an unanswered offer goes again (with a new answer deadline); a broken connection
+    /// gets a new grace and an ICE restart offer (unless the offer sent again is one); a paused
+    /// video is said again.
+    async fn resume(&mut self, user: &str) -> Result<(), SfuError> {
+        let p = self
+            .participants
+            .get_mut(user)
+            .ok_or(SfuError::UnknownParticipant)?;
+        p.signaling_away = false;
+        let paused = p.video.paused();
+        let resend = p.offer_in_flight;
+        // A restart offer sent again restarts as well as a new one would.
+        let restart_resent = resend && p.ice_restarting;
+        if p.restart_deadline.is_some() {
+            self.restart_with_grace(user);
+            if let Some(p) = self.participants.get_mut(user) {
+                p.ice_restart_wanted &= !restart_resent;
+            }
+        }
+        if resend {
+            self.send_offer(user).await;
+        }
+        if paused {
+            self.emit(
+                user,
+                SfuEventKind::Signal(ServerSignal::Video(VideoState {
+                    paused,
+                    reason: "congestion",
+                })),
+            );
+        }
+        tracing::info!(room = %self.id, user, resend, "sfu: signaling resumed");
+        self.maybe_offer(user).await;
+        Ok(())
     }
 
     async fn track_opened(&mut self, user: &str, peer: u64, opened: OpenedTrack) {
@@ -1766,6 +1852,8 @@ fn reject_closed(command: RoomCmd) {
         | RoomCmd::SetMuted { reply, .. }
         | RoomCmd::SetReceiveVideo { reply, .. }
         | RoomCmd::SetTileHeights { reply, .. }
+        | RoomCmd::SignalingAway { reply, .. }
+        | RoomCmd::Resume { reply, .. }
         | RoomCmd::Leave { reply, .. } => {
             let _ = reply.send(Err(SfuError::UnknownParticipant));
         }

@@ -3,34 +3,21 @@
 //! flows), and a room turned `noMic` stops every microphone the same way. The counters are
 //! the subscriber's own: packets received per publisher and kind.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
-use serde_json::{Value, json};
+use serde_json::json;
 use talkconnect::ids::RoomId;
-use talkconnect_testkit::sfu_client::{Attribution, Client, Peer, local_offer, wait_for};
-use tokio_tungstenite::tungstenite::Message;
-use webrtc::peer_connection::{PeerConnection, RTCIceCandidateInit, RTCSessionDescription};
+use talkconnect_testkit::sfu_client::{Client, wait_for};
 
+use crate::gateway_peer::{GatewayPeer, sfu_settings};
 use crate::helpers::{Backend, TestApp, TestUser};
-use crate::sio::Sio;
-
-fn sfu_app_settings(ports: (&'static str, &'static str)) -> [(&'static str, &'static str); 4] {
-    [
-        ("TALKCONNECT__SFU__BIND_IP", "127.0.0.1"),
-        ("TALKCONNECT__SFU__ALLOW_LOOPBACK", "true"),
-        ("TALKCONNECT__SFU__UDP_PORT_MIN", ports.0),
-        ("TALKCONNECT__SFU__UDP_PORT_MAX", ports.1),
-    ]
-}
 
 /// An SFU app on the UDP `ports`, and a room of `title` its host opened and a guest joined.
 async fn host_and_guest(
     ports: (&'static str, &'static str),
     title: &str,
 ) -> (TestApp, TestUser, TestUser, RoomId) {
-    let app = TestApp::spawn_with(Backend::Sqlite, &sfu_app_settings(ports)).await;
+    let app = TestApp::spawn_with(Backend::Sqlite, &sfu_settings(ports)).await;
     let host = app.guest("Host").await;
     let guest = app.guest("Guest").await;
     let room = app.room(&host, json!({ "title": title })).await;
@@ -123,100 +110,6 @@ async fn a_hard_muted_publisher_delivers_no_audio_through_the_sfu() {
     b.close().await;
 }
 
-/// A browser as the gateway sees it: a Socket.IO socket that joins the room and the SFU
-/// (`sfu:join`), and a webrtc-rs peer whose signaling goes over that socket.
-struct GatewayPublisher {
-    peer: Peer,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl GatewayPublisher {
-    async fn join(app: &TestApp, user: &TestUser, room: RoomId) -> Self {
-        let mut sio = Sio::connect(app, &user.token).await;
-        let ack = sio.call("room:join", json!({ "roomId": room })).await;
-        assert_eq!(ack["ok"], true, "{ack}");
-        let ack = sio.call("sfu:join", json!({ "publish": true })).await;
-        assert_eq!(ack["ok"], true, "{ack}");
-        let mut ws = sio.into_ws();
-
-        let user_id = user.id.to_string();
-        let mut peer = Peer::new(&user_id, "127.0.0.1", false, Attribution::StreamId).await;
-        peer.add_tracks().await;
-        let offer = local_offer(&peer.pc).await;
-        let text = format!("42{}", json!(["sfu:offer", { "sdp": offer }]));
-        ws.send(Message::text(text)).await.unwrap();
-        let mut candidates = peer.candidates.take().unwrap();
-        let pc = Arc::clone(&peer.pc);
-        let task = tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    frame = ws.next() => {
-                        let Some(Ok(Message::Text(text))) = frame else { return };
-                        if &*text == "2" {
-                            let _ = ws.send(Message::text("3")).await;
-                            continue;
-                        }
-                        let Some(body) = text.strip_prefix("42") else { continue };
-                        let Ok(Value::Array(args)) = serde_json::from_str::<Value>(body) else {
-                            continue;
-                        };
-                        let (Some(name), Some(payload)) = (args.first(), args.get(1)) else {
-                            continue;
-                        };
-                        if let Some(reply) = on_signal(&pc, name.as_str().unwrap_or(""), payload).await {
-                            let _ = ws.send(Message::text(format!("42{reply}"))).await;
-                        }
-                    }
-                    candidate = candidates.recv() => {
-                        let Some(c) = candidate else { return };
-                        let body = json!(["sfu:candidate", {
-                            "candidate": c.candidate,
-                            "sdpMid": c.sdp_mid,
-                            "sdpMLineIndex": c.sdp_mline_index,
-                        }]);
-                        let _ = ws.send(Message::text(format!("42{body}"))).await;
-                    }
-                }
-            }
-        });
-        GatewayPublisher { peer, task }
-    }
-}
-
-/// Applies what the SFU sent through the gateway; returns the event to send back, if any.
-async fn on_signal(pc: &Arc<dyn PeerConnection>, name: &str, payload: &Value) -> Option<Value> {
-    let sdp = payload["sdp"].as_str().unwrap_or_default().to_owned();
-    match name {
-        "sfu:answer" => {
-            pc.set_remote_description(RTCSessionDescription::answer(sdp).unwrap())
-                .await
-                .unwrap();
-            None
-        }
-        "sfu:offer" => {
-            pc.set_remote_description(RTCSessionDescription::offer(sdp).unwrap())
-                .await
-                .unwrap();
-            let answer = pc.create_answer(None).await.unwrap();
-            pc.set_local_description(answer).await.unwrap();
-            let local = pc.local_description().await.unwrap();
-            Some(json!(["sfu:answer", { "sdp": local.sdp }]))
-        }
-        "sfu:candidate" => {
-            let init = RTCIceCandidateInit {
-                candidate: payload["candidate"].as_str().unwrap_or_default().to_owned(),
-                sdp_mid: payload["sdpMid"].as_str().map(str::to_owned),
-                sdp_mline_index: payload["sdpMLineIndex"].as_u64().map(|i| i as u16),
-                username_fragment: None,
-                url: None,
-            };
-            let _ = pc.add_ice_candidate(init).await;
-            None
-        }
-        _ => None,
-    }
-}
-
 /// Someone hard-muted before their media session exists: the session `sfu:join` opens
 /// through the gateway starts muted in the SFU, whatever the client sends.
 #[actix_web::test]
@@ -227,7 +120,7 @@ async fn a_new_sfu_session_of_a_hard_muted_person_starts_muted() {
     let sfu = app.state.media.sfu_handle().expect("SFU mode");
     let guest_id = guest.id.to_string();
     let listener = Client::join(&sfu, &room.to_string(), &host.id.to_string(), false).await;
-    let mut publisher = GatewayPublisher::join(&app, &guest, room).await;
+    let mut publisher = GatewayPeer::join(&app, &guest, room).await;
     publisher.peer.start_media(30, 400);
     let state = listener.state.clone();
     wait_for("the guest's camera", Duration::from_secs(20), || {
@@ -251,7 +144,6 @@ async fn a_new_sfu_session_of_a_hard_muted_person_starts_muted() {
         audio_in(&listener, &guest_id, Duration::from_secs(1)).await,
         0
     );
-    publisher.task.abort();
-    publisher.peer.close().await;
+    publisher.close().await;
     listener.close().await;
 }

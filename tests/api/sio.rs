@@ -43,6 +43,11 @@ impl Sio {
         self.ws
     }
 
+    /// The events heard while waiting for acks, oldest first, handed over.
+    pub fn take_heard(&mut self) -> Vec<(String, Value)> {
+        std::mem::take(&mut self.heard)
+    }
+
     pub async fn send(&mut self, text: &str) {
         self.ws.send(Message::text(text.to_owned())).await.unwrap();
     }

@@ -8,9 +8,13 @@
 //!   credentials by itself, and that participant receives again;
 //! - neither releases anything: no `Closed` event, the same peers and subscriptions;
 //! - a participant that never comes back is dropped (`connectionFailed`) once
-//!   `ice_restart_grace_ms` has passed, and the others' SDP loses its tracks.
+//!   `ice_restart_grace_ms` has passed, and the others' SDP loses its tracks;
+//! - a participant whose signaling is away too (its socket gone with the network) is kept past
+//!   the answer and restart deadlines, and once the signaling is back (`resume`) the offer it
+//!   missed comes again and its media returns.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use talkconnect::sfu::{CloseReason, MediaKind, Sfu, SfuConfig, SfuHandle};
 use talkconnect_testkit::sfu_client::{Client, Network, has_kind, ice_ufrag, wait_for};
@@ -175,6 +179,54 @@ async fn a_participant_that_never_comes_back_is_dropped_after_the_grace() {
     .await;
     assert_eq!(*bob.state.closed.lock().unwrap(), None);
     assert_eq!(h.stats().peers, 1);
+    alice.close().await;
+    bob.close().await;
+    sfu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_participant_whose_signaling_is_away_too_is_kept_and_resumed() {
+    let sfu = Sfu::start(SfuConfig {
+        ice_restart_grace_ms: 3000,
+        answer_timeout_ms: 2000,
+        ..SfuConfig::loopback(42990, 42999)
+    })
+    .expect("sfu starts");
+    let h = sfu.handle();
+    let (alice, _alice_net, bob, bob_net) = call(&h).await;
+    let ufrag_before = ice_ufrag(&bob.state.last_offer_sdp.lock().unwrap());
+
+    // Bob's socket goes with his network: nothing the SFU says reaches him.
+    bob.state.deaf.store(true, Ordering::SeqCst);
+    h.signaling_away("r", "bob").await.expect("bob is in");
+    bob_net.cut();
+    wait_for("the SFU's restart offer (lost)", RESTART, || {
+        bob.state.missed.load(Ordering::SeqCst) >= 1
+    })
+    .await;
+    // Past both deadlines (answer 2 s, restart grace 3 s): he is still in.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(*bob.state.closed.lock().unwrap(), None);
+    assert_eq!(
+        h.stats().peers,
+        2,
+        "Bob is kept while his signaling is away"
+    );
+
+    bob.state.deaf.store(false, Ordering::SeqCst);
+    h.resume("r", "bob").await.expect("bob is still in");
+    wait_for(
+        "the missed offer again, new ICE credentials",
+        RESTART,
+        || ice_ufrag(&bob.state.last_offer_sdp.lock().unwrap()) != ufrag_before,
+    )
+    .await;
+    media_grows(&bob, "Bob receives again after the resume", 50).await;
+    nothing_released(&h, &[&alice, &bob]);
+    assert_eq!(
+        h.resume("r", "carol").await,
+        Err(talkconnect::sfu::SfuError::UnknownParticipant)
+    );
     alice.close().await;
     bob.close().await;
     sfu.shutdown().await;

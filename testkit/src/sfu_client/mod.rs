@@ -231,10 +231,18 @@ impl Client {
                 tokio::select! {
                     event = events.recv() => {
                         let Some(event) = event else { break };
+                        if state.deaf.load(Ordering::SeqCst) {
+                            state.missed.fetch_add(1, Ordering::SeqCst);
+                            continue;
+                        }
                         handle_event(&pc, &sfu, &room, &user, &state, event).await;
                     }
                     candidate = candidates.recv() => {
                         let Some(c) = candidate else { break };
+                        if state.deaf.load(Ordering::SeqCst) {
+                            state.missed.fetch_add(1, Ordering::SeqCst);
+                            continue;
+                        }
                         let signal = ClientSignal::Candidate(IceCandidate {
                             candidate: c.candidate,
                             sdp_mid: c.sdp_mid,

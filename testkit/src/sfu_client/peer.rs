@@ -131,6 +131,10 @@ pub struct ClientState {
     pub video_frames: Mutex<HashMap<String, FrameLog>>,
     /// Who sends each SSRC, as the last server description says (`a=ssrc:<ssrc> msid:<user> …`).
     pub ssrc_owners: Mutex<HashMap<u32, String>>,
+    /// The signaling is cut (a socket gone): the loop drops what the SFU sends and what this
+    /// peer would trickle, counting them in `missed`.
+    pub deaf: AtomicBool,
+    pub missed: AtomicU64,
 }
 
 /// Video frames of one received track, by RTP timestamp: which sequence numbers arrived
