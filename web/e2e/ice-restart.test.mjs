@@ -8,9 +8,12 @@
 //
 // Mai's page moves to another network twice: a new veth on another subnet through the router
 // comes up and becomes her default route, and the old address stops carrying UDP (nftables in
-// her namespace drops UDP from and to it). The old address keeps carrying the page's TCP
-// websocket: in this app the SFU session belongs to its socket (a socket that goes away ends
-// it), so the switch modelled here is the one an ICE restart can save, where signaling lives.
+// her namespace drops UDP from and to it). In the first two runs the old address keeps
+// carrying the page's TCP websocket, so signaling lives through the switch. In the third the
+// old address carries nothing more, the websocket included, as when a phone leaves a Wi-Fi:
+// the page finds its socket dead (`conn:ping` unanswered after its connection broke, or after
+// the `online` event), connects again from the new address, and takes its SFU session back
+// (`sfu:resume`), which the server kept when the old socket vanished.
 // The first switch is left for the connections to notice (the server offers the restart when
 // its side goes `disconnected`); at the second the page hears of it (an `online` event, as
 // the browser fires when the OS reports a network) and restarts ICE itself. Asserted, for
@@ -19,7 +22,10 @@
 // - through an ICE restart: Mai's local ICE ufrag changed, and the selected candidate pair's
 //   local side is her new address;
 // - the seat is never released: Bình's page still shows Mai, the room (REST) still lists both,
-//   no `room:user-left` reached Bình's page, and the SFU removed nobody (its log).
+//   no `room:user-left` reached Bình's page, and the SFU removed nobody (its log);
+// - with the websocket broken too: Mai's page opened a new websocket and resumed its session
+//   at each switch, on the same peer connection; Bình's page held Mai's tile, with the same
+//   video track, at every sample (every 100 ms) from before the first switch to the end.
 // The same again with the SFU on a single UDP port (the demultiplexer must route the new
 // ufrag and the new address). The time from each switch to Mai's video decoding again on
 // Bình's page is logged, not asserted. Every namespace (tcn-ice-*) is removed at the end, and first thing, leftovers.
@@ -100,19 +106,21 @@ function udpSentFrom(n) {
   return Number(match[1]);
 }
 
-/** Network `n` carries no more UDP for Mai (the media path of the old network is gone). */
-function loseUdp(n) {
+/** Network `n` carries no more UDP for Mai (the media path of the old network is gone), or,
+ * `everything`, nothing at all: her websocket's TCP connection too. */
+function loseNetwork(n, everything) {
   const address = `${NETWORKS[n][0]}.10`;
+  const what = everything ? '' : ' meta l4proto udp';
   nft(
     NS.mai,
     `table inet tcn_ice_gone_${n} {
       chain output {
         type filter hook output priority filter; policy accept;
-        ip saddr ${address} meta l4proto udp drop
+        ip saddr ${address}${what} drop
       }
       chain input {
         type filter hook input priority filter; policy accept;
-        ip daddr ${address} meta l4proto udp drop
+        ip daddr ${address}${what} drop
       }
     }`,
   );
@@ -158,12 +166,14 @@ async function person(who, name) {
   const page = await context.newPage();
   page.on('pageerror', (err) => console.error(`[page error ${who}] ${err.message}`));
   const userLeft = [];
-  page.on('websocket', (ws) =>
+  const sockets = [];
+  page.on('websocket', (ws) => {
+    sockets.push(ws.url());
     ws.on('framereceived', (frame) => {
       if (String(frame.payload).includes('room:user-left')) userLeft.push(String(frame.payload));
-    }),
-  );
-  return { page, name, userLeft };
+    });
+  });
+  return { page, name, userLeft, sockets };
 }
 
 /** The local ICE ufrag and the selected pair's local candidate of the page's SFU connection. */
@@ -181,7 +191,8 @@ const iceState = (page) =>
       local = { type: candidate.candidateType, address: candidate.address, port: candidate.port };
       remotePort = stats.get(pair.remoteCandidateId).port;
     });
-    return { ufrag, local, remotePort, restarts: window.__talkconnect.restarts, phase: window.__talkconnect.phase };
+    const t = window.__talkconnect;
+    return { ufrag, local, remotePort, restarts: t.restarts, resumes: t.resumes, phase: t.phase };
   });
 
 const framesFrom = async (page, id) => (await remoteStats(page))[id]?.framesDecoded ?? 0;
@@ -233,8 +244,25 @@ function backToFirstNetwork() {
   nft(NS.mai, counterTable(0));
 }
 
-/** `sfuPort`: the single UDP port every pair must end on (single-port mode). */
-async function switchTwice(server, mode, sfuPort) {
+/** Samples, every 100 ms, whether `page` shows `userId`'s tile with video and which track
+ * feeds it; `tileWatch(page)` reads what it saw. */
+const watchTile = (page, userId) =>
+  page.evaluate((id) => {
+    const seen = { samples: 0, missing: 0, tracks: [] };
+    window.__tileWatch = seen;
+    setInterval(() => {
+      seen.samples++;
+      const video = window.__talkconnect.remote[id]?.video ?? null;
+      const tile = document.querySelector(`.tile[data-user-id="${id}"][data-video="on"] video`);
+      if (!video || !tile) seen.missing++;
+      if (video && !seen.tracks.includes(video)) seen.tracks.push(video);
+    }, 100);
+  }, userId);
+const tileWatch = (page) => page.evaluate(() => window.__tileWatch);
+
+/** `sfuPort`: the single UDP port every pair must end on (single-port mode). `socketToo`: the
+ * switch breaks Mai's websocket too. */
+async function switchTwice(server, mode, sfuPort, socketToo = false) {
   const mai = await person('mai', 'Mai on the move');
   const binh = await person('binh', 'Bình at home');
   await mai.page.goto(SITE);
@@ -253,9 +281,12 @@ async function switchTwice(server, mode, sfuPort) {
   let previous = await iceState(mai.page);
   console.log(`[ice] before: ${JSON.stringify(previous)}`);
   assert.ok(udpSentFrom(0) > 0, 'the media left from the first network');
+  await watchTile(binh.page, ids.mai);
+  await mai.page.evaluate(() => (window.__firstPc = window.__talkconnect.pc));
   for (let n = 1; n < NETWORKS.length; n++) {
+    const socketsBefore = mai.sockets.length;
     joinNetwork(n);
-    loseUdp(n - 1);
+    loseNetwork(n - 1, socketToo);
     const switchedAt = Date.now();
     const told = n === 2;
     if (told) await mai.page.evaluate(() => window.dispatchEvent(new Event('online')));
@@ -273,9 +304,20 @@ async function switchTwice(server, mode, sfuPort) {
     assert.ok(udpSentFrom(n) > sent, 'the media leaves from the new address');
     assert.equal(now.phase, 'connected');
     if (sfuPort) assert.equal(now.remotePort, sfuPort, 'still through the single port');
-    if (told) assert.ok(now.restarts > previous.restarts, 'the page restarted ICE itself');
+    if (told && !socketToo) assert.ok(now.restarts > previous.restarts, 'the page restarted ICE itself');
+    if (socketToo) {
+      assert.ok(mai.sockets.length > socketsBefore, 'a new websocket, from the new network');
+      assert.ok(now.resumes > (previous.resumes ?? 0), 'the session was taken over by the new socket');
+      const samePc = await mai.page.evaluate(() => window.__talkconnect.pc === window.__firstPc);
+      assert.ok(samePc, 'the same peer connection: no new session');
+    }
     previous = now;
   }
+  const watched = await tileWatch(binh.page);
+  console.log(`[ice] ${mode}: Bình's view of Mai's tile: ${JSON.stringify(watched)}`);
+  assert.ok(watched.samples > 50, JSON.stringify(watched));
+  assert.equal(watched.missing, 0, "Bình's page never lost Mai's tile or its video");
+  assert.equal(watched.tracks.length, 1, 'the same video track throughout');
 
   // The seat was never released.
   await binh.page.locator(`.tile[data-user-id="${ids.mai}"]`).waitFor({ state: 'attached', timeout: 1000 });
@@ -305,6 +347,17 @@ describe('a network switch mid-call', { skip: SKIP }, () => {
     const server = await serve({ TALKCONNECT__SFU__SINGLE_UDP_PORT: '3478' });
     try {
       await switchTwice(server, 'single port', 3478);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('with the websocket lost too, a new socket resumes the session and the tile never goes', STEP, async () => {
+    backToFirstNetwork();
+    const server = await serve();
+    try {
+      await switchTwice(server, 'socket lost', undefined, true);
+      assert.match(server.log(), /session resumed on a new socket/);
     } finally {
       await server.stop();
     }

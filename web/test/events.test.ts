@@ -10,7 +10,8 @@ describe('realtime contract', () => {
         'room:join', 'room:kick', 'room:leave',
         'room:cohost', 'room:transfer-host', 'room:hard-mute', 'room:mute-all', 'room:lock',
         'room:update', 'room:report', 'chat:delete',
-        'sfu:join', 'sfu:leave', 'sfu:prefs', 'sfu:offer', 'sfu:answer', 'sfu:candidate',
+        'sfu:join', 'sfu:leave', 'sfu:resume', 'sfu:prefs', 'sfu:offer', 'sfu:answer',
+        'sfu:candidate', 'conn:ping',
         'webrtc:offer', 'webrtc:answer', 'webrtc:ice-candidate',
       ].sort(),
     );

@@ -217,7 +217,7 @@ function harness(options: { offerErrors?: string[] } = {}) {
   const hooks = { onRemoteChange: vi.fn(), onFailure: vi.fn(), onConnectionState: vi.fn() };
   const session = new SfuSession(pc as unknown as PeerLike, sender, hooks);
   const tracks = [{ kind: 'audio' }, { kind: 'video' }] as unknown as MediaStreamTrack[];
-  return { pc, sent, hooks, session, tracks, events: () => sent.map((s) => s.event) };
+  return { pc, sent, hooks, session, tracks, offerErrors, events: () => sent.map((s) => s.event) };
 }
 
 describe('SFU negotiation', () => {
@@ -351,6 +351,64 @@ describe('SFU negotiation', () => {
     expect(g.events()).toEqual(['answer', 'offer', 'answer']);
     expect(g.session.restarts).toBe(0);
     expect(g.hooks.onFailure).not.toHaveBeenCalled();
+    g.session.close();
+  });
+
+  it('after a lost socket, resends the offer the dead socket swallowed and restarts ICE itself', async () => {
+    // Our restart offer went out on the dead socket: no answer (TIMEOUT).
+    const h = harness();
+    h.session.publish(h.tracks);
+    h.session.handleAnswer('v=0\na=ice-ufrag:first', []);
+    await h.session.settled();
+    h.pc.connectionState = 'connected';
+    h.pc.onconnectionstatechange?.();
+    expect(h.session.connectedOnce).toBe(true);
+    h.offerErrors.push('TIMEOUT');
+    h.session.networkChanged();
+    await h.session.settled();
+    expect(h.hooks.onFailure).toHaveBeenCalledWith('TIMEOUT');
+    expect(h.pc.signalingState).toBe('have-local-offer');
+    h.session.suspend();
+    h.pc.connectionState = 'disconnected';
+    // A new socket took the session over; the server sent nothing again.
+    h.session.resume();
+    await h.session.settled();
+    expect(h.pc.log.slice(-3)).toEqual(['rollback', 'restartIce', 'local:offer']);
+    expect(h.sent[2].payload).toBe('offer-3');
+    expect(h.events()).toEqual(['offer', 'offer', 'offer']);
+    expect(h.pc.signalingState).toBe('have-local-offer');
+    expect(h.session.restarts).toBe(1);
+    h.session.close();
+  });
+
+  it('after a lost socket, answers the offer the server sends again and leaves the restart to it', async () => {
+    const h = harness();
+    h.session.handleOffer('v=0\na=ice-ufrag:first', []);
+    await h.session.settled();
+    h.pc.connectionState = 'connected';
+    h.pc.onconnectionstatechange?.();
+    h.session.suspend();
+    h.pc.connectionState = 'disconnected';
+    // On the resume the server sends its restart offer again, before our ack arrives.
+    h.session.handleOffer('v=0\na=ice-ufrag:second', []);
+    h.session.resume([{ urls: 'stun:example.org' }]);
+    await h.session.settled();
+    expect(h.events()).toEqual(['answer', 'answer']);
+    expect(h.pc.log).not.toContain('restartIce');
+    expect(h.session.restarts).toBe(0);
+
+    // Connected and nothing lost: a resume sends nothing.
+    const g = harness();
+    g.session.handleOffer('v=0\na=ice-ufrag:first', []);
+    await g.session.settled();
+    g.pc.connectionState = 'connected';
+    g.pc.onconnectionstatechange?.();
+    g.session.suspend();
+    g.session.resume();
+    await g.session.settled();
+    expect(g.events()).toEqual(['answer']);
+    expect(g.hooks.onFailure).not.toHaveBeenCalled();
+    h.session.close();
     g.session.close();
   });
 

@@ -7,6 +7,11 @@
 // * Every time the socket (re)enters the room (`socketJoin`: first entry, re-join after a
 //   reconnect) a new SFU session starts: `sfu:join` → RTCPeerConnection → our offer → the
 //   server's answer, then the server's offers as people come and go (negotiation.ts).
+// * A socket lost with a connected session (the network went away, or the socket stopped
+//   answering: `checkConnection` on a network change or a broken connection): the session
+//   stays, its media carrying on as it can, and the next socket takes the server's side back
+//   (`sfu:resume` with the join ack's `sessionId`), so nobody sees our tiles go. Refused (the
+//   server's grace ran out, another tab took over): a new session starts.
 // * `sfu:closed`: replaced by another tab (stop, offer to take it back), kicked / room ended
 //   (the room store leaves the page), connection failed / server shutting down (start again
 //   with backoff while still in the room).
@@ -27,7 +32,7 @@ import { rtcConfig } from './iceConfig';
 import { api } from '../api/client';
 import type { MessageKey } from '../i18n';
 import { ClientEvent, ServerEvent, type MeshSignalIn, type SfuClosed } from '../realtime/events';
-import { connection, onServer, request } from '../realtime/socket';
+import { checkConnection, connection, onServer, request } from '../realtime/socket';
 import { loadMeta } from '../state/lobbyStore';
 import { currentRoom, roomPhase, setMuted, setVideoOff, socketJoin } from '../state/roomStore';
 import { currentUserId } from '../state/session';
@@ -95,6 +100,12 @@ let sessionEpoch = -1;
 let generation = 0;
 /** The server holds a session of ours on this socket (leave it before joining again). */
 let serverSession = false;
+/** The server's id of our SFU session (`sfu:resume` names it); null without one. */
+let sessionId: string | null = null;
+/** The socket was lost while the SFU session was up: the next socket resumes it. */
+let suspended = false;
+/** Sessions resumed on a new socket (tests). */
+let resumes = 0;
 /** Server events that came while our `sfu:join` was out: replayed into the new session. */
 let joining: { gen: number; events: (() => void)[] } | null = null;
 let leaveWaiter: (() => void) | null = null;
@@ -217,6 +228,13 @@ function follow(roomId: string | null, epoch: number | null): void {
       sessionEpoch = -1;
       return;
     }
+    if (session instanceof SfuSession && session.connectedOnce && sessionId) {
+      // The server keeps its side a while for the next socket (`sfu:resume`).
+      if (!suspended) session.suspend();
+      suspended = true;
+      sessionEpoch = -1;
+      return;
+    }
     if (session || mediaPhase.value === 'connected' || mediaPhase.value === 'connecting') {
       endSession();
       mediaPhase.value = 'reconnecting';
@@ -235,6 +253,39 @@ function follow(roomId: string | null, epoch: number | null): void {
       void syncSeatWithDevices();
       return;
     }
+    if (suspended && session instanceof SfuSession) {
+      void resumeSession(session);
+      return;
+    }
+    void startSession();
+  }
+}
+
+/** A new socket takes over the server's side of `s`, kept since the last socket was lost;
+ * refused, a new session starts. */
+async function resumeSession(s: SfuSession): Promise<void> {
+  const roomId = room;
+  const id = sessionId;
+  if (!roomId || !id) return;
+  try {
+    const ack = await request(ClientEvent.sfuResume, { roomId, sessionId: id });
+    if (s !== session) return;
+    suspended = false;
+    resumes++;
+    s.resume(rtcConfig(ack.iceServers).iceServers);
+    // What this session receives, said again (a prefs request on the lost socket was lost).
+    if (audioOnly.value) void sendReceivePrefs(roomId);
+    tilesSent = '';
+    if (tileHeights.size > 0) void sendTileHeights();
+  } catch (err) {
+    if (s !== session) return;
+    const code = (err as { code?: string }).code ?? String(err);
+    // Lost again: the next socket tries again.
+    if (connection.value !== 'connected') return;
+    console.info(`[media] session not resumed (${code}); starting a new one`);
+    suspended = false;
+    // No answer: the server may have handed it to this socket all the same.
+    serverSession = code === 'TIMEOUT';
     void startSession();
   }
 }
@@ -285,6 +336,7 @@ async function startSession(): Promise<void> {
     const ack = await request(ClientEvent.sfuJoin, { roomId, publish });
     serverSession = true;
     if (gen !== generation) return;
+    sessionId = ack.sessionId ?? null;
     mark('sfuJoinAck');
     const pc = new RTCPeerConnection(rtcConfig(ack.iceServers));
     const s: SfuSession = new SfuSession(
@@ -297,10 +349,12 @@ async function startSession(): Promise<void> {
       },
       {
         onRemoteChange: () => s === session && refreshRemote(),
-        onFailure: (reason) => s === session && restartLater(reason),
+        onFailure: (reason) => s === session && void sessionFailed(s, reason),
         onConnectionState: (state) => {
           if (s !== session) return;
           if (state === 'connected') connectedNow();
+          // Repairing it needs the signaling: is the socket still there?
+          else if (state === 'disconnected' || state === 'failed') void checkConnection();
         },
       },
       currentUserId() ?? undefined,
@@ -454,6 +508,18 @@ function closedByServer(p: SfuClosed): void {
   }
 }
 
+/** A step of session `s` failed. Signaling that got no answer may mean a dead socket: a
+ * connected session is kept while that is checked (a dead socket is replaced, and the new one
+ * resumes the session). Anything else, or a socket that answers: a new session. */
+async function sessionFailed(s: SfuSession, reason: string): Promise<void> {
+  const signaling = reason === 'TIMEOUT' || reason === 'REALTIME_OFFLINE';
+  if (signaling && s.connectedOnce && sessionId) {
+    await checkConnection();
+    if (s !== session || suspended || connection.value !== 'connected') return;
+  }
+  restartLater(reason);
+}
+
 function connectedNow(): void {
   restartAttempts = 0;
   mark('connected');
@@ -541,6 +607,8 @@ function refreshRemote(): void {
 function endSession(): void {
   generation++;
   joining = null;
+  sessionId = null;
+  suspended = false;
   session?.close();
   session = null;
   videoPaused.value = false;
@@ -633,6 +701,8 @@ function watchNetwork(): void {
   if (typeof window === 'undefined') return;
   const changed = () => {
     if (session instanceof SfuSession) session.networkChanged();
+    // The socket may have gone with the old network.
+    void checkConnection();
   };
   window.addEventListener('online', changed);
   const info = (navigator as Navigator & { connection?: EventTarget }).connection;
@@ -658,6 +728,10 @@ function exposeForTests(): void {
     /** ICE restarts the SFU session offered. */
     get restarts() {
       return session instanceof SfuSession ? session.restarts : 0;
+    },
+    /** SFU sessions taken over by a new socket (`sfu:resume`). */
+    get resumes() {
+      return resumes;
     },
     get remote() {
       return Object.fromEntries(

@@ -16,6 +16,11 @@
 //   usual `sfu:offer` (a receive-only session offers too). The server may restart first (its
 //   offer carries new credentials): then ours is dropped. Only a connection still not back
 //   `RESTART_GIVE_UP_MS` after it broke ends the session.
+// * A lost socket (its network went away too): the session stays (`suspend()`); what was
+//   sent on the dead socket is lost. Once a new socket took the session over (`sfu:resume`),
+//   `resume()` puts the signaling back in step: an offer of ours left unanswered is rolled
+//   back and sent again, and ICE restarts unless the connection is up or the server's offer
+//   (sent again on the resume) already restarted it.
 import type { SfuTrackInfo } from '../realtime/events';
 import { SerialPeer } from './serialPeer';
 import { remoteTracksFrom, type MediaKindName, type MediaTransport, type ReceiverView, type RemoteMap } from './tracks';
@@ -93,6 +98,8 @@ export class SfuSession extends SerialPeer<PeerLike> implements MediaTransport {
   private disconnectedTimer: ReturnType<typeof setTimeout> | undefined;
   private restartTimer: ReturnType<typeof setTimeout> | undefined;
   private giveUpTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The server's ICE ufrag when the socket was lost (`suspend`). */
+  private ufragAtSuspend: string | null = null;
 
   constructor(
     pc: PeerLike,
@@ -170,6 +177,42 @@ export class SfuSession extends SerialPeer<PeerLike> implements MediaTransport {
     this.restartWanted = true;
     this.offerWanted = true;
     this.enqueue(() => this.makeOffer());
+  }
+
+  /** Connected at least once: worth keeping across a lost socket. */
+  get connectedOnce(): boolean {
+    return this.everConnected;
+  }
+
+  /** The socket was lost: what the server sends until `resume()` does not reach us. */
+  suspend(): void {
+    this.ufragAtSuspend = iceUfrag(this.pc.remoteDescription?.sdp);
+  }
+
+  /** A new socket took the session over (`sfu:resume`): fresh ICE servers (TURN credentials)
+   * for the connection, then the signaling back in step (see the top of this file). */
+  resume(iceServers?: RTCIceServer[]): void {
+    this.enqueue(async () => {
+      const pc = this.pc as PeerLike & Partial<Pick<RTCPeerConnection, 'setConfiguration' | 'getConfiguration'>>;
+      if (iceServers && pc.setConfiguration && pc.getConfiguration) {
+        try {
+          pc.setConfiguration({ ...pc.getConfiguration(), iceServers });
+        } catch {
+          // Refused (a browser that will not change them): the old ones still serve.
+        }
+      }
+      if (this.pc.signalingState === 'have-local-offer') {
+        // Sent on the lost socket, or refused by it: the server answers a new one.
+        await this.pc.setLocalDescription({ type: 'rollback' });
+        this.offerWanted = this.own.size > 0 || this.restartWanted;
+      }
+      const serverRestarted = iceUfrag(this.pc.remoteDescription?.sdp) !== this.ufragAtSuspend;
+      if (this.everConnected && !serverRestarted && this.pc.connectionState !== 'connected') {
+        this.restartWanted = true;
+        this.offerWanted = true;
+      }
+      if (this.offerWanted) await this.makeOffer();
+    });
   }
 
   /** A server `sfu:offer`: roll back our own offer if one is out, apply, answer. */

@@ -23,6 +23,10 @@ export const ClientEvent = {
   chatDelete: 'chat:delete',
   sfuJoin: 'sfu:join',
   sfuLeave: 'sfu:leave',
+  /** Takes over the session an earlier socket of this page held (its network went away). */
+  sfuResume: 'sfu:resume',
+  /** Answered at once: does this socket still reach the server? */
+  connPing: 'conn:ping',
   /** What this participant wants to receive: `{video: false}` is audio-only. */
   sfuPrefs: 'sfu:prefs',
   sfuOffer: 'sfu:offer',
@@ -208,6 +212,16 @@ export interface ServerToClient {
 
 type WithAck<P, R extends object = object> = (payload: P, ack: (answer: Ack<R>) => void) => void;
 
+/** The ack of `sfu:join` and `sfu:resume`. */
+export interface SfuSessionAck {
+  iceServers: IceServerConfig[];
+  uplinkKbps?: number;
+  simulcast?: boolean;
+  audioRed?: boolean;
+  /** Names the session for `sfu:resume` (absent from older servers: no resume). */
+  sessionId?: string;
+}
+
 export interface ClientToServer {
   [ClientEvent.roomJoin]: WithAck<{ roomId: string; roomKey?: string }, { room: RoomDetail; participant: Participant }>;
   [ClientEvent.roomLeave]: WithAck<{ roomId: string }, { roomEnded: boolean; newHostId: string | null }>;
@@ -231,11 +245,10 @@ export interface ClientToServer {
     { report: Report }
   >;
   [ClientEvent.chatDelete]: WithAck<{ roomId: string; messageId: string }>;
-  [ClientEvent.sfuJoin]: WithAck<
-    { roomId: string; publish: boolean },
-    { iceServers: IceServerConfig[]; uplinkKbps?: number; simulcast?: boolean; audioRed?: boolean }
-  >;
+  [ClientEvent.sfuJoin]: WithAck<{ roomId: string; publish: boolean }, SfuSessionAck>;
   [ClientEvent.sfuLeave]: WithAck<{ roomId: string }>;
+  [ClientEvent.sfuResume]: WithAck<{ roomId: string; sessionId: string }, SfuSessionAck>;
+  [ClientEvent.connPing]: WithAck<Record<string, never>>;
   [ClientEvent.sfuPrefs]: WithAck<{ roomId: string; video?: boolean; tiles?: Record<string, number> }>;
   [ClientEvent.sfuOffer]: WithAck<{ sdp: string }>;
   [ClientEvent.sfuAnswer]: WithAck<{ sdp: string }>;

@@ -8,6 +8,7 @@ import { io, type Socket } from 'socket.io-client';
 import { ApiError } from '../api/client';
 import {
   CONNECT_ERROR_SESSION_CODES,
+  ClientEvent,
   ServerEvent,
   type Ack,
   type ClientToServer,
@@ -26,6 +27,8 @@ export const realtimeTransport = signal<string | null>(null);
 type AppSocket = Socket<ServerToClient, ClientToServer>;
 
 const ACK_TIMEOUT_MS = 8000;
+/** `checkConnection`: a socket that does not answer `conn:ping` this fast is taken as dead. */
+const PROBE_TIMEOUT_MS = 3000;
 /** Retry delay after the server refused the CONNECT for another reason than the token. */
 const REFUSED_RETRY_MS = 5000;
 
@@ -121,6 +124,7 @@ export function stopRealtime(): void {
 export function request<E extends keyof ClientToServer>(
   event: E,
   payload: Parameters<ClientToServer[E]>[0],
+  timeoutMs = ACK_TIMEOUT_MS,
 ): Promise<Extract<Parameters<Parameters<ClientToServer[E]>[1]>[0], { ok: true }>> {
   return new Promise((resolve, reject) => {
     const s = socket;
@@ -129,7 +133,7 @@ export function request<E extends keyof ClientToServer>(
       return;
     }
     // socket.io-client's typed emit cannot express "ack with a timeout" over a generic E.
-    const timed = s.timeout(ACK_TIMEOUT_MS) as unknown as {
+    const timed = s.timeout(timeoutMs) as unknown as {
       emit(ev: string, p: unknown, cb: (err: Error | null, answer: Ack) => void): void;
     };
     timed.emit(event, payload, (err, answer) => {
@@ -143,4 +147,31 @@ export function request<E extends keyof ClientToServer>(
       }
     });
   });
+}
+
+let probe: Promise<void> | null = null;
+
+/** The network changed, or the media connection broke: does the socket still reach the
+ * server? One that does not answer `conn:ping` within PROBE_TIMEOUT_MS is dropped and
+ * connects again now, rather than after the Engine.IO ping timeout (45 s by default): a
+ * socket whose network went away says nothing, and signaling is what repairs the media.
+ * Resolves once known (one check at a time; callers meanwhile share it). */
+export function checkConnection(): Promise<void> {
+  const s = socket;
+  if (!s || !s.connected) return Promise.resolve();
+  probe ??= request(ClientEvent.connPing, {}, PROBE_TIMEOUT_MS)
+    .then(
+      () => {},
+      (err: unknown) => {
+        if ((err as ApiError).code === 'TIMEOUT' && socket === s && s.connected) {
+          console.info('[realtime] the socket does not answer; connecting again');
+          // engine.io-client closes at once ("forced close") and the Manager reconnects.
+          s.io.engine.close();
+        }
+      },
+    )
+    .finally(() => {
+      probe = null;
+    });
+  return probe;
 }
