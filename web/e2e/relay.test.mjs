@@ -130,7 +130,10 @@ describe('media through the TURN relay in the binary', () => {
   it('mesh mode, browser to browser through the relay', STEP, async () => {
     const server = await relayServer({ mode: 'mesh' });
     try {
-      await callThroughTheRelay(server, 'relay-mesh', { relayProtocol: 'udp' });
+      // Either allocation may carry it: with both peers relay-only, each side has a UDP and a
+      // TCP relayed candidate, and Chromium nominates the first pair whose checks succeed (a
+      // CI run picked TCP on one side). Through the binary's relay is what counts here.
+      await callThroughTheRelay(server, 'relay-mesh');
     } finally {
       await server.stop();
     }

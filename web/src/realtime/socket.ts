@@ -67,6 +67,10 @@ export function startRealtime(token: string | null, onSessionInvalid: (code: str
     auth: token ? { token } : {},
     reconnectionDelay: 500,
     reconnectionDelayMax: 5000,
+    // Once a websocket worked, reconnect with one at once: a new TCP connection. The polling
+    // handshake would go out on the browser's pooled HTTP connections, which die with the
+    // network like the socket did, and wait out the 20 s connect timeout.
+    rememberUpgrade: true,
   });
   socket = s;
   for (const event of Object.values(ServerEvent)) {
