@@ -348,6 +348,7 @@ fn start_summary(
     };
     let data = match settings.database_url() {
         Ok(crate::config::DatabaseUrl::Postgres(_)) => "PostgreSQL",
+        Ok(crate::config::DatabaseUrl::Mysql(_)) => "MySQL",
         _ => "SQLite",
     };
     let cluster = if settings.cluster_mode() {

@@ -334,6 +334,8 @@ pub struct LogSettings {
 pub enum DatabaseUrl {
     Sqlite(String),
     Postgres(String),
+    /// MySQL 8 or MariaDB 10.11+ (`mysql://`); served by a binary built with `--features mysql`.
+    Mysql(String),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -591,7 +593,7 @@ impl Settings {
         if matches!(self.database_url()?, DatabaseUrl::Sqlite(_)) {
             return bad(
                 "database.url",
-                "must be a PostgreSQL URL (postgres://…) when redis.url is set: with SQLite each replica would have its own database",
+                "must be a PostgreSQL or MySQL URL (postgres://…, mysql://…) when redis.url is set: with SQLite each replica would have its own database",
             );
         }
         Ok(())
@@ -621,9 +623,12 @@ impl DatabaseUrl {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             return Ok(Self::Postgres(url.to_owned()));
         }
+        if url.starts_with("mysql://") {
+            return Ok(Self::Mysql(url.to_owned()));
+        }
         let scheme = url.split("://").next().unwrap_or(url);
         Err(ConfigError(format!(
-            "database.url: unknown scheme '{scheme}' (expected sqlite://PATH or postgres://…)"
+            "database.url: unknown scheme '{scheme}' (expected sqlite://PATH, postgres://… or mysql://…)"
         )))
     }
 }
@@ -811,6 +816,20 @@ mod tests {
     }
 
     #[test]
+    fn the_scheme_picks_the_database() {
+        assert_eq!(
+            DatabaseUrl::parse("mysql://u:p@127.0.0.1:3306/talk").unwrap(),
+            DatabaseUrl::Mysql("mysql://u:p@127.0.0.1:3306/talk".into())
+        );
+        assert!(matches!(
+            DatabaseUrl::parse("postgresql://u@h/db").unwrap(),
+            DatabaseUrl::Postgres(_)
+        ));
+        let err = DatabaseUrl::parse("mongodb://h/db").unwrap_err().0;
+        assert!(err.contains("mysql://"), "{err}");
+    }
+
+    #[test]
     fn metrics_settings_are_checked_at_load() {
         let load = |pairs: &[(&str, &str)]| {
             Settings::load_with_env(None, env(pairs)).map_err(|e| e.to_string())
@@ -887,12 +906,12 @@ mod tests {
     fn unknown_database_scheme_names_the_key() {
         let err = Settings::load_with_env(
             None,
-            env(&[("TALKCONNECT__DATABASE__URL", "mysql://localhost/x")]),
+            env(&[("TALKCONNECT__DATABASE__URL", "mongodb://localhost/x")]),
         )
         .unwrap_err()
         .to_string();
         assert!(
-            err.contains("database.url") && err.contains("mysql"),
+            err.contains("database.url") && err.contains("mongodb"),
             "{err}"
         );
     }

@@ -320,6 +320,16 @@ impl From<DbError> for ApiError {
                 ErrorCode::ServiceUnavailable,
                 "The server is busy; try again shortly",
             ),
+            conflict if conflict.is_conflict() => {
+                tracing::info!(error = %conflict, "a transaction gave way to another one");
+                let mut err = Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ErrorCode::ServiceUnavailable,
+                    "Someone else was changing the same thing at that moment; try again",
+                );
+                err.retry_after_secs = Some(1);
+                err
+            }
             other => Self::internal(other),
         }
     }
@@ -334,6 +344,29 @@ impl From<diesel::result::Error> for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn conflicts_between_transactions_are_a_503_to_retry_not_a_500() {
+        use diesel::result::{DatabaseErrorKind as Kind, Error};
+        let deadlock = Error::DatabaseError(
+            Kind::SerializationFailure,
+            Box::new("Deadlock found when trying to get lock".to_string()),
+        );
+        let lock_wait = Error::DatabaseError(
+            Kind::Unknown,
+            Box::new("Lock wait timeout exceeded; try restarting transaction".to_string()),
+        );
+        for err in [deadlock, lock_wait] {
+            let api = ApiError::from(err);
+            assert_eq!(api.status, StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(api.retry_after_secs, Some(1));
+        }
+        let other = Error::DatabaseError(Kind::Unknown, Box::new("disk full".to_string()));
+        assert_eq!(
+            ApiError::from(other).status,
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
 
     #[test]
     fn field_names_are_camel_case() {

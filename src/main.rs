@@ -90,7 +90,8 @@ fn main() -> ExitCode {
 }
 
 /// Why the process stops early: exit code 2 for a setting that is wrong (as when the
-/// configuration does not load), 1 for anything else.
+/// configuration does not load) or a database that `database.url` names and that cannot be
+/// used (down, refused login, no privileges, too old), 1 for anything else.
 struct Failure {
     code: u8,
     message: String,
@@ -98,10 +99,12 @@ struct Failure {
 
 impl From<StartError> for Failure {
     fn from(e: StartError) -> Self {
-        let code = if matches!(e, StartError::Config(_)) {
-            2
-        } else {
-            1
+        let code = match e {
+            StartError::Config(_)
+            | StartError::Database(db::ConnectError::Open(_) | db::ConnectError::Unsupported(_)) => {
+                2
+            }
+            _ => 1,
         };
         Failure {
             code,

@@ -1,6 +1,6 @@
 // A cluster for end-to-end tests: several processes of the real talkconnect binary on free
-// ports, sharing one fresh PostgreSQL database and one Redis key prefix, as a community runs
-// them behind a proxy; and nginx in front of them. Processes are started and stopped by
+// ports, sharing one fresh PostgreSQL (or MariaDB) database and one Redis key prefix, as a
+// community runs them behind a proxy; and nginx in front of them. Processes are started and stopped by
 // ../support/server.mjs; REST and Socket.IO helpers come from the gateway harness.
 import { spawnSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
@@ -12,6 +12,8 @@ import { REPO, freePort, spawnServer, startServer, tempDir } from "../support/se
 export { api, call, closeAll, connect, guest, next, record, room, settle } from "../gateway/harness.mjs";
 
 const PG = process.env.TALKCONNECT_TEST_POSTGRES_URL || "postgres://postgres@127.0.0.1:5432";
+// The account scripts/services makes on MariaDB (a binary built with the mysql feature).
+const MYSQL = { host: "127.0.0.1", port: "3306", user: "talkconnect_test", password: "talkconnect_test" };
 const REDIS_HOST = "127.0.0.1";
 const REDIS_PORT = "6379";
 export const REDIS_URL = `redis://${REDIS_HOST}:${REDIS_PORT}`;
@@ -29,13 +31,23 @@ function postgresUp() {
   return run("pg_isready", ["-h", "127.0.0.1", "-p", "5432", "-q"]).status === 0;
 }
 
+/** A statement run on MariaDB as the test account. */
+function mysql(sql) {
+  return run("mariadb", ["-h", MYSQL.host, "-P", MYSQL.port, "-u", MYSQL.user, `-p${MYSQL.password}`, "-e", sql]);
+}
+
+export function mariadbUp() {
+  return mysql("SELECT 1").status === 0;
+}
+
 /**
  * Whether the services are here. Under CI a missing service fails the test (never skips);
  * elsewhere the caller skips with the returned reason.
  */
-export function servicesMissing() {
+export function servicesMissing({ database = "postgres" } = {}) {
   const missing = [];
-  if (!postgresUp()) missing.push("PostgreSQL on 127.0.0.1:5432");
+  if (database === "postgres" && !postgresUp()) missing.push("PostgreSQL on 127.0.0.1:5432");
+  if (database === "mysql" && !mariadbUp()) missing.push("MariaDB on 127.0.0.1:3306");
   if (!redisUp()) missing.push("Redis on 127.0.0.1:6379");
   if (missing.length === 0) return null;
   const reason = `${missing.join(" and ")} not reachable (run scripts/services)`;
@@ -72,24 +84,32 @@ export async function eventually(check, what, ms = 30_000) {
 }
 
 /**
- * A fresh cluster context: its own PostgreSQL database and Redis key prefix. `replica()`
- * starts one more process of the binary on it.
+ * A fresh cluster context: its own database (PostgreSQL, or MariaDB with `database:
+ * "mysql"`) and Redis key prefix. `replica()` starts one more process of the binary on it.
  */
-export async function cluster(name) {
+export async function cluster(name, { database = "postgres" } = {}) {
   const db = `tc_cluster_${name.replace(/\W/g, "_")}_${randomUUID().slice(0, 8)}`;
-  const created = run("psql", [`${PG}/postgres`, "-q", "-c", `CREATE DATABASE ${db}`]);
+  const onMysql = database === "mysql";
+  const created = onMysql
+    ? mysql(`CREATE DATABASE ${db} CHARACTER SET utf8mb4`)
+    : run("psql", [`${PG}/postgres`, "-q", "-c", `CREATE DATABASE ${db}`]);
   if (created.status !== 0) throw new Error(`CREATE DATABASE: ${created.stderr}`);
+  const url = onMysql
+    ? `mysql://${MYSQL.user}:${MYSQL.password}@${MYSQL.host}:${MYSQL.port}/${db}`
+    : `${PG}/${db}`;
   const prefix = `tc-test:${db}:`;
   const replicas = [];
   const secret = randomUUID();
   return {
     prefix,
+    /** The database's name. */
+    database: db,
     replicas,
     /** Starts a replica; `env` adds TALKCONNECT__ settings. */
     async replica(env = {}) {
       const r = await startServer({
         env: {
-          TALKCONNECT__DATABASE__URL: `${PG}/${db}`,
+          TALKCONNECT__DATABASE__URL: url,
           TALKCONNECT__REDIS__URL: REDIS_URL,
           TALKCONNECT__REDIS__KEY_PREFIX: prefix,
           TALKCONNECT__AUTH__JWT_SECRET: secret,
@@ -102,7 +122,8 @@ export async function cluster(name) {
     },
     async close() {
       for (const r of replicas) await r.stop();
-      run("psql", [`${PG}/postgres`, "-q", "-c", `DROP DATABASE IF EXISTS ${db} WITH (FORCE)`]);
+      if (onMysql) mysql(`DROP DATABASE IF EXISTS ${db}`);
+      else run("psql", [`${PG}/postgres`, "-q", "-c", `DROP DATABASE IF EXISTS ${db} WITH (FORCE)`]);
       if (redisUp()) {
         const keys = run("redis-cli", ["-h", REDIS_HOST, "-p", REDIS_PORT, "--scan", "--pattern", `${prefix}*`]);
         const list = keys.stdout.split("\n").filter(Boolean);

@@ -20,9 +20,10 @@ const STOP_GRACE_MS = 15_000;
 const LOG_LIMIT = 1 << 20;
 const LISTENING = /listening on https?:\/\//;
 
-/** The server binary: $TALKCONNECT_BIN, else a debug build (cargo, once per process). */
+/** The server binary: $TALKCONNECT_BIN, else a debug build (cargo, once per process) with
+ * MySQL support, as scripts/test builds it (the cluster test on MariaDB needs it). */
 export function talkconnectBinary() {
-  return cargoBinary("TALKCONNECT_BIN", ["--bin", "talkconnect"], "debug/talkconnect");
+  return cargoBinary("TALKCONNECT_BIN", ["--bin", "talkconnect", "--features", "mysql"], "debug/talkconnect");
 }
 
 /** The conformance example: $TALKCONNECT_CONFORMANCE_BIN, else a debug build. */

@@ -21,6 +21,10 @@ pub enum BackupError {
         "backup copies a SQLite database; for PostgreSQL use pg_dump (docs/OPERATIONS.md, Backup and restore)"
     )]
     Postgres,
+    #[error(
+        "backup copies a SQLite database; for MySQL or MariaDB use mysqldump --single-transaction (docs/OPERATIONS.md, Backup and restore)"
+    )]
+    Mysql,
     #[error("the database {0} does not exist")]
     DatabaseMissing(String),
     #[error("{0} already exists; pass --force to replace it")]
@@ -56,6 +60,7 @@ pub fn backup(url: &DatabaseUrl, target: &Path, replace: bool) -> Result<u64, Ba
     let source = match url {
         DatabaseUrl::Sqlite(path) => path,
         DatabaseUrl::Postgres(_) => return Err(BackupError::Postgres),
+        DatabaseUrl::Mysql(_) => return Err(BackupError::Mysql),
     };
     // Checked first: opening a missing file would create an empty database.
     if !Path::new(source).is_file() {

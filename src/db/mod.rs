@@ -1,6 +1,6 @@
-//! The database: one diesel connection type for SQLite and PostgreSQL, its pool, the
-//! embedded migrations, and the two ways services use it (`run` off the async threads,
-//! `write_transaction` for the invariants).
+//! The database: one diesel connection type for SQLite, PostgreSQL and (built with the
+//! `mysql` feature) MySQL/MariaDB, its pool, the embedded migrations, and the two ways
+//! services use it (`run` off the async threads, `write_transaction` for the invariants).
 
 pub mod backup;
 pub mod cursor;
@@ -20,14 +20,31 @@ use crate::config::{DatabaseSettings, DatabaseUrl};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+#[cfg(feature = "mysql")]
+const MYSQL_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/mysql");
 
 /// Any PostgreSQL advisory-lock key will do, as long as every replica uses the same one.
 const MIGRATION_LOCK_KEY: i64 = 0x7461_6c6b_636f_6e6e;
+/// MySQL's named lock for the same (`GET_LOCK`), and how long a replica waits for it.
+#[cfg(feature = "mysql")]
+const MYSQL_MIGRATION_LOCK: &str = "talkconnect_migrations";
+#[cfg(feature = "mysql")]
+const MYSQL_MIGRATION_LOCK_WAIT_SECS: u32 = 120;
 
+// The derive knows no `#[cfg]` on a variant: one enum per build.
+#[cfg(not(feature = "mysql"))]
 #[derive(diesel::MultiConnection)]
 pub enum DbConnection {
     Postgres(PgConnection),
     Sqlite(SqliteConnection),
+}
+
+#[cfg(feature = "mysql")]
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Postgres(PgConnection),
+    Sqlite(SqliteConnection),
+    Mysql(MysqlConnection),
 }
 
 pub type DbPool = r2d2::Pool<ConnectionManager>;
@@ -42,6 +59,27 @@ pub enum DbError {
     Query(#[from] diesel::result::Error),
 }
 
+impl DbError {
+    /// The database rolled the transaction back to get out of a conflict with another one
+    /// (a deadlock, a serialization failure) or gave up waiting for a row another holds (a
+    /// lock-wait timeout, MySQL): trying again shortly will likely work.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, DbError::Query(err) if is_conflict(err))
+    }
+}
+
+fn is_conflict(err: &diesel::result::Error) -> bool {
+    use diesel::result::DatabaseErrorKind as Kind;
+    match err {
+        diesel::result::Error::DatabaseError(Kind::SerializationFailure, _) => true,
+        // MySQL's ER_LOCK_WAIT_TIMEOUT (1205), which diesel does not classify.
+        diesel::result::Error::DatabaseError(_, info) => {
+            info.message().starts_with("Lock wait timeout exceeded")
+        }
+        _ => false,
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
     #[error("cannot create the database folder {0}: {1}")]
@@ -54,6 +92,8 @@ pub enum ConnectError {
     Pool(#[from] r2d2::Error),
     #[error("migrations failed: {0}")]
     Migrations(String),
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 /// Opens connections of the variant the URL's scheme names.
@@ -77,7 +117,8 @@ pub struct DbCounters {
     /// Failed queries: unique, foreign-key, check or not-null violations (often expected:
     /// a name taken is a 409)…
     pub constraint_errors: AtomicU64,
-    /// …serialization failures and deadlocks (the transaction was rolled back)…
+    /// …serialization failures, deadlocks and lock-wait timeouts (the transaction was rolled
+    /// back)…
     pub conflict_errors: AtomicU64,
     /// …and every other failure (connection lost, bad SQL, database down).
     pub other_errors: AtomicU64,
@@ -95,7 +136,7 @@ impl DbCounters {
                 | Kind::NotNullViolation,
                 _,
             ) => &self.constraint_errors,
-            Error::DatabaseError(Kind::SerializationFailure, _) => &self.conflict_errors,
+            _ if is_conflict(error) => &self.conflict_errors,
             _ => &self.other_errors,
         };
         counter.fetch_add(1, Ordering::Relaxed);
@@ -137,6 +178,23 @@ impl ConnectionManager {
                 .map_err(ConnectionError::CouldntSetupConfiguration)?;
                 Ok(DbConnection::Sqlite(conn))
             }
+            #[cfg(feature = "mysql")]
+            DatabaseUrl::Mysql(url) => {
+                let mut conn = MysqlConnection::establish(url)?;
+                // diesel sets UTC and utf8mb4 for the session. READ COMMITTED as on
+                // PostgreSQL: a rule's reads after its row lock see what was committed before
+                // it got the lock, not a snapshot from its first read.
+                conn.batch_execute(
+                    "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED; \
+                     SET SESSION sql_mode = CONCAT_WS(',', NULLIF(@@sql_mode, ''), 'STRICT_ALL_TABLES');",
+                )
+                .map_err(ConnectionError::CouldntSetupConfiguration)?;
+                Ok(DbConnection::Mysql(conn))
+            }
+            #[cfg(not(feature = "mysql"))]
+            DatabaseUrl::Mysql(_) => Err(ConnectionError::BadConnection(
+                "this binary was built without MySQL support: build it with `cargo build --release --features mysql` (README, MySQL and MariaDB)".into(),
+            )),
         }
     }
 }
@@ -196,6 +254,7 @@ pub fn connect_counted(
         counters: Arc::clone(&counters),
     };
     let mut conn = manager.establish()?;
+    check_version(&mut conn)?;
     run_migrations(&mut conn)?;
     drop(conn);
     let pool = r2d2::Pool::builder()
@@ -225,8 +284,45 @@ fn private_file(path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Refuses a MySQL or MariaDB older than the supported ones (MySQL 8.0, MariaDB 10.11),
+/// naming its version.
+fn check_version(conn: &mut DbConnection) -> Result<(), ConnectError> {
+    #[cfg(feature = "mysql")]
+    if let DbConnection::Mysql(c) = conn {
+        let version: String =
+            diesel::select(diesel::dsl::sql::<diesel::sql_types::Text>("VERSION()"))
+                .get_result(c)
+                .map_err(|e| ConnectError::Migrations(e.to_string()))?;
+        if let Some(why) = unsupported_mysql(&version) {
+            return Err(ConnectError::Unsupported(why));
+        }
+    }
+    let _ = conn;
+    Ok(())
+}
+
+/// Why a server of `version` (`SELECT VERSION()`) is not supported, if it is not.
+#[cfg_attr(not(feature = "mysql"), allow(dead_code))]
+fn unsupported_mysql(version: &str) -> Option<String> {
+    let mut numbers = version
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|p| !p.is_empty())
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let found = (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0));
+    let (name, least) = if version.contains("MariaDB") {
+        ("MariaDB", (10, 11))
+    } else {
+        ("MySQL", (8, 0))
+    };
+    (found < least).then(|| {
+        format!(
+            "{name} {version} is too old: TalkConnect needs MySQL 8.0 or MariaDB 10.11 and newer"
+        )
+    })
+}
+
 /// Runs the pending migrations of the connection's backend. Under PostgreSQL, replicas that
-/// start together take turns through an advisory lock.
+/// start together take turns through an advisory lock; under MySQL, through `GET_LOCK`.
 pub fn run_migrations(conn: &mut DbConnection) -> Result<(), ConnectError> {
     let failed =
         |e: Box<dyn std::error::Error + Send + Sync>| ConnectError::Migrations(e.to_string());
@@ -242,6 +338,23 @@ pub fn run_migrations(conn: &mut DbConnection) -> Result<(), ConnectError> {
             let result = c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| ());
             let unlock = format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})");
             let _ = c.batch_execute(&unlock);
+            result.map_err(failed)?;
+        }
+        #[cfg(feature = "mysql")]
+        DbConnection::Mysql(c) => {
+            use diesel::sql_types::{Integer, Nullable};
+            let lock =
+                format!("GET_LOCK('{MYSQL_MIGRATION_LOCK}', {MYSQL_MIGRATION_LOCK_WAIT_SECS})");
+            let got: Option<i32> = diesel::select(diesel::dsl::sql::<Nullable<Integer>>(&lock))
+                .get_result(c)
+                .map_err(|e| ConnectError::Migrations(e.to_string()))?;
+            if got != Some(1) {
+                return Err(ConnectError::Migrations(format!(
+                    "another replica held the migration lock for {MYSQL_MIGRATION_LOCK_WAIT_SECS} s"
+                )));
+            }
+            let result = c.run_pending_migrations(MYSQL_MIGRATIONS).map(|_| ());
+            let _ = c.batch_execute(&format!("DO RELEASE_LOCK('{MYSQL_MIGRATION_LOCK}')"));
             result.map_err(failed)?;
         }
     }
@@ -269,7 +382,8 @@ where
 
 /// A transaction that holds the write lock from its first statement: `BEGIN IMMEDIATE` on
 /// SQLite (so two writers never both read the same seat count), a plain `BEGIN` on
-/// PostgreSQL where the work locks the rows it guards (the room rules lock the room's row).
+/// PostgreSQL and MySQL where the work locks the rows it guards (the room rules lock the
+/// room's row).
 pub fn write_transaction<T, E, F>(conn: &mut DbConnection, work: F) -> Result<T, E>
 where
     F: FnOnce(&mut DbConnection) -> Result<T, E>,
@@ -280,6 +394,8 @@ where
             AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
         }
         DbConnection::Postgres(c) => AnsiTransactionManager::begin_transaction(c),
+        #[cfg(feature = "mysql")]
+        DbConnection::Mysql(c) => AnsiTransactionManager::begin_transaction(c),
     };
     begun.map_err(DbError::from)?;
     match work(conn) {
@@ -299,7 +415,7 @@ where
     }
 }
 
-/// Now, in UTC, at the microsecond precision both backends keep (so cursors round-trip).
+/// Now, in UTC, at the microsecond precision every backend keeps (so cursors round-trip).
 pub fn now() -> NaiveDateTime {
     Utc::now().naive_utc().trunc_subsecs(6)
 }
@@ -315,6 +431,26 @@ pub fn is_unique_violation(err: &diesel::result::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn old_mysql_and_mariadb_are_refused_by_version() {
+        for ok in [
+            "8.0.36",
+            "8.4.2-0ubuntu0.24.04.1",
+            "10.11.19-MariaDB-0+deb12u1",
+            "11.4.2-MariaDB",
+        ] {
+            assert_eq!(unsupported_mysql(ok), None, "{ok}");
+        }
+        for old in [
+            "5.7.44-log",
+            "10.6.18-MariaDB",
+            "10.5.0-MariaDB-1:10.5.0+maria~focal",
+        ] {
+            let why = unsupported_mysql(old).expect(old);
+            assert!(why.contains(old), "{why}");
+        }
+    }
 
     #[test]
     fn a_pool_counts_its_checkouts_and_failed_queries() {

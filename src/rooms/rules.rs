@@ -76,18 +76,37 @@ pub struct NewRoom {
     pub no_mic: bool,
 }
 
+/// `SELECT id FROM $table WHERE id = $id FOR UPDATE` where rows have locks (PostgreSQL,
+/// MySQL): the row is the transaction's until it ends. SQLite's immediate transaction already
+/// holds the whole database.
+macro_rules! lock_row {
+    ($conn:expr, $table:ident, $id:expr) => {{
+        let id: String = $id;
+        let locked = match $conn {
+            DbConnection::Postgres(c) => $table::table
+                .find(id)
+                .select($table::id)
+                .for_update()
+                .first::<String>(c)
+                .optional(),
+            #[cfg(feature = "mysql")]
+            DbConnection::Mysql(c) => $table::table
+                .find(id)
+                .select($table::id)
+                .for_update()
+                .first::<String>(c)
+                .optional(),
+            DbConnection::Sqlite(_) => Ok(None),
+        };
+        locked?;
+    }};
+}
+
 /// Refuses a new seat to someone who already holds `max` in live rooms. Their own row is
-/// locked first (PostgreSQL), so two joins of one person on two replicas take turns; SQLite's
-/// immediate transaction already serializes every writer.
+/// locked first (PostgreSQL, MySQL), so two joins of one person on two replicas take turns;
+/// SQLite's immediate transaction already serializes every writer.
 fn check_seat_count(conn: &mut DbConnection, user_id: UserId, max: u32) -> Result<(), RoomError> {
-    if let DbConnection::Postgres(c) = conn {
-        users::table
-            .find(user_id.to_string())
-            .select(users::id)
-            .for_update()
-            .first::<String>(c)
-            .optional()?;
-    }
+    lock_row!(conn, users, user_id.to_string());
     let held: i64 = room_participants::table
         .inner_join(rooms::table)
         .filter(room_participants::user_id.eq(user_id.to_string()))
@@ -177,17 +196,10 @@ fn new_seat(
 }
 
 /// The room, locked until the transaction ends, and required to exist. Every rule that
-/// changes seats starts here: `SELECT … FOR UPDATE` on PostgreSQL; on SQLite the immediate
-/// transaction already holds the database's write lock.
+/// changes seats starts here: `SELECT … FOR UPDATE` on PostgreSQL and MySQL; on SQLite the
+/// immediate transaction already holds the database's write lock.
 pub(super) fn locked_room(conn: &mut DbConnection, room_id: RoomId) -> Result<RoomRow, RoomError> {
-    if let DbConnection::Postgres(c) = conn {
-        rooms::table
-            .find(room_id.to_string())
-            .select(rooms::id)
-            .for_update()
-            .first::<String>(c)
-            .optional()?;
-    }
+    lock_row!(conn, rooms, room_id.to_string());
     find_room(conn, room_id)?.ok_or(RoomError::NotFound)
 }
 

@@ -13,9 +13,9 @@ use talkconnect::ids::{RoomId, UserId};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::helpers::{Backend, TestApp, TestUser, code, redis_reachable};
-use crate::on_both_backends;
+use crate::on_every_backend;
 
-on_both_backends!(
+on_every_backend!(
     admin_routes_refuse_everyone_else,
     a_ban_stops_rest_and_the_socket_at_once_and_frees_the_seat,
     a_guest_from_a_banned_network_is_refused,

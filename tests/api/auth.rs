@@ -2,9 +2,9 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::helpers::{Backend, TestApp, code};
-use crate::on_both_backends;
+use crate::on_every_backend;
 
-on_both_backends!(
+on_every_backend!(
     register_then_me_and_login_by_username_or_email,
     duplicate_accounts_are_refused_whatever_the_case,
     wrong_or_unknown_credentials_are_one_answer,

@@ -2,9 +2,9 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::helpers::{Backend, TestApp, check_openapi, code};
-use crate::on_both_backends;
+use crate::on_every_backend;
 
-on_both_backends!(
+on_every_backend!(
     bad_room_bodies_answer_422_and_store_nothing,
     malformed_bodies_answer_clear_errors,
     bad_ids_and_unknown_routes,

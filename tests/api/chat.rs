@@ -2,9 +2,9 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::helpers::{Backend, TestApp, code};
-use crate::on_both_backends;
+use crate::on_every_backend;
 
-on_both_backends!(
+on_every_backend!(
     participants_post_and_read_history_newest_first_in_pages,
     only_seated_people_use_the_chat,
 );

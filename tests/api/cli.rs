@@ -221,7 +221,7 @@ fn bad_configuration_exits_non_zero_naming_the_key() {
         ("TALKCONNECT__SERVER__PORT", "eighty", "server.port"),
         (
             "TALKCONNECT__DATABASE__URL",
-            "mysql://localhost/talk",
+            "mongodb://localhost/talk",
             "database.url",
         ),
         (

@@ -13,9 +13,9 @@ use serde_json::json;
 
 use crate::cli::{start, talkconnect, workdir};
 use crate::helpers::{Backend, TestApp, code};
-use crate::on_both_backends;
+use crate::on_every_backend;
 
-on_both_backends!(a_draining_server_keeps_seats_but_takes_no_new_ones);
+on_every_backend!(a_draining_server_keeps_seats_but_takes_no_new_ones);
 
 async fn a_draining_server_keeps_seats_but_takes_no_new_ones(backend: Backend) {
     let app = TestApp::spawn(backend).await;

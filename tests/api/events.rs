@@ -5,9 +5,9 @@ use talkconnect::events::{DomainEvent, EndReason};
 use tokio::sync::broadcast::Receiver;
 
 use crate::helpers::{Backend, TestApp};
-use crate::on_both_backends;
+use crate::on_every_backend;
 
-on_both_backends!(room_changes_are_published_on_the_bus_after_commit);
+on_every_backend!(room_changes_are_published_on_the_bus_after_commit);
 
 async fn next(rx: &mut Receiver<std::sync::Arc<DomainEvent>>) -> DomainEvent {
     tokio::time::timeout(Duration::from_secs(10), rx.recv())

@@ -17,11 +17,15 @@ use uuid::Uuid;
 pub enum Backend {
     Sqlite,
     Postgres,
+    /// MySQL / MariaDB (a build with the `mysql` feature).
+    #[cfg(feature = "mysql")]
+    Mysql,
 }
 
-/// Generates `mod $name { sqlite, postgres }` test functions around an async fn taking a Backend.
+/// Generates `mod $name { sqlite, postgres, mysql }` test functions around an async fn taking
+/// a Backend (`mysql` in a build with the `mysql` feature).
 #[macro_export]
-macro_rules! on_both_backends {
+macro_rules! on_every_backend {
     ($($name:ident),+ $(,)?) => {$(
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -32,8 +36,20 @@ macro_rules! on_both_backends {
             async fn postgres() {
                 super::$name($crate::helpers::Backend::Postgres).await
             }
+            #[cfg(feature = "mysql")]
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn mysql() {
+                super::$name($crate::helpers::Backend::Mysql).await
+            }
         }
     )+};
+}
+
+/// A MySQL/MariaDB account that may create and drop databases (scripts/services makes it).
+#[cfg(feature = "mysql")]
+pub fn mysql_admin_url() -> String {
+    std::env::var("TALKCONNECT_TEST_MYSQL_URL")
+        .unwrap_or_else(|_| "mysql://talkconnect_test:talkconnect_test@127.0.0.1:3306".to_string())
 }
 
 fn postgres_admin_url() -> String {
@@ -66,6 +82,10 @@ pub enum TestDb {
     Postgres {
         name: String,
     },
+    #[cfg(feature = "mysql")]
+    Mysql {
+        name: String,
+    },
 }
 
 impl TestDb {
@@ -91,18 +111,47 @@ impl TestDb {
                 let url = format!("{}/{name}", postgres_admin_url());
                 (TestDb::Postgres { name }, url)
             }
+            #[cfg(feature = "mysql")]
+            Backend::Mysql => {
+                use diesel::Connection;
+                use diesel::connection::SimpleConnection;
+                let admin = mysql_admin_url();
+                let mut conn = diesel::MysqlConnection::establish(&admin).unwrap_or_else(|e| {
+                    panic!(
+                        "MySQL/MariaDB is needed for this test and is not reachable at {admin}: \
+                         {e}. Start it (scripts/services) or set TALKCONNECT_TEST_MYSQL_URL."
+                    )
+                });
+                let name = format!("tc_test_{}", Uuid::new_v4().simple());
+                conn.batch_execute(&format!(
+                    "CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+                ))
+                .unwrap();
+                let url = format!("{admin}/{name}");
+                (TestDb::Mysql { name }, url)
+            }
         }
     }
 }
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        if let TestDb::Postgres { name } = self {
-            use diesel::Connection;
-            use diesel::connection::SimpleConnection;
-            let admin = format!("{}/postgres", postgres_admin_url());
-            if let Ok(mut conn) = diesel::PgConnection::establish(&admin) {
-                let _ = conn.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        use diesel::Connection;
+        use diesel::connection::SimpleConnection;
+        match self {
+            TestDb::Sqlite => {}
+            TestDb::Postgres { name } => {
+                let admin = format!("{}/postgres", postgres_admin_url());
+                if let Ok(mut conn) = diesel::PgConnection::establish(&admin) {
+                    let _ =
+                        conn.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+                }
+            }
+            #[cfg(feature = "mysql")]
+            TestDb::Mysql { name } => {
+                if let Ok(mut conn) = diesel::MysqlConnection::establish(&mysql_admin_url()) {
+                    let _ = conn.batch_execute(&format!("DROP DATABASE IF EXISTS {name}"));
+                }
             }
         }
     }

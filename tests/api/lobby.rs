@@ -2,9 +2,9 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::helpers::{Backend, TestApp, code};
-use crate::on_both_backends;
+use crate::on_every_backend;
 
-on_both_backends!(
+on_every_backend!(
     the_lobby_lists_live_rooms_newest_first_with_hosts_and_counts,
     the_lobby_filters_by_language_topic_level_text_and_free_seat,
     the_lobby_pages_with_a_cursor,

@@ -1,8 +1,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-//! The REST API, driven over HTTP against the real server, on SQLite and on PostgreSQL, and
-//! the `talkconnect` binary as a self-hoster starts it (cli). Needs PostgreSQL on
-//! 127.0.0.1:5432 (user postgres, trust; `scripts/services`), or the server that
-//! TALKCONNECT_TEST_POSTGRES_URL names: without it the `postgres` tests fail, CI or not.
+//! The REST API, driven over HTTP against the real server, on SQLite, on PostgreSQL and (built
+//! with `--features mysql`) on MySQL/MariaDB, and the `talkconnect` binary as a self-hoster
+//! starts it (cli). Needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust) and MariaDB on
+//! 127.0.0.1:3306 (user talkconnect_test; `scripts/services` starts both and makes the
+//! account), or the servers that TALKCONNECT_TEST_POSTGRES_URL and TALKCONNECT_TEST_MYSQL_URL
+//! name: without them the `postgres` and `mysql` tests fail, CI or not.
 
 mod acme;
 mod admin;
@@ -26,6 +28,8 @@ mod metrics;
 mod moderation_chat;
 mod moderation_media;
 mod moderation_rooms;
+#[cfg(feature = "mysql")]
+mod mysql;
 mod openapi;
 mod openapi_rules;
 mod platform;

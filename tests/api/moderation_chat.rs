@@ -15,10 +15,10 @@ use talkconnect::ids::{RoomId, UserId};
 use talkconnect::moderation::reports::{ReportFilter, list, resolve};
 
 use crate::helpers::{Backend, TestApp, TestUser, check_openapi, code, retry_after};
-use crate::on_both_backends;
+use crate::on_every_backend;
 use crate::sio::Sio;
 
-on_both_backends!(
+on_every_backend!(
     authors_hosts_and_cohosts_delete_messages_and_nobody_else,
     slow_mode_paces_participants_but_not_hosts,
     blocks_are_listed_and_keep_people_apart,

@@ -12,10 +12,10 @@ use talkconnect::db::schema::audit_log;
 use talkconnect::ids::RoomId;
 
 use crate::helpers::{Backend, TestApp, TestUser, code};
-use crate::on_both_backends;
+use crate::on_every_backend;
 use crate::sio::Sio;
 
-on_both_backends!(
+on_every_backend!(
     cohosts_are_named_and_unnamed_by_the_host_only,
     cohosts_kick_participants_but_not_hosts,
     the_host_hands_the_room_over_and_stays_as_a_cohost,

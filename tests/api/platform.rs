@@ -2,9 +2,9 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::helpers::{Backend, TestApp, code, retry_after};
-use crate::on_both_backends;
+use crate::on_every_backend;
 
-on_both_backends!(health_readiness_and_meta);
+on_every_backend!(health_readiness_and_meta);
 
 async fn health_readiness_and_meta(backend: Backend) {
     let app = TestApp::spawn(backend).await;

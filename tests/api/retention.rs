@@ -8,9 +8,9 @@ use talkconnect::config::RetentionSettings;
 use talkconnect::retention::{Purged, purge};
 
 use crate::helpers::{Backend, TestApp};
-use crate::on_both_backends;
+use crate::on_every_backend;
 
-on_both_backends!(ended_rooms_and_idle_guests_are_purged_after_their_days);
+on_every_backend!(ended_rooms_and_idle_guests_are_purged_after_their_days);
 
 async fn ended_rooms_and_idle_guests_are_purged_after_their_days(backend: Backend) {
     let app = TestApp::spawn(backend).await;

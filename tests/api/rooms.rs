@@ -3,9 +3,9 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::helpers::{Backend, TestApp, code};
-use crate::on_both_backends;
+use crate::on_every_backend;
 
-on_both_backends!(
+on_every_backend!(
     a_new_room_is_live_with_its_creator_as_host,
     joining_checks_seats_and_rejoining_is_not_an_error,
     the_host_leaving_hands_over_to_the_longest_present,
@@ -330,7 +330,7 @@ async fn fifty_simultaneous_joins_fill_exactly_the_free_seats(backend: Backend) 
     assert_eq!(detail["participants"].as_array().unwrap().len(), 6);
 }
 
-on_both_backends!(one_person_holds_at_most_the_configured_seats);
+on_every_backend!(one_person_holds_at_most_the_configured_seats);
 
 /// A guest cannot sit in (and keep alive) a whole lobby of rooms: `rooms.max_seats_per_user`
 /// counts the rooms they host too, and a seat freed is a seat back.

@@ -6,9 +6,9 @@ use talkconnect::rooms::RoomError;
 use talkconnect::rooms::rules::SeatChange;
 
 use crate::helpers::{Backend, TestApp};
-use crate::on_both_backends;
+use crate::on_every_backend;
 
-on_both_backends!(mic_camera_and_hand_are_stored_on_the_seat_and_published);
+on_every_backend!(mic_camera_and_hand_are_stored_on_the_seat_and_published);
 
 async fn mic_camera_and_hand_are_stored_on_the_seat_and_published(backend: Backend) {
     let app = TestApp::spawn(backend).await;

@@ -1,0 +1,13 @@
+DROP TABLE audit_log;
+DROP TABLE bans;
+DROP TABLE reports;
+DROP TABLE user_blocks;
+ALTER TABLE room_participants DROP COLUMN last_chat_at;
+ALTER TABLE room_participants DROP COLUMN camera_locked;
+ALTER TABLE room_participants DROP COLUMN mic_locked;
+ALTER TABLE rooms DROP COLUMN slow_mode_secs;
+ALTER TABLE rooms DROP COLUMN lock_key;
+ALTER TABLE rooms DROP COLUMN no_mic;
+ALTER TABLE rooms DROP COLUMN mic_required;
+ALTER TABLE rooms DROP COLUMN second_language;
+ALTER TABLE users DROP COLUMN ip_hash;
