@@ -35,6 +35,8 @@ mod openapi_rules;
 mod platform;
 mod retention;
 mod rooms;
+#[cfg(feature = "mysql")]
+mod same_answers;
 mod seats;
 mod sio;
 mod tls;
