@@ -105,15 +105,20 @@ export function startServer({ env = {}, ...options } = {}) {
 
 /** A free UDP port on loopback (a TURN relay's listening port; its TCP twin is checked by
  * the server's own bind). */
-export function freeUdpPort() {
-  return new Promise((resolve, reject) => {
-    const s = createSocket('udp4');
-    s.on('error', reject);
-    s.bind(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
+export async function freeUdpPort() {
+  for (;;) {
+    const port = await new Promise((resolve, reject) => {
+      const s = createSocket('udp4');
+      s.on('error', reject);
+      s.bind(0, '127.0.0.1', () => {
+        const { port } = s.address();
+        s.close(() => resolve(port));
+      });
     });
-  });
+    // Not one of the ranges the tests name (media blocks 41000-46999, relay and SFU ranges
+    // 47000-47999): a TURN port inside its own relay range is refused at start.
+    if (port < 41000 || port > 47999) return port;
+  }
 }
 
 /** Settings for the binary's TURN relay on loopback: listening on `port` (UDP and/or TCP),
