@@ -117,14 +117,8 @@ pub async fn sfu_resume(call: Call<SfuResumeRequest>) -> Result<Value, ApiError>
     call.state.media.require_sfu()?;
     let room = call.inside(call.input.room_id)?;
     call.state.rooms.require_seat(room, call.user_id()).await?;
-    // Not a number: no session has that id.
-    let Ok(session) = call.input.session_id.parse::<u64>() else {
-        return Err(ApiError::conflict(
-            ErrorCode::SfuNotJoined,
-            "That media session has ended; send sfu:join",
-        ));
-    };
     let ip = call.socket.handshake().client_ip;
+    let session = &call.input.session_id;
     call.state
         .media
         .resume(room, call.user_id(), session, call.socket_id(), ip)

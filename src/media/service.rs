@@ -434,11 +434,13 @@ impl Media {
         self: &Arc<Self>,
         room: RoomId,
         user: UserId,
-        session: u64,
+        session: &str,
         socket: String,
         ip: Option<IpAddr>,
     ) -> Result<Value, ApiError> {
         self.sfu()?;
+        // Not a number: no session has that id.
+        let session = session.parse::<u64>().map_err(|_| session_gone())?;
         let request = MediaRequest::Resume {
             room,
             user,
