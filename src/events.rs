@@ -66,6 +66,7 @@ pub enum DomainEvent {
     UserBanned {
         user_id: UserId,
         reason: Option<String>,
+        #[serde(with = "crate::timestamp::option")]
         until: Option<DateTime<Utc>>,
     },
     UserUnbanned {

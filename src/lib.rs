@@ -27,6 +27,7 @@ pub mod shared_port;
 pub mod state;
 pub mod telemetry;
 pub mod text;
+pub mod timestamp;
 pub mod tls;
 pub mod turn;
 pub mod web_ui;

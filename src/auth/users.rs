@@ -43,6 +43,7 @@ pub struct UserPrivate {
     pub email: Option<String>,
     pub display_name: String,
     pub is_guest: bool,
+    #[serde(with = "crate::timestamp")]
     pub created_at: DateTime<Utc>,
 }
 

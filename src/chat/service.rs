@@ -78,6 +78,7 @@ pub struct ChatMessageView {
     pub id: Uuid,
     pub room_id: RoomId,
     pub message: String,
+    #[serde(with = "crate::timestamp")]
     pub created_at: DateTime<Utc>,
     pub sender: UserPublic,
 }
@@ -232,7 +233,7 @@ impl Chat {
                     .details(serde_json::json!({
                         "messageId": message.id,
                         "message": message.message,
-                        "sentAt": message.created_at.and_utc(),
+                        "sentAt": crate::timestamp::format(&message.created_at.and_utc()),
                     }));
                 audit::record(conn, &entry)?;
                 Ok(())

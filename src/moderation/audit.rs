@@ -127,6 +127,7 @@ pub struct AuditView {
     pub target: Option<UserPublic>,
     pub room_id: Option<RoomId>,
     pub details: Value,
+    #[serde(with = "crate::timestamp")]
     pub created_at: DateTime<Utc>,
 }
 

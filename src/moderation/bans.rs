@@ -34,6 +34,7 @@ pub const REFRESH_SECS: u64 = 3;
 #[serde(rename_all = "camelCase")]
 pub struct BanNotice {
     pub reason: Option<String>,
+    #[serde(with = "crate::timestamp::option")]
     pub until: Option<DateTime<Utc>>,
 }
 
@@ -81,7 +82,9 @@ pub struct BanView {
     pub ip_banned: bool,
     pub reason: Option<String>,
     pub banned_by: Option<UserId>,
+    #[serde(with = "crate::timestamp")]
     pub created_at: DateTime<Utc>,
+    #[serde(with = "crate::timestamp::option")]
     pub until: Option<DateTime<Utc>>,
 }
 
@@ -305,7 +308,7 @@ pub fn ban(conn: &mut DbConnection, admins: &Admins, new: NewBan) -> Result<BanV
                 .target(new.target)
                 .details(json!({
                     "reason": row.reason,
-                    "until": row.expires_at.map(|t| t.and_utc()),
+                    "until": row.expires_at.map(|t| crate::timestamp::format(&t.and_utc())),
                     "ipBanned": row.ip_hash.is_some(),
                 })),
         )?;

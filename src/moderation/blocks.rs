@@ -75,6 +75,7 @@ impl From<BlockError> for ApiError {
 #[serde(rename_all = "camelCase")]
 pub struct BlockView {
     pub user: UserPublic,
+    #[serde(with = "crate::timestamp")]
     pub created_at: DateTime<Utc>,
 }
 

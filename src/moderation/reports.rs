@@ -200,7 +200,9 @@ pub struct ReportView {
     /// The room's last chat lines when filed, oldest first:
     /// `[{id, userId, displayName, message, createdAt}]`.
     pub evidence: Value,
+    #[serde(with = "crate::timestamp")]
     pub created_at: DateTime<Utc>,
+    #[serde(with = "crate::timestamp::option")]
     pub resolved_at: Option<DateTime<Utc>>,
     pub resolved_by: Option<UserId>,
 }
@@ -279,7 +281,7 @@ fn evidence(conn: &mut DbConnection, room_id: RoomId) -> QueryResult<Value> {
                     "userId": user_id,
                     "displayName": display_name,
                     "message": message,
-                    "createdAt": at.and_utc(),
+                    "createdAt": crate::timestamp::format(&at.and_utc()),
                 })
             })
             .collect(),

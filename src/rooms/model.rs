@@ -102,9 +102,12 @@ pub struct RoomView {
     pub host: UserPublic,
     /// Who is inside, longest-present first.
     pub members: Vec<UserPublic>,
+    #[serde(with = "crate::timestamp")]
     pub created_at: DateTime<Utc>,
     /// Changes with every seat taken or freed: clients keep the newest view of a room.
+    #[serde(with = "crate::timestamp")]
     pub updated_at: DateTime<Utc>,
+    #[serde(with = "crate::timestamp::option")]
     pub ended_at: Option<DateTime<Utc>>,
     /// New people need the room key (the key itself is never in a view).
     #[serde(default)]
@@ -133,6 +136,7 @@ pub struct ParticipantView {
     pub is_muted: bool,
     pub is_video_off: bool,
     pub hand_raised: bool,
+    #[serde(with = "crate::timestamp")]
     pub joined_at: DateTime<Utc>,
     /// Muted by a host or co-host: the person cannot unmute.
     #[serde(default)]
