@@ -205,6 +205,15 @@ pub fn fold_for_search(text: &str) -> String {
         .join(" ")
 }
 
+/// What the lobby's filters compare a room by: its topic key (`?topic=`, the folded topic)
+/// and its search text (`?q=`, the folded title and topic).
+pub fn search_keys(title: &str, topic: Option<&str>) -> (Option<String>, String) {
+    (
+        topic.map(fold_for_search),
+        fold_for_search(&format!("{} {}", title, topic.unwrap_or(""))),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use rand::Rng;
 use serde_json::json;
 
-use super::domain::{LanguageCode, Level, Role, RoomTitle, SeatLimit, Topic, fold_for_search};
+use super::domain::{LanguageCode, Level, Role, RoomTitle, SeatLimit, Topic, search_keys};
 use super::model::{ParticipantRow, RoomRow};
 use super::queries::find_seat;
 use super::rules::{Needs, RoomError, acting_seat, may_act_on};
@@ -347,12 +347,7 @@ pub fn update(
         if let Some(topic) = &change.topic {
             room.topic = topic.as_ref().map(|t| t.as_str().to_owned());
         }
-        room.topic_key = room.topic.as_deref().map(fold_for_search);
-        room.search_text = fold_for_search(&format!(
-            "{} {}",
-            room.title,
-            room.topic.as_deref().unwrap_or("")
-        ));
+        (room.topic_key, room.search_text) = search_keys(&room.title, room.topic.as_deref());
         if let Some(language) = &change.language {
             room.language = language.as_str().to_owned();
         }

@@ -5,7 +5,7 @@
 use diesel::prelude::*;
 
 use super::domain::{
-    LanguageCode, Level, Role, RoomStatus, RoomTitle, SeatLimit, Topic, fold_for_search,
+    LanguageCode, Level, Role, RoomStatus, RoomTitle, SeatLimit, Topic, search_keys,
 };
 use super::model::{ParticipantRow, RoomRow};
 use super::queries::{find_room, find_seat};
@@ -130,15 +130,12 @@ pub fn create(
     let now = db::now();
     let topic = new.topic.as_ref().map(|t| t.as_str().to_owned());
     let room_id = RoomId::random();
+    let (topic_key, search_text) = search_keys(new.title.as_str(), topic.as_deref());
     let room = RoomRow {
         id: room_id.to_string(),
         title: new.title.as_str().to_owned(),
-        topic_key: topic.as_deref().map(fold_for_search),
-        search_text: fold_for_search(&format!(
-            "{} {}",
-            new.title.as_str(),
-            topic.as_deref().unwrap_or("")
-        )),
+        topic_key,
+        search_text,
         topic,
         language: new.language.as_str().to_owned(),
         level: new.level.as_str().to_owned(),
@@ -220,11 +217,14 @@ pub fn seat_in_live_room(
     Ok((room, seat))
 }
 
-fn set_participant_count(conn: &mut DbConnection, room_id: RoomId, count: i32) -> QueryResult<()> {
-    diesel::update(rooms::table.find(room_id.to_string()))
+/// Stores the room's seat count and stamps it changed; `room` is then what was stored (its
+/// view goes out in the room's events, which clients order by `updatedAt`).
+fn store_participant_count(conn: &mut DbConnection, room: &mut RoomRow) -> QueryResult<()> {
+    room.updated_at = db::now();
+    diesel::update(rooms::table.find(&room.id))
         .set((
-            rooms::participant_count.eq(count),
-            rooms::updated_at.eq(db::now()),
+            rooms::participant_count.eq(room.participant_count),
+            rooms::updated_at.eq(room.updated_at),
         ))
         .execute(conn)
         .map(|_| ())
@@ -321,7 +321,7 @@ pub fn join(
             }
         };
         room.participant_count += 1;
-        set_participant_count(conn, room_id, room.participant_count)?;
+        store_participant_count(conn, &mut room)?;
         Ok(Joined {
             room,
             seat,
@@ -370,6 +370,7 @@ fn vacate(
     if room.participant_count == 0 {
         room.status = RoomStatus::Ended.as_str().to_owned();
         room.ended_at = Some(now);
+        room.updated_at = now;
         diesel::update(rooms::table.find(&room.id))
             .set((
                 rooms::participant_count.eq(0),
@@ -384,7 +385,7 @@ fn vacate(
             new_host: None,
         });
     }
-    set_participant_count(conn, room.room_id(), room.participant_count)?;
+    store_participant_count(conn, &mut room)?;
     let mut new_host = None;
     if seat.user_id == room.host_id {
         // Hand HOST to the longest-present co-host, else the longest-present participant: who
@@ -589,6 +590,7 @@ fn close(conn: &mut DbConnection, mut room: RoomRow, room_id: RoomId) -> Result<
     room.status = RoomStatus::Ended.as_str().to_owned();
     room.participant_count = 0;
     room.ended_at = Some(now);
+    room.updated_at = now;
     diesel::update(rooms::table.find(room_id.to_string()))
         .set((
             rooms::status.eq(&room.status),
