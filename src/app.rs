@@ -81,6 +81,12 @@ impl Application {
             std::time::Duration::from_secs(state.settings.auth.token_ttl_secs),
             shutdown.clone(),
         ));
+        tokio::spawn(
+            state
+                .rooms
+                .clone()
+                .keep_lobby(state.mode.reconnections(), shutdown.clone()),
+        );
         tokio::spawn(metrics::count_domain_events(
             Arc::clone(&state.metrics),
             Arc::clone(&state.bus),

@@ -27,6 +27,7 @@ use crate::media::{Media, Relay, RelayStart};
 use crate::metrics::Metrics;
 use crate::moderation::bans::{Admins, Bans};
 use crate::realtime::{self, SocketIo};
+use crate::rooms::lobby::Link;
 use crate::rooms::{RoomLocks, RoomView, Rooms, seat_cache};
 
 /// Everything handlers share, built once.
@@ -109,6 +110,18 @@ impl Mode {
         match self {
             Mode::Embedded { reconnections } => reconnections.subscribe(),
             Mode::Cluster { redis, .. } => redis.hub().epochs(),
+        }
+    }
+
+    /// Whether the other replicas' events reach this process now, as the link's epoch
+    /// (`None`: they do not). One process is always linked, at epoch 0.
+    pub fn link(&self) -> Link {
+        match self {
+            Mode::Embedded { .. } => Arc::new(|| Some(0)),
+            Mode::Cluster { redis, .. } => {
+                let hub = Arc::clone(redis.hub());
+                Arc::new(move || hub.is_up().then(|| hub.epoch()))
+            }
         }
     }
 
@@ -320,7 +333,12 @@ impl AppState {
         )
         .await?;
         tracing::info!(media = %media, "media");
-        let rooms = Rooms::new(pool.clone(), parts.bus.clone(), settings.rooms.clone());
+        let rooms = Rooms::new(
+            pool.clone(),
+            parts.bus.clone(),
+            settings.rooms.clone(),
+            parts.mode.link(),
+        );
         let real_certificate = matches!(
             settings.server.tls.mode,
             crate::config::TlsMode::Files | crate::config::TlsMode::Acme

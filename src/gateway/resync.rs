@@ -16,8 +16,7 @@ use super::outbound::{self, lobby_update};
 use super::seats;
 use crate::events::DomainEvent;
 use crate::ids::RoomId;
-use crate::rooms::queries::RoomFilter;
-use crate::rooms::{RoomError, RoomView, domain::RoomStatus};
+use crate::rooms::{RoomError, RoomView};
 use crate::state::AppState;
 
 pub async fn resync_after_outages(state: web::Data<AppState>, shutdown: CancellationToken) {
@@ -66,23 +65,7 @@ pub async fn resync_after_outages(state: web::Data<AppState>, shutdown: Cancella
 }
 
 async fn live_rooms(state: &AppState) -> Result<Vec<RoomView>, RoomError> {
-    let filter = RoomFilter {
-        status: Some(RoomStatus::Live),
-        ..Default::default()
-    };
-    let mut rooms = Vec::new();
-    let mut cursor = None;
-    loop {
-        let (page, next) = state
-            .rooms
-            .list(filter.clone(), crate::http::MAX_PAGE, cursor)
-            .await?;
-        rooms.extend(page);
-        match next {
-            Some(next) => cursor = Some(next),
-            None => return Ok(rooms),
-        }
-    }
+    state.rooms.live_from_db().await
 }
 
 async fn resync_lobby(

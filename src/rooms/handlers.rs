@@ -5,13 +5,13 @@ use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::dev::Payload;
+use actix_web::http::header::ContentType;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use super::domain::{
     LanguageCode, Level, RoomStatus, RoomTitle, SeatLimit, Topic, fold_for_search,
 };
-use super::model::RoomView;
 use super::moderation::RoomUpdate;
 use super::queries::{LobbyCursor, LobbySort, RoomFilter};
 use super::rules::{NewRoom, RoomError};
@@ -268,13 +268,6 @@ struct ListRoomsQuery {
     cursor: Option<String>,
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct RoomPage {
-    rooms: Vec<RoomView>,
-    next_cursor: Option<String>,
-}
-
 /// A non-blank text parameter, folded for search.
 fn folded(raw: Option<&str>) -> Option<String> {
     raw.map(fold_for_search).filter(|s| !s.is_empty())
@@ -350,11 +343,10 @@ async fn list_rooms(
             )
         })?),
     };
-    let (rooms, next) = rooms.list(filter, limit, after).await?;
-    Ok(HttpResponse::Ok().json(RoomPage {
-        rooms,
-        next_cursor: next.map(|c| c.encode()),
-    }))
+    let body = rooms.lobby_page(filter, limit, after).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(ContentType::json())
+        .body(body))
 }
 
 async fn get_room(

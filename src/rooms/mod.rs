@@ -4,6 +4,7 @@
 
 pub mod domain;
 mod handlers;
+pub mod lobby;
 pub mod model;
 pub mod moderation;
 pub mod queries;

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::domain::{Level, RoomStatus};
@@ -250,18 +251,23 @@ impl LobbyCursor {
         }
     }
 
-    fn of(sort: LobbySort, row: &RoomRow) -> Self {
+    /// The cursor of a page that ends at this room.
+    pub fn at(sort: LobbySort, created_at: NaiveDateTime, id: &str, participants: i32) -> Self {
         let position = PageCursor {
-            at: row.created_at,
-            id: row.id.clone(),
+            at: created_at,
+            id: id.to_owned(),
         };
         match sort {
             LobbySort::Newest => LobbyCursor::Newest(position),
             LobbySort::Popular => LobbyCursor::Popular(RankedCursor {
-                rank: row.participant_count,
+                rank: participants,
                 position,
             }),
         }
+    }
+
+    fn of(sort: LobbySort, row: &RoomRow) -> Self {
+        Self::at(sort, row.created_at, &row.id, row.participant_count)
     }
 }
 
@@ -335,6 +341,25 @@ pub fn list(
     let (rows, next) = split_page(rows, limit, |r| LobbyCursor::of(filter.sort, r));
     let views = details(conn, &rows)?.into_iter().map(|d| d.room).collect();
     Ok((views, next))
+}
+
+/// Every live room, newest first, read in pages of `MAX_PAGE` within one connection's turn
+/// (the lobby's load and the resynchronisation after an outage).
+pub fn all_live(conn: &mut DbConnection) -> Result<Vec<RoomView>, DbError> {
+    let filter = RoomFilter {
+        status: Some(RoomStatus::Live),
+        ..Default::default()
+    };
+    let mut rooms = Vec::new();
+    let mut cursor = None;
+    loop {
+        let (page, next) = list(conn, &filter, crate::http::MAX_PAGE, cursor.as_ref())?;
+        rooms.extend(page);
+        match next {
+            Some(next) => cursor = Some(next),
+            None => return Ok(rooms),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -5,8 +5,9 @@
 //! the cached one (`updated`, µs) is ignored, and an ended room leaves a tombstone for an hour
 //! so a late update cannot bring it back. It is rebuilt from the database when Redis comes
 //! back after an outage. Nothing in the request path reads it (seat checks must be
-//! transactional, the lobby list is filtered and paged in SQL): it is there for dashboards,
-//! external tools and the media-routing work that needs room sizes without a database.
+//! transactional, the lobby is served from each replica's own memory, lobby.rs): it is
+//! there for dashboards, external tools and the media-routing work that needs room sizes
+//! without a database.
 
 use super::RoomView;
 use crate::cluster::redis::{ClusterRedisError, Redis};

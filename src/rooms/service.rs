@@ -5,6 +5,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
 
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::lobby::{Link, Lobby, RoomPage};
 use super::model::{ParticipantView, RoomDetail, RoomView};
 use super::moderation::{self, RoomUpdate};
 use super::queries::{self, LobbyCursor, RoomFilter};
@@ -24,6 +30,7 @@ pub struct Rooms {
     /// Set when this process stops: it opens no room and gives no new seat (the people it
     /// serves are moving to another replica, or it is restarting).
     draining: Arc<AtomicBool>,
+    lobby: Arc<Lobby>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -34,10 +41,20 @@ pub struct LeaveResult {
 }
 
 impl Rooms {
-    pub fn new(pool: DbPool, bus: Arc<dyn Bus<DomainEvent>>, settings: RoomSettings) -> Self {
+    /// `link` tells whether the other replicas' events reach this one (the lobby's memory).
+    pub fn new(
+        pool: DbPool,
+        bus: Arc<dyn Bus<DomainEvent>>,
+        settings: RoomSettings,
+        link: Link,
+    ) -> Self {
+        let lobby = Arc::new(Lobby::new(link));
+        let observer = Arc::clone(&lobby);
+        bus.observe(Arc::new(move |event: &DomainEvent| observer.apply(event)));
         Self {
             pool,
             bus,
+            lobby,
             settings: Arc::new(settings),
             draining: Arc::default(),
         }
@@ -85,16 +102,81 @@ impl Rooms {
         .await
     }
 
-    pub async fn list(
+    /// A lobby page's JSON body: from memory when it can answer (src/rooms/lobby.rs), else
+    /// from the database. Both give the same bytes.
+    pub async fn lobby_page(
         &self,
         filter: RoomFilter,
         limit: i64,
         after: Option<LobbyCursor>,
-    ) -> Result<(Vec<RoomView>, Option<LobbyCursor>), RoomError> {
-        db::run(&self.pool, move |conn| {
-            Ok(queries::list(conn, &filter, limit, after.as_ref())?)
+    ) -> Result<Vec<u8>, RoomError> {
+        if let Some(body) = self.lobby.page(&filter, limit, after.as_ref()) {
+            return Ok(body);
+        }
+        self.lobby_page_from_db(filter, limit, after).await
+    }
+
+    /// The same page, always from the database.
+    pub async fn lobby_page_from_db(
+        &self,
+        filter: RoomFilter,
+        limit: i64,
+        after: Option<LobbyCursor>,
+    ) -> Result<Vec<u8>, RoomError> {
+        let (rooms, next) = db::run(&self.pool, move |conn| {
+            queries::list(conn, &filter, limit, after.as_ref())
         })
-        .await
+        .await?;
+        Ok(RoomPage::body(rooms, next))
+    }
+
+    /// Every live room, from the database.
+    pub async fn live_from_db(&self) -> Result<Vec<RoomView>, RoomError> {
+        Ok(db::run(&self.pool, queries::all_live).await?)
+    }
+
+    /// The lobby this process serves from memory.
+    pub fn lobby(&self) -> &Lobby {
+        &self.lobby
+    }
+
+    /// Keeps the lobby in memory until `shutdown`: loads it from the database now and after
+    /// each reconnection of the link to the other replicas (the Bus's observer follows the
+    /// events in between).
+    pub async fn keep_lobby(
+        self,
+        mut reconnections: watch::Receiver<u64>,
+        shutdown: CancellationToken,
+    ) {
+        reconnections.borrow_and_update();
+        let mut stale = true;
+        loop {
+            if stale {
+                if let Some(epoch) = self.lobby.link_epoch() {
+                    let ticket = self.lobby.begin_load();
+                    match self.live_from_db().await {
+                        Ok(live) => {
+                            tracing::debug!(rooms = live.len(), epoch, "lobby loaded");
+                            self.lobby.load(ticket, epoch, live);
+                            stale = false;
+                        }
+                        Err(e) => tracing::warn!(error = %e, "lobby not loaded; retrying"),
+                    }
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                changed = reconnections.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    reconnections.borrow_and_update();
+                    self.lobby.forget();
+                    stale = true;
+                }
+                _ = tokio::time::sleep(Duration::from_secs(1)), if stale => {}
+            }
+        }
     }
 
     /// Takes a seat (or confirms the one the user has) and returns the room and the seat.

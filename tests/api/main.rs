@@ -20,6 +20,7 @@ mod events;
 mod gateway_peer;
 mod helpers;
 mod lobby;
+mod lobby_memory;
 mod log_ids;
 mod media_prefs;
 mod media_probe;

@@ -13,6 +13,7 @@ use tokio::sync::broadcast;
 
 use super::{Redis, wire};
 use crate::cluster::Bus;
+use crate::cluster::bus::{Observer, Observers};
 
 /// Extra commands sent in the same round trip as an event this replica publishes (the seat
 /// count cache: `seats::commands`).
@@ -23,6 +24,7 @@ pub struct RedisBus<E> {
     channel: String,
     local: broadcast::Sender<Arc<E>>,
     hook: Option<PublishHook<E>>,
+    observers: Arc<Observers<E>>,
 }
 
 #[derive(Serialize)]
@@ -50,6 +52,8 @@ where
         let (local, _) = broadcast::channel(capacity.max(1));
         let channel = redis.key("bus");
         let sender = local.clone();
+        let observers: Arc<Observers<E>> = Arc::default();
+        let observing = Arc::clone(&observers);
         let node = redis.instance_id().to_owned();
         let hub = Arc::clone(redis.hub());
         redis
@@ -60,6 +64,7 @@ where
                     match wire::decode::<Incoming<E>>("a bus event", payload, &hub.lag) {
                         Some(incoming) if incoming.node == node => {} // our own, delivered already
                         Some(incoming) => {
+                            observing.tell(&incoming.event);
                             let _ = sender.send(Arc::new(incoming.event));
                         }
                         None => {}
@@ -72,6 +77,7 @@ where
             channel,
             local,
             hook,
+            observers,
         }
     }
 }
@@ -82,6 +88,7 @@ where
     E: Serialize + DeserializeOwned + Send + Sync + 'static,
 {
     async fn publish(&self, event: E) {
+        self.observers.tell(&event);
         let event = Arc::new(event);
         let _ = self.local.send(Arc::clone(&event));
         if !self.redis.is_up() {
@@ -113,5 +120,9 @@ where
 
     fn subscribe(&self) -> broadcast::Receiver<Arc<E>> {
         self.local.subscribe()
+    }
+
+    fn observe(&self, observer: Observer<E>) {
+        self.observers.add(observer);
     }
 }

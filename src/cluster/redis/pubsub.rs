@@ -58,6 +58,11 @@ impl PubSubHub {
         self.up.load(Ordering::Acquire)
     }
 
+    /// The connection count now (see [`Self::epochs`]).
+    pub fn epoch(&self) -> u64 {
+        *self.epoch.borrow()
+    }
+
     /// Watches the connection count: it changes on every (re)connection.
     pub fn epochs(&self) -> watch::Receiver<u64> {
         self.epoch.subscribe()
