@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod conformance;
+pub mod gateway;
 pub mod netns;
 pub mod realtime;
 pub mod sfu_client;

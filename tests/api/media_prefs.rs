@@ -22,7 +22,7 @@ async fn prefs_are_validated_need_a_session_and_then_apply() {
     .await;
     let host = app.guest("Host").await;
     let room = app.room(&host, json!({ "title": "Prefs" })).await;
-    let mut sio = Sio::connect(&app, &host.token).await;
+    let mut sio = Sio::connect(&app.address, &host.token).await;
     let ack = sio.call("room:join", json!({ "roomId": room })).await;
     assert_eq!(ack["ok"], true, "{ack}");
 

@@ -11,7 +11,7 @@ use serde_json::json;
 use talkconnect_testkit::sfu_client::{Client, wait_for};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::gateway_peer::{GatewayPeer, resume_on_new_socket, sfu_settings};
+use crate::gateway_peer::{self, resume_on_new_socket, sfu_settings};
 use crate::helpers::{Backend, TestApp};
 
 const MEDIA: Duration = Duration::from_secs(20);
@@ -50,7 +50,7 @@ async fn a_new_socket_takes_over_the_media_session_of_one_that_vanished() {
     let sfu = app.state.media.sfu_handle().expect("SFU mode");
     let (room_key, guest_id) = (room.to_string(), guest.id.to_string());
     let listener = Client::join(&sfu, &room_key, &host.id.to_string(), false).await;
-    let mut mover = GatewayPeer::join(&app, &guest, room).await;
+    let mut mover = gateway_peer::join(&app, &guest, room).await;
     mover.peer.start_media(30, 400);
     let heard = listener.state.clone();
     wait_for("the guest's camera at the host", MEDIA, || {
@@ -86,7 +86,7 @@ async fn a_new_socket_takes_over_the_media_session_of_one_that_vanished() {
         assert_eq!(ack["error"]["code"], "SFU_NOT_JOINED", "{ack}");
     }
     let session = mover.session_id.clone();
-    let ack = mover.resume(&app, &guest, room, &session).await;
+    let ack = gateway_peer::resume(&mut mover, &app, &guest, room, &session).await;
     assert_eq!(ack["ok"], true, "{ack}");
     assert_eq!(ack["sessionId"], mover.session_id.as_str(), "{ack}");
     assert!(ack["iceServers"].is_array(), "{ack}");
@@ -120,7 +120,7 @@ async fn a_cleanly_closed_socket_ends_its_session_without_waiting() {
     let room = app.room(&host, json!({ "title": "Closing" })).await;
     let (status, _) = app.join(room, &guest).await;
     assert_eq!(status, 200);
-    let mut leaver = GatewayPeer::join(&app, &guest, room).await;
+    let mut leaver = gateway_peer::join(&app, &guest, room).await;
     let media = app.state.media.clone();
     assert_eq!(media.sessions_here(), 1);
     let mut ws = leaver.go_silent().await;
@@ -141,7 +141,7 @@ async fn an_unclaimed_session_closes_after_the_grace() {
     let (status, _) = app.join(room, &guest).await;
     assert_eq!(status, 200);
     let media = app.state.media.clone();
-    let mut mover = GatewayPeer::join(&app, &guest, room).await;
+    let mut mover = gateway_peer::join(&app, &guest, room).await;
     assert_eq!(media.sessions_here(), 1);
     let sockets = app.state.io.socket_count("/");
     let _dead = mover.go_silent().await;
@@ -151,7 +151,7 @@ async fn an_unclaimed_session_closes_after_the_grace() {
     })
     .await;
     let session = mover.session_id.clone();
-    let ack = mover.resume(&app, &guest, room, &session).await;
+    let ack = gateway_peer::resume(&mut mover, &app, &guest, room, &session).await;
     assert_eq!(ack["error"]["code"], "SFU_NOT_JOINED", "{ack}");
     mover.close().await;
 }

@@ -145,8 +145,8 @@ async fn a_scripted_session_moves_the_counters_and_gauges() {
     let (status, _) = app.join(room, &guest).await;
     assert_eq!(status, 200);
 
-    let mut host_socket = Sio::connect(&app, &host.token).await;
-    let mut guest_socket = Sio::connect(&app, &guest.token).await;
+    let mut host_socket = Sio::connect(&app.address, &host.token).await;
+    let mut guest_socket = Sio::connect(&app.address, &guest.token).await;
     for socket in [&mut host_socket, &mut guest_socket] {
         let ack = socket.call("room:join", json!({ "roomId": room })).await;
         assert_eq!(ack["ok"], true, "{ack}");
@@ -447,7 +447,7 @@ async fn rate_limit_refusals_are_counted_by_budget() {
     .await;
     let host = app.guest("Host").await;
     let room = app.room(&host, json!({"title": "Limited"})).await;
-    let mut socket = Sio::connect(&app, &host.token).await;
+    let mut socket = Sio::connect(&app.address, &host.token).await;
     let ack = socket.call("room:join", json!({ "roomId": room })).await;
     assert_eq!(ack["ok"], true, "{ack}");
     let first = socket.call("chat:message", json!({"message": "one"})).await;

@@ -609,8 +609,8 @@ async fn the_socket_deletes_reports_and_hears_slow_mode(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let [host, guest] = app.guests(["Host", "Guest"]).await;
     let room = app.room(&host, json!({"title": "Live moderation"})).await;
-    let mut host_socket = Sio::connect(&app, &host.token).await;
-    let mut guest_socket = Sio::connect(&app, &guest.token).await;
+    let mut host_socket = Sio::connect(&app.address, &host.token).await;
+    let mut guest_socket = Sio::connect(&app.address, &guest.token).await;
     for socket in [&mut host_socket, &mut guest_socket] {
         let ack = socket.call("room:join", json!({ "roomId": room })).await;
         assert_eq!(ack["ok"], true, "{ack}");
@@ -700,7 +700,7 @@ async fn the_socket_deletes_reports_and_hears_slow_mode(backend: Backend) {
     let pest = app.guest("Pest").await;
     let (status, _) = block(&app, &guest, pest.id).await;
     assert_eq!(status, StatusCode::OK);
-    let mut pest_socket = Sio::connect(&app, &pest.token).await;
+    let mut pest_socket = Sio::connect(&app.address, &pest.token).await;
     let refused = pest_socket
         .call("room:join", json!({ "roomId": room }))
         .await;

@@ -9,7 +9,7 @@ use serde_json::json;
 use talkconnect::ids::RoomId;
 use talkconnect_testkit::sfu_client::{Client, wait_for};
 
-use crate::gateway_peer::{GatewayPeer, sfu_settings};
+use crate::gateway_peer::{self, sfu_settings};
 use crate::helpers::{Backend, TestApp, TestUser};
 
 /// An SFU app on the UDP `ports`, and a room of `title` its host opened and a guest joined.
@@ -120,7 +120,7 @@ async fn a_new_sfu_session_of_a_hard_muted_person_starts_muted() {
     let sfu = app.state.media.sfu_handle().expect("SFU mode");
     let guest_id = guest.id.to_string();
     let listener = Client::join(&sfu, &room.to_string(), &host.id.to_string(), false).await;
-    let mut publisher = GatewayPeer::join(&app, &guest, room).await;
+    let mut publisher = gateway_peer::join(&app, &guest, room).await;
     publisher.peer.start_media(30, 400);
     let state = listener.state.clone();
     wait_for("the guest's camera", Duration::from_secs(20), || {

@@ -182,8 +182,8 @@ async fn cohosts_kick_participants_but_not_hosts(backend: Backend) {
     assert_eq!(role_of(&app, room, bob).await, "<not seated>");
 
     // Co-hosts lower others' hands; participants do not.
-    let mut dan_socket = Sio::connect(&app, &dan.token).await;
-    let mut ann_socket = Sio::connect(&app, &ann.token).await;
+    let mut dan_socket = Sio::connect(&app.address, &dan.token).await;
+    let mut ann_socket = Sio::connect(&app.address, &ann.token).await;
     for socket in [&mut dan_socket, &mut ann_socket] {
         let ack = socket.call("room:join", json!({ "roomId": room })).await;
         assert_eq!(ack["ok"], true, "{ack}");
@@ -273,7 +273,7 @@ async fn hard_mutes_lock_and_lift(backend: Backend) {
     make_cohost(&app, room, &host, ann).await;
     let mute = |target: &TestUser| format!("/api/rooms/{room}/participants/{}/mute", target.id);
 
-    let mut bob_socket = Sio::connect(&app, &bob.token).await;
+    let mut bob_socket = Sio::connect(&app.address, &bob.token).await;
     let ack = bob_socket
         .call("room:join", json!({ "roomId": room }))
         .await;
@@ -404,7 +404,7 @@ async fn mute_all_mutes_everyone_else_without_locking(backend: Backend) {
     let (_, body) = app.post_empty(&path, Some(&ann.token)).await;
     assert_eq!(body["muted"], 0);
     // Each may unmute.
-    let mut bob_socket = Sio::connect(&app, &bob.token).await;
+    let mut bob_socket = Sio::connect(&app.address, &bob.token).await;
     bob_socket
         .call("room:join", json!({ "roomId": room }))
         .await;
@@ -468,7 +468,7 @@ async fn a_locked_room_takes_new_people_with_its_key_only(backend: Backend) {
 
     // Over the socket too.
     let late = app.guest("Late").await;
-    let mut socket = Sio::connect(&app, &late.token).await;
+    let mut socket = Sio::connect(&app.address, &late.token).await;
     let ack = socket.call("room:join", json!({ "roomId": room })).await;
     assert_eq!(ack["error"]["code"], "ROOM_LOCKED", "{ack}");
     let ack = socket
@@ -506,7 +506,7 @@ async fn the_room_key_is_never_in_a_view_or_an_event(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let mut bus = app.state.bus.subscribe();
     let [host, watcher] = app.guests(["Host", "Watcher"]).await;
-    let mut lobby = Sio::connect(&app, &watcher.token).await;
+    let mut lobby = Sio::connect(&app.address, &watcher.token).await;
     let room = app.room(&host, json!({"title": "Secret"})).await;
     let (_, body) = app
         .post_empty(&format!("/api/rooms/{room}/lock"), Some(&host.token))
@@ -520,7 +520,7 @@ async fn the_room_key_is_never_in_a_view_or_an_event(backend: Backend) {
             json!({ "roomKey": key }),
         )
         .await;
-    let mut socket = Sio::connect(&app, &guest.token).await;
+    let mut socket = Sio::connect(&app.address, &guest.token).await;
     let ack = socket.call("room:join", json!({ "roomId": room })).await;
     patch(
         &app,
@@ -643,7 +643,7 @@ async fn live_settings_change_the_room_and_the_lobby(backend: Backend) {
     assert_eq!(status, StatusCode::OK, "{body}");
 
     // noMic: every microphone is muted, and nobody unmutes.
-    let mut bob_socket = Sio::connect(&app, &bob.token).await;
+    let mut bob_socket = Sio::connect(&app.address, &bob.token).await;
     bob_socket
         .call("room:join", json!({ "roomId": room }))
         .await;
@@ -851,9 +851,9 @@ async fn socket_events_follow_the_same_rules(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let (room, host, others) = seated_room(&app, &["Ann", "Bob"]).await;
     let (ann, bob) = (&others[0], &others[1]);
-    let mut host_socket = Sio::connect(&app, &host.token).await;
-    let mut ann_socket = Sio::connect(&app, &ann.token).await;
-    let mut bob_socket = Sio::connect(&app, &bob.token).await;
+    let mut host_socket = Sio::connect(&app.address, &host.token).await;
+    let mut ann_socket = Sio::connect(&app.address, &ann.token).await;
+    let mut bob_socket = Sio::connect(&app.address, &bob.token).await;
     for socket in [&mut host_socket, &mut ann_socket, &mut bob_socket] {
         let ack = socket.call("room:join", json!({ "roomId": room })).await;
         assert_eq!(ack["ok"], true, "{ack}");

@@ -779,7 +779,8 @@ impl Peer {
         }
     }
 
-    /// Sends generated media: 50 Opus packets/s and `video_pps` video packets/s (VP8 or H.264)
+    /// Sends generated media: 50 Opus packets/s and `video_pps` video packets/s (VP8 or H.264;
+    /// none at 0)
     /// (a keyframe-like packet every second), each payload naming the publisher so receivers
     /// can check labels. A simulcast publisher sends its top layer at `video_pps`, the one
     /// below at half and the lowest at a quarter (at least one packet per 20 ms each), every
@@ -845,7 +846,13 @@ impl Peer {
                 if audio.write_rtp(packet).await.is_ok() {
                     state.sent_packets.fetch_add(1, Ordering::Relaxed);
                 }
-                for &(ssrc, layer) in &video_ssrcs {
+                // 0 video packets a second: a camera that is off (audio-only rooms).
+                let video_layers = if video_pps == 0 {
+                    &[][..]
+                } else {
+                    &video_ssrcs[..]
+                };
+                for &(ssrc, layer) in video_layers {
                     let count = per_tick(layer);
                     for i in 0..count {
                         // VP8 descriptor (S=1, PID 0) then a frame header: P=0 (key) once a
