@@ -18,7 +18,9 @@ use futures_util::future::join_all;
 use serde_json::{Value, json};
 use talkconnect_testkit::gateway::GatewayPeer;
 use talkconnect_testkit::sfu_client::ClientState;
-use talkconnect_testkit::sfu_measure::{self, process_cpu_ticks, udp_buffer_errors};
+use talkconnect_testkit::sfu_measure::{
+    self, process_cpu_ticks, process_rss_kib, udp_buffer_errors,
+};
 
 #[derive(Parser, Debug)]
 struct Args {
@@ -159,16 +161,6 @@ fn snapshot(states: &[Arc<ClientState>], server_pid: u32) -> Snapshot {
     }
 }
 
-/// Resident memory of a process, in MiB.
-fn rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
 fn main() {
     sfu_measure::init_tracing();
     let args = Arc::new(Args::parse());
@@ -216,7 +208,7 @@ fn main() {
             args.rooms,
             args.per_room,
             args.video_pps,
-            rss_mib(args.server_pid),
+            process_rss_kib(args.server_pid) as f64 / 1024.0,
             server_cpu / people as f64,
             (s1.rcvbuf_drops - s0.rcvbuf_drops) as f64 / secs,
             ready.as_secs_f64(),

@@ -21,6 +21,7 @@ SERVER_CORE=${SERVER_CORE:-0}
 LOAD_CORE=${LOAD_CORE:-1}
 
 ulimit -n "$(ulimit -Hn)"
+. bench/lib.sh
 scripts/build-web >/dev/null
 cargo build --release --quiet --bin talkconnect --example capacity_load
 WORK=$(mktemp -d)
@@ -43,12 +44,7 @@ start() {
   TALKCONNECT__LOG__LEVEL=warn \
     taskset -c "$SERVER_CORE" "$TARGET/release/talkconnect" >"$WORK/server-$PORT.log" 2>&1 &
   SERVER=$!
-  for _ in $(seq 200); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "the server did not start: $(cat "$WORK/server-$PORT.log")" >&2
-  exit 1
+  wait_port "$PORT" "the server (log: $WORK/server-$PORT.log)"
 }
 
 run() { # rooms video_pps

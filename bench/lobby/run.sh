@@ -34,14 +34,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-wait_port() {
-  for _ in $(seq 200); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "nothing listens on $1" >&2
-  exit 1
-}
+. bench/lib.sh
 
 # The usual lobby visits: everything, by language, free seats, popular, language + level, search.
 FILTERS=("" "language=vi" "hasSeat=true" "sort=popular" "language=en&level=beginner" "q=tieng")

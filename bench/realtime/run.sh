@@ -22,6 +22,7 @@ LOAD_CORE=${LOAD_CORE:-1}
 
 # 10k sockets need 10k descriptors on each side.
 ulimit -n "$(ulimit -Hn)"
+. bench/lib.sh
 echo "fd limit: $(ulimit -n); $(uptime)"
 
 cargo build --release --quiet --example socketio_conformance --example realtime_loadgen --example actix_ws_floor
@@ -39,12 +40,7 @@ start() { # kind
     floor) taskset -c "$SERVER_CORE" "$BIN/actix_ws_floor" "$PORT" 2>/dev/null & ;;
   esac
   SERVER_PID=$!
-  for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "server $1 did not start" >&2
-  exit 1
+  wait_port "$PORT" "server $1"
 }
 
 stop() {

@@ -104,6 +104,17 @@ pub fn process_cpu_ticks(pid: u32) -> u64 {
         .map_or(0, |(_, ticks)| ticks)
 }
 
+/// Resident memory of a process (`VmRSS` of /proc/<pid>/status), in KiB; 0 when unreadable.
+pub fn process_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
 /// Kernel UDP counters (RcvbufErrors, SndbufErrors): datagrams dropped by full socket buffers.
 pub fn udp_buffer_errors() -> (u64, u64) {
     let snmp = std::fs::read_to_string("/proc/net/snmp").unwrap_or_default();
