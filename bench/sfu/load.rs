@@ -1,9 +1,10 @@
-//! SFU load tool: N publishers × M receive-only subscribers of webrtc-rs clients on loopback,
-//! all in one process. The SFU's runtime threads (named `sfu`) are pinned to one core and the
-//! clients to the other with `taskset`, and CPU is read per thread from /proc, so the SFU's
-//! share is measured apart from the load generator's.
+//! SFU load tool: R rooms of N publishers × M receive-only subscribers of webrtc-rs clients on
+//! loopback, all in one process. The SFU's threads (named `sfu0`, `sfu1`, …) are pinned to one
+//! core and the clients to the other with `taskset`, and CPU is read per thread from /proc, so
+//! the SFU's share is measured apart from the load generator's.
 //!
 //! cargo run --release --example sfu_load -- --publishers 2 --subscribers 8 --seconds 10
+//! cargo run --release --example sfu_load -- --rooms 4 --sfu-threads 2 --no-pin ...
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use clap::Parser;
@@ -16,9 +17,16 @@ use talkconnect_testkit::sfu_measure::{self, Load, LoadArgs, Snapshot};
 struct Args {
     #[command(flatten)]
     load: LoadArgs,
-    /// Worker threads of the SFU runtime.
+    /// The SFU's threads (`sfu.worker_threads`); a room lives on one of them.
     #[arg(long, default_value_t = 1)]
     sfu_threads: usize,
+    /// Rooms, each with --publishers and --subscribers of its own.
+    #[arg(long, default_value_t = 1)]
+    rooms: usize,
+    /// Pin SFU thread i to core i (modulo the cores) and leave the load generator unpinned,
+    /// instead of every SFU thread on --sfu-core and the load generator on the others.
+    #[arg(long)]
+    spread: bool,
     /// `sfu.retransmission_buffer_ms` (0 = off), to weigh the buffer's cost.
     #[arg(long, default_value_t = SfuConfig::default().retransmission_buffer_ms)]
     retransmission_buffer_ms: u64,
@@ -29,6 +37,8 @@ fn main() {
     let Args {
         load: args,
         sfu_threads,
+        rooms,
+        spread,
         retransmission_buffer_ms,
     } = Args::parse();
     let sfu = Sfu::start(SfuConfig {
@@ -42,23 +52,38 @@ fn main() {
     let handle = sfu.handle();
     let runtime = sfu_measure::load_runtime(args.load_threads);
     runtime.block_on(async move {
-        let room = "bench";
         let mut publishers = Vec::new();
-        for i in 0..args.publishers {
-            let name = format!("pub{i}");
-            let mut p = if args.simulcast {
-                Client::join_simulcast(&handle, room, &name).await
-            } else {
-                Client::join(&handle, room, &name, true).await
-            };
-            p.start_media(args.video_pps, args.payload);
-            publishers.push(p);
-        }
         let mut subscribers = Vec::new();
-        for i in 0..args.subscribers {
-            subscribers.push(Client::join(&handle, room, &format!("sub{i}"), false).await);
+        for r in 0..rooms {
+            // One room keeps the plain names; with several, `room/user` (sfu_measure::Load).
+            let (room, prefix) = match rooms {
+                1 => ("bench".to_owned(), String::new()),
+                _ => (format!("bench{r}"), format!("bench{r}/")),
+            };
+            for i in 0..args.publishers {
+                let name = format!("{prefix}pub{i}");
+                let mut p = if args.simulcast {
+                    Client::join_simulcast(&handle, &room, &name).await
+                } else {
+                    Client::join(&handle, &room, &name, true).await
+                };
+                p.start_media(args.video_pps, args.payload);
+                publishers.push(p);
+            }
+            for i in 0..args.subscribers {
+                let name = format!("{prefix}sub{i}");
+                subscribers.push(Client::join(&handle, &room, &name, false).await);
+            }
         }
-        if !args.no_pin {
+        tracing::info!(rooms_per_thread = ?handle.rooms_per_thread(), "rooms placed");
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if spread {
+            for (i, tid) in handle.thread_ids().into_iter().enumerate() {
+                if let Some(tid) = tid {
+                    sfu_measure::pin_thread(tid, &(i % cores).to_string());
+                }
+            }
+        } else if !args.no_pin {
             sfu_measure::pin_threads(args.sfu_core);
         }
         let load = Load {
@@ -83,7 +108,16 @@ fn main() {
         tokio::time::sleep(Duration::from_secs(args.seconds)).await;
         let s1 = snapshot();
         tracing::info!(stats = ?handle.stats(), "final stats");
-        sfu_measure::print_line(&sfu_measure::report(
+        // Each SFU thread's share of the window, in ticks (USER_HZ), to see the rooms spread.
+        let per_thread: Vec<String> = handle
+            .thread_ids()
+            .into_iter()
+            .flatten()
+            .map(|tid| sfu_measure::thread_cpu_ticks(tid).to_string())
+            .collect();
+        tracing::info!(ticks = %per_thread.join(","), "sfu threads' CPU since start");
+        sfu_measure::print_line(&sfu_measure::report_rooms(
+            rooms,
             args.publishers,
             args.subscribers,
             &s0,

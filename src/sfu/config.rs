@@ -85,7 +85,7 @@ pub struct SfuConfig {
     pub ice_tcp: bool,
     /// STUN/TURN servers handed to browsers (the SFU itself has a public address and needs none).
     pub ice_servers: Vec<IceServer>,
-    /// Worker threads of the SFU's own tokio runtime.
+    /// The SFU's threads (one current-thread runtime each); a room lives on one of them.
     pub worker_threads: usize,
     /// Most participants one room accepts.
     pub max_participants_per_room: usize,

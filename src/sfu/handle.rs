@@ -1,6 +1,7 @@
-//! The SFU's public face: [`Sfu`] owns the SFU's tokio runtime; [`SfuHandle`] is the cheap
-//! cloneable way in. Its async methods only send a command to the room's owner task and await
-//! the reply, so they work from any runtime (actix workers included).
+//! The SFU's public face: [`Sfu`] owns the SFU's threads (its shards, one room on one thread:
+//! src/sfu/shards.rs); [`SfuHandle`] is the cheap cloneable way in. Its async methods only
+//! send a command to the room's owner task and await the reply, so they work from any runtime
+//! (actix workers included).
 
 use super::config::{IceServer, SfuConfig};
 use super::error::SfuError;
@@ -8,6 +9,7 @@ use super::mux::UdpMux;
 use super::ports::PortPool;
 use super::probe::{ProbeAnswer, ProbeRegistry, ProbeTransport, live_probes, start_probe};
 use super::room::{Reply, RoomCmd, RoomEntry, SfuShared, spawn_room};
+use super::shards::Shards;
 use super::signal::{ClientSignal, CloseReason, MediaKind, SfuEvent};
 use super::stats::{SfuMetrics, SfuStats};
 use std::collections::HashMap;
@@ -38,14 +40,13 @@ pub enum SfuStartError {
     /// The configuration is inconsistent.
     #[error("invalid SFU configuration: {0}")]
     Config(String),
-    /// The runtime could not be created.
+    /// A thread, its runtime or the single UDP port could not be created.
     #[error("SFU runtime: {0}")]
     Runtime(#[from] std::io::Error),
 }
 
-/// The running SFU. Dropping it stops every room and its runtime.
+/// The running SFU. Dropping it stops every room and its threads.
 pub struct Sfu {
-    runtime: Option<tokio::runtime::Runtime>,
     handle: SfuHandle,
 }
 
@@ -53,24 +54,21 @@ pub struct Sfu {
 #[derive(Clone)]
 pub struct SfuHandle {
     shared: SfuShared,
-    runtime: tokio::runtime::Handle,
+    shards: Shards,
 }
 
 impl Sfu {
-    /// Starts the SFU on its own multi-thread runtime.
+    /// Starts the SFU on `worker_threads` threads of its own.
     pub fn start(config: SfuConfig) -> Result<Self, SfuStartError> {
         config.validate().map_err(SfuStartError::Config)?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(config.worker_threads)
-            .thread_name("sfu")
-            .enable_all()
-            .build()?;
+        let shards = Shards::start(config.worker_threads)?;
         let cancel = CancellationToken::new();
         let mux = match config.single_udp_port {
             Some(port) => {
-                let _enter = runtime.enter();
-                let mux = UdpMux::bind(std::net::SocketAddr::new(config.bind_ip, port))?;
-                runtime.spawn(Arc::clone(&mux).run(cancel.clone()));
+                let _enter = shards.first().enter();
+                let mux = UdpMux::bind(std::net::SocketAddr::new(config.bind_ip, port))
+                    .inspect_err(|_| shards.stop())?;
+                shards.first().spawn(Arc::clone(&mux).run(cancel.clone()));
                 Some(mux)
             }
             None => None,
@@ -84,18 +82,12 @@ impl Sfu {
             cancel,
             probes: ProbeRegistry::default(),
         };
-        let handle = SfuHandle {
-            shared,
-            runtime: runtime.handle().clone(),
-        };
+        let handle = SfuHandle { shared, shards };
         tracing::info!(
             ports = %format!("{}-{}", handle.shared.config.udp_port_min, handle.shared.config.udp_port_max),
             "sfu: started"
         );
-        Ok(Self {
-            runtime: Some(runtime),
-            handle,
-        })
+        Ok(Self { handle })
     }
 
     /// A handle to give to the gateway.
@@ -104,22 +96,17 @@ impl Sfu {
     }
 
     /// Closes every participant (they get `Closed(Shutdown)`), waits up to two seconds for
-    /// rooms to finish, then stops the runtime.
-    pub async fn shutdown(mut self) {
+    /// rooms to finish, then stops the threads.
+    pub async fn shutdown(self) {
         self.handle.shutdown().await;
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
     }
 }
 
 impl Drop for Sfu {
     fn drop(&mut self) {
         self.handle.shared.cancel.cancel();
-        if let Some(runtime) = self.runtime.take() {
-            // Never blocks, so dropping the SFU inside an async context is fine.
-            runtime.shutdown_background();
-        }
+        // Never blocks, so dropping the SFU inside an async context is fine.
+        self.handle.shards.stop();
     }
 }
 
@@ -168,8 +155,10 @@ impl SfuHandle {
                     Some(entry) if !entry.commands.is_closed() => entry.commands.clone(),
                     _ => {
                         let id = self.shared.metrics.next_id();
-                        let _enter = self.runtime.enter();
-                        let commands = spawn_room(room_id.to_owned(), id, self.shared.clone());
+                        let (shard, placement) = self.shards.place_room();
+                        let _enter = shard.enter();
+                        let commands =
+                            spawn_room(room_id.to_owned(), id, self.shared.clone(), placement);
                         rooms.insert(
                             room_id.to_owned(),
                             RoomEntry {
@@ -339,8 +328,8 @@ impl SfuHandle {
         }
         let (reply, answer) = oneshot::channel();
         let probe = start_probe(self.shared.clone(), owner.to_owned(), transport, offer);
-        // Built on the SFU's runtime: the connection's driver runs where it is built.
-        self.runtime.spawn(async move {
+        // Built on an SFU thread: the connection's driver runs where it is built.
+        self.shards.first().spawn(async move {
             let _ = reply.send(probe.await);
         });
         answer.await.map_err(|_| SfuError::Internal)?
@@ -361,6 +350,17 @@ impl SfuHandle {
         self.shared.mux.as_ref().map(|mux| mux.local_addr())
     }
 
+    /// Live rooms on each of the SFU's threads (`worker_threads` of them).
+    pub fn rooms_per_thread(&self) -> Vec<usize> {
+        self.shards.rooms()
+    }
+
+    /// The OS thread id of each of the SFU's threads (`None` where /proc does not tell), for
+    /// tools that read a thread's CPU time or pin it to a core.
+    pub fn thread_ids(&self) -> Vec<Option<u32>> {
+        self.shards.thread_ids()
+    }
+
     /// Current counters.
     pub fn stats(&self) -> SfuStats {
         let m = &self.shared.metrics;
@@ -368,7 +368,7 @@ impl SfuHandle {
             rooms: m.rooms.load(Ordering::Relaxed),
             peers: m.peers.load(Ordering::Relaxed),
             tasks: m.tasks.load(Ordering::Relaxed),
-            runtime_tasks: self.runtime.metrics().num_alive_tasks(),
+            runtime_tasks: self.shards.alive_tasks(),
             leased_ports: self.shared.ports.leased(),
             received_packets: m.received_packets.load(Ordering::Relaxed),
             received_bytes: m.received_bytes.load(Ordering::Relaxed),
@@ -397,7 +397,7 @@ impl SfuHandle {
         self.shared.cancel.cancel();
         let metrics = Arc::clone(&self.shared.metrics);
         let (done, finished) = oneshot::channel();
-        self.runtime.spawn(async move {
+        self.shards.first().spawn(async move {
             let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
             while metrics.rooms.load(Ordering::Relaxed) > 0
                 && tokio::time::Instant::now() < deadline

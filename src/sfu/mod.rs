@@ -18,6 +18,7 @@ mod red;
 mod retransmit;
 mod room;
 mod rtcp;
+mod shards;
 mod signal;
 mod simulcast;
 mod stats;

@@ -57,7 +57,7 @@ impl std::fmt::Debug for UdpMux {
 }
 
 impl UdpMux {
-    /// Binds the shared socket; call inside the SFU runtime's context.
+    /// Binds the shared socket; call inside the context of an SFU thread (`sfu0`).
     pub(crate) fn bind(addr: SocketAddr) -> io::Result<Arc<Self>> {
         let std_socket = std::net::UdpSocket::bind(addr)?;
         std_socket.set_nonblocking(true)?;

@@ -18,6 +18,7 @@ use super::ports::{PortLease, PortPool};
 use super::probe::ProbeRegistry;
 use super::red;
 use super::retransmit::RetransmitSettings;
+use super::shards::Placement;
 use super::signal::{
     ClientSignal, CloseReason, DescriptionPayload, IceCandidate, MediaKind, ServerSignal, SfuEvent,
     SfuEventKind, TrackInfo, VideoState,
@@ -353,13 +354,16 @@ pub(crate) struct Room {
     shared: SfuShared,
     commands: mpsc::WeakUnboundedSender<RoomCmd>,
     participants: HashMap<String, Participant>,
+    /// The room's place on its SFU thread, given back when the room ends.
+    _placement: Placement,
 }
 
-/// Starts the owner task of room `id` on the current (SFU) runtime.
+/// Starts the owner task of room `id` on the current runtime: the SFU thread of `placement`.
 pub(crate) fn spawn_room(
     id: String,
     registry_id: u64,
     shared: SfuShared,
+    placement: Placement,
 ) -> mpsc::UnboundedSender<RoomCmd> {
     let (tx, rx) = mpsc::unbounded_channel();
     let room = Room {
@@ -368,6 +372,7 @@ pub(crate) fn spawn_room(
         commands: tx.downgrade(),
         shared: shared.clone(),
         participants: HashMap::new(),
+        _placement: placement,
     };
     shared.metrics.rooms.fetch_add(1, Ordering::Relaxed);
     let metrics = Arc::clone(&shared.metrics);

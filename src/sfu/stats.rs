@@ -36,7 +36,7 @@ impl SfuMetrics {
     }
 }
 
-/// A snapshot of [`SfuMetrics`] plus the SFU runtime's own task count.
+/// A snapshot of [`SfuMetrics`] plus the task count of the SFU's threads.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SfuStats {
     /// Rooms with an owner task.
@@ -45,7 +45,7 @@ pub struct SfuStats {
     pub peers: usize,
     /// Tasks the SFU spawned itself (room owners, forwarders, downlinks, feedback readers).
     pub tasks: usize,
-    /// Every task alive on the SFU runtime, webrtc-rs drivers included.
+    /// Every task alive on the SFU's threads, webrtc-rs drivers included.
     pub runtime_tasks: usize,
     /// Media ports currently leased.
     pub leased_ports: usize,

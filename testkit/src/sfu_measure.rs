@@ -96,6 +96,22 @@ pub fn own_cpu_ticks() -> (u64, u64) {
     (sfu, rest)
 }
 
+/// utime+stime ticks of one thread of this process, by its OS id; 0 when unreadable.
+pub fn thread_cpu_ticks(tid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/self/task/{tid}/stat"))
+        .ok()
+        .and_then(|s| stat_ticks(&s))
+        .map_or(0, |(_, ticks)| ticks)
+}
+
+/// Pins one thread of this process to `cpus` (a taskset list, e.g. `0` or `0,1`).
+pub fn pin_thread(tid: u32, cpus: &str) {
+    let _ = std::process::Command::new("taskset")
+        .args(["-pc", cpus, &tid.to_string()])
+        .stdout(std::process::Stdio::null())
+        .status();
+}
+
 /// utime+stime ticks of a whole process (all its threads, live and exited).
 pub fn process_cpu_ticks(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -157,15 +173,15 @@ pub fn pin_threads(sfu_core: usize) {
         } else {
             others.clone()
         };
-        let _ = std::process::Command::new("taskset")
-            .args(["-pc", &cpus, &tid])
-            .stdout(std::process::Stdio::null())
-            .status();
+        if let Ok(tid) = tid.parse() {
+            pin_thread(tid, &cpus);
+        }
     }
 }
 
 /// Who sends and who receives: publishers' names and send counters, and every receiving
-/// connection's user and counters (a publisher receives everyone but itself).
+/// connection's user and counters (a publisher receives everyone but itself). With several
+/// rooms, names are `room/user` and a receiver hears the publishers of its own room only.
 pub struct Load<'a> {
     pub names: Vec<String>,
     pub senders: Vec<&'a ClientState>,
@@ -177,10 +193,7 @@ impl Load<'_> {
     pub async fn warm_up(&self) {
         wait_for("warm-up", Duration::from_secs(120), || {
             self.receivers.iter().all(|(user, state)| {
-                self.names
-                    .iter()
-                    .filter(|n| n.as_str() != *user)
-                    .all(|n| state.received_from(n).video > 0)
+                heard_by(&self.names, user).all(|n| state.received_from(n).video > 0)
             })
         })
         .await;
@@ -192,13 +205,10 @@ impl Load<'_> {
         self.receivers
             .iter()
             .fold((0, 0), |(pk, lost), (user, state)| {
-                self.names.iter().filter(|n| n.as_str() != *user).fold(
-                    (pk, lost),
-                    |(pk, lost), n| {
-                        let r = state.received_from(n);
-                        (pk + r.audio + r.video, lost + r.lost)
-                    },
-                )
+                heard_by(&self.names, user).fold((pk, lost), |(pk, lost), n| {
+                    let r = state.received_from(n);
+                    (pk + r.audio + r.video, lost + r.lost)
+                })
             })
     }
 
@@ -209,6 +219,14 @@ impl Load<'_> {
             .map(|s| counter(s).load(Ordering::Relaxed))
             .sum()
     }
+}
+
+/// The publishers `user` hears: the others of its room (the part of a name before `/`).
+fn heard_by<'n>(names: &'n [String], user: &'n str) -> impl Iterator<Item = &'n String> {
+    let room = |name: &'n str| name.split_once('/').map_or("", |(room, _)| room);
+    names
+        .iter()
+        .filter(move |n| n.as_str() != user && room(n) == room(user))
 }
 
 /// Counters at one instant. `forwarded`/`dropped` are the SFU's own counters when it has
@@ -248,8 +266,20 @@ impl Snapshot {
     }
 }
 
-/// The report line of one window between two snapshots.
+/// The report line of one window between two snapshots, for one room.
 pub fn report(publishers: usize, subscribers: usize, s0: &Snapshot, s1: &Snapshot) -> String {
+    report_rooms(1, publishers, subscribers, s0, s1)
+}
+
+/// The report line of one window between two snapshots: `rooms` rooms of `publishers` and
+/// `subscribers` each.
+pub fn report_rooms(
+    rooms: usize,
+    publishers: usize,
+    subscribers: usize,
+    s0: &Snapshot,
+    s1: &Snapshot,
+) -> String {
     let elapsed = s1.at.duration_since(s0.at).as_secs_f64();
     let rate = |a: u64, b: u64| b.saturating_sub(a) as f64 / elapsed;
     let ticks = 100.0; // USER_HZ
@@ -263,17 +293,18 @@ pub fn report(publishers: usize, subscribers: usize, s0: &Snapshot, s1: &Snapsho
     let lost = rate(s0.lost, s1.lost);
     let receivers_per_pub = (subscribers + publishers - 1) as f64;
     let offered = rate(s0.sent, s1.sent) * receivers_per_pub;
-    let streams = publishers as f64 * 2.0 * receivers_per_pub;
+    let streams = rooms as f64 * publishers as f64 * 2.0 * receivers_per_pub;
     let loss = if offered > 0.0 {
         (1.0 - delivered / offered).max(0.0)
     } else {
         0.0
     };
     format!(
-        "pubs={} subs={} streams={} offered_pps={:.0} forwarded_pps={:.0} delivered_pps={:.0} \
+        "rooms={} pubs={} subs={} streams={} offered_pps={:.0} forwarded_pps={:.0} delivered_pps={:.0} \
          sfu_dropped_pps={:.0} seq_gaps_pps={:.0} loss={:.2}% sfu_cpu={:.0}% load_cpu={:.0}% \
          sfu_us_per_pkt={:.1} sfu_cpu_per_stream={:.2}% kernel_rcvbuf_drops_pps={:.0} \
          kernel_sndbuf_drops_pps={:.0} missing_before_fanout_pps={:.0} lower_layers_in_pps={:.0}",
+        rooms,
         publishers,
         subscribers,
         streams,

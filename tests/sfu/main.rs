@@ -4,10 +4,10 @@
 //! ICE-TCP and single-port transport, join/leave cycles that leave nothing behind, publisher
 //! churn that recycles m-lines, clients that misbehave on purpose, retransmissions under loss
 //! (in a network namespace of its own, with nftables), ICE restarts after a client's path
-//! broke, a simulcast publisher's layers chosen per subscriber, and redundant audio (RED) to
-//! subscribers with and without it. Needs no service; each test takes its own media ports in
-//! 42000–42599 (restart: 42900–42949, simulcast: 42950–42969, RED: 42970–42989), or ports the
-//! kernel hands out.
+//! broke, a simulcast publisher's layers chosen per subscriber, redundant audio (RED) to
+//! subscribers with and without it, and rooms spread over the SFU's threads. Needs no service;
+//! each test takes its own media ports in 42000–42599 (threads: 42600–42619, restart:
+//! 42900–42949, simulcast: 42950–42969, RED: 42970–42989), or ports the kernel hands out.
 
 mod churn;
 mod errors;
@@ -20,4 +20,5 @@ mod red;
 mod restart;
 mod retransmission;
 mod simulcast;
+mod threads;
 mod transport;
