@@ -154,20 +154,22 @@ async fn connection<H, Fut>(
     }
 }
 
-/// A TLS stream whose first bytes were read to tell HTTP from TURN: they are read again first.
-pub struct Sniffed {
-    inner: TlsStream<TcpStream>,
+/// A stream whose first bytes were read to tell one protocol from another (here a TLS stream,
+/// HTTP from TURN): they are read again first.
+pub struct Sniffed<S = TlsStream<TcpStream>> {
+    inner: S,
     head: Vec<u8>,
     at: usize,
 }
 
-impl Sniffed {
-    fn new(inner: TlsStream<TcpStream>, head: Vec<u8>) -> Self {
+impl<S> Sniffed<S> {
+    /// `inner`, with `head` (what was read off it) given back first.
+    pub fn new(inner: S, head: Vec<u8>) -> Self {
         Sniffed { inner, head, at: 0 }
     }
 }
 
-impl AsyncRead for Sniffed {
+impl<S: AsyncRead + Unpin> AsyncRead for Sniffed<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -178,13 +180,18 @@ impl AsyncRead for Sniffed {
             let n = (this.head.len() - this.at).min(buf.remaining());
             buf.put_slice(&this.head[this.at..this.at + n]);
             this.at += n;
+            if this.at == this.head.len() {
+                // Given back whole: the connection keeps no copy.
+                this.head = Vec::new();
+                this.at = 0;
+            }
             return Poll::Ready(Ok(()));
         }
         Pin::new(&mut this.inner).poll_read(cx, buf)
     }
 }
 
-impl AsyncWrite for Sniffed {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Sniffed<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
