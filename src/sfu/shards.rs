@@ -49,9 +49,11 @@ impl Shards {
         let stop = CancellationToken::new();
         let mut shards = Vec::with_capacity(count);
         for index in 0..count {
+            // On an error the threads started so far end too.
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
-                .build()?;
+                .build()
+                .inspect_err(|_| stop.cancel())?;
             let handle = runtime.handle().clone();
             let stopped = stop.clone();
             let (told, tid) = std::sync::mpsc::sync_channel(1);
