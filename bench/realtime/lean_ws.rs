@@ -18,6 +18,8 @@ use std::io::ErrorKind;
 use std::rc::Rc;
 use std::time::Duration;
 
+use actix_codec::{Decoder as _, Encoder as _};
+use actix_http::ws::{Codec, Frame, Message, ProtocolError};
 use actix_http::{HttpService, Protocol};
 use actix_server::Server;
 use actix_service::{IntoServiceFactory, Service, ServiceFactory, ServiceFactoryExt as _};
@@ -26,6 +28,7 @@ use actix_web::dev::AppConfig;
 use actix_web::http::header::ContentType;
 use actix_web::rt::net::TcpStream;
 use actix_web::{App, HttpResponse, web};
+use bytes::BytesMut;
 use talkconnect::shared_port::Sniffed;
 use talkconnect_testkit::sfu_measure::print_line;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -147,20 +150,25 @@ fn websocket_key(head: &[u8]) -> Option<String> {
     if upgrade { key } else { None }
 }
 
-/// One upgraded socket: between messages the task holds the stream and, at most, the bytes of
-/// an unfinished frame.
+/// One upgraded socket: between messages the task holds the stream, actix-http's websocket
+/// codec (a few bytes of state) and, at most, the bytes of an unfinished frame.
 async fn websocket(mut tcp: TcpStream, key: &str) -> std::io::Result<()> {
     let accept = actix_http::ws::hash_key(key.as_bytes());
-    let mut out = format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Accept: {}\r\n\r\n",
-        String::from_utf8_lossy(&accept)
-    )
-    .into_bytes();
-    push_frame(&mut out, 0x1, OPEN.as_bytes());
+    let mut codec = Codec::new().max_size(MAX_FRAME);
+    let mut out = BytesMut::from(
+        format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: {}\r\n\r\n",
+            String::from_utf8_lossy(&accept)
+        )
+        .as_bytes(),
+    );
+    codec
+        .encode(Message::Text(OPEN.into()), &mut out)
+        .map_err(invalid)?;
     tcp.write_all(&out).await?;
     drop(out);
-    let mut partial: Vec<u8> = Vec::new();
+    let mut partial = BytesMut::new();
     loop {
         tcp.readable().await?;
         // The stack buffer lives only in this block, so it is not part of the task's state
@@ -173,20 +181,20 @@ async fn websocket(mut tcp: TcpStream, key: &str) -> std::io::Result<()> {
                 Err(e) if e.kind() == ErrorKind::WouldBlock => continue,
                 Err(e) => return Err(e),
             }
-            let mut replies = Vec::new();
-            while let Some((opcode, payload, used)) = client_frame(&partial)? {
-                match (opcode, payload.as_slice()) {
-                    (0x1, b"40") => push_frame(&mut replies, 0x1, CONNECTED.as_bytes()),
-                    (0x1, b"2") => push_frame(&mut replies, 0x1, b"3"),
-                    (0x9, _) => push_frame(&mut replies, 0xA, &payload),
-                    (0x8, _) => return Ok(()),
-                    _ => {}
-                }
-                partial.drain(..used);
+            let mut replies = BytesMut::new();
+            while let Some(frame) = codec.decode(&mut partial).map_err(invalid)? {
+                let reply = match frame {
+                    Frame::Text(text) if &text[..] == b"40" => Message::Text(CONNECTED.into()),
+                    Frame::Text(text) if &text[..] == b"2" => Message::Text("3".into()),
+                    Frame::Ping(data) => Message::Pong(data),
+                    Frame::Close(_) => return Ok(()),
+                    _ => continue,
+                };
+                codec.encode(reply, &mut replies).map_err(invalid)?;
             }
             if partial.is_empty() {
                 // Give the capacity back: an idle socket keeps no buffer.
-                partial = Vec::new();
+                partial = BytesMut::new();
             }
             replies
         };
@@ -196,52 +204,6 @@ async fn websocket(mut tcp: TcpStream, key: &str) -> std::io::Result<()> {
     }
 }
 
-/// The first whole client frame in `buf`: opcode, unmasked payload, bytes used. A frame too
-/// long, or one the client did not mask, is an error.
-fn client_frame(buf: &[u8]) -> std::io::Result<Option<(u8, Vec<u8>, usize)>> {
-    let bad = |what: &str| std::io::Error::new(ErrorKind::InvalidData, what.to_owned());
-    if buf.len() < 2 {
-        return Ok(None);
-    }
-    let opcode = buf[0] & 0x0f;
-    if buf[1] & 0x80 == 0 {
-        return Err(bad("unmasked client frame"));
-    }
-    let (len, mut at) = match buf[1] & 0x7f {
-        126 if buf.len() >= 4 => (usize::from(u16::from_be_bytes([buf[2], buf[3]])), 4),
-        126 => return Ok(None),
-        127 => return Err(bad("frame too long")),
-        n => (usize::from(n), 2),
-    };
-    if len > MAX_FRAME {
-        return Err(bad("frame too long"));
-    }
-    if buf.len() < at + 4 + len {
-        return Ok(None);
-    }
-    let mask = [buf[at], buf[at + 1], buf[at + 2], buf[at + 3]];
-    at += 4;
-    let payload = buf[at..at + len]
-        .iter()
-        .enumerate()
-        .map(|(i, b)| b ^ mask[i % 4])
-        .collect();
-    Ok(Some((opcode, payload, at + len)))
-}
-
-/// A final, unmasked server frame.
-fn push_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8]) {
-    out.push(0x80 | opcode);
-    match payload.len() {
-        n if n < 126 => out.push(n as u8),
-        n if n <= usize::from(u16::MAX) => {
-            out.push(126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            out.push(127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    out.extend_from_slice(payload);
+fn invalid(err: ProtocolError) -> std::io::Error {
+    std::io::Error::new(ErrorKind::InvalidData, err.to_string())
 }
