@@ -477,10 +477,10 @@ impl Forwarder {
                     None | Some(TrackRemoteEvent::OnEnded) => break,
                     Some(TrackRemoteEvent::OnRtpPacket(packet)) => {
                         let bytes = packet.marshal_size();
-                        self.metrics.received_packets.fetch_add(1, Ordering::Relaxed);
+                        self.metrics.received_packets.add(1);
                         self.metrics
                             .received_bytes
-                            .fetch_add(bytes as u64, Ordering::Relaxed);
+                            .add(bytes as u64);
                         if self.muted {
                             continue;
                         }
@@ -715,7 +715,7 @@ impl Forwarder {
         }) {
             Ok(()) => false,
             Err(mpsc::error::TrySendError::Full(_)) => {
-                self.metrics.dropped_packets.fetch_add(1, Ordering::Relaxed);
+                self.metrics.dropped_packets.add(1);
                 false
             }
             Err(mpsc::error::TrySendError::Closed(_)) => true,
@@ -827,7 +827,7 @@ impl Forwarder {
             if leg.queue.try_send(resend).is_ok() {
                 answered += 1;
             } else {
-                self.metrics.dropped_packets.fetch_add(1, Ordering::Relaxed);
+                self.metrics.dropped_packets.add(1);
             }
         }
         let relayed: usize = missing.iter().map(|(_, seqs)| seqs.len()).sum();
@@ -910,7 +910,7 @@ pub(crate) async fn run_downlink(
             queued = packets.recv() => {
                 let Some(queued) = queued else { break };
                 let Some((kind, track, mapping)) = legs.get(&queued.source) else {
-                    metrics.dropped_packets.fetch_add(1, Ordering::Relaxed);
+                    metrics.dropped_packets.add(1);
                     continue;
                 };
                 // Audio-only, or audio first while this subscriber's downlink is congested.
@@ -919,19 +919,19 @@ pub(crate) async fn run_downlink(
                 }
                 let Some(packet) = mapping.rewrite_shifted(&queued.packet, queued.shift, queued.vp8)
                 else {
-                    metrics.dropped_packets.fetch_add(1, Ordering::Relaxed);
+                    metrics.dropped_packets.add(1);
                     continue;
                 };
                 let bytes = packet.marshal_size() as u64;
                 match track.write_rtp(packet).await {
                     Ok(()) => {
-                        metrics.forwarded_packets.fetch_add(1, Ordering::Relaxed);
-                        metrics.forwarded_bytes.fetch_add(bytes, Ordering::Relaxed);
+                        metrics.forwarded_packets.add(1);
+                        metrics.forwarded_bytes.add(bytes);
                         video.count_sent(bytes);
                     }
                     Err(e) => {
                         tracing::debug!(error = %e, "sfu: packet not written");
-                        metrics.dropped_packets.fetch_add(1, Ordering::Relaxed);
+                        metrics.dropped_packets.add(1);
                     }
                 }
             }

@@ -355,6 +355,12 @@ impl SfuHandle {
         self.shards.rooms()
     }
 
+    /// Participants in the live rooms of each SFU thread; a new room goes to the thread with
+    /// the fewest.
+    pub fn people_per_thread(&self) -> Vec<usize> {
+        self.shards.people()
+    }
+
     /// The OS thread id of each of the SFU's threads (`None` where /proc does not tell), for
     /// tools that read a thread's CPU time or pin it to a core.
     pub fn thread_ids(&self) -> Vec<Option<u32>> {
@@ -370,11 +376,11 @@ impl SfuHandle {
             tasks: m.tasks.load(Ordering::Relaxed),
             runtime_tasks: self.shards.alive_tasks(),
             leased_ports: self.shared.ports.leased(),
-            received_packets: m.received_packets.load(Ordering::Relaxed),
-            received_bytes: m.received_bytes.load(Ordering::Relaxed),
-            forwarded_packets: m.forwarded_packets.load(Ordering::Relaxed),
-            forwarded_bytes: m.forwarded_bytes.load(Ordering::Relaxed),
-            dropped_packets: m.dropped_packets.load(Ordering::Relaxed),
+            received_packets: m.received_packets.get(),
+            received_bytes: m.received_bytes.get(),
+            forwarded_packets: m.forwarded_packets.get(),
+            forwarded_bytes: m.forwarded_bytes.get(),
+            dropped_packets: m.dropped_packets.get(),
             keyframe_requests: m.keyframe_requests.load(Ordering::Relaxed),
             relayed_nacks: m.relayed_nacks.load(Ordering::Relaxed),
             nack_requested_packets: m.nack_requested_packets.load(Ordering::Relaxed),

@@ -354,8 +354,9 @@ pub(crate) struct Room {
     shared: SfuShared,
     commands: mpsc::WeakUnboundedSender<RoomCmd>,
     participants: HashMap<String, Participant>,
-    /// The room's place on its SFU thread, given back when the room ends.
-    _placement: Placement,
+    /// The room's place on its SFU thread, told of who joins and leaves, given back when the
+    /// room ends.
+    placement: Placement,
 }
 
 /// Starts the owner task of room `id` on the current runtime: the SFU thread of `placement`.
@@ -372,7 +373,7 @@ pub(crate) fn spawn_room(
         commands: tx.downgrade(),
         shared: shared.clone(),
         participants: HashMap::new(),
-        _placement: placement,
+        placement,
     };
     shared.metrics.rooms.fetch_add(1, Ordering::Relaxed);
     let metrics = Arc::clone(&shared.metrics);
@@ -687,6 +688,7 @@ impl Room {
             },
         );
         self.shared.metrics.peers.fetch_add(1, Ordering::Relaxed);
+        self.placement.joined();
         tracing::info!(room = %self.id, user, peer, "sfu: participant joined");
         if publish {
             // Its offer is due: a join that never offers must not keep its port.
@@ -1619,6 +1621,7 @@ impl Room {
             drop(port);
         });
         self.shared.metrics.peers.fetch_sub(1, Ordering::Relaxed);
+        self.placement.left();
 
         let others: Vec<String> = self.participants.keys().cloned().collect();
         for other in others {

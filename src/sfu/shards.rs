@@ -4,7 +4,9 @@
 //! runtime that builds it, and the room task builds them). A packet therefore crosses no
 //! thread between the publisher's connection and the subscribers' ones, and no task of one
 //! room waits behind a busy room on another shard. Many rooms use every shard: a new room goes
-//! to the shard with the fewest live rooms.
+//! to the shard with the fewest participants in its live rooms (then the fewest rooms). A room
+//! stays where it was placed however it grows: its connections belong to that thread's
+//! runtime.
 //!
 //! What is not a room's own runs on shard 0: the single-port demultiplexer (it hands each
 //! datagram to its connection's shard through a channel), connectivity probes and the wait at
@@ -27,18 +29,43 @@ struct Shard {
     handle: Handle,
     /// The thread's id in the OS (Linux), for tools that read a thread's CPU time.
     tid: Option<u32>,
-    /// Live rooms placed on this shard.
-    rooms: Arc<AtomicUsize>,
+    /// Live rooms placed on this shard, and their participants.
+    load: Arc<Load>,
 }
 
-/// A room's place on its shard, held by the room for as long as it lives.
+#[derive(Default)]
+struct Load {
+    rooms: AtomicUsize,
+    people: AtomicUsize,
+}
+
+/// A room's place on its shard, held by the room for as long as it lives; it tells the shard
+/// how many people the room holds.
 pub(crate) struct Placement {
-    rooms: Arc<AtomicUsize>,
+    load: Arc<Load>,
+    people: usize,
+}
+
+impl Placement {
+    /// One more participant in the room.
+    pub(crate) fn joined(&mut self) {
+        self.people += 1;
+        self.load.people.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One participant fewer.
+    pub(crate) fn left(&mut self) {
+        if self.people > 0 {
+            self.people -= 1;
+            self.load.people.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
 }
 
 impl Drop for Placement {
     fn drop(&mut self) {
-        self.rooms.fetch_sub(1, Ordering::Relaxed);
+        self.load.people.fetch_sub(self.people, Ordering::Relaxed);
+        self.load.rooms.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -60,6 +87,7 @@ impl Shards {
             std::thread::Builder::new()
                 .name(format!("sfu{index}"))
                 .spawn(move || {
+                    super::stats::use_stripe(index);
                     let _ = told.send(own_tid());
                     runtime.block_on(stopped.cancelled());
                     // Never waits for a task: what is left is dropped here, on its thread.
@@ -69,7 +97,7 @@ impl Shards {
             shards.push(Shard {
                 handle,
                 tid: tid.recv().ok().flatten(),
-                rooms: Arc::new(AtomicUsize::new(0)),
+                load: Arc::default(),
             });
         }
         Ok(Self {
@@ -78,19 +106,25 @@ impl Shards {
         })
     }
 
-    /// The shard with the fewest live rooms (the first of equals), and the new room's place
-    /// on it.
+    /// The shard with the fewest participants, then the fewest live rooms (the first of
+    /// equals), and the new room's place on it.
     pub(crate) fn place_room(&self) -> (&Handle, Placement) {
         let shard = self
             .shards
             .iter()
-            .min_by_key(|shard| shard.rooms.load(Ordering::Relaxed))
+            .min_by_key(|shard| {
+                (
+                    shard.load.people.load(Ordering::Relaxed),
+                    shard.load.rooms.load(Ordering::Relaxed),
+                )
+            })
             .unwrap_or(&self.shards[0]);
-        shard.rooms.fetch_add(1, Ordering::Relaxed);
+        shard.load.rooms.fetch_add(1, Ordering::Relaxed);
         (
             &shard.handle,
             Placement {
-                rooms: Arc::clone(&shard.rooms),
+                load: Arc::clone(&shard.load),
+                people: 0,
             },
         )
     }
@@ -117,7 +151,15 @@ impl Shards {
     pub(crate) fn rooms(&self) -> Vec<usize> {
         self.shards
             .iter()
-            .map(|shard| shard.rooms.load(Ordering::Relaxed))
+            .map(|shard| shard.load.rooms.load(Ordering::Relaxed))
+            .collect()
+    }
+
+    /// Participants in the live rooms of each shard.
+    pub(crate) fn people(&self) -> Vec<usize> {
+        self.shards
+            .iter()
+            .map(|shard| shard.load.people.load(Ordering::Relaxed))
             .collect()
     }
 
@@ -169,6 +211,64 @@ mod tests {
         let (third, _c) = shards.place_room();
         assert_eq!(on(third).0, "sfu0");
         drop(b);
+        shards.stop();
+    }
+
+    #[test]
+    fn a_new_room_goes_where_fewer_people_are() {
+        let shards = Shards::start(2).unwrap();
+        let thread_of = |handle: &Handle| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            handle.spawn(async move {
+                let _ = tx.send(thread_name());
+            });
+            rx.recv().unwrap()
+        };
+        let (first, mut big) = shards.place_room();
+        assert_eq!(thread_of(first), "sfu0");
+        for _ in 0..6 {
+            big.joined();
+        }
+        // Two new rooms both go to sfu1, the second although sfu1 then holds more rooms.
+        let (second, mut small) = shards.place_room();
+        small.joined();
+        let (third, empty) = shards.place_room();
+        assert_eq!(
+            (thread_of(second), thread_of(third)),
+            ("sfu1".into(), "sfu1".into())
+        );
+        assert_eq!((shards.rooms(), shards.people()), (vec![1, 2], vec![6, 1]));
+        small.left();
+        small.left(); // never below what the room added
+        assert_eq!(shards.people(), vec![6, 0]);
+        small.joined();
+        drop(small); // a room that ends gives back its people too
+        drop(empty);
+        assert_eq!((shards.rooms(), shards.people()), (vec![1, 0], vec![6, 0]));
+        drop(big);
+        assert_eq!((shards.rooms(), shards.people()), (vec![0, 0], vec![0, 0]));
+        shards.stop();
+    }
+
+    #[test]
+    fn striped_counters_sum_every_thread() {
+        let shards = Shards::start(2).unwrap();
+        let counter = Arc::new(super::super::stats::Striped::default());
+        let mut placements = Vec::new();
+        for index in 0..2 {
+            let (handle, placement) = shards.place_room();
+            placements.push(placement);
+            let counter = Arc::clone(&counter);
+            let (tx, rx) = std::sync::mpsc::channel();
+            handle.spawn(async move {
+                counter.add(10 + index);
+                let _ = tx.send(());
+            });
+            rx.recv().unwrap();
+        }
+        counter.add(100); // a thread that is no shard adds to stripe 0
+        assert_eq!(counter.get(), 121);
+        assert_eq!(counter.stripe_values(3), vec![110, 11, 0]);
         shards.stop();
     }
 }

@@ -1,19 +1,84 @@
 //! Live counters: what exists now (rooms, peers, our tasks) and what flowed (packets).
 //! Tests and the load tool read them to prove that state goes away with its participant.
 
+use std::cell::Cell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+/// Stripes of a [`Striped`] counter: SFU threads beyond this many share stripes.
+const STRIPES: usize = 32;
+
+thread_local! {
+    /// The stripe this thread adds to: its SFU thread's index, 0 on any other thread.
+    static STRIPE: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Makes the calling thread add to stripe `index` (modulo the stripes) of every
+/// [`Striped`] counter: called once by each SFU thread.
+pub(crate) fn use_stripe(index: usize) {
+    STRIPE.with(|stripe| stripe.set(index % STRIPES));
+}
+
+/// One counter on its own cache line.
+#[derive(Default)]
+#[repr(align(128))]
+struct Padded(AtomicU64);
+
+/// A counter that every packet adds to, from every SFU thread: each thread adds to its own
+/// stripe, on a cache line no other thread writes, so the threads do not take the line from
+/// each other on every packet; a read sums the stripes.
+pub(crate) struct Striped {
+    stripes: [Padded; STRIPES],
+}
+
+impl Default for Striped {
+    fn default() -> Self {
+        Self {
+            stripes: std::array::from_fn(|_| Padded::default()),
+        }
+    }
+}
+
+impl Striped {
+    pub(crate) fn add(&self, n: u64) {
+        let stripe = STRIPE.with(Cell::get);
+        self.stripes[stripe].0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The first `n` stripes, each on its own (for tests).
+    #[cfg(test)]
+    pub(crate) fn stripe_values(&self, n: usize) -> Vec<u64> {
+        self.stripes
+            .iter()
+            .take(n)
+            .map(|s| s.0.load(Ordering::Relaxed))
+            .collect()
+    }
+
+    pub(crate) fn get(&self) -> u64 {
+        self.stripes
+            .iter()
+            .map(|s| s.0.load(Ordering::Relaxed))
+            .fold(0, u64::wrapping_add)
+    }
+}
+
+impl std::fmt::Debug for Striped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.get().fmt(f)
+    }
+}
 
 #[derive(Debug, Default)]
 pub(crate) struct SfuMetrics {
     pub rooms: AtomicUsize,
     pub peers: AtomicUsize,
     pub tasks: AtomicUsize,
-    pub received_packets: AtomicU64,
-    pub received_bytes: AtomicU64,
-    pub forwarded_packets: AtomicU64,
-    pub forwarded_bytes: AtomicU64,
-    pub dropped_packets: AtomicU64,
+    pub received_packets: Striped,
+    pub received_bytes: Striped,
+    pub forwarded_packets: Striped,
+    pub forwarded_bytes: Striped,
+    pub dropped_packets: Striped,
     pub connections_failed: AtomicU64,
     pub connect_timeouts: AtomicU64,
     pub keyframe_requests: AtomicU64,

@@ -1,13 +1,14 @@
 //! The SFU's threads: a room lives on one, many rooms use them all. With two threads:
-//! - two rooms opened one after the other go one to each thread; when a room ends its place
-//!   is given back, and the next room goes to the thread it left;
+//! - two rooms opened one after the other go one to each thread; a new room goes to the
+//!   thread whose rooms hold fewer people, even where it holds more rooms; when a room ends
+//!   its place is given back, and the next room goes to the thread it left;
 //! - while media flows in one room only, that room's work, its webrtc-rs connections
 //!   included (a connection's driver runs where the room's task built it), is done on its
 //!   own thread: the other thread, holding a room with one silent listener, spends a small
 //!   fraction of that CPU time.
 
 use std::time::Duration;
-use talkconnect::sfu::{Sfu, SfuConfig};
+use talkconnect::sfu::{Sfu, SfuConfig, SfuHandle};
 use talkconnect_testkit::sfu_client::{Client, wait_for};
 use talkconnect_testkit::sfu_measure::thread_cpu_ticks;
 
@@ -60,15 +61,26 @@ async fn rooms_spread_over_the_threads_and_a_rooms_work_stays_on_its_thread() {
         "CPU ticks of the quiet room's thread and the busy room's: {spent:?}"
     );
 
-    // The quiet room ends; its thread takes the next room.
-    h.end_room("quiet").await.expect("end the quiet room");
-    quiet.close().await;
-    wait_for(
-        "the quiet room's place given back",
-        Duration::from_secs(10),
-        || h.rooms_per_thread() == vec![0, 1],
+    // New rooms go where fewer people are: both to the quiet thread, even when it already
+    // holds more rooms than the busy one.
+    assert_eq!(h.people_per_thread(), vec![1, 3]);
+    let third = Client::join(&h, "third", "erin", false).await;
+    let fourth = Client::join(&h, "fourth", "frank", false).await;
+    assert_eq!(
+        (h.rooms_per_thread(), h.people_per_thread()),
+        (vec![3, 1], vec![3, 3]),
+        "rooms and people per thread"
+    );
+    end_rooms(
+        &h,
+        vec![("third", third), ("fourth", fourth)],
+        [1, 1],
+        [1, 3],
     )
     .await;
+
+    // The quiet room ends; its thread takes the next room.
+    end_rooms(&h, vec![("quiet", quiet)], [0, 1], [0, 3]).await;
     let next = Client::join(&h, "next", "dave", false).await;
     assert_eq!(h.rooms_per_thread(), vec![1, 1]);
 
@@ -77,4 +89,24 @@ async fn rooms_spread_over_the_threads_and_a_rooms_work_stays_on_its_thread() {
         c.close().await;
     }
     sfu.shutdown().await;
+}
+
+/// Ends each room and closes its client, then waits until the threads hold `rooms` rooms and
+/// `people` people: the rooms' places given back.
+async fn end_rooms(
+    h: &SfuHandle,
+    ended: Vec<(&str, Client)>,
+    rooms: [usize; 2],
+    people: [usize; 2],
+) {
+    for (room, client) in ended {
+        h.end_room(room).await.expect("end the room");
+        client.close().await;
+    }
+    wait_for(
+        "the rooms' places given back",
+        Duration::from_secs(10),
+        || h.rooms_per_thread() == rooms && h.people_per_thread() == people,
+    )
+    .await;
 }
