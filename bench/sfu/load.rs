@@ -5,6 +5,7 @@
 //!
 //! cargo run --release --example sfu_load -- --publishers 2 --subscribers 8 --seconds 10
 //! cargo run --release --example sfu_load -- --rooms 4 --sfu-threads 2 --no-pin ...
+//! cargo run --release --example sfu_load -- --rooms 4 --sfu-threads 2 --spread --sfu-cpu-percent 45 ...
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use clap::Parser;
@@ -30,6 +31,11 @@ struct Args {
     /// `sfu.retransmission_buffer_ms` (0 = off), to weigh the buffer's cost.
     #[arg(long, default_value_t = SfuConfig::default().retransmission_buffer_ms)]
     retransmission_buffer_ms: u64,
+    /// Hold each SFU thread to this share of one core (cgroup v1 `cpu`, root; 0 = no cap):
+    /// with --spread, N threads capped at P % stand for N cores of P % each, the load
+    /// generator taking the rest of the machine (bench/sfu/cores.sh).
+    #[arg(long, default_value_t = 0)]
+    sfu_cpu_percent: u64,
 }
 
 fn main() {
@@ -40,6 +46,7 @@ fn main() {
         rooms,
         spread,
         retransmission_buffer_ms,
+        sfu_cpu_percent,
     } = Args::parse();
     let sfu = Sfu::start(SfuConfig {
         worker_threads: sfu_threads,
@@ -75,7 +82,11 @@ fn main() {
                 subscribers.push(Client::join(&handle, &room, &name, false).await);
             }
         }
-        tracing::info!(rooms_per_thread = ?handle.rooms_per_thread(), "rooms placed");
+        tracing::info!(
+            rooms_per_thread = ?handle.rooms_per_thread(),
+            people_per_thread = ?handle.people_per_thread(),
+            "rooms placed"
+        );
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         if spread {
             for (i, tid) in handle.thread_ids().into_iter().enumerate() {
@@ -86,6 +97,10 @@ fn main() {
         } else if !args.no_pin {
             sfu_measure::pin_threads(args.sfu_core);
         }
+        let caps = (sfu_cpu_percent > 0).then(|| {
+            let tids: Vec<u32> = handle.thread_ids().into_iter().flatten().collect();
+            sfu_measure::cap_threads(&tids, sfu_cpu_percent).expect("cap the SFU threads' CPU")
+        });
         let load = Load {
             names: publishers.iter().map(|p| p.user.clone()).collect(),
             senders: publishers.iter().map(|p| &*p.state).collect(),
@@ -116,6 +131,10 @@ fn main() {
             .map(|tid| sfu_measure::thread_cpu_ticks(tid).to_string())
             .collect();
         tracing::info!(ticks = %per_thread.join(","), "sfu threads' CPU since start");
+        if let Some(caps) = &caps {
+            tracing::info!(throttled = ?caps.throttled(), "times each capped SFU thread was held off");
+        }
+        drop(caps);
         sfu_measure::print_line(&sfu_measure::report_rooms(
             rooms,
             args.publishers,

@@ -112,6 +112,83 @@ pub fn pin_thread(tid: u32, cpus: &str) {
         .status();
 }
 
+/// The cgroup v1 `cpu` hierarchy that [`cap_threads`] uses.
+const CPU_CGROUPS: &str = "/sys/fs/cgroup/cpu";
+
+/// CFS period of the caps: short, so a capped thread is never held off for long (a 100 ms
+/// period would let it run 45 ms and then stop it for 55, with packets piling up meanwhile).
+const CAP_PERIOD_US: u64 = 10_000;
+
+/// Threads held to a share of one core each, until dropped.
+pub struct CpuCaps {
+    /// Each capped thread, its cgroup, and the cgroup it came from.
+    threads: Vec<(u32, std::path::PathBuf, String)>,
+}
+
+/// Holds each of `tids` (threads of this process) to `percent` of one core: one cgroup per
+/// thread under the cgroup v1 `cpu` controller, `cpu.cfs_quota_us` = percent of a 10 ms
+/// period. A stand-in for a machine with more cores than this one: threads capped at 45 % on
+/// two cores are two "cores" of 0.45, while the load generator takes what is left. Needs
+/// root and the v1 controller mounted at /sys/fs/cgroup/cpu.
+pub fn cap_threads(tids: &[u32], percent: u64) -> std::io::Result<CpuCaps> {
+    let mut caps = CpuCaps {
+        threads: Vec::new(),
+    };
+    for &tid in tids {
+        let from = std::fs::read_to_string(format!("/proc/self/task/{tid}/cgroup"))?
+            .lines()
+            .find_map(|l| {
+                let mut parts = l.splitn(3, ':');
+                let controllers = parts.nth(1)?;
+                controllers
+                    .split(',')
+                    .any(|c| c == "cpu")
+                    .then(|| parts.next().map(str::to_owned))?
+            })
+            .ok_or_else(|| std::io::Error::other("no cgroup v1 cpu controller"))?;
+        let dir = std::path::Path::new(CPU_CGROUPS)
+            .join(format!("talkconnect-bench-{}-{tid}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        caps.threads.push((tid, dir.clone(), from));
+        std::fs::write(dir.join("cpu.cfs_period_us"), CAP_PERIOD_US.to_string())?;
+        std::fs::write(
+            dir.join("cpu.cfs_quota_us"),
+            (CAP_PERIOD_US * percent / 100).to_string(),
+        )?;
+        std::fs::write(dir.join("tasks"), tid.to_string())?;
+    }
+    Ok(caps)
+}
+
+impl CpuCaps {
+    /// Times each capped thread was held off for having used its share (`nr_throttled`).
+    pub fn throttled(&self) -> Vec<u64> {
+        self.threads
+            .iter()
+            .map(|(_, dir, _)| {
+                std::fs::read_to_string(dir.join("cpu.stat"))
+                    .unwrap_or_default()
+                    .lines()
+                    .find_map(|l| l.strip_prefix("nr_throttled "))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0)
+            })
+            .collect()
+    }
+}
+
+impl Drop for CpuCaps {
+    fn drop(&mut self) {
+        for (tid, dir, from) in &self.threads {
+            let back = std::path::Path::new(CPU_CGROUPS)
+                .join(from.trim_start_matches('/'))
+                .join("tasks");
+            let _ = std::fs::write(back, tid.to_string());
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
 /// utime+stime ticks of a whole process (all its threads, live and exited).
 pub fn process_cpu_ticks(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))

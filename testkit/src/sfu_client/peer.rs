@@ -814,7 +814,13 @@ impl Peer {
             let mut tick = tokio::time::interval(Duration::from_millis(20));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             let top = video_ssrcs.len() - 1;
-            let per_tick = |layer: usize| ((video_pps / 50) >> (top - layer)).max(1);
+            // Packets of a layer in tick n: what n ticks owe at the layer's rate less what
+            // n − 1 ticks owed, so a rate that is no multiple of 50 comes out right on average.
+            let per_tick = |layer: usize, n: u32| {
+                let pps = u64::from((video_pps >> (top - layer)).max(50));
+                let owed = |ticks: u32| pps * u64::from(ticks) / 50;
+                owed(n) - owed(n - 1)
+            };
             let (mut aseq, mut n) = (0u16, 0u32);
             let mut previous_frame: Option<Vec<u8>> = None;
             let mut vseq = vec![0u16; video_ssrcs.len()];
@@ -853,7 +859,7 @@ impl Peer {
                     &video_ssrcs[..]
                 };
                 for &(ssrc, layer) in video_layers {
-                    let count = per_tick(layer);
+                    let count = per_tick(layer, n);
                     for i in 0..count {
                         // VP8 descriptor (S=1, PID 0) then a frame header: P=0 (key) once a
                         // second.
