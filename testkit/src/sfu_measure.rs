@@ -127,8 +127,8 @@ pub struct CpuCaps {
 
 /// Holds each of `tids` (threads of this process) to `percent` of one core: one cgroup per
 /// thread under the cgroup v1 `cpu` controller, `cpu.cfs_quota_us` = percent of a 10 ms
-/// period. A stand-in for a machine with more cores than this one: threads capped at 45 % on
-/// two cores are two "cores" of 0.45, while the load generator takes what is left. Needs
+/// period. A stand-in for a machine with more cores than this one: threads capped at 40 % on
+/// two cores are two "cores" of 0.40, while the load generator takes what is left. Needs
 /// root and the v1 controller mounted at /sys/fs/cgroup/cpu.
 pub fn cap_threads(tids: &[u32], percent: u64) -> std::io::Result<CpuCaps> {
     let mut caps = CpuCaps {
