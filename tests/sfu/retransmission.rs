@@ -70,8 +70,9 @@ fn nacks_are_answered_from_the_buffer_and_fewer_frames_are_lost() {
 /// Runs the scenario in a fresh namespace and returns what it measured.
 fn run_in_namespace(buffer_ms: u64) -> Outcome {
     static RUNS: AtomicU32 = AtomicU32::new(0);
+    // Not `tcs-…`: the browser lab of web/e2e/simulcast.test.mjs deletes every such namespace.
     let name = format!(
-        "tcs-rtx-{}-{}",
+        "tcrtx-{}-{}",
         std::process::id(),
         RUNS.fetch_add(1, Ordering::Relaxed)
     );
