@@ -320,6 +320,9 @@ pub(crate) enum LegFeedback {
     Nack { peer: u64, nacks: Vec<NackPair> },
 }
 
+/// What a packet asked of the publisher is taken to weigh against the leg's resend budget.
+const RELAYED_PACKET_BYTES: u64 = 1200;
+
 /// Entries of a forwarder's feedback queue.
 pub(crate) const FEEDBACK_QUEUE: usize = 256;
 
@@ -365,10 +368,24 @@ struct Layer {
     last_packet: Option<std::time::Instant>,
     height: Option<u16>,
     last_keyframe_request: Option<Instant>,
-    /// Its bitrate over the last second (and the bytes counted since `rate_since`).
-    bps: u64,
+    /// Its bitrate in each of the last `RATE_WINDOWS` seconds, newest at `bps_at` (and the
+    /// bytes counted since `rate_since`). One second of a simulcast layer swings from a tenth
+    /// to twice its mean (a noisy picture, keyframes, the encoder dropping frames).
+    bps: [u64; RATE_WINDOWS],
+    bps_at: usize,
     rate_bytes: u64,
     rate_since: Option<std::time::Instant>,
+}
+
+/// Seconds over which a layer's bitrate is averaged.
+const RATE_WINDOWS: usize = 4;
+
+impl Layer {
+    /// Its mean bitrate over the last seconds (those measured so far).
+    fn mean_bps(&self) -> u64 {
+        let measured: Vec<u64> = self.bps.iter().copied().filter(|&b| b > 0).collect();
+        measured.iter().sum::<u64>() / measured.len().max(1) as u64
+    }
 }
 
 /// Simulcast tracks have at most this many layers (more SSRCs are ignored).
@@ -551,7 +568,8 @@ impl Forwarder {
             last_packet: None,
             height: None,
             last_keyframe_request: None,
-            bps: 0,
+            bps: [0; RATE_WINDOWS],
+            bps_at: 0,
             rate_bytes: 0,
             rate_since: None,
         });
@@ -609,7 +627,8 @@ impl Forwarder {
             let since = *l.rate_since.get_or_insert(now);
             let elapsed = now.duration_since(since);
             if elapsed >= Duration::from_secs(1) {
-                l.bps = (l.rate_bytes as f64 * 8.0 / elapsed.as_secs_f64()) as u64;
+                l.bps_at = (l.bps_at + 1) % RATE_WINDOWS;
+                l.bps[l.bps_at] = (l.rate_bytes as f64 * 8.0 / elapsed.as_secs_f64()) as u64;
                 l.rate_bytes = 0;
                 l.rate_since = Some(now);
             }
@@ -637,7 +656,7 @@ impl Forwarder {
                     height: l.height,
                 })
                 .collect();
-            let state_bps: Vec<u64> = state.layers.iter().map(|l| l.bps).collect();
+            let state_bps: Vec<u64> = state.layers.iter().map(Layer::mean_bps).collect();
             let incoming = Incoming {
                 layer,
                 seq: packet.header.sequence_number,
@@ -799,6 +818,10 @@ impl Forwarder {
                 limited += 1;
                 continue;
             }
+            if simulcast && leg.layers.before_switch(seq) {
+                limited += 1;
+                continue;
+            }
             let (layer, original, shift) = if simulcast {
                 match leg.layers.map_back(seq) {
                     Some(found) => found,
@@ -807,11 +830,19 @@ impl Forwarder {
             } else {
                 (0, seq, Shift::default())
             };
-            let Some(packet) = state
+            let packet = state
                 .layers
                 .get(layer)
-                .and_then(|l| l.buffer.get(now, original))
-            else {
+                .and_then(|l| l.buffer.get(now, original));
+            // What the answer will send: the buffered packet, or what the publisher resends.
+            let size = packet.map_or(RELAYED_PACKET_BYTES, |p| {
+                (p.header.marshal_size() + p.payload.len()) as u64
+            });
+            if !leg.video.take_resend(now, size) {
+                limited += 1;
+                continue;
+            }
+            let Some(packet) = packet else {
                 match missing.iter_mut().find(|(l, _)| *l == layer) {
                     Some((_, seqs)) => seqs.push(original),
                     None => missing.push((layer, vec![original])),

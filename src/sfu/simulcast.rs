@@ -324,6 +324,15 @@ impl LegLayers {
         Some(self.shift)
     }
 
+    /// Whether a sequence number this leg sent comes before its last switch. Nothing after the
+    /// keyframe it switched on refers to such a packet, so a NACK for it is not worth
+    /// answering.
+    pub(crate) fn before_switch(&self, sent: u16) -> bool {
+        self.epochs
+            .last()
+            .is_some_and(|(start, ..)| sent.wrapping_sub(*start) >= 0x8000)
+    }
+
     /// The layer, publisher sequence number and shift behind a sequence number this leg sent.
     pub(crate) fn map_back(&self, sent: u16) -> Option<(usize, u16, Shift)> {
         let last = self.last?.seq;
@@ -579,6 +588,11 @@ mod tests {
         assert_eq!(leg.map_back(102), Some((0, 102, Shift::default())));
         assert_eq!(leg.map_back(104), Some((1, 5002, shift)));
         assert_eq!(leg.map_back(99), None, "before the leg's first packet");
+        assert!(
+            leg.before_switch(102),
+            "layer 0's packets came before the switch"
+        );
+        assert!(!leg.before_switch(103) && !leg.before_switch(104));
         // The layer is lost: the next keyframe of any target restarts the leg.
         leg.drop_layer(1);
         assert_eq!(leg.current(), None);

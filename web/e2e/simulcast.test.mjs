@@ -5,7 +5,10 @@
 // - on a clean link it receives the high layer (360 lines);
 // - within 10 s of the cut the SFU switches it to the low layer, which it then shows (180
 //   lines), whose packets keep coming, and its audio arrives without a loss burst;
-// - the link restored, it climbs back to the high layer;
+// - the link restored, it climbs back to the high layer (within a minute of the step down:
+//   nothing but GCC's unchecked estimate says the link could carry it, so the SFU waits
+//   `video_retry_max_ms` before it tries; an earlier try on the narrow link would cost the
+//   voice a burst of loss, see docs/SFU.md);
 // - the server counted the switches (`sfu_layer_switches` in /metrics).
 //
 // SIM_LOG sets the server's RUST_LOG, DUMP_LOG=1 prints its log at the end.
