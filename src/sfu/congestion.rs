@@ -401,12 +401,15 @@ impl DownlinkVideo {
     }
 }
 
-/// How much the answers to one participant's NACKs may send: a token bucket refilled at what
-/// the estimate leaves after the media (libwebrtc bounds retransmissions by its estimate the
-/// same way). Without the bound, a downlink that loses packets because it is full asks for
-/// them again and the SFU sends them: on a 300 kbit/s link that was 3.3 Mbit/s sent, the
-/// voice and the next keyframe lost in the queue. Unlimited until the estimator has had
-/// feedback.
+/// How much the answers to one participant's NACKs may send while its downlink is congested
+/// (its loss above the gate's `pause_loss`): a token bucket refilled at what the estimate
+/// leaves after the media. Without the bound, a downlink that loses packets because it is
+/// full asks for them again and the SFU sends them: on a 300 kbit/s link that was 3.3 Mbit/s
+/// sent, the voice and the next keyframe lost in the queue. Below that loss there is no bound
+/// (the leg's `ResendLimiter` still applies): random loss of a few per cent holds GCC's
+/// loss-based target where it is (1 Mbit/s from the start), and bounded by it the resends of
+/// a 0.9 Mbit/s stream at 5 % loss repaired too little (1.7 % of the video lost after repair,
+/// 0.4 frames a second instead of 1.5).
 #[derive(Debug, Default)]
 struct ResendBudget {
     /// bits/s; `None`: no bound.
@@ -421,16 +424,19 @@ struct ResendBudget {
 const RESEND_BURST: Duration = Duration::from_millis(250);
 
 impl ResendBudget {
-    /// The first bound starts with a full bucket.
-    fn set_rate(&mut self, now: Instant, rate_bps: u64) {
+    /// Bounds the resends to `rate_bps`, or lifts the bound (`None`). A new bound starts with
+    /// a full bucket.
+    fn set_rate(&mut self, now: Instant, rate_bps: Option<u64>) {
         self.refill(now);
-        let capacity = Self::capacity(rate_bps);
-        self.tokens = if self.rate_bps.is_none() {
-            capacity
-        } else {
-            self.tokens.min(capacity)
-        };
-        self.rate_bps = Some(rate_bps);
+        if let Some(rate) = rate_bps {
+            let capacity = Self::capacity(rate);
+            self.tokens = if self.rate_bps.is_none() {
+                capacity
+            } else {
+                self.tokens.min(capacity)
+            };
+        }
+        self.rate_bps = rate_bps;
     }
 
     fn capacity(rate_bps: u64) -> f64 {
@@ -509,12 +515,14 @@ pub(crate) async fn run_gate(
         let now = Instant::now();
         let sent_bps = rate.sample(now, video.sent_bytes.load(Ordering::Relaxed));
         let resent_bps = resent.sample(now, video.resend_budget().resent_bytes);
-        if estimate.loss().is_some() {
-            // What the estimate leaves after the media (resends are counted in `sent_bps`).
-            let media_bps = sent_bps.saturating_sub(resent_bps);
-            let room = estimate.target_bps().saturating_sub(media_bps);
-            video.resend_budget().set_rate(now, room);
-        }
+        // Congested: what the estimate leaves after the media (resends are counted in
+        // `sent_bps`).
+        let congested = estimate.loss().is_some_and(|l| l > config.pause_loss);
+        let media_bps = sent_bps.saturating_sub(resent_bps);
+        let spare_bps = estimate.target_bps().saturating_sub(media_bps);
+        video
+            .resend_budget()
+            .set_rate(now, congested.then_some(spare_bps));
         // A step up needs room for what is sent now plus what the next layers add.
         let wanted = sent_bps + video.step_up_bps.load(Ordering::Relaxed);
         let loss = estimate.loss();
@@ -836,13 +844,13 @@ mod tests {
     }
 
     #[test]
-    fn resends_fit_what_the_estimate_leaves_after_the_media() {
+    fn congested_resends_fit_what_the_estimate_leaves_after_the_media() {
         let t0 = Instant::now();
         let video = DownlinkVideo::default();
-        // No estimate yet: no bound.
+        // Not congested: no bound.
         assert!((0..1000).all(|_| video.take_resend(t0, 1200)));
         // 96 kbit/s left: a burst of 250 ms of it (3 000 bytes), then 12 000 bytes a second.
-        video.resend_budget().set_rate(t0, 96_000);
+        video.resend_budget().set_rate(t0, Some(96_000));
         assert!(video.take_resend(t0, 1200), "the first bound starts full");
         assert!(video.take_resend(t0, 1200));
         assert!(!video.take_resend(t0, 1200), "3 000 bytes at most at once");
@@ -853,9 +861,14 @@ mod tests {
         );
         assert!(!video.take_resend(later, 1200));
         // The path is full: nothing is resent.
-        video.resend_budget().set_rate(later, 0);
+        video.resend_budget().set_rate(later, Some(0));
         assert!(!video.take_resend(later + Duration::from_secs(1), 100));
-        assert_eq!(video.resend_budget().resent_bytes, 1003 * 1200);
+        // The congestion is over: no bound again.
+        video
+            .resend_budget()
+            .set_rate(later + Duration::from_secs(2), None);
+        assert!(video.take_resend(later + Duration::from_secs(2), 1200));
+        assert_eq!(video.resend_budget().resent_bytes, 1004 * 1200);
     }
 
     #[test]
