@@ -384,10 +384,7 @@ impl DownlinkVideo {
 
     /// Whether a resend of `bytes` fits what the path leaves after the media; counts it if so.
     pub(crate) fn take_resend(&self, now: Instant, bytes: u64) -> bool {
-        self.resend
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take(now, bytes)
+        self.resend_budget().take(now, bytes)
     }
 
     fn resend_budget(&self) -> std::sync::MutexGuard<'_, ResendBudget> {
@@ -514,19 +511,21 @@ pub(crate) async fn run_gate(
         }
         let now = Instant::now();
         let sent_bps = rate.sample(now, video.sent_bytes.load(Ordering::Relaxed));
-        let resent_bps = resent.sample(now, video.resend_budget().resent_bytes);
-        // Congested: what the estimate leaves after the media (resends are counted in
-        // `sent_bps`).
-        let congested = estimate.loss().is_some_and(|l| l > config.pause_loss);
-        let media_bps = sent_bps.saturating_sub(resent_bps);
-        let spare_bps = estimate.target_bps().saturating_sub(media_bps);
-        video
-            .resend_budget()
-            .set_rate(now, congested.then_some(spare_bps));
+        let (loss, target_bps) = (estimate.loss(), estimate.target_bps());
+        {
+            // Congested: what the estimate leaves after the media (resends are counted in
+            // `sent_bps`).
+            let mut budget = video.resend_budget();
+            let media_bps = sent_bps.saturating_sub(resent.sample(now, budget.resent_bytes));
+            let congested = loss.is_some_and(|l| l > config.pause_loss);
+            budget.set_rate(
+                now,
+                congested.then_some(target_bps.saturating_sub(media_bps)),
+            );
+        }
         // A step up needs room for what is sent now plus what the next layers add.
         let wanted = sent_bps + video.step_up_bps.load(Ordering::Relaxed);
-        let loss = estimate.loss();
-        let headroom = Headroom::of(estimate.target_bps(), sent_bps, loss.unwrap_or(0.0), wanted);
+        let headroom = Headroom::of(target_bps, sent_bps, loss.unwrap_or(0.0), wanted);
         let before = video.level();
         let Some(level) = gate.observe(now, loss, video.any_above_low(), headroom) else {
             continue;
@@ -537,8 +536,8 @@ pub(crate) async fn run_gate(
             peer,
             level,
             paused = level == 0,
-            loss = estimate.loss().unwrap_or(0.0),
-            target_bps = estimate.target_bps(),
+            loss = loss.unwrap_or(0.0),
+            target_bps,
             sent_bps,
             step_up_bps = video.step_up_bps.load(Ordering::Relaxed),
             "sfu: downlink video gate"

@@ -383,8 +383,12 @@ const RATE_WINDOWS: usize = 4;
 impl Layer {
     /// Its mean bitrate over the last seconds (those measured so far).
     fn mean_bps(&self) -> u64 {
-        let measured: Vec<u64> = self.bps.iter().copied().filter(|&b| b > 0).collect();
-        measured.iter().sum::<u64>() / measured.len().max(1) as u64
+        let (sum, count) = self
+            .bps
+            .iter()
+            .filter(|&&b| b > 0)
+            .fold((0, 0), |(sum, count), &b| (sum + b, count + 1));
+        sum / count.max(1)
     }
 }
 
